@@ -1,0 +1,1 @@
+"""Writing changes: Kubernetes objects and pgBouncer (I/O)."""

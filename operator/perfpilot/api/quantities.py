@@ -1,0 +1,245 @@
+"""Durations and resource quantities as the API writes them, parsed once and carried with their units.
+
+Durations use Go's notation (``500ms``, ``30s``, ``10m``, ``1h30m``) because the API server's CEL
+``duration()`` understands exactly that, so one string is valid for both validators. Quantities follow
+Kubernetes' ``resource.Quantity`` for the two resources perfpilot sizes: CPU (``500m``, ``2``, ``0.5``)
+and memory (``64Mi``, ``1Gi``, ``1e9``, ``500M``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import total_ordering
+from typing import Any
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+_DURATION_UNITS_SECONDS: dict[str, Decimal] = {
+    "h": Decimal(3600),
+    "m": Decimal(60),
+    "s": Decimal(1),
+    "ms": Decimal("0.001"),
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
+
+_BINARY_SUFFIXES: dict[str, int] = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+_DECIMAL_SUFFIXES: dict[str, int] = {
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+}
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)|[eE]([+-]?[0-9]+))?$")
+# The schema pattern is Kubernetes' own for resource.Quantity, unsigned: negatives never make sense here.
+QUANTITY_PATTERN = r"^(\+)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"  # noqa: E501
+
+
+def _invalid(kind: str, raw: object, why: str) -> PydanticCustomError:
+    return PydanticCustomError(f"invalid_{kind}", "{why} (got {raw})", {"why": why, "raw": repr(raw)})
+
+
+def parse_duration_seconds(raw: object) -> Decimal:
+    """Parse ``1h30m``-style text into seconds; raise ``ValueError`` naming the value otherwise."""
+    if not isinstance(raw, str):
+        raise ValueError(f"a duration must be a string such as 30s, 10m or 1h30m (got {raw!r})")
+    text = raw.strip()
+    if not text or not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"not a duration: use a number with ms, s, m or h, e.g. 30s, 10m, 1h30m (got {raw!r})")
+    return sum(
+        (Decimal(number) * _DURATION_UNITS_SECONDS[unit] for number, unit in _DURATION_PART.findall(text)),
+        Decimal(0),
+    )
+
+
+def format_duration(seconds: Decimal) -> str:
+    """Shortest Go-style text for a duration: 5400 s -> ``1h30m``, 0.5 s -> ``500ms``."""
+    if seconds == 0:
+        return "0s"
+    millis = int((seconds * 1000).to_integral_value())
+    parts: list[str] = []
+    for unit, size_ms in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, millis = divmod(millis, size_ms)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+@total_ordering
+@dataclass(frozen=True)
+class Duration:
+    """A span of time, always read as ``.seconds``; written back in its shortest Go-style form."""
+
+    seconds: float
+
+    @classmethod
+    def parse(cls, raw: object) -> Duration:
+        return cls(float(parse_duration_seconds(raw)))
+
+    def __str__(self) -> str:
+        return format_duration(Decimal(str(self.seconds)))
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Duration):
+            return NotImplemented
+        return self.seconds < other.seconds
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: type[Any], handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def validate(value: object) -> Duration:
+            if isinstance(value, Duration):
+                return value
+            try:
+                return cls.parse(value)
+            except ValueError as error:
+                raise _invalid("duration", value, str(error).split(" (got")[0]) from None
+
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "pattern": DURATION_PATTERN}
+
+
+def parse_quantity(raw: object) -> Decimal:
+    """Parse a Kubernetes quantity into its plain value (cores for CPU, bytes for memory)."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueError(f"a quantity must be a string or a number such as 500m, 2 or 1Gi (got {raw!r})")
+    text = str(raw).strip()
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(f"not a quantity: use e.g. 500m, 2, 0.5, 64Mi or 1Gi (got {raw!r})")
+    number_text, suffix, exponent = match.groups()
+    try:
+        number = Decimal(number_text)
+    except InvalidOperation:
+        raise ValueError(f"not a quantity: use e.g. 500m, 2, 0.5, 64Mi or 1Gi (got {raw!r})") from None
+    if number < 0:
+        raise ValueError(f"a quantity cannot be negative (got {raw!r})")
+    if exponent is not None:
+        return number * (Decimal(10) ** int(exponent))
+    if suffix == "m":
+        return number / 1000
+    if suffix in _BINARY_SUFFIXES:
+        return number * _BINARY_SUFFIXES[suffix]
+    if suffix in _DECIMAL_SUFFIXES:
+        return number * _DECIMAL_SUFFIXES[suffix]
+    return number
+
+
+def format_cpu_millicores(millicores: int) -> str:
+    """``1000`` -> ``"1"``, ``1500`` -> ``"1500m"``: whole cores when exact, as kubectl prints them."""
+    return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
+
+
+def format_memory_bytes(count: int) -> str:
+    """Largest binary unit that divides exactly: ``1073741824`` -> ``"1Gi"``, else plain bytes."""
+    for suffix, size in sorted(_BINARY_SUFFIXES.items(), key=lambda item: -item[1]):
+        if count and count % size == 0:
+            return f"{count // size}{suffix}"
+    return str(count)
+
+
+def _quantity_json_schema() -> JsonSchemaValue:
+    return {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": QUANTITY_PATTERN}],
+            "x-kubernetes-int-or-string": True}
+
+
+@total_ordering
+@dataclass(frozen=True)
+class CpuQuantity:
+    """CPU in millicores; parsed from ``500m``, ``2`` or ``0.5`` and rounded up to a whole millicore."""
+
+    millicores: int
+
+    @classmethod
+    def parse(cls, raw: object) -> CpuQuantity:
+        cores = parse_quantity(raw)
+        millicores = int((cores * 1000).to_integral_value(rounding="ROUND_CEILING"))
+        return cls(millicores)
+
+    def __str__(self) -> str:
+        return format_cpu_millicores(self.millicores)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, CpuQuantity):
+            return NotImplemented
+        return self.millicores < other.millicores
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: type[Any], handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def validate(value: object) -> CpuQuantity:
+            if isinstance(value, CpuQuantity):
+                return value
+            try:
+                return cls.parse(value)
+            except ValueError as error:
+                raise _invalid("quantity", value, str(error).split(" (got")[0]) from None
+
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return _quantity_json_schema()
+
+
+@total_ordering
+@dataclass(frozen=True)
+class MemoryQuantity:
+    """Memory in bytes; parsed from ``64Mi``, ``1Gi``, ``500M`` or ``1e9``, rounded up to a whole byte."""
+
+    bytes: int
+
+    @classmethod
+    def parse(cls, raw: object) -> MemoryQuantity:
+        count = parse_quantity(raw)
+        return cls(int(count.to_integral_value(rounding="ROUND_CEILING")))
+
+    def __str__(self) -> str:
+        return format_memory_bytes(self.bytes)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, MemoryQuantity):
+            return NotImplemented
+        return self.bytes < other.bytes
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: type[Any], handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def validate(value: object) -> MemoryQuantity:
+            if isinstance(value, MemoryQuantity):
+                return value
+            try:
+                return cls.parse(value)
+            except ValueError as error:
+                raise _invalid("quantity", value, str(error).split(" (got")[0]) from None
+
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return _quantity_json_schema()

@@ -1,0 +1,360 @@
+"""The ``PerformanceProfile`` spec (group ``perfpilot.io``, version ``v1alpha1``) as pydantic models.
+
+These models are the single source of the API: the CRD's openAPIV3Schema is generated from them
+(``perfpilot.api.crd``), and the operator validates every profile with them again because not every
+cluster enforces the CRD's CEL rules. Field names are the API's camelCase; Python code uses snake_case.
+Cross-field rules live in ``model_validator``s here *and* as ``x-kubernetes-validations`` (see
+``CEL_RULES``) so both validators say the same thing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from perfpilot.api.quantities import CpuQuantity, Duration, MemoryQuantity
+
+GROUP = "perfpilot.io"
+VERSION = "v1alpha1"
+KIND = "PerformanceProfile"
+PLURAL = "performanceprofiles"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Kubernetes object names (RFC 1123 subdomain) and label names/values, as the API server checks them.
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+class ApiModel(BaseModel):
+    """Base of every API model: camelCase on the wire, unknown fields rejected, values re-validated."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_assignment=True,
+        frozen=False,
+    )
+    # (json path relative to this object, CEL rule, message) — emitted into the CRD by api.crd.
+    CEL_RULES: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+
+ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=NAME_PATTERN)]
+
+
+class Mode(StrEnum):
+    OFF = "Off"
+    RECOMMEND = "Recommend"
+    AUTO = "Auto"
+
+
+class Objective(StrEnum):
+    BALANCED = "Balanced"
+    COST = "Cost"
+    RELIABILITY = "Reliability"
+
+
+class WorkloadKind(StrEnum):
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+
+
+class ScaleUpSpeed(StrEnum):
+    AUTO = "Auto"
+    AGGRESSIVE = "Aggressive"
+    MODERATE = "Moderate"
+    CONSERVATIVE = "Conservative"
+
+
+class ScaleDownSpeed(StrEnum):
+    AUTO = "Auto"
+    SLOW = "Slow"
+    MODERATE = "Moderate"
+    FAST = "Fast"
+
+
+class LimitsPolicy(StrEnum):
+    KEEP_RATIO = "KeepRatio"
+    GUARANTEED = "Guaranteed"
+    REQUESTS_ONLY = "RequestsOnly"
+
+
+class PoolExporter(StrEnum):
+    """Which exporter's metric names to read pool signals with (``Auto``: CloudNativePG for a Pooler)."""
+
+    AUTO = "Auto"
+    PROMETHEUS_COMMUNITY = "PrometheusCommunity"
+    CLOUDNATIVE_PG = "CloudNativePG"
+    PYPI = "PgbouncerExporterPyPI"
+
+
+class TargetRef(ApiModel):
+    api_version: str = Field("apps/v1", description="API version of the workload; apps/v1.")
+    kind: WorkloadKind = Field(description="Kind of the workload: Deployment or StatefulSet.")
+    name: ObjectName = Field(description="Name of the workload in the profile's namespace.")
+
+
+class Slo(ApiModel):
+    latency_p95: Duration = Field(
+        Duration(0.5),
+        description="p95 latency objective. Drives the latency feedback and the rollback verdict. "
+        "Default 500ms, the 'target' row of the auditor guide's latency table.",
+    )
+    max_error_ratio: float | None = Field(
+        None, ge=0, le=1, description="Optional objective for the ratio of failed requests (0-1)."
+    )
+
+
+class Metrics(ApiModel):
+    prometheus_url: str = Field(
+        "",
+        alias="prometheusURL",
+        description="Prometheus (or compatible) base URL; empty means the operator's --prometheus-url."
+    )
+    latency_histogram: str = Field(
+        "http_request_duration_seconds",
+        min_length=1,
+        pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+        description="Name of the request-latency histogram; '_bucket' is appended.",
+    )
+    requests_total: str = Field(
+        "http_requests_total",
+        min_length=1,
+        pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+        description="Name of the request counter.",
+    )
+    error_matcher: str = Field(
+        'code=~"5.."', description="Label matcher that selects failed requests on the request counter."
+    )
+    matchers: dict[str, str] = Field(
+        default_factory=dict, description="Extra label matchers (label: value) for the application series."
+    )
+
+
+class PercentRange(ApiModel):
+    min: int = Field(ge=1, le=100, description="Lowest value perfpilot may set, percent.")
+    max: int = Field(ge=1, le=100, description="Highest value perfpilot may set, percent.")
+    CEL_RULES = (("self.min <= self.max", "min must not exceed max"),)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> PercentRange:
+        if self.min > self.max:
+            raise ValueError(f"min must not exceed max (got min={self.min}, max={self.max})")
+        return self
+
+
+class Hpa(ApiModel):
+    enabled: bool = Field(True, description="Tune the HorizontalPodAutoscaler of the workload.")
+    name: str = Field(
+        "", description="HPA name; empty means the HPA whose scaleTargetRef is the profile's targetRef."
+    )
+    cpu_target: PercentRange = Field(
+        default_factory=lambda: PercentRange(min=50, max=80),
+        description="Bounds for the CPU averageUtilization target, percent.",
+    )
+    memory_target: PercentRange = Field(
+        default_factory=lambda: PercentRange(min=70, max=80),
+        description="Bounds for the memory averageUtilization target, percent.",
+    )
+    scale_up: ScaleUpSpeed = Field(
+        ScaleUpSpeed.AUTO, description="Scale-up behaviour row; Auto lets perfpilot choose from the load."
+    )
+    scale_down: ScaleDownSpeed = Field(
+        ScaleDownSpeed.AUTO, description="Scale-down behaviour row; Auto lets perfpilot choose from the load."
+    )
+    max_replicas_ceiling: int = Field(
+        0, ge=0, le=10000, description="When > 0, perfpilot may raise maxReplicas up to this when saturated."
+    )
+
+
+class CpuRange(ApiModel):
+    min: CpuQuantity = Field(description="Smallest CPU request perfpilot may set.")
+    max: CpuQuantity = Field(description="Largest CPU request perfpilot may set.")
+    CEL_RULES = (("quantity(string(self.min)).compareTo(quantity(string(self.max))) <= 0",
+                  "min must not exceed max"),)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> CpuRange:
+        if self.min > self.max:
+            raise ValueError(f"min must not exceed max (got min={self.min}, max={self.max})")
+        return self
+
+
+class MemoryRange(ApiModel):
+    min: MemoryQuantity = Field(description="Smallest memory request perfpilot may set.")
+    max: MemoryQuantity = Field(description="Largest memory request perfpilot may set.")
+    CEL_RULES = (("quantity(string(self.min)).compareTo(quantity(string(self.max))) <= 0",
+                  "min must not exceed max"),)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> MemoryRange:
+        if self.min > self.max:
+            raise ValueError(f"min must not exceed max (got min={self.min}, max={self.max})")
+        return self
+
+
+class Resources(ApiModel):
+    enabled: bool = Field(True, description="Tune the containers' resource requests (and limits).")
+    containers: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
+        default_factory=list, description="Containers to size; empty means every container."
+    )
+    cpu: CpuRange = Field(
+        default_factory=lambda: CpuRange(min=CpuQuantity(50), max=CpuQuantity(4000)),
+        description="Bounds for each container's CPU request.",
+    )
+    memory: MemoryRange = Field(
+        default_factory=lambda: MemoryRange(min=MemoryQuantity(64 * 2**20), max=MemoryQuantity(8 * 2**30)),
+        description="Bounds for each container's memory request.",
+    )
+    limits: LimitsPolicy = Field(
+        LimitsPolicy.KEEP_RATIO,
+        description="KeepRatio scales limits with requests; Guaranteed sets limits = requests; "
+        "RequestsOnly leaves limits alone.",
+    )
+
+
+class ConfigMapRef(ApiModel):
+    name: ObjectName = Field(description="ConfigMap that holds pgbouncer.ini.")
+    key: str = Field("pgbouncer.ini", min_length=1, description="Key of the ini file in the ConfigMap.")
+
+
+class LocalObjectRef(ApiModel):
+    name: ObjectName = Field(description="Name of the object in the profile's namespace.")
+
+
+class Pgbouncer(ApiModel):
+    config_map_ref: ConfigMapRef | None = Field(
+        None, description="pgBouncer configured by a ConfigMap's pgbouncer.ini (exclusive with poolerRef)."
+    )
+    pooler_ref: LocalObjectRef | None = Field(
+        None, description="A CloudNativePG Pooler (exclusive with configMapRef)."
+    )
+    admin_secret_ref: LocalObjectRef | None = Field(
+        None, description="Optional Secret with admin console credentials for live SET and RELOAD."
+    )
+    database: str = Field("app", min_length=1, description="Database (pool) whose size is tuned.")
+    exporter: PoolExporter = Field(
+        PoolExporter.AUTO, description="Metric-name preset of the pgBouncer exporter that Prometheus scrapes."
+    )
+    matchers: dict[str, str] = Field(
+        default_factory=dict, description="Label matchers (label: value) of the exporter's series."
+    )
+    CEL_RULES = (
+        ("has(self.configMapRef) != has(self.poolerRef)", "exactly one of configMapRef and poolerRef is required"),
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> Pgbouncer:
+        if (self.config_map_ref is None) == (self.pooler_ref is None):
+            given = "both" if self.config_map_ref is not None else "neither"
+            raise ValueError(f"exactly one of configMapRef and poolerRef is required (got {given})")
+        return self
+
+
+class IntRange(ApiModel):
+    min: int = Field(ge=1, le=10000, description="Smallest value perfpilot may set.")
+    max: int = Field(ge=1, le=10000, description="Largest value perfpilot may set.")
+    CEL_RULES = (("self.min <= self.max", "min must not exceed max"),)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> IntRange:
+        if self.min > self.max:
+            raise ValueError(f"min must not exceed max (got min={self.min}, max={self.max})")
+        return self
+
+
+class Pool(ApiModel):
+    enabled: bool = Field(False, description="Tune the pgBouncer pool size.")
+    pgbouncer: Pgbouncer | None = Field(None, description="Where the pool is configured and observed.")
+    size: IntRange = Field(
+        default_factory=lambda: IntRange(min=5, max=100), description="Bounds for default_pool_size."
+    )
+    max_server_connections: int = Field(
+        0, ge=0, description="Postgres connection budget for all pooler replicas; 0 means not checked."
+    )
+    CEL_RULES = (("!self.enabled || has(self.pgbouncer)", "pgbouncer is required when the pool is enabled"),)
+
+    @model_validator(mode="after")
+    def _pgbouncer_when_enabled(self) -> Pool:
+        if self.enabled and self.pgbouncer is None:
+            raise ValueError("pgbouncer is required when the pool is enabled (got none)")
+        return self
+
+
+class Guardrails(ApiModel):
+    interval: Duration = Field(Duration(60), description="Evaluation period.")
+    window: Duration = Field(Duration(1800), description="Look-back of the observations.")
+    cooldown: Duration = Field(
+        Duration(600), description="Least time between two changes (emergencies toward capacity excepted)."
+    )
+    verify_for: Duration = Field(Duration(900), description="How long a change is watched before its verdict.")
+    max_step_percent: int = Field(
+        50, ge=1, le=100, description="Largest relative step of a resource request or pool size, percent."
+    )
+    max_target_step: int = Field(
+        10, ge=1, le=50, description="Largest step of a utilisation target, percentage points."
+    )
+    rollback: bool = Field(True, description="Roll back a change that made latency or errors worse.")
+    CEL_RULES = (
+        ("duration(self.interval) >= duration('10s')", "interval must be at least 10s"),
+        ("duration(self.window) >= duration(self.interval)", "window must be at least one interval"),
+        ("duration(self.verifyFor) >= duration(self.interval)", "verifyFor must be at least one interval"),
+    )
+
+    @model_validator(mode="after")
+    def _durations_consistent(self) -> Guardrails:
+        if self.interval.seconds < 10:
+            raise ValueError(f"interval must be at least 10s (got {self.interval})")
+        if self.window < self.interval:
+            raise ValueError(f"window must be at least one interval (got window={self.window}, "
+                             f"interval={self.interval})")
+        if self.verify_for < self.interval:
+            raise ValueError(f"verifyFor must be at least one interval (got verifyFor={self.verify_for}, "
+                             f"interval={self.interval})")
+        return self
+
+
+class PerformanceProfileSpec(ApiModel):
+    target_ref: TargetRef = Field(description="The workload this profile tunes.")
+    mode: Mode = Field(
+        Mode.RECOMMEND,
+        description="Off does nothing; Recommend writes only the profile's status; Auto applies changes.",
+    )
+    objective: Objective = Field(
+        Objective.BALANCED, description="Balanced, Cost or Reliability: picks the row of the CPU-target table."
+    )
+    slo: Slo = Field(default_factory=Slo, description="Service-level objectives that drive tuning.")
+    metrics: Metrics = Field(default_factory=Metrics, description="How this workload is found in Prometheus.")
+    hpa: Hpa = Field(default_factory=Hpa, description="HorizontalPodAutoscaler tuning.")
+    resources: Resources = Field(default_factory=Resources, description="Container requests and limits.")
+    pool: Pool = Field(default_factory=Pool, description="pgBouncer pool tuning.")
+    guardrails: Guardrails = Field(default_factory=Guardrails, description="Pace and safety of changes.")
+
+
+class ObjectMeta(BaseModel):
+    """The part of ``metadata`` perfpilot reads; everything else is kept as it is."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    name: str = ""
+    namespace: str = ""
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+PAUSED_ANNOTATION = "perfpilot.io/paused"
+
+
+class PerformanceProfile(BaseModel):
+    """A whole object as ``kubectl`` shows it; ``status`` is read loosely (it is ours to write)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    api_version: str = Field(alias="apiVersion", pattern=rf"^{GROUP}/{VERSION}$")
+    kind: str = Field(pattern=rf"^{KIND}$")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: PerformanceProfileSpec
+    status: dict[str, Any] | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.metadata.annotations.get(PAUSED_ANNOTATION, "").lower() == "true"

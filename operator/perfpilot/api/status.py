@@ -1,0 +1,176 @@
+"""The ``PerformanceProfile`` status, including the tuning state machine that lives in it.
+
+The verify/rollback state machine is kept in the object's status (not in the operator's memory) so a
+restarted operator resumes a pending verification where it stopped. ``TuningState`` is the part of the
+status the pure engine reads and returns; ``PerformanceProfileStatus`` adds what is shown to people.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from perfpilot.api.spec import ApiModel
+
+HISTORY_LIMIT = 20
+
+
+class Phase(StrEnum):
+    OBSERVING = "Observing"
+    VERIFYING = "Verifying"
+    HOLDING = "Holding"
+    PAUSED = "Paused"
+    INVALID = "Invalid"
+    OFF = "Off"
+
+
+class Verdict(StrEnum):
+    PENDING = "Pending"
+    KEPT = "Kept"
+    ROLLED_BACK = "RolledBack"
+    INCONCLUSIVE = "Inconclusive"
+
+
+class Setting(StrEnum):
+    """Every value perfpilot may move; the name is also the ``field`` of a change record."""
+
+    HPA_CPU_TARGET = "hpa.cpuTarget"
+    HPA_MEMORY_TARGET = "hpa.memoryTarget"
+    HPA_SCALE_UP = "hpa.scaleUp"
+    HPA_SCALE_DOWN = "hpa.scaleDown"
+    HPA_MAX_REPLICAS = "hpa.maxReplicas"
+    RESOURCES = "resources"
+    POOL_SIZE = "pool.size"
+
+
+class ScalingPolicy(ApiModel):
+    type: Literal["Pods", "Percent"]
+    value: int = Field(ge=1)
+    period_seconds: int = Field(ge=1, le=1800)
+
+
+class ScalingRules(ApiModel):
+    """One direction of an HPA's ``spec.behavior`` exactly as autoscaling/v2 writes it."""
+
+    stabilization_window_seconds: int | None = Field(None, ge=0, le=3600)
+    select_policy: Literal["Max", "Min", "Disabled"] | None = None
+    policies: list[ScalingPolicy] = Field(default_factory=list)
+
+
+class ContainerResources(ApiModel):
+    """Requests and limits of one container; ``None`` is "not set" (which is not the same as 0)."""
+
+    name: str
+    cpu_request_millicores: int | None = Field(None, ge=0)
+    cpu_limit_millicores: int | None = Field(None, ge=0)
+    memory_request_bytes: int | None = Field(None, ge=0)
+    memory_limit_bytes: int | None = Field(None, ge=0)
+
+
+class PoolSize(ApiModel):
+    default_pool_size: int = Field(ge=1)
+    reserve_pool_size: int = Field(ge=0)
+
+
+# A value of a Setting: a percent or a replica count, behaviour rules, per-container resources, a pool.
+SettingValue = int | ScalingRules | PoolSize | list[ContainerResources] | None
+_ANY_JSON = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+class Edit(ApiModel):
+    """One value moved on one object."""
+
+    setting: Setting
+    from_value: Annotated[SettingValue, Field(alias="from", json_schema_extra=_ANY_JSON)] = None
+    to_value: Annotated[SettingValue, Field(alias="to", json_schema_extra=_ANY_JSON)] = None
+
+
+class Baseline(ApiModel):
+    """What the service looked like just before a change; the verdict compares against it."""
+
+    p95_latency_seconds: float | None = None
+    error_ratio: float | None = None
+    request_rate: float | None = None
+
+
+class ChangeRecord(ApiModel):
+    at: datetime
+    target: str = Field(description="kind/name of the object changed, e.g. HorizontalPodAutoscaler/api.")
+    edit: Edit
+    coupled: Edit | None = Field(
+        None, description="A second value moved with the first so the two do not fight (CPU request + target)."
+    )
+    reason: str = ""
+    table_row: str = ""
+    emergency: bool = False
+    baseline: Baseline = Field(default_factory=Baseline)
+    verdict: Verdict = Verdict.PENDING
+    verdict_at: datetime | None = None
+    verdict_reason: str = ""
+
+
+class BarredMove(ApiModel):
+    """A move that made things worse, barred until ``until`` (6 x cooldown after its rollback)."""
+
+    setting: Setting
+    to_value: Annotated[SettingValue, Field(alias="to", json_schema_extra=_ANY_JSON)] = None
+    until: datetime
+
+
+class TuningState(ApiModel):
+    """The state machine the engine reads and returns: last change, its verdict, history, barred moves."""
+
+    last_change: ChangeRecord | None = None
+    history: list[ChangeRecord] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    barred: list[BarredMove] = Field(default_factory=list)
+
+
+class Condition(ApiModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: datetime | None = None
+
+
+class ObservedStatus(ApiModel):
+    """The latest snapshot of the signals; ``None`` means unknown, and ``unknown`` says why."""
+
+    at: datetime | None = None
+    p95_latency_seconds: float | None = None
+    request_rate: float | None = None
+    error_ratio: float | None = None
+    cpu_utilization: float | None = None
+    memory_utilization: float | None = None
+    replicas: float | None = None
+    pool_utilization: float | None = None
+    pool_waiting_clients: float | None = None
+    samples: int | None = None
+    unknown: dict[str, str] = Field(default_factory=dict)
+
+
+class ClassificationStatus(ApiModel):
+    load_pattern: str = ""
+    memory: str = ""
+    provisioning: str = ""
+    pool_load: str = ""
+
+
+class Recommendation(ApiModel):
+    at: datetime | None = None
+    edit: Edit | None = None
+    coupled: Edit | None = None
+    reason: str = ""
+    table_row: str = ""
+
+
+class PerformanceProfileStatus(TuningState):
+    phase: Phase = Phase.OBSERVING
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    observed: ObservedStatus = Field(default_factory=ObservedStatus)
+    classification: ClassificationStatus = Field(default_factory=ClassificationStatus)
+    recommendation: Recommendation = Field(default_factory=Recommendation)

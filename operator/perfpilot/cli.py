@@ -1,0 +1,35 @@
+"""The ``perfpilot`` command line: one subcommand per module in ``perfpilot.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from perfpilot import __version__
+
+# Order is the order ``--help`` lists them in.
+SUBCOMMAND_MODULES = ("crd", "validate", "plan", "simulate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="perfpilot",
+        description="Tune a service's HPA, resources and pgBouncer pool from its latency SLO.",
+    )
+    parser.add_argument("--version", action="version", version=f"perfpilot {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"perfpilot.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``perfpilot`` subcommand; each exposes ``register(subparsers)``."""

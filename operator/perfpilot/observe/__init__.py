@@ -1,0 +1,1 @@
+"""Reading the signals: PromQL builders (pure) and the Prometheus reader (I/O)."""

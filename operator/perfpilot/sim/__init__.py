@@ -1,0 +1,1 @@
+"""The simulator: HPA model, cluster model, trace replay, baselines, report and plot."""

@@ -1,0 +1,51 @@
+"""What ``decide()`` returns: at most one change, with its reason and table row, or why nothing changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from perfpilot.api.status import Edit, Verdict
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Which row of each table the observations point at; ``"Unknown"`` when the signals do not say."""
+
+    load_pattern: str = "Unknown"  # Steady | Bursty | Unknown
+    memory: str = "Unknown"  # Stable | Growing | Variable | Unknown
+    provisioning: str = "Unknown"  # Under | Over | CpuBound | MemoryBound | Right | Unknown
+    pool_load: str = "Unknown"  # Light | Normal | Heavy | Peak | Unknown (or "Off" when not tuned)
+
+
+@dataclass(frozen=True)
+class ProposedChange:
+    """One change. ``coupled`` is the paired move that keeps the two from fighting (it is not a second
+    change: a CPU request and the HPA target that keeps the computed replica count are one decision)."""
+
+    target: str  # kind/name of the object, e.g. "HorizontalPodAutoscaler/api"
+    edit: Edit
+    reason: str
+    table_row: str
+    coupled: Edit | None = None
+    coupled_target: str = ""
+    emergency: bool = False
+    rollback: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's answer for one evaluation.
+
+    ``change`` is what should happen now (``None``: nothing). ``apply`` says whether the caller may write
+    it (only in ``Auto`` mode, not paused, spec valid); in ``Recommend`` mode the same change is only shown.
+    ``verdict`` is set when a pending change reached its verdict in this evaluation.
+    """
+
+    change: ProposedChange | None
+    reason: str
+    apply: bool
+    classification: Classification = field(default_factory=Classification)
+    verdict: Verdict | None = None
+    verdict_reason: str = ""
+    blocked_by: tuple[str, ...] = ()  # unknown signals that kept a rule from being evaluated
+    cooldown_until_seconds: float | None = None

@@ -1,0 +1,152 @@
+"""What the engine is told about a workload: signal series over the window, and its live configuration.
+
+This is the contract between the readers (the Prometheus reader in ``perfpilot.observe``, the simulator
+in ``perfpilot.sim``) and the pure engine. A signal is either a ``Series`` of samples or an ``Unknown``
+carrying the reason — never a zero standing in for "no data" (KEDA's ``ignoreNullValues`` trap).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from perfpilot.api.status import ContainerResources, ScalingRules
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A signal that could not be read, and why (``"no series"``, ``"stale: last sample 4m old"``…)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Series:
+    """Samples of one signal over the observation window, oldest first; timestamps in Unix seconds."""
+
+    timestamps_seconds: tuple[float, ...]
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.timestamps_seconds) != len(self.values):
+            raise ValueError("a series needs one timestamp per value")
+        if not self.values:
+            raise ValueError("an empty series is Unknown, not a Series")
+        if any(not math.isfinite(value) for value in self.values):
+            raise ValueError("NaN or infinite samples make a signal Unknown, not a Series")
+
+    @classmethod
+    def of(cls, values: tuple[float, ...] | list[float], *, end_seconds: float, step_seconds: float) -> Series:
+        """Regularly spaced samples ending at ``end_seconds`` (handy for tests and the simulator)."""
+        count = len(values)
+        stamps = tuple(end_seconds - step_seconds * (count - 1 - index) for index in range(count))
+        return cls(stamps, tuple(float(value) for value in values))
+
+    @property
+    def latest(self) -> float:
+        return self.values[-1]
+
+    @property
+    def mean(self) -> float:
+        return math.fsum(self.values) / len(self.values)
+
+    @property
+    def maximum(self) -> float:
+        return max(self.values)
+
+    @property
+    def minimum(self) -> float:
+        return min(self.values)
+
+    @property
+    def span_seconds(self) -> float:
+        return self.timestamps_seconds[-1] - self.timestamps_seconds[0]
+
+    def since(self, start_seconds: float) -> Series | Unknown:
+        """The samples at or after ``start_seconds``; Unknown when there are none."""
+        pairs = [(t, v) for t, v in zip(self.timestamps_seconds, self.values, strict=True) if t >= start_seconds]
+        if not pairs:
+            return Unknown(f"no samples since {start_seconds:.0f}")
+        return Series(tuple(t for t, _ in pairs), tuple(v for _, v in pairs))
+
+    def quantile(self, q: float) -> float:
+        """Linear-interpolated quantile, 0 <= q <= 1 (the same method as numpy's default)."""
+        ordered = sorted(self.values)
+        position = q * (len(ordered) - 1)
+        low = math.floor(position)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+Signal = Series | Unknown
+
+
+@dataclass(frozen=True)
+class HpaLive:
+    """The HPA as the API server has it now (spec and status)."""
+
+    name: str
+    min_replicas: int
+    max_replicas: int
+    current_replicas: int
+    desired_replicas: int
+    cpu_target_percent: int | None
+    memory_target_percent: int | None
+    scale_up: ScalingRules | None = None  # None: the Kubernetes default behaviour
+    scale_down: ScalingRules | None = None
+
+
+@dataclass(frozen=True)
+class PoolLive:
+    """The pgBouncer pool as configured now, and how many pooler replicas share the server budget."""
+
+    default_pool_size: int
+    reserve_pool_size: int
+    pooler_replicas: int = 1
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Configuration read from the Kubernetes API (never from Prometheus)."""
+
+    hpa: HpaLive | None
+    containers: tuple[ContainerResources, ...]
+    pool: PoolLive | None = None
+    oom_kills_in_window: int | Unknown = field(default_factory=lambda: Unknown("not read"))
+    paused: bool = False  # perfpilot.io/paused on the profile or on the workload
+
+    @property
+    def cpu_request_millicores_per_pod(self) -> int | None:
+        """Sum of the containers' CPU requests, as the HPA divides by; None when any is unset."""
+        requests = [c.cpu_request_millicores for c in self.containers]
+        if not requests or any(r is None for r in requests):
+            return None
+        return sum(r for r in requests if r is not None)
+
+    @property
+    def memory_request_bytes_per_pod(self) -> int | None:
+        requests = [c.memory_request_bytes for c in self.containers]
+        if not requests or any(r is None for r in requests):
+            return None
+        return sum(r for r in requests if r is not None)
+
+
+@dataclass(frozen=True)
+class Observations:
+    """One evaluation's input: every signal over ``[at - window_seconds, at]`` and the live config."""
+
+    at: datetime
+    window_seconds: float
+    step_seconds: float
+    latency_p95_seconds: Signal
+    request_rate_per_second: Signal
+    error_ratio: Signal
+    cpu_usage_millicores_per_pod: Signal  # mean over the workload's pods at each step
+    cpu_throttled_ratio: Signal  # throttled CFS periods / periods, worst pod at each step
+    memory_working_set_bytes_per_pod: Signal  # largest pod at each step
+    replicas: Signal  # pods with CPU series at each step
+    pool_server_active: Signal
+    pool_client_waiting: Signal
+    pool_max_wait_seconds: Signal
+    live: LiveConfig
