@@ -26,6 +26,9 @@ _DURATION_UNITS_SECONDS: dict[str, Decimal] = {
 }
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
+# Bounded so the API server's CEL cost estimate for rules that parse these strings stays small;
+# no real duration or quantity comes near it.
+MAX_TEXT_LENGTH = 64
 
 _BINARY_SUFFIXES: dict[str, int] = {
     "Ki": 2**10,
@@ -57,6 +60,8 @@ def parse_duration_seconds(raw: object) -> Decimal:
     if not isinstance(raw, str):
         raise ValueError(f"a duration must be a string such as 30s, 10m or 1h30m (got {raw!r})")
     text = raw.strip()
+    if len(text) > MAX_TEXT_LENGTH:
+        raise ValueError(f"a duration must be at most {MAX_TEXT_LENGTH} characters (got {raw!r})")
     if not text or not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(f"not a duration: use a number with ms, s, m or h, e.g. 30s, 10m, 1h30m (got {raw!r})")
     return sum(
@@ -115,7 +120,7 @@ class Duration:
     def __get_pydantic_json_schema__(
         cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        return {"type": "string", "pattern": DURATION_PATTERN}
+        return {"type": "string", "pattern": DURATION_PATTERN, "maxLength": MAX_TEXT_LENGTH}
 
 
 def parse_quantity(raw: object) -> Decimal:
@@ -123,6 +128,8 @@ def parse_quantity(raw: object) -> Decimal:
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise ValueError(f"a quantity must be a string or a number such as 500m, 2 or 1Gi (got {raw!r})")
     text = str(raw).strip()
+    if len(text) > MAX_TEXT_LENGTH:
+        raise ValueError(f"a quantity must be at most {MAX_TEXT_LENGTH} characters (got {raw!r})")
     match = _QUANTITY.match(text)
     if not match:
         raise ValueError(f"not a quantity: use e.g. 500m, 2, 0.5, 64Mi or 1Gi (got {raw!r})")
@@ -158,7 +165,8 @@ def format_memory_bytes(count: int) -> str:
 
 
 def _quantity_json_schema() -> JsonSchemaValue:
-    return {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": QUANTITY_PATTERN}],
+    return {"anyOf": [{"type": "integer", "minimum": 0},
+                      {"type": "string", "pattern": QUANTITY_PATTERN, "maxLength": MAX_TEXT_LENGTH}],
             "x-kubernetes-int-or-string": True}
 
 
