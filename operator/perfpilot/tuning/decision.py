@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from perfpilot.api.status import Edit, Verdict
+from perfpilot.api.status import Baseline, Edit, Verdict
 
 
 @dataclass(frozen=True)
@@ -48,4 +49,8 @@ class Decision:
     verdict: Verdict | None = None
     verdict_reason: str = ""
     blocked_by: tuple[str, ...] = ()  # unknown signals that kept a rule from being evaluated
-    cooldown_until_seconds: float | None = None
+    cooldown_until_seconds: float | None = None  # Unix time before which only an emergency may act
+    # For compute_next_state: what the service looked like before ``change`` (p95, errors, rate over the
+    # last verifyFor), and until when a rolled-back move is barred (6 x cooldown).
+    baseline: Baseline | None = None
+    barred_until: datetime | None = None

@@ -1,0 +1,240 @@
+"""Which row of each table the observations point at (DESIGN section 4), with the evidence in numbers.
+
+``classify()`` is the short answer for status and ``perfpilot plan``; ``compute_classification_detail()``
+also returns the numbers and the unknown signals, which the rules quote in their reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perfpilot.api.spec import PerformanceProfileSpec
+from perfpilot.tuning import signals
+from perfpilot.tuning.decision import Classification
+from perfpilot.tuning.observations import Observations, Series, Unknown
+from perfpilot.tuning.tables import POOL_TIERS
+from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
+
+UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True)
+class Finding:
+    label: str
+    evidence: str  # the numbers behind the label, quoted in reasons
+    blocked_by: tuple[str, ...] = ()  # signals whose absence made the label Unknown
+
+
+@dataclass(frozen=True)
+class ProvisioningFinding(Finding):
+    cpu_bound: bool = False
+    memory_bound: bool = False
+    cpu_over: bool = False
+    memory_over: bool = False
+
+
+@dataclass(frozen=True)
+class ClassificationDetail:
+    load: Finding
+    memory: Finding
+    provisioning: ProvisioningFinding
+    pool: Finding
+
+    @property
+    def summary(self) -> Classification:
+        return Classification(
+            load_pattern=self.load.label,
+            memory=self.memory.label,
+            provisioning=self.provisioning.label,
+            pool_load=self.pool.label,
+        )
+
+
+def classify(profile: PerformanceProfileSpec, observations: Observations) -> Classification:
+    return compute_classification_detail(profile, observations).summary
+
+
+def compute_classification_detail(
+    profile: PerformanceProfileSpec, observations: Observations, *, thresholds: Thresholds = DEFAULT_THRESHOLDS
+) -> ClassificationDetail:
+    memory = classify_memory(observations, thresholds=thresholds)
+    return ClassificationDetail(
+        load=classify_load(observations, thresholds=thresholds),
+        memory=memory,
+        provisioning=classify_provisioning(profile, observations, memory=memory, thresholds=thresholds),
+        pool=classify_pool(profile, observations),
+    )
+
+
+def classify_load(observations: Observations, *, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Finding:
+    rate = observations.request_rate_per_second
+    if isinstance(rate, Unknown):
+        return Finding(UNKNOWN, f"request rate unknown ({rate.reason})", ("request_rate_per_second",))
+    if len(rate.values) < thresholds.min_samples_for_pattern:
+        return Finding(
+            UNKNOWN,
+            f"only {len(rate.values)} request-rate samples (< {thresholds.min_samples_for_pattern})",
+            ("request_rate_per_second",),
+        )
+    cv = signals.compute_cv(rate.values)
+    median = signals.compute_median(rate.values)
+    peak = rate.maximum
+    if cv > thresholds.bursty_cv:
+        return Finding("Bursty", f"request-rate CV {cv:.2f} > {thresholds.bursty_cv:.2f}")
+    if median > 0 and peak > thresholds.bursty_peak_to_median * median:
+        return Finding(
+            "Bursty", f"request-rate peak {peak / median:.2f} x median > {thresholds.bursty_peak_to_median:g} x"
+        )
+    ratio = f"{peak / median:.2f}" if median > 0 else "n/a"
+    return Finding(
+        "Steady",
+        f"request-rate CV {cv:.2f} <= {thresholds.bursty_cv:.2f}, peak/median {ratio} "
+        f"<= {thresholds.bursty_peak_to_median:g}",
+    )
+
+
+def classify_memory(observations: Observations, *, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Finding:
+    working_set = observations.memory_working_set_bytes_per_pod
+    if isinstance(working_set, Unknown):
+        return Finding(UNKNOWN, f"memory unknown ({working_set.reason})", ("memory_working_set_bytes_per_pod",))
+    request_bytes = observations.live.memory_request_bytes_per_pod
+    if not request_bytes:
+        return Finding(UNKNOWN, "a container has no memory request", ("live.memory_request",))
+    if len(working_set.values) < thresholds.min_samples_for_pattern:
+        return Finding(
+            UNKNOWN,
+            f"only {len(working_set.values)} memory samples (< {thresholds.min_samples_for_pattern})",
+            ("memory_working_set_bytes_per_pod",),
+        )
+    if working_set.span_seconds >= thresholds.memory_growth_min_span_seconds:
+        slope_bytes_per_second, r_squared = signals.compute_linear_fit(working_set)
+        growth_percent_per_hour = slope_bytes_per_second * 3600 * 100 / request_bytes
+        if (
+            growth_percent_per_hour > thresholds.memory_growth_percent_of_request_per_hour
+            and r_squared >= thresholds.memory_growth_min_r_squared
+        ):
+            return Finding(
+                "Growing",
+                f"working set rising {growth_percent_per_hour:.1f}% of request/h "
+                f"> {thresholds.memory_growth_percent_of_request_per_hour:g}% (R² {r_squared:.2f})",
+            )
+    cv = signals.compute_cv(working_set.values)
+    if cv > thresholds.memory_variable_cv:
+        return Finding("Variable", f"working-set CV {cv:.2f} > {thresholds.memory_variable_cv:.2f}")
+    return Finding("Stable", f"working-set CV {cv:.2f} <= {thresholds.memory_variable_cv:.2f}, no steady growth")
+
+
+def _slo_met_whole_window(latency: Series, slo_seconds: float) -> bool:
+    return latency.maximum <= slo_seconds
+
+
+def classify_provisioning(
+    profile: PerformanceProfileSpec,
+    observations: Observations,
+    *,
+    memory: Finding | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> ProvisioningFinding:
+    live = observations.live
+    hpa = live.hpa
+    cpu_hpa = hpa is not None and hpa.cpu_target_percent is not None
+    needed = {
+        "latency_p95_seconds": observations.latency_p95_seconds,
+        "cpu_usage_millicores_per_pod": observations.cpu_usage_millicores_per_pod,
+        "cpu_throttled_ratio": observations.cpu_throttled_ratio,
+        "memory_working_set_bytes_per_pod": observations.memory_working_set_bytes_per_pod,
+    }
+    if cpu_hpa:
+        needed["replicas"] = observations.replicas
+    missing = tuple(name for name, signal in needed.items() if isinstance(signal, Unknown))
+    cpu_request = live.cpu_request_millicores_per_pod
+    memory_request = live.memory_request_bytes_per_pod
+    if not cpu_request:
+        missing += ("live.cpu_request",)
+    if not memory_request:
+        missing += ("live.memory_request",)
+    if missing:
+        return ProvisioningFinding(UNKNOWN, "unknown: " + ", ".join(missing), missing)
+    latency = observations.latency_p95_seconds
+    usage = observations.cpu_usage_millicores_per_pod
+    throttled = observations.cpu_throttled_ratio
+    working_set = observations.memory_working_set_bytes_per_pod
+    assert isinstance(latency, Series) and isinstance(usage, Series) and isinstance(throttled, Series)
+    assert isinstance(working_set, Series) and cpu_request and memory_request
+    evidence: list[str] = []
+
+    throttled_mean = throttled.mean
+    limit = signals.compute_cpu_limit_millicores_per_pod(live)
+    usage_q95 = usage.quantile(0.95)
+    cpu_bound = throttled_mean > thresholds.cpu_bound_throttled_ratio
+    if cpu_bound:
+        evidence.append(f"throttled {throttled_mean:.0%} of CFS periods > {thresholds.cpu_bound_throttled_ratio:.0%}")
+    if limit and usage_q95 > thresholds.cpu_bound_limit_fraction * limit:
+        cpu_bound = True
+        evidence.append(f"CPU p95 {usage_q95:.0f}m = {usage_q95 / limit:.0%} of limit "
+                        f"> {thresholds.cpu_bound_limit_fraction:.0%}")
+
+    oom = live.oom_kills_in_window
+    working_set_peak = working_set.maximum
+    memory_bound = False
+    if isinstance(oom, int) and oom > 0:
+        memory_bound = True
+        evidence.append(f"{oom} OOMKilled in the window")
+    if working_set_peak > thresholds.memory_bound_request_fraction * memory_request:
+        memory_bound = True
+        evidence.append(f"memory peak {working_set_peak / memory_request:.0%} of request "
+                        f"> {thresholds.memory_bound_request_fraction:.0%}")
+
+    if cpu_bound and memory_bound:
+        return ProvisioningFinding("Under", "; ".join(evidence), cpu_bound=True, memory_bound=True)
+    if cpu_bound:
+        return ProvisioningFinding("CpuBound", "; ".join(evidence), cpu_bound=True)
+    if memory_bound:
+        return ProvisioningFinding("MemoryBound", "; ".join(evidence), memory_bound=True)
+
+    slo_seconds = profile.slo.latency_p95.seconds
+    if not _slo_met_whole_window(latency, slo_seconds):
+        return ProvisioningFinding(
+            "Right", f"not bound; p95 peak {latency.maximum * 1000:.0f}ms above SLO, so not over-provisioned"
+        )
+    over = thresholds.over_provisioned_usage_fraction
+    cpu_peak_fraction = usage.maximum / cpu_request
+    at_min_replicas = True
+    if cpu_hpa and hpa is not None:
+        replicas = observations.replicas
+        assert isinstance(replicas, Series)
+        at_min_replicas = replicas.maximum <= hpa.min_replicas
+    cpu_over = cpu_peak_fraction < over and at_min_replicas
+    memory_fraction = working_set_peak / memory_request
+    growing = memory is not None and memory.label == "Growing"
+    memory_over = memory_fraction < over and isinstance(oom, int) and oom == 0 and not growing
+    parts = [f"CPU peak {cpu_peak_fraction:.0%} of request", f"memory peak {memory_fraction:.0%} of request"]
+    if cpu_peak_fraction < over and not at_min_replicas:
+        parts.append("CPU left alone: HPA above minReplicas holds utilisation near its target")
+    if memory_fraction < over and not memory_over:
+        parts.append("memory left alone: " + ("growing" if growing else "OOM kills not known to be 0"))
+    if cpu_over or memory_over:
+        parts.append(f"under {over:.0%} with the SLO met all window")
+        return ProvisioningFinding("Over", "; ".join(parts), cpu_over=cpu_over, memory_over=memory_over)
+    return ProvisioningFinding("Right", "; ".join(parts))
+
+
+def classify_pool(profile: PerformanceProfileSpec, observations: Observations) -> Finding:
+    pool_live = observations.live.pool
+    if not profile.pool.enabled or pool_live is None:
+        return Finding("Off", "pool not tuned" if not profile.pool.enabled else "no live pool configuration")
+    demand = signals.compute_pool_demand_connections(observations)
+    if isinstance(demand, Unknown):
+        blocked = tuple(
+            name for name, signal in (("pool_server_active", observations.pool_server_active),
+                                      ("pool_client_waiting", observations.pool_client_waiting))
+            if isinstance(signal, Unknown)
+        )
+        return Finding(UNKNOWN, demand.reason, blocked)
+    per_pooler = demand.maximum / max(1, pool_live.pooler_replicas)
+    for tier in POOL_TIERS:
+        if per_pooler <= tier.default_pool_size:
+            return Finding(tier.name, f"peak demand {per_pooler:.0f} connections per pooler <= {tier.name} "
+                                      f"{tier.default_pool_size}")
+    peak = POOL_TIERS[-1]
+    return Finding(peak.name, f"peak demand {per_pooler:.0f} connections per pooler > {peak.default_pool_size}")

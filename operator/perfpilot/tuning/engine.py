@@ -1,0 +1,120 @@
+"""``decide()``: at most one change per evaluation, or why nothing changes (DESIGN section 3, step 3).
+
+Order: mode and pause; the verdict on a pending change (a rollback is this evaluation's change); then
+the rules in precedence order, skipping barred moves, and while a change is being verified or the
+cooldown runs, taking only an emergency move toward more capacity.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from perfpilot.api.spec import Mode, PerformanceProfileSpec
+from perfpilot.api.status import TuningState, Verdict
+from perfpilot.tuning import guardrails
+from perfpilot.tuning.classify import compute_classification_detail
+from perfpilot.tuning.decision import Decision, ProposedChange
+from perfpilot.tuning.observations import Observations
+from perfpilot.tuning.rules import RULES, RuleContext
+from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from perfpilot.tuning.verify import compute_baseline, decide_verdict
+
+
+def _dedupe(names: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
+def decide(
+    profile: PerformanceProfileSpec,
+    observations: Observations,
+    state: TuningState,
+    now: datetime,
+    *,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> Decision:
+    detail = compute_classification_detail(profile, observations, thresholds=thresholds)
+    classification = detail.summary
+    if profile.mode is Mode.OFF:
+        return Decision(None, "Off: perfpilot neither recommends nor writes", False, classification)
+    if observations.live.paused:
+        return Decision(None, "Paused: perfpilot.io/paused is set; nothing is written", False, classification)
+    may_apply = profile.mode is Mode.AUTO
+    guard = profile.guardrails
+
+    verdict: Verdict | None = None
+    verdict_reason = ""
+    hold_until: datetime | None = None
+    hold_why = ""
+    last = state.last_change
+    if last is not None and last.verdict is Verdict.PENDING:
+        verify_end = last.at + timedelta(seconds=guard.verify_for.seconds)
+        if now < verify_end:
+            hold_until, hold_why = verify_end, f"verifying {last.edit.setting.value} change until {verify_end:%H:%M:%S}"
+        else:
+            judged = decide_verdict(profile, observations, last, now=now, thresholds=thresholds)
+            if judged.rollback is not None:
+                return Decision(
+                    change=judged.rollback,
+                    reason=judged.rollback.reason,
+                    apply=may_apply,
+                    classification=classification,
+                    verdict=judged.verdict,
+                    verdict_reason=judged.reason,
+                    barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
+                )
+            verdict, verdict_reason = judged.verdict, judged.reason
+    cooldown_end = guardrails.compute_cooldown_end(state, profile)
+    if cooldown_end is not None and now < cooldown_end and (hold_until is None or cooldown_end > hold_until):
+        hold_until, hold_why = cooldown_end, f"cooldown until {cooldown_end:%H:%M:%S}"
+
+    context = RuleContext(
+        profile=profile, observations=observations, detail=detail, thresholds=thresholds,
+        now_seconds=observations.at.timestamp(),
+    )
+    blocked: list[str] = []
+    notes: list[str] = []
+    held: ProposedChange | None = None
+    for rule in RULES:
+        for outcome in rule(context):
+            blocked.extend(outcome.blocked_by)
+            change = outcome.change
+            if change is None:
+                if outcome.note:
+                    notes.append(f"{outcome.rule}: {outcome.note}")
+                continue
+            if guardrails.is_barred(change, barred=state.barred, now=now):
+                notes.append(f"{outcome.rule}: move {change.edit.setting.value} -> barred after a rollback")
+                continue
+            if hold_until is not None and not (change.emergency and guardrails.is_toward_capacity(change)):
+                held = held or change
+                continue
+            reason = change.reason
+            if hold_until is not None:
+                reason = f"{reason} [emergency toward capacity during {hold_why}]"
+            return Decision(
+                change=change,
+                reason=reason,
+                apply=may_apply,
+                classification=classification,
+                verdict=verdict,
+                verdict_reason=verdict_reason,
+                blocked_by=_dedupe(blocked),
+                cooldown_until_seconds=hold_until.timestamp() if hold_until is not None else None,
+                baseline=compute_baseline(observations, span_seconds=guard.verify_for.seconds),
+            )
+    if hold_until is not None:
+        reason = f"Holding: {hold_why}" + (f"; next: {held.reason}" if held is not None else "; nothing due")
+    else:
+        reason = "No change: " + ("; ".join(notes) if notes else "nothing to tune")
+    if verdict is not None:
+        reason = f"Verdict {verdict.value} ({verdict_reason}). {reason}"
+    return Decision(
+        change=None,
+        reason=reason,
+        apply=False,
+        classification=classification,
+        verdict=verdict,
+        verdict_reason=verdict_reason,
+        blocked_by=_dedupe(blocked),
+        cooldown_until_seconds=hold_until.timestamp() if hold_until is not None else None,
+    )

@@ -1,0 +1,90 @@
+"""Every number that decides which table row applies, in one place (DESIGN section 4).
+
+The defaults below are what ``decide()`` uses; tests and the simulator may pass a different
+``Thresholds`` to explore, but the operator never does, so the documented numbers are the live ones.
+Each field says where its number comes from: DESIGN (the product spec), a guide, or ours (a choice
+made here and listed in ``docs/tuning-tables.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    # --- load pattern -----------------------------------------------------------------------------
+    # DESIGN: load is Bursty when the request rate's coefficient of variation over the window is above this.
+    bursty_cv: float = 0.30
+    # DESIGN: ...or when its peak is above this multiple of its median.
+    bursty_peak_to_median: float = 2.0
+    # Ours: fewer samples than this say nothing about a pattern (a CV of 3 points is noise).
+    min_samples_for_pattern: int = 5
+
+    # --- memory -------------------------------------------------------------------------------------
+    # DESIGN: memory is Growing when the working set rises by more than this percent of the request per hour…
+    memory_growth_percent_of_request_per_hour: float = 5.0
+    # …with a good linear fit. Ours: R² of at least 0.8 (a leak climbs steadily; a sawtooth does not).
+    memory_growth_min_r_squared: float = 0.8
+    # Ours: a slope is only trusted over at least this much time.
+    memory_growth_min_span_seconds: float = 600.0
+    # DESIGN: memory is Variable when its coefficient of variation is above this.
+    memory_variable_cv: float = 0.20
+
+    # --- provisioning -------------------------------------------------------------------------------
+    # DESIGN: CPU-bound when throttled in more than this fraction of CFS periods (mean over the window, ours)…
+    cpu_bound_throttled_ratio: float = 0.10
+    # …or running at more than this fraction of its CPU limit (95th percentile of the window, ours).
+    cpu_bound_limit_fraction: float = 0.90
+    # DESIGN: memory-bound when OOMKilled in the window or above this fraction of the memory request (peak).
+    memory_bound_request_fraction: float = 0.90
+    # DESIGN: over-provisioned when, with the SLO met for the whole window, usage (peak) stays under this
+    # fraction of the request; for CPU only while the HPA sits at minReplicas.
+    over_provisioned_usage_fraction: float = 0.40
+
+    # --- latency and emergencies --------------------------------------------------------------------
+    # DESIGN: an emergency is p95 above this multiple of the SLO…
+    emergency_latency_multiple: float = 2.0
+    # Ours: …in every sample of this recent span, so one slow scrape is not an emergency.
+    emergency_latency_span_seconds: float = 120.0
+    # DESIGN: …or pool clients waiting in every sample of the last this-many seconds.
+    emergency_pool_waiting_span_seconds: float = 300.0
+    # Ours: "recent" for "SLO breached now" and "CPU below its target now": the mean of the last 5 minutes.
+    recent_span_seconds: float = 300.0
+    # DESIGN: the latency feedback steps a CPU target back up only when p95 stays under this fraction of
+    # the SLO for the whole window. Ours: every raise of a target (less headroom) needs the same.
+    relax_latency_fraction: float = 0.60
+
+    # --- behaviour ----------------------------------------------------------------------------------
+    # Ours: a flash crowd is the request rate rising to this multiple of its value this long before.
+    flash_crowd_multiple: float = 2.0
+    flash_crowd_span_seconds: float = 300.0
+    # Ours: replica counts flap when their direction (up/down) reverses at least this often in the window.
+    flapping_reversals: int = 3
+
+    # --- pool ---------------------------------------------------------------------------------------
+    # auditor guide ("Database Connections", critical > 90%): grow a tier above this utilisation…
+    pool_grow_utilisation_percent: float = 90.0
+    # auditor guide (target < 50%): shrink a tier when under this for the whole window…
+    pool_shrink_utilisation_percent: float = 50.0
+    # auditor guide (warning < 80%): …but only if the peak demand stays under this on the smaller pool (ours),
+    # so a shrink never lands in the band that makes the next cycle grow it again.
+    pool_warning_utilisation_percent: float = 80.0
+    # Ours: "sustained" waiting / high utilisation = in at least this fraction of the last 5 minutes' samples.
+    pool_sustained_fraction: float = 0.5
+    pool_sustained_span_seconds: float = 300.0
+
+    # --- verdict ------------------------------------------------------------------------------------
+    # DESIGN: a verdict is Inconclusive when the request rate moved by more than this fraction.
+    load_moved_fraction: float = 0.30
+    # DESIGN: a regression is p95 above the SLO and more than this fraction above the baseline…
+    regression_latency_fraction: float = 0.10
+    # …or the error ratio up by more than this (half a percentage point).
+    regression_error_ratio_increase: float = 0.005
+    # Ours: the first third of verifyFor is settling time (rollout, HPA reaction) left out of "after".
+    verify_settle_fraction: float = 1 / 3
+    # DESIGN: a rolled-back move is barred for this many cooldowns.
+    barred_cooldowns: int = 6
+
+
+DEFAULT_THRESHOLDS = Thresholds()

@@ -1,0 +1,94 @@
+"""The live value of each Setting, the object it lives on, and semantic equality of values.
+
+Behaviour rules are compared after filling in Kubernetes' defaults (an HPA without ``behavior`` scales
+up by 100% or 4 pods per 15 s and down by 100% per 15 s after a 300 s window), so writing a row that
+the HPA already behaves like is not a change.
+"""
+
+from __future__ import annotations
+
+from perfpilot.api.spec import PerformanceProfileSpec
+from perfpilot.api.status import ContainerResources, PoolSize, ScalingRules, Setting, SettingValue
+from perfpilot.tuning.observations import LiveConfig
+
+# (stabilization window seconds, select policy, sorted (type, value, period seconds) policies)
+NormalisedRules = tuple[int, str, tuple[tuple[str, int, int], ...]]
+
+_K8S_DEFAULT_SCALE_UP: NormalisedRules = (0, "Max", (("Percent", 100, 15), ("Pods", 4, 15)))
+_K8S_DEFAULT_SCALE_DOWN: NormalisedRules = (300, "Max", (("Percent", 100, 15),))
+
+
+def normalise_rules(rules: ScalingRules | None, *, scale_up: bool) -> NormalisedRules:
+    default = _K8S_DEFAULT_SCALE_UP if scale_up else _K8S_DEFAULT_SCALE_DOWN
+    if rules is None:
+        return default
+    window = default[0] if rules.stabilization_window_seconds is None else rules.stabilization_window_seconds
+    select = rules.select_policy or "Max"
+    policies = (
+        tuple(sorted((p.type, p.value, p.period_seconds) for p in rules.policies)) if rules.policies else default[2]
+    )
+    return window, select, policies
+
+
+def compute_percent_per_minute(rules: NormalisedRules) -> float:
+    """How fast a direction may move, as the best Percent policy's rate (Pods policies are not comparable)."""
+    if rules[1] == "Disabled":
+        return 0.0
+    rates = [value * 60 / period for kind, value, period in rules[2] if kind == "Percent"]
+    if not rates:
+        return 0.0
+    return max(rates) if rules[1] == "Max" else min(rates)
+
+
+def selected_containers(profile: PerformanceProfileSpec, live: LiveConfig) -> list[ContainerResources]:
+    """The containers perfpilot sizes, in the workload's order (``resources.containers`` empty = all)."""
+    names = profile.resources.containers
+    if not names:
+        return list(live.containers)
+    wanted = set(names)
+    return [container for container in live.containers if container.name in wanted]
+
+
+def compute_live_value(setting: Setting, *, profile: PerformanceProfileSpec, live: LiveConfig) -> SettingValue:
+    hpa = live.hpa
+    if setting is Setting.HPA_CPU_TARGET:
+        return None if hpa is None else hpa.cpu_target_percent
+    if setting is Setting.HPA_MEMORY_TARGET:
+        return None if hpa is None else hpa.memory_target_percent
+    if setting is Setting.HPA_MAX_REPLICAS:
+        return None if hpa is None else hpa.max_replicas
+    if setting is Setting.HPA_SCALE_UP:
+        return None if hpa is None else hpa.scale_up
+    if setting is Setting.HPA_SCALE_DOWN:
+        return None if hpa is None else hpa.scale_down
+    if setting is Setting.RESOURCES:
+        return selected_containers(profile, live)
+    if live.pool is None:
+        return None
+    return PoolSize(default_pool_size=live.pool.default_pool_size, reserve_pool_size=live.pool.reserve_pool_size)
+
+
+def values_equal(setting: Setting, left: SettingValue, right: SettingValue) -> bool:
+    """Equal as the object behaves: behaviour rules after defaults, everything else field by field."""
+    if setting in (Setting.HPA_SCALE_UP, Setting.HPA_SCALE_DOWN):
+        if not isinstance(left, ScalingRules | None) or not isinstance(right, ScalingRules | None):
+            return False
+        scale_up = setting is Setting.HPA_SCALE_UP
+        return normalise_rules(left, scale_up=scale_up) == normalise_rules(right, scale_up=scale_up)
+    return left == right
+
+
+def compute_target_name(setting: Setting, *, profile: PerformanceProfileSpec, live: LiveConfig) -> str:
+    """``kind/name`` of the object a Setting lives on."""
+    if setting in (Setting.HPA_CPU_TARGET, Setting.HPA_MEMORY_TARGET, Setting.HPA_MAX_REPLICAS,
+                   Setting.HPA_SCALE_UP, Setting.HPA_SCALE_DOWN):
+        name = live.hpa.name if live.hpa is not None else profile.hpa.name
+        return f"HorizontalPodAutoscaler/{name}"
+    if setting is Setting.RESOURCES:
+        return f"{profile.target_ref.kind.value}/{profile.target_ref.name}"
+    pgbouncer = profile.pool.pgbouncer
+    if pgbouncer is not None and pgbouncer.pooler_ref is not None:
+        return f"Pooler/{pgbouncer.pooler_ref.name}"
+    if pgbouncer is not None and pgbouncer.config_map_ref is not None:
+        return f"ConfigMap/{pgbouncer.config_map_ref.name}"
+    return "ConfigMap/"
