@@ -25,6 +25,7 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 # Kubernetes object names (RFC 1123 subdomain) and label names/values, as the API server checks them.
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 
 
 class ApiModel(BaseModel):
@@ -116,13 +117,13 @@ class Metrics(ApiModel):
     latency_histogram: str = Field(
         "http_request_duration_seconds",
         min_length=1,
-        pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+        pattern=METRIC_NAME_PATTERN,
         description="Name of the request-latency histogram; '_bucket' is appended.",
     )
     requests_total: str = Field(
         "http_requests_total",
         min_length=1,
-        pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+        pattern=METRIC_NAME_PATTERN,
         description="Name of the request counter.",
     )
     error_matcher: str = Field(

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from perfpilot.api.crd import open_api_schema
-from perfpilot.api.spec import GROUP, KIND, PerformanceProfile
+from perfpilot.api.spec import GROUP, KIND, METRIC_NAME_PATTERN, NAME_PATTERN, VERSION, PerformanceProfile
 
 # How much of a bad value a message quotes; a whole sub-object would drown the message.
 _MAX_VALUE_TEXT = 60
@@ -35,6 +35,15 @@ _CLARITY_MODEL_GENERIC = 1
 _CLARITY_SCHEMA = 2
 _CLARITY_MODEL = 3
 _MODEL_OWN_ERRORS = ("value_error", "assertion_error", "invalid_")
+
+# Regular expressions say little to a person; the patterns the API uses get words instead.
+_PATTERN_WORDING = {
+    NAME_PATTERN: "must be a Kubernetes object name: lower-case letters, digits, '-' and '.', "
+    "starting and ending with a letter or digit",
+    METRIC_NAME_PATTERN: "must be a Prometheus metric name: letters, digits, '_' and ':', not starting with a digit",
+    f"^{GROUP}/{VERSION}$": f"must be {GROUP}/{VERSION}",
+    f"^{KIND}$": f"must be {KIND}",
+}
 
 _TYPE_NAMES = {
     "object": "a mapping",
@@ -160,7 +169,7 @@ def _schema_problem(error: SchemaError) -> list[Problem]:
         "maxLength": f"must be at most {expected} characters",
         "maxItems": f"must have at most {expected} items",
         "minItems": f"must have at least {expected} items",
-        "pattern": f"must match {expected}",
+        "pattern": _PATTERN_WORDING.get(str(expected), f"must match {expected}"),
     }
     message = wording.get(str(keyword), error.message)
     return [Problem(field_path(path), f"{message} (got {show_value(value)})")]
@@ -182,6 +191,8 @@ def _model_problem(error: ErrorDetails) -> Problem:
         message = "is required (got nothing)"
     elif kind == "extra_forbidden":
         message = f"is not a field of {field_path(loc[:-1]) or 'the document'} (got {show_value(value)})"
+    elif kind == "string_pattern_mismatch" and str(error.get("ctx", {}).get("pattern")) in _PATTERN_WORDING:
+        message = f"{_PATTERN_WORDING[str(error.get('ctx', {})['pattern'])]} (got {show_value(value)})"
     else:
         message = re.sub(r"^Value error, ", "", error["msg"])
         message = re.sub(r"^Input should be ", "must be ", message)
