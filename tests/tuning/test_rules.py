@@ -1,0 +1,403 @@
+"""Each table row chosen by decide() in the situation DESIGN gives it, with bounds, steps and coupling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import tuning_builders as b
+
+from perfpilot.api.status import ContainerResources, PoolSize, ScalingPolicy, ScalingRules, Setting
+from perfpilot.tuning.decision import Decision, ProposedChange
+from perfpilot.tuning.engine import decide
+from perfpilot.tuning.observations import Observations, PoolLive
+from perfpilot.tuning.tables import POOL_TIERS, SCALE_UP_ROWS
+
+STEADY_LOW_LATENCY = {"latency_p95_seconds": b.series(0.2)}  # under 60% of the SLO: raising targets allowed
+
+
+def run(observations: Observations | None = None, **profile_overrides: Any) -> Decision:
+    return decide(b.profile(**profile_overrides), observations or b.observations(), b.EMPTY_STATE, b.NOW)
+
+
+def change_of(decision: Decision) -> ProposedChange:
+    assert decision.change is not None, decision.reason
+    return decision.change
+
+
+def bursty_rate() -> Any:
+    return b.series([60.0 if i % 2 else 140.0 for i in range(b.SAMPLES)])
+
+
+# --- HPA CPU target table ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("objective", "live_target", "rate", "expected", "row"), [
+    ("Balanced", 70, "steady", None, None),                       # Steady row 70 = live
+    ("Balanced", 70, "bursty", 60, "Bursty, unpredictable"),
+    ("Reliability", 60, "steady", 50, "Critical workload"),
+    ("Cost", 70, "steady", 80, "Cost-sensitive"),
+    ("Balanced", 60, "steady", 70, "Steady, predictable"),
+])
+def test_cpu_target_follows_the_table_row_for_objective_and_load(
+    objective: str, live_target: int, rate: str, expected: int | None, row: str | None
+) -> None:
+    observations = b.observations(
+        request_rate_per_second=bursty_rate() if rate == "bursty" else b.series(100),
+        live=b.live(hpa=b.hpa(cpu_target_percent=live_target)),
+        **STEADY_LOW_LATENCY,
+    )
+    decision = run(observations, objective=objective, hpa={"scaleDown": "Moderate"})
+    if expected is None:
+        assert decision.change is None, decision.reason
+        return
+    change = change_of(decision)
+    assert change.edit.setting is Setting.HPA_CPU_TARGET
+    assert (change.edit.from_value, change.edit.to_value) == (live_target, expected)
+    assert change.target == "HorizontalPodAutoscaler/api"
+    assert f"'{row}'" in change.reason
+
+
+def test_cpu_target_moves_at_most_max_target_step_points_and_says_so() -> None:
+    observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=80)), request_rate_per_second=bursty_rate())
+    change = change_of(run(observations, guardrails={"maxTargetStep": 5}, hpa={"scaleDown": "Moderate"}))
+    assert (change.edit.from_value, change.edit.to_value) == (80, 75)
+    assert "step limited to 5 points" in change.reason
+
+
+def test_cpu_target_table_value_is_clamped_to_the_profile_bounds() -> None:
+    observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=70)), **STEADY_LOW_LATENCY)
+    change = change_of(run(observations, objective="Cost", hpa={"cpuTarget": {"min": 50, "max": 75}}))
+    assert change.edit.to_value == 75
+    assert "clamped" in change.reason
+
+
+def test_raising_a_cpu_target_needs_p95_under_sixty_percent_of_the_slo_all_window() -> None:
+    latency = b.series([0.2] * (b.SAMPLES - 1) + [0.31])  # one sample at 62% of the SLO
+    observations = b.observations(latency_p95_seconds=latency)
+    decision = run(observations, objective="Cost", hpa={"scaleUp": "Moderate", "scaleDown": "Moderate"})
+    assert decision.change is None
+    assert "raising needs p95 under 300ms" in decision.reason
+
+
+def test_latency_feedback_lowers_the_cpu_target_when_the_slo_is_breached_with_cpu_below_target() -> None:
+    observations = b.observations(latency_p95_seconds=b.series(0.7), cpu_usage_millicores_per_pod=b.series(500))
+    change = change_of(run(observations))
+    assert (change.edit.setting, change.edit.from_value, change.edit.to_value) == (Setting.HPA_CPU_TARGET, 70, 60)
+    assert change.table_row == "latency feedback"
+    assert change.emergency is False
+
+
+def test_latency_feedback_stops_at_cpu_target_min() -> None:
+    observations = b.observations(
+        latency_p95_seconds=b.series(0.7), cpu_usage_millicores_per_pod=b.series(400),
+        live=b.live(hpa=b.hpa(cpu_target_percent=50)),
+    )
+    decision = run(observations)
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET
+    assert "at cpuTarget.min" in decision.reason
+
+
+def test_breached_slo_with_cpu_above_target_is_not_latency_feedback() -> None:
+    observations = b.observations(latency_p95_seconds=b.series(0.7), cpu_usage_millicores_per_pod=b.series(800))
+    decision = run(observations)
+    assert decision.change is None or decision.change.table_row != "latency feedback"
+
+
+# --- HPA memory target table -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("working_set", "live_target", "expected", "row"), [
+    ("stable", 70, 80, "Stable usage"),
+    ("growing", 80, 70, "Growing over time (leak?)"),
+    ("variable", 80, 75, "Highly variable"),
+])
+def test_memory_target_follows_the_memory_row(working_set: str, live_target: int, expected: int, row: str) -> None:
+    shapes = {
+        "stable": b.series(500 * b.MI),
+        "growing": b.series(b.ramp(400 * b.MI, 500 * b.MI)),
+        "variable": b.series([300 * b.MI if i % 2 else 600 * b.MI for i in range(b.SAMPLES)]),
+    }
+    observations = b.observations(
+        memory_working_set_bytes_per_pod=shapes[working_set],
+        live=b.live(hpa=b.hpa(memory_target_percent=live_target)),
+    )
+    change = change_of(run(observations))
+    assert change.edit.setting is Setting.HPA_MEMORY_TARGET
+    assert (change.edit.from_value, change.edit.to_value) == (live_target, expected)
+    assert f"'{row}'" in change.reason
+
+
+# --- behaviour tables ----------------------------------------------------------------------------------
+
+
+def rules_of(change: ProposedChange) -> tuple[int | None, int, int]:
+    rules = change.edit.to_value
+    assert isinstance(rules, ScalingRules)
+    policy = rules.policies[0]
+    return rules.stabilization_window_seconds, policy.value, policy.period_seconds
+
+
+def test_flash_crowd_picks_aggressive_scale_up() -> None:
+    rate = b.series([100.0] * 20 + [250.0] * (b.SAMPLES - 20))  # also bursty: CPU target row 60 already live
+    observations = b.observations(request_rate_per_second=rate, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
+    change = change_of(run(observations, hpa={"scaleDown": "Moderate"}))
+    assert change.edit.setting is Setting.HPA_SCALE_UP
+    assert rules_of(change) == (0, 100, 15)
+
+
+def test_slo_breach_while_scaling_up_picks_aggressive_scale_up() -> None:
+    replicas = b.series([4.0] * 15 + [5.0] * (b.SAMPLES - 15))
+    latency = b.series([0.35] * 15 + [0.6] + [0.35] * (b.SAMPLES - 16))
+    observations = b.observations(replicas=replicas, latency_p95_seconds=latency)
+    change = change_of(run(observations, hpa={"scaleDown": "Moderate"}))
+    assert change.edit.setting is Setting.HPA_SCALE_UP
+    assert rules_of(change) == (0, 100, 15)
+
+
+def test_cost_objective_with_steady_load_picks_conservative_scale_up() -> None:
+    observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=80)))
+    change = change_of(run(observations, objective="Cost", hpa={"scaleDown": "Moderate"}))
+    assert change.edit.setting is Setting.HPA_SCALE_UP
+    assert rules_of(change) == (60, 25, 60)
+
+
+def test_default_kubernetes_behaviour_becomes_the_moderate_rows() -> None:
+    observations = b.observations(live=b.live(hpa=b.hpa(scale_up=None, scale_down=None)))
+    change = change_of(run(observations))
+    assert change.edit.setting is Setting.HPA_SCALE_UP
+    assert change.edit.from_value is None
+    assert rules_of(change) == (0, 50, 30)
+
+
+def test_an_equivalent_live_behaviour_is_not_a_change() -> None:
+    # Same as the Moderate row, written with an explicit selectPolicy: Max.
+    same = ScalingRules(stabilization_window_seconds=0, select_policy="Max",
+                        policies=[ScalingPolicy(type="Percent", value=50, period_seconds=30)])
+    observations = b.observations(live=b.live(hpa=b.hpa(scale_up=same)))
+    assert run(observations).change is None
+
+
+@pytest.mark.parametrize(("situation", "objective", "expected"), [
+    ("flapping", "Balanced", (600, 5, 120)),
+    ("bursty", "Balanced", (600, 5, 120)),
+    ("steady", "Cost", (60, 50, 30)),
+])
+def test_scale_down_rows(situation: str, objective: str, expected: tuple[int, int, int]) -> None:
+    replicas = b.series([4.0, 5.0] * 15 + [4.0]) if situation == "flapping" else b.series(4)
+    rate = bursty_rate() if situation == "bursty" else b.series(100)
+    target = 80 if objective == "Cost" else (60 if situation == "bursty" else 70)
+    up = SCALE_UP_ROWS["Conservative" if objective == "Cost" else "Moderate"].to_rules()
+    observations = b.observations(
+        replicas=replicas, request_rate_per_second=rate,
+        live=b.live(hpa=b.hpa(cpu_target_percent=target, scale_up=up)),
+    )
+    change = change_of(run(observations, objective=objective))
+    assert change.edit.setting is Setting.HPA_SCALE_DOWN
+    assert rules_of(change) == expected
+
+
+def test_a_pinned_row_is_written_and_never_replaced_by_the_auto_choice() -> None:
+    rate = b.series([100.0] * 20 + [250.0] * (b.SAMPLES - 20))  # a flash crowd would pick Aggressive
+    observations = b.observations(request_rate_per_second=rate, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
+    change = change_of(run(observations, hpa={"scaleUp": "Conservative"}))
+    assert change.edit.setting is Setting.HPA_SCALE_UP
+    assert rules_of(change) == (60, 25, 60)
+    assert "pinned" in change.reason
+
+
+# --- resources table and coupling --------------------------------------------------------------------
+
+
+def resources(change: ProposedChange) -> tuple[list[ContainerResources], list[ContainerResources]]:
+    before, after = change.edit.from_value, change.edit.to_value
+    assert isinstance(before, list) and isinstance(after, list)
+    return before, after
+
+
+def test_cpu_bound_raises_cpu_request_and_limit_by_half_and_couples_the_cpu_target() -> None:
+    change = change_of(run(b.observations(cpu_throttled_ratio=b.series(0.2))))
+    assert change.target == "Deployment/api"
+    _, after = resources(change)
+    assert (after[0].cpu_request_millicores, after[0].cpu_limit_millicores) == (1500, 3000)
+    assert after[0].memory_request_bytes == b.GI
+    assert change.coupled is not None
+    assert (change.coupled.setting, change.coupled.from_value, change.coupled.to_value) == (
+        Setting.HPA_CPU_TARGET, 70, 60)  # ideal 47% is limited by maxTargetStep 10
+    assert change.coupled_target == "HorizontalPodAutoscaler/api"
+
+
+def test_coupled_target_keeps_the_replica_count_when_the_step_allows() -> None:
+    observations = b.observations(cpu_throttled_ratio=b.series(0.2))
+    change = change_of(run(observations, guardrails={"maxStepPercent": 10, "maxTargetStep": 20}))
+    _, after = resources(change)
+    assert after[0].cpu_request_millicores == 1100
+    assert change.coupled is not None
+    assert change.coupled.to_value == round(70 * 1000 / 1100)  # 64: target x request unchanged
+
+
+def test_memory_bound_raises_memory_only() -> None:
+    change = change_of(run(b.observations(live=b.live(oom_kills_in_window=1))))
+    _, after = resources(change)
+    assert after[0].memory_request_bytes == 1536 * b.MI
+    assert after[0].memory_limit_bytes == 3 * b.GI
+    assert after[0].cpu_request_millicores == 1000
+    assert change.coupled is None
+
+
+def test_under_provisioned_raises_cpu_and_memory() -> None:
+    observations = b.observations(cpu_throttled_ratio=b.series(0.2), live=b.live(oom_kills_in_window=1))
+    _, after = resources(change_of(run(observations)))
+    assert (after[0].cpu_request_millicores, after[0].memory_request_bytes) == (1500, 1536 * b.MI)
+
+
+def test_over_provisioned_lowers_by_a_quarter() -> None:
+    observations = b.observations(
+        cpu_usage_millicores_per_pod=b.series(300), replicas=b.series(2),
+        memory_working_set_bytes_per_pod=b.series(300 * b.MI),
+        live=b.live(hpa=b.hpa(current_replicas=2)),
+    )
+    change = change_of(run(observations))
+    _, after = resources(change)
+    assert (after[0].cpu_request_millicores, after[0].memory_request_bytes) == (750, 768 * b.MI)
+    assert change.coupled is not None and change.coupled.to_value == 80  # 70 x 1000/750 = 93 -> bound 80
+
+
+@pytest.mark.parametrize(("policy", "cpu_limit"), [("KeepRatio", 3000), ("Guaranteed", 1500),
+                                                    ("RequestsOnly", 2000)])
+def test_limits_follow_the_limits_policy(policy: str, cpu_limit: int) -> None:
+    change = change_of(run(b.observations(cpu_throttled_ratio=b.series(0.2)), resources={"limits": policy}))
+    _, after = resources(change)
+    assert after[0].cpu_limit_millicores == cpu_limit
+
+
+def test_requests_only_never_raises_a_request_above_its_limit() -> None:
+    observations = b.observations(cpu_throttled_ratio=b.series(0.2), live=b.live(containers=(
+        b.container(cpu_limit_millicores=1200),)))
+    change = change_of(run(observations, resources={"limits": "RequestsOnly"}))
+    _, after = resources(change)
+    assert after[0].cpu_request_millicores == 1200
+
+
+def test_requests_stay_within_the_cpu_bounds() -> None:
+    change = change_of(run(b.observations(cpu_throttled_ratio=b.series(0.2)), resources={"cpu": {"min": "50m",
+                                                                                               "max": "1200m"}}))
+    _, after = resources(change)
+    assert after[0].cpu_request_millicores == 1200
+
+
+def test_only_the_selected_containers_are_resized_and_coupling_uses_the_pod_total() -> None:
+    containers = (b.container("app"), b.container("sidecar", cpu_request_millicores=200, cpu_limit_millicores=400))
+    observations = b.observations(cpu_throttled_ratio=b.series(0.2), live=b.live(containers=containers))
+    change = change_of(run(observations, resources={"containers": ["app"]},
+                           hpa={"cpuTarget": {"min": 30, "max": 80}}, guardrails={"maxTargetStep": 30}))
+    before, after = resources(change)
+    assert [c.name for c in before] == [c.name for c in after] == ["app"]
+    assert after[0].cpu_request_millicores == 1500
+    assert change.coupled is not None
+    assert change.coupled.to_value == round(70 * 1200 / 1700)
+
+
+def test_saturated_hpa_raises_max_replicas_up_to_the_ceiling() -> None:
+    observations = b.observations(
+        latency_p95_seconds=b.series(0.7), cpu_usage_millicores_per_pod=b.series(800), replicas=b.series(10),
+        live=b.live(hpa=b.hpa(current_replicas=10, desired_replicas=10)),
+    )
+    change = change_of(run(observations, hpa={"maxReplicasCeiling": 12}))
+    assert (change.edit.setting, change.edit.from_value, change.edit.to_value) == (Setting.HPA_MAX_REPLICAS, 10, 12)
+
+
+def test_max_replicas_is_never_raised_without_a_ceiling() -> None:
+    observations = b.observations(
+        latency_p95_seconds=b.series(0.7), cpu_usage_millicores_per_pod=b.series(800), replicas=b.series(10),
+        live=b.live(hpa=b.hpa(current_replicas=10)),
+    )
+    decision = run(observations)
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_MAX_REPLICAS
+
+
+# --- pool tiers -----------------------------------------------------------------------------------------
+
+
+def pool_observations(*, active: float | list[float], waiting: float | list[float] = 0,
+                      default: int = 20, reserve: int = 10, replicas: int = 1) -> Observations:
+    return b.observations(
+        pool_server_active=b.series(active), pool_client_waiting=b.series(waiting),
+        live=b.live(pool=PoolLive(default_pool_size=default, reserve_pool_size=reserve, pooler_replicas=replicas)),
+    )
+
+
+@pytest.mark.parametrize(("live_default", "expected"), [(10, (20, 10)), (20, (30, 20)), (30, (40, 30)),
+                                                         (25, (30, 20))])
+def test_sustained_waiting_grows_the_pool_one_tier(live_default: int, expected: tuple[int, int]) -> None:
+    waiting = [0.0] * 25 + [3.0] * 6  # waiting in most of the last 5 minutes, not all of them
+    waiting[-1] = 0.0
+    change = change_of(run(pool_observations(active=live_default, waiting=waiting, default=live_default,
+                                             reserve=live_default // 2), guardrails={"maxStepPercent": 100}))
+    assert change.edit.setting is Setting.POOL_SIZE
+    assert change.edit.to_value == PoolSize(default_pool_size=expected[0], reserve_pool_size=expected[1])
+    assert change.target == "ConfigMap/pgbouncer"
+    assert change.emergency is False
+
+
+def test_pool_growth_is_limited_by_max_step_percent_between_tiers() -> None:
+    change = change_of(run(pool_observations(active=10, waiting=[0.0] * 25 + [3.0] * 5 + [0.0], default=10,
+                                             reserve=5)))
+    assert change.edit.to_value == PoolSize(default_pool_size=15, reserve_pool_size=8)  # 10 -> 20 is +100%
+    assert "step limit" in change.reason
+
+
+def test_pool_above_ninety_percent_grows_a_tier() -> None:
+    change = change_of(run(pool_observations(active=19)))
+    assert change.edit.to_value == PoolSize(default_pool_size=30, reserve_pool_size=20)
+
+
+@pytest.mark.parametrize(("active", "grows"), [(18, False), (18.2, True)])
+def test_pool_grow_threshold_is_ninety_percent(active: float, grows: bool) -> None:
+    decision = run(pool_observations(active=active))
+    assert (decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE) is grows
+
+
+def test_beyond_peak_the_pool_grows_by_max_step_percent_up_to_size_max() -> None:
+    change = change_of(run(pool_observations(active=40, waiting=2, default=40, reserve=30),
+                           pool={"size": {"min": 5, "max": 55}}))
+    assert change.edit.to_value == PoolSize(default_pool_size=55, reserve_pool_size=41)
+    assert "size.max" in change.reason
+
+
+def test_pool_growth_respects_max_server_connections_with_the_reserve_counted() -> None:
+    change = change_of(run(pool_observations(active=20, waiting=2, replicas=2), pool={"maxServerConnections": 90}))
+    size = change.edit.to_value
+    assert isinstance(size, PoolSize)
+    assert (size.default_pool_size + size.reserve_pool_size) * 2 <= 90
+    assert size.default_pool_size > 20
+
+
+def test_pool_that_cannot_grow_within_the_budget_is_not_changed() -> None:
+    decision = run(pool_observations(active=20, waiting=2, replicas=2), pool={"maxServerConnections": 60})
+    assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE
+    assert "maxServerConnections" in decision.reason
+
+
+def test_waiting_in_every_sample_of_the_last_five_minutes_is_a_pool_emergency() -> None:
+    change = change_of(run(pool_observations(active=20, waiting=[0.0] * 25 + [2.0] * 6)))
+    assert change.emergency is True
+
+
+@pytest.mark.parametrize(("live_default", "active", "expected"), [(20, 7, 10), (30, 10, 20), (40, 14, 30)])
+def test_pool_under_half_all_window_shrinks_one_tier(live_default: int, active: float, expected: int) -> None:
+    tier = next(t for t in POOL_TIERS if t.default_pool_size == expected)
+    change = change_of(run(pool_observations(active=active, default=live_default, reserve=10)))
+    assert change.edit.to_value == PoolSize(default_pool_size=expected, reserve_pool_size=tier.reserve_pool_size)
+
+
+@pytest.mark.parametrize(("active", "shrinks"), [(9.9, False), (7.9, True)])
+def test_pool_shrinks_only_when_the_smaller_pool_stays_under_the_warning_level(active: float, shrinks: bool) -> None:
+    # 20 -> 10: a peak of 9.9 would be 99% of 10 (>= 80% warning), 7.9 would be 79%.
+    decision = run(pool_observations(active=active))
+    assert (decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE) is shrinks
+
+
+def test_pool_is_not_shrunk_below_size_min() -> None:
+    decision = run(pool_observations(active=2, default=10, reserve=5), pool={"size": {"min": 10, "max": 100}})
+    assert decision.change is None
