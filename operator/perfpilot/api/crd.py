@@ -90,8 +90,7 @@ class _ModelAwareSchema(GenerateJsonSchema):
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
         json_schema = super().model_schema(schema)
         cls = schema["cls"]
-        target = json_schema
-        properties: JsonDict = target.get("properties", {})
+        properties: JsonDict = json_schema.get("properties", {})
         for name, field in cls.model_fields.items():
             node = properties.get(field.alias or name)
             if node is None:
@@ -109,7 +108,7 @@ class _ModelAwareSchema(GenerateJsonSchema):
                 node["default"] = _dump_default(field.annotation, value)
         rules = getattr(cls, "CEL_RULES", ()) if issubclass(cls, ApiModel) else ()
         if rules:
-            target["x-kubernetes-validations"] = [{"rule": rule, "message": message} for rule, message in rules]
+            json_schema["x-kubernetes-validations"] = [{"rule": rule, "message": message} for rule, message in rules]
         return json_schema
 
 
@@ -207,7 +206,7 @@ def _structural(node: JsonDict, defs: Mapping[str, JsonDict], *, nullable_option
             out["additionalProperties"] = _structural(
                 node["additionalProperties"], defs, nullable_optionals=nullable_optionals, where=f"{where}.*"
             )
-        elif not properties:
+        else:
             out["x-kubernetes-preserve-unknown-fields"] = True
     elif node_type == "array":
         out["items"] = _structural(node["items"], defs, nullable_optionals=nullable_optionals, where=f"{where}[]")

@@ -38,7 +38,7 @@ class ApiModel(BaseModel):
         validate_assignment=True,
         frozen=False,
     )
-    # (json path relative to this object, CEL rule, message) — emitted into the CRD by api.crd.
+    # (CEL rule, message) pairs with `self` = this object; api.crd emits them as its x-kubernetes-validations.
     CEL_RULES: ClassVar[tuple[tuple[str, str], ...]] = ()
 
 
