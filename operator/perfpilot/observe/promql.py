@@ -1,0 +1,268 @@
+"""PromQL builders: one pure function per signal, each query written in exactly one place.
+
+Every query covers *all* profiles of a cycle that share a Prometheus and a query shape: it selects their
+namespaces with one regex matcher (``namespace=~"shop|billing"``) and groups by ``namespace`` and
+``workload``, so a cycle issues one query per signal and shape however many profiles there are
+(``docs/metrics.md`` lists the queries). ``workload`` is derived from the ``pod`` label with
+``label_replace`` — first the StatefulSet form ``<name>-<ordinal>``, then the Deployment form
+``<name>-<pod-template-hash>-<suffix>``, which wins where both match — so kube-state-metrics is not needed.
+
+A *shape* is everything in a profile that changes the query text other than its namespace: metric names,
+label matchers, the error matcher. Profiles with equal shapes share a query; see ``snapshot.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from perfpilot.api.spec import Metrics, Pgbouncer
+from perfpilot.observe.presets import CADVISOR, ContainerMetricNames, PoolMetricNames, pool_metric_names
+
+# Kubernetes' pod names: a Deployment's ReplicaSet adds the pod-template-hash (up to 10 characters) and the
+# pod a 5-character suffix; a StatefulSet adds the ordinal.
+DEPLOYMENT_POD_PATTERN = "^(.+)-[a-z0-9]{8,10}-[a-z0-9]{5}$"
+STATEFULSET_POD_PATTERN = "^(.+)-[0-9]+$"
+WORKLOAD_LABEL = "workload"
+BY_WORKLOAD = ("namespace", WORKLOAD_LABEL)
+BY_POOL = ("namespace", WORKLOAD_LABEL, "database")
+LATENCY_QUANTILE = 0.95
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# One or more matchers as they appear inside braces: label op "value", comma separated.
+_MATCHER = r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*'
+_MATCHER_LIST = re.compile(rf"^{_MATCHER}(,{_MATCHER})*,?\s*$")
+
+
+class QueryBuildError(ValueError):
+    """A profile's metric settings cannot be turned into valid PromQL (the message says which field)."""
+
+
+class SignalName(StrEnum):
+    """The signals read from Prometheus; each value is the ``Observations`` field it fills."""
+
+    LATENCY_P95 = "latency_p95_seconds"
+    REQUEST_RATE = "request_rate_per_second"
+    ERROR_RATIO = "error_ratio"
+    CPU_USAGE = "cpu_usage_millicores_per_pod"
+    CPU_THROTTLED = "cpu_throttled_ratio"
+    MEMORY_WORKING_SET = "memory_working_set_bytes_per_pod"
+    REPLICAS = "replicas"
+    POOL_SERVER_ACTIVE = "pool_server_active"
+    POOL_CLIENT_WAITING = "pool_client_waiting"
+    POOL_MAX_WAIT = "pool_max_wait_seconds"
+
+
+APP_SIGNALS = (SignalName.LATENCY_P95, SignalName.REQUEST_RATE, SignalName.ERROR_RATIO)
+CONTAINER_SIGNALS = (
+    SignalName.CPU_USAGE,
+    SignalName.CPU_THROTTLED,
+    SignalName.MEMORY_WORKING_SET,
+    SignalName.REPLICAS,
+)
+POOL_SIGNALS = (SignalName.POOL_SERVER_ACTIVE, SignalName.POOL_CLIENT_WAITING, SignalName.POOL_MAX_WAIT)
+
+Matchers = tuple[tuple[str, str], ...]  # sorted (label, value) pairs: hashable, order-independent
+
+
+def freeze_matchers(matchers: Mapping[str, str]) -> Matchers:
+    for label in matchers:
+        if not _LABEL_NAME.match(label) or label.startswith("__"):
+            raise QueryBuildError(f"not a label name usable as a matcher: {label!r}")
+        if label in ("namespace", WORKLOAD_LABEL):
+            raise QueryBuildError(f"the {label!r} label is set by perfpilot, not by matchers")
+    return tuple(sorted(matchers.items()))
+
+
+@dataclass(frozen=True)
+class AppShape:
+    """What shapes the application queries: the histogram and counter names and their matchers."""
+
+    latency_histogram: str
+    requests_total: str
+    error_matcher: str
+    matchers: Matchers = ()
+
+    @classmethod
+    def from_metrics(cls, metrics: Metrics) -> AppShape:
+        error_matcher = metrics.error_matcher.strip()
+        if not _MATCHER_LIST.match(error_matcher):
+            raise QueryBuildError(f'errorMatcher is not a PromQL label matcher such as code=~"5..": {error_matcher!r}')
+        return cls(
+            latency_histogram=metrics.latency_histogram,
+            requests_total=metrics.requests_total,
+            error_matcher=error_matcher.rstrip(", "),
+            matchers=freeze_matchers(metrics.matchers),
+        )
+
+
+@dataclass(frozen=True)
+class ContainerShape:
+    """cAdvisor names and the operator-wide extra matchers (e.g. ``cluster`` on a shared Thanos)."""
+
+    names: ContainerMetricNames = CADVISOR
+    matchers: Matchers = ()
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    """One exporter's names and the profile's pool matchers."""
+
+    names: PoolMetricNames
+    matchers: Matchers = ()
+
+    @classmethod
+    def from_pgbouncer(cls, pgbouncer: Pgbouncer) -> PoolShape:
+        return cls(names=pool_metric_names(pgbouncer), matchers=freeze_matchers(pgbouncer.matchers))
+
+
+# --- text helpers -------------------------------------------------------------------------------------
+
+
+def quote(value: str) -> str:
+    """A PromQL double-quoted string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def namespace_matcher(namespaces: Sequence[str]) -> str:
+    """``namespace=~"a|b"`` over the distinct namespaces, sorted so equal sets give equal text."""
+    distinct = sorted(set(namespaces))
+    if not distinct:
+        raise QueryBuildError("a query needs at least one namespace")
+    for namespace in distinct:
+        # Namespace names are DNS labels, so they never need regex escaping; anything else is refused.
+        if not _NAMESPACE.match(namespace):
+            raise QueryBuildError(f"not a Kubernetes namespace name: {namespace!r}")
+    return f"namespace=~{quote('|'.join(distinct))}"
+
+
+def selector(metric: str, *matchers: str) -> str:
+    return metric + "{" + ", ".join(matcher for matcher in matchers if matcher) + "}"
+
+
+def _equality_matchers(matchers: Matchers) -> list[str]:
+    return [f"{label}={quote(value)}" for label, value in matchers]
+
+
+def with_workload(expression: str) -> str:
+    """Add the ``workload`` label derived from ``pod`` (StatefulSet form first, Deployment form wins)."""
+    statefulset = f'label_replace({expression}, "{WORKLOAD_LABEL}", "$1", "pod", {quote(STATEFULSET_POD_PATTERN)})'
+    return f'label_replace({statefulset}, "{WORKLOAD_LABEL}", "$1", "pod", {quote(DEPLOYMENT_POD_PATTERN)})'
+
+
+def _by(labels: Sequence[str]) -> str:
+    return "by (" + ", ".join(labels) + ")"
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 1:
+        raise QueryBuildError(f"a rate window must be at least 1s (got {seconds}s)")
+    return f"{seconds}s"
+
+
+def _app_selector(shape: AppShape, metric: str, namespaces: Sequence[str], *extra: str) -> str:
+    return selector(metric, namespace_matcher(namespaces), *_equality_matchers(shape.matchers), *extra)
+
+
+def _container_selector(shape: ContainerShape, metric: str, namespaces: Sequence[str]) -> str:
+    # container="" is the pod-level cgroup and "POD" the pause container: both would count usage twice.
+    return selector(
+        metric, namespace_matcher(namespaces), 'container!=""', 'container!="POD"', *_equality_matchers(shape.matchers)
+    )
+
+
+def _pool_selector(shape: PoolShape, metric: str, namespaces: Sequence[str]) -> str:
+    return selector(metric, namespace_matcher(namespaces), *_equality_matchers(shape.matchers))
+
+
+def _rate_by(labels: Sequence[str], series_selector: str, rate_window_seconds: int) -> str:
+    return f"sum {_by(labels)} ({with_workload(f'rate({series_selector}[{_duration(rate_window_seconds)}])')})"
+
+
+# --- application signals ------------------------------------------------------------------------------
+
+
+def latency_p95_query(shape: AppShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
+    """p95 request latency, seconds: ``histogram_quantile`` over the buckets' rate, per workload."""
+    buckets = _app_selector(shape, f"{shape.latency_histogram}_bucket", namespaces)
+    return f"histogram_quantile({LATENCY_QUANTILE}, {_rate_by((*BY_WORKLOAD, 'le'), buckets, rate_window_seconds)})"
+
+
+def request_rate_query(shape: AppShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
+    """Requests per second, per workload."""
+    return _rate_by(BY_WORKLOAD, _app_selector(shape, shape.requests_total, namespaces), rate_window_seconds)
+
+
+def error_ratio_query(shape: AppShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
+    """Failed over all requests, per workload.
+
+    A service that never failed has no error series at all, so the numerator falls back to 0 x the total
+    (``or``): that is a measured zero. With no requests the ratio is 0/0 = NaN, which becomes Unknown.
+    """
+    total = _rate_by(BY_WORKLOAD, _app_selector(shape, shape.requests_total, namespaces), rate_window_seconds)
+    failed = _rate_by(
+        BY_WORKLOAD, _app_selector(shape, shape.requests_total, namespaces, shape.error_matcher), rate_window_seconds
+    )
+    return f"({failed} or (0 * {total})) / {total}"
+
+
+# --- container signals (cAdvisor) ---------------------------------------------------------------------
+
+
+def _per_pod(expression: str) -> str:
+    return f"sum {_by((*BY_WORKLOAD, 'pod'))} ({with_workload(expression)})"
+
+
+def cpu_usage_query(shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
+    """CPU used per pod, millicores, averaged over the workload's pods (what the HPA averages)."""
+    usage = _container_selector(shape, shape.names.cpu_usage_seconds_total, namespaces)
+    per_pod = _per_pod(f"rate({usage}[{_duration(rate_window_seconds)}])")
+    return f"1000 * avg {_by(BY_WORKLOAD)} ({per_pod})"
+
+
+def cpu_throttled_query(shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
+    """Share of CFS periods throttled, worst pod of the workload (only pods with a CPU limit have these)."""
+    window = _duration(rate_window_seconds)
+    throttled = _container_selector(shape, shape.names.cfs_throttled_periods_total, namespaces)
+    periods = _container_selector(shape, shape.names.cfs_periods_total, namespaces)
+    ratio = f"{_per_pod(f'rate({throttled}[{window}])')} / {_per_pod(f'rate({periods}[{window}])')}"
+    return f"max {_by(BY_WORKLOAD)} ({ratio})"
+
+
+def memory_working_set_query(shape: ContainerShape, *, namespaces: Sequence[str]) -> str:
+    """Working set of the workload's largest pod, bytes (the OOM killer looks at the pod, not the mean)."""
+    working_set = _container_selector(shape, shape.names.memory_working_set_bytes, namespaces)
+    return f"max {_by(BY_WORKLOAD)} ({_per_pod(working_set)})"
+
+
+def replicas_query(shape: ContainerShape, *, namespaces: Sequence[str]) -> str:
+    """Pods of the workload that have CPU series at each step (the replica count over time)."""
+    usage = _container_selector(shape, shape.names.cpu_usage_seconds_total, namespaces)
+    return f"count {_by(BY_WORKLOAD)} ({_per_pod(usage)})"
+
+
+# --- pool signals (pgBouncer exporter) ----------------------------------------------------------------
+
+
+def pool_server_active_query(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
+    """Server connections in use, summed over pooler pods and users, per pooler workload and database."""
+    active = _pool_selector(shape, shape.names.server_active, namespaces)
+    return f"sum {_by(BY_POOL)} ({with_workload(active)})"
+
+
+def pool_client_waiting_query(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
+    """Clients waiting for a server connection, summed over pooler pods and users."""
+    waiting = _pool_selector(shape, shape.names.client_waiting, namespaces)
+    return f"sum {_by(BY_POOL)} ({with_workload(waiting)})"
+
+
+def pool_max_wait_query(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
+    """Age of the oldest waiting client, seconds, the worst pooler pod and user."""
+    wait = _pool_selector(shape, shape.names.max_wait_seconds, namespaces)
+    if shape.names.max_wait_microseconds_part:
+        micros = _pool_selector(shape, shape.names.max_wait_microseconds_part, namespaces)
+        wait = f"({wait} + {micros} / 1000000)"
+    return f"max {_by(BY_POOL)} ({with_workload(wait)})"

@@ -1,0 +1,227 @@
+"""The Prometheus reader: the only module here that does I/O.
+
+Range queries through ``prometheus-api-client`` with an explicit end time (an instant query at "now"
+silently returns nothing once the data is older than the lookback, see ``shared/TESTING.md``), one deadline
+per query covering every retry, exponential backoff on connection errors and 5xx answers only (a 4xx is a
+bad query and will not get better), a bearer token re-read from its file on every query (projected
+service-account tokens rotate), a CA file or ``insecure``, and extra headers such as ``X-Scope-OrgID``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from prometheus_api_client.prometheus_connect import PrometheusConnect
+from pydantic import BaseModel, ConfigDict, Field
+from urllib3.util.retry import Retry
+
+from perfpilot.observe.instrumentation import PROMQL_QUERIES, PROMQL_QUERY_SECONDS, PROMQL_RETRIES
+
+
+class PrometheusSettings(BaseModel):
+    """How the operator (and ``perfpilot plan``) reach Prometheus or a compatible store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(
+        "",
+        description="Base URL (http://prometheus:9090, or a Thanos/Mimir/VictoriaMetrics Prometheus API root). "
+        "A profile's spec.metrics.prometheusURL overrides it for that profile.",
+    )
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Longest wait for one query, every retry and backoff included."
+    )
+    retries: int = Field(
+        2, ge=0, le=10, description="Extra attempts after a connection error or a 5xx answer (never after a 4xx)."
+    )
+    backoff_seconds: float = Field(
+        0.25, ge=0, le=30, description="Wait before the first retry; doubled before each further retry."
+    )
+    bearer_token_file: Path | None = Field(
+        None, description="File holding a bearer token, re-read on every query (rotated tokens keep working)."
+    )
+    ca_file: Path | None = Field(None, description="PEM bundle to verify the server's TLS certificate with.")
+    insecure_skip_verify: bool = Field(False, description="Do not verify the server's TLS certificate.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra HTTP headers on every query, e.g. X-Scope-OrgID for Mimir/Cortex."
+    )
+    step_seconds: int = Field(
+        60, ge=1, le=3600, description="Resolution of every range query; one step for all profiles of a cycle."
+    )
+    rate_window_seconds: int = Field(
+        120, ge=1, le=3600, description="Range of rate() in the queries; at least four scrape intervals."
+    )
+    container_matchers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra label matchers for the cAdvisor series (e.g. cluster on a multi-cluster store).",
+    )
+
+    def for_url(self, url: str) -> PrometheusSettings:
+        return self.model_copy(update={"url": url})
+
+
+class PrometheusError(Exception):
+    """A query could not be answered; names the URL and the cause."""
+
+    def __init__(self, *, url: str, cause: str) -> None:
+        super().__init__(f"prometheus {url}: {cause}")
+        self.url = url
+        self.cause = cause
+
+
+class PrometheusUnreachable(PrometheusError):
+    """Connection refused or reset, timed out, or 5xx until the deadline: nothing from this server now."""
+
+
+class PrometheusQueryError(PrometheusError):
+    """The server answered but refused the query (4xx) or answered something that is not a result."""
+
+
+@dataclass(frozen=True)
+class RangeSeries:
+    """One series of a range query: its labels and ``(unix seconds, value as sent)`` samples."""
+
+    labels: Mapping[str, str]
+    samples: tuple[tuple[float, str], ...]
+
+
+class _ServerError(Exception):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:300]}")
+
+
+def _raise_on_server_error(response: requests.Response, *_: Any, **__: Any) -> None:
+    # prometheus-api-client turns every non-200 into one exception type; this hook keeps 5xx apart so only
+    # they are retried.
+    if response.status_code >= 500:
+        raise _ServerError(response.status_code, response.text)
+
+
+class PrometheusReader:
+    """Range queries against one Prometheus; counts every query in ``perfpilot_promql_queries_total``."""
+
+    def __init__(self, settings: PrometheusSettings) -> None:
+        if not settings.url:
+            raise ValueError("no Prometheus URL: set --prometheus or spec.metrics.prometheusURL")
+        self.settings = settings
+        self.url = settings.url.rstrip("/")
+        session = requests.Session()
+        if settings.insecure_skip_verify:
+            session.verify = False
+        elif settings.ca_file is not None:
+            session.verify = str(settings.ca_file)
+        session.hooks["response"].append(_raise_on_server_error)
+        # Retries are ours (with the deadline); the adapter must not retry on its own.
+        self._client = PrometheusConnect(
+            url=self.url, session=session, retry=Retry(total=0, raise_on_status=False, status_forcelist=())
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> PrometheusReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _headers(self) -> dict[str, str]:
+        headers = dict(self.settings.headers)
+        if self.settings.bearer_token_file is not None:
+            try:
+                token = self.settings.bearer_token_file.read_text().strip()
+            except OSError as error:
+                raise PrometheusQueryError(
+                    url=self.url, cause=f"cannot read bearer token file {self.settings.bearer_token_file}: {error}"
+                ) from error
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def query_range(
+        self, promql: str, *, signal: str, end: datetime, window_seconds: float, step_seconds: int
+    ) -> list[RangeSeries]:
+        """Evaluate ``promql`` at every step of ``[end - window, end]``; ``end`` must be timezone-aware."""
+        if end.tzinfo is None:
+            raise ValueError("the evaluation time must be timezone-aware (a naive time would be read as local)")
+        start = end - timedelta(seconds=window_seconds)
+        began = time.monotonic()
+        deadline = began + self.settings.timeout_seconds
+        outcome = "error"
+        try:
+            result = self._with_retries(promql, start=start, end=end, step_seconds=step_seconds, deadline=deadline)
+            outcome = "ok"
+            return result
+        except PrometheusUnreachable:
+            outcome = "unreachable"
+            raise
+        finally:
+            PROMQL_QUERIES.labels(prometheus=self.url, signal=signal, outcome=outcome).inc()
+            PROMQL_QUERY_SECONDS.labels(prometheus=self.url).observe(time.monotonic() - began)
+
+    def _with_retries(
+        self, promql: str, *, start: datetime, end: datetime, step_seconds: int, deadline: float
+    ) -> list[RangeSeries]:
+        attempts = 0
+        backoff_seconds = self.settings.backoff_seconds
+        while True:
+            attempts += 1
+            self._client.headers = self._headers()
+            remaining_seconds = max(deadline - time.monotonic(), 0.001)
+            try:
+                raw = self._client.custom_query_range(
+                    promql,
+                    start_time=start,
+                    end_time=end,
+                    step=str(step_seconds),
+                    # Also tell the server, so a slow query is abandoned there and not only here.
+                    params={"timeout": f"{max(1, int(remaining_seconds * 1000))}ms"},
+                    timeout=remaining_seconds,  # type: ignore[arg-type]  # annotated int, passed to requests
+                )
+            except (requests.ConnectionError, requests.Timeout, _ServerError) as error:
+                cause = _describe(error)
+                elapsed = self.settings.timeout_seconds - (deadline - time.monotonic())
+                out_of_time = time.monotonic() + backoff_seconds >= deadline
+                if attempts > self.settings.retries or out_of_time:
+                    raise PrometheusUnreachable(
+                        url=self.url, cause=f"{cause} ({attempts} attempt(s) in {elapsed:.1f}s)"
+                    ) from error
+                PROMQL_RETRIES.labels(prometheus=self.url).inc()
+                time.sleep(backoff_seconds)
+                backoff_seconds *= 2
+                continue
+            except PrometheusApiClientException as error:
+                raise PrometheusQueryError(url=self.url, cause=f"query refused: {error}") from error
+            except (requests.RequestException, ValueError, KeyError) as error:
+                raise PrometheusQueryError(url=self.url, cause=f"unexpected answer: {error}") from error
+            return _parse(raw, url=self.url)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, _ServerError):
+        return str(error)
+    text = str(error)
+    # With adapter retries off, urllib3 wraps a read timeout in a ConnectionError, not a requests.Timeout.
+    if isinstance(error, requests.Timeout) or "timed out" in text or "TimeoutError" in text:
+        return "timed out"
+    for hint in ("Connection refused", "Name or service not known", "Connection reset", "No route to host"):
+        if hint in text:
+            return hint.lower()
+    return f"connection error: {text[:200]}"
+
+
+def _parse(raw: Any, *, url: str) -> list[RangeSeries]:
+    if not isinstance(raw, list):
+        raise PrometheusQueryError(url=url, cause=f"expected a matrix, got {type(raw).__name__}")
+    series: list[RangeSeries] = []
+    for item in raw:
+        labels = {str(k): str(v) for k, v in item.get("metric", {}).items()}
+        samples = tuple((float(stamp), str(value)) for stamp, value in item.get("values", []))
+        series.append(RangeSeries(labels=labels, samples=samples))
+    return series

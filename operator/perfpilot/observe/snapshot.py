@@ -1,0 +1,316 @@
+"""One snapshot per Prometheus per cycle, serving every profile that reads from it.
+
+``plan_queries`` (pure) groups the cycle's profiles by query shape and builds one query per signal and
+shape, covering all their namespaces; ``take_snapshot`` runs them through a ``PrometheusReader``;
+``Snapshot.observations`` cuts each profile's ``Observations`` out of the shared results. With every
+profile on the default metric names a cycle issues 7 queries, or 10 when any profile tunes a pool,
+whether it has one profile or a thousand.
+
+Failures never become zeros: a query that fails makes its signal Unknown for the profiles it served
+(``"prometheus query failed: …"``); an unreachable server makes every signal of every profile on it
+Unknown (``"prometheus unreachable: …"``) and the remaining queries are not sent, so a dead server costs
+one timeout per cycle, not one per query.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from perfpilot.api.spec import PerformanceProfile
+from perfpilot.observe.promql import (
+    APP_SIGNALS,
+    BY_POOL,
+    BY_WORKLOAD,
+    POOL_SIGNALS,
+    AppShape,
+    ContainerShape,
+    PoolShape,
+    QueryBuildError,
+    SignalName,
+    cpu_throttled_query,
+    cpu_usage_query,
+    error_ratio_query,
+    freeze_matchers,
+    latency_p95_query,
+    memory_working_set_query,
+    pool_client_waiting_query,
+    pool_max_wait_query,
+    pool_server_active_query,
+    replicas_query,
+    request_rate_query,
+)
+from perfpilot.observe.reader import (
+    PrometheusError,
+    PrometheusReader,
+    PrometheusSettings,
+    PrometheusUnreachable,
+    RangeSeries,
+)
+from perfpilot.observe.series import to_signal
+from perfpilot.tuning.observations import LiveConfig, Observations, Signal, Unknown
+
+Shape = AppShape | ContainerShape | PoolShape
+ProfileKey = tuple[str, str]  # (namespace, name) of the PerformanceProfile
+SeriesKey = tuple[str, ...]  # values of the query's grouping labels, in BY_WORKLOAD / BY_POOL order
+
+
+def profile_key(profile: PerformanceProfile) -> ProfileKey:
+    return (profile.metadata.namespace, profile.metadata.name)
+
+
+@dataclass(frozen=True)
+class PlannedQuery:
+    signal: SignalName
+    shape: Shape
+    promql: str
+    group_labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """The queries of one cycle against one Prometheus, and what they need to be cut per profile."""
+
+    queries: tuple[PlannedQuery, ...]
+    window_seconds: int
+    step_seconds: int
+    shape_errors: Mapping[tuple[ProfileKey, str], str] = field(default_factory=dict)  # (profile, "app"|"pool")
+
+
+def _window_seconds(profiles: Iterable[PerformanceProfile], step_seconds: int) -> int:
+    widest = max(float(p.spec.guardrails.window.seconds) for p in profiles)
+    # A whole number of steps, so every profile's window ends on a point the query evaluated.
+    return math.ceil(widest / step_seconds) * step_seconds
+
+
+def _app_builders() -> dict[SignalName, Callable[..., str]]:
+    return {
+        SignalName.LATENCY_P95: latency_p95_query,
+        SignalName.REQUEST_RATE: request_rate_query,
+        SignalName.ERROR_RATIO: error_ratio_query,
+    }
+
+
+def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSettings) -> QueryPlan:
+    """One query per signal and shape for all ``profiles`` (which share one Prometheus)."""
+    if not profiles:
+        raise ValueError("a snapshot needs at least one profile")
+    app_namespaces: dict[AppShape, set[str]] = defaultdict(set)
+    pool_namespaces: dict[PoolShape, set[str]] = defaultdict(set)
+    shape_errors: dict[tuple[ProfileKey, str], str] = {}
+    for profile in profiles:
+        key = profile_key(profile)
+        try:
+            app_namespaces[AppShape.from_metrics(profile.spec.metrics)].add(profile.metadata.namespace)
+        except QueryBuildError as error:
+            shape_errors[(key, "app")] = str(error)
+        pgbouncer = profile.spec.pool.pgbouncer
+        if profile.spec.pool.enabled and pgbouncer is not None:
+            try:
+                pool_namespaces[PoolShape.from_pgbouncer(pgbouncer)].add(profile.metadata.namespace)
+            except QueryBuildError as error:
+                shape_errors[(key, "pool")] = str(error)
+
+    rate = settings.rate_window_seconds
+    queries: list[PlannedQuery] = []
+    for app_shape, namespaces in sorted(app_namespaces.items(), key=lambda item: repr(item[0])):
+        ns = sorted(namespaces)
+        for signal, build in _app_builders().items():
+            promql = build(app_shape, namespaces=ns, rate_window_seconds=rate)
+            queries.append(PlannedQuery(signal, app_shape, promql, BY_WORKLOAD))
+
+    container_shape = ContainerShape(matchers=freeze_matchers(settings.container_matchers))
+    all_namespaces = sorted({p.metadata.namespace for p in profiles})
+    container_queries = {
+        SignalName.CPU_USAGE: cpu_usage_query(container_shape, namespaces=all_namespaces, rate_window_seconds=rate),
+        SignalName.CPU_THROTTLED: cpu_throttled_query(
+            container_shape, namespaces=all_namespaces, rate_window_seconds=rate
+        ),
+        SignalName.MEMORY_WORKING_SET: memory_working_set_query(container_shape, namespaces=all_namespaces),
+        SignalName.REPLICAS: replicas_query(container_shape, namespaces=all_namespaces),
+    }
+    queries.extend(PlannedQuery(s, container_shape, q, BY_WORKLOAD) for s, q in container_queries.items())
+
+    for pool_shape, namespaces in sorted(pool_namespaces.items(), key=lambda item: repr(item[0])):
+        ns = sorted(namespaces)
+        pool_queries = {
+            SignalName.POOL_SERVER_ACTIVE: pool_server_active_query(pool_shape, namespaces=ns),
+            SignalName.POOL_CLIENT_WAITING: pool_client_waiting_query(pool_shape, namespaces=ns),
+            SignalName.POOL_MAX_WAIT: pool_max_wait_query(pool_shape, namespaces=ns),
+        }
+        queries.extend(PlannedQuery(s, pool_shape, q, BY_POOL) for s, q in pool_queries.items())
+
+    return QueryPlan(
+        queries=tuple(queries),
+        window_seconds=_window_seconds(profiles, settings.step_seconds),
+        step_seconds=settings.step_seconds,
+        shape_errors=shape_errors,
+    )
+
+
+# A query's outcome: its series by grouping-label values, or why there is none.
+QueryOutcome = Mapping[SeriesKey, tuple[RangeSeries, ...]] | Unknown
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every query's outcome for one Prometheus at one evaluation time."""
+
+    at: datetime
+    plan: QueryPlan
+    settings: PrometheusSettings
+    outcomes: Mapping[tuple[SignalName, Shape], QueryOutcome]
+
+    def observations(self, profile: PerformanceProfile, live: LiveConfig) -> Observations:
+        """The profile's signals over its own window, cut from the shared results."""
+        signals = {signal.value: self._signal(profile, live, signal) for signal in SignalName}
+        return Observations(
+            at=self.at,
+            window_seconds=float(profile.spec.guardrails.window.seconds),
+            step_seconds=float(self.plan.step_seconds),
+            live=live,
+            **signals,
+        )
+
+    def _signal(self, profile: PerformanceProfile, live: LiveConfig, signal: SignalName) -> Signal:
+        key = profile_key(profile)
+        namespace = profile.metadata.namespace
+        workload = profile.spec.target_ref.name
+        shape: Shape
+        if signal in POOL_SIGNALS:
+            pgbouncer = profile.spec.pool.pgbouncer
+            if not profile.spec.pool.enabled or pgbouncer is None:
+                return Unknown("pool tuning is off")
+            if (key, "pool") in self.plan.shape_errors:
+                return Unknown(f"invalid pool matchers: {self.plan.shape_errors[(key, 'pool')]}")
+            shape = PoolShape.from_pgbouncer(pgbouncer)
+        elif signal in APP_SIGNALS:
+            if (key, "app") in self.plan.shape_errors:
+                return Unknown(f"invalid spec.metrics: {self.plan.shape_errors[(key, 'app')]}")
+            shape = AppShape.from_metrics(profile.spec.metrics)
+        else:
+            shape = ContainerShape(matchers=freeze_matchers(self.settings.container_matchers))
+        outcome = self.outcomes.get((signal, shape))
+        if outcome is None:
+            return Unknown("not queried")
+        if isinstance(outcome, Unknown):
+            return outcome
+
+        if signal in POOL_SIGNALS:
+            assert pgbouncer is not None
+            pooler = pgbouncer.pooler_ref.name if pgbouncer.pooler_ref is not None else None
+            # A CloudNativePG Pooler is a Deployment named after it; a ConfigMap-configured pgBouncer can be any
+            # workload in the namespace, so every one serving the database counts (narrow it with matchers).
+            matching = [
+                series
+                for (ns, pool_workload, database), found in outcome.items()
+                if ns == namespace and database == pgbouncer.database and pooler in (None, pool_workload)
+                for series in found
+            ]
+            where = f"pool {namespace}/{pooler or '*'} database {pgbouncer.database}"
+        else:
+            matching = list(outcome.get((namespace, workload), ()))
+            where = f"{namespace}/{workload}"
+        if not matching:
+            if signal is SignalName.CPU_THROTTLED and any(c.cpu_limit_millicores is None for c in live.containers):
+                return Unknown(f"no CFS throttling series for {where}: a container has no CPU limit")
+            return Unknown(f"no series for {where}")
+        reduce: Callable[[Iterable[float]], float] = max if signal is SignalName.POOL_MAX_WAIT else math.fsum
+        return to_signal(
+            _combine(matching, reduce),
+            at_seconds=self.at.timestamp(),
+            window_seconds=float(profile.spec.guardrails.window.seconds),
+            step_seconds=float(self.plan.step_seconds),
+        )
+
+
+def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], float]) -> list[tuple[float, float]]:
+    """Samples of several series merged per timestamp (only pools have several series per profile)."""
+    if len(series) == 1:
+        return [(stamp, float(value)) for stamp, value in series[0].samples]
+    by_time: dict[float, list[float]] = defaultdict(list)
+    for one in series:
+        for stamp, value in one.samples:
+            by_time[stamp].append(float(value))
+    return [(stamp, reduce(values)) for stamp, values in sorted(by_time.items())]
+
+
+def take_snapshot(
+    reader: PrometheusReader, profiles: Sequence[PerformanceProfile], *, at: datetime
+) -> Snapshot:
+    """Run one cycle's queries for ``profiles`` (all on ``reader``'s Prometheus) at evaluation time ``at``."""
+    plan = plan_queries(profiles, reader.settings)
+    outcomes: dict[tuple[SignalName, Shape], QueryOutcome] = {}
+    unreachable: Unknown | None = None
+    for query in plan.queries:
+        if unreachable is not None:
+            outcomes[(query.signal, query.shape)] = unreachable
+            continue
+        try:
+            result = reader.query_range(
+                query.promql,
+                signal=query.signal.value,
+                end=at,
+                window_seconds=plan.window_seconds,
+                step_seconds=plan.step_seconds,
+            )
+        except PrometheusError as error:
+            if isinstance(error, PrometheusUnreachable):
+                unreachable = Unknown(f"prometheus unreachable: {error}")
+                outcomes[(query.signal, query.shape)] = unreachable
+            else:
+                outcomes[(query.signal, query.shape)] = Unknown(f"prometheus query failed: {error}")
+            continue
+        grouped: dict[SeriesKey, list[RangeSeries]] = defaultdict(list)
+        for series in result:
+            grouped[tuple(series.labels.get(label, "") for label in query.group_labels)].append(series)
+        outcomes[(query.signal, query.shape)] = {key: tuple(found) for key, found in grouped.items()}
+    return Snapshot(at=at, plan=plan, settings=reader.settings, outcomes=outcomes)
+
+
+@dataclass(frozen=True)
+class ProfileTarget:
+    """One profile to observe in a cycle, with its live configuration from the Kubernetes API."""
+
+    profile: PerformanceProfile
+    live: LiveConfig
+
+
+def _all_unknown(target: ProfileTarget, *, at: datetime, step_seconds: int, reason: str) -> Observations:
+    unknown = Unknown(reason)
+    return Observations(
+        at=at,
+        window_seconds=float(target.profile.spec.guardrails.window.seconds),
+        step_seconds=float(step_seconds),
+        live=target.live,
+        **{signal.value: unknown for signal in SignalName},
+    )
+
+
+def observe_cycle(
+    targets: Sequence[ProfileTarget],
+    *,
+    at: datetime,
+    settings: PrometheusSettings,
+    reader_factory: Callable[[PrometheusSettings], PrometheusReader] = PrometheusReader,
+) -> dict[ProfileKey, Observations]:
+    """Observations for every profile: one snapshot per Prometheus URL (the profile's, else the default)."""
+    by_url: dict[str, list[ProfileTarget]] = defaultdict(list)
+    for target in targets:
+        by_url[target.profile.spec.metrics.prometheus_url or settings.url].append(target)
+    observed: dict[ProfileKey, Observations] = {}
+    for url, group in by_url.items():
+        if not url:
+            for target in group:
+                observed[profile_key(target.profile)] = _all_unknown(
+                    target, at=at, step_seconds=settings.step_seconds, reason="no Prometheus URL configured"
+                )
+            continue
+        with reader_factory(settings.for_url(url)) as reader:
+            snapshot = take_snapshot(reader, [t.profile for t in group], at=at)
+        for target in group:
+            observed[profile_key(target.profile)] = snapshot.observations(target.profile, target.live)
+    return observed

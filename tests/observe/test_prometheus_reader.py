@@ -1,0 +1,432 @@
+"""The reader against a real Prometheus holding an hour of a small cluster (see prom_scenarios.py)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prom_scenarios import (
+    AT_SECONDS,
+    LATENCY_HISTOGRAM,
+    REQUESTS_TOTAL,
+    WORKLOADS,
+    Workload,
+    workload_named,
+)
+from promharness import OpenMetricsWriter, PrometheusServer, RecordingProxy, SilentServer, free_port
+from promql_reference import instant_at, rate_at
+
+from perfpilot.api.spec import PerformanceProfile
+from perfpilot.api.status import ContainerResources
+from perfpilot.observe.instrumentation import PROMQL_QUERIES, PROMQL_RETRIES
+from perfpilot.observe.promql import SignalName
+from perfpilot.observe.reader import (
+    PrometheusQueryError,
+    PrometheusReader,
+    PrometheusSettings,
+    PrometheusUnreachable,
+)
+from perfpilot.observe.series import histogram_quantile
+from perfpilot.observe.snapshot import ProfileKey, ProfileTarget, observe_cycle
+from perfpilot.tuning.observations import LiveConfig, Observations, Series, Unknown
+
+pytestmark = pytest.mark.integration
+
+AT = datetime.fromtimestamp(AT_SECONDS, tz=UTC)
+WINDOW_SECONDS = 1800
+STEP_SECONDS = 60
+RATE_WINDOW_SECONDS = 120
+STEPS = [AT_SECONDS - WINDOW_SECONDS + STEP_SECONDS * k for k in range(WINDOW_SECONDS // STEP_SECONDS + 1)]
+
+
+def make_profile(namespace: str, name: str, *, kind: str = "Deployment", pool: dict[str, Any] | None = None,
+                 metrics: dict[str, Any] | None = None, window: str = "30m", interval: str = "60s",
+                 url: str = "") -> PerformanceProfile:
+    spec: dict[str, Any] = {
+        "targetRef": {"kind": kind, "name": name},
+        "guardrails": {"window": window, "interval": interval},
+        "metrics": {"prometheusURL": url, **(metrics or {})},
+    }
+    if pool is not None:
+        spec["pool"] = {"enabled": True, "pgbouncer": pool}
+    return PerformanceProfile.model_validate({
+        "apiVersion": "perfpilot.io/v1alpha1", "kind": "PerformanceProfile",
+        "metadata": {"name": name, "namespace": namespace}, "spec": spec,
+    })
+
+
+COMMUNITY_POOL = {"configMapRef": {"name": "pgbouncer"}, "database": "app"}
+CNPG_POOL = {"poolerRef": {"name": "warehouse"}, "database": "app"}
+LIMITED = LiveConfig(hpa=None, containers=(
+    ContainerResources(name="app", cpu_request_millicores=500, cpu_limit_millicores=1000,
+                       memory_request_bytes=512 * 2**20),))
+UNLIMITED = LiveConfig(hpa=None, containers=(
+    ContainerResources(name="app", cpu_request_millicores=500, memory_request_bytes=512 * 2**20),))
+
+
+def targets_for_cluster(url: str) -> list[ProfileTarget]:
+    pools = {("shop", "api"): COMMUNITY_POOL, ("analytics", "reports"): CNPG_POOL}
+    targets = [
+        ProfileTarget(
+            make_profile(w.namespace, w.name, kind="StatefulSet" if w.name == "index" else "Deployment",
+                         pool=pools.get((w.namespace, w.name)), url=url),
+            UNLIMITED if w.throttled_share is None else LIMITED,
+        )
+        for w in WORKLOADS
+    ]
+    targets.append(ProfileTarget(make_profile("ghost", "nothing", url=url), LIMITED))
+    return targets
+
+
+def settings_for(url: str, **changes: Any) -> PrometheusSettings:
+    return PrometheusSettings(url=url, step_seconds=STEP_SECONDS, rate_window_seconds=RATE_WINDOW_SECONDS,
+                              **changes)
+
+
+def queries_sent(url: str, *, outcome: str | None = None) -> float:
+    total = 0.0
+    for metric in PROMQL_QUERIES.collect():
+        for sample in metric.samples:
+            if (sample.name.endswith("_total") and sample.labels["prometheus"] == url
+                    and outcome in (None, sample.labels["outcome"])):
+                total += sample.value
+    return total
+
+
+@pytest.fixture(scope="module")
+def observed(prometheus: PrometheusServer) -> dict[ProfileKey, Observations]:
+    return observe_cycle(targets_for_cluster(prometheus.url), at=AT, settings=settings_for(prometheus.url))
+
+
+# --- what Prometheus must answer, computed from the samples written (promql_reference.py) -------------
+
+
+def _series_of(cluster: OpenMetricsWriter, sample: str, workload: Workload,
+               keep: Callable[[dict[str, str]], bool] = lambda labels: True) -> list[tuple[dict[str, str], Any]]:
+    return [(labels, points) for labels, points in cluster.series(sample)
+            if labels.get("namespace") == workload.namespace and labels.get("pod") in workload.pods and keep(labels)]
+
+
+def _real_container(labels: dict[str, str]) -> bool:
+    return labels.get("container") not in ("", "POD")
+
+
+def _sum_rates(series: list[tuple[dict[str, str], Any]], t: int) -> float | None:
+    rates = [rate_at(points, at_seconds=t, range_seconds=RATE_WINDOW_SECONDS) for _, points in series]
+    known = [r for r in rates if r is not None]
+    return math.fsum(known) if known else None
+
+
+def _per_pod(series: list[tuple[dict[str, str], Any]], value: Callable[[Any], float | None]) -> dict[str, float]:
+    pods: dict[str, list[float]] = {}
+    for labels, points in series:
+        found = value(points)
+        if found is not None:
+            pods.setdefault(labels["pod"], []).append(found)
+    return {pod: math.fsum(values) for pod, values in pods.items()}
+
+
+def expected(cluster: OpenMetricsWriter, signal: SignalName, workload: Workload, t: int) -> float | None:
+    def rate(points: Any) -> float | None:
+        return rate_at(points, at_seconds=t, range_seconds=RATE_WINDOW_SECONDS)
+
+    def instant(points: Any) -> float | None:
+        return instant_at(points, at_seconds=t)
+
+    if signal is SignalName.REQUEST_RATE:
+        return _sum_rates(_series_of(cluster, REQUESTS_TOTAL, workload), t)
+    if signal is SignalName.ERROR_RATIO:
+        total = _sum_rates(_series_of(cluster, REQUESTS_TOTAL, workload), t)
+        failed = _sum_rates(_series_of(cluster, REQUESTS_TOTAL, workload, lambda la: la["code"] == "500"), t)
+        if total is None:
+            return None
+        return math.nan if total == 0 else (failed or 0.0) / total
+    if signal is SignalName.LATENCY_P95:
+        buckets = _series_of(cluster, f"{LATENCY_HISTOGRAM}_bucket", workload)
+        by_bound: dict[float, float] = {}
+        for labels, points in buckets:
+            found = rate(points)
+            if found is not None:
+                bound = float(labels["le"])
+                by_bound[bound] = by_bound.get(bound, 0.0) + found
+        return histogram_quantile(0.95, list(by_bound.items())) if by_bound else None
+    cpu = _series_of(cluster, "container_cpu_usage_seconds_total", workload, _real_container)
+    if signal is SignalName.CPU_USAGE:
+        per_pod = _per_pod(cpu, rate)
+        return 1000 * math.fsum(per_pod.values()) / len(per_pod) if per_pod else None
+    if signal is SignalName.REPLICAS:
+        return float(len(_per_pod(cpu, instant))) or None
+    if signal is SignalName.MEMORY_WORKING_SET:
+        memory = _series_of(cluster, "container_memory_working_set_bytes", workload, _real_container)
+        per_pod = _per_pod(memory, instant)
+        return max(per_pod.values()) if per_pod else None
+    if signal is SignalName.CPU_THROTTLED:
+        throttled = _per_pod(_series_of(cluster, "container_cpu_cfs_throttled_periods_total", workload,
+                                        _real_container), rate)
+        periods = _per_pod(_series_of(cluster, "container_cpu_cfs_periods_total", workload, _real_container), rate)
+        ratios = [throttled[pod] / periods[pod] for pod in throttled if pod in periods]
+        return max(ratios) if ratios else None
+    raise AssertionError(f"no expectation for {signal}")
+
+
+def assert_matches(signal: Any, expected_by_time: dict[int, float | None]) -> None:
+    written = {t: v for t, v in expected_by_time.items() if v is not None and math.isfinite(v)}
+    assert isinstance(signal, Series), f"expected a series, got {signal}"
+    assert signal.timestamps_seconds == tuple(float(t) for t in written)
+    assert signal.values == pytest.approx(list(written.values()), rel=1e-9, abs=1e-12)
+
+
+APP_AND_CONTAINER = [s for s in SignalName if not s.value.startswith("pool_")]
+KNOWN_WORKLOADS = [("shop", "api"), ("media", "stream"), ("billing", "invoices"), ("search", "index"),
+                   ("analytics", "reports")]
+
+
+# search/index has no CPU limit, so no throttling series: test_no_cpu_limit_means_throttling_is_unknown...
+READ_BACK_CASES = [
+    pytest.param(namespace, name, signal, id=f"{namespace}/{name}-{signal.value}")
+    for namespace, name in KNOWN_WORKLOADS
+    for signal in APP_AND_CONTAINER
+    if not (signal is SignalName.CPU_THROTTLED and workload_named(namespace, name).throttled_share is None)
+]
+
+
+@pytest.mark.parametrize(("namespace", "name", "signal"), READ_BACK_CASES)
+def test_each_signal_read_back_matches_what_was_written(
+    observed: dict[ProfileKey, Observations], cluster: OpenMetricsWriter, namespace: str, name: str,
+    signal: SignalName,
+) -> None:
+    workload = workload_named(namespace, name)
+    read = getattr(observed[(namespace, name)], signal.value)
+    assert_matches(read, {t: expected(cluster, signal, workload, t) for t in STEPS})
+
+
+def _pool_expected(cluster: OpenMetricsWriter, names: tuple[str, ...], namespace: str, t: int,
+                   combine: Callable[[list[float]], float]) -> float:
+    values: list[float] = []
+    for labels, points in cluster.series(names[0]):
+        if labels["namespace"] != namespace or labels["database"] != "app":
+            continue
+        value = instant_at(points, at_seconds=t)
+        assert value is not None
+        for extra_name in names[1:]:  # CloudNativePG's microseconds part
+            extra = next(p for la, p in cluster.series(extra_name) if la == labels)
+            value += (instant_at(extra, at_seconds=t) or 0.0) / 1e6
+        values.append(value)
+    return combine(values)
+
+
+POOL_CASES = [
+    pytest.param(("shop", "api"), ("pgbouncer_pools_server_active_connections",
+                                   "pgbouncer_pools_client_waiting_connections"),
+                 ("pgbouncer_pools_client_maxwait_seconds",), id="prometheus-community"),
+    pytest.param(("analytics", "reports"), ("cnpg_pgbouncer_pools_sv_active", "cnpg_pgbouncer_pools_cl_waiting"),
+                 ("cnpg_pgbouncer_pools_maxwait", "cnpg_pgbouncer_pools_maxwait_us"), id="cloudnative-pg"),
+]
+
+
+@pytest.mark.parametrize(("profile", "gauges", "wait_names"), POOL_CASES)
+def test_pool_signals_read_back_matches_what_the_exporter_wrote(
+    observed: dict[ProfileKey, Observations], cluster: OpenMetricsWriter, profile: tuple[str, str],
+    gauges: tuple[str, str], wait_names: tuple[str, ...],
+) -> None:
+    namespace, name = profile
+    active_name, waiting_name = gauges
+    observations = observed[(namespace, name)]
+    assert_matches(observations.pool_server_active,
+                   {t: _pool_expected(cluster, (active_name,), namespace, t, math.fsum) for t in STEPS})
+    assert_matches(observations.pool_client_waiting,
+                   {t: _pool_expected(cluster, (waiting_name,), namespace, t, math.fsum) for t in STEPS})
+    assert_matches(observations.pool_max_wait_seconds,
+                   {t: _pool_expected(cluster, wait_names, namespace, t, max) for t in STEPS})
+
+
+def test_the_scenarios_read_back_as_their_story(observed: dict[ProfileKey, Observations]) -> None:
+    def series(namespace: str, name: str, field: str) -> Series:
+        found = getattr(observed[(namespace, name)], field)
+        assert isinstance(found, Series), found
+        return found
+
+    steady = series("shop", "api", "request_rate_per_second")
+    assert steady.minimum > 48 and steady.maximum < 52
+    bursty = series("media", "stream", "request_rate_per_second")
+    assert bursty.minimum == pytest.approx(20) and bursty.maximum == pytest.approx(120)
+    assert series("media", "stream", "replicas").values[0] == 2 and series("media", "stream", "replicas").latest == 4
+    assert series("media", "stream", "error_ratio").values == tuple(0.0 for _ in STEPS)  # a measured zero
+    regression = series("billing", "invoices", "latency_p95_seconds")
+    assert regression.latest > 5 * regression.values[0]
+    climb = series("search", "index", "memory_working_set_bytes_per_pod")
+    assert climb.latest > climb.values[0] * 1.3
+    waiting = series("shop", "api", "pool_client_waiting")
+    assert waiting.values[0] == 0 and waiting.latest == 20.0  # 2 pooler pods x (60 - 40) / 2
+
+
+def test_no_traffic_is_a_measured_zero_rate_and_an_unknown_latency(observed: dict[ProfileKey, Observations]) -> None:
+    idle = observed[("quiet", "idle")]
+    assert isinstance(idle.request_rate_per_second, Series)
+    assert set(idle.request_rate_per_second.values) == {0.0}
+    assert isinstance(idle.latency_p95_seconds, Unknown)
+    assert idle.latency_p95_seconds.reason.startswith("NaN: latest sample is not a number")
+    assert isinstance(idle.error_ratio, Unknown)
+    assert idle.error_ratio.reason.startswith("NaN")
+
+
+def test_a_long_gap_leaves_too_few_samples(observed: dict[ProfileKey, Observations]) -> None:
+    gappy = observed[("quiet", "gappy")]
+    for field in ("request_rate_per_second", "latency_p95_seconds", "cpu_usage_millicores_per_pod"):
+        signal = getattr(gappy, field)
+        assert isinstance(signal, Unknown), (field, signal)
+        assert signal.reason.startswith("too few samples"), (field, signal)
+
+
+def test_series_that_stopped_are_stale(observed: dict[ProfileKey, Observations]) -> None:
+    gone = observed[("quiet", "gone")]
+    for field in ("request_rate_per_second", "memory_working_set_bytes_per_pod", "replicas"):
+        signal = getattr(gone, field)
+        assert isinstance(signal, Unknown), (field, signal)
+        assert signal.reason.startswith("stale: last sample"), (field, signal)
+
+
+def test_a_namespace_without_data_is_unknown_everywhere_never_zero(observed: dict[ProfileKey, Observations]) -> None:
+    ghost = observed[("ghost", "nothing")]
+    for signal in SignalName:
+        value = getattr(ghost, signal.value)
+        assert isinstance(value, Unknown)
+        expected_reason = "pool tuning is off" if signal.value.startswith("pool_") else "no series for ghost/nothing"
+        assert value.reason == expected_reason
+
+
+def test_no_cpu_limit_means_throttling_is_unknown_with_that_reason(observed: dict[ProfileKey, Observations]) -> None:
+    throttled = observed[("search", "index")].cpu_throttled_ratio
+    assert throttled == Unknown("no CFS throttling series for search/index: a container has no CPU limit")
+
+
+def test_one_cycle_for_many_profiles_issues_as_many_queries_as_for_one(prometheus: PrometheusServer) -> None:
+    settings = settings_for(prometheus.url)
+    one = [ProfileTarget(make_profile("shop", "api", pool=COMMUNITY_POOL), LIMITED)]
+    many = [ProfileTarget(make_profile(f"team-{i}", f"svc-{i}", pool=COMMUNITY_POOL), LIMITED) for i in range(200)]
+    many += one
+
+    before = queries_sent(prometheus.url)
+    observe_cycle(one, at=AT, settings=settings)
+    for_one = queries_sent(prometheus.url) - before
+    started = time.monotonic()
+    result = observe_cycle(many, at=AT, settings=settings)
+    elapsed_seconds = time.monotonic() - started
+    for_many = queries_sent(prometheus.url) - before - for_one
+
+    assert for_one == 10  # 3 application + 4 container + 3 pool signals
+    assert for_many == for_one
+    assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
+    assert result[("team-7", "svc-7")].request_rate_per_second == Unknown("no series for team-7/svc-7")
+    assert elapsed_seconds < 10
+
+
+def test_profiles_with_other_metric_names_share_queries_by_shape(prometheus: PrometheusServer) -> None:
+    settings = settings_for(prometheus.url)
+    renamed = {"latencyHistogram": "rpc_duration_seconds", "requestsTotal": "rpc_total"}
+    targets = [
+        ProfileTarget(make_profile("shop", "api", pool=COMMUNITY_POOL), LIMITED),
+        ProfileTarget(make_profile("media", "stream", pool=COMMUNITY_POOL), LIMITED),
+        ProfileTarget(make_profile("analytics", "reports", pool=CNPG_POOL), LIMITED),  # another pool shape
+        ProfileTarget(make_profile("billing", "invoices", metrics=renamed), LIMITED),  # another app shape
+        ProfileTarget(make_profile("search", "index", metrics=renamed), LIMITED),
+    ]
+    before = queries_sent(prometheus.url)
+    result = observe_cycle(targets, at=AT, settings=settings)
+    # 2 app shapes x 3 + 4 container + 2 pool shapes x 3
+    assert queries_sent(prometheus.url) - before == 16
+    assert result[("billing", "invoices")].latency_p95_seconds == Unknown("no series for billing/invoices")
+    assert isinstance(result[("analytics", "reports")].pool_server_active, Series)
+
+
+def test_a_refused_query_is_a_clear_error_and_not_retried(prometheus: PrometheusServer) -> None:
+    retries_before = PROMQL_RETRIES.labels(prometheus=prometheus.url)._value.get()
+    with PrometheusReader(settings_for(prometheus.url)) as reader, pytest.raises(PrometheusQueryError) as raised:
+        reader.query_range("sum(", signal="test", end=AT, window_seconds=600, step_seconds=60)
+    assert str(raised.value).startswith(f"prometheus {prometheus.url}: query refused: HTTP Status Code 400")
+    assert PROMQL_RETRIES.labels(prometheus=prometheus.url)._value.get() == retries_before
+
+
+def test_an_unreachable_prometheus_is_a_clear_error_within_the_timeout() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = PrometheusSettings(url=url, timeout_seconds=2.0, retries=2, backoff_seconds=0.1)
+    started = time.monotonic()
+    with PrometheusReader(settings) as reader, pytest.raises(PrometheusUnreachable) as raised:
+        reader.query_range("up", signal="test", end=AT, window_seconds=600, step_seconds=60)
+    assert time.monotonic() - started < 2.0
+    assert str(raised.value).startswith(f"prometheus {url}: connection refused (3 attempt(s) in ")
+
+
+def test_a_slow_prometheus_is_a_clear_error_within_the_timeout() -> None:
+    silent = SilentServer()
+    try:
+        settings = PrometheusSettings(url=silent.url, timeout_seconds=1.0, retries=3, backoff_seconds=0.1)
+        started = time.monotonic()
+        with PrometheusReader(settings) as reader, pytest.raises(PrometheusUnreachable) as raised:
+            reader.query_range("up", signal="test", end=AT, window_seconds=600, step_seconds=60)
+        elapsed_seconds = time.monotonic() - started
+    finally:
+        silent.close()
+    assert 0.9 < elapsed_seconds < 1.5
+    assert str(raised.value).startswith(f"prometheus {silent.url}: timed out")
+
+
+def test_an_unreachable_prometheus_makes_every_signal_unknown_after_one_query() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    settings = settings_for(url, timeout_seconds=1.0, retries=0)
+    targets = [ProfileTarget(make_profile("shop", "api", pool=COMMUNITY_POOL), LIMITED),
+               ProfileTarget(make_profile("media", "stream"), LIMITED)]
+    result = observe_cycle(targets, at=AT, settings=settings)
+    for observations in result.values():
+        for signal in SignalName:
+            value = getattr(observations, signal.value)
+            assert isinstance(value, Unknown)
+            if not (observations.live is LIMITED and signal.value.startswith("pool_")
+                    and value.reason == "pool tuning is off"):
+                assert value.reason.startswith(f"prometheus unreachable: prometheus {url}: connection refused")
+    assert queries_sent(url) == 1
+
+
+def test_server_errors_are_retried_with_backoff_and_then_answered(prometheus: PrometheusServer) -> None:
+    proxy = RecordingProxy(prometheus.url)
+    try:
+        proxy.fail_next = 2
+        settings = PrometheusSettings(url=proxy.url, retries=2, backoff_seconds=0.2)
+        started = time.monotonic()
+        with PrometheusReader(settings) as reader:
+            result = reader.query_range(f'sum({REQUESTS_TOTAL}{{namespace="shop"}})', signal="test", end=AT,
+                                        window_seconds=600, step_seconds=60)
+        elapsed_seconds = time.monotonic() - started
+    finally:
+        proxy.close()
+    assert len(proxy.headers_seen) == 3
+    assert elapsed_seconds >= 0.2 + 0.4  # backoff doubled between the attempts
+    assert len(result) == 1 and len(result[0].samples) == 11
+    assert PROMQL_RETRIES.labels(prometheus=proxy.url)._value.get() == 2
+
+
+def test_bearer_token_from_file_and_extra_headers_are_sent(prometheus: PrometheusServer, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("first-token\n")
+    proxy = RecordingProxy(prometheus.url)
+    try:
+        settings = PrometheusSettings(url=proxy.url, bearer_token_file=token_file,
+                                      headers={"X-Scope-OrgID": "tenant-a"})
+        with PrometheusReader(settings) as reader:
+            reader.query_range("up", signal="test", end=AT, window_seconds=60, step_seconds=60)
+            token_file.write_text("rotated-token\n")  # projected service-account tokens rotate
+            reader.query_range("up", signal="test", end=AT, window_seconds=60, step_seconds=60)
+    finally:
+        proxy.close()
+    assert [h["authorization"] for h in proxy.headers_seen] == ["Bearer first-token", "Bearer rotated-token"]
+    assert {h["x-scope-orgid"] for h in proxy.headers_seen} == {"tenant-a"}
+
+
+def test_the_evaluation_time_must_be_explicit_and_timezone_aware(prometheus: PrometheusServer) -> None:
+    with PrometheusReader(settings_for(prometheus.url)) as reader, pytest.raises(ValueError, match="timezone"):
+        reader.query_range("up", signal="test", end=datetime(2023, 11, 14, 23), window_seconds=60, step_seconds=60)
