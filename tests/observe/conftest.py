@@ -9,17 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 # The harness modules sit next to the tests; pytest's importlib mode does not put this folder on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from prom_scenarios import build_cluster
+from prom_scenarios import LIVE_LATENCY_SECONDS, LIVE_NAMESPACE, LIVE_POD, LIVE_REQUESTS_PER_SECOND, build_cluster
 from promharness import OpenMetricsWriter, PrometheusServer, ScrapeTarget, free_port, running_prometheus
-
-LIVE_NAMESPACE = "live"
-LIVE_POD = "web-5d8f7c9b6d-abcde"
-LIVE_LATENCY_SECONDS = 0.3  # every observation lands in the (0.25, 0.5] bucket
 
 
 @dataclass
@@ -39,13 +35,15 @@ def live_app() -> Iterator[LiveApp]:
     registry = CollectorRegistry()
     histogram = Histogram("http_request_duration_seconds", "Request latency.", registry=registry,
                           buckets=(0.1, 0.25, 0.5, 1.0))
+    requests = Counter("http_requests", "Requests served.", ["code"], registry=registry)
     port = free_port()
     server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
     stop = threading.Event()
 
     def serve_load() -> None:
-        while not stop.wait(0.02):
+        while not stop.wait(1 / LIVE_REQUESTS_PER_SECOND):
             histogram.observe(LIVE_LATENCY_SECONDS)
+            requests.labels(code="200").inc()
 
     worker = threading.Thread(target=serve_load, daemon=True)
     worker.start()

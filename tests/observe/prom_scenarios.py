@@ -36,6 +36,12 @@ REQUESTS_TOTAL = "http_requests_total"
 MIB = 2**20
 LATENCY_SPREAD = 0.6  # sigma of the log-normal latency distribution
 
+# The live-scraped prometheus_client app (conftest.live_app), labelled by the scrape config.
+LIVE_NAMESPACE = "live"
+LIVE_POD = "web-5d8f7c9b6d-abcde"
+LIVE_LATENCY_SECONDS = 0.3  # every observation lands in the (0.25, 0.5] bucket
+LIVE_REQUESTS_PER_SECOND = 50.0
+
 
 def minute(t: int) -> int:
     return (t - START_SECONDS) // 60

@@ -13,6 +13,9 @@ import pytest
 from prom_scenarios import (
     AT_SECONDS,
     LATENCY_HISTOGRAM,
+    LIVE_NAMESPACE,
+    LIVE_POD,
+    LIVE_REQUESTS_PER_SECOND,
     REQUESTS_TOTAL,
     WORKLOADS,
     Workload,
@@ -430,3 +433,24 @@ def test_bearer_token_from_file_and_extra_headers_are_sent(prometheus: Prometheu
 def test_the_evaluation_time_must_be_explicit_and_timezone_aware(prometheus: PrometheusServer) -> None:
     with PrometheusReader(settings_for(prometheus.url)) as reader, pytest.raises(ValueError, match="timezone"):
         reader.query_range("up", signal="test", end=datetime(2023, 11, 14, 23), window_seconds=60, step_seconds=60)
+
+
+def test_a_live_scraped_prometheus_client_endpoint_reads_back(prometheus: PrometheusServer) -> None:
+    workload = LIVE_POD.split("-")[0]
+    settings = PrometheusSettings(url=prometheus.url, step_seconds=1, rate_window_seconds=3)
+    target = ProfileTarget(make_profile(LIVE_NAMESPACE, workload, window="10s", interval="10s"), LIMITED)
+    deadline = time.monotonic() + 40
+    while True:
+        # The evaluation time is always explicit, here "now" read once per attempt.
+        observations = observe_cycle([target], at=datetime.now(UTC), settings=settings)[(LIVE_NAMESPACE, workload)]
+        if isinstance(observations.latency_p95_seconds, Series) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    p95 = observations.latency_p95_seconds
+    assert isinstance(p95, Series), p95
+    # Every observation is 0.3 s, in the (0.25, 0.5] bucket: PromQL interpolates to 0.25 + 0.25 x 0.95.
+    assert p95.latest == pytest.approx(0.4875)
+    rate = observations.request_rate_per_second
+    assert isinstance(rate, Series), rate
+    assert 0.5 * LIVE_REQUESTS_PER_SECOND < rate.mean < 1.5 * LIVE_REQUESTS_PER_SECOND
+    assert observations.cpu_usage_millicores_per_pod == Unknown(f"no series for {LIVE_NAMESPACE}/{workload}")

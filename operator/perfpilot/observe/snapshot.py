@@ -241,7 +241,12 @@ def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], 
 def take_snapshot(
     reader: PrometheusReader, profiles: Sequence[PerformanceProfile], *, at: datetime
 ) -> Snapshot:
-    """Run one cycle's queries for ``profiles`` (all on ``reader``'s Prometheus) at evaluation time ``at``."""
+    """Run one cycle's queries for ``profiles`` (all on ``reader``'s Prometheus) at evaluation time ``at``.
+
+    ``at`` is cut to whole seconds: the HTTP API is given whole seconds, and the cut keeps the query's last
+    point and the profiles' windows ending on the same instant.
+    """
+    at = at.replace(microsecond=0)
     plan = plan_queries(profiles, reader.settings)
     outcomes: dict[tuple[SignalName, Shape], QueryOutcome] = {}
     unreachable: Unknown | None = None
