@@ -20,7 +20,7 @@ fi
 
 scripts/setup.sh test,sim
 
-.venv/bin/ruff check operator tests bench
+.venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/lint-imports
 # pytest exits 5 when it collects nothing; that must fail CI, and it does (non-zero).
