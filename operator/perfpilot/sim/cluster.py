@@ -1,0 +1,296 @@
+"""The model cluster: one Deployment's pods, its rollouts, their CPU/memory, latency and the pgBouncer pool.
+
+The parameters are chosen once (``ClusterParams``, documented in ``docs/simulator.md``). The model advances
+in ticks of ``TICK_SECONDS``; within a tick the request rate is constant. Each tick:
+
+1. the Deployment controller creates and deletes pods toward ``spec_replicas`` (rolling update with
+   maxSurge/maxUnavailable 25% when the pod template changed);
+2. ready pods share the requests evenly (a round-robin Service); pods that are starting get none but
+   burn start-up CPU;
+3. per pod: CPU used, CFS throttling against the limit, working set (optionally growing), an OOM kill
+   and restart when the working set passes the memory limit;
+4. latency (``queueing.LatencyMix``), failed requests (those that would wait longer than the timeout),
+   and the pool's gauges.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+from perfpilot.api.status import ContainerResources, PoolSize
+from perfpilot.sim.queueing import LatencyMix, erlang_c
+
+TICK_SECONDS = 15.0
+MIB = 2**20
+CFS_PERIODS_PER_SECOND = 10.0  # the kernel's default 100 ms CFS period
+CONTAINER = "app"
+SEED = 1998  # the gauges are sampled; a fixed seed keeps every replay identical
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    """The service the model stands for. See docs/simulator.md for why each value."""
+
+    cpu_demand_seconds: float = 0.055  # CPU time one request needs, single-threaded
+    db_seconds: float = 0.120  # database time per request, holding one pooled connection
+    connections_per_request: float = 1.0
+    startup_seconds: float = 75.0  # container start to readiness (image cached, JIT/cache warm-up)
+    startup_cpu_millicores: int = 300  # CPU burnt while starting
+    idle_cpu_millicores: int = 20
+    burst_factor: float = 1.5  # CPU a pod gets = min(limit, burst_factor x request): nodes packed by requests
+    base_memory_bytes: int = 350 * MIB
+    memory_growth_bytes_per_hour: float = 0.0  # per pod, since its container started
+    utilisation_cap: float = 0.98  # above this the fluid backlog takes over from the M/M/1 formula
+    request_timeout_seconds: float = 10.0  # a request that would wait longer fails
+    metrics_window_seconds: float = TICK_SECONDS  # metrics-server's sample window
+    max_surge: float = 0.25
+    max_unavailable: float = 0.25
+
+    def effective_cpu_millicores(self, resources: ContainerResources) -> float:
+        request = resources.cpu_request_millicores or 0
+        limit = resources.cpu_limit_millicores
+        burst = self.burst_factor * request
+        return float(min(limit, burst) if limit else burst)
+
+
+@dataclass(slots=True)
+class SimPod:
+    name: str
+    version: int
+    resources: ContainerResources
+    created_seconds: float
+    ready_at_seconds: float
+    container_started_seconds: float
+    cpu_seconds_total: float = 0.0
+    throttled_periods_total: float = 0.0
+    periods_total: float = 0.0
+    usage_millicores: float = 0.0
+    working_set_bytes: float = 0.0
+    restarts: int = 0
+
+    def ready(self, now_seconds: float) -> bool:
+        return self.ready_at_seconds <= now_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class TickOutcome:
+    start_seconds: float
+    requests: float  # arrived in the tick
+    failed: float
+    latency: LatencyMix
+    pool_server_active: float
+    pool_client_waiting: float
+    pool_max_wait_seconds: float
+
+
+def _throttled_share(usage_millicores: float, limit_millicores: int | None) -> float:
+    """Share of CFS periods throttled. Requests arrive in bursts much shorter than a second, so periods
+    start being throttled well before the average reaches the limit: none below half the limit, then
+    rising quadratically to every period at the limit."""
+    if not limit_millicores:
+        return 0.0
+    x = (usage_millicores / limit_millicores - 0.5) / 0.5
+    return 0.0 if x <= 0 else min(1.0, x * x)
+
+
+@dataclass
+class Cluster:
+    params: ClusterParams
+    resources: ContainerResources
+    pool: PoolSize
+    spec_replicas: int
+    now_seconds: float
+    pods: list[SimPod] = field(default_factory=list)
+    template_version: int = 0
+    cpu_backlog_requests: float = 0.0
+    pool_backlog_requests: float = 0.0
+    oom_kill_seconds: list[float] = field(default_factory=list)
+    rng: random.Random = field(default_factory=lambda: random.Random(SEED))
+    _serial: int = 0
+
+    @classmethod
+    def started(
+        cls, *, params: ClusterParams, resources: ContainerResources, pool: PoolSize, replicas: int, now_seconds: float
+    ) -> Cluster:
+        """A cluster whose pods have been running (ready) for a while before the replay starts."""
+        cluster = cls(params, resources, pool, replicas, now_seconds)
+        for _ in range(replicas):
+            cluster._create_pod(now_seconds - 3600.0)
+        return cluster
+
+    # --- Deployment controller -------------------------------------------------------------------------
+
+    def set_resources(self, resources: ContainerResources) -> None:
+        """A new pod template: the Deployment rolls it out."""
+        if resources != self.resources:
+            self.resources = resources
+            self.template_version += 1
+
+    def _create_pod(self, now_seconds: float) -> None:
+        self._serial += 1
+        self.pods.append(SimPod(
+            name=f"api-{self.template_version}-{self._serial}",
+            version=self.template_version,
+            resources=self.resources,
+            created_seconds=now_seconds,
+            ready_at_seconds=now_seconds + self.params.startup_seconds,
+            container_started_seconds=now_seconds,
+            working_set_bytes=float(self.params.base_memory_bytes),
+        ))
+
+    def _delete(self, victims: list[SimPod]) -> None:
+        gone = {id(p) for p in victims}
+        self.pods = [p for p in self.pods if id(p) not in gone]
+
+    def _reconcile_deployment(self, now: float) -> None:
+        wanted = self.spec_replicas
+        new = [p for p in self.pods if p.version == self.template_version]
+        old = [p for p in self.pods if p.version != self.template_version]
+        if not old:
+            if len(new) < wanted:
+                for _ in range(wanted - len(new)):
+                    self._create_pod(now)
+            elif len(new) > wanted:
+                # The ReplicaSet deletes pods that are not ready first, then the newest.
+                order = sorted(new, key=lambda p: (p.ready(now), -p.created_seconds))
+                self._delete(order[: len(new) - wanted])
+            return
+        surge = math.ceil(self.params.max_surge * wanted)
+        unavailable = math.floor(self.params.max_unavailable * wanted)
+        room = wanted + surge - len(self.pods)
+        for _ in range(max(0, min(wanted - len(new), room))):
+            self._create_pod(now)
+        new = [p for p in self.pods if p.version == self.template_version]
+        if len(new) > wanted:
+            order = sorted(new, key=lambda p: (p.ready(now), -p.created_seconds))
+            self._delete(order[: len(new) - wanted])
+            new = [p for p in self.pods if p.version == self.template_version]
+        # Old pods that are not ready go first (no availability lost), then ready ones while enough stay up.
+        victims = [p for p in old if not p.ready(now)]
+        ready_total = sum(1 for p in self.pods if p.ready(now))
+        removable = ready_total - (wanted - unavailable)
+        for pod in sorted((p for p in old if p.ready(now)), key=lambda p: p.created_seconds):
+            if removable <= 0:
+                break
+            victims.append(pod)
+            removable -= 1
+        self._delete(victims)
+
+    # --- one tick ---------------------------------------------------------------------------------------
+
+    def advance(self, *, rate_per_second: float, dt_seconds: float = TICK_SECONDS) -> TickOutcome:
+        """Run ``[now, now + dt)`` at ``rate_per_second`` and move the clock."""
+        p = self.params
+        now = self.now_seconds
+        self._reconcile_deployment(now)
+        ready = [pod for pod in self.pods if pod.ready(now)]
+        arrivals = rate_per_second * dt_seconds
+        demand = p.cpu_demand_seconds
+
+        groups: dict[float, int] = {}
+        for pod in ready:
+            cpu = p.effective_cpu_millicores(pod.resources)
+            groups[cpu] = groups.get(cpu, 0) + 1
+        capacity = sum(count * cpu / 1000.0 / demand for cpu, count in groups.items()) * p.utilisation_cap
+
+        # CPU side: a fluid backlog when arrivals exceed what the ready pods can serve.
+        failed = 0.0
+        backlog_before = self.cpu_backlog_requests
+        if capacity <= 0:
+            failed += arrivals + backlog_before  # nothing serves: every request times out
+            self.cpu_backlog_requests = 0.0
+            served_rate = 0.0
+            cpu_delay = p.request_timeout_seconds
+        else:
+            backlog_after = max(0.0, backlog_before + (rate_per_second - capacity) * dt_seconds)
+            limit = p.request_timeout_seconds * capacity
+            if backlog_after > limit:
+                failed += backlog_after - limit
+                backlog_after = limit
+            self.cpu_backlog_requests = backlog_after
+            cpu_delay = (backlog_before + backlog_after) / 2 / capacity
+            served_rate = min(rate_per_second, capacity) if backlog_after > 0 else rate_per_second
+        per_pod_rate = served_rate / len(ready) if ready else 0.0
+
+        rates: list[float] = []
+        weights: list[float] = []
+        for cpu, count in groups.items():
+            rho = min(p.utilisation_cap, per_pod_rate * demand * 1000.0 / cpu)
+            rates.append((1.0 - rho) / demand)
+            weights.append(count / len(ready))
+
+        # Pods: CPU, throttling, memory, OOM.
+        growth_per_second = p.memory_growth_bytes_per_hour / 3600.0
+        for pod in self.pods:
+            limit_m = pod.resources.cpu_limit_millicores
+            if pod.ready(now):
+                cpu = p.effective_cpu_millicores(pod.resources)
+                usage = min(cpu, per_pod_rate * demand * 1000.0) + p.idle_cpu_millicores
+            else:
+                usage = float(p.startup_cpu_millicores)
+            if limit_m:
+                usage = min(usage, float(limit_m))
+            pod.usage_millicores = usage
+            pod.cpu_seconds_total += usage / 1000.0 * dt_seconds
+            periods = CFS_PERIODS_PER_SECOND * dt_seconds
+            pod.periods_total += periods
+            pod.throttled_periods_total += periods * _throttled_share(usage, limit_m)
+            pod.working_set_bytes = p.base_memory_bytes + growth_per_second * (now - pod.container_started_seconds)
+            memory_limit = pod.resources.memory_limit_bytes
+            if memory_limit and pod.working_set_bytes > memory_limit:
+                # OOMKilled: the kubelet restarts the container, which must start (and warm up) again.
+                self.oom_kill_seconds.append(now)
+                pod.restarts += 1
+                pod.container_started_seconds = now
+                pod.ready_at_seconds = now + p.startup_seconds
+                pod.working_set_bytes = float(p.base_memory_bytes)
+
+        # Pool: M/M/N on server connections; beyond saturation, a fluid backlog of waiting clients.
+        servers = self.pool.default_pool_size
+        hold = p.db_seconds
+        offered = served_rate * hold * p.connections_per_request
+        pool_capacity = servers / hold / p.connections_per_request * p.utilisation_cap
+        pool_before = self.pool_backlog_requests
+        pool_after = max(0.0, pool_before + (served_rate - pool_capacity) * dt_seconds)
+        pool_limit = p.request_timeout_seconds * pool_capacity
+        if pool_after > pool_limit:
+            failed += pool_after - pool_limit
+            pool_after = pool_limit
+        self.pool_backlog_requests = pool_after
+        pool_delay = (pool_before + pool_after) / 2 / pool_capacity
+        load = min(offered, p.utilisation_cap * servers)
+        wait_probability = erlang_c(servers, load) if offered > 0 else 0.0
+        wait_rate = (servers - load) / hold
+        # pgBouncer's cl_waiting is a count at the scrape instant, not a mean: draw it from M/M/N's
+        # queue-length distribution, P(Q >= k) = C r^k (k >= 1, r = A/N), plus the saturated backlog.
+        ratio = load / servers
+        u = self.rng.random()
+        queued = 0
+        if wait_probability * ratio > u > 0.0 and ratio > 0.0:
+            queued = math.floor(math.log(u / wait_probability) / math.log(ratio))
+        queue_length = queued + pool_after
+        # The oldest waiting client arrived about (clients waiting / arrival rate) ago.
+        tail = queue_length / served_rate if served_rate > 0 and queue_length > 0 else 0.0
+
+        if not ready:
+            latency = LatencyMix(p.request_timeout_seconds, (1.0 / demand,), (1.0,), 0.0, 1.0)
+        else:
+            latency = LatencyMix(
+                shift_seconds=hold + cpu_delay + pool_delay,
+                cpu_rates_per_second=tuple(rates),
+                group_weights=tuple(weights),
+                wait_probability=wait_probability,
+                wait_rate_per_second=wait_rate,
+            )
+        self.now_seconds = now + dt_seconds
+        return TickOutcome(
+            start_seconds=now,
+            requests=arrivals,
+            failed=min(failed, arrivals + backlog_before + pool_before),
+            latency=latency,
+            pool_server_active=load,
+            pool_client_waiting=queue_length + pool_after,
+            pool_max_wait_seconds=tail,
+        )

@@ -1,0 +1,384 @@
+"""Replay a trace through the model cluster: perfpilot, static, k8s-default and the oracle in one run.
+
+Each autoscaled run advances the cluster in 15 s ticks (the HPA's sync period), scrapes it like
+Prometheus, syncs the HPA model, and, for perfpilot, calls the production ``decide()`` every
+``guardrails.interval`` with observations built the way the Prometheus reader builds them, applies what it
+returns and keeps the state machine with ``compute_next_state`` — the operator's loop, with the model in
+place of the Kubernetes and Prometheus APIs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from perfpilot.api.spec import PerformanceProfileSpec
+from perfpilot.api.status import ContainerResources, Edit, PoolSize, ScalingRules, Setting, TuningState
+from perfpilot.sim.baselines import SLO_QUANTILE, oracle_minute
+from perfpilot.sim.cluster import CONTAINER, TICK_SECONDS, Cluster, ClusterParams
+from perfpilot.sim.hpa import (
+    CPU,
+    MEMORY,
+    Behavior,
+    Container,
+    HorizontalController,
+    HpaSpec,
+    MetricTarget,
+    Pod,
+    PodMetric,
+)
+from perfpilot.sim.prometheus import Prometheus
+from perfpilot.sim.queueing import LatencyMix, mixture_cdf, mixture_quantile
+from perfpilot.sim.scenarios import HpaSettings, Scenario, WorkloadSettings, k8s_default_settings
+from perfpilot.sim.trace import Trace
+from perfpilot.tuning.engine import decide
+from perfpilot.tuning.observations import HpaLive, LiveConfig, PoolLive
+from perfpilot.tuning.state import compute_next_state
+
+RUN_NAMES = ("perfpilot", "static", "k8s-default", "oracle")
+TICKS_PER_MINUTE = 4
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    slo_violation_minutes: int
+    replica_hours: float
+    cpu_core_hours: float
+    pool_connection_hours: float
+    scale_events: int
+    changes: int
+    rollbacks: int
+    p95_max_seconds: float
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {
+            "slo_violation_minutes": self.slo_violation_minutes,
+            "replica_hours": round(self.replica_hours, 3),
+            "cpu_core_hours": round(self.cpu_core_hours, 3),
+            "pool_connection_hours": round(self.pool_connection_hours, 3),
+            "scale_events": self.scale_events,
+            "changes": self.changes,
+            "rollbacks": self.rollbacks,
+            "p95_max_seconds": round(self.p95_max_seconds, 4) if math.isfinite(self.p95_max_seconds) else None,
+        }
+
+
+@dataclass
+class Timeline:
+    """One point per minute, for the plot."""
+
+    at_seconds: list[float] = field(default_factory=list)
+    load_per_second: list[float] = field(default_factory=list)
+    replicas: list[float] = field(default_factory=list)
+    p95_seconds: list[float] = field(default_factory=list)
+    tuned: dict[str, list[float]] = field(default_factory=dict)  # value name -> per-minute value
+    events: list[tuple[float, str]] = field(default_factory=list)  # (time, "change: ..." / "rollback: ...")
+
+    def record_tuned(self, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.tuned.setdefault(name, []).append(value)
+
+
+@dataclass
+class RunResult:
+    name: str
+    metrics: RunMetrics
+    timeline: Timeline
+    decisions: list[tuple[float, str]] = field(default_factory=list)  # every applied change and why
+
+
+def build_hpa_spec(hpa: HpaSettings) -> HpaSpec:
+    metrics = []
+    if hpa.cpu_target_percent is not None:
+        metrics.append(MetricTarget("Resource", CPU, hpa.cpu_target_percent))
+    if hpa.memory_target_percent is not None:
+        metrics.append(MetricTarget("Resource", MEMORY, hpa.memory_target_percent))
+    behavior = None
+    if hpa.scale_up is not None or hpa.scale_down is not None:
+        behavior = Behavior.of(scale_up=hpa.scale_up, scale_down=hpa.scale_down)
+    return HpaSpec(hpa.min_replicas, hpa.max_replicas, tuple(metrics), behavior)
+
+
+def _percent_per_minute(rules: ScalingRules | None, *, default: float) -> float:
+    """A behaviour direction as one number for the plot: the largest Percent step per minute."""
+    if rules is None or not rules.policies:
+        return default
+    return max(p.value * 60.0 / p.period_seconds if p.type == "Percent" else 0.0 for p in rules.policies)
+
+
+def _tuned_values(settings: WorkloadSettings) -> dict[str, float]:
+    hpa, res = settings.hpa, settings.resources
+    return {
+        "cpu target %": float(hpa.cpu_target_percent or math.nan),
+        "memory target %": float(hpa.memory_target_percent or math.nan),
+        "scale-up %/min": _percent_per_minute(hpa.scale_up, default=400.0),
+        "scale-down %/min": _percent_per_minute(hpa.scale_down, default=400.0),
+        "max replicas": float(hpa.max_replicas),
+        "cpu request m": float(res.cpu_request_millicores or math.nan),
+        "memory request MiB": (res.memory_request_bytes or 0) / 2**20,
+        "pool size": float(settings.pool.default_pool_size),
+    }
+
+
+def initial_replicas(settings: WorkloadSettings, *, rate_per_second: float, params: ClusterParams) -> int:
+    """What the HPA would hold for the first minute's load, so no run starts with a cold-start transient."""
+    hpa = settings.hpa
+    request = settings.resources.cpu_request_millicores or 1000
+    target = hpa.cpu_target_percent or 80
+    usage = rate_per_second * params.cpu_demand_seconds * 1000.0
+    wanted = math.ceil(usage / (request * target / 100.0)) if usage > 0 else hpa.min_replicas
+    return max(hpa.min_replicas, min(hpa.max_replicas, wanted))
+
+
+def _apply(settings: WorkloadSettings, edit: Edit) -> WorkloadSettings:
+    value: Any = edit.to_value
+    hpa = settings.hpa
+    match edit.setting:
+        case Setting.HPA_CPU_TARGET:
+            return replace(settings, hpa=replace(hpa, cpu_target_percent=int(value)))
+        case Setting.HPA_MEMORY_TARGET:
+            return replace(settings, hpa=replace(hpa, memory_target_percent=int(value)))
+        case Setting.HPA_SCALE_UP:
+            return replace(settings, hpa=replace(hpa, scale_up=value))
+        case Setting.HPA_SCALE_DOWN:
+            return replace(settings, hpa=replace(hpa, scale_down=value))
+        case Setting.HPA_MAX_REPLICAS:
+            return replace(settings, hpa=replace(hpa, max_replicas=int(value)))
+        case Setting.RESOURCES:
+            chosen: list[ContainerResources] = list(value)
+            mine = next((c for c in chosen if c.name == CONTAINER), settings.resources)
+            return replace(settings, resources=mine)
+        case Setting.POOL_SIZE:
+            pool: PoolSize = value
+            return replace(settings, pool=pool)
+    raise ValueError(f"the simulator cannot apply {edit.setting}")
+
+
+class _HpaDriver:
+    """Turns the cluster's pods into what the HPA controller reads, and syncs it."""
+
+    def __init__(self) -> None:
+        self.controller = HorizontalController()
+        self._containers: dict[tuple[int | None, int | None], tuple[Container, ...]] = {}
+
+    def _containers_for(self, resources: ContainerResources) -> tuple[Container, ...]:
+        key = (resources.cpu_request_millicores, resources.memory_request_bytes)
+        found = self._containers.get(key)
+        if found is None:
+            found = (Container(CONTAINER, {CPU: key[0], MEMORY: key[1]}),)
+            self._containers[key] = found
+        return found
+
+    def sync(self, *, cluster: Cluster, spec: HpaSpec, now: float) -> bool:
+        pods = []
+        cpu: dict[str, PodMetric] = {}
+        memory: dict[str, PodMetric] = {}
+        window = cluster.params.metrics_window_seconds
+        for pod in cluster.pods:
+            ready = pod.ready_at_seconds <= now
+            pods.append(Pod(
+                name=pod.name,
+                containers=self._containers_for(pod.resources),
+                ready=ready,
+                start_seconds=pod.created_seconds,
+                ready_transition_seconds=pod.ready_at_seconds if ready else pod.container_started_seconds,
+            ))
+            cpu[pod.name] = PodMetric({CONTAINER: int(pod.usage_millicores)}, now, window)
+            memory[pod.name] = PodMetric({CONTAINER: int(pod.working_set_bytes)}, now, window)
+        result = self.controller.reconcile(
+            spec=spec, spec_replicas=cluster.spec_replicas, pods=pods, metrics={CPU: cpu, MEMORY: memory},
+            now_seconds=now,
+        )
+        if result.rescale:
+            cluster.spec_replicas = result.desired_replicas
+        return result.rescale
+
+
+def _timeout_mix(params: ClusterParams) -> LatencyMix:
+    return LatencyMix(params.request_timeout_seconds, (1.0,), (1.0,), 0.0, 1.0)
+
+
+def run_autoscaled(
+    *,
+    name: str,
+    trace: Trace,
+    settings: WorkloadSettings,
+    params: ClusterParams,
+    slo_seconds: float,
+    profile: PerformanceProfileSpec | None = None,
+) -> RunResult:
+    """One HPA-driven run; with a ``profile``, perfpilot's engine tunes ``settings`` as it goes."""
+    t0 = trace.start_seconds
+    rates = trace.rates_per_second
+    cluster = Cluster.started(
+        params=params, resources=settings.resources, pool=settings.pool,
+        replicas=initial_replicas(settings, rate_per_second=rates[0], params=params), now_seconds=t0,
+    )
+    prometheus = Prometheus(pool_enabled=True)
+    hpa = _HpaDriver()
+    spec = build_hpa_spec(settings.hpa)
+    timeline = Timeline()
+    decisions: list[tuple[float, str]] = []
+    state = TuningState()
+    interval_minutes = 1
+    window_seconds = 1800.0
+    if profile is not None:
+        interval_minutes = max(1, round(profile.guardrails.interval.seconds / 60))
+        window_seconds = float(profile.guardrails.window.seconds)
+    timeout_mix = _timeout_mix(params)
+
+    violations = 0
+    pod_seconds = 0.0
+    core_seconds = 0.0
+    pool_seconds = 0.0
+    scale_events = 0
+    changes = 0
+    rollbacks = 0
+    p95_max = 0.0
+    step = trace.step_seconds
+    ticks = max(1, round(step / TICK_SECONDS))
+    for index, rate in enumerate(rates):
+        mixes: list[tuple[LatencyMix, float]] = []
+        for _ in range(ticks):
+            tick = cluster.advance(rate_per_second=rate, dt_seconds=step / ticks)
+            now = cluster.now_seconds
+            prometheus.scrape(cluster=cluster, tick=tick, now=now)
+            mixes.append((tick.latency, tick.requests - tick.failed))
+            if tick.failed > 0:
+                mixes.append((timeout_mix, tick.failed))
+            dt = step / ticks
+            pod_seconds += len(cluster.pods) * dt
+            core_seconds += sum(p.resources.cpu_request_millicores or 0 for p in cluster.pods) / 1000.0 * dt
+            pool_seconds += cluster.pool.default_pool_size * dt
+            if hpa.sync(cluster=cluster, spec=spec, now=now):
+                scale_events += 1
+        now = cluster.now_seconds
+        prometheus.evaluate(now)
+
+        served = sum(weight for _, weight in mixes)
+        p95 = math.nan
+        if served > 0:
+            if mixture_cdf(mixes, slo_seconds) < SLO_QUANTILE:
+                violations += 1
+            p95 = mixture_quantile(mixes, SLO_QUANTILE)
+            p95_max = max(p95_max, p95)
+        timeline.at_seconds.append(now)
+        timeline.load_per_second.append(rate)
+        timeline.replicas.append(float(len(cluster.pods)))
+        timeline.p95_seconds.append(p95)
+        timeline.record_tuned(_tuned_values(settings))
+
+        if profile is None or (index + 1) % interval_minutes:
+            continue
+        at = datetime.fromtimestamp(now, tz=UTC)
+        live = LiveConfig(
+            hpa=HpaLive(
+                name="api",
+                min_replicas=settings.hpa.min_replicas,
+                max_replicas=settings.hpa.max_replicas,
+                current_replicas=len(cluster.pods),
+                desired_replicas=cluster.spec_replicas,
+                cpu_target_percent=settings.hpa.cpu_target_percent,
+                memory_target_percent=settings.hpa.memory_target_percent,
+                scale_up=settings.hpa.scale_up,
+                scale_down=settings.hpa.scale_down,
+            ),
+            containers=(settings.resources,),
+            pool=PoolLive(settings.pool.default_pool_size, settings.pool.reserve_pool_size),
+            oom_kills_in_window=sum(1 for t in cluster.oom_kill_seconds if t > now - window_seconds),
+        )
+        observations = prometheus.observations(at_seconds=now, window_seconds=window_seconds, live=live)
+        decision = decide(profile, observations, state, at)
+        applied = False
+        change = decision.change
+        if decision.apply and change is not None:
+            before = settings
+            settings = _apply(settings, change.edit)
+            if change.coupled is not None:
+                settings = _apply(settings, change.coupled)
+            applied = True
+            if change.rollback:
+                rollbacks += 1
+            else:
+                changes += 1
+            kind = "rollback" if change.rollback else "change"
+            timeline.events.append((now, f"{kind}: {change.edit.setting.value}"))
+            decisions.append((now, f"{kind} {change.edit.setting.value}: {change.reason}"))
+            if settings.hpa != before.hpa:
+                spec = build_hpa_spec(settings.hpa)
+            cluster.set_resources(settings.resources)
+            cluster.pool = settings.pool
+        state = compute_next_state(state, decision=decision, observations=observations, now=at, applied=applied)
+
+    metrics = RunMetrics(
+        slo_violation_minutes=violations,
+        replica_hours=pod_seconds / 3600.0,
+        cpu_core_hours=core_seconds / 3600.0,
+        pool_connection_hours=pool_seconds / 3600.0,
+        scale_events=scale_events,
+        changes=changes,
+        rollbacks=rollbacks,
+        p95_max_seconds=p95_max,
+    )
+    return RunResult(name, metrics, timeline, decisions)
+
+
+def run_oracle(*, trace: Trace, settings: WorkloadSettings, params: ClusterParams, slo_seconds: float) -> RunResult:
+    timeline = Timeline()
+    step_hours = trace.step_seconds / 3600.0
+    cpu_cores = (settings.resources.cpu_request_millicores or 0) / 1000.0
+    violations = 0
+    replica_hours = core_hours = pool_hours = 0.0
+    events = 0
+    previous: int | None = None
+    p95_max = 0.0
+    for index, rate in enumerate(trace.rates_per_second):
+        minute = oracle_minute(rate_per_second=rate, settings=settings, params=params, slo_seconds=slo_seconds)
+        violations += 0 if minute.meets_slo else 1
+        replica_hours += minute.replicas * step_hours
+        core_hours += minute.replicas * cpu_cores * step_hours
+        pool_hours += minute.pool_size * step_hours
+        if previous is not None and minute.replicas != previous:
+            events += 1
+        previous = minute.replicas
+        p95_max = max(p95_max, minute.p95_seconds)
+        timeline.at_seconds.append(trace.start_seconds + (index + 1) * trace.step_seconds)
+        timeline.load_per_second.append(rate)
+        timeline.replicas.append(float(minute.replicas))
+        timeline.p95_seconds.append(minute.p95_seconds)
+    metrics = RunMetrics(violations, replica_hours, core_hours, pool_hours, events, 0, 0, p95_max)
+    return RunResult("oracle", metrics, timeline)
+
+
+@dataclass
+class Simulation:
+    trace: Trace
+    scenario: Scenario
+    slo_seconds: float
+    runs: dict[str, RunResult]
+
+
+def simulate(
+    *, trace: Trace, scenario: Scenario, profile: PerformanceProfileSpec, runs: tuple[str, ...] = RUN_NAMES
+) -> Simulation:
+    """Every run of ``runs`` on the same (already scaled) trace and scenario."""
+    slo = float(profile.slo.latency_p95.seconds)
+    settings = scenario.settings
+    params = scenario.params
+    results: dict[str, RunResult] = {}
+    for name in runs:
+        if name == "perfpilot":
+            results[name] = run_autoscaled(name=name, trace=trace, settings=settings, params=params,
+                                           slo_seconds=slo, profile=profile)
+        elif name == "static":
+            results[name] = run_autoscaled(name=name, trace=trace, settings=settings, params=params, slo_seconds=slo)
+        elif name == "k8s-default":
+            results[name] = run_autoscaled(name=name, trace=trace, settings=k8s_default_settings(settings),
+                                           params=params, slo_seconds=slo)
+        elif name == "oracle":
+            results[name] = run_oracle(trace=trace, settings=settings, params=params, slo_seconds=slo)
+        else:
+            raise ValueError(f"unknown run {name!r} (runs: {', '.join(RUN_NAMES)})")
+    return Simulation(trace, scenario, slo, results)
