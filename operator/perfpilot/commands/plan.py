@@ -1,15 +1,296 @@
-"""`perfpilot plan` — placeholder until its issue lands; replaced by the real command."""
+"""`perfpilot plan` — what perfpilot would change now, from live Prometheus; writes nothing anywhere.
+
+Reads the profile, the live signals (one snapshot, the same queries the operator sends), optionally the
+workload's manifests for requests/limits, the HPA and the pool; classifies, decides, and prints the
+decision with its table row, values and bounds — as text, or as JSON with ``--json``. The tuning state
+(pending change, history, barred moves) comes from the profile's ``status`` when the file carries one.
+
+Exit status: 0 a plan was printed (even when signals are unknown: the plan says which), 2 the input
+could not be read or is invalid.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from perfpilot.api.spec import KIND, PerformanceProfile, PerformanceProfileSpec
+from perfpilot.api.status import Edit, ObservedStatus, Setting, TuningState
+from perfpilot.observe.observed import observed_status
+from perfpilot.observe.reader import PrometheusSettings
+from perfpilot.observe.snapshot import ProfileTarget, observe_cycle
+from perfpilot.observe.workload import (
+    WorkloadSpecError,
+    flatten,
+    live_config_from_manifests,
+    live_config_without_manifests,
+)
+from perfpilot.tuning.classify import classify
+from perfpilot.tuning.decision import Classification, Decision, ProposedChange
+from perfpilot.tuning.engine import decide
+from perfpilot.tuning.observations import Observations
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("plan", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "plan",
+        help="show what perfpilot would change now, from live Prometheus (writes nothing)",
+        description="Read a PerformanceProfile's signals from Prometheus, classify them, decide, and print the "
+        "change perfpilot would make now with its reason, table row and bounds. Nothing is written anywhere.",
+    )
+    parser.add_argument("--profile", required=True, type=Path, metavar="FILE", help="PerformanceProfile YAML")
+    parser.add_argument("--prometheus", default="", metavar="URL",
+                        help="Prometheus base URL (default: the profile's spec.metrics.prometheusURL)")
+    parser.add_argument("--at", default=None, metavar="TIME",
+                        help="evaluation time: RFC 3339 (2023-11-14T23:00:00Z) or Unix seconds; default now")
+    parser.add_argument("--workload-spec", type=Path, metavar="FILE",
+                        help="YAML of the workload (Deployment/StatefulSet), its HPA, and the pgBouncer ConfigMap "
+                        "or Pooler, e.g. from kubectl get -o yaml; without it requests and the HPA are unknown")
+    parser.add_argument("--json", action="store_true", help="print {observed, classification, decision} as JSON")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per query, retries included")
+    parser.add_argument("--bearer-token-file", type=Path, metavar="FILE", help="file holding a bearer token")
+    parser.add_argument("--ca-file", type=Path, metavar="FILE", help="CA bundle for the server's certificate")
+    parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    parser.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra HTTP header, repeatable (e.g. X-Scope-OrgID=tenant)")
+    parser.add_argument("--step", type=int, default=60, metavar="SECONDS", help="query resolution")
+    parser.add_argument("--rate-window", type=int, default=120, metavar="SECONDS", help="range of rate()")
     parser.set_defaults(func=run)
 
 
+class _BadInput(Exception):
+    pass
+
+
+def parse_time(raw: str | None) -> datetime:
+    """``--at``: RFC 3339 or Unix seconds; the clock is read here, once, when it is not given."""
+    if raw is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        return datetime.fromtimestamp(float(raw), tz=UTC)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise _BadInput(f"--at: not a time (use 2023-11-14T23:00:00Z or Unix seconds): {raw!r}") from error
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _load_yaml(path: Path) -> list[Any]:
+    try:
+        return list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise _BadInput(f"{path}: cannot read: {error}") from error
+
+
+def _load_profile(path: Path) -> PerformanceProfile:
+    profiles = [d for d in flatten(_load_yaml(path)) if d.get("kind") == KIND]
+    if len(profiles) != 1:
+        raise _BadInput(f"{path}: expected exactly one {KIND}, found {len(profiles)}")
+    try:
+        profile = PerformanceProfile.model_validate(profiles[0])
+    except ValidationError as error:
+        raise _BadInput(f"{path}: invalid {KIND}: {error}") from error
+    if not profile.metadata.namespace:
+        raise _BadInput(f"{path}: metadata.namespace is required (the queries select by namespace)")
+    return profile
+
+
+def _state_of(profile: PerformanceProfile) -> TuningState:
+    status = profile.status or {}
+    known = {key: status[key] for key in ("lastChange", "history", "barred") if key in status}
+    try:
+        return TuningState.model_validate(known)
+    except ValidationError:
+        print("warning: the profile's status has no readable tuning state; planning from a fresh state",
+              file=sys.stderr)
+        return TuningState()
+
+
+def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
+    headers: dict[str, str] = {}
+    for raw in args.header:
+        name, separator, value = raw.partition("=")
+        if not separator or not name:
+            raise _BadInput(f"--header: expected NAME=VALUE, got {raw!r}")
+        headers[name.strip()] = value.strip()
+    try:
+        return PrometheusSettings(
+            url=url, timeout_seconds=args.timeout, bearer_token_file=args.bearer_token_file, ca_file=args.ca_file,
+            insecure_skip_verify=args.insecure, headers=headers, step_seconds=args.step,
+            rate_window_seconds=args.rate_window,
+        )
+    except ValidationError as error:
+        raise _BadInput(f"invalid Prometheus settings: {error}") from error
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+
+def bounds_for(setting: Setting, spec: PerformanceProfileSpec) -> str:
+    """The profile's bounds for a setting, as the plan shows them next to the move."""
+    if setting is Setting.HPA_CPU_TARGET:
+        return f"{spec.hpa.cpu_target.min}..{spec.hpa.cpu_target.max}%"
+    if setting is Setting.HPA_MEMORY_TARGET:
+        return f"{spec.hpa.memory_target.min}..{spec.hpa.memory_target.max}%"
+    if setting is Setting.HPA_MAX_REPLICAS:
+        return f"up to {spec.hpa.max_replicas_ceiling}" if spec.hpa.max_replicas_ceiling else "not raised"
+    if setting is Setting.RESOURCES:
+        cpu, memory = spec.resources.cpu, spec.resources.memory
+        return f"cpu {cpu.min}..{cpu.max}, memory {memory.min}..{memory.max}, limits {spec.resources.limits.value}"
+    if setting is Setting.POOL_SIZE:
+        return f"{spec.pool.size.min}..{spec.pool.size.max}"
+    return f"rows of the {setting.value} table"
+
+
+def _edit_json(edit: Edit | None) -> dict[str, Any] | None:
+    return None if edit is None else edit.model_dump(by_alias=True, mode="json")
+
+
+def _change_json(change: ProposedChange | None, spec: PerformanceProfileSpec) -> dict[str, Any] | None:
+    if change is None:
+        return None
+    return {
+        "target": change.target,
+        "setting": change.edit.setting.value,
+        "edit": _edit_json(change.edit),
+        "coupled": _edit_json(change.coupled),
+        "coupledTarget": change.coupled_target or None,
+        "tableRow": change.table_row,
+        "reason": change.reason,
+        "bounds": bounds_for(change.edit.setting, spec),
+        "emergency": change.emergency,
+        "rollback": change.rollback,
+    }
+
+
+def _classification_json(classification: Classification) -> dict[str, str]:
+    return {
+        "loadPattern": classification.load_pattern,
+        "memory": classification.memory,
+        "provisioning": classification.provisioning,
+        "poolLoad": classification.pool_load,
+    }
+
+
+def plan_json(*, observed: ObservedStatus, classification: Classification, decision: Decision,
+              spec: PerformanceProfileSpec) -> dict[str, Any]:
+    observed_json = observed.model_dump(by_alias=True, mode="json")
+    return {
+        "observed": observed_json,
+        "classification": _classification_json(classification),
+        "decision": {
+            "change": _change_json(decision.change, spec),
+            "reason": decision.reason,
+            "tableRow": decision.change.table_row if decision.change is not None else None,
+            "wouldApply": decision.apply,
+            "verdict": decision.verdict.value if decision.verdict is not None else None,
+            "verdictReason": decision.verdict_reason or None,
+            "blockedBy": list(decision.blocked_by),
+            "written": False,  # plan never writes; "wouldApply" is what the operator would do in this mode
+        },
+    }
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, list):
+        return "; ".join(_format_value(item) for item in value)
+    if hasattr(value, "model_dump"):
+        dumped = value.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return ", ".join(f"{k}={v}" for k, v in dumped.items())
+    return "unset" if value is None else str(value)
+
+
+def plan_text(*, profile: PerformanceProfile, observations: Observations, observed: ObservedStatus,
+              classification: Classification, decision: Decision, url: str) -> str:
+    spec = profile.spec
+    lines = [
+        f"profile {profile.metadata.namespace}/{profile.metadata.name} -> {spec.target_ref.kind.value}/"
+        f"{spec.target_ref.name}, mode {spec.mode.value}, objective {spec.objective.value}",
+        f"evaluated at {observations.at.isoformat()} over {spec.guardrails.window} "
+        f"(step {observations.step_seconds:g}s) from {url}",
+        "",
+        "observed (latest value; unknown signals block the rules that need them):",
+    ]
+    dumped = observed.model_dump(by_alias=True, mode="json")
+    for key in ("p95LatencySeconds", "requestRate", "errorRatio", "cpuUtilization", "memoryUtilization",
+                "replicas", "poolUtilization", "poolWaitingClients"):
+        value = dumped[key]
+        shown = f"{value:.4g}" if value is not None else f"unknown ({observed.unknown.get(key, '')})"
+        lines.append(f"  {key:<20} {shown}")
+    lines += [
+        "",
+        f"classification: load {classification.load_pattern}, memory {classification.memory}, "
+        f"provisioning {classification.provisioning}, pool {classification.pool_load}",
+        "",
+    ]
+    change = decision.change
+    if change is None:
+        lines.append(f"decision: no change — {decision.reason}")
+    else:
+        lines += [
+            f"decision: change {change.target} {change.edit.setting.value}: "
+            f"{_format_value(change.edit.from_value)} -> {_format_value(change.edit.to_value)}",
+            f"  table row: {change.table_row}",
+            f"  bounds:    {bounds_for(change.edit.setting, spec)}",
+            f"  reason:    {change.reason}",
+        ]
+        if change.coupled is not None:
+            lines.append(f"  coupled:   {change.coupled_target or change.target} {change.coupled.setting.value}: "
+                         f"{_format_value(change.coupled.from_value)} -> {_format_value(change.coupled.to_value)}")
+        if change.emergency:
+            lines.append("  emergency: yes (allowed during cooldown)")
+        mode_note = "yes, in Auto mode" if decision.apply else f"no ({spec.mode.value} mode: recommendation only)"
+        lines.append(f"  the operator would write it: {mode_note}")
+    if decision.blocked_by:
+        lines.append(f"blocked by unknown signals: {', '.join(decision.blocked_by)}")
+    if decision.verdict is not None:
+        lines.append(f"verdict on the pending change: {decision.verdict.value} — {decision.verdict_reason}")
+    lines.append("")
+    lines.append("nothing was written (perfpilot plan only reads)")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("perfpilot plan: not built yet")
+    try:
+        profile = _load_profile(args.profile)
+        at = parse_time(args.at)
+        url = args.prometheus or profile.spec.metrics.prometheus_url
+        if not url:
+            raise _BadInput("no Prometheus URL: pass --prometheus or set spec.metrics.prometheusURL")
+        settings = _settings(args, url)
+        if args.workload_spec is not None:
+            live = live_config_from_manifests(_load_yaml(args.workload_spec), profile)
+        else:
+            live = live_config_without_manifests(profile)
+    except (_BadInput, WorkloadSpecError, ValueError) as error:
+        print(f"perfpilot plan: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    # --prometheus wins over the profile's URL for this run: plan is pointed at a server on purpose.
+    profile_for_run = profile.model_copy(deep=True)
+    profile_for_run.spec.metrics.prometheus_url = url
+    observations = observe_cycle([ProfileTarget(profile_for_run, live)], at=at, settings=settings)[
+        (profile.metadata.namespace, profile.metadata.name)
+    ]
+    classification = classify(profile.spec, observations)
+    decision = decide(profile.spec, observations, _state_of(profile), at)
+    observed = observed_status(observations)
+    if args.json:
+        print(json.dumps(plan_json(observed=observed, classification=classification, decision=decision,
+                                   spec=profile.spec), indent=2))
+    else:
+        print(plan_text(profile=profile, observations=observations, observed=observed,
+                        classification=classification, decision=decision, url=url))
+    return EXIT_OK

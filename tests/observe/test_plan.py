@@ -1,0 +1,89 @@
+"""`perfpilot plan` against the test Prometheus: it names the table row, shows values and bounds, writes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prom_scenarios import AT_SECONDS
+from promharness import PrometheusServer, free_port
+
+from perfpilot.cli import main
+
+pytestmark = pytest.mark.integration
+
+DATA = Path(__file__).parent / "data"
+PROFILE = DATA / "shop-api-profile.yaml"
+WORKLOAD = DATA / "shop-api-workload.yaml"
+OBSERVED_KEYS = {"p95LatencySeconds", "requestRate", "errorRatio", "cpuUtilization", "memoryUtilization",
+                 "replicas", "poolUtilization", "poolWaitingClients"}
+
+
+def test_plan_prints_the_pool_change_with_its_table_row_values_and_bounds(
+    prometheus: PrometheusServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = {path: path.read_text() for path in (PROFILE, WORKLOAD)}
+    status = main(["plan", "--profile", str(PROFILE), "--prometheus", prometheus.url, "--at", str(AT_SECONDS),
+                   "--workload-spec", str(WORKLOAD)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "decision: change ConfigMap/pgbouncer pool.size: defaultPoolSize=10, reservePoolSize=2 -> " in out
+    assert "  table row: Normal 20/10" in out
+    assert "  bounds:    5..40" in out
+    assert "poolWaitingClients   20" in out
+    assert "poolUtilization      100" in out  # 20 server connections over 2 pgBouncer replicas x 10
+    assert "the operator would write it: no (Recommend mode" in out
+    assert {path: path.read_text() for path in (PROFILE, WORKLOAD)} == before
+
+
+def test_plan_json_has_observed_classification_and_decision(
+    prometheus: PrometheusServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["plan", "--profile", str(PROFILE), "--prometheus", prometheus.url,
+                   "--at", "2023-11-14T23:00:00Z", "--workload-spec", str(WORKLOAD), "--json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert set(plan) == {"observed", "classification", "decision"}
+    assert set(plan["observed"]) >= OBSERVED_KEYS
+    assert plan["observed"]["at"] == "2023-11-14T23:00:00Z"
+    assert plan["observed"]["replicas"] == 2
+    assert plan["observed"]["cpuUtilization"] == pytest.approx(60.0)  # (300m + 60m) x 1000 / 600m requested
+    assert plan["observed"]["unknown"] == {}
+    assert plan["classification"]["poolLoad"] == "Normal"
+    assert plan["decision"]["change"]["setting"] == "pool.size"
+    assert plan["decision"]["tableRow"].startswith("Normal 20/10")
+    assert plan["decision"]["written"] is False
+
+
+def test_plan_without_workload_spec_shows_unknowns_with_reasons_not_zeros(
+    prometheus: PrometheusServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["plan", "--profile", str(PROFILE), "--prometheus", prometheus.url, "--at", str(AT_SECONDS),
+                   "--json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert plan["observed"]["cpuUtilization"] is None
+    assert plan["observed"]["unknown"]["cpuUtilization"] == "cpu utilisation: a container has no CPU request"
+    assert plan["observed"]["p95LatencySeconds"] == pytest.approx(0.2402, abs=1e-4)
+
+
+def test_plan_against_an_unreachable_prometheus_says_so_for_every_signal(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    status = main(["plan", "--profile", str(PROFILE), "--prometheus", url, "--at", str(AT_SECONDS),
+                   "--workload-spec", str(WORKLOAD), "--timeout", "1", "--json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert all(plan["observed"][key] is None for key in OBSERVED_KEYS)
+    reasons = plan["observed"]["unknown"]
+    assert set(reasons) == OBSERVED_KEYS
+    assert all(f"prometheus unreachable: prometheus {url}: connection refused" in r for r in reasons.values())
+    assert plan["decision"]["change"] is None
+
+
+def test_plan_rejects_a_bad_time_with_exit_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["plan", "--profile", str(PROFILE), "--prometheus", "http://127.0.0.1:1", "--at", "yesterday"])
+    assert status == 2
+    assert "--at: not a time" in capsys.readouterr().err

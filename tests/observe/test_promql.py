@@ -1,0 +1,106 @@
+"""PromQL builders: one query per signal and shape, namespaces combined, workload from the pod name."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from perfpilot.api.spec import Metrics, PerformanceProfile
+from perfpilot.observe.promql import (
+    DEPLOYMENT_POD_PATTERN,
+    STATEFULSET_POD_PATTERN,
+    AppShape,
+    QueryBuildError,
+    SignalName,
+    error_ratio_query,
+    namespace_matcher,
+    quote,
+)
+from perfpilot.observe.reader import PrometheusSettings
+from perfpilot.observe.snapshot import plan_queries
+
+
+def profile(namespace: str, name: str, **spec: object) -> PerformanceProfile:
+    return PerformanceProfile.model_validate({
+        "apiVersion": "perfpilot.io/v1alpha1", "kind": "PerformanceProfile",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"targetRef": {"kind": "Deployment", "name": name}, **spec},
+    })
+
+
+SETTINGS = PrometheusSettings(url="http://prometheus:9090")
+POOL = {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}}}
+
+
+def test_the_number_of_queries_does_not_grow_with_profiles() -> None:
+    one = plan_queries([profile("shop", "api", pool=POOL)], SETTINGS)
+    thousand = plan_queries([profile(f"ns-{i % 40}", f"svc-{i}", pool=POOL) for i in range(1000)], SETTINGS)
+    assert len(one.queries) == len(thousand.queries) == 10
+    assert [q.signal for q in one.queries] == [q.signal for q in thousand.queries]
+
+
+def test_namespaces_are_combined_in_one_sorted_regex() -> None:
+    plan = plan_queries([profile("shop", "api"), profile("billing", "invoices"), profile("shop", "web")], SETTINGS)
+    for query in plan.queries:
+        # Every selector carries the one combined matcher, and no other namespace matcher exists.
+        assert query.promql.count('{namespace=~"billing|shop"') == query.promql.count("namespace=") >= 1
+
+
+def test_profiles_group_by_query_shape() -> None:
+    renamed = {"latencyHistogram": "rpc_seconds", "requestsTotal": "rpc_total"}
+    plan = plan_queries([profile("a", "x"), profile("b", "y", metrics=renamed), profile("c", "z")], SETTINGS)
+    latency = [q.promql for q in plan.queries if q.signal is SignalName.LATENCY_P95]
+    assert len(latency) == 2
+    assert any('rpc_seconds_bucket{namespace=~"b"}' in q for q in latency)
+    assert any('http_request_duration_seconds_bucket{namespace=~"a|c"}' in q for q in latency)
+    # The container queries do not depend on the application's metric names: still one each.
+    assert sum(q.signal is SignalName.CPU_USAGE for q in plan.queries) == 1
+
+
+def test_the_workload_label_comes_from_the_pod_name_statefulset_first_then_deployment() -> None:
+    promql = plan_queries([profile("shop", "api")], SETTINGS).queries[0].promql
+    statefulset_at = promql.index(quote(STATEFULSET_POD_PATTERN))
+    deployment_at = promql.index(quote(DEPLOYMENT_POD_PATTERN))
+    assert deployment_at > statefulset_at  # the outer label_replace wins where both patterns match
+
+    def workload(pod: str) -> str:
+        name = pod
+        for pattern in (STATEFULSET_POD_PATTERN, DEPLOYMENT_POD_PATTERN):
+            match = re.fullmatch(pattern, pod)
+            name = match.group(1) if match else name
+        return name
+
+    assert workload("api-7d9f8b6c4d-x2k9z") == "api"
+    assert workload("web-frontend-5b7c9d8f6-h4k2p") == "web-frontend"
+    assert workload("index-12") == "index"
+    assert workload("api-7d9f8b6c4d-12345") == "api"  # an all-digit suffix is still a Deployment pod
+
+
+def test_extra_matchers_are_quoted_and_error_matchers_validated() -> None:
+    shape = AppShape.from_metrics(Metrics(matchers={"job": 'say "hi"'}, error_matcher='status_code=~"5..",ok="no"'))
+    promql = error_ratio_query(shape, namespaces=["shop"], rate_window_seconds=120)
+    assert 'job="say \\"hi\\""' in promql
+    assert 'status_code=~"5..",ok="no"' in promql
+    with pytest.raises(QueryBuildError, match="errorMatcher"):
+        AppShape.from_metrics(Metrics(error_matcher="code=5xx"))
+    with pytest.raises(QueryBuildError, match="set by perfpilot"):
+        AppShape.from_metrics(Metrics(matchers={"namespace": "other"}))
+
+
+def test_a_bad_error_matcher_makes_only_that_profiles_application_signals_unknown() -> None:
+    plan = plan_queries([profile("shop", "api", metrics={"errorMatcher": "}"}), profile("media", "x")], SETTINGS)
+    assert (("shop", "api"), "app") in plan.shape_errors
+    assert all('"shop' not in q.promql or q.signal.value.startswith(("cpu", "memory", "replicas"))
+               for q in plan.queries)
+
+
+def test_namespace_names_are_checked_before_they_reach_a_regex() -> None:
+    with pytest.raises(QueryBuildError, match="not a Kubernetes namespace"):
+        namespace_matcher(["shop|.*"])
+
+
+def test_the_query_window_is_the_widest_profile_window_in_whole_steps() -> None:
+    plan = plan_queries([profile("a", "x", guardrails={"window": "30m"}),
+                         profile("b", "y", guardrails={"window": "45m30s", "interval": "60s"})], SETTINGS)
+    assert plan.window_seconds == 2760  # 45m30s rounded up to 46 steps of 60 s
