@@ -1,0 +1,345 @@
+"""decide() around the rules: modes, pause, verification, cooldown, emergencies, barred moves, unknown
+signals, verdicts and rollbacks, and compute_next_state()'s bookkeeping."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import tuning_builders as b
+
+from perfpilot.api.status import (
+    HISTORY_LIMIT,
+    BarredMove,
+    Baseline,
+    ChangeRecord,
+    Edit,
+    Setting,
+    TuningState,
+    Verdict,
+)
+from perfpilot.tuning.engine import decide
+from perfpilot.tuning.observations import Observations
+from perfpilot.tuning.state import compute_next_state
+
+NEEDS_CHANGE = {"request_rate_per_second": b.series([60.0 if i % 2 else 140.0 for i in range(b.SAMPLES)])}
+EMERGENCY = {"latency_p95_seconds": b.series(1.2)}  # more than twice the 500ms SLO
+
+
+def pending(*, minutes_ago: float, setting: Setting = Setting.HPA_CPU_TARGET, old: int = 80, new: int = 70,
+            baseline: Baseline | None = None, coupled: Edit | None = None, verdict: Verdict = Verdict.PENDING,
+            verdict_minutes_ago: float | None = None) -> TuningState:
+    record = ChangeRecord(
+        at=b.NOW - b.minutes(minutes_ago),
+        target="HorizontalPodAutoscaler/api",
+        edit=Edit(setting=setting, from_value=old, to_value=new),
+        coupled=coupled,
+        baseline=baseline or Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate=100),
+        verdict=verdict,
+        verdict_at=None if verdict_minutes_ago is None else b.NOW - b.minutes(verdict_minutes_ago),
+    )
+    return TuningState(last_change=record)
+
+
+def decide_with(state: TuningState, observations: Observations | None = None, now: datetime = b.NOW,
+                **profile: Any) -> Any:
+    return decide(b.profile(**profile), observations or b.observations(), state, now)
+
+
+# --- modes and pause --------------------------------------------------------------------------------
+
+
+def test_off_mode_changes_nothing_and_says_so() -> None:
+    decision = decide_with(b.EMPTY_STATE, b.observations(**NEEDS_CHANGE), mode="Off")
+    assert (decision.change, decision.apply) == (None, False)
+    assert decision.reason.startswith("Off")
+
+
+def test_paused_workload_changes_nothing_and_says_so() -> None:
+    decision = decide_with(b.EMPTY_STATE, b.observations(live=b.live(paused=True), **NEEDS_CHANGE))
+    assert (decision.change, decision.apply) == (None, False)
+    assert "paused" in decision.reason
+
+
+def test_recommend_computes_the_same_change_as_auto_but_never_applies_it() -> None:
+    observations = b.observations(**NEEDS_CHANGE)
+    auto = decide_with(b.EMPTY_STATE, observations, mode="Auto")
+    recommend = decide_with(b.EMPTY_STATE, observations, mode="Recommend")
+    assert auto.apply is True and recommend.apply is False
+    assert recommend.change == auto.change is not None
+
+
+def test_decide_is_deterministic() -> None:
+    observations = b.observations(**NEEDS_CHANGE)
+    assert decide_with(b.EMPTY_STATE, observations) == decide_with(b.EMPTY_STATE, observations)
+
+
+# --- verification and cooldown ---------------------------------------------------------------------
+
+
+def test_no_ordinary_change_while_the_last_one_is_verified() -> None:
+    decision = decide_with(pending(minutes_ago=5), b.observations(**NEEDS_CHANGE))
+    assert decision.change is None
+    assert "verifying" in decision.reason and "next:" in decision.reason
+    assert decision.cooldown_until_seconds == (b.NOW + b.minutes(10)).timestamp()
+
+
+def test_no_ordinary_change_during_cooldown_after_a_verdict() -> None:
+    state = pending(minutes_ago=8, verdict=Verdict.KEPT, verdict_minutes_ago=1)
+    decision = decide_with(state, b.observations(**NEEDS_CHANGE), guardrails={"verifyFor": "5m"})
+    assert decision.change is None
+    assert "cooldown" in decision.reason
+
+
+def test_cooldown_after_a_rollback_counts_from_the_rollback() -> None:
+    state = pending(minutes_ago=20, verdict=Verdict.ROLLED_BACK, verdict_minutes_ago=5)
+    assert decide_with(state, b.observations(**NEEDS_CHANGE)).change is None
+
+
+def test_changes_resume_after_cooldown() -> None:
+    state = pending(minutes_ago=20, verdict=Verdict.KEPT, verdict_minutes_ago=5)
+    assert decide_with(state, b.observations(**NEEDS_CHANGE)).change is not None
+
+
+def test_an_emergency_acts_during_verification_toward_more_capacity() -> None:
+    decision = decide_with(pending(minutes_ago=2), b.observations(**EMERGENCY))
+    assert decision.change is not None and decision.change.emergency
+    assert (decision.change.edit.setting, decision.change.edit.to_value) == (Setting.HPA_CPU_TARGET, 60)
+    assert decision.apply is True
+
+
+@pytest.mark.parametrize(("latency", "emergency"), [(0.99, False), (1.01, True)])
+def test_emergency_threshold_is_twice_the_slo(latency: float, emergency: bool) -> None:
+    decision = decide_with(pending(minutes_ago=2), b.observations(latency_p95_seconds=b.series(latency)))
+    assert (decision.change is not None) is emergency
+
+
+def test_a_single_slow_sample_is_not_an_emergency() -> None:
+    latency = b.series([0.35] * (b.SAMPLES - 1) + [1.5])
+    assert decide_with(pending(minutes_ago=2), b.observations(latency_p95_seconds=latency)).change is None
+
+
+def test_an_emergency_at_max_replicas_raises_max_replicas_within_the_ceiling() -> None:
+    observations = b.observations(live=b.live(hpa=b.hpa(current_replicas=10)), replicas=b.series(10), **EMERGENCY)
+    decision = decide_with(pending(minutes_ago=2), observations, hpa={"maxReplicasCeiling": 20})
+    assert decision.change is not None
+    assert (decision.change.edit.setting, decision.change.edit.to_value) == (Setting.HPA_MAX_REPLICAS, 15)
+
+
+def test_an_emergency_with_no_capacity_move_left_holds() -> None:
+    observations = b.observations(
+        live=b.live(hpa=b.hpa(cpu_target_percent=50, scale_up=b.MODERATE_UP)), **EMERGENCY
+    )
+    decision = decide_with(pending(minutes_ago=2), observations, hpa={"scaleUp": "Moderate"})
+    assert decision.change is None
+
+
+def test_a_pool_emergency_grows_the_pool_during_cooldown() -> None:
+    observations = b.observations(pool_client_waiting=b.series([0.0] * 24 + [4.0] * 7), pool_server_active=b.series(20))
+    decision = decide_with(pending(minutes_ago=2), observations)
+    assert decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE
+    assert decision.change.emergency
+
+
+# --- barred moves and unknown signals ---------------------------------------------------------------
+
+
+def test_a_barred_move_is_skipped_and_the_next_rule_runs() -> None:
+    observations = b.observations(**NEEDS_CHANGE)
+    first = decide_with(b.EMPTY_STATE, observations)
+    assert first.change is not None
+    state = TuningState(barred=[BarredMove(setting=first.change.edit.setting, to_value=first.change.edit.to_value,
+                                           until=b.NOW + b.minutes(30))])
+    second = decide_with(state, observations)
+    assert first.change.edit.setting is Setting.HPA_CPU_TARGET  # bursty: 70 -> 60
+    assert second.change is not None
+    assert second.change.edit.setting is Setting.HPA_SCALE_DOWN  # the next rule: bursty -> Slow
+
+
+def test_an_expired_bar_no_longer_blocks() -> None:
+    observations = b.observations(**NEEDS_CHANGE)
+    first = decide_with(b.EMPTY_STATE, observations)
+    assert first.change is not None
+    state = TuningState(barred=[BarredMove(setting=first.change.edit.setting, to_value=first.change.edit.to_value,
+                                           until=b.NOW)])
+    assert decide_with(state, observations).change == first.change
+
+
+@pytest.mark.parametrize("signal", ["latency_p95_seconds", "request_rate_per_second", "cpu_usage_millicores_per_pod",
+                                    "cpu_throttled_ratio", "memory_working_set_bytes_per_pod", "replicas",
+                                    "pool_server_active", "pool_client_waiting"])
+def test_an_unknown_signal_is_listed_in_blocked_by_and_never_raises(signal: str) -> None:
+    decision = decide_with(b.EMPTY_STATE, b.observations(**{signal: b.unknown()}))
+    assert signal in decision.blocked_by
+
+
+def test_all_signals_unknown_means_no_change() -> None:
+    unknowns = {name: b.unknown() for name in (
+        "latency_p95_seconds", "request_rate_per_second", "error_ratio", "cpu_usage_millicores_per_pod",
+        "cpu_throttled_ratio", "memory_working_set_bytes_per_pod", "replicas", "pool_server_active",
+        "pool_client_waiting", "pool_max_wait_seconds")}
+    decision = decide_with(b.EMPTY_STATE, b.observations(**unknowns))
+    assert decision.change is None
+    assert "latency_p95_seconds" in decision.blocked_by
+
+
+# --- verdicts and rollback ----------------------------------------------------------------------------
+
+
+def after_change(*, latency: float = 0.35, errors: float = 0.001, rate: float = 100, **overrides: Any) -> Observations:
+    values: dict[str, Any] = {
+        "latency_p95_seconds": b.series(latency), "error_ratio": b.series(errors),
+        "request_rate_per_second": b.series(rate), "live": b.live(hpa=b.hpa(cpu_target_percent=70)),
+    }
+    values.update(overrides)
+    return b.observations(**values)
+
+
+def test_no_regression_is_kept() -> None:
+    decision = decide_with(pending(minutes_ago=16), after_change())
+    assert decision.verdict is Verdict.KEPT
+
+
+@pytest.mark.parametrize(("latency", "verdict"), [(0.54, Verdict.KEPT),       # above SLO, 8% worse than 0.5
+                                                  (0.56, Verdict.ROLLED_BACK)])
+def test_latency_regression_needs_above_slo_and_more_than_ten_percent_worse(latency: float, verdict: Verdict) -> None:
+    state = pending(minutes_ago=16, baseline=Baseline(p95_latency_seconds=0.5, error_ratio=0.001, request_rate=100))
+    assert decide_with(state, after_change(latency=latency)).verdict is verdict
+
+
+def test_latency_worse_but_within_the_slo_is_kept() -> None:
+    state = pending(minutes_ago=16, baseline=Baseline(p95_latency_seconds=0.2, error_ratio=0.001, request_rate=100))
+    assert decide_with(state, after_change(latency=0.45)).verdict is Verdict.KEPT
+
+
+@pytest.mark.parametrize(("errors", "verdict"), [(0.0059, Verdict.KEPT), (0.0061, Verdict.ROLLED_BACK)])
+def test_error_regression_is_more_than_half_a_point(errors: float, verdict: Verdict) -> None:
+    assert decide_with(pending(minutes_ago=16), after_change(errors=errors)).verdict is verdict
+
+
+@pytest.mark.parametrize(("rate", "verdict"), [(129.0, Verdict.ROLLED_BACK), (131.0, Verdict.INCONCLUSIVE),
+                                               (69.0, Verdict.INCONCLUSIVE)])
+def test_load_moved_more_than_thirty_percent_is_inconclusive(rate: float, verdict: Verdict) -> None:
+    decision = decide_with(pending(minutes_ago=16), after_change(latency=0.8, rate=rate))
+    assert decision.verdict is verdict
+
+
+def test_rollback_restores_exactly_the_previous_values_including_the_coupled_edit() -> None:
+    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
+    before = [b.container()]
+    after = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
+    record = ChangeRecord(
+        at=b.NOW - b.minutes(16), target="Deployment/api",
+        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after), coupled=coupled,
+        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
+    )
+    observations = after_change(latency=0.9, live=b.live(containers=tuple(after), hpa=b.hpa(cpu_target_percent=60)))
+    decision = decide_with(TuningState(last_change=record), observations)
+    assert decision.verdict is Verdict.ROLLED_BACK and decision.apply is True
+    change = decision.change
+    assert change is not None and change.rollback
+    assert (change.target, change.edit.setting, change.edit.from_value, change.edit.to_value) == (
+        "Deployment/api", Setting.RESOURCES, after, before)
+    assert change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70)
+    assert change.coupled_target == "HorizontalPodAutoscaler/api"
+
+
+def test_no_rollback_when_rollback_is_disabled() -> None:
+    decision = decide_with(pending(minutes_ago=16), after_change(latency=0.9), guardrails={"rollback": False})
+    assert decision.verdict is Verdict.KEPT
+    assert decision.change is None or not decision.change.rollback
+
+
+def test_no_rollback_when_someone_else_changed_the_value_since() -> None:
+    observations = after_change(latency=0.9, live=b.live(hpa=b.hpa(cpu_target_percent=65)))
+    decision = decide_with(pending(minutes_ago=16), observations)
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert decision.change is None or not decision.change.rollback
+
+
+def test_rollback_in_recommend_mode_is_not_applied() -> None:
+    decision = decide_with(pending(minutes_ago=16), after_change(latency=0.9), mode="Recommend")
+    assert decision.verdict is Verdict.ROLLED_BACK and decision.apply is False
+
+
+def test_verdict_waits_for_verify_for() -> None:
+    decision = decide_with(pending(minutes_ago=14), after_change(latency=0.9))
+    assert decision.verdict is None and decision.change is None
+
+
+# --- compute_next_state -------------------------------------------------------------------------------
+
+
+def test_an_applied_change_becomes_the_pending_last_change_with_a_baseline() -> None:
+    observations = b.observations(**NEEDS_CHANGE)
+    decision = decide_with(b.EMPTY_STATE, observations)
+    state = compute_next_state(b.EMPTY_STATE, decision=decision, observations=observations, now=b.NOW, applied=True)
+    assert state.last_change is not None and decision.change is not None
+    assert state.last_change.verdict is Verdict.PENDING
+    assert state.last_change.edit == decision.change.edit
+    assert state.last_change.at == b.NOW
+    assert state.last_change.baseline.request_rate == pytest.approx(100, rel=0.1)
+    assert state.last_change.baseline.p95_latency_seconds == pytest.approx(0.35)
+
+
+def test_an_unwritten_change_is_not_recorded() -> None:
+    observations = b.observations(**NEEDS_CHANGE)
+    decision = decide_with(b.EMPTY_STATE, observations, mode="Recommend")
+    state = compute_next_state(b.EMPTY_STATE, decision=decision, observations=observations, now=b.NOW, applied=False)
+    assert state == b.EMPTY_STATE
+
+
+def test_a_verdict_is_recorded_and_the_next_change_pushes_it_into_history() -> None:
+    state = pending(minutes_ago=30)
+    observations = after_change(**NEEDS_CHANGE)
+    decision = decide_with(state, observations)
+    assert decision.verdict is Verdict.KEPT and decision.change is not None
+    new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
+    assert new_state.history[-1].verdict is Verdict.KEPT
+    assert new_state.history[-1].edit == Edit(setting=Setting.HPA_CPU_TARGET, from_value=80, to_value=70)
+    assert new_state.last_change is not None and new_state.last_change.verdict is Verdict.PENDING
+
+
+def test_an_applied_rollback_marks_the_change_rolled_back_and_bars_the_move_for_six_cooldowns() -> None:
+    state = pending(minutes_ago=16)
+    observations = after_change(latency=0.9)
+    decision = decide_with(state, observations)
+    new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
+    assert new_state.last_change is not None and new_state.last_change.verdict is Verdict.ROLLED_BACK
+    assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, to_value=70,
+                                           until=b.NOW + timedelta(minutes=60))]
+
+
+def test_a_rollback_that_failed_to_write_stays_pending_and_is_retried() -> None:
+    state = pending(minutes_ago=16)
+    observations = after_change(latency=0.9)
+    decision = decide_with(state, observations)
+    new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=False)
+    assert new_state.last_change is not None and new_state.last_change.verdict is Verdict.PENDING
+    assert decide_with(new_state, observations, now=b.NOW + b.minutes(1)).verdict is Verdict.ROLLED_BACK
+
+
+def test_expired_bars_are_dropped() -> None:
+    state = TuningState(barred=[BarredMove(setting=Setting.POOL_SIZE, to_value=None, until=b.NOW - b.minutes(1))])
+    decision = decide_with(state)
+    assert compute_next_state(state, decision=decision, observations=b.observations(), now=b.NOW,
+                              applied=False).barred == []
+
+
+def test_an_emergency_before_the_verdict_makes_the_pending_change_inconclusive() -> None:
+    state = pending(minutes_ago=2)
+    observations = b.observations(**EMERGENCY)
+    decision = decide_with(state, observations)
+    new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
+    assert new_state.history[-1].verdict is Verdict.INCONCLUSIVE
+
+
+def test_history_keeps_the_last_twenty() -> None:
+    record = pending(minutes_ago=60, verdict=Verdict.KEPT, verdict_minutes_ago=40).last_change
+    assert record is not None
+    state = TuningState(last_change=record, history=[record] * HISTORY_LIMIT)
+    observations = b.observations(**NEEDS_CHANGE)
+    decision = decide_with(state, observations)
+    new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
+    assert len(new_state.history) == HISTORY_LIMIT

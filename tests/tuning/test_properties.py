@@ -1,0 +1,401 @@
+"""Properties of decide() over generated profiles, observations and states (hypothesis)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import tuning_builders as b
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from perfpilot.api.spec import PerformanceProfileSpec
+from perfpilot.api.status import (
+    Baseline,
+    ChangeRecord,
+    ContainerResources,
+    Edit,
+    PoolSize,
+    ScalingRules,
+    Setting,
+    TuningState,
+    Verdict,
+)
+from perfpilot.tuning.decision import Decision, ProposedChange
+from perfpilot.tuning.engine import decide
+from perfpilot.tuning.guardrails import is_toward_capacity
+from perfpilot.tuning.observations import LiveConfig, Observations, PoolLive, Series, Unknown
+from perfpilot.tuning.state import compute_next_state
+from perfpilot.tuning.tables import SCALE_DOWN_ROWS, SCALE_UP_ROWS
+
+SIGNALS = ("latency_p95_seconds", "request_rate_per_second", "error_ratio", "cpu_usage_millicores_per_pod",
+           "cpu_throttled_ratio", "memory_working_set_bytes_per_pod", "replicas", "pool_server_active",
+           "pool_client_waiting", "pool_max_wait_seconds")
+
+# The least each kind of change needs to have been seen; a change made while one is unknown acted blind.
+NEEDS: dict[Setting, tuple[str, ...]] = {
+    Setting.HPA_CPU_TARGET: ("latency_p95_seconds",),
+    Setting.HPA_MEMORY_TARGET: ("memory_working_set_bytes_per_pod",),
+    Setting.HPA_MAX_REPLICAS: ("latency_p95_seconds",),
+    Setting.HPA_SCALE_UP: ("latency_p95_seconds",),
+    Setting.HPA_SCALE_DOWN: ("replicas",),
+    Setting.RESOURCES: ("latency_p95_seconds", "cpu_usage_millicores_per_pod", "cpu_throttled_ratio",
+                        "memory_working_set_bytes_per_pod"),
+    Setting.POOL_SIZE: ("pool_server_active", "pool_client_waiting"),
+}
+
+PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def shapes(draw: st.DrawFn, *, low: float, high: float) -> list[float]:
+    kind = draw(st.sampled_from(["flat", "ramp", "alternating", "spike", "step"]))
+    a = draw(st.floats(low, high))
+    c = draw(st.floats(low, high))
+    n = b.SAMPLES
+    if kind == "flat":
+        return [a] * n
+    if kind == "ramp":
+        return b.ramp(a, c)
+    if kind == "alternating":
+        return [a if i % 2 else c for i in range(n)]
+    if kind == "spike":
+        return [a] * (n - 3) + [c] * 3
+    return [a] * (n // 2) + [c] * (n - n // 2)
+
+
+@st.composite
+def profiles(draw: st.DrawFn) -> PerformanceProfileSpec:
+    cpu_min = draw(st.integers(30, 70))
+    memory_min = draw(st.integers(50, 80))
+    size_min = draw(st.integers(2, 20))
+    return b.profile(
+        mode=draw(st.sampled_from(["Auto", "Auto", "Recommend", "Off"])),
+        objective=draw(st.sampled_from(["Balanced", "Cost", "Reliability"])),
+        slo={"latencyP95": draw(st.sampled_from(["200ms", "500ms", "1s"]))},
+        hpa={
+            "cpuTarget": {"min": cpu_min, "max": draw(st.integers(cpu_min, 90))},
+            "memoryTarget": {"min": memory_min, "max": draw(st.integers(memory_min, 90))},
+            "scaleUp": draw(st.sampled_from(["Auto", "Auto", "Aggressive", "Moderate", "Conservative"])),
+            "scaleDown": draw(st.sampled_from(["Auto", "Auto", "Slow", "Moderate", "Fast"])),
+            "maxReplicasCeiling": draw(st.sampled_from([0, 12, 30])),
+        },
+        resources={
+            "cpu": {"min": "100m", "max": draw(st.sampled_from(["1500m", "4"]))},
+            "memory": {"min": "128Mi", "max": draw(st.sampled_from(["1536Mi", "8Gi"]))},
+            "limits": draw(st.sampled_from(["KeepRatio", "Guaranteed", "RequestsOnly"])),
+        },
+        pool={
+            "size": {"min": size_min, "max": draw(st.integers(size_min, 120))},
+            "maxServerConnections": draw(st.sampled_from([0, 0, 60, 200])),
+        },
+        guardrails={
+            "maxStepPercent": draw(st.integers(5, 100)),
+            "maxTargetStep": draw(st.integers(1, 20)),
+            "rollback": draw(st.booleans()),
+        },
+    )
+
+
+def _rules(row: str | None, *, up: bool) -> ScalingRules | None:
+    if row is None:
+        return None
+    return (SCALE_UP_ROWS if up else SCALE_DOWN_ROWS)[row].to_rules()
+
+
+@st.composite
+def live_configs(draw: st.DrawFn, profile: PerformanceProfileSpec) -> LiveConfig:
+    cpu_bounds, memory_bounds = profile.hpa.cpu_target, profile.hpa.memory_target
+    resources = profile.resources
+    cpu_request = draw(st.integers(resources.cpu.min.millicores, resources.cpu.max.millicores))
+    memory_request = draw(st.integers(resources.memory.min.bytes // b.MI, resources.memory.max.bytes // b.MI)) * b.MI
+    limit_factor = draw(st.sampled_from([1.0, 1.5, 2.0]))
+    size = profile.pool.size
+    default = draw(st.integers(size.min, size.max))
+    max_replicas = draw(st.integers(2, 12))
+    return b.live(
+        hpa=b.hpa(
+            cpu_target_percent=draw(st.integers(cpu_bounds.min, cpu_bounds.max)),
+            memory_target_percent=draw(st.one_of(st.none(), st.integers(memory_bounds.min, memory_bounds.max))),
+            max_replicas=max_replicas,
+            current_replicas=draw(st.integers(2, max_replicas)),
+            scale_up=_rules(draw(st.sampled_from([None, "Aggressive", "Moderate", "Conservative"])), up=True),
+            scale_down=_rules(draw(st.sampled_from([None, "Slow", "Moderate", "Fast"])), up=False),
+        ),
+        containers=(b.container(
+            cpu_request_millicores=cpu_request, cpu_limit_millicores=round(cpu_request * limit_factor),
+            memory_request_bytes=memory_request, memory_limit_bytes=round(memory_request * limit_factor),
+        ),),
+        pool=PoolLive(default_pool_size=default, reserve_pool_size=default // 2,
+                      pooler_replicas=draw(st.integers(1, 3))),
+        oom_kills_in_window=draw(st.sampled_from([0, 0, 1, Unknown("not read")])),
+        paused=draw(st.booleans()) and draw(st.booleans()),
+    )
+
+
+@st.composite
+def observation_sets(draw: st.DrawFn, profile: PerformanceProfileSpec) -> Observations:
+    live = draw(live_configs(profile))
+    slo = profile.slo.latency_p95.seconds
+    values: dict[str, Any] = {
+        "latency_p95_seconds": draw(shapes(low=0.1 * slo, high=3 * slo)),
+        "request_rate_per_second": draw(shapes(low=0.0, high=500.0)),
+        "error_ratio": draw(shapes(low=0.0, high=0.05)),
+        "cpu_usage_millicores_per_pod": draw(shapes(low=0.0, high=2.0 * 4000)),
+        "cpu_throttled_ratio": draw(shapes(low=0.0, high=0.5)),
+        "memory_working_set_bytes_per_pod": draw(shapes(low=32.0 * b.MI, high=4.0 * b.GI)),
+        "replicas": [float(round(v)) for v in draw(shapes(low=1.0, high=12.0))],
+        "pool_server_active": draw(shapes(low=0.0, high=150.0)),
+        "pool_client_waiting": [float(round(v)) for v in draw(shapes(low=0.0, high=5.0))],
+        "pool_max_wait_seconds": draw(shapes(low=0.0, high=2.0)),
+    }
+    unknown = draw(st.sets(st.sampled_from(SIGNALS), max_size=4))
+    signals: dict[str, Series | Unknown] = {
+        name: Unknown("generated") if name in unknown else b.series(series_values)
+        for name, series_values in values.items()
+    }
+    return b.observations(live=live, **signals)
+
+
+@st.composite
+def states(draw: st.DrawFn) -> TuningState:
+    kind = draw(st.sampled_from(["empty", "pending", "judged"]))
+    if kind == "empty":
+        return TuningState()
+    minutes_ago = draw(st.floats(0.5, 40))
+    record = ChangeRecord(
+        at=b.NOW - timedelta(minutes=minutes_ago), target="HorizontalPodAutoscaler/api",
+        edit=Edit(setting=Setting.HPA_MEMORY_TARGET, from_value=75, to_value=80),
+        baseline=Baseline(p95_latency_seconds=draw(st.floats(0.05, 2)), error_ratio=0.001, request_rate=100),
+    )
+    if kind == "judged":
+        record = record.model_copy(update={
+            "verdict": draw(st.sampled_from([Verdict.KEPT, Verdict.ROLLED_BACK, Verdict.INCONCLUSIVE])),
+            "verdict_at": record.at + timedelta(minutes=draw(st.floats(0, minutes_ago))),
+        })
+    return TuningState(last_change=record)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[PerformanceProfileSpec, Observations, TuningState]:
+    profile = draw(profiles())
+    return profile, draw(observation_sets(profile)), draw(states())
+
+
+def _edits(change: ProposedChange) -> list[Edit]:
+    return [change.edit] + ([change.coupled] if change.coupled is not None else [])
+
+
+def _requests(value: object) -> list[ContainerResources]:
+    assert isinstance(value, list)
+    return [c for c in value if isinstance(c, ContainerResources)]
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_a_decision_never_leaves_the_bounds(case: tuple[PerformanceProfileSpec, Observations, TuningState]) -> None:
+    profile, observations, state = case
+    change = decide(profile, observations, state, b.NOW).change
+    assume(change is not None and not change.rollback)
+    assert change is not None
+    for edit in _edits(change):
+        new = edit.to_value
+        if edit.setting is Setting.HPA_CPU_TARGET:
+            assert isinstance(new, int) and profile.hpa.cpu_target.min <= new <= profile.hpa.cpu_target.max
+        elif edit.setting is Setting.HPA_MEMORY_TARGET:
+            assert isinstance(new, int) and profile.hpa.memory_target.min <= new <= profile.hpa.memory_target.max
+        elif edit.setting is Setting.HPA_MAX_REPLICAS:
+            assert isinstance(new, int) and new <= profile.hpa.max_replicas_ceiling
+        elif edit.setting is Setting.RESOURCES:
+            for container in _requests(new):
+                assert container.cpu_request_millicores is not None and container.memory_request_bytes is not None
+                assert profile.resources.cpu.min.millicores <= container.cpu_request_millicores
+                assert container.cpu_request_millicores <= profile.resources.cpu.max.millicores
+                assert profile.resources.memory.min.bytes <= container.memory_request_bytes
+                assert container.memory_request_bytes <= profile.resources.memory.max.bytes
+                if container.cpu_limit_millicores is not None:
+                    assert container.cpu_request_millicores <= container.cpu_limit_millicores
+                if container.memory_limit_bytes is not None:
+                    assert container.memory_request_bytes <= container.memory_limit_bytes
+        elif edit.setting is Setting.POOL_SIZE:
+            assert isinstance(new, PoolSize) and observations.live.pool is not None
+            assert profile.pool.size.min <= new.default_pool_size <= profile.pool.size.max
+            budget = profile.pool.max_server_connections
+            if budget:
+                total = (new.default_pool_size + new.reserve_pool_size) * observations.live.pool.pooler_replicas
+                assert total <= budget
+
+
+def _relative_step(old: int, new: int) -> float:
+    return abs(new - old) / old
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_a_decision_never_steps_further_than_the_step_limits(
+    case: tuple[PerformanceProfileSpec, Observations, TuningState],
+) -> None:
+    profile, observations, state = case
+    change = decide(profile, observations, state, b.NOW).change
+    assume(change is not None and not change.rollback)
+    assert change is not None
+    guard = profile.guardrails
+    limit = guard.max_step_percent / 100 + 1e-9
+    for edit in _edits(change):
+        old, new = edit.from_value, edit.to_value
+        if edit.setting in (Setting.HPA_CPU_TARGET, Setting.HPA_MEMORY_TARGET):
+            assert isinstance(old, int) and isinstance(new, int)
+            assert 0 < abs(new - old) <= guard.max_target_step
+        elif edit.setting is Setting.RESOURCES:
+            for before, after in zip(_requests(old), _requests(new), strict=True):
+                assert before.cpu_request_millicores and after.cpu_request_millicores
+                assert before.memory_request_bytes and after.memory_request_bytes
+                assert _relative_step(before.cpu_request_millicores, after.cpu_request_millicores) <= limit
+                assert _relative_step(before.memory_request_bytes, after.memory_request_bytes) <= limit
+        elif edit.setting is Setting.POOL_SIZE:
+            assert isinstance(old, PoolSize) and isinstance(new, PoolSize)
+            assert _relative_step(old.default_pool_size, new.default_pool_size) <= limit
+        elif edit.setting is Setting.HPA_MAX_REPLICAS:
+            assert isinstance(old, int) and isinstance(new, int)
+            assert new - old <= max(1, old * guard.max_step_percent // 100)
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_a_decision_changes_one_thing_and_a_proposed_value_differs_from_the_live_one(
+    case: tuple[PerformanceProfileSpec, Observations, TuningState],
+) -> None:
+    profile, observations, state = case
+    change = decide(profile, observations, state, b.NOW).change
+    assume(change is not None)
+    assert change is not None
+    assert change.edit.from_value != change.edit.to_value
+    if change.coupled is not None:
+        # The only pair is a CPU request with the CPU target that keeps the replica count.
+        assert {change.edit.setting, change.coupled.setting} == {Setting.RESOURCES, Setting.HPA_CPU_TARGET}
+        assert change.coupled.from_value != change.coupled.to_value
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_during_verification_or_cooldown_only_an_emergency_toward_capacity_acts(
+    case: tuple[PerformanceProfileSpec, Observations, TuningState],
+) -> None:
+    profile, observations, state = case
+    last = state.last_change
+    assume(last is not None)
+    assert last is not None
+    written = last.verdict_at if last.verdict is Verdict.ROLLED_BACK and last.verdict_at else last.at
+    in_cooldown = written + timedelta(seconds=profile.guardrails.cooldown.seconds) > b.NOW
+    verifying = last.verdict is Verdict.PENDING and last.at + timedelta(
+        seconds=profile.guardrails.verify_for.seconds) > b.NOW
+    assume(in_cooldown or verifying)
+    change = decide(profile, observations, state, b.NOW).change
+    if change is not None and not change.rollback:
+        assert change.emergency and is_toward_capacity(change)
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_a_decision_never_acts_on_unknown_signals(
+    case: tuple[PerformanceProfileSpec, Observations, TuningState],
+) -> None:
+    profile, observations, state = case
+    change = decide(profile, observations, state, b.NOW).change
+    assume(change is not None and not change.rollback)
+    assert change is not None
+    setting = change.edit.setting
+    pinned = (setting is Setting.HPA_SCALE_UP and profile.hpa.scale_up.value != "Auto") or (
+        setting is Setting.HPA_SCALE_DOWN and profile.hpa.scale_down.value != "Auto")
+    assume(not pinned)  # a pinned row is the user's choice, written without looking at signals
+    for name in NEEDS[setting]:
+        assert not isinstance(getattr(observations, name), Unknown), (setting, name)
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_decide_is_deterministic_and_does_not_mutate_its_inputs(
+    case: tuple[PerformanceProfileSpec, Observations, TuningState],
+) -> None:
+    profile, observations, state = case
+    state_before = state.model_copy(deep=True)
+    assert decide(profile, observations, state, b.NOW) == decide(profile, observations, state, b.NOW)
+    assert state == state_before
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_off_recommend_and_paused_never_apply(case: tuple[PerformanceProfileSpec, Observations, TuningState]) -> None:
+    profile, observations, state = case
+    decision = decide(profile, observations, state, b.NOW)
+    if profile.mode.value != "Auto" or observations.live.paused:
+        assert decision.apply is False
+    if profile.mode.value == "Off" or observations.live.paused:
+        assert decision.change is None
+
+
+def _write(live: LiveConfig, edit: Edit) -> LiveConfig:
+    """What the cluster looks like after an edit is written (the test's stand-in for the actuator)."""
+    hpa = live.hpa
+    assert hpa is not None
+    value = edit.to_value
+    if edit.setting is Setting.HPA_CPU_TARGET:
+        assert isinstance(value, int)
+        return replace(live, hpa=replace(hpa, cpu_target_percent=value))
+    if edit.setting is Setting.HPA_MEMORY_TARGET:
+        assert isinstance(value, int)
+        return replace(live, hpa=replace(hpa, memory_target_percent=value))
+    if edit.setting is Setting.HPA_MAX_REPLICAS:
+        assert isinstance(value, int)
+        return replace(live, hpa=replace(hpa, max_replicas=value))
+    if edit.setting is Setting.HPA_SCALE_UP:
+        assert value is None or isinstance(value, ScalingRules)
+        return replace(live, hpa=replace(hpa, scale_up=value))
+    if edit.setting is Setting.HPA_SCALE_DOWN:
+        assert value is None or isinstance(value, ScalingRules)
+        return replace(live, hpa=replace(hpa, scale_down=value))
+    if edit.setting is Setting.RESOURCES:
+        by_name = {c.name: c for c in _requests(value)}
+        return replace(live, containers=tuple(by_name.get(c.name, c) for c in live.containers))
+    assert isinstance(value, PoolSize) and live.pool is not None
+    return replace(live, pool=replace(live.pool, default_pool_size=value.default_pool_size,
+                                      reserve_pool_size=value.reserve_pool_size))
+
+
+def _written(live: LiveConfig, change: ProposedChange) -> LiveConfig:
+    for edit in _edits(change):
+        live = _write(live, edit)
+    return live
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_a_rollback_restores_exactly_the_previous_values_including_the_coupled_edit(
+    case: tuple[PerformanceProfileSpec, Observations, TuningState],
+) -> None:
+    profile, observations, _ = case
+    profile = profile.model_copy(update={"mode": profile.mode.__class__.AUTO})
+    profile.guardrails.rollback = True
+    observations = replace(
+        observations, live=replace(observations.live, paused=False), request_rate_per_second=b.series(100),
+        latency_p95_seconds=b.series(0.5 * profile.slo.latency_p95.seconds), error_ratio=b.series(0.001),
+    )
+    first: Decision = decide(profile, observations, TuningState(), b.NOW)
+    assume(first.change is not None)
+    assert first.change is not None
+    state = compute_next_state(TuningState(), decision=first, observations=observations, now=b.NOW, applied=True)
+    later = b.NOW + timedelta(seconds=profile.guardrails.verify_for.seconds)
+    slo = profile.slo.latency_p95.seconds
+    worse = b.observations(
+        at=later, latency_p95_seconds=b.series(3 * slo, at=later), error_ratio=b.series(0.2, at=later),
+        request_rate_per_second=b.series(100, at=later), live=_written(observations.live, first.change),
+    )
+    rollback = decide(profile, worse, state, later)
+    assert rollback.verdict is Verdict.ROLLED_BACK
+    change = rollback.change
+    assert change is not None and change.rollback
+    assert _written(worse.live, change) == observations.live
+    assert change.edit.to_value == first.change.edit.from_value
+    if first.change.coupled is not None:
+        assert change.coupled is not None and change.coupled.to_value == first.change.coupled.from_value
