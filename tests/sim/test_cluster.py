@@ -1,0 +1,77 @@
+"""Pods start after a delay, requests changes roll out, memory growth ends in OOM restarts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from perfpilot.api.status import ContainerResources, PoolSize
+from perfpilot.sim.cluster import MIB, TICK_SECONDS, Cluster, ClusterParams
+
+RESOURCES = ContainerResources(name="app", cpu_request_millicores=1000, cpu_limit_millicores=2000,
+                               memory_request_bytes=1024 * MIB, memory_limit_bytes=2048 * MIB)
+PARAMS = ClusterParams()
+
+
+def _cluster(replicas: int, params: ClusterParams = PARAMS) -> Cluster:
+    pool = PoolSize(default_pool_size=20, reserve_pool_size=10)
+    return Cluster.started(params=params, resources=RESOURCES, pool=pool, replicas=replicas, now_seconds=0.0)
+
+
+def _ready(cluster: Cluster) -> int:
+    return sum(1 for p in cluster.pods if p.ready(cluster.now_seconds))
+
+
+def test_new_pods_become_ready_after_the_start_up_delay() -> None:
+    cluster = _cluster(2)
+    cluster.spec_replicas = 4
+    cluster.advance(rate_per_second=10.0)
+    assert len(cluster.pods) == 4
+    assert _ready(cluster) == 2
+    while cluster.now_seconds < PARAMS.startup_seconds:
+        assert _ready(cluster) == 2
+        cluster.advance(rate_per_second=10.0)
+    cluster.advance(rate_per_second=10.0)
+    assert _ready(cluster) == 4
+
+
+def test_starting_pods_take_no_traffic_so_the_ready_ones_stay_busy() -> None:
+    cluster = _cluster(2)
+    before = cluster.advance(rate_per_second=40.0).latency.cdf(0.5)
+    cluster.spec_replicas = 6
+    during = cluster.advance(rate_per_second=40.0).latency.cdf(0.5)
+    assert during == before
+
+
+def test_a_request_change_rolls_out_without_dropping_below_three_quarters() -> None:
+    cluster = _cluster(8)
+    smaller = RESOURCES.model_copy(update={"cpu_request_millicores": 750, "cpu_limit_millicores": 1500})
+    cluster.set_resources(smaller)
+    lowest_ready = 8
+    for _ in range(60):
+        cluster.advance(rate_per_second=20.0)
+        lowest_ready = min(lowest_ready, _ready(cluster))
+        assert len(cluster.pods) <= 8 + 2  # maxSurge 25% of 8
+    assert lowest_ready >= 6  # maxUnavailable 25% of 8
+    assert len(cluster.pods) == 8
+    assert all(p.resources == smaller for p in cluster.pods)
+
+
+def test_growing_memory_ends_in_an_oom_kill_and_a_restart() -> None:
+    fast_leak = replace(PARAMS, memory_growth_bytes_per_hour=2048.0 * MIB)  # the limit is reached within an hour
+    cluster = Cluster(fast_leak, RESOURCES, PoolSize(default_pool_size=20, reserve_pool_size=10), 1, 0.0)
+    cluster.advance(rate_per_second=1.0)  # creates the pod at t=0
+    for _ in range(int(3600 / TICK_SECONDS)):
+        cluster.advance(rate_per_second=1.0)
+    assert cluster.oom_kill_seconds
+    assert cluster.pods[0].restarts >= 1
+    assert cluster.pods[0].working_set_bytes < RESOURCES.memory_limit_bytes  # type: ignore[operator]
+
+
+def test_a_pool_below_the_offered_connections_builds_a_backlog_of_waiting_clients() -> None:
+    cluster = _cluster(10)
+    cluster.pool = PoolSize(default_pool_size=4, reserve_pool_size=0)
+    outcome = cluster.advance(rate_per_second=60.0)  # 60/s x 0.12 s = 7.2 connections offered
+    for _ in range(8):
+        outcome = cluster.advance(rate_per_second=60.0)
+    assert outcome.pool_client_waiting > 10
+    assert outcome.latency.shift_seconds > PARAMS.db_seconds + 0.5
