@@ -223,8 +223,11 @@ def test_a_decision_never_leaves_the_bounds(case: tuple[PerformanceProfileSpec, 
             assert profile.pool.size.min <= new.default_pool_size <= profile.pool.size.max
             budget = profile.pool.max_server_connections
             if budget:
-                total = (new.default_pool_size + new.reserve_pool_size) * observations.live.pool.pooler_replicas
-                assert total <= budget
+                replicas = observations.live.pool.pooler_replicas
+                total = (new.default_pool_size + new.reserve_pool_size) * replicas
+                live_total = (observations.live.pool.default_pool_size + observations.live.pool.reserve_pool_size) * (
+                    replicas)
+                assert total <= budget or total < live_total  # within the budget, or shrinking toward it
 
 
 def _relative_step(old: int, new: int) -> float:

@@ -387,8 +387,14 @@ def test_waiting_in_every_sample_of_the_last_five_minutes_is_a_pool_emergency() 
 @pytest.mark.parametrize(("live_default", "active", "expected"), [(20, 7, 10), (30, 10, 20), (40, 14, 30)])
 def test_pool_under_half_all_window_shrinks_one_tier(live_default: int, active: float, expected: int) -> None:
     tier = next(t for t in POOL_TIERS if t.default_pool_size == expected)
-    change = change_of(run(pool_observations(active=active, default=live_default, reserve=10)))
+    live_reserve = next(t for t in POOL_TIERS if t.default_pool_size == live_default).reserve_pool_size
+    change = change_of(run(pool_observations(active=active, default=live_default, reserve=live_reserve)))
     assert change.edit.to_value == PoolSize(default_pool_size=expected, reserve_pool_size=tier.reserve_pool_size)
+
+
+def test_a_pool_shrink_never_raises_the_reserve() -> None:
+    change = change_of(run(pool_observations(active=10, default=40, reserve=5)))
+    assert change.edit.to_value == PoolSize(default_pool_size=30, reserve_pool_size=5)
 
 
 @pytest.mark.parametrize(("active", "shrinks"), [(9.9, False), (7.9, True)])

@@ -701,7 +701,10 @@ def decide_pool_shrink(ctx: RuleContext) -> Iterator[RuleOutcome]:
         yield RuleOutcome(name, note=f"pool under 50% but the peak would be {projected:.0f}% of {new_default} "
                                      f"(>= {thresholds.pool_warning_utilisation_percent:.0f}% warning)")
         return
-    size = PoolSize(default_pool_size=new_default, reserve_pool_size=guardrails.compute_pool_reserve(new_default))
+    # A shrink never raises the reserve (a tier's reserve ratio can be higher than the live one's), so the
+    # server connections never grow and a pool within maxServerConnections stays within it.
+    reserve = min(guardrails.compute_pool_reserve(new_default), pool.reserve_pool_size)
+    size = PoolSize(default_pool_size=new_default, reserve_pool_size=reserve)
     yield RuleOutcome(name, change=_pool_change(
         ctx, pool, size, table_row=row,
         reason=(f"Pool utilisation peak {utilisation.maximum:.0f}% < {thresholds.pool_shrink_utilisation_percent:.0f}% "
