@@ -52,7 +52,8 @@ class Thresholds:
     # Ours: "recent" for "SLO breached now" and "CPU below its target now": the mean of the last 5 minutes.
     recent_span_seconds: float = 300.0
     # DESIGN: the latency feedback steps a CPU target back up only when p95 stays under this fraction of
-    # the SLO for the whole window. Ours: every raise of a target (less headroom) needs the same.
+    # the SLO for the whole window. Ours: every raise of the CPU target needs this (a raise of the memory
+    # target needs the SLO met for the whole window).
     relax_latency_fraction: float = 0.60
 
     # --- behaviour ----------------------------------------------------------------------------------
