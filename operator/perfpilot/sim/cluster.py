@@ -45,6 +45,7 @@ class ClusterParams:
     utilisation_cap: float = 0.98  # above this the fluid backlog takes over from the M/M/1 formula
     request_timeout_seconds: float = 10.0  # a request that would wait longer fails
     metrics_window_seconds: float = TICK_SECONDS  # metrics-server's sample window
+    reserve_pool_timeout_seconds: float = 5.0  # pgBouncer's default: reserve connections after 5 s of waiting
     max_surge: float = 0.25
     max_unavailable: float = 0.25
 
@@ -249,10 +250,13 @@ class Cluster:
 
         # Pool: M/M/N on server connections; beyond saturation, a fluid backlog of waiting clients.
         servers = self.pool.default_pool_size
+        pool_before = self.pool_backlog_requests
+        base_capacity = servers / p.db_seconds / p.connections_per_request * p.utilisation_cap
+        if pool_before / base_capacity > p.reserve_pool_timeout_seconds:
+            servers += self.pool.reserve_pool_size  # clients have waited past reserve_pool_timeout
         hold = p.db_seconds
         offered = served_rate * hold * p.connections_per_request
         pool_capacity = servers / hold / p.connections_per_request * p.utilisation_cap
-        pool_before = self.pool_backlog_requests
         pool_after = max(0.0, pool_before + (served_rate - pool_capacity) * dt_seconds)
         pool_limit = p.request_timeout_seconds * pool_capacity
         if pool_after > pool_limit:
