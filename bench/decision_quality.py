@@ -1,0 +1,145 @@
+"""Decision-quality benchmark: every scenario on every trace window, perfpilot against the baselines.
+
+Run ``python bench/decision_quality.py`` (or ``make bench``). It prints one table, the goals as
+pass/fail, the time of each replay, and writes the numbers as JSON (``--json``, default
+``bench/results/decision_quality.json``). Traces are read from ``shared/traces`` (``--traces``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from perfpilot.sim.replay import Simulation, simulate
+from perfpilot.sim.report import to_json
+from perfpilot.sim.scenarios import SCENARIOS, STATIC_SETTINGS, default_profile
+from perfpilot.sim.trace import load_trace, scale_for_peak
+
+DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "decision_quality.json"
+TIME_LIMIT_SECONDS = 30.0  # a 2-day, 1-minute-step replay of all four runs on one core
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    path: str  # under the traces folder
+    start_seconds: float | None  # absolute, or an offset from the trace's start
+    hours: float | None
+
+
+WINDOWS = (
+    Window("worldcup98-06-25", "worldcup98/worldcup98_1998-06-25_2d.csv", None, 48),
+    Window("worldcup98-semifinal", "worldcup98/worldcup98_1998-07-07_semifinals_2d.csv", None, 48),
+    Window("nasa-07-05", "nasa_http_1995/nasa_http_1995.csv", 804902400, 48),  # 1995-07-05 00:00 UTC
+    Window("twitter-day3", "twitter_stream_2021_08/twitter_stream_2021_08.csv", 3 * 86400, 48),
+    Window("wikipedia-01-06", "wikipedia_en_2016_01_hourly/wikipedia_en_2016_01_hourly.csv", 1452038400, 48),
+    Window("alibaba-ms", "alibaba2021_ms_6d9c26b9/alibaba2021_ms_6d9c26b9.csv", None, None),
+)
+
+
+@dataclass(frozen=True)
+class Goal:
+    name: str
+    passed: bool
+    detail: str
+
+
+def _runs(simulation: Simulation) -> dict[str, Any]:
+    return {name: run.metrics for name, run in simulation.runs.items()}
+
+
+def cell_goals(scenario: str, simulation: Simulation) -> list[Goal]:
+    m = _runs(simulation)
+    pp, static, oracle = m["perfpilot"], m["static"], m["oracle"]
+    goals = [Goal(
+        "violations <= static (5%)",
+        pp.slo_violation_minutes <= static.slo_violation_minutes * 1.05,
+        f"{pp.slo_violation_minutes} vs {static.slo_violation_minutes}",
+    )]
+    if scenario == "over-provisioned":
+        ratio = pp.cpu_core_hours / static.cpu_core_hours
+        goals.append(Goal("CPU >= 30% below static", ratio <= 0.70, f"{ratio:.2f}x static"))
+    if scenario in ("small-pool", "slow-scale-up"):
+        limit = static.slo_violation_minutes * 0.5
+        goals.append(Goal("violations >= 50% below static", pp.slo_violation_minutes <= limit,
+                          f"{pp.slo_violation_minutes} vs {static.slo_violation_minutes}"))
+    if scenario == "right-sized":
+        ratio = pp.cpu_core_hours / oracle.cpu_core_hours
+        goals.append(Goal("CPU within 1.3x oracle", ratio <= 1.3, f"{ratio:.2f}x oracle"))
+    return goals
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES, help="folder of the trace CSVs")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the results")
+    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="only these scenarios")
+    parser.add_argument("--window", action="append", choices=[w.name for w in WINDOWS], help="only these windows")
+    args = parser.parse_args(argv)
+
+    profile = default_profile()
+    cells: list[dict[str, Any]] = []
+    header = (f"{'scenario':<17}{'trace window':<22}{'viol pp/st/k8s/or':>20}{'CPU core-h pp/st/or':>22}"
+              f"{'pool conn-h pp/st':>19}{'chg/rb':>8}{'time':>7}  goals")
+    print(header)
+    print("-" * len(header))
+    for window in WINDOWS:
+        if args.window and window.name not in args.window:
+            continue
+        trace = load_trace(args.traces / window.path).window(start_seconds=window.start_seconds, hours=window.hours)
+        factor = scale_for_peak(trace, cpu_demand_seconds=SCENARIOS["right-sized"].params.cpu_demand_seconds,
+                                cpu_request_millicores=STATIC_SETTINGS.resources.cpu_request_millicores or 1000)
+        scaled = trace.scaled(factor)
+        for name, scenario in SCENARIOS.items():
+            if args.scenario and name not in args.scenario:
+                continue
+            started = time.perf_counter()
+            simulation = simulate(trace=scaled, scenario=scenario, profile=profile)
+            elapsed = time.perf_counter() - started
+            goals = cell_goals(name, simulation)
+            m = _runs(simulation)
+            pp, st, k8s, orc = m["perfpilot"], m["static"], m["k8s-default"], m["oracle"]
+            verdicts = "; ".join(f"{'PASS' if g.passed else 'FAIL'} {g.name} ({g.detail})" for g in goals)
+            violations = "/".join(str(r.slo_violation_minutes) for r in (pp, st, k8s, orc))
+            cpu = "/".join(f"{r.cpu_core_hours:.0f}" for r in (pp, st, orc))
+            pool = "/".join(f"{r.pool_connection_hours:.0f}" for r in (pp, st))
+            moves = f"{pp.changes}/{pp.rollbacks}"
+            print(f"{name:<17}{window.name:<22}{violations:>20}{cpu:>22}{pool:>19}{moves:>8}{elapsed:>6.1f}s  "
+                  f"{verdicts}", flush=True)
+            document = to_json(simulation, scale=factor)
+            document["window"] = window.name
+            document["elapsed_seconds"] = round(elapsed, 2)
+            document["goals"] = [{"goal": g.name, "passed": g.passed, "detail": g.detail} for g in goals]
+            document["perfpilot_decisions"] = [
+                {"minute": round((at - scaled.start_seconds) / 60), "decision": why}
+                for at, why in simulation.runs["perfpilot"].decisions
+            ]
+            cells.append(document)
+
+    two_day = [c["elapsed_seconds"] for c in cells if c["trace"]["hours"] >= 47.9]
+    slowest = max(two_day, default=0.0)
+    all_goals = [g for c in cells for g in c["goals"]]
+    failed = [f"{c['scenario']} on {c['window']}: {g['goal']} ({g['detail']})"
+              for c in cells for g in c["goals"] if not g["passed"]]
+    print()
+    print(f"timing: slowest 2-day replay of all four runs {slowest:.1f} s "
+          f"({'PASS' if slowest < TIME_LIMIT_SECONDS else 'FAIL'} < {TIME_LIMIT_SECONDS:.0f} s on one core)")
+    print(f"goals: {len(all_goals) - len(failed)} of {len(all_goals)} passed")
+    for line in failed:
+        print(f"  FAIL {line}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"cells": cells, "slowest_two_day_seconds": slowest,
+                                     "goals_passed": len(all_goals) - len(failed),
+                                     "goals_total": len(all_goals)}, indent=1) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
