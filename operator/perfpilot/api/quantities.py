@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import total_ordering
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -83,34 +82,44 @@ def format_duration(seconds: Decimal) -> str:
     return "".join(parts)
 
 
-@total_ordering
-@dataclass(frozen=True)
-class Duration:
-    """A span of time, always read as ``.seconds``; written back in its shortest Go-style form."""
+class _ApiScalar:
+    """Pydantic plumbing shared by the API's scalar types: validated by ``parse``, written by ``str``,
+    ordered by magnitude. Errors keep the type's own sentence and name the value."""
 
-    seconds: float
+    _ERROR_KIND: ClassVar[str]
 
     @classmethod
-    def parse(cls, raw: object) -> Duration:
-        return cls(float(parse_duration_seconds(raw)))
+    def parse(cls, raw: object) -> Self:
+        raise NotImplementedError
 
-    def __str__(self) -> str:
-        return format_duration(Decimal(str(self.seconds)))
+    def _magnitude(self) -> float:
+        raise NotImplementedError
+
+    @classmethod
+    def _json_schema(cls) -> JsonSchemaValue:
+        raise NotImplementedError
 
     def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Duration):
+        if type(other) is not type(self):
             return NotImplemented
-        return self.seconds < other.seconds
+        assert isinstance(other, _ApiScalar)
+        return self._magnitude() < other._magnitude()
+
+    def __le__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _ApiScalar)
+        return self._magnitude() <= other._magnitude()
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: type[Any], handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        def validate(value: object) -> Duration:
-            if isinstance(value, Duration):
+        def validate(value: object) -> _ApiScalar:
+            if isinstance(value, cls):
                 return value
             try:
                 return cls.parse(value)
             except ValueError as error:
-                raise _invalid("duration", value, str(error).split(" (got")[0]) from None
+                raise _invalid(cls._ERROR_KIND, value, str(error).split(" (got")[0]) from None
 
         return core_schema.no_info_plain_validator_function(
             validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
@@ -120,6 +129,28 @@ class Duration:
     def __get_pydantic_json_schema__(
         cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
+        return cls._json_schema()
+
+
+@dataclass(frozen=True)
+class Duration(_ApiScalar):
+    """A span of time, always read as ``.seconds``; written back in its shortest Go-style form."""
+
+    seconds: float
+    _ERROR_KIND: ClassVar[str] = "duration"
+
+    @classmethod
+    def parse(cls, raw: object) -> Duration:
+        return cls(float(parse_duration_seconds(raw)))
+
+    def __str__(self) -> str:
+        return format_duration(Decimal(str(self.seconds)))
+
+    def _magnitude(self) -> float:
+        return self.seconds
+
+    @classmethod
+    def _json_schema(cls) -> JsonSchemaValue:
         return {"type": "string", "pattern": DURATION_PATTERN, "maxLength": MAX_TEXT_LENGTH}
 
 
@@ -170,12 +201,12 @@ def _quantity_json_schema() -> JsonSchemaValue:
             "x-kubernetes-int-or-string": True}
 
 
-@total_ordering
 @dataclass(frozen=True)
-class CpuQuantity:
+class CpuQuantity(_ApiScalar):
     """CPU in millicores; parsed from ``500m``, ``2`` or ``0.5`` and rounded up to a whole millicore."""
 
     millicores: int
+    _ERROR_KIND: ClassVar[str] = "quantity"
 
     @classmethod
     def parse(cls, raw: object) -> CpuQuantity:
@@ -186,38 +217,20 @@ class CpuQuantity:
     def __str__(self) -> str:
         return format_cpu_millicores(self.millicores)
 
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, CpuQuantity):
-            return NotImplemented
-        return self.millicores < other.millicores
+    def _magnitude(self) -> float:
+        return self.millicores
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: type[Any], handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        def validate(value: object) -> CpuQuantity:
-            if isinstance(value, CpuQuantity):
-                return value
-            try:
-                return cls.parse(value)
-            except ValueError as error:
-                raise _invalid("quantity", value, str(error).split(" (got")[0]) from None
-
-        return core_schema.no_info_plain_validator_function(
-            validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
-        )
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
+    def _json_schema(cls) -> JsonSchemaValue:
         return _quantity_json_schema()
 
 
-@total_ordering
 @dataclass(frozen=True)
-class MemoryQuantity:
+class MemoryQuantity(_ApiScalar):
     """Memory in bytes; parsed from ``64Mi``, ``1Gi``, ``500M`` or ``1e9``, rounded up to a whole byte."""
 
     bytes: int
+    _ERROR_KIND: ClassVar[str] = "quantity"
 
     @classmethod
     def parse(cls, raw: object) -> MemoryQuantity:
@@ -227,27 +240,9 @@ class MemoryQuantity:
     def __str__(self) -> str:
         return format_memory_bytes(self.bytes)
 
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, MemoryQuantity):
-            return NotImplemented
-        return self.bytes < other.bytes
+    def _magnitude(self) -> float:
+        return self.bytes
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: type[Any], handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        def validate(value: object) -> MemoryQuantity:
-            if isinstance(value, MemoryQuantity):
-                return value
-            try:
-                return cls.parse(value)
-            except ValueError as error:
-                raise _invalid("quantity", value, str(error).split(" (got")[0]) from None
-
-        return core_schema.no_info_plain_validator_function(
-            validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
-        )
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
+    def _json_schema(cls) -> JsonSchemaValue:
         return _quantity_json_schema()
