@@ -52,7 +52,7 @@ def test_memory_quantity_in_bytes(raw: object, count: int, normalised: str) -> N
     assert str(quantity) == normalised
 
 
-@pytest.mark.parametrize("raw", ["-1", "-500m", "abc", "1Xi", "", True, None, "1.2.3"])
+@pytest.mark.parametrize("raw", ["-1", "-500m", "abc", "1Xi", "", True, None, "1.2.3", "1e9999999", "1e-99"])
 def test_quantity_rejects_negative_or_non_numeric(raw: object) -> None:
     with pytest.raises(ValueError, match="got"):
         CpuQuantity.parse(raw)

@@ -23,6 +23,7 @@ _DURATION_UNITS_SECONDS: dict[str, Decimal] = {
     "s": Decimal(1),
     "ms": Decimal("0.001"),
 }
+_MAX_EXPONENT = 18
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
 # Bounded so the API server's CEL cost estimate for rules that parse these strings stays small;
@@ -172,6 +173,10 @@ def parse_quantity(raw: object) -> Decimal:
     if number < 0:
         raise ValueError(f"a quantity cannot be negative (got {raw!r})")
     if exponent is not None:
+        # Kubernetes quantities stop at exa (1e18); a larger exponent is a typo, not a size.
+        if abs(int(exponent)) > _MAX_EXPONENT:
+            bound = _MAX_EXPONENT
+            raise ValueError(f"a quantity's exponent must be between -{bound} and {bound} (got {raw!r})")
         return number * (Decimal(10) ** int(exponent))
     if suffix == "m":
         return number / 1000

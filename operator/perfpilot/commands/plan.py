@@ -5,8 +5,8 @@ workload's manifests for requests/limits, the HPA and the pool; classifies, deci
 decision with its table row, values and bounds — as text, or as JSON with ``--json``. The tuning state
 (pending change, history, barred moves) comes from the profile's ``status`` when the file carries one.
 
-Exit status: 0 a plan was printed (even when signals are unknown: the plan says which), 2 the input
-could not be read or is invalid.
+Exit status: 0 a plan was printed (even when some signals are unknown: the plan says which), 2 the input
+could not be read or is invalid, 3 Prometheus could not be reached (nothing to plan from).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from perfpilot.api.spec import KIND, PerformanceProfile, PerformanceProfileSpec
 from perfpilot.api.status import Edit, ObservedStatus, Setting, TuningState
+from perfpilot.api.validate import validate_profile
 from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import PrometheusSettings
 from perfpilot.observe.snapshot import ProfileTarget, observe_cycle
@@ -32,13 +33,16 @@ from perfpilot.observe.workload import (
     live_config_from_manifests,
     live_config_without_manifests,
 )
-from perfpilot.tuning.classify import classify
 from perfpilot.tuning.decision import Classification, Decision, ProposedChange
 from perfpilot.tuning.engine import decide
-from perfpilot.tuning.observations import Observations
+from perfpilot.tuning.observations import Observations, Unknown
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_UNREACHABLE = 3
+
+# observe.snapshot gives every signal of an unreachable server this reason; plan turns it into an error.
+_UNREACHABLE_REASON = "prometheus unreachable:"
 
 
 def register(subparsers: Any) -> None:
@@ -77,9 +81,14 @@ def parse_time(raw: str | None) -> datetime:
     if raw is None:
         return datetime.now(UTC).replace(microsecond=0)
     try:
-        return datetime.fromtimestamp(float(raw), tz=UTC)
+        seconds = float(raw)
     except ValueError:
         pass
+    else:
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            raise _BadInput(f"--at: not a time this machine can represent (got {raw!r})") from None
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as error:
@@ -98,10 +107,10 @@ def _load_profile(path: Path) -> PerformanceProfile:
     profiles = [d for d in flatten(_load_yaml(path)) if d.get("kind") == KIND]
     if len(profiles) != 1:
         raise _BadInput(f"{path}: expected exactly one {KIND}, found {len(profiles)}")
-    try:
-        profile = PerformanceProfile.model_validate(profiles[0])
-    except ValidationError as error:
-        raise _BadInput(f"{path}: invalid {KIND}: {error}") from error
+    problems = validate_profile(profiles[0])
+    if problems:
+        raise _BadInput("\n".join(f"{path}: {problem}" for problem in problems))
+    profile = PerformanceProfile.model_validate(profiles[0])
     if not profile.metadata.namespace:
         raise _BadInput(f"{path}: metadata.namespace is required (the queries select by namespace)")
     return profile
@@ -125,6 +134,11 @@ def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
         if not separator or not name:
             raise _BadInput(f"--header: expected NAME=VALUE, got {raw!r}")
         headers[name.strip()] = value.strip()
+    if not url.startswith(("http://", "https://")):
+        raise _BadInput(f"--prometheus: expected an http:// or https:// URL (got {url!r})")
+    for flag, path in (("--bearer-token-file", args.bearer_token_file), ("--ca-file", args.ca_file)):
+        if path is not None and not path.is_file():
+            raise _BadInput(f"{flag}: no readable file (got {str(path)!r})")
     try:
         return PrometheusSettings(
             url=url, timeout_seconds=args.timeout, bearer_token_file=args.bearer_token_file, ca_file=args.ca_file,
@@ -132,7 +146,13 @@ def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
             rate_window_seconds=args.rate_window,
         )
     except ValidationError as error:
-        raise _BadInput(f"invalid Prometheus settings: {error}") from error
+        flags = {"timeout_seconds": "--timeout", "step_seconds": "--step", "rate_window_seconds": "--rate-window"}
+        details = error.errors(include_url=False)
+        raise _BadInput("; ".join(
+            f"{flags.get(str(d['loc'][0]), str(d['loc'][0])) if d['loc'] else 'settings'}: "
+            f"{d['msg']} (got {d.get('input')!r})"
+            for d in details
+        )) from error
 
 
 # --- output -------------------------------------------------------------------------------------------
@@ -262,6 +282,19 @@ def plan_text(*, profile: PerformanceProfile, observations: Observations, observ
     return "\n".join(lines)
 
 
+def _unreachable_reason(observations: Observations) -> str | None:
+    """The server's error when no query got through (every signal carries it), else None."""
+    reasons = {
+        signal.reason
+        for signal in (observations.latency_p95_seconds, observations.request_rate_per_second,
+                       observations.cpu_usage_millicores_per_pod, observations.replicas)
+        if isinstance(signal, Unknown)
+    }
+    if len(reasons) == 1 and (reason := reasons.pop()).startswith(_UNREACHABLE_REASON):
+        return reason
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         profile = _load_profile(args.profile)
@@ -284,8 +317,12 @@ def run(args: argparse.Namespace) -> int:
     observations = observe_cycle([ProfileTarget(profile_for_run, live)], at=at, settings=settings)[
         (profile.metadata.namespace, profile.metadata.name)
     ]
-    classification = classify(profile.spec, observations)
+    unreachable = _unreachable_reason(observations)
+    if unreachable is not None:
+        print(f"perfpilot plan: {unreachable}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     decision = decide(profile.spec, observations, _state_of(profile), at)
+    classification = decision.classification
     observed = observed_status(observations)
     if args.json:
         print(json.dumps(plan_json(observed=observed, classification=classification, decision=decision,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -17,13 +18,38 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from perfpilot.api.spec import PerformanceProfileSpec
+from perfpilot.api.quantities import Duration
+from perfpilot.api.spec import Mode, PerformanceProfileSpec
+from perfpilot.api.validate import field_path, show_value
 from perfpilot.sim.replay import simulate
 from perfpilot.sim.report import format_table, to_json
 from perfpilot.sim.scenarios import SCENARIOS, STATIC_SETTINGS, default_profile
 from perfpilot.sim.trace import Trace, bundled_trace_path, load_trace, scale_for_peak
 
 DEFAULT_HOURS = 48.0
+
+
+def _finite(raw: str) -> float:
+    try:
+        return float(raw) if math.isfinite(float(raw)) else math.nan
+    except ValueError:
+        return math.nan
+
+
+def positive_number(raw: str) -> float:
+    """argparse ``type=``: a finite number > 0 (argparse names the flag; the message names the value)."""
+    value = _finite(raw)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number (got {raw!r})")
+    return value
+
+
+def non_negative_number(raw: str) -> float:
+    """argparse ``type=``: a finite number >= 0."""
+    value = _finite(raw)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0 (got {raw!r})")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -39,15 +65,18 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--trace", type=Path, help="trace CSV (default: the bundled WorldCup98 slice)")
     parser.add_argument("--column", help="rate column to replay (default: requests_per_second, else the first)")
-    parser.add_argument("--start", type=float, help="window start: Unix seconds, or seconds from the trace start")
-    parser.add_argument("--hours", type=float, default=DEFAULT_HOURS, help="window length (default 48)")
+    parser.add_argument("--start", type=non_negative_number,
+                        help="window start: Unix seconds, or seconds from the trace start")
+    parser.add_argument("--hours", type=positive_number, default=DEFAULT_HOURS, help="window length (default 48)")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="right-sized",
                         help="starting configuration (default right-sized)")
     parser.add_argument("--profile", type=Path, help="PerformanceProfile YAML whose spec perfpilot runs with")
-    parser.add_argument("--slo-p95-ms", type=float, help="p95 latency objective in ms (default: the profile's)")
+    parser.add_argument("--slo-p95-ms", type=positive_number,
+                        help="p95 latency objective in ms (default: the profile's)")
     scaling = parser.add_mutually_exclusive_group()
-    scaling.add_argument("--peak-rps", type=float, help="scale the window so that its peak is this many req/s")
-    scaling.add_argument("--scale", type=float, help="multiply the trace's rate by this factor")
+    scaling.add_argument("--peak-rps", type=positive_number,
+                         help="scale the window so that its peak is this many req/s")
+    scaling.add_argument("--scale", type=positive_number, help="multiply the trace's rate by this factor")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
     parser.add_argument("--plot", type=Path, metavar="OUT.png", help="draw load, replicas, p95 and tuned values")
     parser.set_defaults(func=run)
@@ -56,12 +85,27 @@ def register(subparsers: Any) -> None:
 def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileSpec:
     if path is None:
         return default_profile(slo_p95_ms=slo_p95_ms)
-    document = yaml.safe_load(path.read_text())
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ValueError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', None) or error}") from None
     raw = document.get("spec", document) if isinstance(document, dict) else document
-    spec = PerformanceProfileSpec.model_validate(raw)
+    try:
+        spec = PerformanceProfileSpec.model_validate(raw)
+    except ValidationError as error:
+        raise ValueError("\n".join(
+            f"{path}: spec.{field_path(detail['loc'])}: {detail['msg']} (got {show_value(detail.get('input'))})"
+            for detail in error.errors(include_url=False)
+        )) from None
+    if spec.mode is not Mode.AUTO:
+        # The simulator exists to show what perfpilot would do; Off/Recommend would only copy "static".
+        print(f"perfpilot simulate: note: {path} has mode {spec.mode.value}; simulated as Auto", file=sys.stderr)
+        spec = spec.model_copy(update={"mode": Mode.AUTO})
     if slo_p95_ms is not None:
-        spec = spec.model_copy(update={"slo": spec.slo.model_copy(update={"latency_p95": slo_p95_ms / 1000})})
-        spec = PerformanceProfileSpec.model_validate(spec.model_dump(by_alias=True))
+        slo = spec.slo.model_copy(update={"latency_p95": Duration(slo_p95_ms / 1000)})
+        spec = spec.model_copy(update={"slo": slo})
     return spec
 
 
@@ -69,6 +113,8 @@ def scale_factor(trace: Trace, *, peak_rps: float | None, scale: float | None, c
     if scale is not None:
         return scale
     if peak_rps is not None:
+        if trace.peak_per_second <= 0:
+            raise ValueError("--peak-rps: the trace window has no traffic to scale (its peak is 0)")
         return peak_rps / trace.peak_per_second
     return scale_for_peak(trace, cpu_demand_seconds=cpu_demand_seconds,
                           cpu_request_millicores=STATIC_SETTINGS.resources.cpu_request_millicores or 1000)
@@ -82,11 +128,7 @@ def run(args: argparse.Namespace) -> int:
         window = trace.window(start_seconds=args.start, hours=args.hours)
         factor = scale_factor(window, peak_rps=args.peak_rps, scale=args.scale,
                               cpu_demand_seconds=scenario.params.cpu_demand_seconds)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        print(f"perfpilot simulate: invalid profile: {problems}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError, yaml.YAMLError) as error:
+    except (OSError, ValueError) as error:
         print(f"perfpilot simulate: {error}", file=sys.stderr)
         return 2
     scaled = window.scaled(factor)

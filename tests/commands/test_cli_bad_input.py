@@ -1,0 +1,121 @@
+"""Bad command-line input gets one clear line naming the flag or field and the value, and changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perfpilot.cli import main
+
+PROFILE = """\
+apiVersion: perfpilot.io/v1alpha1
+kind: PerformanceProfile
+metadata: {name: api, namespace: shop}
+spec:
+  targetRef: {kind: Deployment, name: api}
+"""
+
+
+@pytest.fixture
+def profile_file(tmp_path: Path) -> Path:
+    path = tmp_path / "profile.yaml"
+    path.write_text(PROFILE)
+    return path
+
+
+def test_plan_against_an_unreachable_prometheus_fails_with_the_servers_error(
+    profile_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Port 9 (discard) is closed on loopback: the connection is refused at once.
+    status = main(["plan", "--profile", str(profile_file), "--prometheus", "http://127.0.0.1:9", "--timeout", "2",
+                   "--at", "1700000000"])
+    captured = capsys.readouterr()
+    assert status == 3
+    assert "prometheus unreachable" in captured.err
+    assert "http://127.0.0.1:9" in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--prometheus", "notaurl"], "--prometheus: expected an http:// or https:// URL (got 'notaurl')"),
+        (["--prometheus", "http://127.0.0.1:9", "--bearer-token-file", "/nonexistent/token"],
+         "--bearer-token-file: no readable file (got '/nonexistent/token')"),
+        (["--prometheus", "http://127.0.0.1:9", "--ca-file", "/nonexistent/ca.pem"],
+         "--ca-file: no readable file (got '/nonexistent/ca.pem')"),
+        (["--prometheus", "http://127.0.0.1:9", "--at", "1e20"], "--at: not a time this machine can represent"),
+        (["--prometheus", "http://127.0.0.1:9", "--at", "yesterday"], "--at: not a time"),
+        (["--prometheus", "http://127.0.0.1:9", "--timeout", "-1"], "--timeout: "),
+        (["--prometheus", "http://127.0.0.1:9", "--header", "novalue"], "--header: expected NAME=VALUE"),
+    ],
+)
+def test_plan_rejects_bad_flags_naming_flag_and_value(
+    profile_file: Path, capsys: pytest.CaptureFixture[str], extra: list[str], expected: str
+) -> None:
+    status = main(["plan", "--profile", str(profile_file), *extra])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert expected in captured.err
+    assert captured.out == ""
+
+
+def test_plan_reports_an_invalid_profile_field_by_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(PROFILE.replace("targetRef: {kind: Deployment, name: api}", "mode: Sometimes"))
+    status = main(["plan", "--profile", str(path), "--prometheus", "http://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert f"{path}: spec.mode: must be one of Off, Recommend, Auto (got 'Sometimes')" in err
+    assert f"{path}: spec.targetRef: is required (got nothing)" in err
+    assert "errors.pydantic.dev" not in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--hours", "inf", "argument --hours: must be a positive number (got 'inf')"),
+        ("--hours", "nan", "argument --hours: must be a positive number (got 'nan')"),
+        ("--hours", "0", "argument --hours: must be a positive number (got '0')"),
+        ("--scale", "-1", "argument --scale: must be a positive number (got '-1')"),
+        ("--peak-rps", "0", "argument --peak-rps: must be a positive number (got '0')"),
+        ("--slo-p95-ms", "abc", "argument --slo-p95-ms: must be a positive number (got 'abc')"),
+        ("--start", "-5", "argument --start: must be a number >= 0 (got '-5')"),
+    ],
+)
+def test_simulate_rejects_numbers_it_cannot_replay(
+    capsys: pytest.CaptureFixture[str], flag: str, value: str, expected: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", flag, value])
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_simulate_names_the_file_and_position_of_bad_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("spec:\n  mode: [\n")
+    status = main(["simulate", "--profile", str(path), "--hours", "1"])
+    assert status == 2
+    assert f"{path}: not valid YAML at line 3, column 1" in capsys.readouterr().err
+
+
+def test_simulate_names_the_field_of_an_invalid_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("spec:\n  targetRef: {kind: Job, name: api}\n")
+    status = main(["simulate", "--profile", str(path), "--hours", "1"])
+    assert status == 2
+    assert f"{path}: spec.targetRef.kind:" in capsys.readouterr().err
+
+
+def test_simulate_runs_a_recommend_profile_as_auto_and_says_so(
+    profile_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run.json"
+    status = main(["simulate", "--profile", str(profile_file), "--hours", "2", "--slo-p95-ms", "300",
+                   "--json", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0
+    assert "mode Recommend; simulated as Auto" in captured.err
+    assert "SLO p95 300 ms" in captured.out
