@@ -121,6 +121,7 @@ CROSS_FIELD_CASES = [
      "interval must be at least 10s"),
     ("guardrails", {"interval": "5m", "window": "4m"}, "spec.guardrails", "window must be at least one interval"),
     ("guardrails", {"interval": "20m"}, "spec.guardrails", "verifyFor must be at least one interval"),
+    ("guardrails", {"window": "2h", "peakWindow": "1h59m"}, "spec.guardrails", "peakWindow must be at least window"),
 ]
 
 
@@ -150,6 +151,7 @@ def test_cel_rule_and_model_reject_the_same_spec_with_the_same_message(
         ("pool.size", {"min": 5, "max": 5}),
         ("pool.pgbouncer", {"poolerRef": {"name": "pooler-rw"}}),
         ("guardrails", {"interval": "10s", "window": "10s", "verifyFor": "10s"}),
+        ("guardrails", {"window": "2h", "peakWindow": "2h"}),
         ("pool", {"enabled": False}),
     ],
 )

@@ -226,7 +226,7 @@ def test_pool_carries_rules_for_its_references() -> None:
 def test_guardrail_durations_are_checked_against_each_other() -> None:
     messages = [rule["message"] for rule in _node("guardrails")["x-kubernetes-validations"]]
     assert messages == ["interval must be at least 10s", "window must be at least one interval",
-                        "verifyFor must be at least one interval"]
+                        "peakWindow must be at least window", "verifyFor must be at least one interval"]
 
 
 def test_optional_spec_references_are_optional_not_nullable() -> None:

@@ -287,6 +287,11 @@ class Pool(ApiModel):
 class Guardrails(ApiModel):
     interval: Duration = Field(Duration(60), description="Evaluation period.")
     window: Duration = Field(Duration(1800), description="Look-back of the observations.")
+    peak_window: Duration = Field(
+        Duration(86400),
+        description="Look-back of the peaks a shrink must still cover (CPU, memory, request rate, pool demand); "
+        "at least window. A day covers the daily peak a night-time cut would otherwise miss.",
+    )
     cooldown: Duration = Field(
         Duration(600), description="Least time between two changes (emergencies toward capacity excepted)."
     )
@@ -301,6 +306,7 @@ class Guardrails(ApiModel):
     CEL_RULES = (
         ("duration(self.interval) >= duration('10s')", "interval must be at least 10s"),
         ("duration(self.window) >= duration(self.interval)", "window must be at least one interval"),
+        ("duration(self.peakWindow) >= duration(self.window)", "peakWindow must be at least window"),
         ("duration(self.verifyFor) >= duration(self.interval)", "verifyFor must be at least one interval"),
     )
 
@@ -311,6 +317,9 @@ class Guardrails(ApiModel):
         if self.window < self.interval:
             raise ValueError(f"window must be at least one interval (got window={self.window}, "
                              f"interval={self.interval})")
+        if self.peak_window < self.window:
+            raise ValueError(f"peakWindow must be at least window (got peakWindow={self.peak_window}, "
+                             f"window={self.window})")
         if self.verify_for < self.interval:
             raise ValueError(f"verifyFor must be at least one interval (got verifyFor={self.verify_for}, "
                              f"interval={self.interval})")
