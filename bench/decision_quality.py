@@ -18,7 +18,7 @@ from typing import Any
 from perfpilot.sim.replay import Simulation, simulate
 from perfpilot.sim.report import to_json
 from perfpilot.sim.scenarios import SCENARIOS, STATIC_SETTINGS, default_profile
-from perfpilot.sim.trace import load_trace, scale_for_peak
+from perfpilot.sim.trace import Trace, load_trace, scale_for_peak
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "decision_quality.json"
@@ -31,11 +31,13 @@ class Window:
     path: str  # under the traces folder
     start_seconds: float | None  # absolute, or an offset from the trace's start
     hours: float | None
+    history: str | None = None  # the whole trace the window file was cut from, for the warm-up before it
 
 
 WINDOWS = (
-    Window("worldcup98-06-25", "worldcup98/worldcup98_1998-06-25_2d.csv", None, 48),
-    Window("worldcup98-semifinal", "worldcup98/worldcup98_1998-07-07_semifinals_2d.csv", None, 48),
+    Window("worldcup98-06-25", "worldcup98/worldcup98_1998-06-25_2d.csv", None, 48, "worldcup98/worldcup98.csv"),
+    Window("worldcup98-semifinal", "worldcup98/worldcup98_1998-07-07_semifinals_2d.csv", None, 48,
+           "worldcup98/worldcup98.csv"),
     Window("nasa-07-05", "nasa_http_1995/nasa_http_1995.csv", 804902400, 48),  # 1995-07-05 00:00 UTC
     Window("twitter-day3", "twitter_stream_2021_08/twitter_stream_2021_08.csv", 3 * 86400, 48),
     Window("wikipedia-01-06", "wikipedia_en_2016_01_hourly/wikipedia_en_2016_01_hourly.csv", 1452038400, 48),
@@ -75,6 +77,15 @@ def cell_goals(scenario: str, simulation: Simulation) -> list[Goal]:
     return goals
 
 
+def history_before(whole: Trace, window: Trace, *, seconds: float) -> Trace | None:
+    """Up to ``seconds`` of ``whole`` just before ``window`` starts; None when the trace starts with the window."""
+    available = window.start_seconds - whole.start_seconds
+    if available < whole.step_seconds:
+        return None
+    span = min(seconds, available)
+    return whole.window(start_seconds=window.start_seconds - span, hours=span / 3600)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES, help="folder of the trace CSVs")
@@ -92,15 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     for window in WINDOWS:
         if args.window and window.name not in args.window:
             continue
-        trace = load_trace(args.traces / window.path).window(start_seconds=window.start_seconds, hours=window.hours)
+        whole = load_trace(args.traces / window.path)
+        trace = whole.window(start_seconds=window.start_seconds, hours=window.hours)
+        if window.history is not None:
+            whole = load_trace(args.traces / window.history)
         factor = scale_for_peak(trace, cpu_demand_seconds=SCENARIOS["right-sized"].params.cpu_demand_seconds,
                                 cpu_request_millicores=STATIC_SETTINGS.resources.cpu_request_millicores or 1000)
         scaled = trace.scaled(factor)
+        # The peak window before the window, where the trace has it: perfpilot's Prometheus is warmed up on it.
+        before = history_before(whole, trace, seconds=profile.guardrails.peak_window.seconds)
+        before = before.scaled(factor) if before is not None else None
         for name, scenario in SCENARIOS.items():
             if args.scenario and name not in args.scenario:
                 continue
             started = time.perf_counter()
-            simulation = simulate(trace=scaled, scenario=scenario, profile=profile)
+            simulation = simulate(trace=scaled, scenario=scenario, profile=profile, before=before)
             elapsed = time.perf_counter() - started
             goals = cell_goals(name, simulation)
             m = _runs(simulation)

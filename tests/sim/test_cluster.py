@@ -75,3 +75,17 @@ def test_a_pool_below_the_offered_connections_builds_a_backlog_of_waiting_client
         outcome = cluster.advance(rate_per_second=60.0)
     assert outcome.pool_client_waiting > 10
     assert outcome.latency.shift_seconds > PARAMS.db_seconds + 0.5
+
+
+def test_a_new_pod_template_is_a_rollout_in_progress_until_every_new_pod_is_ready() -> None:
+    cluster = _cluster(4)
+    cluster.advance(rate_per_second=10.0)
+    assert not cluster.rollout_in_progress(cluster.now_seconds)
+    cluster.set_resources(RESOURCES.model_copy(update={"cpu_request_millicores": 1500}))
+    assert cluster.rollout_in_progress(cluster.now_seconds)
+    for _ in range(200):
+        cluster.advance(rate_per_second=10.0)
+        if not cluster.rollout_in_progress(cluster.now_seconds):
+            break
+    assert not cluster.rollout_in_progress(cluster.now_seconds)
+    assert all(p.resources.cpu_request_millicores == 1500 for p in cluster.pods)

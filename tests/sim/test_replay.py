@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from perfpilot.sim.replay import RUN_NAMES, simulate
+from perfpilot.sim.prometheus import Prometheus
+from perfpilot.sim.replay import RUN_NAMES, simulate, warm_up
 from perfpilot.sim.scenarios import SCENARIOS, default_profile
 from perfpilot.sim.trace import Trace, bundled_trace_path, load_trace, scale_for_peak
+from perfpilot.tuning.observations import Unknown
 
 
 def _window(hours: float) -> Trace:
@@ -42,3 +44,27 @@ def test_the_oracle_meets_the_slo_with_no_more_pods_than_static() -> None:
     oracle, static = simulation.runs["oracle"].metrics, simulation.runs["static"].metrics
     assert oracle.slo_violation_minutes == 0
     assert oracle.replica_hours <= static.replica_hours
+
+
+def test_the_peaks_are_the_largest_step_values_of_the_peak_window_and_a_warm_up_provides_them() -> None:
+    history = Prometheus()
+    for minute, value in enumerate([5.0, 9.0, 3.0, 4.0]):
+        history._record_peak("peak_request_rate_per_second", 60.0 * minute, value)
+    later = Prometheus()
+    later.continue_from(history)
+    assert later.peak("peak_request_rate_per_second", at_seconds=180.0, window_seconds=180.0) == 9.0
+    assert later.peak("peak_request_rate_per_second", at_seconds=240.0, window_seconds=150.0) == 4.0
+    assert isinstance(later.peak("peak_pool_demand_connections", at_seconds=240.0, window_seconds=150.0), Unknown)
+
+
+def test_perfpilot_sees_the_warm_up_peak_before_the_window() -> None:
+    whole = load_trace(bundled_trace_path())
+    trace = whole.window(start_seconds=20 * 3600, hours=1)
+    factor = scale_for_peak(trace, cpu_demand_seconds=0.055, cpu_request_millicores=1000)
+    before = whole.window(start_seconds=14 * 3600, hours=6).scaled(factor)
+    warm = warm_up(trace=before, settings=SCENARIOS["right-sized"].settings, params=SCENARIOS["right-sized"].params,
+                   slo_seconds=0.5)
+    peak = warm.peak("peak_request_rate_per_second", at_seconds=before.start_seconds + before.duration_seconds,
+                     window_seconds=86400.0)
+    assert isinstance(peak, float)
+    assert abs(peak - max(before.rates_per_second)) < 0.1 * peak  # rate() over 2 minutes smooths a little

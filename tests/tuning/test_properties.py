@@ -131,6 +131,7 @@ def live_configs(draw: st.DrawFn, profile: PerformanceProfileSpec) -> LiveConfig
                       pooler_replicas=draw(st.integers(1, 3))),
         oom_kills_in_window=draw(st.sampled_from([0, 0, 1, Unknown("not read")])),
         paused=draw(st.booleans()) and draw(st.booleans()),
+        rollout_in_progress=draw(st.booleans()) and draw(st.booleans()),
     )
 
 
@@ -155,7 +156,14 @@ def observation_sets(draw: st.DrawFn, profile: PerformanceProfileSpec) -> Observ
         name: Unknown("generated") if name in unknown else b.series(series_values)
         for name, series_values in values.items()
     }
-    return b.observations(live=live, **signals)
+    peaks = {
+        "peak_cpu_usage_millicores_total": draw(st.one_of(st.just(Unknown("generated")), st.floats(0.0, 60000.0))),
+        "peak_memory_working_set_bytes_per_pod": draw(
+            st.one_of(st.just(Unknown("generated")), st.floats(32.0 * b.MI, 4.0 * b.GI))),
+        "peak_request_rate_per_second": draw(st.one_of(st.just(Unknown("generated")), st.floats(0.0, 500.0))),
+        "peak_pool_demand_connections": draw(st.one_of(st.just(Unknown("generated")), st.floats(0.0, 160.0))),
+    }
+    return replace(b.observations(live=live, **signals), **peaks)
 
 
 @st.composite
@@ -402,3 +410,62 @@ def test_a_rollback_restores_exactly_the_previous_values_including_the_coupled_e
     assert change.edit.to_value == first.change.edit.from_value
     if first.change.coupled is not None:
         assert change.coupled is not None and change.coupled.to_value == first.change.coupled.from_value
+
+
+def _shrinks(edit: Edit) -> tuple[bool, bool, bool]:
+    """(CPU request lowered, memory request lowered, pool lowered) by an edit."""
+    if edit.setting is Setting.RESOURCES:
+        pairs = list(zip(_requests(edit.from_value), _requests(edit.to_value), strict=True))
+        cpu = any((n.cpu_request_millicores or 0) < (o.cpu_request_millicores or 0) for o, n in pairs)
+        memory = any((n.memory_request_bytes or 0) < (o.memory_request_bytes or 0) for o, n in pairs)
+        return cpu, memory, False
+    if edit.setting is Setting.POOL_SIZE:
+        assert isinstance(edit.from_value, PoolSize) and isinstance(edit.to_value, PoolSize)
+        return False, False, edit.to_value.default_pool_size < edit.from_value.default_pool_size
+    return False, False, False
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_a_decision_never_shrinks_with_an_unknown_peak(
+    case: tuple[PerformanceProfileSpec, Observations, TuningState],
+) -> None:
+    profile, observations, state = case
+    change = decide(profile, observations, state, b.NOW).change
+    assume(change is not None and not change.rollback)
+    assert change is not None
+    cpu, memory, pool = _shrinks(change.edit)
+    if cpu:
+        assert not isinstance(observations.peak_cpu_usage_millicores_total, Unknown)
+    if memory:
+        assert not isinstance(observations.peak_memory_working_set_bytes_per_pod, Unknown)
+    if pool:
+        assert not isinstance(observations.peak_pool_demand_connections, Unknown)
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_a_decision_never_changes_resources_during_a_rollout(
+    case: tuple[PerformanceProfileSpec, Observations, TuningState],
+) -> None:
+    profile, observations, state = case
+    rolling = replace(observations, live=replace(observations.live, rollout_in_progress=True))
+    change = decide(profile, rolling, state, b.NOW).change
+    assert change is None or change.edit.setting is not Setting.RESOURCES
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_no_emergency_follows_a_write_within_two_intervals(
+    case: tuple[PerformanceProfileSpec, Observations, TuningState],
+) -> None:
+    profile, observations, state = case
+    change = decide(profile, observations, state, b.NOW).change
+    last = state.last_change
+    if last is None or change is None or change.rollback:
+        return
+    written = last.at
+    if last.verdict is Verdict.ROLLED_BACK and last.verdict_at is not None:
+        written = max(written, last.verdict_at)
+    if b.NOW - written < 2 * timedelta(seconds=profile.guardrails.interval.seconds):
+        assert not change.emergency

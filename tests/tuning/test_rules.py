@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import tuning_builders as b
 
-from perfpilot.api.status import ContainerResources, PoolSize, ScalingPolicy, ScalingRules, Setting
+from perfpilot.api.status import (
+    ChangeRecord,
+    ContainerResources,
+    Edit,
+    PoolSize,
+    ScalingPolicy,
+    ScalingRules,
+    Setting,
+    TuningState,
+    Verdict,
+)
+from perfpilot.tuning.classify import classify_load
 from perfpilot.tuning.decision import Decision, ProposedChange
 from perfpilot.tuning.engine import decide
-from perfpilot.tuning.observations import Observations, PoolLive
-from perfpilot.tuning.tables import POOL_TIERS, SCALE_UP_ROWS
+from perfpilot.tuning.observations import Observations, PoolLive, Unknown
+from perfpilot.tuning.tables import POOL_TIERS, SCALE_DOWN_ROWS, SCALE_UP_ROWS
 
 STEADY_LOW_LATENCY = {"latency_p95_seconds": b.series(0.2)}  # under 60% of the SLO: raising targets allowed
 
@@ -251,12 +263,19 @@ def test_under_provisioned_raises_cpu_and_memory() -> None:
     assert (after[0].cpu_request_millicores, after[0].memory_request_bytes) == (1500, 1536 * b.MI)
 
 
-def test_over_provisioned_lowers_by_a_quarter() -> None:
-    observations = b.observations(
+def over_provisioned_observations(
+    *, peak_cpu: float | Unknown = 600.0, peak_memory: float | Unknown = 300 * b.MI
+) -> Observations:
+    """2 pods at 300m of 1000m and 300Mi of 1Gi all window; peaks over the peak window as given."""
+    return replace(b.observations(
         cpu_usage_millicores_per_pod=b.series(300), replicas=b.series(2),
         memory_working_set_bytes_per_pod=b.series(300 * b.MI),
         live=b.live(hpa=b.hpa(current_replicas=2)),
-    )
+    ), peak_cpu_usage_millicores_total=peak_cpu, peak_memory_working_set_bytes_per_pod=peak_memory)
+
+
+def test_over_provisioned_lowers_by_a_quarter() -> None:
+    observations = over_provisioned_observations()
     change = change_of(run(observations))
     _, after = resources(change)
     assert (after[0].cpu_request_millicores, after[0].memory_request_bytes) == (750, 768 * b.MI)
@@ -320,11 +339,16 @@ def test_max_replicas_is_never_raised_without_a_ceiling() -> None:
 
 
 def pool_observations(*, active: float | list[float], waiting: float | list[float] = 0,
-                      default: int = 20, reserve: int = 10, replicas: int = 1) -> Observations:
-    return b.observations(
-        pool_server_active=b.series(active), pool_client_waiting=b.series(waiting),
+                      default: int = 20, reserve: int = 10, replicas: int = 1,
+                      peak_demand: float | Unknown | None = None) -> Observations:
+    """Pool signals; the peak-window demand defaults to the window's own peak (a quiet day)."""
+    active_series, waiting_series = b.series(active), b.series(waiting)
+    if peak_demand is None:
+        peak_demand = active_series.maximum + waiting_series.maximum
+    return replace(b.observations(
+        pool_server_active=active_series, pool_client_waiting=waiting_series,
         live=b.live(pool=PoolLive(default_pool_size=default, reserve_pool_size=reserve, pooler_replicas=replicas)),
-    )
+    ), peak_pool_demand_connections=peak_demand)
 
 
 @pytest.mark.parametrize(("live_default", "expected"), [(10, (20, 10)), (20, (30, 20)), (30, (40, 30)),
@@ -407,3 +431,113 @@ def test_pool_shrinks_only_when_the_smaller_pool_stays_under_the_warning_level(a
 def test_pool_is_not_shrunk_below_size_min() -> None:
     decision = run(pool_observations(active=2, default=10, reserve=5), pool={"size": {"min": 10, "max": 100}})
     assert decision.change is None
+
+
+# --- peaks over guardrails.peakWindow -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("peak_cpu", "cuts_cpu"), [(4800.0, True), (4801.0, False)])
+def test_a_cpu_cut_needs_max_replicas_to_cover_the_peak_window_cpu_with_headroom(
+    peak_cpu: float, cuts_cpu: bool
+) -> None:
+    # 1000m -> 750m, coupled target 80%: 10 x 750m x 80% = 6000m, which covers 1.25 x 4800m but not 1.25 x 4801m.
+    change = change_of(run(over_provisioned_observations(peak_cpu=peak_cpu)))
+    _, after = resources(change)
+    assert (after[0].cpu_request_millicores == 750) is cuts_cpu
+    assert after[0].memory_request_bytes == 768 * b.MI  # memory is cut either way
+    if not cuts_cpu:
+        assert change.coupled is None
+
+
+@pytest.mark.parametrize(("peak_memory_mib", "cuts_memory"), [(491.0, True), (492.0, False)])
+def test_a_memory_cut_needs_the_request_to_hold_the_peak_window_working_set_with_headroom(
+    peak_memory_mib: float, cuts_memory: bool
+) -> None:
+    # 1Gi -> 768Mi under an 80% memory target holds 614.4Mi: enough for 1.25 x 491Mi, not for 1.25 x 492Mi.
+    change = change_of(run(over_provisioned_observations(peak_memory=peak_memory_mib * b.MI)))
+    _, after = resources(change)
+    assert (after[0].memory_request_bytes == 768 * b.MI) is cuts_memory
+    assert after[0].cpu_request_millicores == 750
+
+
+def test_nothing_is_cut_while_both_peaks_are_unknown() -> None:
+    decision = run(over_provisioned_observations(peak_cpu=Unknown("no series"), peak_memory=Unknown("no series")))
+    assert decision.change is None
+    assert {"peak_cpu_usage_millicores_total", "peak_memory_working_set_bytes_per_pod"} <= set(decision.blocked_by)
+
+
+@pytest.mark.parametrize(("peak_demand", "shrinks"), [(7.9, True), (8.0, False)])
+def test_a_pool_shrink_needs_the_peak_window_demand_under_the_warning_level_of_the_smaller_pool(
+    peak_demand: float, shrinks: bool
+) -> None:
+    # 20 -> 10 with a quiet window (5 active): the day's peak of 8.0 would be 80% of 10, 7.9 is 79%.
+    decision = run(pool_observations(active=5, peak_demand=peak_demand))
+    assert (decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE) is shrinks
+
+
+def test_the_pool_is_not_shrunk_while_its_peak_window_demand_is_unknown() -> None:
+    decision = run(pool_observations(active=5, peak_demand=Unknown("not read")))
+    assert decision.change is None
+    assert "peak_pool_demand_connections" in decision.blocked_by
+
+
+# --- hysteresis and the reversal hold ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("low", "high", "was_bursty", "label"), [
+    (73.0, 127.0, True, "Bursty"),  # CV 0.27 > 0.25 (leave threshold) keeps an earlier Bursty
+    (73.0, 127.0, False, "Steady"),  # ...but 0.27 <= 0.30 does not enter it
+    (76.0, 124.0, True, "Steady"),  # CV 0.24 <= 0.25 leaves it
+])
+def test_bursty_load_is_left_only_under_the_leave_thresholds(
+    low: float, high: float, was_bursty: bool, label: str
+) -> None:
+    rate = b.series([low if i % 2 else high for i in range(b.SAMPLES)])
+    assert classify_load(b.observations(request_rate_per_second=rate), was_bursty=was_bursty).label == label
+
+
+@pytest.mark.parametrize(("live_cpu_target", "label"), [(60, "Bursty"), (70, "Steady")])
+def test_the_live_bursty_row_is_what_engages_the_leave_thresholds(live_cpu_target: int, label: str) -> None:
+    rate = b.series([73.0 if i % 2 else 127.0 for i in range(b.SAMPLES)])
+    observations = b.observations(request_rate_per_second=rate,
+                                  live=b.live(hpa=b.hpa(cpu_target_percent=live_cpu_target)))
+    assert decide(b.profile(), observations, TuningState(), b.NOW).classification.load_pattern == label
+
+
+def _slowed_down(minutes_ago: float) -> TuningState:
+    """A Moderate -> Slow scale-down change (toward capacity) made ``minutes_ago``, kept."""
+    record = ChangeRecord(
+        at=b.NOW - b.minutes(minutes_ago), target="HorizontalPodAutoscaler/api",
+        edit=Edit(setting=Setting.HPA_SCALE_DOWN, from_value=b.MODERATE_DOWN,
+                  to_value=SCALE_DOWN_ROWS["Slow"].to_rules()),
+        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(minutes_ago - 15),
+    )
+    return TuningState(last_change=record)
+
+
+@pytest.mark.parametrize(("minutes_ago", "reverses"), [(119.0, False), (121.0, True)])
+def test_a_setting_is_not_moved_back_within_twelve_cooldowns(minutes_ago: float, reverses: bool) -> None:
+    # Steady load, no reversals: the Moderate row is due, which undoes the Slow row written minutes_ago.
+    observations = b.observations(live=b.live(hpa=b.hpa(scale_down=SCALE_DOWN_ROWS["Slow"].to_rules())))
+    decision = decide(b.profile(), observations, _slowed_down(minutes_ago), b.NOW)
+    moved = decision.change is not None and decision.change.edit.setting is Setting.HPA_SCALE_DOWN
+    assert moved is reverses
+    if not reverses:
+        assert "moved the other way" in decision.reason
+
+
+@pytest.mark.parametrize(("p95_seconds", "lowers"), [(0.35, False), (0.6, True)])
+def test_a_move_toward_capacity_reverses_a_recent_move_only_in_a_shortage(p95_seconds: float, lowers: bool) -> None:
+    # The CPU target went 60% -> 70% 30 minutes ago. Bursty load wants 60% again: held without a shortage;
+    # with p95 above the SLO (and CPU under the target) latency feedback may lower it at once.
+    raised = ChangeRecord(
+        at=b.NOW - b.minutes(30), target="HorizontalPodAutoscaler/api",
+        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70),
+        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(15),
+    )
+    observations = b.observations(request_rate_per_second=bursty_rate(), latency_p95_seconds=b.series(p95_seconds),
+                                  cpu_usage_millicores_per_pod=b.series(600))
+    decision = decide(b.profile(), observations, TuningState(last_change=raised), b.NOW)
+    lowered = decision.change is not None and decision.change.edit == Edit(
+        setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
+    assert lowered is lowers, decision.reason

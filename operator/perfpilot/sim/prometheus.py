@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from perfpilot.observe.series import histogram_quantile, to_signal
 from perfpilot.sim.cluster import Cluster, TickOutcome
-from perfpilot.tuning.observations import LiveConfig, Observations, Signal
+from perfpilot.tuning.observations import LiveConfig, Observations, Peak, Signal, Unknown
 
 # prometheus_client's default histogram buckets, which most Python services export unchanged.
 LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -45,6 +45,15 @@ SIGNALS = (
     "pool_server_active",
     "pool_client_waiting",
     "pool_max_wait_seconds",
+)
+
+
+# The peaks over guardrails.peakWindow: the Observations field and the per-step value it is the maximum of.
+PEAK_SIGNALS = (
+    "peak_cpu_usage_millicores_total",  # sum over pods of rate(cpu_seconds), millicores
+    "peak_memory_working_set_bytes_per_pod",  # the largest pod's working set
+    "peak_request_rate_per_second",
+    "peak_pool_demand_connections",  # server active + clients waiting
 )
 
 
@@ -76,9 +85,27 @@ class Prometheus:
     _pool: tuple[float, float, float] = (0.0, 0.0, 0.0)
     _has_limit: bool = True
     signals: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
+    # The step values of the peak signals that can still be the maximum of a later window (a sliding-window
+    # maximum: each entry is larger than every later one), for the ``max_over_time(...[peakWindow:step])``
+    # subqueries of the reader. A warm-up replay before the window fills it. Peak windows are asked for with
+    # start times that never go back, which is what lets old entries go.
+    peak_history: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.signals = {name: deque(maxlen=self.history_points) for name in SIGNALS}
+        self.peak_history = {name: deque() for name in PEAK_SIGNALS}
+
+    def continue_from(self, earlier: Prometheus) -> None:
+        """Keep ``earlier``'s peak history (a warm-up replay before the window): Prometheus already has it."""
+        for name, samples in earlier.peak_history.items():
+            for stamp, value in samples:
+                self._record_peak(name, stamp, value)
+
+    def _record_peak(self, name: str, stamp: float, value: float) -> None:
+        kept = self.peak_history[name]
+        while kept and kept[-1][1] <= value:
+            kept.pop()
+        kept.append((stamp, value))
 
     def scrape(self, *, cluster: Cluster, tick: TickOutcome, now: float) -> None:
         """Record the samples at ``now``, the end of ``tick``."""
@@ -123,6 +150,7 @@ class Prometheus:
         cpu = [r for s in self._pods.values() if (r := _rate(s.cpu, now=now, window=window)) is not None]
         if cpu:
             values["cpu_usage_millicores_per_pod"] = 1000.0 * math.fsum(cpu) / len(cpu)
+            self._record_peak("peak_cpu_usage_millicores_total", now, 1000.0 * math.fsum(cpu))
         if self._has_limit:
             shares = []
             for s in self._pods.values():
@@ -140,16 +168,38 @@ class Prometheus:
         for name, value in values.items():
             if value is not None:  # an empty instant vector: no point at this step
                 self.signals[name].append((now, value))
+        for peak, signal in (("peak_memory_working_set_bytes_per_pod", "memory_working_set_bytes_per_pod"),
+                             ("peak_request_rate_per_second", "request_rate_per_second")):
+            value = values[signal]
+            if value is not None:
+                self._record_peak(peak, now, value)
+        active, waiting = values["pool_server_active"], values["pool_client_waiting"]
+        if active is not None and waiting is not None:
+            self._record_peak("peak_pool_demand_connections", now, active + waiting)
 
-    def observations(self, *, at_seconds: float, window_seconds: float, live: LiveConfig) -> Observations:
+    def peak(self, name: str, *, at_seconds: float, window_seconds: float) -> Peak:
+        """The largest value of a peak signal over ``(at - window, at]``; Unknown with no sample there."""
+        kept = self.peak_history[name]
+        while kept and kept[0][0] <= at_seconds - window_seconds:
+            kept.popleft()
+        if not kept or kept[0][0] > at_seconds:
+            return Unknown(f"no samples in the last {window_seconds / 3600:g}h")
+        return kept[0][1]
+
+    def observations(
+        self, *, at_seconds: float, window_seconds: float, live: LiveConfig, peak_window_seconds: float = 86400.0
+    ) -> Observations:
         def signal(name: str) -> Signal:
             return to_signal(self.signals[name], at_seconds=at_seconds, window_seconds=window_seconds,
                              step_seconds=STEP_SECONDS)
 
-        return Observations(
+        return Observations.of_signals(
             at=datetime.fromtimestamp(at_seconds, tz=UTC),
             window_seconds=window_seconds,
             step_seconds=STEP_SECONDS,
             live=live,
-            **{name: signal(name) for name in SIGNALS},
+            signals={name: signal(name) for name in SIGNALS},
+            peak_window_seconds=peak_window_seconds,
+            peaks={name: self.peak(name, at_seconds=at_seconds, window_seconds=peak_window_seconds)
+                   for name in PEAK_SIGNALS},
         )

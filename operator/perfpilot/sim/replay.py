@@ -87,6 +87,7 @@ class RunResult:
     metrics: RunMetrics
     timeline: Timeline
     decisions: list[tuple[float, str]] = field(default_factory=list)  # every applied change and why
+    prometheus: Prometheus | None = None  # what the run left in "Prometheus" (a warm-up hands it on)
 
 
 def build_hpa_spec(hpa: HpaSettings) -> HpaSpec:
@@ -208,8 +209,13 @@ def run_autoscaled(
     params: ClusterParams,
     slo_seconds: float,
     profile: PerformanceProfileSpec | None = None,
+    history: Prometheus | None = None,
 ) -> RunResult:
-    """One HPA-driven run; with a ``profile``, perfpilot's engine tunes ``settings`` as it goes."""
+    """One HPA-driven run; with a ``profile``, perfpilot's engine tunes ``settings`` as it goes.
+
+    ``history`` is the Prometheus of a warm-up replay just before the trace: its peaks are what a
+    Prometheus that was already running holds when perfpilot is installed.
+    """
     t0 = trace.start_seconds
     rates = trace.rates_per_second
     cluster = Cluster.started(
@@ -217,6 +223,8 @@ def run_autoscaled(
         replicas=initial_replicas(settings, rate_per_second=rates[0], params=params), now_seconds=t0,
     )
     prometheus = Prometheus(pool_enabled=True)
+    if history is not None:
+        prometheus.continue_from(history)
     hpa = _HpaDriver()
     spec = build_hpa_spec(settings.hpa)
     timeline = Timeline()
@@ -224,9 +232,11 @@ def run_autoscaled(
     state = TuningState()
     interval_minutes = 1
     window_seconds = 1800.0
+    peak_window_seconds = 86400.0
     if profile is not None:
         interval_minutes = max(1, round(profile.guardrails.interval.seconds / 60))
         window_seconds = float(profile.guardrails.window.seconds)
+        peak_window_seconds = float(profile.guardrails.peak_window.seconds)
     timeout_mix = _timeout_mix(params)
 
     violations = 0
@@ -288,8 +298,10 @@ def run_autoscaled(
             containers=(settings.resources,),
             pool=PoolLive(settings.pool.default_pool_size, settings.pool.reserve_pool_size),
             oom_kills_in_window=sum(1 for t in cluster.oom_kill_seconds if t > now - window_seconds),
+            rollout_in_progress=cluster.rollout_in_progress(now),
         )
-        observations = prometheus.observations(at_seconds=now, window_seconds=window_seconds, live=live)
+        observations = prometheus.observations(at_seconds=now, window_seconds=window_seconds, live=live,
+                                               peak_window_seconds=peak_window_seconds)
         decision = decide(profile, observations, state, at)
         applied = False
         change = decision.change
@@ -322,7 +334,15 @@ def run_autoscaled(
         rollbacks=rollbacks,
         p95_max_seconds=p95_max,
     )
-    return RunResult(name, metrics, timeline, decisions)
+    return RunResult(name, metrics, timeline, decisions, prometheus)
+
+
+def warm_up(*, trace: Trace, settings: WorkloadSettings, params: ClusterParams, slo_seconds: float) -> Prometheus:
+    """Replay ``trace`` (the time before the window) with the scenario's own configuration, untuned, and
+    return what Prometheus holds at its end — the history a team's Prometheus has when perfpilot arrives."""
+    run = run_autoscaled(name="warm-up", trace=trace, settings=settings, params=params, slo_seconds=slo_seconds)
+    assert run.prometheus is not None
+    return run.prometheus
 
 
 def run_oracle(*, trace: Trace, settings: WorkloadSettings, params: ClusterParams, slo_seconds: float) -> RunResult:
@@ -361,17 +381,26 @@ class Simulation:
 
 
 def simulate(
-    *, trace: Trace, scenario: Scenario, profile: PerformanceProfileSpec, runs: tuple[str, ...] = RUN_NAMES
+    *, trace: Trace, scenario: Scenario, profile: PerformanceProfileSpec, runs: tuple[str, ...] = RUN_NAMES,
+    before: Trace | None = None,
 ) -> Simulation:
-    """Every run of ``runs`` on the same (already scaled) trace and scenario."""
+    """Every run of ``runs`` on the same (already scaled) trace and scenario.
+
+    ``before`` is the part of the trace just before it (scaled the same way), at most ``peakWindow`` long:
+    perfpilot's Prometheus is warmed up on it with the scenario's configuration. Without it, perfpilot's
+    peaks are those of the history so far.
+    """
     slo = float(profile.slo.latency_p95.seconds)
     settings = scenario.settings
     params = scenario.params
     results: dict[str, RunResult] = {}
     for name in runs:
         if name == "perfpilot":
+            history = None
+            if before is not None and before.rates_per_second:
+                history = warm_up(trace=before, settings=settings, params=params, slo_seconds=slo)
             results[name] = run_autoscaled(name=name, trace=trace, settings=settings, params=params,
-                                           slo_seconds=slo, profile=profile)
+                                           slo_seconds=slo, profile=profile, history=history)
         elif name == "static":
             results[name] = run_autoscaled(name=name, trace=trace, settings=settings, params=params, slo_seconds=slo)
         elif name == "k8s-default":

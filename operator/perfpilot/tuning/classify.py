@@ -12,8 +12,9 @@ from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.tuning import signals
 from perfpilot.tuning.decision import Classification
 from perfpilot.tuning.observations import Observations, Series, Unknown
-from perfpilot.tuning.tables import POOL_TIERS
+from perfpilot.tuning.tables import CPU_TARGET_ROWS, POOL_TIERS, SCALE_DOWN_ROWS
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from perfpilot.tuning.values import normalise_rules
 
 UNKNOWN = "Unknown"
 
@@ -59,14 +60,29 @@ def compute_classification_detail(
 ) -> ClassificationDetail:
     memory = classify_memory(observations, thresholds=thresholds)
     return ClassificationDetail(
-        load=classify_load(observations, thresholds=thresholds),
+        load=classify_load(observations, thresholds=thresholds, was_bursty=live_shows_bursty(observations)),
         memory=memory,
         provisioning=classify_provisioning(profile, observations, memory=memory, thresholds=thresholds),
         pool=classify_pool(profile, observations),
     )
 
 
-def classify_load(observations: Observations, *, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Finding:
+def live_shows_bursty(observations: Observations) -> bool:
+    """Whether the live HPA carries an earlier Bursty decision: the Bursty CPU-target row or the Slow
+    scale-down row. Leaving Bursty then takes the (lower) leave thresholds: hysteresis."""
+    hpa = observations.live.hpa
+    if hpa is None:
+        return False
+    slow = SCALE_DOWN_ROWS["Slow"]
+    slow_rules = (slow.stabilization_window_seconds, "Max", (("Percent", slow.percent, slow.period_seconds),))
+    return (hpa.cpu_target_percent == CPU_TARGET_ROWS["Bursty"].target_percent
+            or normalise_rules(hpa.scale_down, scale_up=False) == slow_rules)
+
+
+def classify_load(
+    observations: Observations, *, thresholds: Thresholds = DEFAULT_THRESHOLDS, was_bursty: bool = False
+) -> Finding:
+    """Steady or Bursty; with ``was_bursty`` the load stays Bursty until it is under both leave thresholds."""
     rate = observations.request_rate_per_second
     if isinstance(rate, Unknown):
         return Finding(UNKNOWN, f"request rate unknown ({rate.reason})", ("request_rate_per_second",))
@@ -79,17 +95,17 @@ def classify_load(observations: Observations, *, thresholds: Thresholds = DEFAUL
     cv = signals.compute_cv(rate.values)
     median = signals.compute_median(rate.values)
     peak = rate.maximum
-    if cv > thresholds.bursty_cv:
-        return Finding("Bursty", f"request-rate CV {cv:.2f} > {thresholds.bursty_cv:.2f}")
-    if median > 0 and peak > thresholds.bursty_peak_to_median * median:
-        return Finding(
-            "Bursty", f"request-rate peak {peak / median:.2f} x median > {thresholds.bursty_peak_to_median:g} x"
-        )
+    cv_limit = thresholds.bursty_leave_cv if was_bursty else thresholds.bursty_cv
+    ratio_limit = thresholds.bursty_leave_peak_to_median if was_bursty else thresholds.bursty_peak_to_median
+    staying = " (staying Bursty: leave threshold)" if was_bursty else ""
+    if cv > cv_limit:
+        return Finding("Bursty", f"request-rate CV {cv:.2f} > {cv_limit:.2f}{staying}")
+    if median > 0 and peak > ratio_limit * median:
+        return Finding("Bursty", f"request-rate peak {peak / median:.2f} x median > {ratio_limit:g} x{staying}")
     ratio = f"{peak / median:.2f}" if median > 0 else "n/a"
     return Finding(
         "Steady",
-        f"request-rate CV {cv:.2f} <= {thresholds.bursty_cv:.2f}, peak/median {ratio} "
-        f"<= {thresholds.bursty_peak_to_median:g}",
+        f"request-rate CV {cv:.2f} <= {cv_limit:.2f}, peak/median {ratio} <= {ratio_limit:g}",
     )
 
 

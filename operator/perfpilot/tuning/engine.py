@@ -10,18 +10,41 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from perfpilot.api.spec import Mode, PerformanceProfileSpec
-from perfpilot.api.status import TuningState, Verdict
+from perfpilot.api.status import Edit, Setting, TuningState, Verdict
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
 from perfpilot.tuning.observations import Observations
-from perfpilot.tuning.rules import RULES, RuleContext
+from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.verify import compute_baseline, decide_verdict
 
 
 def _dedupe(names: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
+
+
+def compute_emergency_start(
+    state: TuningState, profile: PerformanceProfileSpec, *, thresholds: Thresholds
+) -> datetime | None:
+    """The earliest an emergency may follow the last write: its effect must be visible first."""
+    last = state.last_change
+    if last is None:
+        return None
+    written_at = last.at
+    if last.verdict is Verdict.ROLLED_BACK and last.verdict_at is not None:
+        written_at = max(written_at, last.verdict_at)
+    visible_seconds = thresholds.emergency_after_change_intervals * profile.guardrails.interval.seconds
+    return written_at + timedelta(seconds=visible_seconds)
+
+
+def _may_reverse(change: ProposedChange, edit: Edit, context: RuleContext) -> bool:
+    """A reversal within the hold is allowed for an emergency toward capacity, or toward capacity in a shortage."""
+    if guardrails.compute_edit_direction(edit) <= 0:
+        return False
+    if change.emergency and guardrails.is_toward_capacity(change):
+        return True
+    return compute_shortage(context) is not None
 
 
 def decide(
@@ -52,6 +75,11 @@ def decide(
             hold_until, hold_why = verify_end, f"verifying {last.edit.setting.value} change until {verify_end:%H:%M:%S}"
         else:
             judged = decide_verdict(profile, observations, last, now=now, thresholds=thresholds)
+            if (judged.rollback is not None and judged.rollback.edit.setting is Setting.RESOURCES
+                    and observations.live.rollout_in_progress):
+                # Never stack a rollout on a rollout: the verdict stays Pending and the rollback is retried.
+                return Decision(None, f"Rollback due ({judged.reason}), waiting for the rollout in progress",
+                                False, classification)
             if judged.rollback is not None:
                 return Decision(
                     change=judged.rollback,
@@ -67,6 +95,8 @@ def decide(
     if cooldown_end is not None and now < cooldown_end and (hold_until is None or cooldown_end > hold_until):
         hold_until, hold_why = cooldown_end, f"cooldown until {cooldown_end:%H:%M:%S}"
 
+    emergency_from = compute_emergency_start(state, profile, thresholds=thresholds)
+    hold_seconds = thresholds.reversal_hold_cooldowns * guard.cooldown.seconds
     context = RuleContext(
         profile=profile, observations=observations, detail=detail, thresholds=thresholds,
         now_seconds=observations.at.timestamp(),
@@ -84,6 +114,22 @@ def decide(
                 continue
             if guardrails.is_barred(change, barred=state.barred, now=now):
                 notes.append(f"{outcome.rule}: move {change.edit.setting.value} -> barred after a rollback")
+                continue
+            if change.edit.setting is Setting.RESOURCES and observations.live.rollout_in_progress:
+                notes.append(f"{outcome.rule}: resources change waits for the rollout in progress")
+                held = held or change
+                continue
+            reversal = guardrails.find_reversal(change, state=state, now=now, hold_seconds=hold_seconds)
+            if reversal is not None and not _may_reverse(change, reversal[0], context):
+                edit, record = reversal
+                notes.append(f"{outcome.rule}: {edit.setting.value} was moved the other way at {record.at:%H:%M} "
+                             f"(held {thresholds.reversal_hold_cooldowns} x cooldown = "
+                             f"{hold_seconds / 3600:g}h against flapping)")
+                continue
+            if change.emergency and emergency_from is not None and now < emergency_from:
+                notes.append(f"{outcome.rule}: emergency waits until {emergency_from:%H:%M:%S} for the last change "
+                             f"to show ({thresholds.emergency_after_change_intervals} intervals)")
+                held = held or change
                 continue
             if hold_until is not None and not (change.emergency and guardrails.is_toward_capacity(change)):
                 held = held or change

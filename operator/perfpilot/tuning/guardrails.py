@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import (
     BarredMove,
+    ChangeRecord,
     ContainerResources,
     Edit,
     PoolSize,
@@ -179,3 +180,57 @@ def is_edit_toward_capacity(edit: Edit) -> bool:
 
 def is_toward_capacity(change: ProposedChange) -> bool:
     return is_edit_toward_capacity(change.edit) and (change.coupled is None or is_edit_toward_capacity(change.coupled))
+
+
+def _scale_down_direction(edit: Edit) -> int:
+    """+1 when a scale-down edit is slower (keeps pods longer: toward capacity), -1 when faster, 0 otherwise."""
+    old, new = edit.from_value, edit.to_value
+    if not isinstance(old, ScalingRules | None) or not isinstance(new, ScalingRules | None):
+        return 0
+    before = normalise_rules(old, scale_up=False)
+    after = normalise_rules(new, scale_up=False)
+    if before == after:
+        return 0
+    slower_window, faster_window = after[0] >= before[0], after[0] <= before[0]
+    rate_before, rate_after = compute_percent_per_minute(before), compute_percent_per_minute(after)
+    if slower_window and rate_after <= rate_before:
+        return 1
+    if faster_window and rate_after >= rate_before:
+        return -1
+    return 0
+
+
+def compute_edit_direction(edit: Edit) -> int:
+    """+1 for an edit toward more capacity, -1 for one toward less, 0 when it is neither (mixed)."""
+    if edit.setting is Setting.HPA_SCALE_DOWN:
+        return _scale_down_direction(edit)
+    if is_edit_toward_capacity(edit):
+        return 1
+    reverse = Edit(setting=edit.setting, from_value=edit.to_value, to_value=edit.from_value)
+    return -1 if is_edit_toward_capacity(reverse) else 0
+
+
+def _edits_of(record: ChangeRecord) -> list[Edit]:
+    return [record.edit] + ([record.coupled] if record.coupled is not None else [])
+
+
+def find_reversal(
+    change: ProposedChange, *, state: TuningState, now: datetime, hold_seconds: float
+) -> tuple[Edit, ChangeRecord] | None:
+    """A recent change (within ``hold_seconds``, not rolled back) that ``change`` would move back the other way.
+
+    Returns the edit of ``change`` that reverses and the recorded change it reverses, or None.
+    """
+    records = [*state.history, *([state.last_change] if state.last_change is not None else [])]
+    since = now - timedelta(seconds=hold_seconds)
+    recent = [r for r in records if r.verdict is not Verdict.ROLLED_BACK and r.at > since]
+    proposed = [change.edit] + ([change.coupled] if change.coupled is not None else [])
+    for edit in proposed:
+        direction = compute_edit_direction(edit)
+        if direction == 0:
+            continue
+        for record in reversed(recent):
+            for earlier in _edits_of(record):
+                if earlier.setting is edit.setting and compute_edit_direction(earlier) == -direction:
+                    return edit, record
+    return None

@@ -8,6 +8,7 @@ carrying the reason — never a zero standing in for "no data" (KEDA's ``ignoreN
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -80,6 +81,11 @@ class Series:
 
 
 Signal = Series | Unknown
+Peak = float | Unknown  # the largest value of a signal over guardrails.peakWindow
+
+
+def _not_read() -> Unknown:
+    return Unknown("not read")
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,9 @@ class LiveConfig:
     pool: PoolLive | None = None
     oom_kills_in_window: int | Unknown = field(default_factory=lambda: Unknown("not read"))
     paused: bool = False  # perfpilot.io/paused on the profile or on the workload
+    # The workload's rollout has not finished (observedGeneration < generation, or updated/available
+    # replicas below the desired count): a change of resources now would stack a second rollout on it.
+    rollout_in_progress: bool = False
 
     @property
     def cpu_request_millicores_per_pod(self) -> int | None:
@@ -150,3 +159,41 @@ class Observations:
     pool_client_waiting: Signal
     pool_max_wait_seconds: Signal
     live: LiveConfig
+    # Peaks over guardrails.peakWindow (a day by default), so a shrink decided at night still covers the
+    # daytime peak. Unknown (the default) blocks every shrink that needs it.
+    peak_window_seconds: float = 86400.0
+    peak_cpu_usage_millicores_total: Peak = field(default_factory=_not_read)  # sum over the workload's pods
+    peak_memory_working_set_bytes_per_pod: Peak = field(default_factory=_not_read)  # largest pod
+    peak_request_rate_per_second: Peak = field(default_factory=_not_read)
+    peak_pool_demand_connections: Peak = field(default_factory=_not_read)  # server active + clients waiting
+
+    @classmethod
+    def of_signals(
+        cls, *, at: datetime, window_seconds: float, step_seconds: float, live: LiveConfig,
+        signals: Mapping[str, Signal], peak_window_seconds: float = 86400.0, peaks: Mapping[str, Peak] | None = None,
+    ) -> Observations:
+        """Observations from signals (and peaks) keyed by field name; a missing one is Unknown("not read")."""
+        def signal(name: str) -> Signal:
+            return signals.get(name, _not_read())
+
+        def peak(name: str) -> Peak:
+            return (peaks or {}).get(name, _not_read())
+
+        return cls(
+            at=at, window_seconds=window_seconds, step_seconds=step_seconds, live=live,
+            latency_p95_seconds=signal("latency_p95_seconds"),
+            request_rate_per_second=signal("request_rate_per_second"),
+            error_ratio=signal("error_ratio"),
+            cpu_usage_millicores_per_pod=signal("cpu_usage_millicores_per_pod"),
+            cpu_throttled_ratio=signal("cpu_throttled_ratio"),
+            memory_working_set_bytes_per_pod=signal("memory_working_set_bytes_per_pod"),
+            replicas=signal("replicas"),
+            pool_server_active=signal("pool_server_active"),
+            pool_client_waiting=signal("pool_client_waiting"),
+            pool_max_wait_seconds=signal("pool_max_wait_seconds"),
+            peak_window_seconds=peak_window_seconds,
+            peak_cpu_usage_millicores_total=peak("peak_cpu_usage_millicores_total"),
+            peak_memory_working_set_bytes_per_pod=peak("peak_memory_working_set_bytes_per_pod"),
+            peak_request_rate_per_second=peak("peak_request_rate_per_second"),
+            peak_pool_demand_connections=peak("peak_pool_demand_connections"),
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from perfpilot.api.spec import (
     LimitsPolicy,
@@ -306,6 +306,23 @@ def _max_replicas_change(ctx: RuleContext, hpa: HpaLive, *, why: str, emergency:
     )
 
 
+def compute_shortage(ctx: RuleContext) -> str | None:
+    """Why the service is short of capacity now (SLO breached, or pool clients waiting), or None."""
+    latency = ctx.recent(ctx.observations.latency_p95_seconds, ctx.thresholds.recent_span_seconds)
+    if isinstance(latency, Series) and latency.mean > ctx.slo_seconds:
+        return f"p95 {_ms(latency.mean)} > SLO {_ms(ctx.slo_seconds)}"
+    saturated = compute_saturation(ctx)
+    if saturated is not None:
+        return saturated
+    waiting = ctx.recent(ctx.observations.pool_client_waiting, ctx.thresholds.pool_sustained_span_seconds)
+    if ctx.tuned_pool is not None and isinstance(waiting, Series):
+        fraction = signals.compute_fraction(waiting.values, lambda v: v > 0)
+        if fraction >= ctx.thresholds.pool_sustained_fraction:
+            span = ctx.thresholds.pool_sustained_span_seconds
+            return f"pool clients waiting in {fraction:.0%} of the last {span:.0f}s"
+    return None
+
+
 # --- rules, in order of precedence ---------------------------------------------------------------------
 
 
@@ -324,20 +341,7 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
            f"{_ms(ctx.slo_seconds)} for {ctx.thresholds.emergency_latency_span_seconds:.0f}s)")
     hpa = ctx.tuned_hpa
     at_max = hpa is not None and hpa.current_replicas >= hpa.max_replicas
-    if hpa is not None and at_max:
-        change = _max_replicas_change(ctx, hpa, why=why, emergency=True)
-        yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
-    provisioning = ctx.detail.provisioning
-    if provisioning.cpu_bound or provisioning.memory_bound:
-        row = RESOURCE_ROWS[provisioning.label]
-        change_or_note = compute_resource_change(
-            ctx, row=row, cpu=provisioning.cpu_bound, memory=provisioning.memory_bound,
-            why=f"{why}, {provisioning.evidence}", emergency=True,
-        )
-        if isinstance(change_or_note, ProposedChange):
-            yield RuleOutcome(name, change=change_or_note)
-        else:
-            yield RuleOutcome(name, note=change_or_note)
+    # 1. Below maxReplicas the HPA can add pods: a lower CPU target is the cheapest move (no restart).
     if hpa is not None and hpa.cpu_target_percent is not None and not at_max:
         bounds = ctx.profile.hpa.cpu_target
         step = ctx.profile.guardrails.max_target_step
@@ -348,10 +352,35 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
         if new < hpa.cpu_target_percent:
             yield RuleOutcome(name, change=_target_change(
                 ctx, setting=Setting.HPA_CPU_TARGET, live_percent=hpa.cpu_target_percent, new_percent=new,
-                reason=f"{why}: CPU target {hpa.cpu_target_percent}% -> {new}% (down {step} points toward "
-                       f"cpuTarget.min {bounds.min}%) for more replicas",
+                reason=f"{why}: HPA at {hpa.current_replicas} < maxReplicas {hpa.max_replicas}: CPU target "
+                       f"{hpa.cpu_target_percent}% -> {new}% (down {step} points toward cpuTarget.min "
+                       f"{bounds.min}%) for more replicas",
                 table_row="latency feedback", emergency=True,
             ))
+    # 2. At maxReplicas: more replicas, within maxReplicasCeiling.
+    if hpa is not None and at_max:
+        change = _max_replicas_change(ctx, hpa, why=why, emergency=True)
+        yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
+    # 3. Bigger pods: memory whenever memory-bound; CPU only when CPU-bound with no replica left to add.
+    provisioning = ctx.detail.provisioning
+    saturated = provisioning.label != "Unknown" and compute_saturation(ctx) is not None
+    cpu_bound = (provisioning.cpu_bound and (hpa is None or at_max)) or saturated
+    if cpu_bound or provisioning.memory_bound:
+        label = "Under" if cpu_bound and provisioning.memory_bound else ("CpuBound" if cpu_bound else "MemoryBound")
+        row = RESOURCE_ROWS[label]
+        evidence = compute_saturation(ctx) or provisioning.evidence
+        where = f", at maxReplicas {hpa.max_replicas}" if hpa is not None and cpu_bound else ""
+        change_or_note = compute_resource_change(
+            ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound,
+            why=f"{why}, {evidence}{where}", emergency=True,
+        )
+        if isinstance(change_or_note, ProposedChange):
+            yield RuleOutcome(name, change=change_or_note)
+        else:
+            yield RuleOutcome(name, note=change_or_note)
+    elif provisioning.cpu_bound and hpa is not None:
+        yield RuleOutcome(name, note=f"CPU-bound but the HPA at {hpa.current_replicas} < maxReplicas "
+                                     f"{hpa.max_replicas} can still add pods: no CPU raise")
     if hpa is not None and ctx.profile.hpa.scale_up is ScaleUpSpeed.AUTO:
         faster = _behaviour_change(
             ctx, hpa, scale_up=True, row=SCALE_UP_ROWS["Aggressive"], emergency=True,
@@ -411,8 +440,24 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
     ))
 
 
+def compute_saturation(ctx: RuleContext) -> str | None:
+    """Why the HPA is saturated (at maxReplicas with recent CPU utilisation at or above its target), or None.
+
+    The HPA would add pods but may not: the pods are too small for the load or maxReplicas is too low.
+    """
+    hpa = ctx.tuned_hpa
+    if hpa is None or hpa.cpu_target_percent is None or hpa.current_replicas < hpa.max_replicas:
+        return None
+    cpu = ctx.recent(signals.compute_cpu_utilisation_percent(ctx.observations), ctx.thresholds.recent_span_seconds)
+    if isinstance(cpu, Unknown) or cpu.mean < hpa.cpu_target_percent:
+        return None
+    return (f"HPA saturated at maxReplicas {hpa.max_replicas} with CPU {cpu.mean:.0f}% >= target "
+            f"{hpa.cpu_target_percent}%")
+
+
 def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
-    """Containers bound on CPU or memory get the resources row; a saturated HPA gets more maxReplicas."""
+    """Containers bound on CPU or memory get the resources row; a saturated HPA gets more maxReplicas, or,
+    without maxReplicasCeiling room, bigger pods (the CPU-bound row: the pods are too small at maxReplicas)."""
     name = "under-provisioning"
     provisioning = ctx.detail.provisioning
     if provisioning.label == "Unknown":
@@ -425,16 +470,34 @@ def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
         )
         yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
     hpa = ctx.tuned_hpa
-    if hpa is None or hpa.current_replicas < hpa.max_replicas or ctx.profile.hpa.max_replicas_ceiling <= 0:
+    if hpa is None or hpa.current_replicas < hpa.max_replicas:
         return
     latency = ctx.recent(ctx.observations.latency_p95_seconds, ctx.thresholds.recent_span_seconds)
     if isinstance(latency, Unknown):
         yield RuleOutcome(name, note="p95 unknown", blocked_by=("latency_p95_seconds",))
         return
-    if latency.mean > ctx.slo_seconds:
-        why = f"SLO breached (p95 {_ms(latency.mean)} > {_ms(ctx.slo_seconds)}) at maxReplicas"
+    saturated = compute_saturation(ctx)
+    breached = latency.mean > ctx.slo_seconds
+    if not breached and saturated is None:
+        return
+    why = saturated or f"SLO breached (p95 {_ms(latency.mean)} > {_ms(ctx.slo_seconds)}) at maxReplicas"
+    if ctx.profile.hpa.max_replicas_ceiling > hpa.max_replicas:
         change = _max_replicas_change(ctx, hpa, why=why, emergency=False)
         yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
+        return
+    if saturated is None:
+        yield RuleOutcome(name, note=f"{why}, CPU under its target and no maxReplicasCeiling room")
+        return
+    if provisioning.label == "Unknown":
+        return  # a resources change needs what provisioning needs (said above)
+    row = RESOURCE_ROWS["CpuBound"]
+    change_or_note = compute_resource_change(
+        ctx, row=row, cpu=True, memory=False, why=f"{saturated}, no maxReplicasCeiling room: pods too small",
+    )
+    if isinstance(change_or_note, ProposedChange):
+        yield RuleOutcome(name, change=change_or_note)
+    else:
+        yield RuleOutcome(name, note=change_or_note)
 
 
 def compute_cpu_target_row(ctx: RuleContext) -> tuple[TargetRow, str] | None:
@@ -580,10 +643,14 @@ def compute_scale_up_row(ctx: RuleContext) -> tuple[BehaviourRow, str] | tuple[N
     rise = signals.compute_rise_multiple(
         rate, span_seconds=thresholds.flash_crowd_span_seconds, floor=signals.compute_median(rate.values)
     )
-    if rise >= thresholds.flash_crowd_multiple:
-        return SCALE_UP_ROWS["Aggressive"], (
+    aggressive = SCALE_UP_ROWS["Aggressive"]
+    hpa = observations.live.hpa
+    staying = hpa is not None and _behaviour_change(ctx, hpa, scale_up=True, row=aggressive, reason="") is None
+    multiple = thresholds.flash_crowd_leave_multiple if staying else thresholds.flash_crowd_multiple
+    if rise >= multiple:
+        return aggressive, (
             f"flash crowd (request rate x{rise:.1f} within {thresholds.flash_crowd_span_seconds:.0f}s "
-            f">= x{thresholds.flash_crowd_multiple:g})")
+            f">= x{multiple:g}{' to stay Aggressive' if staying else ''})")
     if _slo_breached_while_scaling_up(latency, replicas, ctx.slo_seconds):
         return SCALE_UP_ROWS["Aggressive"], f"SLO {_ms(ctx.slo_seconds)} breached while scaling up"
     if ctx.profile.objective is Objective.COST:
@@ -592,7 +659,7 @@ def compute_scale_up_row(ctx: RuleContext) -> tuple[BehaviourRow, str] | tuple[N
             return None, load.blocked_by
         if load.label == "Steady":
             return SCALE_UP_ROWS["Conservative"], f"objective Cost with steady load ({load.evidence})"
-    return SCALE_UP_ROWS["Moderate"], "no flash crowd, no SLO breach while scaling up"
+    return SCALE_UP_ROWS["Moderate"], f"no flash crowd (x{rise:.1f} < x{multiple:g}), no SLO breach while scaling up"
 
 
 def compute_scale_down_row(ctx: RuleContext) -> tuple[BehaviourRow, str] | tuple[None, tuple[str, ...]]:
@@ -604,10 +671,13 @@ def compute_scale_down_row(ctx: RuleContext) -> tuple[BehaviourRow, str] | tuple
     if not isinstance(replicas, Series) or load.label == "Unknown":
         return None, _unknown_names({"replicas": replicas}) + load.blocked_by
     reversals = signals.compute_direction_reversals(replicas.values)
-    flapping = reversals >= ctx.thresholds.flapping_reversals
-    if flapping:
-        return SCALE_DOWN_ROWS["Slow"], (f"replica count flapping ({reversals} reversals >= "
-                                         f"{ctx.thresholds.flapping_reversals})")
+    slow = SCALE_DOWN_ROWS["Slow"]
+    hpa = ctx.observations.live.hpa
+    staying = hpa is not None and _behaviour_change(ctx, hpa, scale_up=False, row=slow, reason="") is None
+    least = ctx.thresholds.flapping_leave_reversals + 1 if staying else ctx.thresholds.flapping_reversals
+    if reversals >= least:
+        return slow, (f"replica count flapping ({reversals} reversals >= {least}"
+                      f"{' to stay Slow' if staying else ''})")
     if load.label == "Bursty":
         return SCALE_DOWN_ROWS["Slow"], f"bursty load ({load.evidence})"
     if ctx.profile.objective is Objective.COST:
@@ -641,7 +711,74 @@ def decide_behaviour(ctx: RuleContext) -> Iterator[RuleOutcome]:
             yield RuleOutcome(name, change=change)
 
 
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:g}h"
+
+
+def check_cpu_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str | None:
+    """None when the cut pods still carry the peak window's total CPU with headroom, else why not.
+
+    Capacity is maxReplicas x the new pod request x the CPU target the HPA will have (the coupled one), or,
+    without a CPU-target HPA, the largest replica count of the window x the new pod request.
+    """
+    observations = ctx.observations
+    peak = observations.peak_cpu_usage_millicores_total
+    span = _hours(observations.peak_window_seconds)
+    if isinstance(peak, Unknown):
+        return f"CPU peak over {span} unknown ({peak.reason}): no CPU cut"
+    before = sum(c.cpu_request_millicores or 0 for c in change.edit.from_value) if isinstance(
+        change.edit.from_value, list) else 0
+    after = sum(c.cpu_request_millicores or 0 for c in change.edit.to_value) if isinstance(
+        change.edit.to_value, list) else 0
+    old_pod = observations.live.cpu_request_millicores_per_pod or 0
+    new_pod = old_pod - before + after
+    hpa = ctx.tuned_hpa or observations.live.hpa
+    if hpa is not None and hpa.cpu_target_percent is not None:
+        target = hpa.cpu_target_percent
+        if change.coupled is not None and change.coupled.setting is Setting.HPA_CPU_TARGET:
+            assert isinstance(change.coupled.to_value, int)
+            target = change.coupled.to_value
+        capacity = hpa.max_replicas * new_pod * target / 100
+        how = f"maxReplicas {hpa.max_replicas} x {new_pod}m x target {target}%"
+    else:
+        replicas = observations.replicas
+        if isinstance(replicas, Unknown):
+            return f"replicas unknown ({replicas.reason}): no CPU cut"
+        capacity = replicas.maximum * new_pod
+        how = f"{replicas.maximum:.0f} replicas x {new_pod}m"
+    needed = ctx.thresholds.peak_cpu_headroom_multiple * peak
+    if capacity < needed:
+        return (f"{how} = {capacity:.0f}m would not cover {ctx.thresholds.peak_cpu_headroom_multiple:g} x the "
+                f"{span} CPU peak {peak:.0f}m = {needed:.0f}m")
+    return None
+
+
+def check_memory_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str | None:
+    """None when the cut memory request still holds the peak window's largest working set with headroom."""
+    observations = ctx.observations
+    peak = observations.peak_memory_working_set_bytes_per_pod
+    span = _hours(observations.peak_window_seconds)
+    if isinstance(peak, Unknown):
+        return f"memory peak over {span} unknown ({peak.reason}): no memory cut"
+    before = sum(c.memory_request_bytes or 0 for c in change.edit.from_value) if isinstance(
+        change.edit.from_value, list) else 0
+    after = sum(c.memory_request_bytes or 0 for c in change.edit.to_value) if isinstance(
+        change.edit.to_value, list) else 0
+    new_pod = (observations.live.memory_request_bytes_per_pod or 0) - before + after
+    hpa = ctx.tuned_hpa or observations.live.hpa
+    fraction = ctx.thresholds.memory_bound_request_fraction
+    if hpa is not None and hpa.memory_target_percent is not None:
+        fraction = min(fraction, hpa.memory_target_percent / 100)
+    needed = ctx.thresholds.peak_memory_headroom_multiple * peak
+    if new_pod * fraction < needed:
+        multiple = ctx.thresholds.peak_memory_headroom_multiple
+        return (f"{new_pod / 2**20:.0f}Mi x {fraction:.0%} would not hold {multiple:g} x the {span} working-set "
+                f"peak {peak / 2**20:.0f}Mi")
+    return None
+
+
 def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
+    """The Over row, for each resource only while the cut still covers the peak of guardrails.peakWindow."""
     name = "over-provisioning"
     provisioning = ctx.detail.provisioning
     if provisioning.label == "Unknown":
@@ -654,11 +791,37 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
         yield RuleOutcome(name, note="over-provisioned, but the window is not yet covered")
         return
     row = RESOURCE_ROWS["Over"]
-    change = compute_resource_change(
-        ctx, row=row, cpu=provisioning.cpu_over, memory=provisioning.memory_over,
-        why=f"{row.label} ({provisioning.evidence})",
-    )
-    yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
+    cpu, memory = provisioning.cpu_over, provisioning.memory_over
+    notes: list[str] = []
+    blocked: list[str] = []
+    while cpu or memory:
+        change = compute_resource_change(
+            ctx, row=row, cpu=cpu, memory=memory, why=f"{row.label} ({provisioning.evidence})",
+        )
+        if not isinstance(change, ProposedChange):
+            notes.append(change)
+            break
+        cpu_problem = check_cpu_cut_covers_peak(ctx, change) if cpu else None
+        memory_problem = check_memory_cut_covers_peak(ctx, change) if memory else None
+        if cpu_problem is None and memory_problem is None:
+            headroom = []
+            if cpu:
+                headroom.append(f"CPU peak over {_hours(ctx.observations.peak_window_seconds)} covered")
+            if memory:
+                headroom.append("memory peak covered")
+            yield RuleOutcome(name, change=replace(change, reason=f"{change.reason} ({', '.join(headroom)})"))
+            return
+        if cpu_problem is not None:
+            notes.append(cpu_problem)
+            if isinstance(ctx.observations.peak_cpu_usage_millicores_total, Unknown):
+                blocked.append("peak_cpu_usage_millicores_total")
+            cpu = False
+        if memory_problem is not None:
+            notes.append(memory_problem)
+            if isinstance(ctx.observations.peak_memory_working_set_bytes_per_pod, Unknown):
+                blocked.append("peak_memory_working_set_bytes_per_pod")
+            memory = False
+    yield RuleOutcome(name, note="over-provisioned, but " + "; ".join(notes), blocked_by=tuple(blocked))
 
 
 def decide_pool_shrink(ctx: RuleContext) -> Iterator[RuleOutcome]:
@@ -695,11 +858,18 @@ def decide_pool_shrink(ctx: RuleContext) -> Iterator[RuleOutcome]:
     if new_default >= live_default:
         yield RuleOutcome(name, note=f"pool {live_default} already at size.min or the step limit")
         return
-    per_pooler_peak = demand.maximum / max(1, pool.pooler_replicas)
+    long_peak = observations.peak_pool_demand_connections
+    span = _hours(observations.peak_window_seconds)
+    if isinstance(long_peak, Unknown):
+        yield RuleOutcome(name, note=f"pool under 50%, but the demand peak over {span} is unknown "
+                                     f"({long_peak.reason}): no shrink",
+                          blocked_by=("peak_pool_demand_connections",))
+        return
+    per_pooler_peak = max(demand.maximum, long_peak) / max(1, pool.pooler_replicas)
     projected = 100 * per_pooler_peak / new_default
     if projected >= thresholds.pool_warning_utilisation_percent:
-        yield RuleOutcome(name, note=f"pool under 50% but the peak would be {projected:.0f}% of {new_default} "
-                                     f"(>= {thresholds.pool_warning_utilisation_percent:.0f}% warning)")
+        yield RuleOutcome(name, note=f"pool under 50% but the {span} demand peak would be {projected:.0f}% of "
+                                     f"{new_default} (>= {thresholds.pool_warning_utilisation_percent:.0f}% warning)")
         return
     # A shrink never raises the reserve (a tier's reserve ratio can be higher than the live one's), so the
     # server connections never grow and a pool within maxServerConnections stays within it.
@@ -709,7 +879,7 @@ def decide_pool_shrink(ctx: RuleContext) -> Iterator[RuleOutcome]:
         ctx, pool, size, table_row=row,
         reason=(f"Pool utilisation peak {utilisation.maximum:.0f}% < {thresholds.pool_shrink_utilisation_percent:.0f}% "
                 f"(target) all window, no waiting: pool row {row}: {live_default}/{pool.reserve_pool_size} -> "
-                f"{size.default_pool_size}/{size.reserve_pool_size} (peak would be {projected:.0f}%)"),
+                f"{size.default_pool_size}/{size.reserve_pool_size} ({span} demand peak would be {projected:.0f}%)"),
     ))
 
 

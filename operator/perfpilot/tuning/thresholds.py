@@ -18,6 +18,11 @@ class Thresholds:
     bursty_cv: float = 0.30
     # DESIGN: ...or when its peak is above this multiple of its median.
     bursty_peak_to_median: float = 2.0
+    # Ours (hysteresis): once the live configuration carries the Bursty decision (the Bursty CPU-target row or
+    # the Slow scale-down row), the load stays Bursty until the CV drops under this…
+    bursty_leave_cv: float = 0.25
+    # …and the peak under this multiple of the median, so a CV wobbling around 0.30 does not flip the rows.
+    bursty_leave_peak_to_median: float = 1.8
     # Ours: fewer samples than this say nothing about a pattern (a CV of 3 points is noise).
     min_samples_for_pattern: int = 5
 
@@ -60,8 +65,13 @@ class Thresholds:
     # Ours: a flash crowd is the request rate rising to this multiple of its value this long before.
     flash_crowd_multiple: float = 2.0
     flash_crowd_span_seconds: float = 300.0
+    # Ours (hysteresis): with the Aggressive scale-up row live, it is left only when the request rate's rise
+    # stays under this multiple (entering needs flash_crowd_multiple).
+    flash_crowd_leave_multiple: float = 1.5
     # Ours: replica counts flap when their direction (up/down) reverses at least this often in the window.
     flapping_reversals: int = 3
+    # Ours (hysteresis): with the Slow scale-down row live, it is left only at or under this many reversals.
+    flapping_leave_reversals: int = 1
 
     # --- pool ---------------------------------------------------------------------------------------
     # auditor guide ("Database Connections", critical > 90%): grow a tier above this utilisation…
@@ -74,6 +84,23 @@ class Thresholds:
     # Ours: "sustained" waiting / high utilisation = in at least this fraction of the last 5 minutes' samples.
     pool_sustained_fraction: float = 0.5
     pool_sustained_span_seconds: float = 300.0
+
+    # --- peaks over guardrails.peakWindow ------------------------------------------------------------
+    # Ours: a CPU cut must leave maxReplicas x request x CPU target at least this multiple of the peak total
+    # CPU of the peak window (25% headroom: the HPA reacts late, and a peak day can beat the last one).
+    peak_cpu_headroom_multiple: float = 1.25
+    # Ours: a memory cut must leave the request (times the HPA's memory target, when it has one) at least this
+    # multiple of the largest pod's peak working set of the peak window.
+    peak_memory_headroom_multiple: float = 1.25
+
+    # --- pacing ---------------------------------------------------------------------------------------
+    # Ours: no emergency follows a change before the change can show in the signals: this many intervals
+    # (an HPA or pool edit acts within one sync and one scrape; resources also wait for the rollout).
+    emergency_after_change_intervals: int = 2
+    # Ours: a setting moved one way is not moved back within this many cooldowns (2 h at the default 10 m),
+    # except by an emergency toward capacity, a move toward capacity while the SLO is breached or clients
+    # wait for the pool, or a rollback: the rows stop flapping with the daily noise.
+    reversal_hold_cooldowns: int = 12
 
     # --- verdict ------------------------------------------------------------------------------------
     # DESIGN: a verdict is Inconclusive when the request rate moved by more than this fraction.
