@@ -8,7 +8,8 @@ must come back unknown:
   (prometheus-community exporter names) runs out of connections in the last 20 minutes: clients wait.
 - ``media/stream`` bursty Deployment: load alternates every 5 minutes and two pods are added at minute 40;
   it never failed a request, so it has no 5xx series at all (the error ratio must be a measured 0).
-- ``billing/invoices`` latency regression at minute 45.
+- ``billing/invoices`` latency regression at minute 45, and a burst to 90 requests/s in minutes 10-14, before
+  the 30-minute window: only a peak over a longer peak window sees it.
 - ``search/index`` StatefulSet whose memory climbs; no CPU limit, so no CFS series.
 - ``analytics/reports`` with a CloudNativePG Pooler ``warehouse`` (``cnpg_pgbouncer_*``, maxwait split into
   seconds and microseconds).
@@ -95,7 +96,7 @@ WORKLOADS = [
              pod_start_seconds={"stream-5b7c9d8f6-r2s3t": START_SECONDS + 2400,
                                 "stream-5b7c9d8f6-w5x6z": START_SECONDS + 2400}),
     Workload("billing", "invoices", ["invoices-6f5d4c3b2a-b1c2d", "invoices-6f5d4c3b2a-e3f4g"],
-             request_rate=lambda t: 30.0, error_share=0.01,
+             request_rate=lambda t: 90.0 if 10 <= minute(t) < 15 else 30.0, error_share=0.01,
              median_latency_seconds=lambda t: 0.4 if minute(t) >= 45 else 0.05),
     Workload("search", "index", ["index-0", "index-1"], request_rate=lambda t: 10.0,
              memory_bytes_per_pod=lambda t: (400 + 500 * (t - START_SECONDS) / 3600) * MIB,

@@ -49,10 +49,10 @@ STEPS = [AT_SECONDS - WINDOW_SECONDS + STEP_SECONDS * k for k in range(WINDOW_SE
 
 def make_profile(namespace: str, name: str, *, kind: str = "Deployment", pool: dict[str, Any] | None = None,
                  metrics: dict[str, Any] | None = None, window: str = "30m", interval: str = "60s",
-                 url: str = "") -> PerformanceProfile:
+                 url: str = "", peak_window: str = "24h") -> PerformanceProfile:
     spec: dict[str, Any] = {
         "targetRef": {"kind": kind, "name": name},
-        "guardrails": {"window": window, "interval": interval},
+        "guardrails": {"window": window, "interval": interval, "peakWindow": peak_window},
         "metrics": {"prometheusURL": url, **(metrics or {})},
     }
     if pool is not None:
@@ -322,7 +322,7 @@ def test_one_cycle_for_many_profiles_issues_as_many_queries_as_for_one(prometheu
     elapsed_seconds = time.monotonic() - started
     for_many = queries_sent(prometheus.url) - before - for_one
 
-    assert for_one == 10  # 3 application + 4 container + 3 pool signals
+    assert for_one == 14  # 3 application + 4 container + 3 pool signals, and 1 + 2 + 1 peaks
     assert for_many == for_one
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
     assert result[("team-7", "svc-7")].request_rate_per_second == Unknown("no series for team-7/svc-7")
@@ -341,8 +341,8 @@ def test_profiles_with_other_metric_names_share_queries_by_shape(prometheus: Pro
     ]
     before = queries_sent(prometheus.url)
     result = observe_cycle(targets, at=AT, settings=settings)
-    # 2 app shapes x 3 + 4 container + 2 pool shapes x 3
-    assert queries_sent(prometheus.url) - before == 16
+    # 2 app shapes x (3 + 1 peak) + (4 + 2 peaks) container + 2 pool shapes x (3 + 1 peak)
+    assert queries_sent(prometheus.url) - before == 22
     assert result[("billing", "invoices")].latency_p95_seconds == Unknown("no series for billing/invoices")
     assert isinstance(result[("analytics", "reports")].pool_server_active, Series)
 
@@ -454,3 +454,62 @@ def test_a_live_scraped_prometheus_client_endpoint_reads_back(prometheus: Promet
     assert isinstance(rate, Series), rate
     assert 0.5 * LIVE_REQUESTS_PER_SECOND < rate.mean < 1.5 * LIVE_REQUESTS_PER_SECOND
     assert observations.cpu_usage_millicores_per_pod == Unknown(f"no series for {LIVE_NAMESPACE}/{workload}")
+
+
+# --- peaks over guardrails.peakWindow (max_over_time subqueries, one point at the evaluation time) ----------
+
+HOUR_STEPS = list(range(AT_SECONDS - 3600 + STEP_SECONDS, AT_SECONDS + 1, STEP_SECONDS))
+
+
+def _largest(values: list[float | None]) -> float:
+    known = [v for v in values if v is not None and math.isfinite(v)]
+    assert known
+    return max(known)
+
+
+def _total_cpu_millicores(cluster: OpenMetricsWriter, workload: Workload, t: int) -> float | None:
+    cpu = _series_of(cluster, "container_cpu_usage_seconds_total", workload, _real_container)
+    per_pod = _per_pod(cpu, lambda points: rate_at(points, at_seconds=t, range_seconds=RATE_WINDOW_SECONDS))
+    return 1000 * math.fsum(per_pod.values()) if per_pod else None
+
+
+def test_peaks_over_the_peak_window_match_the_largest_step_of_what_was_written(
+    observed: dict[ProfileKey, Observations], cluster: OpenMetricsWriter
+) -> None:
+    billing = workload_named("billing", "invoices")
+    shop = workload_named("shop", "api")
+    search = workload_named("search", "index")
+    # The 24h peak window holds the whole hour: billing's burst at minutes 10-14 is in it.
+    billing_peak = observed[("billing", "invoices")].peak_request_rate_per_second
+    assert billing_peak == pytest.approx(
+        _largest([expected(cluster, SignalName.REQUEST_RATE, billing, t) for t in HOUR_STEPS]), rel=1e-9)
+    assert billing_peak == pytest.approx(90, rel=0.05)
+    assert observed[("shop", "api")].peak_cpu_usage_millicores_total == pytest.approx(
+        _largest([_total_cpu_millicores(cluster, shop, t) for t in HOUR_STEPS]), rel=1e-9)
+    assert observed[("search", "index")].peak_memory_working_set_bytes_per_pod == pytest.approx(
+        _largest([expected(cluster, SignalName.MEMORY_WORKING_SET, search, t) for t in HOUR_STEPS]), rel=1e-9)
+    names = ("pgbouncer_pools_server_active_connections", "pgbouncer_pools_client_waiting_connections")
+    demand = [_pool_expected(cluster, names[:1], "shop", t, math.fsum)
+              + _pool_expected(cluster, names[1:], "shop", t, math.fsum) for t in HOUR_STEPS]
+    assert observed[("shop", "api")].peak_pool_demand_connections == pytest.approx(max(demand), rel=1e-9)
+    assert max(demand) == 40.0  # 2 pooler pods x (10 active + 10 waiting) at the end
+
+
+def test_a_peak_window_as_short_as_the_window_misses_an_earlier_burst(
+    prometheus: PrometheusServer, cluster: OpenMetricsWriter
+) -> None:
+    billing = workload_named("billing", "invoices")
+    target = ProfileTarget(make_profile("billing", "invoices", url=prometheus.url, peak_window="30m"), LIMITED)
+    observations = observe_cycle([target], at=AT, settings=settings_for(prometheus.url))[("billing", "invoices")]
+    assert observations.peak_window_seconds == 1800
+    assert observations.peak_request_rate_per_second == pytest.approx(
+        _largest([expected(cluster, SignalName.REQUEST_RATE, billing, t) for t in STEPS]), rel=1e-9)
+    assert observations.peak_request_rate_per_second == pytest.approx(30, rel=0.01)
+
+
+def test_peaks_are_unknown_without_series_never_zero(observed: dict[ProfileKey, Observations]) -> None:
+    ghost = observed[("ghost", "nothing")]
+    for field in ("peak_cpu_usage_millicores_total", "peak_memory_working_set_bytes_per_pod",
+                  "peak_request_rate_per_second"):
+        assert getattr(ghost, field) == Unknown("no series for ghost/nothing"), field
+    assert ghost.peak_pool_demand_connections == Unknown("pool tuning is off")

@@ -11,11 +11,13 @@ from perfpilot.observe.promql import (
     DEPLOYMENT_POD_PATTERN,
     STATEFULSET_POD_PATTERN,
     AppShape,
+    PeakName,
     QueryBuildError,
     SignalName,
     error_ratio_query,
     namespace_matcher,
     quote,
+    request_rate_query,
 )
 from perfpilot.observe.reader import PrometheusSettings
 from perfpilot.observe.snapshot import plan_queries
@@ -36,7 +38,7 @@ POOL = {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}}}
 def test_the_number_of_queries_does_not_grow_with_profiles() -> None:
     one = plan_queries([profile("shop", "api", pool=POOL)], SETTINGS)
     thousand = plan_queries([profile(f"ns-{i % 40}", f"svc-{i}", pool=POOL) for i in range(1000)], SETTINGS)
-    assert len(one.queries) == len(thousand.queries) == 10
+    assert len(one.queries) == len(thousand.queries) == 14  # 10 signals and 4 peaks
     assert [q.signal for q in one.queries] == [q.signal for q in thousand.queries]
 
 
@@ -104,3 +106,17 @@ def test_the_query_window_is_the_widest_profile_window_in_whole_steps() -> None:
     plan = plan_queries([profile("a", "x", guardrails={"window": "30m"}),
                          profile("b", "y", guardrails={"window": "45m30s", "interval": "60s"})], SETTINGS)
     assert plan.window_seconds == 2760  # 45m30s rounded up to 46 steps of 60 s
+
+
+def test_each_peak_is_a_max_over_time_subquery_of_its_signal_over_the_widest_peak_window() -> None:
+    plan = plan_queries([profile("shop", "api", pool=POOL, guardrails={"peakWindow": "6h"}),
+                         profile("billing", "invoices", guardrails={"peakWindow": "48h"})], SETTINGS)
+    assert plan.peak_window_seconds == 2 * 86400
+    peaks = {q.signal: q.promql for q in plan.queries if isinstance(q.signal, PeakName)}
+    assert set(peaks) == set(PeakName)
+    for promql in peaks.values():
+        assert promql.startswith("max_over_time((") and promql.endswith(")[172800s:60s])")
+    shape = AppShape.from_metrics(Metrics())
+    rate = request_rate_query(shape, namespaces=["billing", "shop"], rate_window_seconds=120)
+    assert peaks[PeakName.REQUEST_RATE] == f"max_over_time(({rate})[172800s:60s])"
+    assert peaks[PeakName.CPU_USAGE_TOTAL].startswith("max_over_time((1000 * sum by (namespace, workload) (")

@@ -12,6 +12,7 @@ from perfpilot.observe.workload import (
     WorkloadSpecError,
     live_config_from_manifests,
     parse_pgbouncer_ini,
+    rollout_in_progress,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -69,3 +70,24 @@ def test_a_database_pool_size_overrides_the_default() -> None:
 def test_a_missing_workload_is_a_clear_error() -> None:
     with pytest.raises(WorkloadSpecError, match="no Deployment named api among the manifests"):
         live_config_from_manifests([{"kind": "Deployment", "metadata": {"name": "web"}}], profile())
+
+
+def _deployment(generation: int, status: dict[str, int] | None) -> dict[str, object]:
+    manifest: dict[str, object] = {"kind": "Deployment", "metadata": {"name": "api", "generation": generation},
+                                   "spec": {"replicas": 4}}
+    if status is not None:
+        manifest["status"] = status
+    return manifest
+
+
+@pytest.mark.parametrize(("generation", "status", "rolling"), [
+    (3, {"observedGeneration": 3, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 4}, False),
+    (4, {"observedGeneration": 3, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 4}, True),
+    (3, {"observedGeneration": 3, "replicas": 5, "updatedReplicas": 3, "availableReplicas": 4}, True),
+    (3, {"observedGeneration": 3, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 3}, True),
+    (3, None, False),
+])
+def test_a_rollout_is_in_progress_until_the_status_shows_every_pod_updated_and_available(
+    generation: int, status: dict[str, int] | None, rolling: bool
+) -> None:
+    assert rollout_in_progress(_deployment(generation, status)) is rolling

@@ -56,6 +56,15 @@ class SignalName(StrEnum):
     POOL_MAX_WAIT = "pool_max_wait_seconds"
 
 
+class PeakName(StrEnum):
+    """The peaks over guardrails.peakWindow; each value is the ``Observations`` field it fills."""
+
+    CPU_USAGE_TOTAL = "peak_cpu_usage_millicores_total"
+    MEMORY_WORKING_SET = "peak_memory_working_set_bytes_per_pod"
+    REQUEST_RATE = "peak_request_rate_per_second"
+    POOL_DEMAND = "peak_pool_demand_connections"
+
+
 APP_SIGNALS = (SignalName.LATENCY_P95, SignalName.REQUEST_RATE, SignalName.ERROR_RATIO)
 CONTAINER_SIGNALS = (
     SignalName.CPU_USAGE,
@@ -266,3 +275,55 @@ def pool_max_wait_query(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
         micros = _pool_selector(shape, shape.names.max_wait_microseconds_part, namespaces)
         wait = f"({wait} + {micros} / 1000000)"
     return f"max {_by(BY_POOL)} ({with_workload(wait)})"
+
+
+# --- peaks over guardrails.peakWindow -------------------------------------------------------------------
+#
+# Each is ``max_over_time(<the signal's grouped expression>[<peakWindow>:<step>])``: a subquery that evaluates
+# the expression at every step of the peak window and keeps the largest value, read as a one-point range
+# query at the evaluation time. One query per peak, covering every profile's namespace, like the signals.
+
+
+def _peak_over(expression: str, *, peak_window_seconds: int, step_seconds: int) -> str:
+    return f"max_over_time(({expression})[{_duration(peak_window_seconds)}:{_duration(step_seconds)}])"
+
+
+def peak_cpu_usage_total_query(
+    shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int, peak_window_seconds: int,
+    step_seconds: int,
+) -> str:
+    """Largest total CPU of the workload (all its pods), millicores, over the peak window."""
+    usage = _container_selector(shape, shape.names.cpu_usage_seconds_total, namespaces)
+    per_pod = _per_pod(f"rate({usage}[{_duration(rate_window_seconds)}])")
+    return _peak_over(f"1000 * sum {_by(BY_WORKLOAD)} ({per_pod})", peak_window_seconds=peak_window_seconds,
+                      step_seconds=step_seconds)
+
+
+def peak_memory_working_set_query(
+    shape: ContainerShape, *, namespaces: Sequence[str], peak_window_seconds: int, step_seconds: int
+) -> str:
+    """Largest working set of any pod of the workload, bytes, over the peak window."""
+    return _peak_over(memory_working_set_query(shape, namespaces=namespaces), peak_window_seconds=peak_window_seconds,
+                      step_seconds=step_seconds)
+
+
+def peak_request_rate_query(
+    shape: AppShape, *, namespaces: Sequence[str], rate_window_seconds: int, peak_window_seconds: int,
+    step_seconds: int,
+) -> str:
+    """Largest request rate of the workload, per second, over the peak window."""
+    return _peak_over(request_rate_query(shape, namespaces=namespaces, rate_window_seconds=rate_window_seconds),
+                      peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
+
+
+def peak_pool_demand_query(
+    shape: PoolShape, *, namespaces: Sequence[str], peak_window_seconds: int, step_seconds: int
+) -> str:
+    """Largest demand on the pool (server connections in use + clients waiting), over the peak window.
+
+    A pooler that exports no waiting series counts as 0 waiting (``or 0 x active``), as for the error ratio.
+    """
+    active = pool_server_active_query(shape, namespaces=namespaces)
+    waiting = pool_client_waiting_query(shape, namespaces=namespaces)
+    return _peak_over(f"{active} + ({waiting} or 0 * {active})", peak_window_seconds=peak_window_seconds,
+                      step_seconds=step_seconds)

@@ -3,8 +3,8 @@
 ``plan_queries`` (pure) groups the cycle's profiles by query shape and builds one query per signal and
 shape, covering all their namespaces; ``take_snapshot`` runs them through a ``PrometheusReader``;
 ``Snapshot.observations`` cuts each profile's ``Observations`` out of the shared results. With every
-profile on the default metric names a cycle issues 7 queries, or 10 when any profile tunes a pool,
-whether it has one profile or a thousand.
+profile on the default metric names a cycle issues 10 queries (7 signals over the window, 3 peaks over
+the peak window), or 14 when any profile tunes a pool, whether it has one profile or a thousand.
 
 Failures never become zeros: a query that fails makes its signal Unknown for the profiles it served
 (``"prometheus query failed: …"``); an unreachable server makes every signal of every profile on it
@@ -28,6 +28,7 @@ from perfpilot.observe.promql import (
     POOL_SIGNALS,
     AppShape,
     ContainerShape,
+    PeakName,
     PoolShape,
     QueryBuildError,
     SignalName,
@@ -37,6 +38,10 @@ from perfpilot.observe.promql import (
     freeze_matchers,
     latency_p95_query,
     memory_working_set_query,
+    peak_cpu_usage_total_query,
+    peak_memory_working_set_query,
+    peak_pool_demand_query,
+    peak_request_rate_query,
     pool_client_waiting_query,
     pool_max_wait_query,
     pool_server_active_query,
@@ -51,7 +56,7 @@ from perfpilot.observe.reader import (
     RangeSeries,
 )
 from perfpilot.observe.series import to_signal
-from perfpilot.tuning.observations import LiveConfig, Observations, Signal, Unknown
+from perfpilot.tuning.observations import LiveConfig, Observations, Peak, Signal, Unknown
 
 Shape = AppShape | ContainerShape | PoolShape
 ProfileKey = tuple[str, str]  # (namespace, name) of the PerformanceProfile
@@ -62,9 +67,12 @@ def profile_key(profile: PerformanceProfile) -> ProfileKey:
     return (profile.metadata.namespace, profile.metadata.name)
 
 
+QueryName = SignalName | PeakName
+
+
 @dataclass(frozen=True)
 class PlannedQuery:
-    signal: SignalName
+    signal: QueryName  # a PeakName is read as one point at the evaluation time, a SignalName over the window
     shape: Shape
     promql: str
     group_labels: tuple[str, ...]
@@ -78,11 +86,19 @@ class QueryPlan:
     window_seconds: int
     step_seconds: int
     shape_errors: Mapping[tuple[ProfileKey, str], str] = field(default_factory=dict)  # (profile, "app"|"pool")
+    # The widest peakWindow of the profiles (a whole number of steps): a profile with a shorter one gets a
+    # peak at least as high as its own, which only makes a shrink more careful.
+    peak_window_seconds: int = 86400
 
 
 def _window_seconds(profiles: Iterable[PerformanceProfile], step_seconds: int) -> int:
     widest = max(float(p.spec.guardrails.window.seconds) for p in profiles)
     # A whole number of steps, so every profile's window ends on a point the query evaluated.
+    return math.ceil(widest / step_seconds) * step_seconds
+
+
+def _peak_window_seconds(profiles: Iterable[PerformanceProfile], step_seconds: int) -> int:
+    widest = max(float(p.spec.guardrails.peak_window.seconds) for p in profiles)
     return math.ceil(widest / step_seconds) * step_seconds
 
 
@@ -115,12 +131,17 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
                 shape_errors[(key, "pool")] = str(error)
 
     rate = settings.rate_window_seconds
+    step = settings.step_seconds
+    peak_window = _peak_window_seconds(profiles, step)
     queries: list[PlannedQuery] = []
     for app_shape, namespaces in sorted(app_namespaces.items(), key=lambda item: repr(item[0])):
         ns = sorted(namespaces)
         for signal, build in _app_builders().items():
             promql = build(app_shape, namespaces=ns, rate_window_seconds=rate)
             queries.append(PlannedQuery(signal, app_shape, promql, BY_WORKLOAD))
+        peak_rate = peak_request_rate_query(app_shape, namespaces=ns, rate_window_seconds=rate,
+                                            peak_window_seconds=peak_window, step_seconds=step)
+        queries.append(PlannedQuery(PeakName.REQUEST_RATE, app_shape, peak_rate, BY_WORKLOAD))
 
     container_shape = ContainerShape(matchers=freeze_matchers(settings.container_matchers))
     all_namespaces = sorted({p.metadata.namespace for p in profiles})
@@ -133,6 +154,16 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
         SignalName.REPLICAS: replicas_query(container_shape, namespaces=all_namespaces),
     }
     queries.extend(PlannedQuery(s, container_shape, q, BY_WORKLOAD) for s, q in container_queries.items())
+    container_peaks = {
+        PeakName.CPU_USAGE_TOTAL: peak_cpu_usage_total_query(
+            container_shape, namespaces=all_namespaces, rate_window_seconds=rate, peak_window_seconds=peak_window,
+            step_seconds=step,
+        ),
+        PeakName.MEMORY_WORKING_SET: peak_memory_working_set_query(
+            container_shape, namespaces=all_namespaces, peak_window_seconds=peak_window, step_seconds=step
+        ),
+    }
+    queries.extend(PlannedQuery(p, container_shape, q, BY_WORKLOAD) for p, q in container_peaks.items())
 
     for pool_shape, namespaces in sorted(pool_namespaces.items(), key=lambda item: repr(item[0])):
         ns = sorted(namespaces)
@@ -142,12 +173,15 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
             SignalName.POOL_MAX_WAIT: pool_max_wait_query(pool_shape, namespaces=ns),
         }
         queries.extend(PlannedQuery(s, pool_shape, q, BY_POOL) for s, q in pool_queries.items())
+        demand = peak_pool_demand_query(pool_shape, namespaces=ns, peak_window_seconds=peak_window, step_seconds=step)
+        queries.append(PlannedQuery(PeakName.POOL_DEMAND, pool_shape, demand, BY_POOL))
 
     return QueryPlan(
         queries=tuple(queries),
         window_seconds=_window_seconds(profiles, settings.step_seconds),
         step_seconds=settings.step_seconds,
         shape_errors=shape_errors,
+        peak_window_seconds=peak_window,
     )
 
 
@@ -162,32 +196,37 @@ class Snapshot:
     at: datetime
     plan: QueryPlan
     settings: PrometheusSettings
-    outcomes: Mapping[tuple[SignalName, Shape], QueryOutcome]
+    outcomes: Mapping[tuple[QueryName, Shape], QueryOutcome]
 
     def observations(self, profile: PerformanceProfile, live: LiveConfig) -> Observations:
-        """The profile's signals over its own window, cut from the shared results."""
-        signals = {signal.value: self._signal(profile, live, signal) for signal in SignalName}
-        return Observations(
+        """The profile's signals over its own window, and its peaks, cut from the shared results."""
+        return Observations.of_signals(
             at=self.at,
             window_seconds=float(profile.spec.guardrails.window.seconds),
             step_seconds=float(self.plan.step_seconds),
             live=live,
-            **signals,
+            signals={signal.value: self._signal(profile, live, signal) for signal in SignalName},
+            peak_window_seconds=float(self.plan.peak_window_seconds),
+            peaks={peak.value: self._peak(profile, peak) for peak in PeakName},
         )
 
-    def _signal(self, profile: PerformanceProfile, live: LiveConfig, signal: SignalName) -> Signal:
+    def _matching(
+        self, profile: PerformanceProfile, signal: QueryName
+    ) -> tuple[list[RangeSeries], str] | Unknown:
+        """The series of ``signal``'s query that belong to ``profile``, and where they were looked for."""
         key = profile_key(profile)
         namespace = profile.metadata.namespace
         workload = profile.spec.target_ref.name
         shape: Shape
-        if signal in POOL_SIGNALS:
+        is_pool = signal in POOL_SIGNALS or signal is PeakName.POOL_DEMAND
+        if is_pool:
             pgbouncer = profile.spec.pool.pgbouncer
             if not profile.spec.pool.enabled or pgbouncer is None:
                 return Unknown("pool tuning is off")
             if (key, "pool") in self.plan.shape_errors:
                 return Unknown(f"invalid pool matchers: {self.plan.shape_errors[(key, 'pool')]}")
             shape = PoolShape.from_pgbouncer(pgbouncer)
-        elif signal in APP_SIGNALS:
+        elif signal in APP_SIGNALS or signal is PeakName.REQUEST_RATE:
             if (key, "app") in self.plan.shape_errors:
                 return Unknown(f"invalid spec.metrics: {self.plan.shape_errors[(key, 'app')]}")
             shape = AppShape.from_metrics(profile.spec.metrics)
@@ -199,7 +238,7 @@ class Snapshot:
         if isinstance(outcome, Unknown):
             return outcome
 
-        if signal in POOL_SIGNALS:
+        if is_pool:
             assert pgbouncer is not None
             pooler = pgbouncer.pooler_ref.name if pgbouncer.pooler_ref is not None else None
             # A CloudNativePG Pooler is a Deployment named after it; a ConfigMap-configured pgBouncer can be any
@@ -214,6 +253,13 @@ class Snapshot:
         else:
             matching = list(outcome.get((namespace, workload), ()))
             where = f"{namespace}/{workload}"
+        return matching, where
+
+    def _signal(self, profile: PerformanceProfile, live: LiveConfig, signal: SignalName) -> Signal:
+        found = self._matching(profile, signal)
+        if isinstance(found, Unknown):
+            return found
+        matching, where = found
         if not matching:
             if signal is SignalName.CPU_THROTTLED and any(c.cpu_limit_millicores is None for c in live.containers):
                 return Unknown(f"no CFS throttling series for {where}: a container has no CPU limit")
@@ -225,6 +271,20 @@ class Snapshot:
             window_seconds=float(profile.spec.guardrails.window.seconds),
             step_seconds=float(self.plan.step_seconds),
         )
+
+
+    def _peak(self, profile: PerformanceProfile, peak: PeakName) -> Peak:
+        """The peak's value at the evaluation time; several pool series (poolers) add up."""
+        found = self._matching(profile, peak)
+        if isinstance(found, Unknown):
+            return found
+        matching, where = found
+        if not matching:
+            return Unknown(f"no series for {where}")
+        values = [float(series.samples[-1][1]) for series in matching if series.samples]
+        if not values or any(not math.isfinite(value) for value in values):
+            return Unknown(f"no finite peak for {where}")
+        return math.fsum(values)
 
 
 def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], float]) -> list[tuple[float, float]]:
@@ -248,7 +308,7 @@ def take_snapshot(
     """
     at = at.replace(microsecond=0)
     plan = plan_queries(profiles, reader.settings)
-    outcomes: dict[tuple[SignalName, Shape], QueryOutcome] = {}
+    outcomes: dict[tuple[QueryName, Shape], QueryOutcome] = {}
     unreachable: Unknown | None = None
     for query in plan.queries:
         if unreachable is not None:
@@ -259,7 +319,8 @@ def take_snapshot(
                 query.promql,
                 signal=query.signal.value,
                 end=at,
-                window_seconds=plan.window_seconds,
+                # A peak is one point at the evaluation time: the subquery looks back over the peak window.
+                window_seconds=0 if isinstance(query.signal, PeakName) else plan.window_seconds,
                 step_seconds=plan.step_seconds,
             )
         except PrometheusError as error:
@@ -286,12 +347,14 @@ class ProfileTarget:
 
 def _all_unknown(target: ProfileTarget, *, at: datetime, step_seconds: int, reason: str) -> Observations:
     unknown = Unknown(reason)
-    return Observations(
+    return Observations.of_signals(
         at=at,
         window_seconds=float(target.profile.spec.guardrails.window.seconds),
         step_seconds=float(step_seconds),
         live=target.live,
-        **{signal.value: unknown for signal in SignalName},
+        signals={signal.value: unknown for signal in SignalName},
+        peak_window_seconds=float(target.profile.spec.guardrails.peak_window.seconds),
+        peaks={peak.value: unknown for peak in PeakName},
     )
 
 

@@ -172,6 +172,27 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
     return None
 
 
+def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
+    """Whether the Deployment/StatefulSet has not finished rolling out, from its status.
+
+    In progress when the controller has not seen the latest spec (``observedGeneration < generation``) or
+    fewer pods than wanted run the latest template (``updatedReplicas``) or are available
+    (``availableReplicas``; a StatefulSet without it: ``readyReplicas``). No status at all: not known to
+    roll out (a manifest written by hand).
+    """
+    status = workload.get("status") or {}
+    if not status:
+        return False
+    generation = workload.get("metadata", {}).get("generation")
+    observed = status.get("observedGeneration")
+    if generation is not None and observed is not None and int(observed) < int(generation):
+        return True
+    wanted = int((workload.get("spec") or {}).get("replicas", status.get("replicas", 1)))
+    updated = int(status.get("updatedReplicas", 0))
+    available = int(status.get("availableReplicas", status.get("readyReplicas", 0)))
+    return updated < wanted or available < wanted
+
+
 def live_config_from_manifests(documents: Iterable[Any], profile: PerformanceProfile) -> LiveConfig:
     """The ``LiveConfig`` of ``profile``'s workload from its manifests; raises ``WorkloadSpecError``."""
     objects = flatten(documents)
@@ -186,6 +207,7 @@ def live_config_from_manifests(documents: Iterable[Any], profile: PerformancePro
         containers=containers_of(workload),
         pool=pool_of(objects, profile),
         paused=paused,
+        rollout_in_progress=rollout_in_progress(workload),
     )
 
 
