@@ -165,3 +165,37 @@ def test_cel_rule_and_model_accept_the_boundary(path: str, value: object) -> Non
 def test_examples_satisfy_every_cel_rule(path: Path) -> None:
     for document in yaml.safe_load_all(path.read_text()):
         assert cel_violations(document["spec"]) == []
+
+
+# Single-field rules: the model names the field itself, the CEL rule the object around it, so the paths
+# differ by design; what must agree is that both reject.
+SINGLE_FIELD_CASES = [
+    ("slo.latencyP95", "0s", "spec.slo", "latencyP95 must be greater than 0s"),
+    ("resources.cpu", {"min": "0", "max": "1"}, "spec.resources.cpu", "min must be greater than 0"),
+    ("resources.memory", {"min": 0, "max": "1Gi"}, "spec.resources.memory", "min must be greater than 0"),
+    ("metrics.matchers", {"bad-label": "x"}, "spec.metrics",
+     "matchers keys must be Prometheus label names other than namespace and workload"),
+    ("metrics.matchers", {"workload": "x"}, "spec.metrics",
+     "matchers keys must be Prometheus label names other than namespace and workload"),
+    ("pool.pgbouncer.matchers", {"__name__": "x"}, "spec.pool.pgbouncer",
+     "matchers keys must be Prometheus label names other than namespace and workload"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "where", "message"), SINGLE_FIELD_CASES,
+                         ids=[f"{case[0]}={case[1]}" for case in SINGLE_FIELD_CASES])
+def test_cel_rule_and_model_both_reject_a_bad_single_field(
+    path: str, value: object, where: str, message: str
+) -> None:
+    spec = _with(path, value)
+    assert cel_violations(spec) == [(where, message)]
+    with pytest.raises(ValidationError):
+        PerformanceProfileSpec.model_validate(spec)
+
+
+def test_cel_rules_accept_ordinary_matchers_and_a_tiny_slo() -> None:
+    spec = _with("metrics.matchers", {"job": "api", "cluster_name": "eu-1"})
+    spec["slo"] = {"latencyP95": "1ms"}
+    spec["resources"] = {"cpu": {"min": "1m", "max": "1"}}
+    assert cel_violations(spec) == []
+    assert model_violations(spec) == []

@@ -210,14 +210,19 @@ def test_quantities_are_int_or_string_with_kubernetes_pattern(path: str) -> None
                                   "pool.size"])
 def test_every_range_carries_a_min_not_above_max_rule(path: str) -> None:
     rules = _node(path)["x-kubernetes-validations"]
-    assert [rule["message"] for rule in rules] == ["min must not exceed max"]
+    assert rules[0]["message"] == "min must not exceed max"
     assert rules[0]["rule"] in MIN_LE_MAX_RULES
+    # Requests also need a positive minimum; percents and pool sizes get theirs from `minimum: 1`.
+    expected_extra = ["min must be greater than 0"] if path.startswith("resources.") else []
+    assert [rule["message"] for rule in rules[1:]] == expected_extra
 
 
 def test_pool_carries_rules_for_its_references() -> None:
     pgbouncer_rules = _node("pool.pgbouncer")["x-kubernetes-validations"]
-    assert pgbouncer_rules == [{"rule": "has(self.configMapRef) != has(self.poolerRef)",
-                                "message": "exactly one of configMapRef and poolerRef is required"}]
+    assert pgbouncer_rules[0] == {"rule": "has(self.configMapRef) != has(self.poolerRef)",
+                                  "message": "exactly one of configMapRef and poolerRef is required"}
+    assert pgbouncer_rules[1]["message"] == (
+        "matchers keys must be Prometheus label names other than namespace and workload")
     pool_rules = _node("pool")["x-kubernetes-validations"]
     assert pool_rules == [{"rule": "!self.enabled || has(self.pgbouncer)",
                            "message": "pgbouncer is required when the pool is enabled"}]

@@ -108,6 +108,19 @@ INVALID_CASES: list[tuple[str, Callable[[Profile], None], str]] = [
     ("wrong API version", _set("apiVersion", "perfpilot.io/v1"),
      "apiVersion: must be perfpilot.io/v1alpha1 (got 'perfpilot.io/v1')"),
     ("no name", _delete("metadata.name"), "metadata.name: is required (got nothing)"),
+    ("zero latency objective", _set("spec.slo.latencyP95", "0s"),
+     "spec.slo.latencyP95: must be greater than 0s (got 0s)"),
+    ("zero cpu request minimum", _set("spec.resources.cpu", {"min": "0", "max": "2"}),
+     "spec.resources.cpu.min: must be greater than 0 (got 0)"),
+    ("zero memory request minimum", _set("spec.resources.memory", {"min": 0, "max": "1Gi"}),
+     "spec.resources.memory.min: must be greater than 0 (got 0)"),
+    ("matcher key that is not a label name", _set("spec.metrics.matchers", {"bad-label": "x"}),
+     "spec.metrics.matchers: not a Prometheus label name usable as a matcher (got 'bad-label')"),
+    ("matcher on a label perfpilot sets", _set("spec.pool.pgbouncer.matchers", {"namespace": "x"}),
+     "spec.pool.pgbouncer.matchers: the 'namespace' label is set by perfpilot, not by matchers (got 'namespace')"),
+    ("error matcher that is not PromQL", _set("spec.metrics.errorMatcher", "garbage"),
+     'spec.metrics.errorMatcher: must be PromQL label matchers as written inside braces, such as code=~"5.." '
+     "(got 'garbage')"),
 ]
 
 

@@ -9,10 +9,11 @@ Cross-field rules live in ``model_validator``s here *and* as ``x-kubernetes-vali
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from perfpilot.api.quantities import CpuQuantity, Duration, MemoryQuantity
@@ -26,6 +27,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 # Kubernetes object names (RFC 1123 subdomain) and label names/values, as the API server checks them.
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+
+
+Ordered = TypeVar("Ordered", int, CpuQuantity, MemoryQuantity)
 
 
 class ApiModel(BaseModel):
@@ -43,6 +47,28 @@ class ApiModel(BaseModel):
 
 
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=NAME_PATTERN)]
+
+
+# Prometheus label names, and one-or-more PromQL label matchers as written inside braces.
+LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+_ONE_MATCHER = r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"([^"\\]|\\.)*"\s*'
+MATCHER_LIST_PATTERN = rf"^{_ONE_MATCHER}(,{_ONE_MATCHER})*,?\s*$"
+# Labels perfpilot sets itself in every query; a matcher on them would fight the grouping.
+RESERVED_LABELS = ("namespace", "workload")
+_MATCHER_KEYS_CEL = (
+    "self.all(k, k.matches('" + LABEL_NAME_PATTERN + "') && !k.startsWith('__') && "
+    + " && ".join(f"k != '{label}'" for label in RESERVED_LABELS) + ")"
+)
+
+
+def check_matcher_labels(matchers: dict[str, str]) -> dict[str, str]:
+    """Extra label matchers must be plain label names that perfpilot does not set itself."""
+    for label in matchers:
+        if not re.fullmatch(LABEL_NAME_PATTERN, label) or label.startswith("__"):
+            raise ValueError(f"not a Prometheus label name usable as a matcher (got {label!r})")
+        if label in RESERVED_LABELS:
+            raise ValueError(f"the {label!r} label is set by perfpilot, not by matchers (got {label!r})")
+    return matchers
 
 
 class Mode(StrEnum):
@@ -98,6 +124,7 @@ class TargetRef(ApiModel):
 
 
 class Slo(ApiModel):
+    CEL_RULES = (("duration(self.latencyP95) > duration('0s')", "latencyP95 must be greater than 0s"),)
     latency_p95: Duration = Field(
         Duration(0.5),
         description="p95 latency objective. Drives the latency feedback and the rollback verdict. "
@@ -106,6 +133,13 @@ class Slo(ApiModel):
     max_error_ratio: float | None = Field(
         None, ge=0, le=1, description="Optional objective for the ratio of failed requests (0-1)."
     )
+
+    @field_validator("latency_p95")
+    @classmethod
+    def _latency_positive(cls, value: Duration) -> Duration:
+        if value.seconds <= 0:
+            raise ValueError(f"must be greater than 0s (got {value})")
+        return value
 
 
 class Metrics(ApiModel):
@@ -127,23 +161,38 @@ class Metrics(ApiModel):
         description="Name of the request counter.",
     )
     error_matcher: str = Field(
-        'code=~"5.."', description="Label matcher that selects failed requests on the request counter."
+        'code=~"5.."',
+        pattern=MATCHER_LIST_PATTERN,
+        description="Label matcher that selects failed requests on the request counter.",
     )
     matchers: dict[str, str] = Field(
         default_factory=dict, description="Extra label matchers (label: value) for the application series."
     )
+    CEL_RULES = ((_MATCHER_KEYS_CEL.replace("self.all", "self.matchers.all"),
+                  "matchers keys must be Prometheus label names other than namespace and workload"),)
 
+    @field_validator("matchers")
+    @classmethod
+    def _matcher_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_matcher_labels(value)
 
-class PercentRange(ApiModel):
-    min: int = Field(ge=1, le=100, description="Lowest value perfpilot may set, percent.")
-    max: int = Field(ge=1, le=100, description="Highest value perfpilot may set, percent.")
-    CEL_RULES = (("self.min <= self.max", "min must not exceed max"),)
+class _Bounds(ApiModel, Generic[Ordered]):
+    """A [min, max] range of one kind of value. The model and the CRD's CEL rule check min <= max alike."""
+
+    min: Ordered
+    max: Ordered
+    CEL_RULES: ClassVar[tuple[tuple[str, str], ...]] = (("self.min <= self.max", "min must not exceed max"),)
 
     @model_validator(mode="after")
-    def _min_not_above_max(self) -> PercentRange:
+    def _min_not_above_max(self) -> Self:
         if self.min > self.max:
             raise ValueError(f"min must not exceed max (got min={self.min}, max={self.max})")
         return self
+
+
+class PercentRange(_Bounds[int]):
+    min: int = Field(ge=1, le=100, description="Lowest value perfpilot may set, percent.")
+    max: int = Field(ge=1, le=100, description="Highest value perfpilot may set, percent.")
 
 
 class Hpa(ApiModel):
@@ -170,30 +219,36 @@ class Hpa(ApiModel):
     )
 
 
-class CpuRange(ApiModel):
+class CpuRange(_Bounds[CpuQuantity]):
     min: CpuQuantity = Field(description="Smallest CPU request perfpilot may set.")
     max: CpuQuantity = Field(description="Largest CPU request perfpilot may set.")
     CEL_RULES = (("quantity(string(self.min)).compareTo(quantity(string(self.max))) <= 0",
-                  "min must not exceed max"),)
+                  "min must not exceed max"),
+                 ("quantity(string(self.min)).compareTo(quantity('0')) > 0", "min must be greater than 0"))
 
-    @model_validator(mode="after")
-    def _min_not_above_max(self) -> CpuRange:
-        if self.min > self.max:
-            raise ValueError(f"min must not exceed max (got min={self.min}, max={self.max})")
-        return self
+    @field_validator("min")
+    @classmethod
+    def _min_positive(cls, value: CpuQuantity) -> CpuQuantity:
+        # A zero request would let the HPA divide by zero and the scheduler pack pods without limit.
+        if value == CpuQuantity(0):
+            raise ValueError(f"must be greater than 0 (got {value})")
+        return value
 
 
-class MemoryRange(ApiModel):
+class MemoryRange(_Bounds[MemoryQuantity]):
     min: MemoryQuantity = Field(description="Smallest memory request perfpilot may set.")
     max: MemoryQuantity = Field(description="Largest memory request perfpilot may set.")
     CEL_RULES = (("quantity(string(self.min)).compareTo(quantity(string(self.max))) <= 0",
-                  "min must not exceed max"),)
+                  "min must not exceed max"),
+                 ("quantity(string(self.min)).compareTo(quantity('0')) > 0", "min must be greater than 0"))
 
-    @model_validator(mode="after")
-    def _min_not_above_max(self) -> MemoryRange:
-        if self.min > self.max:
-            raise ValueError(f"min must not exceed max (got min={self.min}, max={self.max})")
-        return self
+    @field_validator("min")
+    @classmethod
+    def _min_positive(cls, value: MemoryQuantity) -> MemoryQuantity:
+        # A zero request would let the HPA divide by zero and the scheduler pack pods without limit.
+        if value == MemoryQuantity(0):
+            raise ValueError(f"must be greater than 0 (got {value})")
+        return value
 
 
 class Resources(ApiModel):
@@ -244,7 +299,14 @@ class Pgbouncer(ApiModel):
     )
     CEL_RULES = (
         ("has(self.configMapRef) != has(self.poolerRef)", "exactly one of configMapRef and poolerRef is required"),
+        (_MATCHER_KEYS_CEL.replace("self.all", "self.matchers.all"),
+         "matchers keys must be Prometheus label names other than namespace and workload"),
     )
+
+    @field_validator("matchers")
+    @classmethod
+    def _matcher_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_matcher_labels(value)
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> Pgbouncer:
@@ -254,16 +316,9 @@ class Pgbouncer(ApiModel):
         return self
 
 
-class IntRange(ApiModel):
+class IntRange(_Bounds[int]):
     min: int = Field(ge=1, le=10000, description="Smallest value perfpilot may set.")
     max: int = Field(ge=1, le=10000, description="Largest value perfpilot may set.")
-    CEL_RULES = (("self.min <= self.max", "min must not exceed max"),)
-
-    @model_validator(mode="after")
-    def _min_not_above_max(self) -> IntRange:
-        if self.min > self.max:
-            raise ValueError(f"min must not exceed max (got min={self.min}, max={self.max})")
-        return self
 
 
 class Pool(ApiModel):

@@ -22,7 +22,15 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from perfpilot.api.crd import open_api_schema
-from perfpilot.api.spec import GROUP, KIND, METRIC_NAME_PATTERN, NAME_PATTERN, VERSION, PerformanceProfile
+from perfpilot.api.spec import (
+    GROUP,
+    KIND,
+    MATCHER_LIST_PATTERN,
+    METRIC_NAME_PATTERN,
+    NAME_PATTERN,
+    VERSION,
+    PerformanceProfile,
+)
 
 # How much of a bad value a message quotes; a whole sub-object would drown the message.
 _MAX_VALUE_TEXT = 60
@@ -41,6 +49,7 @@ _PATTERN_WORDING = {
     NAME_PATTERN: "must be a Kubernetes object name: lower-case letters, digits, '-' and '.', "
     "starting and ending with a letter or digit",
     METRIC_NAME_PATTERN: "must be a Prometheus metric name: letters, digits, '_' and ':', not starting with a digit",
+    MATCHER_LIST_PATTERN: 'must be PromQL label matchers as written inside braces, such as code=~"5.."',
     f"^{GROUP}/{VERSION}$": f"must be {GROUP}/{VERSION}",
     f"^{KIND}$": f"must be {KIND}",
 }
