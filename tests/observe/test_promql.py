@@ -5,17 +5,21 @@ from __future__ import annotations
 import re
 
 import pytest
+from pydantic import ValidationError
 
-from perfpilot.api.spec import Metrics, PerformanceProfile
+from perfpilot.api.spec import Metrics, PerformanceProfile, Pgbouncer
 from perfpilot.observe.promql import (
     DEPLOYMENT_POD_PATTERN,
     STATEFULSET_POD_PATTERN,
     AppShape,
     PeakName,
+    PoolShape,
     QueryBuildError,
     SignalName,
     error_ratio_query,
+    freeze_matchers,
     namespace_matcher,
+    pool_sum_query,
     quote,
     request_rate_query,
 )
@@ -79,19 +83,51 @@ def test_the_workload_label_comes_from_the_pod_name_statefulset_first_then_deplo
     assert workload("api-7d9f8b6c4d-12345") == "api"  # an all-digit suffix is still a Deployment pod
 
 
-def test_extra_matchers_are_quoted_and_error_matchers_validated() -> None:
+def test_extra_matchers_are_quoted() -> None:
     shape = AppShape.from_metrics(Metrics(matchers={"job": 'say "hi"'}, error_matcher='status_code=~"5..",ok="no"'))
     promql = error_ratio_query(shape, namespaces=["shop"], rate_window_seconds=120)
     assert 'job="say \\"hi\\""' in promql
     assert 'status_code=~"5..",ok="no"' in promql
+
+
+@pytest.mark.parametrize("error_matcher", ["code=5xx", "}", 'code=~"5..", or 1', 'code=~"5.."}'])
+def test_the_query_builder_refuses_the_error_matchers_the_api_refuses(error_matcher: str) -> None:
+    with pytest.raises(ValidationError):
+        Metrics(error_matcher=error_matcher)
+    # A model built without validation (as the operator-wide settings are) is refused by the builder too.
     with pytest.raises(QueryBuildError, match="errorMatcher"):
-        AppShape.from_metrics(Metrics(error_matcher="code=5xx"))
-    with pytest.raises(QueryBuildError, match="set by perfpilot"):
-        AppShape.from_metrics(Metrics(matchers={"namespace": "other"}))
+        AppShape.from_metrics(Metrics.model_construct(error_matcher=error_matcher))
+
+
+@pytest.mark.parametrize(("label", "why"), [
+    ("namespace", "set by perfpilot"), ("workload", "set by perfpilot"), ("__name__", "not a Prometheus label"),
+    ("team-name", "not a Prometheus label"), ("9lives", "not a Prometheus label"),
+])
+def test_the_query_builder_refuses_the_matcher_labels_the_api_refuses(label: str, why: str) -> None:
+    with pytest.raises(ValidationError, match=why):
+        Metrics(matchers={label: "x"})
+    with pytest.raises(QueryBuildError, match=why):
+        freeze_matchers({label: "x"})
+
+
+def test_operator_wide_container_matchers_follow_the_same_label_rules() -> None:
+    settings = PrometheusSettings(url="http://prometheus:9090", container_matchers={"workload": "api"})
+    with pytest.raises(QueryBuildError, match="'workload' label is set by perfpilot"):
+        plan_queries([profile("shop", "api")], settings)
+
+
+def test_the_two_pool_sums_differ_only_in_the_metric() -> None:
+    shape = PoolShape.from_pgbouncer(Pgbouncer(config_map_ref={"name": "pgbouncer"}, database="app"))
+    active = pool_sum_query(shape, shape.names.server_active, namespaces=["shop"])
+    waiting = pool_sum_query(shape, shape.names.client_waiting, namespaces=["shop"])
+    assert active.replace(shape.names.server_active, shape.names.client_waiting) == waiting
+    assert active.startswith("sum by (namespace, workload, database) (label_replace(")
 
 
 def test_a_bad_error_matcher_makes_only_that_profiles_application_signals_unknown() -> None:
-    plan = plan_queries([profile("shop", "api", metrics={"errorMatcher": "}"}), profile("media", "x")], SETTINGS)
+    bad = profile("shop", "api")
+    bad.spec.metrics = Metrics.model_construct(**{**dict(bad.spec.metrics), "error_matcher": "}"})
+    plan = plan_queries([bad, profile("media", "x")], SETTINGS)
     assert (("shop", "api"), "app") in plan.shape_errors
     assert all('"shop' not in q.promql or q.signal.value.startswith(("cpu", "memory", "replicas"))
                for q in plan.queries)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from perfpilot.api.spec import Metrics, Pgbouncer
+from perfpilot.api.spec import MATCHER_LIST_PATTERN, RESERVED_LABELS, Metrics, Pgbouncer, check_matcher_labels
 from perfpilot.observe.presets import CADVISOR, ContainerMetricNames, PoolMetricNames, pool_metric_names
 
 # Kubernetes' pod names: a Deployment's ReplicaSet adds the pod-template-hash (up to 10 characters) and the
@@ -31,10 +31,11 @@ BY_POOL = ("namespace", WORKLOAD_LABEL, "database")
 LATENCY_QUANTILE = 0.95
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-# One or more matchers as they appear inside braces: label op "value", comma separated.
-_MATCHER = r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*'
-_MATCHER_LIST = re.compile(rf"^{_MATCHER}(,{_MATCHER})*,?\s*$")
+# The rules for matchers live in the API (its models and CRD reject bad ones); they are checked again here
+# because the operator-wide container matchers and hand-built models do not pass through the API.
+_MATCHER_LIST = re.compile(MATCHER_LIST_PATTERN)
+if set(BY_WORKLOAD) != set(RESERVED_LABELS):
+    raise ImportError(f"the API reserves {RESERVED_LABELS}, the queries group by {BY_WORKLOAD}")
 
 
 class QueryBuildError(ValueError):
@@ -78,11 +79,10 @@ Matchers = tuple[tuple[str, str], ...]  # sorted (label, value) pairs: hashable,
 
 
 def freeze_matchers(matchers: Mapping[str, str]) -> Matchers:
-    for label in matchers:
-        if not _LABEL_NAME.match(label) or label.startswith("__"):
-            raise QueryBuildError(f"not a label name usable as a matcher: {label!r}")
-        if label in ("namespace", WORKLOAD_LABEL):
-            raise QueryBuildError(f"the {label!r} label is set by perfpilot, not by matchers")
+    try:
+        check_matcher_labels(dict(matchers))
+    except ValueError as error:
+        raise QueryBuildError(str(error)) from error
     return tuple(sorted(matchers.items()))
 
 
@@ -256,16 +256,13 @@ def replicas_query(shape: ContainerShape, *, namespaces: Sequence[str]) -> str:
 # --- pool signals (pgBouncer exporter) ----------------------------------------------------------------
 
 
-def pool_server_active_query(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
-    """Server connections in use, summed over pooler pods and users, per pooler workload and database."""
-    active = _pool_selector(shape, shape.names.server_active, namespaces)
-    return f"sum {_by(BY_POOL)} ({with_workload(active)})"
+def pool_sum_query(shape: PoolShape, metric: str, *, namespaces: Sequence[str]) -> str:
+    """A pool gauge summed over pooler pods and users, per pooler workload and database.
 
-
-def pool_client_waiting_query(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
-    """Clients waiting for a server connection, summed over pooler pods and users."""
-    waiting = _pool_selector(shape, shape.names.client_waiting, namespaces)
-    return f"sum {_by(BY_POOL)} ({with_workload(waiting)})"
+    ``metric`` is ``shape.names.server_active`` (server connections in use) or ``shape.names.client_waiting``
+    (clients waiting for one).
+    """
+    return f"sum {_by(BY_POOL)} ({with_workload(_pool_selector(shape, metric, namespaces))})"
 
 
 def pool_max_wait_query(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
@@ -323,7 +320,7 @@ def peak_pool_demand_query(
 
     A pooler that exports no waiting series counts as 0 waiting (``or 0 x active``), as for the error ratio.
     """
-    active = pool_server_active_query(shape, namespaces=namespaces)
-    waiting = pool_client_waiting_query(shape, namespaces=namespaces)
+    active = pool_sum_query(shape, shape.names.server_active, namespaces=namespaces)
+    waiting = pool_sum_query(shape, shape.names.client_waiting, namespaces=namespaces)
     return _peak_over(f"{active} + ({waiting} or 0 * {active})", peak_window_seconds=peak_window_seconds,
                       step_seconds=step_seconds)
