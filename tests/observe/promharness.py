@@ -279,6 +279,10 @@ class SilentServer:
                 return
             self._held.append(connection)
 
+    @property
+    def connections_accepted(self) -> int:
+        return len(self._held)
+
     def close(self) -> None:
         self._closed.set()
         self._socket.close()

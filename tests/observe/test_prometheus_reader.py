@@ -35,7 +35,13 @@ from perfpilot.observe.reader import (
     PrometheusUnreachable,
 )
 from perfpilot.observe.series import histogram_quantile
-from perfpilot.observe.snapshot import ProfileKey, ProfileTarget, observe_cycle
+from perfpilot.observe.snapshot import (
+    CycleObservations,
+    ProfileKey,
+    ProfileTarget,
+    fetch_observations,
+    unreachable_reason,
+)
 from perfpilot.tuning.observations import LiveConfig, Observations, Series, Unknown
 
 pytestmark = pytest.mark.integration
@@ -102,8 +108,8 @@ def queries_sent(url: str, *, outcome: str | None = None) -> float:
 
 
 @pytest.fixture(scope="module")
-def observed(prometheus: PrometheusServer) -> dict[ProfileKey, Observations]:
-    return observe_cycle(targets_for_cluster(prometheus.url), at=AT, settings=settings_for(prometheus.url))
+def observed(prometheus: PrometheusServer) -> CycleObservations:
+    return fetch_observations(targets_for_cluster(prometheus.url), at=AT, settings=settings_for(prometheus.url))
 
 
 # --- what Prometheus must answer, computed from the samples written (promql_reference.py) -------------
@@ -315,18 +321,16 @@ def test_one_cycle_for_many_profiles_issues_as_many_queries_as_for_one(prometheu
     many += one
 
     before = queries_sent(prometheus.url)
-    observe_cycle(one, at=AT, settings=settings)
+    fetch_observations(one, at=AT, settings=settings)
     for_one = queries_sent(prometheus.url) - before
-    started = time.monotonic()
-    result = observe_cycle(many, at=AT, settings=settings)
-    elapsed_seconds = time.monotonic() - started
+    result = fetch_observations(many, at=AT, settings=settings)
     for_many = queries_sent(prometheus.url) - before - for_one
 
     assert for_one == 14  # 3 application + 4 container + 3 pool signals, and 1 + 2 + 1 peaks
     assert for_many == for_one
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
     assert result[("team-7", "svc-7")].request_rate_per_second == Unknown("no series for team-7/svc-7")
-    assert elapsed_seconds < 10
+    # How long a cycle takes for 1, 100 and 1,000 profiles is measured by bench/observe_cycle.py, not asserted.
 
 
 def test_profiles_with_other_metric_names_share_queries_by_shape(prometheus: PrometheusServer) -> None:
@@ -340,7 +344,7 @@ def test_profiles_with_other_metric_names_share_queries_by_shape(prometheus: Pro
         ProfileTarget(make_profile("search", "index", metrics=renamed), LIMITED),
     ]
     before = queries_sent(prometheus.url)
-    result = observe_cycle(targets, at=AT, settings=settings)
+    result = fetch_observations(targets, at=AT, settings=settings)
     # 2 app shapes x (3 + 1 peak) + (4 + 2 peaks) container + 2 pool shapes x (3 + 1 peak)
     assert queries_sent(prometheus.url) - before == 22
     assert result[("billing", "invoices")].latency_p95_seconds == Unknown("no series for billing/invoices")
@@ -365,18 +369,23 @@ def test_an_unreachable_prometheus_is_a_clear_error_within_the_timeout() -> None
     assert str(raised.value).startswith(f"prometheus {url}: connection refused (3 attempt(s) in ")
 
 
-def test_a_slow_prometheus_is_a_clear_error_within_the_timeout() -> None:
+def test_a_slow_prometheus_is_a_clear_error_within_the_timeout_after_one_attempt() -> None:
     silent = SilentServer()
+    timeout_seconds = 1.0
     try:
-        settings = PrometheusSettings(url=silent.url, timeout_seconds=1.0, retries=3, backoff_seconds=0.1)
+        settings = PrometheusSettings(url=silent.url, timeout_seconds=timeout_seconds, retries=3, backoff_seconds=0.1)
         started = time.monotonic()
         with PrometheusReader(settings) as reader, pytest.raises(PrometheusUnreachable) as raised:
             reader.query_range("up", signal="test", end=AT, window_seconds=600, step_seconds=60)
         elapsed_seconds = time.monotonic() - started
+        connections = silent.connections_accepted
     finally:
         silent.close()
-    assert 0.9 < elapsed_seconds < 1.5
-    assert str(raised.value).startswith(f"prometheus {silent.url}: timed out")
+    # The first attempt uses the whole deadline, so no retry is left: one connection, one attempt. Only an
+    # upper bound on the time (a loaded CI machine may be slow to wake up, never early).
+    assert connections == 1
+    assert str(raised.value).startswith(f"prometheus {silent.url}: timed out (1 attempt(s) in ")
+    assert elapsed_seconds < timeout_seconds + 5.0
 
 
 def test_an_unreachable_prometheus_makes_every_signal_unknown_after_one_query() -> None:
@@ -384,7 +393,7 @@ def test_an_unreachable_prometheus_makes_every_signal_unknown_after_one_query() 
     settings = settings_for(url, timeout_seconds=1.0, retries=0)
     targets = [ProfileTarget(make_profile("shop", "api", pool=COMMUNITY_POOL), LIMITED),
                ProfileTarget(make_profile("media", "stream"), LIMITED)]
-    result = observe_cycle(targets, at=AT, settings=settings)
+    result = fetch_observations(targets, at=AT, settings=settings)
     for observations in result.values():
         for signal in SignalName:
             value = getattr(observations, signal.value)
@@ -393,6 +402,20 @@ def test_an_unreachable_prometheus_makes_every_signal_unknown_after_one_query() 
                     and value.reason == "pool tuning is off"):
                 assert value.reason.startswith(f"prometheus unreachable: prometheus {url}: connection refused")
     assert queries_sent(url) == 1
+
+
+def test_a_server_that_answered_no_query_is_reported_with_its_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    targets = [ProfileTarget(make_profile("shop", "api"), LIMITED)]
+    result = fetch_observations(targets, at=AT, settings=settings_for(url, timeout_seconds=1.0, retries=0))
+    assert set(result.unreachable) == {url}
+    assert result.unreachable[url].url == url
+    assert result.unreachable[url].cause.startswith("connection refused (1 attempt(s) in ")
+    assert result[("shop", "api")].replicas == Unknown(unreachable_reason(result.unreachable[url]))
+
+
+def test_a_reachable_server_is_not_reported_unreachable(observed: CycleObservations) -> None:
+    assert observed.unreachable == {}
 
 
 def test_server_errors_are_retried_with_backoff_and_then_answered(prometheus: PrometheusServer) -> None:
@@ -442,7 +465,7 @@ def test_a_live_scraped_prometheus_client_endpoint_reads_back(prometheus: Promet
     deadline = time.monotonic() + 40
     while True:
         # The evaluation time is always explicit, here "now" read once per attempt.
-        observations = observe_cycle([target], at=datetime.now(UTC), settings=settings)[(LIVE_NAMESPACE, workload)]
+        observations = fetch_observations([target], at=datetime.now(UTC), settings=settings)[(LIVE_NAMESPACE, workload)]
         if isinstance(observations.latency_p95_seconds, Series) or time.monotonic() > deadline:
             break
         time.sleep(1)
@@ -500,7 +523,7 @@ def test_a_peak_window_as_short_as_the_window_misses_an_earlier_burst(
 ) -> None:
     billing = workload_named("billing", "invoices")
     target = ProfileTarget(make_profile("billing", "invoices", url=prometheus.url, peak_window="30m"), LIMITED)
-    observations = observe_cycle([target], at=AT, settings=settings_for(prometheus.url))[("billing", "invoices")]
+    observations = fetch_observations([target], at=AT, settings=settings_for(prometheus.url))[("billing", "invoices")]
     assert observations.peak_window_seconds == 1800
     assert observations.peak_request_rate_per_second == pytest.approx(
         _largest([expected(cluster, SignalName.REQUEST_RATE, billing, t) for t in STEPS]), rel=1e-9)

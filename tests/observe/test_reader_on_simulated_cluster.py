@@ -9,7 +9,7 @@ run through ``perfpilot.sim.cluster`` for two workloads, scraped every 15 s by t
 - ``billing/checkout``: three pods scaled to six at minute 25, a 40 MiB/h memory climb, a CloudNativePG
   Pooler of 8 connections with no reserve, pushed past saturation: clients wait, requests time out.
 
-A separate Prometheus (own port and data dir) is backfilled with them; the production ``observe_cycle``
+A separate Prometheus (own port and data dir) is backfilled with them; the production ``fetch_observations``
 reads every signal at the run's end and each is compared, step by step, with the ``Observations`` the
 simulator computed from the same samples at the same time.
 
@@ -49,7 +49,7 @@ from perfpilot.observe.presets import CADVISOR
 from perfpilot.observe.promql import DEPLOYMENT_POD_PATTERN, POOL_SIGNALS, STATEFULSET_POD_PATTERN, SignalName
 from perfpilot.observe.reader import PrometheusSettings
 from perfpilot.observe.series import histogram_quantile
-from perfpilot.observe.snapshot import ProfileTarget, observe_cycle
+from perfpilot.observe.snapshot import ProfileTarget, fetch_observations
 from perfpilot.sim.cluster import MIB, Cluster, ClusterParams
 from perfpilot.sim.trace import bundled_trace_path, load_trace
 from perfpilot.tuning.observations import LiveConfig, Observations, PoolLive, Series
@@ -135,7 +135,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulated]:
         settings = PrometheusSettings(url=server.url, step_seconds=STEP_SECONDS,
                                       rate_window_seconds=RATE_WINDOW_SECONDS)
         targets = [ProfileTarget(_profile(w), _live(w)) for w in WORKLOADS]
-        observed = observe_cycle(targets, at=datetime.fromtimestamp(at_seconds, tz=UTC), settings=settings)
+        observed = fetch_observations(targets, at=datetime.fromtimestamp(at_seconds, tz=UTC), settings=settings)
     reader = {namespace: observed[(namespace, run.workload.deployment)] for namespace, run in runs.items()}
     simulator = {
         namespace: run.prometheus.observations(at_seconds=at_seconds, window_seconds=WINDOW_SECONDS,

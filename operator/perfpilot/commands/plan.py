@@ -26,7 +26,7 @@ from perfpilot.api.status import Edit, ObservedStatus, Setting, TuningState
 from perfpilot.api.validate import validate_profile
 from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import PrometheusSettings
-from perfpilot.observe.snapshot import ProfileTarget, observe_cycle
+from perfpilot.observe.snapshot import ProfileTarget, fetch_observations, unreachable_reason
 from perfpilot.observe.workload import (
     WorkloadSpecError,
     flatten,
@@ -35,14 +35,11 @@ from perfpilot.observe.workload import (
 )
 from perfpilot.tuning.decision import Classification, Decision, ProposedChange
 from perfpilot.tuning.engine import decide
-from perfpilot.tuning.observations import Observations, Unknown
+from perfpilot.tuning.observations import Observations
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
-
-# observe.snapshot gives every signal of an unreachable server this reason; plan turns it into an error.
-_UNREACHABLE_REASON = "prometheus unreachable:"
 
 
 def register(subparsers: Any) -> None:
@@ -282,19 +279,6 @@ def plan_text(*, profile: PerformanceProfile, observations: Observations, observ
     return "\n".join(lines)
 
 
-def _unreachable_reason(observations: Observations) -> str | None:
-    """The server's error when no query got through (every signal carries it), else None."""
-    reasons = {
-        signal.reason
-        for signal in (observations.latency_p95_seconds, observations.request_rate_per_second,
-                       observations.cpu_usage_millicores_per_pod, observations.replicas)
-        if isinstance(signal, Unknown)
-    }
-    if len(reasons) == 1 and (reason := reasons.pop()).startswith(_UNREACHABLE_REASON):
-        return reason
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         profile = _load_profile(args.profile)
@@ -314,13 +298,12 @@ def run(args: argparse.Namespace) -> int:
     # --prometheus wins over the profile's URL for this run: plan is pointed at a server on purpose.
     profile_for_run = profile.model_copy(deep=True)
     profile_for_run.spec.metrics.prometheus_url = url
-    observations = observe_cycle([ProfileTarget(profile_for_run, live)], at=at, settings=settings)[
-        (profile.metadata.namespace, profile.metadata.name)
-    ]
-    unreachable = _unreachable_reason(observations)
-    if unreachable is not None:
-        print(f"perfpilot plan: {unreachable}", file=sys.stderr)
+    cycle = fetch_observations([ProfileTarget(profile_for_run, live)], at=at, settings=settings)
+    unreachable = cycle.unreachable.get(url)
+    if unreachable is not None:  # no query got an answer: nothing to plan from
+        print(f"perfpilot plan: {unreachable_reason(unreachable)}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    observations = cycle[(profile.metadata.namespace, profile.metadata.name)]
     decision = decide(profile.spec, observations, _state_of(profile), at)
     classification = decision.classification
     observed = observed_status(observations)

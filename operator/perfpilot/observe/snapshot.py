@@ -1,7 +1,7 @@
 """One snapshot per Prometheus per cycle, serving every profile that reads from it.
 
 ``plan_queries`` (pure) groups the cycle's profiles by query shape and builds one query per signal and
-shape, covering all their namespaces; ``take_snapshot`` runs them through a ``PrometheusReader``;
+shape, covering all their namespaces; ``fetch_snapshot`` runs them through a ``PrometheusReader``;
 ``Snapshot.observations`` cuts each profile's ``Observations`` out of the shared results. With every
 profile on the default metric names a cycle issues 10 queries (7 signals over the window, 3 peaks over
 the peak window), or 14 when any profile tunes a pool, whether it has one profile or a thousand.
@@ -9,14 +9,16 @@ the peak window), or 14 when any profile tunes a pool, whether it has one profil
 Failures never become zeros: a query that fails makes its signal Unknown for the profiles it served
 (``"prometheus query failed: …"``); an unreachable server makes every signal of every profile on it
 Unknown (``"prometheus unreachable: …"``) and the remaining queries are not sent, so a dead server costs
-one timeout per cycle, not one per query.
+one timeout per cycle, not one per query. The error itself is kept as data: ``Snapshot.unreachable``, and
+``CycleObservations.unreachable`` for every server that answered no query of the cycle, so callers (``plan``)
+never have to recognise it from a reason's text.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -42,9 +44,8 @@ from perfpilot.observe.promql import (
     peak_memory_working_set_query,
     peak_pool_demand_query,
     peak_request_rate_query,
-    pool_client_waiting_query,
     pool_max_wait_query,
-    pool_server_active_query,
+    pool_sum_query,
     replicas_query,
     request_rate_query,
 )
@@ -168,8 +169,9 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
     for pool_shape, namespaces in sorted(pool_namespaces.items(), key=lambda item: repr(item[0])):
         ns = sorted(namespaces)
         pool_queries = {
-            SignalName.POOL_SERVER_ACTIVE: pool_server_active_query(pool_shape, namespaces=ns),
-            SignalName.POOL_CLIENT_WAITING: pool_client_waiting_query(pool_shape, namespaces=ns),
+            SignalName.POOL_SERVER_ACTIVE: pool_sum_query(pool_shape, pool_shape.names.server_active, namespaces=ns),
+            SignalName.POOL_CLIENT_WAITING: pool_sum_query(pool_shape, pool_shape.names.client_waiting,
+                                                           namespaces=ns),
             SignalName.POOL_MAX_WAIT: pool_max_wait_query(pool_shape, namespaces=ns),
         }
         queries.extend(PlannedQuery(s, pool_shape, q, BY_POOL) for s, q in pool_queries.items())
@@ -189,6 +191,11 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
 QueryOutcome = Mapping[SeriesKey, tuple[RangeSeries, ...]] | Unknown
 
 
+def unreachable_reason(error: PrometheusUnreachable) -> str:
+    """The reason every signal carries when its server could not be reached."""
+    return f"prometheus unreachable: {error}"
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Every query's outcome for one Prometheus at one evaluation time."""
@@ -197,6 +204,9 @@ class Snapshot:
     plan: QueryPlan
     settings: PrometheusSettings
     outcomes: Mapping[tuple[QueryName, Shape], QueryOutcome]
+    # The error that stopped the queries to this server (the rest were not sent), or None.
+    unreachable: PrometheusUnreachable | None = None
+    queries_answered: int = 0  # queries the server answered, with series or with a refusal
 
     def observations(self, profile: PerformanceProfile, live: LiveConfig) -> Observations:
         """The profile's signals over its own window, and its peaks, cut from the shared results."""
@@ -298,7 +308,7 @@ def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], 
     return [(stamp, reduce(values)) for stamp, values in sorted(by_time.items())]
 
 
-def take_snapshot(
+def fetch_snapshot(
     reader: PrometheusReader, profiles: Sequence[PerformanceProfile], *, at: datetime
 ) -> Snapshot:
     """Run one cycle's queries for ``profiles`` (all on ``reader``'s Prometheus) at evaluation time ``at``.
@@ -309,10 +319,11 @@ def take_snapshot(
     at = at.replace(microsecond=0)
     plan = plan_queries(profiles, reader.settings)
     outcomes: dict[tuple[QueryName, Shape], QueryOutcome] = {}
-    unreachable: Unknown | None = None
+    unreachable: PrometheusUnreachable | None = None
+    answered = 0
     for query in plan.queries:
         if unreachable is not None:
-            outcomes[(query.signal, query.shape)] = unreachable
+            outcomes[(query.signal, query.shape)] = Unknown(unreachable_reason(unreachable))
             continue
         try:
             result = reader.query_range(
@@ -323,18 +334,21 @@ def take_snapshot(
                 window_seconds=0 if isinstance(query.signal, PeakName) else plan.window_seconds,
                 step_seconds=plan.step_seconds,
             )
-        except PrometheusError as error:
-            if isinstance(error, PrometheusUnreachable):
-                unreachable = Unknown(f"prometheus unreachable: {error}")
-                outcomes[(query.signal, query.shape)] = unreachable
-            else:
-                outcomes[(query.signal, query.shape)] = Unknown(f"prometheus query failed: {error}")
+        except PrometheusUnreachable as error:
+            unreachable = error
+            outcomes[(query.signal, query.shape)] = Unknown(unreachable_reason(error))
             continue
+        except PrometheusError as error:
+            answered += 1
+            outcomes[(query.signal, query.shape)] = Unknown(f"prometheus query failed: {error}")
+            continue
+        answered += 1
         grouped: dict[SeriesKey, list[RangeSeries]] = defaultdict(list)
         for series in result:
             grouped[tuple(series.labels.get(label, "") for label in query.group_labels)].append(series)
         outcomes[(query.signal, query.shape)] = {key: tuple(found) for key, found in grouped.items()}
-    return Snapshot(at=at, plan=plan, settings=reader.settings, outcomes=outcomes)
+    return Snapshot(at=at, plan=plan, settings=reader.settings, outcomes=outcomes, unreachable=unreachable,
+                    queries_answered=answered)
 
 
 @dataclass(frozen=True)
@@ -358,18 +372,41 @@ def _all_unknown(target: ProfileTarget, *, at: datetime, step_seconds: int, reas
     )
 
 
-def observe_cycle(
+@dataclass(frozen=True)
+class CycleObservations(Mapping[ProfileKey, Observations]):
+    """Every profile's ``Observations`` (read it as a mapping), and the servers that answered nothing.
+
+    ``unreachable`` maps a Prometheus URL (as the profiles name it, else the default) to the error of a
+    server that answered no query of the cycle: every signal of every profile on it is Unknown. A server
+    that answered some queries before it went away is not listed; its lost signals say why one by one.
+    """
+
+    observations: Mapping[ProfileKey, Observations]
+    unreachable: Mapping[str, PrometheusUnreachable] = field(default_factory=dict)
+
+    def __getitem__(self, key: ProfileKey) -> Observations:
+        return self.observations[key]
+
+    def __iter__(self) -> Iterator[ProfileKey]:
+        return iter(self.observations)
+
+    def __len__(self) -> int:
+        return len(self.observations)
+
+
+def fetch_observations(
     targets: Sequence[ProfileTarget],
     *,
     at: datetime,
     settings: PrometheusSettings,
     reader_factory: Callable[[PrometheusSettings], PrometheusReader] = PrometheusReader,
-) -> dict[ProfileKey, Observations]:
+) -> CycleObservations:
     """Observations for every profile: one snapshot per Prometheus URL (the profile's, else the default)."""
     by_url: dict[str, list[ProfileTarget]] = defaultdict(list)
     for target in targets:
         by_url[target.profile.spec.metrics.prometheus_url or settings.url].append(target)
     observed: dict[ProfileKey, Observations] = {}
+    unreachable: dict[str, PrometheusUnreachable] = {}
     for url, group in by_url.items():
         if not url:
             for target in group:
@@ -378,7 +415,9 @@ def observe_cycle(
                 )
             continue
         with reader_factory(settings.for_url(url)) as reader:
-            snapshot = take_snapshot(reader, [t.profile for t in group], at=at)
+            snapshot = fetch_snapshot(reader, [t.profile for t in group], at=at)
+        if snapshot.unreachable is not None and snapshot.queries_answered == 0:
+            unreachable[url] = snapshot.unreachable
         for target in group:
             observed[profile_key(target.profile)] = snapshot.observations(target.profile, target.live)
-    return observed
+    return CycleObservations(observations=observed, unreachable=unreachable)
