@@ -11,10 +11,15 @@ reader's PromQL is evaluated over those samples, as ``perfpilot.observe.promql``
   ``max`` of the working set, ``count`` of pods with CPU series;
 - the pool gauges' latest samples.
 
-``rate()`` here is Prometheus' extrapolated rate for regularly scraped counters without resets: the
-increase between the first and last samples in the range over the time between them (the extrapolation
-to the range's edges cancels out). ``observe.series`` has no rate helper, so this one lives here.
-Each step's values are kept, and ``observations()`` cuts the profile's window and turns each signal into
+``rate()`` is Prometheus 2.42's (``extrapolated_rate``, after ``extrapolatedRate`` in promql/functions.go):
+the range ``[t - 2m, t]`` is closed at both ends, as in 2.x (3.x leaves the start out), so a scrape on the
+range's start counts; counter resets are added back; the increase is extrapolated toward each edge of the
+range by the distance to it when that is under 1.1 average scrape intervals, else by half an interval (a
+series that starts or ends inside the range); a counter is never extrapolated below zero. The series of
+a deleted pod are stale at once for instant selectors (the working set, the pod count), while its
+samples still in the range keep feeding ``rate()``, as in Prometheus. ``observe.series`` has no rate
+helper, so this one lives here. Each step's values are kept, and ``observations()`` cuts the profile's
+window and turns each signal into
 a ``Series`` or ``Unknown`` with ``observe.series.to_signal`` — exactly the reader's last step.
 """
 
@@ -22,12 +27,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
+from perfpilot.api.spec import PoolExporter
+from perfpilot.observe.presets import CADVISOR, POOL_PRESETS
 from perfpilot.observe.series import histogram_quantile, to_signal
-from perfpilot.sim.cluster import Cluster, TickOutcome
+from perfpilot.sim.cluster import CONTAINER, Cluster, TickOutcome
 from perfpilot.tuning.observations import LiveConfig, Observations, Peak, Signal, Unknown
 
 # prometheus_client's default histogram buckets, which most Python services export unchanged.
@@ -57,20 +65,81 @@ PEAK_SIGNALS = (
 )
 
 
-def _rate(samples: Sequence[tuple[float, float]], *, now: float, window: float) -> float | None:
-    inside = [s for s in samples if s[0] > now - window]
+# What the model's application and pooler export (spec.metrics' defaults; the prometheus-community exporter).
+LATENCY_BUCKET_METRIC = "http_request_duration_seconds_bucket"
+REQUESTS_METRIC = "http_requests_total"
+OK_CODE = "200"
+FAILED_CODE = "503"  # failed requests are timeouts at the gateway
+POOL_NAMES = POOL_PRESETS[PoolExporter.PROMETHEUS_COMMUNITY]
+# Prometheus extrapolates toward a range's edge only when the gap is under this many average intervals.
+EXTRAPOLATION_THRESHOLD_INTERVALS = 1.1
+
+
+def extrapolated_rate(samples: Sequence[tuple[float, float]], *, at_seconds: float,
+                      range_seconds: float) -> float | None:
+    """``rate(counter[range])`` at ``at_seconds`` as Prometheus 2.42 computes it; None below two samples.
+
+    ``samples`` are ``(timestamp_seconds, value)`` in time order; those in ``[at - range, at]`` are the
+    range (2.x's selection includes its start). The steps of promql/functions.go ``extrapolatedRate``:
+    the increase from the first to the last sample, plus the value before each drop (a counter reset);
+    the distance from the first sample back to the point where the counter would have been zero caps the
+    extrapolation toward the range's start (when the increase is positive and the first value not
+    negative); toward each edge the increase is extrapolated by the distance to it when that distance is
+    under 1.1 average sample intervals, else by half an average interval (the series starts or ends inside
+    the range); the result is divided by the range.
+    """
+    range_start = at_seconds - range_seconds
+    inside = [sample for sample in samples if range_start <= sample[0] <= at_seconds]
     if len(inside) < 2:
         return None
-    (t0, v0), (t1, v1) = inside[0], inside[-1]
-    return (v1 - v0) / (t1 - t0)
+    first_seconds, first_value = inside[0]
+    last_seconds, last_value = inside[-1]
+    increase = last_value - first_value
+    previous = first_value
+    for _, value in inside[1:]:
+        if value < previous:  # a counter reset: the counter restarted from zero after ``previous``
+            increase += previous
+        previous = value
+    to_start_seconds = first_seconds - range_start
+    to_end_seconds = at_seconds - last_seconds
+    sampled_seconds = last_seconds - first_seconds
+    average_interval_seconds = sampled_seconds / (len(inside) - 1)
+    if increase > 0 and first_value >= 0:
+        to_zero_seconds = sampled_seconds * (first_value / increase)
+        to_start_seconds = min(to_start_seconds, to_zero_seconds)
+    threshold_seconds = average_interval_seconds * EXTRAPOLATION_THRESHOLD_INTERVALS
+    extrapolated_seconds = sampled_seconds
+    extrapolated_seconds += to_start_seconds if to_start_seconds < threshold_seconds else average_interval_seconds / 2
+    extrapolated_seconds += to_end_seconds if to_end_seconds < threshold_seconds else average_interval_seconds / 2
+    return increase * (extrapolated_seconds / sampled_seconds / range_seconds)
+
+
+class ScrapedSample(NamedTuple):
+    """One sample of a scrape, as it would be stored: metric name, labels, timestamp, value."""
+
+    metric: str
+    labels: Mapping[str, str]
+    timestamp_seconds: float
+    value: float
+
+
+def _trim(samples: deque[tuple[float, float]] | deque[tuple[float, tuple[float, ...]]], *,
+          oldest_seconds: float) -> None:
+    while samples and samples[0][0] < oldest_seconds:
+        samples.popleft()
 
 
 @dataclass
 class _PodSeries:
-    cpu: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=12))
-    throttled: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=12))
-    periods: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=12))
+    # The counters' samples that a rate window ending at the latest scrape or later can still select.
+    cpu: deque[tuple[float, float]] = field(default_factory=deque)
+    throttled: deque[tuple[float, float]] = field(default_factory=deque)
+    periods: deque[tuple[float, float]] = field(default_factory=deque)
     working_set: float = 0.0
+
+    def trim(self, *, oldest_seconds: float) -> None:
+        for samples in (self.cpu, self.throttled, self.periods):
+            _trim(samples, oldest_seconds=oldest_seconds)
 
 
 @dataclass
@@ -79,11 +148,15 @@ class Prometheus:
 
     pool_enabled: bool = True
     history_points: int = 64  # enough for a 60 m window at a 60 s step
-    _pods: dict[str, _PodSeries] = field(default_factory=dict)
-    _buckets: deque[tuple[float, tuple[float, ...]]] = field(default_factory=lambda: deque(maxlen=12))
+    _pods: dict[str, _PodSeries] = field(default_factory=dict)  # live pods, by the model's pod name
+    # Deleted pods whose last samples a rate window can still select: stale for instant selectors only.
+    _deleted_pods: dict[str, _PodSeries] = field(default_factory=dict)
+    # Cumulative counts per scrape: the latency buckets, +Inf (all requests), then the failed requests.
+    _buckets: deque[tuple[float, tuple[float, ...]]] = field(default_factory=deque)
     _counts: list[float] = field(default_factory=lambda: [0.0] * (len(LATENCY_BUCKETS_SECONDS) + 2))
     _pool: tuple[float, float, float] = (0.0, 0.0, 0.0)
     _has_limit: bool = True
+    _scraped_at_seconds: float | None = None
     signals: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
     # The step values of the peak signals that can still be the maximum of a later window (a sliding-window
     # maximum: each entry is larger than every later one), for the ``max_over_time(...[peakWindow:step])``
@@ -109,6 +182,7 @@ class Prometheus:
 
     def scrape(self, *, cluster: Cluster, tick: TickOutcome, now: float) -> None:
         """Record the samples at ``now``, the end of ``tick``."""
+        oldest = now - RATE_WINDOW_SECONDS  # what no later rate window can select
         live = set()
         for pod in cluster.pods:
             live.add(pod.name)
@@ -119,8 +193,15 @@ class Prometheus:
             series.throttled.append((now, pod.throttled_periods_total))
             series.periods.append((now, pod.periods_total))
             series.working_set = pod.working_set_bytes
+            series.trim(oldest_seconds=oldest)
         for gone in [name for name in self._pods if name not in live]:
-            del self._pods[gone]  # a deleted pod's series go stale at once (staleness markers)
+            # A deleted pod's series go stale at once (staleness markers), but the samples before the
+            # marker stay in range vectors: rate() keeps seeing the pod for up to a rate window.
+            self._deleted_pods[gone] = self._pods.pop(gone)
+        for name, series in list(self._deleted_pods.items()):
+            series.trim(oldest_seconds=oldest)
+            if not series.cpu:
+                del self._deleted_pods[name]
         self._has_limit = all(p.resources.cpu_limit_millicores for p in cluster.pods)
 
         counts = self._counts
@@ -131,31 +212,70 @@ class Prometheus:
         counts[-2] += tick.requests  # +Inf bucket: failed requests are observed at the timeout
         counts[-1] += tick.failed  # the error counter
         self._buckets.append((now, tuple(counts)))
+        _trim(self._buckets, oldest_seconds=oldest)
         self._pool = (tick.pool_server_active, tick.pool_client_waiting, tick.pool_max_wait_seconds)
+        self._scraped_at_seconds = now
+
+    def latest_samples(self) -> Iterator[ScrapedSample]:
+        """The samples of the latest scrape (read-only): per live pod the cAdvisor series (``pod`` is the
+        model's pod name, ``container`` is ``CONTAINER``), the latency histogram's buckets (``le``, with
+        ``+Inf``), ``http_requests_total`` by ``code`` (``OK_CODE`` and ``FAILED_CODE``, the latter from 0
+        on) and, with the pool enabled, the pgBouncer gauges under the prometheus-community exporter's names
+        (the oldest wait in seconds). Nothing before the first scrape."""
+        at = self._scraped_at_seconds
+        if at is None:
+            return
+        for pod, series in self._pods.items():
+            labels = {"pod": pod, "container": CONTAINER}
+            yield ScrapedSample(CADVISOR.cpu_usage_seconds_total, labels, at, series.cpu[-1][1])
+            yield ScrapedSample(CADVISOR.cfs_periods_total, labels, at, series.periods[-1][1])
+            yield ScrapedSample(CADVISOR.cfs_throttled_periods_total, labels, at, series.throttled[-1][1])
+            yield ScrapedSample(CADVISOR.memory_working_set_bytes, labels, at, series.working_set)
+        counts = self._buckets[-1][1]
+        for bound, count in zip([*LATENCY_BUCKETS_SECONDS, math.inf], counts[:-1], strict=True):
+            yield ScrapedSample(LATENCY_BUCKET_METRIC, {"le": "+Inf" if math.isinf(bound) else repr(bound)}, at,
+                                count)
+        total, failed = counts[-2], counts[-1]
+        yield ScrapedSample(REQUESTS_METRIC, {"code": OK_CODE}, at, total - failed)
+        yield ScrapedSample(REQUESTS_METRIC, {"code": FAILED_CODE}, at, failed)
+        if self.pool_enabled:
+            server_active, client_waiting, max_wait_seconds = self._pool
+            yield ScrapedSample(POOL_NAMES.server_active, {}, at, server_active)
+            yield ScrapedSample(POOL_NAMES.client_waiting, {}, at, client_waiting)
+            yield ScrapedSample(POOL_NAMES.max_wait_seconds, {}, at, max_wait_seconds)
 
     def evaluate(self, now: float) -> None:
         """Evaluate every query at ``now`` (a step of the range query) and keep the values."""
         window = RATE_WINDOW_SECONDS
         values: dict[str, float | None] = dict.fromkeys(SIGNALS)
-        inside = [s for s in self._buckets if s[0] > now - window]
-        if len(inside) >= 2:
-            (t0, c0), (t1, c1) = inside[0], inside[-1]
-            span = t1 - t0
-            rates = [(c1[i] - c0[i]) / span for i in range(len(c0))]
-            total = rates[-2]
+
+        def rate(samples: Sequence[tuple[float, float]]) -> float | None:
+            return extrapolated_rate(samples, at_seconds=now, range_seconds=window)
+
+        scrapes = [s for s in self._buckets if now - window <= s[0] <= now]
+        if len(scrapes) >= 2:
+            # Every bucket, the ok and the failed requests are series of their own, each rated on its own.
+            def counter(index: int) -> list[tuple[float, float]]:
+                return [(stamp, counts[index]) for stamp, counts in scrapes]
+
+            buckets = [rate(counter(index)) or 0.0 for index in range(len(LATENCY_BUCKETS_SECONDS) + 1)]
+            ok = rate([(stamp, counts[-2] - counts[-1]) for stamp, counts in scrapes]) or 0.0
+            failed = rate(counter(-1)) or 0.0
+            total = ok + failed  # sum(rate(http_requests_total)) over the codes
             bounds = [*LATENCY_BUCKETS_SECONDS, math.inf]
-            values["latency_p95_seconds"] = histogram_quantile(0.95, list(zip(bounds, rates[:-1], strict=True)))
+            values["latency_p95_seconds"] = histogram_quantile(0.95, list(zip(bounds, buckets, strict=True)))
             values["request_rate_per_second"] = total
-            values["error_ratio"] = rates[-1] / total if total > 0 else math.nan
-        cpu = [r for s in self._pods.values() if (r := _rate(s.cpu, now=now, window=window)) is not None]
+            values["error_ratio"] = failed / total if total > 0 else math.nan
+        rated_pods = [*self._pods.values(), *self._deleted_pods.values()]
+        cpu = [r for s in rated_pods if (r := rate(s.cpu)) is not None]
         if cpu:
             values["cpu_usage_millicores_per_pod"] = 1000.0 * math.fsum(cpu) / len(cpu)
             self._record_peak("peak_cpu_usage_millicores_total", now, 1000.0 * math.fsum(cpu))
         if self._has_limit:
             shares = []
-            for s in self._pods.values():
-                periods = _rate(s.periods, now=now, window=window)
-                throttled = _rate(s.throttled, now=now, window=window)
+            for s in rated_pods:
+                periods = rate(s.periods)
+                throttled = rate(s.throttled)
                 if periods and throttled is not None:
                     shares.append(throttled / periods)
             if shares:

@@ -1,0 +1,150 @@
+"""The simulated Prometheus computes rate() as Prometheus 2.42 does, and exposes what it scraped.
+
+The hand-computed cases follow ``extrapolatedRate`` in Prometheus 2.42's promql/functions.go; each says
+which of its rules it pins. All use ``rate(x[2m])`` evaluated at t = 120 s, i.e. the range [0 s, 120 s].
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import pytest
+
+from perfpilot.api.status import ContainerResources, PoolSize
+from perfpilot.observe.presets import CADVISOR
+from perfpilot.sim.cluster import MIB, TICK_SECONDS, Cluster, ClusterParams
+from perfpilot.sim.prometheus import (
+    FAILED_CODE,
+    OK_CODE,
+    RATE_WINDOW_SECONDS,
+    REQUESTS_METRIC,
+    Prometheus,
+    extrapolated_rate,
+)
+
+AT_SECONDS = 120.0
+RANGE_SECONDS = 120.0
+
+
+def _rate(samples: list[tuple[float, float]]) -> float | None:
+    return extrapolated_rate(samples, at_seconds=AT_SECONDS, range_seconds=RANGE_SECONDS)
+
+
+def test_a_sample_on_the_start_of_the_range_is_selected_as_prometheus_2_does() -> None:
+    # [0, 120] holds all three: increase 60 over 120 s, both edges reached. A range without its start
+    # (Prometheus 3) would hold the last two only, which did not move.
+    assert _rate([(0.0, 100.0), (60.0, 160.0), (120.0, 160.0)]) == pytest.approx(0.5, rel=1e-12)
+
+
+def test_samples_before_the_range_or_after_the_evaluation_are_not_selected() -> None:
+    # 60 over 60 s; the 60 s gap back to the start is under 1.1 intervals (66 s), so it is extrapolated over.
+    assert _rate([(-15.0, 0.0), (60.0, 160.0), (120.0, 220.0), (135.0, 10_000.0)]) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_fewer_than_two_samples_in_the_range_give_no_rate() -> None:
+    assert _rate([(-30.0, 10.0), (60.0, 20.0)]) is None
+    assert _rate([]) is None
+
+
+def test_gaps_to_the_edges_under_1_1_intervals_are_extrapolated_over() -> None:
+    # Scrapes at 10, 25, ..., 115 s rising 2/s: 210 over 105 s, extended by 10 s and 5 s to the full 120 s.
+    samples = [(10.0 + 15.0 * k, 1000.0 + 30.0 * k) for k in range(8)]
+    assert _rate(samples) == pytest.approx(2.0, rel=1e-12)
+
+
+def test_a_series_that_starts_inside_the_range_is_extrapolated_half_an_interval_back() -> None:
+    # A pod created at 60 s: 60 over 60 s; the 60 s gap to the start is over 1.1 x 15 s, so only 7.5 s is
+    # added: 60 x 67.5 / 60 / 120 = 0.5625 (the slope, 1.0, would claim the pod ran the whole range).
+    samples = [(60.0 + 15.0 * k, 1000.0 + 15.0 * k) for k in range(5)]
+    assert _rate(samples) == pytest.approx(0.5625, rel=1e-12)
+
+
+def test_a_series_that_ends_inside_the_range_is_extrapolated_half_an_interval_forward() -> None:
+    # A pod deleted after its scrape at 60 s: same numbers as a late start, mirrored.
+    samples = [(15.0 * k, 1000.0 + 15.0 * k) for k in range(5)]
+    assert _rate(samples) == pytest.approx(0.5625, rel=1e-12)
+
+
+def test_a_counter_that_starts_at_zero_is_not_extrapolated_below_zero() -> None:
+    # 0, 30, ..., 210 at 5, 20, ..., 110 s: the 5 s back to the start would go below zero, so only the 10 s
+    # to the end are added: 210 x 115 / 105 / 120 (without the floor: 2.0).
+    samples = [(5.0 + 15.0 * k, 30.0 * k) for k in range(8)]
+    assert _rate(samples) == pytest.approx(210.0 * 115.0 / 105.0 / 120.0, rel=1e-12)
+
+
+def test_the_extrapolation_back_stops_where_the_counter_would_have_been_zero() -> None:
+    # 15, 45, ..., 225 at 10, ..., 115 s: zero lies 105 x 15 / 210 = 7.5 s back, short of the 10 s gap.
+    samples = [(10.0 + 15.0 * k, 15.0 + 30.0 * k) for k in range(8)]
+    assert _rate(samples) == pytest.approx(210.0 * (105.0 + 7.5 + 5.0) / 105.0 / 120.0, rel=1e-12)
+
+
+def test_a_counter_reset_adds_the_value_before_the_drop() -> None:
+    # 100 -> 145, restart, 5 -> 65: Prometheus counts 65 - 100 + 145 = 110 over the 120 s.
+    values = [100.0, 115.0, 130.0, 145.0, 5.0, 20.0, 35.0, 50.0, 65.0]
+    samples = [(15.0 * k, value) for k, value in enumerate(values)]
+    assert _rate(samples) == pytest.approx(110.0 / 120.0, rel=1e-12)
+
+
+def test_a_gap_just_over_1_1_intervals_gets_half_an_interval() -> None:
+    # Scrapes every 10 s from 12 s to 112 s: 12 s back to the start is over 11 s, 8 s to the end is not.
+    samples = [(12.0 + 10.0 * k, 500.0 + 10.0 * k) for k in range(11)]
+    assert _rate(samples) == pytest.approx(100.0 * (100.0 + 5.0 + 8.0) / 100.0 / 120.0, rel=1e-12)
+
+
+# --- the model's Prometheus: its signals are PromQL over the samples it exposes ----------------------
+
+
+def _scraped_run() -> tuple[Prometheus, dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]],
+                            list[float]]:
+    """Ten minutes on 3 pods, 6 from minute 3, 2 from minute 6 (deleted pods), overloaded pool at the end."""
+    resources = ContainerResources(name="app", cpu_request_millicores=500, cpu_limit_millicores=1000,
+                                   memory_request_bytes=512 * MIB, memory_limit_bytes=1024 * MIB)
+    cluster = Cluster.started(params=ClusterParams(), resources=resources,
+                              pool=PoolSize(default_pool_size=2, reserve_pool_size=0), replicas=3, now_seconds=0.0)
+    prometheus = Prometheus()
+    written: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]] = defaultdict(list)
+    steps = []
+    for minute in range(10):
+        cluster.spec_replicas = {3: 6, 6: 2}.get(minute, cluster.spec_replicas)
+        for _ in range(round(60 / TICK_SECONDS)):
+            tick = cluster.advance(rate_per_second=20.0 + 10.0 * minute, dt_seconds=TICK_SECONDS)
+            prometheus.scrape(cluster=cluster, tick=tick, now=cluster.now_seconds)
+            for sample in prometheus.latest_samples():
+                written[(sample.metric, tuple(sorted(sample.labels.items())))].append(
+                    (sample.timestamp_seconds, sample.value))
+        prometheus.evaluate(cluster.now_seconds)
+        steps.append(cluster.now_seconds)
+    return prometheus, written, steps
+
+
+def test_the_signals_are_prometheus_rates_of_the_samples_the_model_exposes() -> None:
+    prometheus, written, steps = _scraped_run()
+
+    def rates(metric: str, at: float) -> dict[tuple[tuple[str, str], ...], float]:
+        found = {labels: extrapolated_rate(points, at_seconds=at, range_seconds=RATE_WINDOW_SECONDS)
+                 for (name, labels), points in written.items() if name == metric}
+        return {labels: rate for labels, rate in found.items() if rate is not None}
+
+    signals = {name: dict(values) for name, values in prometheus.signals.items()}
+    deleted_pod_counted = False
+    for at in steps[1:]:
+        cpu = list(rates(CADVISOR.cpu_usage_seconds_total, at).values())
+        assert signals["cpu_usage_millicores_per_pod"][at] == pytest.approx(1000.0 * math.fsum(cpu) / len(cpu),
+                                                                          rel=1e-12)
+        deleted_pod_counted = deleted_pod_counted or len(cpu) > signals["replicas"][at]
+        by_code = {dict(labels)["code"]: rate for labels, rate in rates(REQUESTS_METRIC, at).items()}
+        total = by_code[OK_CODE] + by_code[FAILED_CODE]
+        assert signals["request_rate_per_second"][at] == pytest.approx(total, rel=1e-12)
+        assert signals["error_ratio"][at] == pytest.approx(by_code[FAILED_CODE] / total, rel=1e-12, abs=1e-15)
+    assert deleted_pod_counted, "rate() still sees a deleted pod's samples in the range, as Prometheus does"
+    assert max(signals["error_ratio"].values()) > 0, "the scenario must exercise the failed-requests counter"
+
+
+def test_the_latest_samples_are_those_of_the_latest_scrape_only() -> None:
+    prometheus, _, steps = _scraped_run()
+    samples = list(prometheus.latest_samples())
+    assert {sample.timestamp_seconds for sample in samples} == {steps[-1]}
+    pods = {sample.labels["pod"] for sample in samples if sample.metric == CADVISOR.cpu_usage_seconds_total}
+    assert len(pods) == 2
+    assert list(Prometheus().latest_samples()) == []
