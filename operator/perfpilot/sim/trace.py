@@ -1,6 +1,7 @@
 """Request-rate traces: read a CSV, cut a window, resample to the replay step, scale to the model.
 
-A trace CSV has ``timestamp_seconds`` and at least one rate column (``shared/traces/`` layout). Gaps and
+A trace CSV has a ``timestamp_seconds`` column (anywhere) and at least one rate column
+(``shared/traces/`` layout); timestamps increase and every value is a finite number. Gaps and
 coarser steps (Wikipedia is hourly) are filled by linear interpolation onto a regular 60 s grid, because
 the replay advances minute by minute. The rate is then scaled so that the window's peak needs
 ``PEAK_REPLICAS`` of the static baseline's pods at its CPU target (see ``scale_for_peak``), unless the
@@ -80,19 +81,43 @@ def _pick_column(header: list[str], column: str | None) -> str:
     return candidates[0]
 
 
+def _number(text: str, *, path: Path, line: int, column: str) -> float:
+    """A finite float from one CSV field; the error names the file, line and column and shows the text."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{path}:{line}: column {column}: not a number (got {text!r})") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{path}:{line}: column {column}: not a finite number (got {text!r})")
+    return value
+
+
 def load_trace(path: Path, *, column: str | None = None, step_seconds: float = STEP_SECONDS) -> Trace:
-    """Read a trace CSV and resample it onto a regular grid of ``step_seconds`` by linear interpolation."""
+    """Read a trace CSV and resample it onto a regular grid of ``step_seconds`` by linear interpolation.
+
+    Rows with an empty rate are gaps (interpolated over); any other field must be a finite number, and the
+    timestamps must increase from row to row. Errors name the file, the line and the column.
+    """
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         header = list(reader.fieldnames or [])
         if "timestamp_seconds" not in header:
-            raise ValueError(f"{path}: the first column must be timestamp_seconds (got {header[:1]})")
+            raise ValueError(f"{path}: the trace needs a timestamp_seconds column (columns: {', '.join(header)})")
         name = _pick_column(header, column)
-        points = sorted(
-            (float(row["timestamp_seconds"]), float(row[name]))
-            for row in reader
-            if row.get(name) not in (None, "")
-        )
+        points: list[tuple[float, float]] = []
+        previous: tuple[float, int] | None = None  # the last timestamp and its line
+        for row in reader:
+            line = reader.line_num
+            rate_text = row.get(name)
+            if rate_text in (None, ""):
+                continue
+            stamp = _number(row["timestamp_seconds"] or "", path=path, line=line, column="timestamp_seconds")
+            rate = _number(rate_text, path=path, line=line, column=name)
+            if previous is not None and stamp <= previous[0]:
+                raise ValueError(f"{path}:{line}: column timestamp_seconds: {stamp:g} does not increase on "
+                                 f"line {previous[1]}'s {previous[0]:g}")
+            previous = (stamp, line)
+            points.append((stamp, rate))
     if len(points) < 2:
         raise ValueError(f"{path}: a trace needs at least two samples")
     start, end = points[0][0], points[-1][0]
