@@ -84,3 +84,18 @@ def test_plan_rejects_a_bad_time_with_exit_status_2(capsys: pytest.CaptureFixtur
     status = main(["plan", "--profile", str(PROFILE), "--prometheus", "http://127.0.0.1:1", "--at", "yesterday"])
     assert status == 2
     assert "--at: not a time" in capsys.readouterr().err
+
+
+def test_plan_with_an_hpa_lacking_max_replicas_fails_with_exit_status_2_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifests = WORKLOAD.read_text().replace("  maxReplicas: 10\n", "")
+    assert "maxReplicas" not in manifests
+    workload = tmp_path / "workload.yaml"
+    workload.write_text(manifests)
+    status = main(["plan", "--profile", str(PROFILE), "--prometheus", f"http://127.0.0.1:{free_port()}",
+                   "--at", str(AT_SECONDS), "--workload-spec", str(workload)])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.err == "perfpilot plan: HorizontalPodAutoscaler/api: spec.maxReplicas is required\n"
+    assert captured.out == ""

@@ -91,3 +91,156 @@ def test_a_rollout_is_in_progress_until_the_status_shows_every_pod_updated_and_a
     generation: int, status: dict[str, int] | None, rolling: bool
 ) -> None:
     assert rollout_in_progress(_deployment(generation, status)) is rolling
+
+
+# --- every field read from a manifest: missing, null or of the wrong type is an error naming the object,
+# --- the field path and the value, never a KeyError or TypeError
+
+def _hpa(spec: object = None, status: object = None, name: str = "checkout-api") -> dict[str, object]:
+    manifest: dict[str, object] = {"kind": "HorizontalPodAutoscaler", "metadata": {"name": name}}
+    manifest["spec"] = spec if spec is not None else {
+        "scaleTargetRef": {"kind": "Deployment", "name": "api"}, "minReplicas": 2, "maxReplicas": 10}
+    if status is not None:
+        manifest["status"] = status
+    return manifest
+
+
+def _workload(containers: object = None, *, replicas: object = 3, status: object = None) -> dict[str, object]:
+    spec: dict[str, object] = {"template": {"spec": {"containers": containers if containers is not None else [
+        {"name": "app", "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}}}]}}}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    manifest: dict[str, object] = {"kind": "Deployment", "metadata": {"name": "api"}, "spec": spec}
+    if status is not None:
+        manifest["status"] = status
+    return manifest
+
+
+def _error(documents: list[object], **spec: object) -> str:
+    with pytest.raises(WorkloadSpecError) as raised:
+        live_config_from_manifests(documents, profile(**spec))
+    return str(raised.value)
+
+
+def test_an_hpa_without_max_replicas_is_an_error_naming_the_hpa_and_field() -> None:
+    hpa = _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "minReplicas": 2})
+    assert _error([_workload(), hpa]) == "HorizontalPodAutoscaler/checkout-api: spec.maxReplicas is required"
+
+
+def test_null_containers_is_an_error_naming_the_workload_and_field() -> None:
+    workload = _workload()
+    workload["spec"] = {"template": {"spec": {"containers": None}}}
+    assert _error([workload]) == (
+        "Deployment/api: spec.template.spec.containers is required (at least one container)")
+
+
+def test_a_bad_quantity_names_the_workload_the_container_and_the_field() -> None:
+    workload = _workload([{"name": "app", "resources": {"requests": {"cpu": "lots"}}}])
+    assert _error([workload]) == (
+        "Deployment/api: spec.template.spec.containers[app].resources.requests.cpu: "
+        "not a quantity: use e.g. 500m, 2, 0.5, 64Mi or 1Gi (got 'lots')")
+
+
+@pytest.mark.parametrize(("documents", "expected"), [
+    ([_workload([{"name": "app", "resources": "big"}])],
+     "Deployment/api: spec.template.spec.containers[app].resources: expected an object (got 'big')"),
+    ([_workload([{"name": "app", "resources": {"limits": {"memory": True}}}])],
+     "Deployment/api: spec.template.spec.containers[app].resources.limits.memory: expected a quantity"),
+    ([_workload([{"resources": {}}])], "Deployment/api: spec.template.spec.containers[0].name is required"),
+    ([_workload(["app"])], "Deployment/api: spec.template.spec.containers[0]: expected an object (got 'app')"),
+    ([_workload(), _hpa(None)], None),  # control: a well-formed HPA with a status read below
+    ([_workload(), _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": "10"})],
+     "HorizontalPodAutoscaler/checkout-api: spec.maxReplicas: expected an integer (got '10')"),
+    ([_workload(), _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 10,
+                         "minReplicas": None, "metrics": {"cpu": 70}})],
+     "HorizontalPodAutoscaler/checkout-api: spec.metrics: expected a list (got {'cpu': 70})"),
+    ([_workload(), _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 10,
+                         "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                             "type": "Utilization", "averageUtilization": "70%"}}}]})],
+     "HorizontalPodAutoscaler/checkout-api: spec.metrics[0].resource.target.averageUtilization: "
+     "expected an integer (got '70%')"),
+    ([_workload(), _hpa({"scaleTargetRef": None, "maxReplicas": 10})], None),  # scales nothing: not this one's
+    ([_workload(), _hpa({"scaleTargetRef": "api", "maxReplicas": 10})],
+     "HorizontalPodAutoscaler/checkout-api: spec.scaleTargetRef: expected an object (got 'api')"),
+    ([_workload(), _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 10,
+                         "behavior": {"scaleDown": {"stabilizationWindowSeconds": "long"}}})],
+     "HorizontalPodAutoscaler/checkout-api: spec.behavior.scaleDown: stabilizationWindowSeconds:"),
+    ([_workload(status={"replicas": "3"})], "Deployment/api: status.replicas: expected an integer (got '3')"),
+    ([{**_workload(), "metadata": {"name": "api", "annotations": {"perfpilot.io/paused": True}}}],
+     "Deployment/api: metadata.annotations[perfpilot.io/paused]: expected a string (got True)"),
+])
+def test_unusable_fields_are_errors_naming_object_field_and_value(
+    documents: list[object], expected: str | None
+) -> None:
+    if expected is None:
+        live_config_from_manifests(documents, profile())
+    else:
+        assert _error(documents).startswith(expected)
+
+
+@pytest.mark.parametrize(("config_map", "expected"), [
+    ({"data": None}, "ConfigMap/pgbouncer: data.pgbouncer.ini is required"),
+    ({"data": {"pgbouncer.ini": 42}}, "ConfigMap/pgbouncer: data.pgbouncer.ini: expected a string (got 42)"),
+    ({"data": {"pgbouncer.ini": "[pgbouncer]\ndefault_pool_size = many\n"}},
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (got 'many')"),
+    ({"data": {"pgbouncer.ini": "[databases]\napp = host=db pool_size=-1\n"}},
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: [databases] app pool_size: expected a whole number (got '-1')"),
+    ({"data": {"pgbouncer.ini": "default_pool_size = 5\n"}}, "ConfigMap/pgbouncer: data.pgbouncer.ini: not an ini"),
+])
+def test_an_unusable_pgbouncer_config_map_names_the_key_and_setting(config_map: dict[str, object],
+                                                                    expected: str) -> None:
+    documents = [_workload(), {"kind": "ConfigMap", "metadata": {"name": "pgbouncer"}, **config_map}]
+    pool = {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}, "database": "app"}}
+    assert _error(documents, pool=pool).startswith(expected)
+
+
+def test_an_unusable_pooler_names_the_field() -> None:
+    pooler = {"kind": "Pooler", "metadata": {"name": "warehouse"}, "spec": {"instances": "three"}}
+    pool = {"enabled": True, "pgbouncer": {"poolerRef": {"name": "warehouse"}}}
+    assert _error([_workload(), pooler], pool=pool) == (
+        "Pooler/warehouse: spec.instances: expected an integer (got 'three')")
+
+
+# --- live state: unknown is never filled in with a default
+
+
+def test_current_replicas_come_from_the_hpa_status() -> None:
+    live = live_config_from_manifests(
+        [_workload(replicas=3, status={"replicas": 4}), _hpa(status={"currentReplicas": 5, "desiredReplicas": 6})],
+        profile())
+    assert live.hpa is not None
+    assert (live.hpa.current_replicas, live.hpa.desired_replicas) == (5, 6)
+
+
+def test_without_an_hpa_status_current_replicas_are_the_targets_pods_not_min_replicas() -> None:
+    live = live_config_from_manifests([_workload(replicas=7, status={"replicas": 8}), _hpa()], profile())
+    assert live.hpa is not None
+    assert live.hpa.min_replicas == 2
+    assert (live.hpa.current_replicas, live.hpa.desired_replicas) == (8, 7)
+
+
+def test_without_any_status_current_replicas_are_the_targets_spec_replicas() -> None:
+    live = live_config_from_manifests([_workload(replicas=7), _hpa()], profile())
+    assert live.hpa is not None
+    assert (live.hpa.current_replicas, live.hpa.desired_replicas) == (7, 7)
+
+
+def test_with_no_replica_count_anywhere_current_replicas_are_an_error_not_min_replicas() -> None:
+    message = _error([_workload(replicas=None), _hpa()])
+    assert message.startswith("HorizontalPodAutoscaler/checkout-api: status.currentReplicas is missing and "
+                              "Deployment/api has no status.replicas or spec.replicas")
+
+
+def test_the_star_fallback_databases_pool_size_applies_to_a_database_without_a_line() -> None:
+    ini = "[databases]\n* = host=db pool_size=12\nother = host=db pool_size=3\n[pgbouncer]\ndefault_pool_size = 30\n"
+    assert parse_pgbouncer_ini(ini, database="app").default_pool_size == 12
+    assert parse_pgbouncer_ini(ini, database="other").default_pool_size == 3
+
+
+def test_a_per_database_pool_size_in_the_config_map_is_the_live_pool_size() -> None:
+    ini = "[databases]\napp = host=db pool_size=7\n[pgbouncer]\ndefault_pool_size = 30\n"
+    documents = [_workload(), {"kind": "ConfigMap", "metadata": {"name": "pgbouncer"}, "data": {"pgbouncer.ini": ini}}]
+    live = live_config_from_manifests(documents, profile(
+        pool={"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}, "database": "app"}}))
+    assert live.pool is not None
+    assert live.pool.default_pool_size == 7

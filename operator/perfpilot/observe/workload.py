@@ -12,8 +12,10 @@ Which objects count: the Deployment or StatefulSet named by ``spec.targetRef``; 
 from __future__ import annotations
 
 import configparser
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from pydantic import ValidationError
 
 from perfpilot.api.quantities import CpuQuantity, MemoryQuantity
 from perfpilot.api.spec import PAUSED_ANNOTATION, PerformanceProfile
@@ -26,7 +28,7 @@ PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE = 0
 
 
 class WorkloadSpecError(ValueError):
-    """The manifests do not describe the profile's workload well enough (the message says what is missing)."""
+    """The manifests do not describe the profile's workload well enough; names the object, field and value."""
 
 
 def flatten(documents: Iterable[Any]) -> list[dict[str, Any]]:
@@ -35,99 +37,281 @@ def flatten(documents: Iterable[Any]) -> list[dict[str, Any]]:
     for document in documents:
         if not isinstance(document, dict):
             continue
-        if document.get("kind") == "List" or (document.get("kind", "").endswith("List") and "items" in document):
-            objects.extend(item for item in document.get("items", []) if isinstance(item, dict))
+        kind = document.get("kind")
+        if isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list):
+            objects.extend(item for item in document["items"] if isinstance(item, dict))
         else:
             objects.append(document)
     return objects
 
 
+# --- reading fields: every read names the object and the field path when the value is not usable -------
+
+
+def _name_of(manifest: Mapping[str, Any]) -> str | None:
+    metadata = manifest.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
+def _where(manifest: Mapping[str, Any]) -> str:
+    return f"{manifest.get('kind')}/{_name_of(manifest) or '?'}"
+
+
+def _fail(where: str, path: str, problem: str) -> WorkloadSpecError:
+    separator = " " if problem.startswith("is ") else ": "  # "spec.maxReplicas is required"
+    return WorkloadSpecError(f"{where}: {path}{separator}{problem}")
+
+
+def _got(value: object) -> str:
+    return f"(got {value!r})"
+
+
+def _mapping(where: str, path: str, value: object) -> Mapping[str, Any]:
+    """An optional object: missing or null is empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail(where, path, f"expected an object {_got(value)}")
+    return value
+
+
+def _list(where: str, path: str, value: object) -> list[Any]:
+    """An optional list: missing or null is empty."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _fail(where, path, f"expected a list {_got(value)}")
+    return value
+
+
+def _str(where: str, path: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _fail(where, path, f"expected a string {_got(value)}")
+    return value
+
+
+def _int(where: str, path: str, value: object, *, minimum: int = 0) -> int | None:
+    """An optional integer field: missing or null is None; a float, bool or string is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(where, path, f"expected an integer {_got(value)}")
+    if value < minimum:
+        raise _fail(where, path, f"must be >= {minimum} {_got(value)}")
+    return value
+
+
+def _required_int(where: str, path: str, value: object, *, minimum: int = 0) -> int:
+    found = _int(where, path, value, minimum=minimum)
+    if found is None:
+        raise _fail(where, path, "is required")
+    return found
+
+
+def _spec(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _mapping(_where(manifest), "spec", manifest.get("spec"))
+
+
+def _status(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _mapping(_where(manifest), "status", manifest.get("status"))
+
+
 def _find(objects: Iterable[Mapping[str, Any]], kind: str, name: str) -> Mapping[str, Any] | None:
-    return next((o for o in objects if o.get("kind") == kind and o.get("metadata", {}).get("name") == name), None)
+    return next((o for o in objects if o.get("kind") == kind and _name_of(o) == name), None)
 
 
-def _cpu(raw: object) -> int | None:
-    return None if raw is None else CpuQuantity.parse(str(raw)).millicores
+# --- the workload's containers --------------------------------------------------------------------------
 
 
-def _memory(raw: object) -> int | None:
-    return None if raw is None else MemoryQuantity.parse(str(raw)).bytes
+def _quantity(where: str, path: str, raw: object, parse: Callable[[str], int]) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise _fail(where, path, f"expected a quantity such as 500m or 1Gi {_got(raw)}")
+    try:
+        return parse(str(raw))
+    except ValueError as error:
+        raise _fail(where, path, str(error)) from error
+
+
+def _millicores(text: str) -> int:
+    return CpuQuantity.parse(text).millicores
+
+
+def _bytes(text: str) -> int:
+    return MemoryQuantity.parse(text).bytes
+
+
+def _pod_spec(workload: Mapping[str, Any]) -> Mapping[str, Any]:
+    where = _where(workload)
+    template = _mapping(where, "spec.template", _spec(workload).get("template"))
+    return _mapping(where, "spec.template.spec", template.get("spec"))
 
 
 def containers_of(workload: Mapping[str, Any]) -> tuple[ContainerResources, ...]:
-    containers = workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+    """Requests and limits of every container of the pod template (an unset one is None, never 0)."""
+    where = _where(workload)
+    path = "spec.template.spec.containers"
+    containers = _list(where, path, _pod_spec(workload).get("containers"))
+    if not containers:
+        raise _fail(where, path, "is required (at least one container)")
     found: list[ContainerResources] = []
-    for container in containers:
-        resources = container.get("resources") or {}
-        requests = resources.get("requests") or {}
-        limits = resources.get("limits") or {}
+    for index, raw in enumerate(containers):
+        container = _mapping(where, f"{path}[{index}]", raw)
+        name = _str(where, f"{path}[{index}].name", container.get("name"))
+        if not name:
+            raise _fail(where, f"{path}[{index}].name", "is required")
+        at = f"{path}[{name}].resources"
+        resources = _mapping(where, at, container.get("resources"))
+        requests = _mapping(where, f"{at}.requests", resources.get("requests"))
+        limits = _mapping(where, f"{at}.limits", resources.get("limits"))
         found.append(ContainerResources(
-            name=container.get("name", ""),
-            cpu_request_millicores=_cpu(requests.get("cpu")),
-            cpu_limit_millicores=_cpu(limits.get("cpu")),
-            memory_request_bytes=_memory(requests.get("memory")),
-            memory_limit_bytes=_memory(limits.get("memory")),
+            name=name,
+            cpu_request_millicores=_quantity(where, f"{at}.requests.cpu", requests.get("cpu"), _millicores),
+            cpu_limit_millicores=_quantity(where, f"{at}.limits.cpu", limits.get("cpu"), _millicores),
+            memory_request_bytes=_quantity(where, f"{at}.requests.memory", requests.get("memory"), _bytes),
+            memory_limit_bytes=_quantity(where, f"{at}.limits.memory", limits.get("memory"), _bytes),
         ))
     return tuple(found)
 
 
-def _scaling_rules(raw: Mapping[str, Any] | None) -> ScalingRules | None:
-    if not raw:
+# --- the HPA ----------------------------------------------------------------------------------------------
+
+
+def _scaling_rules(where: str, path: str, raw: object) -> ScalingRules | None:
+    rules = _mapping(where, path, raw)
+    if not rules:
         return None
-    return ScalingRules.model_validate(raw)
+    try:
+        return ScalingRules.model_validate(rules)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in d['loc']) or 'value'}: {d['msg']} {_got(d.get('input'))}"
+            for d in error.errors(include_url=False)
+        )
+        raise _fail(where, path, problems) from error
 
 
 def _utilisation_target(hpa: Mapping[str, Any], resource: str) -> int | None:
-    for metric in hpa.get("spec", {}).get("metrics", []) or []:
-        if metric.get("type") == "Resource" and metric.get("resource", {}).get("name") == resource:
-            target = metric["resource"].get("target", {})
-            if target.get("type") == "Utilization" and "averageUtilization" in target:
-                return int(target["averageUtilization"])
+    where = _where(hpa)
+    for index, raw in enumerate(_list(where, "spec.metrics", _spec(hpa).get("metrics"))):
+        path = f"spec.metrics[{index}]"
+        metric = _mapping(where, path, raw)
+        if _str(where, f"{path}.type", metric.get("type")) != "Resource":
+            continue
+        source = _mapping(where, f"{path}.resource", metric.get("resource"))
+        if _str(where, f"{path}.resource.name", source.get("name")) != resource:
+            continue
+        target = _mapping(where, f"{path}.resource.target", source.get("target"))
+        if _str(where, f"{path}.resource.target.type", target.get("type")) == "Utilization":
+            return _int(where, f"{path}.resource.target.averageUtilization", target.get("averageUtilization"),
+                        minimum=1)
     return None
 
 
-def hpa_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -> HpaLive | None:
+def _scales(hpa: Mapping[str, Any], kind: str, name: str) -> bool:
+    where = _where(hpa)
+    ref = _mapping(where, "spec.scaleTargetRef", _spec(hpa).get("scaleTargetRef"))
+    return (_str(where, "spec.scaleTargetRef.kind", ref.get("kind")) == kind
+            and _str(where, "spec.scaleTargetRef.name", ref.get("name")) == name)
+
+
+def _replicas_now(hpa: Mapping[str, Any], workload: Mapping[str, Any]) -> tuple[int, int]:
+    """The HPA's current and desired replicas: its status, else the scale target's, never minReplicas.
+
+    The HPA controller reads its current count from the target's scale subresource (``status.replicas`` of
+    a Deployment or StatefulSet) and writes its desired count to the target's ``spec.replicas``; an HPA
+    written by hand has no status, so those are read instead. The engine reads ``current_replicas`` from
+    here (not from the pod-count signal), so when neither is in the manifests the count is unknown and
+    that is an error rather than a guess.
+    """
+    where, target = _where(hpa), _where(workload)
+    status = _status(hpa)
+    current = _int(where, "status.currentReplicas", status.get("currentReplicas"))
+    desired = _int(where, "status.desiredReplicas", status.get("desiredReplicas"))
+    target_status = _int(target, "status.replicas", _status(workload).get("replicas"))
+    target_spec = _int(target, "spec.replicas", _spec(workload).get("replicas"))
+    current = next((n for n in (current, target_status, target_spec) if n is not None), None)
+    desired = next((n for n in (desired, target_spec) if n is not None), None)
+    if current is None or desired is None:
+        missing = "status.currentReplicas" if current is None else "status.desiredReplicas"
+        raise _fail(where, missing, f"is missing and {target} has no "
+                    f"{'status.replicas or spec.replicas' if current is None else 'spec.replicas'}: the current "
+                    "replica count is unknown (give the objects as kubectl get -o yaml prints them)")
+    return current, desired
+
+
+def hpa_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile,
+           workload: Mapping[str, Any]) -> HpaLive | None:
+    """The profile's HPA (``spec.hpa.name``, else the one scaling the target) as ``HpaLive``, or None."""
     target = profile.spec.target_ref
     hpas = [o for o in objects if o.get("kind") == "HorizontalPodAutoscaler"]
     if profile.spec.hpa.name:
         hpa = _find(hpas, "HorizontalPodAutoscaler", profile.spec.hpa.name)
     else:
-        hpa = next((h for h in hpas if h.get("spec", {}).get("scaleTargetRef", {}).get("kind") == target.kind.value
-                    and h["spec"]["scaleTargetRef"].get("name") == target.name), None)
+        hpa = next((h for h in hpas if _scales(h, target.kind.value, target.name)), None)
     if hpa is None:
         return None
-    spec = hpa.get("spec", {})
-    status = hpa.get("status", {}) or {}
-    behavior = spec.get("behavior", {}) or {}
-    min_replicas = int(spec.get("minReplicas", 1))
-    current = int(status.get("currentReplicas", min_replicas))
+    where = _where(hpa)
+    spec = _spec(hpa)
+    behavior = _mapping(where, "spec.behavior", spec.get("behavior"))
+    min_replicas = _int(where, "spec.minReplicas", spec.get("minReplicas"), minimum=1)
+    current, desired = _replicas_now(hpa, workload)
     return HpaLive(
-        name=hpa["metadata"]["name"],
-        min_replicas=min_replicas,
-        max_replicas=int(spec["maxReplicas"]),
+        name=_name_of(hpa) or "",
+        min_replicas=1 if min_replicas is None else min_replicas,  # the API server's default
+        max_replicas=_required_int(where, "spec.maxReplicas", spec.get("maxReplicas"), minimum=1),
         current_replicas=current,
-        desired_replicas=int(status.get("desiredReplicas", current)),
+        desired_replicas=desired,
         cpu_target_percent=_utilisation_target(hpa, "cpu"),
         memory_target_percent=_utilisation_target(hpa, "memory"),
-        scale_up=_scaling_rules(behavior.get("scaleUp")),
-        scale_down=_scaling_rules(behavior.get("scaleDown")),
+        scale_up=_scaling_rules(where, "spec.behavior.scaleUp", behavior.get("scaleUp")),
+        scale_down=_scaling_rules(where, "spec.behavior.scaleDown", behavior.get("scaleDown")),
     )
 
 
-def parse_pgbouncer_ini(text: str, *, database: str) -> PoolLive:
-    """Pool sizes from pgbouncer.ini; a ``pool_size=`` on the database's line overrides ``default_pool_size``."""
+# --- the pool ---------------------------------------------------------------------------------------------
+
+
+def _ini_int(where: str, path: str, raw: object, default: int) -> int:
+    """A pgBouncer setting (text in the ini and in a Pooler's parameters): a whole number >= 0."""
+    if raw is None:
+        return default
+    text = str(raw).strip()
+    if isinstance(raw, bool) or not text.isdigit():
+        raise _fail(where, path, f"expected a whole number {_got(raw)}")
+    return int(text)
+
+
+def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini") -> PoolLive:
+    """Pool sizes from pgbouncer.ini, as pgBouncer applies them to ``database``.
+
+    A ``pool_size=`` / ``reserve_pool=`` on the database's line in ``[databases]`` (or, when the database
+    has no line, on the ``*`` fallback line pgBouncer uses for it) overrides ``default_pool_size`` /
+    ``reserve_pool_size``: the size reported is the one the pool really has.
+    """
     parser = configparser.ConfigParser(interpolation=None, strict=False)
-    parser.read_string(text)
-    section = parser["pgbouncer"] if parser.has_section("pgbouncer") else {}
-    pool_size = int(section.get("default_pool_size", PGBOUNCER_DEFAULT_POOL_SIZE))
-    reserve = int(section.get("reserve_pool_size", PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE))
-    if parser.has_section("databases") and parser.has_option("databases", database):
-        for part in parser.get("databases", database).split():
-            key, _, value = part.partition("=")
-            if key == "pool_size":
-                pool_size = int(value)
-            elif key == "reserve_pool":
-                reserve = int(value)
+    try:
+        parser.read_string(text)
+    except configparser.Error as error:
+        raise WorkloadSpecError(f"{where}: not an ini file: {error}") from error
+    section: Mapping[str, str] = parser["pgbouncer"] if parser.has_section("pgbouncer") else {}
+    pool_size = _ini_int(where, "[pgbouncer] default_pool_size", section.get("default_pool_size"),
+                         PGBOUNCER_DEFAULT_POOL_SIZE)
+    reserve = _ini_int(where, "[pgbouncer] reserve_pool_size", section.get("reserve_pool_size"),
+                       PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE)
+    if parser.has_section("databases"):
+        line = next((name for name in (database, "*") if parser.has_option("databases", name)), None)
+        if line is not None:
+            for part in parser.get("databases", line).split():
+                key, _, value = part.partition("=")
+                if key == "pool_size":
+                    pool_size = _ini_int(where, f"[databases] {line} pool_size", value, pool_size)
+                elif key == "reserve_pool":
+                    reserve = _ini_int(where, f"[databases] {line} reserve_pool", value, reserve)
     return PoolLive(default_pool_size=pool_size, reserve_pool_size=reserve)
 
 
@@ -136,9 +320,14 @@ def _replicas_mounting(objects: Iterable[Mapping[str, Any]], config_map: str) ->
     for workload in objects:
         if workload.get("kind") not in ("Deployment", "StatefulSet"):
             continue
-        volumes = workload.get("spec", {}).get("template", {}).get("spec", {}).get("volumes", []) or []
-        if any((volume.get("configMap") or {}).get("name") == config_map for volume in volumes):
-            return int(workload["spec"].get("replicas", 1))
+        where = _where(workload)
+        volumes = _list(where, "spec.template.spec.volumes", _pod_spec(workload).get("volumes"))
+        for index, raw in enumerate(volumes):
+            volume = _mapping(where, f"spec.template.spec.volumes[{index}]", raw)
+            source = _mapping(where, f"spec.template.spec.volumes[{index}].configMap", volume.get("configMap"))
+            if _str(where, f"spec.template.spec.volumes[{index}].configMap.name", source.get("name")) == config_map:
+                replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
+                return 1 if replicas is None else replicas  # the API server's default
     return 1
 
 
@@ -147,29 +336,38 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
     if not profile.spec.pool.enabled or pgbouncer is None:
         return None
     if pgbouncer.config_map_ref is not None:
-        config_map = _find(objects, "ConfigMap", pgbouncer.config_map_ref.name)
+        ref = pgbouncer.config_map_ref
+        config_map = _find(objects, "ConfigMap", ref.name)
         if config_map is None:
             return None
-        ini = (config_map.get("data") or {}).get(pgbouncer.config_map_ref.key)
+        where = _where(config_map)
+        data = _mapping(where, "data", config_map.get("data"))
+        ini = _str(where, f"data.{ref.key}", data.get(ref.key))
         if ini is None:
-            raise WorkloadSpecError(
-                f"ConfigMap {pgbouncer.config_map_ref.name} has no key {pgbouncer.config_map_ref.key!r}"
-            )
-        pool = parse_pgbouncer_ini(ini, database=pgbouncer.database)
-        replicas = _replicas_mounting(objects, pgbouncer.config_map_ref.name)
+            raise _fail(where, f"data.{ref.key}", "is required (the pgbouncer.ini named by configMapRef.key)")
+        pool = parse_pgbouncer_ini(ini, database=pgbouncer.database, where=f"{where}: data.{ref.key}")
+        replicas = _replicas_mounting(objects, ref.name)
         return PoolLive(pool.default_pool_size, pool.reserve_pool_size, pooler_replicas=replicas)
     if pgbouncer.pooler_ref is not None:
         pooler = _find(objects, "Pooler", pgbouncer.pooler_ref.name)
         if pooler is None:
             return None
-        spec = pooler.get("spec", {})
-        parameters = (spec.get("pgbouncer") or {}).get("parameters") or {}
+        where = _where(pooler)
+        spec = _spec(pooler)
+        settings = _mapping(where, "spec.pgbouncer", spec.get("pgbouncer"))
+        parameters = _mapping(where, "spec.pgbouncer.parameters", settings.get("parameters"))
+        instances = _int(where, "spec.instances", spec.get("instances"))
         return PoolLive(
-            default_pool_size=int(parameters.get("default_pool_size", PGBOUNCER_DEFAULT_POOL_SIZE)),
-            reserve_pool_size=int(parameters.get("reserve_pool_size", PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE)),
-            pooler_replicas=int(spec.get("instances", 1)),
+            default_pool_size=_ini_int(where, "spec.pgbouncer.parameters.default_pool_size",
+                                       parameters.get("default_pool_size"), PGBOUNCER_DEFAULT_POOL_SIZE),
+            reserve_pool_size=_ini_int(where, "spec.pgbouncer.parameters.reserve_pool_size",
+                                       parameters.get("reserve_pool_size"), PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE),
+            pooler_replicas=1 if instances is None else instances,  # CloudNativePG's default
         )
     return None
+
+
+# --- the workload's state ---------------------------------------------------------------------------------
 
 
 def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
@@ -180,17 +378,30 @@ def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
     (``availableReplicas``; a StatefulSet without it: ``readyReplicas``). No status at all: not known to
     roll out (a manifest written by hand).
     """
-    status = workload.get("status") or {}
+    where = _where(workload)
+    status = _status(workload)
     if not status:
         return False
-    generation = workload.get("metadata", {}).get("generation")
-    observed = status.get("observedGeneration")
-    if generation is not None and observed is not None and int(observed) < int(generation):
+    metadata = _mapping(where, "metadata", workload.get("metadata"))
+    generation = _int(where, "metadata.generation", metadata.get("generation"))
+    observed = _int(where, "status.observedGeneration", status.get("observedGeneration"))
+    if generation is not None and observed is not None and observed < generation:
         return True
-    wanted = int((workload.get("spec") or {}).get("replicas", status.get("replicas", 1)))
-    updated = int(status.get("updatedReplicas", 0))
-    available = int(status.get("availableReplicas", status.get("readyReplicas", 0)))
+    counts = {key: _int(where, f"status.{key}", status.get(key))
+              for key in ("replicas", "updatedReplicas", "availableReplicas", "readyReplicas")}
+    spec_replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
+    wanted = next((n for n in (spec_replicas, counts["replicas"]) if n is not None), 1)
+    updated = counts["updatedReplicas"] or 0  # absent from the status: none yet
+    available = next((n for n in (counts["availableReplicas"], counts["readyReplicas"]) if n is not None), 0)
     return updated < wanted or available < wanted
+
+
+def _paused(workload: Mapping[str, Any]) -> bool:
+    where = _where(workload)
+    metadata = _mapping(where, "metadata", workload.get("metadata"))
+    annotations = _mapping(where, "metadata.annotations", metadata.get("annotations"))
+    value = _str(where, f"metadata.annotations[{PAUSED_ANNOTATION}]", annotations.get(PAUSED_ANNOTATION))
+    return (value or "").lower() == "true"
 
 
 def live_config_from_manifests(documents: Iterable[Any], profile: PerformanceProfile) -> LiveConfig:
@@ -200,13 +411,11 @@ def live_config_from_manifests(documents: Iterable[Any], profile: PerformancePro
     workload = _find(objects, target.kind.value, target.name)
     if workload is None:
         raise WorkloadSpecError(f"no {target.kind.value} named {target.name} among the manifests")
-    annotations = workload.get("metadata", {}).get("annotations") or {}
-    paused = profile.paused or str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
     return LiveConfig(
-        hpa=hpa_of(objects, profile),
+        hpa=hpa_of(objects, profile, workload),
         containers=containers_of(workload),
         pool=pool_of(objects, profile),
-        paused=paused,
+        paused=profile.paused or _paused(workload),
         rollout_in_progress=rollout_in_progress(workload),
     )
 
