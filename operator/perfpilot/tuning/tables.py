@@ -156,23 +156,21 @@ BEYOND_PEAK = Source(
 
 
 @dataclass(frozen=True)
-class Levels:
-    """A graded scale from a guide's targets table (target < warning/acceptable < poor/critical)."""
+class UtilisationLevels:
+    """The auditor guide's graded connection-pool usage: target < warning < critical (percent).
+
+    ``Thresholds`` takes its pool defaults from here, so the numbers live in one place. (The guide's
+    latency levels are not data here: only their target is used, as the API's default SLO of 500ms.)
+    """
 
     name: str
-    target: float
-    acceptable: float
-    poor: float
-    unit: str
+    target_percent: float
+    warning_percent: float
+    critical_percent: float
     source: Source
 
 
-POOL_UTILISATION_LEVELS = Levels(
-    "Connection Pool Usage", 50.0, 80.0, 90.0, "percent",
+POOL_UTILISATION_LEVELS = UtilisationLevels(
+    "Connection Pool Usage", 50.0, 80.0, 90.0,
     Source(AUDITOR, "Performance Targets > Database Connections", note="target < 50%, warning < 80%, critical > 90%"),
-)
-LATENCY_P95_LEVELS = Levels(
-    "p95 latency", 0.5, 1.0, 2.0, "seconds",
-    Source(AUDITOR, "Performance Targets > Response Time (Latency)",
-           note="target < 500ms, acceptable < 1000ms, poor < 2000ms; the target is the default SLO"),
 )

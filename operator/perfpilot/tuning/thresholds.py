@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from perfpilot.tuning.tables import POOL_UTILISATION_LEVELS
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -74,13 +76,14 @@ class Thresholds:
     flapping_leave_reversals: int = 1
 
     # --- pool ---------------------------------------------------------------------------------------
-    # auditor guide ("Database Connections", critical > 90%): grow a tier above this utilisation…
-    pool_grow_utilisation_percent: float = 90.0
+    # auditor guide ("Database Connections", tables.POOL_UTILISATION_LEVELS, critical > 90%): grow a tier
+    # above this utilisation…
+    pool_grow_utilisation_percent: float = POOL_UTILISATION_LEVELS.critical_percent
     # auditor guide (target < 50%): shrink a tier when under this for the whole window…
-    pool_shrink_utilisation_percent: float = 50.0
+    pool_shrink_utilisation_percent: float = POOL_UTILISATION_LEVELS.target_percent
     # auditor guide (warning < 80%): …but only if the peak demand stays under this on the smaller pool (ours),
     # so a shrink never lands in the band that makes the next cycle grow it again.
-    pool_warning_utilisation_percent: float = 80.0
+    pool_warning_utilisation_percent: float = POOL_UTILISATION_LEVELS.warning_percent
     # Ours: "sustained" waiting / high utilisation = in at least this fraction of the last 5 minutes' samples.
     pool_sustained_fraction: float = 0.5
     pool_sustained_span_seconds: float = 300.0
