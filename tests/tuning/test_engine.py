@@ -20,14 +20,14 @@ from perfpilot.api.status import (
     Verdict,
 )
 from perfpilot.tuning.engine import decide
-from perfpilot.tuning.observations import Observations
+from perfpilot.tuning.observations import Observations, Series
 from perfpilot.tuning.state import compute_next_state
 
 NEEDS_CHANGE = {"request_rate_per_second": b.series([60.0 if i % 2 else 140.0 for i in range(b.SAMPLES)])}
 EMERGENCY = {"latency_p95_seconds": b.series(1.2)}  # more than twice the 500ms SLO
 
 
-def pending(*, minutes_ago: float, setting: Setting = Setting.HPA_CPU_TARGET, old: int = 80, new: int = 70,
+def pending(*, minutes_ago: float, setting: Setting = Setting.HPA_CPU_TARGET, old: int = 60, new: int = 70,
             baseline: Baseline | None = None, coupled: Edit | None = None, verdict: Verdict = Verdict.PENDING,
             verdict_minutes_ago: float | None = None) -> TuningState:
     record = ChangeRecord(
@@ -118,6 +118,23 @@ def test_emergency_threshold_is_twice_the_slo(latency: float, emergency: bool) -
 def test_a_single_slow_sample_is_not_an_emergency() -> None:
     latency = b.series([0.35] * (b.SAMPLES - 1) + [1.5])
     assert decide_with(pending(minutes_ago=2), b.observations(latency_p95_seconds=latency)).change is None
+
+
+def test_one_slow_scrape_after_a_gap_is_not_an_emergency() -> None:
+    # The three samples before the newest are missing: the newest 1.2s alone does not cover 2 minutes.
+    full = b.series(0.3)
+    latency = Series(full.timestamps_seconds[:-3] + full.timestamps_seconds[-1:], (*full.values[:-3], 1.2))
+    decision = decide_with(pending(minutes_ago=2), b.observations(latency_p95_seconds=latency))
+    assert decision.change is None
+    assert "do not cover the last 120s" in decide_with(b.EMPTY_STATE, b.observations(
+        latency_p95_seconds=latency)).reason
+
+
+def test_slow_samples_over_the_whole_two_minutes_after_a_gap_are_an_emergency() -> None:
+    full = b.series(0.3)
+    latency = Series(full.timestamps_seconds[:-6] + full.timestamps_seconds[-3:], full.values[:-6] + (1.2,) * 3)
+    decision = decide_with(pending(minutes_ago=2), b.observations(latency_p95_seconds=latency))
+    assert decision.change is not None and decision.change.emergency
 
 
 def test_an_emergency_at_max_replicas_raises_max_replicas_within_the_ceiling() -> None:
@@ -226,22 +243,23 @@ def test_load_moved_more_than_thirty_percent_is_inconclusive(rate: float, verdic
 
 
 def test_rollback_restores_exactly_the_previous_values_including_the_coupled_edit() -> None:
-    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
-    before = [b.container()]
-    after = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
+    # A cut (CPU request down, coupled target up): its rollback only adds capacity, so it may run above the SLO.
+    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70)
+    before = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
+    after = [b.container()]
     record = ChangeRecord(
         at=b.NOW - b.minutes(16), target="Deployment/api",
         edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after), coupled=coupled,
         baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
     )
-    observations = after_change(latency=0.9, live=b.live(containers=tuple(after), hpa=b.hpa(cpu_target_percent=60)))
+    observations = after_change(latency=0.9, live=b.live(containers=tuple(after), hpa=b.hpa(cpu_target_percent=70)))
     decision = decide_with(TuningState(last_change=record), observations)
     assert decision.verdict is Verdict.ROLLED_BACK and decision.apply is True
     change = decision.change
     assert change is not None and change.rollback
     assert (change.target, change.edit.setting, change.edit.from_value, change.edit.to_value) == (
         "Deployment/api", Setting.RESOURCES, after, before)
-    assert change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70)
+    assert change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
     assert change.coupled_target == "HorizontalPodAutoscaler/api"
 
 
@@ -255,6 +273,48 @@ def test_no_rollback_when_someone_else_changed_the_value_since() -> None:
     observations = after_change(latency=0.9, live=b.live(hpa=b.hpa(cpu_target_percent=65)))
     decision = decide_with(pending(minutes_ago=16), observations)
     assert decision.verdict is Verdict.INCONCLUSIVE
+    assert decision.change is None or not decision.change.rollback
+
+
+def test_an_emergency_capacity_change_is_not_rolled_back_while_p95_is_still_above_the_slo() -> None:
+    # The emergency lowered the target 70 -> 60 (more replicas); p95 went 1.05s -> 1.3s, still 2.6x the SLO.
+    state = pending(minutes_ago=16, old=70, new=60,
+                    baseline=Baseline(p95_latency_seconds=1.05, error_ratio=0.001, request_rate=100))
+    state = TuningState(last_change=state.last_change.model_copy(update={"emergency": True})
+                        if state.last_change else None)
+    observations = after_change(latency=1.3, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
+    decision = decide_with(state, observations)
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert "still above the SLO" in decision.verdict_reason
+    assert decision.change is None or not decision.change.rollback
+    assert decision.change is None or decision.change.edit.to_value != 70
+    assert decision.barred_until is None
+    new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
+    assert new_state.barred == []
+
+
+def test_an_error_regression_within_the_slo_still_rolls_back_a_capacity_change() -> None:
+    state = pending(minutes_ago=16, old=70, new=60)
+    observations = after_change(latency=0.4, errors=0.02, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
+    decision = decide_with(state, observations)
+    assert decision.verdict is Verdict.ROLLED_BACK
+    assert decision.change is not None and decision.change.edit.to_value == 70
+
+
+def test_no_rollback_when_someone_else_changed_the_coupled_value_since() -> None:
+    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70)
+    before = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
+    after = [b.container()]
+    record = ChangeRecord(
+        at=b.NOW - b.minutes(16), target="Deployment/api",
+        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after), coupled=coupled,
+        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
+    )
+    # The requests are still perfpilot's, but someone set the CPU target to 75% since.
+    observations = after_change(latency=0.9, live=b.live(containers=tuple(after), hpa=b.hpa(cpu_target_percent=75)))
+    decision = decide_with(TuningState(last_change=record), observations)
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert "coupled hpa.cpuTarget was changed by someone else" in decision.verdict_reason
     assert decision.change is None or not decision.change.rollback
 
 
@@ -297,7 +357,7 @@ def test_a_verdict_is_recorded_and_the_next_change_pushes_it_into_history() -> N
     assert decision.verdict is Verdict.KEPT and decision.change is not None
     new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
     assert new_state.history[-1].verdict is Verdict.KEPT
-    assert new_state.history[-1].edit == Edit(setting=Setting.HPA_CPU_TARGET, from_value=80, to_value=70)
+    assert new_state.history[-1].edit == Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70)
     assert new_state.last_change is not None and new_state.last_change.verdict is Verdict.PENDING
 
 

@@ -104,20 +104,34 @@ def _rules(row: str | None, *, up: bool) -> ScalingRules | None:
     return (SCALE_UP_ROWS if up else SCALE_DOWN_ROWS)[row].to_rules()
 
 
+def around(low: int, high: int, *, below: int, above: int) -> st.SearchStrategy[int]:
+    """Mostly within [low, high]; sometimes below it (down to ``below``) or above it (up to ``above``): a live
+    value someone set by hand, or one set before the profile's bounds changed."""
+    return st.one_of(
+        st.integers(low, high), st.integers(low, high),
+        st.integers(min(below, low), low), st.integers(high, max(above, high)),
+    )
+
+
 @st.composite
 def live_configs(draw: st.DrawFn, profile: PerformanceProfileSpec) -> LiveConfig:
     cpu_bounds, memory_bounds = profile.hpa.cpu_target, profile.hpa.memory_target
     resources = profile.resources
-    cpu_request = draw(st.integers(resources.cpu.min.millicores, resources.cpu.max.millicores))
-    memory_request = draw(st.integers(resources.memory.min.bytes // b.MI, resources.memory.max.bytes // b.MI)) * b.MI
+    cpu_low, cpu_high = resources.cpu.min.millicores, resources.cpu.max.millicores
+    cpu_request = draw(around(cpu_low, cpu_high, below=cpu_low // 2, above=cpu_high * 3 // 2))
+    memory_low, memory_high = resources.memory.min.bytes // b.MI, resources.memory.max.bytes // b.MI
+    memory_request = draw(around(memory_low, memory_high, below=memory_low // 2, above=memory_high * 3 // 2)) * b.MI
     limit_factor = draw(st.sampled_from([1.0, 1.5, 2.0]))
     size = profile.pool.size
-    default = draw(st.integers(size.min, size.max))
+    default = draw(around(size.min, size.max, below=1, above=size.max * 3 // 2))
     max_replicas = draw(st.integers(2, 12))
     return b.live(
         hpa=b.hpa(
-            cpu_target_percent=draw(st.integers(cpu_bounds.min, cpu_bounds.max)),
-            memory_target_percent=draw(st.one_of(st.none(), st.integers(memory_bounds.min, memory_bounds.max))),
+            cpu_target_percent=draw(around(cpu_bounds.min, cpu_bounds.max, below=max(1, cpu_bounds.min - 25),
+                                           above=min(100, cpu_bounds.max + 25))),
+            memory_target_percent=draw(st.one_of(st.none(), around(
+                memory_bounds.min, memory_bounds.max, below=max(1, memory_bounds.min - 25),
+                above=min(100, memory_bounds.max + 25)))),
             max_replicas=max_replicas,
             current_replicas=draw(st.integers(2, max_replicas)),
             scale_up=_rules(draw(st.sampled_from([None, "Aggressive", "Moderate", "Conservative"])), up=True),
@@ -200,35 +214,52 @@ def _requests(value: object) -> list[ContainerResources]:
     return [c for c in value if isinstance(c, ContainerResources)]
 
 
+def assert_within_or_toward(old: int, new: int, low: int, high: int) -> None:
+    """A value inside [low, high] stays inside. A value outside moves toward the bounds, never away from them
+    and never past them (how far it moves is the step-limit property's business)."""
+    if low <= old <= high:
+        assert low <= new <= high, (old, new, low, high)
+    elif old < low:
+        assert old <= new <= high, (old, new, low, high)
+    else:
+        assert low <= new <= old, (old, new, low, high)
+
+
 @PROPERTY_SETTINGS
 @given(cases())
-def test_a_decision_never_leaves_the_bounds(case: tuple[PerformanceProfileSpec, Observations, TuningState]) -> None:
+def test_a_decision_never_leaves_the_bounds_and_moves_a_value_outside_them_only_toward_them(
+    case: tuple[PerformanceProfileSpec, Observations, TuningState],
+) -> None:
     profile, observations, state = case
     change = decide(profile, observations, state, b.NOW).change
     assume(change is not None and not change.rollback)
     assert change is not None
     for edit in _edits(change):
-        new = edit.to_value
+        old, new = edit.from_value, edit.to_value
         if edit.setting is Setting.HPA_CPU_TARGET:
-            assert isinstance(new, int) and profile.hpa.cpu_target.min <= new <= profile.hpa.cpu_target.max
+            assert isinstance(old, int) and isinstance(new, int)
+            assert_within_or_toward(old, new, profile.hpa.cpu_target.min, profile.hpa.cpu_target.max)
         elif edit.setting is Setting.HPA_MEMORY_TARGET:
-            assert isinstance(new, int) and profile.hpa.memory_target.min <= new <= profile.hpa.memory_target.max
+            assert isinstance(old, int) and isinstance(new, int)
+            assert_within_or_toward(old, new, profile.hpa.memory_target.min, profile.hpa.memory_target.max)
         elif edit.setting is Setting.HPA_MAX_REPLICAS:
             assert isinstance(new, int) and new <= profile.hpa.max_replicas_ceiling
         elif edit.setting is Setting.RESOURCES:
-            for container in _requests(new):
+            for before, container in zip(_requests(old), _requests(new), strict=True):
                 assert container.cpu_request_millicores is not None and container.memory_request_bytes is not None
-                assert profile.resources.cpu.min.millicores <= container.cpu_request_millicores
-                assert container.cpu_request_millicores <= profile.resources.cpu.max.millicores
-                assert profile.resources.memory.min.bytes <= container.memory_request_bytes
-                assert container.memory_request_bytes <= profile.resources.memory.max.bytes
+                assert before.cpu_request_millicores is not None and before.memory_request_bytes is not None
+                assert_within_or_toward(before.cpu_request_millicores, container.cpu_request_millicores,
+                                        profile.resources.cpu.min.millicores, profile.resources.cpu.max.millicores)
+                assert_within_or_toward(before.memory_request_bytes, container.memory_request_bytes,
+                                        profile.resources.memory.min.bytes, profile.resources.memory.max.bytes)
                 if container.cpu_limit_millicores is not None:
                     assert container.cpu_request_millicores <= container.cpu_limit_millicores
                 if container.memory_limit_bytes is not None:
                     assert container.memory_request_bytes <= container.memory_limit_bytes
         elif edit.setting is Setting.POOL_SIZE:
-            assert isinstance(new, PoolSize) and observations.live.pool is not None
-            assert profile.pool.size.min <= new.default_pool_size <= profile.pool.size.max
+            assert isinstance(old, PoolSize) and isinstance(new, PoolSize) and observations.live.pool is not None
+            assert_within_or_toward(old.default_pool_size, new.default_pool_size,
+                                    profile.pool.size.min, profile.pool.size.max)
             budget = profile.pool.max_server_connections
             if budget:
                 replicas = observations.live.pool.pooler_replicas
@@ -398,8 +429,9 @@ def test_a_rollback_restores_exactly_the_previous_values_including_the_coupled_e
     state = compute_next_state(TuningState(), decision=first, observations=observations, now=b.NOW, applied=True)
     later = b.NOW + timedelta(seconds=profile.guardrails.verify_for.seconds)
     slo = profile.slo.latency_p95.seconds
+    # An error regression with p95 within the SLO: a rollback that takes capacity away is only allowed then.
     worse = b.observations(
-        at=later, latency_p95_seconds=b.series(3 * slo, at=later), error_ratio=b.series(0.2, at=later),
+        at=later, latency_p95_seconds=b.series(0.9 * slo, at=later), error_ratio=b.series(0.2, at=later),
         request_rate_per_second=b.series(100, at=later), live=_written(observations.live, first.change),
     )
     rollback = decide(profile, worse, state, later)
@@ -469,3 +501,37 @@ def test_no_emergency_follows_a_write_within_two_intervals(
         written = max(written, last.verdict_at)
     if b.NOW - written < 2 * timedelta(seconds=profile.guardrails.interval.seconds):
         assert not change.emergency
+
+
+@st.composite
+def pools_outside_their_bounds(draw: st.DrawFn) -> tuple[PerformanceProfileSpec, Observations]:
+    """A live pool below size.min or above size.max, with clients waiting or the pool idle."""
+    size_min = draw(st.integers(2, 60))
+    size_max = draw(st.integers(size_min, 120))
+    profile = b.profile(pool={"size": {"min": size_min, "max": size_max}},
+                        guardrails={"maxStepPercent": draw(st.integers(5, 100))})
+    default = draw(st.one_of(st.integers(1, size_min), st.integers(size_max, 2 * size_max)))
+    busy = draw(st.booleans())
+    pool = PoolLive(default_pool_size=default, reserve_pool_size=default // 2)
+    observations = replace(b.observations(
+        live=b.live(pool=pool),
+        pool_server_active=b.series(default if busy else 0.1 * default),
+        pool_client_waiting=b.series(draw(st.integers(1, 5)) if busy else 0),
+    ), peak_pool_demand_connections=0.1 * default)
+    return profile, observations
+
+
+@PROPERTY_SETTINGS
+@given(pools_outside_their_bounds())
+def test_a_pool_outside_its_bounds_moves_toward_them_by_at_most_one_step_never_away(
+    case: tuple[PerformanceProfileSpec, Observations],
+) -> None:
+    profile, observations = case
+    change = decide(profile, observations, TuningState(), b.NOW).change
+    assume(change is not None and change.edit.setting is Setting.POOL_SIZE)
+    assert change is not None
+    old, new = change.edit.from_value, change.edit.to_value
+    assert isinstance(old, PoolSize) and isinstance(new, PoolSize)
+    assert_within_or_toward(old.default_pool_size, new.default_pool_size, profile.pool.size.min, profile.pool.size.max)
+    step = profile.guardrails.max_step_percent / 100
+    assert abs(new.default_pool_size - old.default_pool_size) <= old.default_pool_size * step + 1e-9

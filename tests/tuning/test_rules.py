@@ -371,6 +371,15 @@ def test_pool_growth_is_limited_by_max_step_percent_between_tiers() -> None:
     assert "step limit" in change.reason
 
 
+def test_a_pool_below_size_min_grows_toward_it_by_at_most_one_step_and_says_why() -> None:
+    # live 5/2, size.min 50: the bound raises the goal, the step limit (+50%) still wins: 5 -> 7, not 50.
+    change = change_of(run(pool_observations(active=5, waiting=3, default=5, reserve=2),
+                           pool={"size": {"min": 50, "max": 100}}))
+    assert change.edit.to_value == PoolSize(default_pool_size=7, reserve_pool_size=4)
+    assert change.table_row.startswith("size.min 50")
+    assert "step limit +50% = 7" in change.reason
+
+
 def test_pool_above_ninety_percent_grows_a_tier() -> None:
     change = change_of(run(pool_observations(active=19)))
     assert change.edit.to_value == PoolSize(default_pool_size=30, reserve_pool_size=20)

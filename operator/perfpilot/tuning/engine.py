@@ -40,9 +40,10 @@ def compute_emergency_start(
 
 def _may_reverse(change: ProposedChange, edit: Edit, context: RuleContext) -> bool:
     """A reversal within the hold is allowed for an emergency toward capacity, or toward capacity in a shortage."""
-    if guardrails.compute_edit_direction(edit) <= 0:
+    replicas = guardrails.compute_replica_counts(context.observations.live.hpa)
+    if guardrails.compute_edit_direction(edit, replicas=replicas) <= 0:
         return False
-    if change.emergency and guardrails.is_toward_capacity(change):
+    if change.emergency and guardrails.is_toward_capacity(change, replicas=replicas):
         return True
     return compute_shortage(context) is not None
 
@@ -101,6 +102,7 @@ def decide(
         profile=profile, observations=observations, detail=detail, thresholds=thresholds,
         now_seconds=observations.at.timestamp(),
     )
+    replica_counts = guardrails.compute_replica_counts(observations.live.hpa)
     blocked: list[str] = []
     notes: list[str] = []
     held: ProposedChange | None = None
@@ -119,7 +121,8 @@ def decide(
                 notes.append(f"{outcome.rule}: resources change waits for the rollout in progress")
                 held = held or change
                 continue
-            reversal = guardrails.find_reversal(change, state=state, now=now, hold_seconds=hold_seconds)
+            reversal = guardrails.find_reversal(
+                change, state=state, now=now, hold_seconds=hold_seconds, replicas=replica_counts)
             if reversal is not None and not _may_reverse(change, reversal[0], context):
                 edit, record = reversal
                 notes.append(f"{outcome.rule}: {edit.setting.value} was moved the other way at {record.at:%H:%M} "
@@ -131,7 +134,8 @@ def decide(
                              f"to show ({thresholds.emergency_after_change_intervals} intervals)")
                 held = held or change
                 continue
-            if hold_until is not None and not (change.emergency and guardrails.is_toward_capacity(change)):
+            if hold_until is not None and not (
+                    change.emergency and guardrails.is_toward_capacity(change, replicas=replica_counts)):
                 held = held or change
                 continue
             reason = change.reason

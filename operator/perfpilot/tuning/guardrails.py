@@ -5,6 +5,7 @@ the Postgres connection budget and the maxReplicas ceiling — as pure functions
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from perfpilot.api.spec import PerformanceProfileSpec
@@ -21,8 +22,15 @@ from perfpilot.api.status import (
     Verdict,
 )
 from perfpilot.tuning.decision import ProposedChange
+from perfpilot.tuning.observations import HpaLive
 from perfpilot.tuning.tables import POOL_TIERS
-from perfpilot.tuning.values import compute_percent_per_minute, normalise_rules, values_equal
+from perfpilot.tuning.values import (
+    HPA_SYNC_SECONDS,
+    NormalisedRules,
+    compute_allowed_replicas,
+    normalise_rules,
+    values_equal,
+)
 
 MEBIBYTE = 2**20
 
@@ -152,8 +160,59 @@ def _resources_toward_capacity(edit: Edit) -> bool:
     return grew
 
 
-def is_edit_toward_capacity(edit: Edit) -> bool:
-    """Whether an edit only adds capacity (what an emergency may do while a change is held back)."""
+# Replica counts at which two behaviours are compared when the live HPA is not known: small counts
+# (where Pods policies matter most) up to large ones.
+DEFAULT_REPLICA_COUNTS: tuple[int, ...] = (1, 2, 3, 4, 6, 10, 20, 50)
+_LONGEST_COMPARED_SECONDS = 1800  # the longest period Kubernetes accepts for a scaling policy
+
+
+def compute_replica_counts(hpa: HpaLive | None) -> tuple[int, ...]:
+    """Where behaviours are compared: the live replica count and minReplicas (where a scale-up starts)."""
+    if hpa is None:
+        return DEFAULT_REPLICA_COUNTS
+    return tuple(sorted({max(1, hpa.min_replicas), max(1, hpa.current_replicas)}))
+
+
+def _movements(rules: NormalisedRules, *, scale_up: bool, counts: Sequence[int], horizon: int) -> list[int]:
+    moved: list[int] = []
+    for start in counts:
+        reached = compute_allowed_replicas(rules, scale_up=scale_up, start=start, horizon_seconds=horizon)
+        moved.extend(abs(count - start) for count in reached)
+    return moved
+
+
+def compute_behaviour_direction(
+    old: ScalingRules | None, new: ScalingRules | None, *, scale_up: bool, replicas: Sequence[int]
+) -> int:
+    """+1 when ``new`` is toward capacity (a scale-up that never allows fewer replicas per period and no
+    longer a window; a scale-down that never removes more and no shorter a window), -1 for the opposite,
+    0 when equal or mixed. Counts come from the HPA controller's own limits, Pods and Percent policies and
+    selectPolicy included (``values.compute_allowed_replicas``), at each of ``replicas`` as start."""
+    before = normalise_rules(old, scale_up=scale_up)
+    after = normalise_rules(new, scale_up=scale_up)
+    if before == after:
+        return 0
+    periods = [period for _kind, _value, period in (*before[2], *after[2])]
+    horizon = min(_LONGEST_COMPARED_SECONDS, max([4 * HPA_SYNC_SECONDS, *periods]))
+    moved_before = _movements(before, scale_up=scale_up, counts=replicas, horizon=horizon)
+    moved_after = _movements(after, scale_up=scale_up, counts=replicas, horizon=horizon)
+    pairs = list(zip(moved_before, moved_after, strict=True))
+    # Toward capacity: a shorter scale-up window / a longer scale-down window, more (up) / fewer (down) moved.
+    sign = 1 if scale_up else -1
+    more = all(sign * (a - b) >= 0 for b, a in pairs) and sign * (before[0] - after[0]) >= 0
+    less = all(sign * (a - b) <= 0 for b, a in pairs) and sign * (before[0] - after[0]) <= 0
+    if more and not less:
+        return 1
+    if less and not more:
+        return -1
+    return 0
+
+
+def is_edit_toward_capacity(edit: Edit, *, replicas: Sequence[int] = DEFAULT_REPLICA_COUNTS) -> bool:
+    """Whether an edit only adds capacity (what an emergency may do while a change is held back).
+
+    ``replicas`` are the counts a scale-up edit is compared at (``compute_replica_counts``).
+    """
     old, new = edit.from_value, edit.to_value
     setting = edit.setting
     if setting in (Setting.HPA_CPU_TARGET, Setting.HPA_MEMORY_TARGET):
@@ -169,45 +228,29 @@ def is_edit_toward_capacity(edit: Edit) -> bool:
     if setting is Setting.HPA_SCALE_UP:
         if not isinstance(old, ScalingRules | None) or not isinstance(new, ScalingRules | None):
             return False
-        before = normalise_rules(old, scale_up=True)
-        after = normalise_rules(new, scale_up=True)
-        faster_rate = compute_percent_per_minute(after) >= compute_percent_per_minute(before)
-        return after != before and after[0] <= before[0] and faster_rate
+        return compute_behaviour_direction(old, new, scale_up=True, replicas=replicas) > 0
     if setting is Setting.RESOURCES:
         return _resources_toward_capacity(edit)
     return False  # a slower or faster scale-down is never an emergency move
 
 
-def is_toward_capacity(change: ProposedChange) -> bool:
-    return is_edit_toward_capacity(change.edit) and (change.coupled is None or is_edit_toward_capacity(change.coupled))
+def is_toward_capacity(change: ProposedChange, *, replicas: Sequence[int] = DEFAULT_REPLICA_COUNTS) -> bool:
+    return is_edit_toward_capacity(change.edit, replicas=replicas) and (
+        change.coupled is None or is_edit_toward_capacity(change.coupled, replicas=replicas))
 
 
-def _scale_down_direction(edit: Edit) -> int:
-    """+1 when a scale-down edit is slower (keeps pods longer: toward capacity), -1 when faster, 0 otherwise."""
-    old, new = edit.from_value, edit.to_value
-    if not isinstance(old, ScalingRules | None) or not isinstance(new, ScalingRules | None):
-        return 0
-    before = normalise_rules(old, scale_up=False)
-    after = normalise_rules(new, scale_up=False)
-    if before == after:
-        return 0
-    slower_window, faster_window = after[0] >= before[0], after[0] <= before[0]
-    rate_before, rate_after = compute_percent_per_minute(before), compute_percent_per_minute(after)
-    if slower_window and rate_after <= rate_before:
-        return 1
-    if faster_window and rate_after >= rate_before:
-        return -1
-    return 0
-
-
-def compute_edit_direction(edit: Edit) -> int:
+def compute_edit_direction(edit: Edit, *, replicas: Sequence[int] = DEFAULT_REPLICA_COUNTS) -> int:
     """+1 for an edit toward more capacity, -1 for one toward less, 0 when it is neither (mixed)."""
-    if edit.setting is Setting.HPA_SCALE_DOWN:
-        return _scale_down_direction(edit)
-    if is_edit_toward_capacity(edit):
+    if edit.setting in (Setting.HPA_SCALE_UP, Setting.HPA_SCALE_DOWN):
+        old, new = edit.from_value, edit.to_value
+        if not isinstance(old, ScalingRules | None) or not isinstance(new, ScalingRules | None):
+            return 0
+        return compute_behaviour_direction(
+            old, new, scale_up=edit.setting is Setting.HPA_SCALE_UP, replicas=replicas)
+    if is_edit_toward_capacity(edit, replicas=replicas):
         return 1
     reverse = Edit(setting=edit.setting, from_value=edit.to_value, to_value=edit.from_value)
-    return -1 if is_edit_toward_capacity(reverse) else 0
+    return -1 if is_edit_toward_capacity(reverse, replicas=replicas) else 0
 
 
 def _edits_of(record: ChangeRecord) -> list[Edit]:
@@ -215,7 +258,8 @@ def _edits_of(record: ChangeRecord) -> list[Edit]:
 
 
 def find_reversal(
-    change: ProposedChange, *, state: TuningState, now: datetime, hold_seconds: float
+    change: ProposedChange, *, state: TuningState, now: datetime, hold_seconds: float,
+    replicas: Sequence[int] = DEFAULT_REPLICA_COUNTS,
 ) -> tuple[Edit, ChangeRecord] | None:
     """A recent change (within ``hold_seconds``, not rolled back) that ``change`` would move back the other way.
 
@@ -226,11 +270,13 @@ def find_reversal(
     recent = [r for r in records if r.verdict is not Verdict.ROLLED_BACK and r.at > since]
     proposed = [change.edit] + ([change.coupled] if change.coupled is not None else [])
     for edit in proposed:
-        direction = compute_edit_direction(edit)
+        direction = compute_edit_direction(edit, replicas=replicas)
         if direction == 0:
             continue
         for record in reversed(recent):
             for earlier in _edits_of(record):
-                if earlier.setting is edit.setting and compute_edit_direction(earlier) == -direction:
+                if earlier.setting is not edit.setting:
+                    continue
+                if compute_edit_direction(earlier, replicas=replicas) == -direction:
                     return edit, record
     return None

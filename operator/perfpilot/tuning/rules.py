@@ -237,13 +237,20 @@ def compute_pool_grow(ctx: RuleContext, pool: PoolLive) -> tuple[PoolSize, str] 
         goal, row = tier.default_pool_size, f"{tier.name} {tier.default_pool_size}/{tier.reserve_pool_size}"
     else:
         goal, row = step_limit, f"beyond Peak (+{ctx.profile.guardrails.max_step_percent}%)"
-    new_default = min(goal, spec.size.max, step_limit)
-    new_default = max(new_default, spec.size.min)
+    # Goal -> bounds -> step limit (the step limit wins): a live pool below size.min climbs toward it one
+    # step at a time instead of jumping there.
+    bounded = guardrails.clamp(goal, lower=spec.size.min, upper=spec.size.max)
+    new_default = min(bounded, step_limit)
     if new_default <= live_default:
         return f"pool {live_default} already at size.max {spec.size.max} or the step limit"
     limits = []
-    if new_default < goal:
-        limits.append("size.max" if new_default == spec.size.max else "step limit")
+    if bounded > goal:
+        # The row that decides is the bound, not the tier: say so.
+        row = f"size.min {spec.size.min} (live {live_default} below it; next tier {row})"
+    elif bounded < goal:
+        limits.append(f"size.max {spec.size.max}")
+    if new_default < bounded:
+        limits.append(f"step limit +{ctx.profile.guardrails.max_step_percent}% = {new_default}")
     while new_default > live_default and not guardrails.fits_server_budget(
         default_pool_size=new_default, reserve_pool_size=guardrails.compute_pool_reserve(new_default),
         pooler_replicas=pool.pooler_replicas, max_server_connections=spec.max_server_connections,
@@ -333,6 +340,12 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
     if isinstance(latency, Unknown):
         yield RuleOutcome(name, note="p95 unknown", blocked_by=("latency_p95_seconds",))
         return
+    span = ctx.thresholds.emergency_latency_span_seconds
+    if not ctx.covers(latency, span):
+        # After a scrape gap the newest sample alone is not "every sample of the last 2 minutes".
+        yield RuleOutcome(name, note=f"no emergency: p95 samples do not cover the last {span:.0f}s "
+                                     f"({len(latency.values)} since {latency.timestamps_seconds[0]:.0f})")
+        return
     limit = ctx.thresholds.emergency_latency_multiple * ctx.slo_seconds
     if latency.minimum <= limit:
         yield RuleOutcome(name, note=f"no emergency (p95 {_ms(latency.latest)} <= 2 x SLO {_ms(ctx.slo_seconds)})")
@@ -386,7 +399,10 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
             ctx, hpa, scale_up=True, row=SCALE_UP_ROWS["Aggressive"], emergency=True,
             reason=f"{why}: scale-up row 'Aggressive' (window 0s, +100% per 15s)",
         )
-        if faster is not None and guardrails.is_toward_capacity(faster):
+        # Toward capacity only if it never allows fewer replicas per period, at the live count and at
+        # minReplicas: +100%/15s alone is slower than Kubernetes' default Max(+4 pods, +100%) below 4 pods.
+        if faster is not None and guardrails.is_toward_capacity(
+                faster, replicas=guardrails.compute_replica_counts(hpa)):
             yield RuleOutcome(name, change=faster)
     yield RuleOutcome(name, note=f"{why}, but no capacity move is left within the bounds")
 

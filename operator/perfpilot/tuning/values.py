@@ -7,6 +7,8 @@ the HPA already behaves like is not a change.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import ContainerResources, PoolSize, ScalingRules, Setting, SettingValue
 from perfpilot.tuning.observations import LiveConfig
@@ -30,14 +32,55 @@ def normalise_rules(rules: ScalingRules | None, *, scale_up: bool) -> Normalised
     return window, select, policies
 
 
-def compute_percent_per_minute(rules: NormalisedRules) -> float:
-    """How fast a direction may move, as the best Percent policy's rate (Pods policies are not comparable)."""
-    if rules[1] == "Disabled":
-        return 0.0
-    rates = [value * 60 / period for kind, value, period in rules[2] if kind == "Percent"]
-    if not rates:
-        return 0.0
-    return max(rates) if rules[1] == "Max" else min(rates)
+# The HPA controller's default --horizontal-pod-autoscaler-sync-period: how often it may move replicas.
+HPA_SYNC_SECONDS = 15
+# Largest replica count followed when comparing rules (a 100%/15 s policy doubles 120 times in 30 min).
+_REPLICA_CEILING = 100_000
+
+
+def _policy_limit(kind: str, value: int, period_start: int, *, scale_up: bool) -> int:
+    if scale_up:
+        if kind == "Pods":
+            return period_start + value
+        return -(-period_start * (100 + value) // 100)  # the controller rounds a Percent scale-up up
+    if kind == "Pods":
+        return period_start - value
+    return period_start * (100 - value) // 100  # ... and a Percent scale-down down
+
+
+@lru_cache(maxsize=4096)
+def compute_allowed_replicas(
+    rules: NormalisedRules, *, scale_up: bool, start: int, horizon_seconds: int
+) -> tuple[int, ...]:
+    """Replicas an HPA moving as fast as ``rules`` allow reaches at each sync (every 15 s) up to the horizon.
+
+    This is the controller's calculateScaleUpLimitWithScalingRules (and its scale-down twin): each policy
+    allows a change relative to the replica count at the start of its period (Pods: +value, Percent:
+    x(1 + value%)), ``selectPolicy`` Max takes the policy allowing the biggest change, Min the smallest,
+    Disabled none. Comparing these counts is the only fair way to compare a Pods policy with a Percent one:
+    Kubernetes' default Max(+4 pods, +100%) per 15 s takes 2 replicas to 6 where +100% alone reaches 4.
+    """
+    _window, select, policies = rules
+    events: list[tuple[int, int]] = []  # (sync time, replicas added (+) or removed (-))
+    current = start
+    reached: list[int] = []
+    for time in range(HPA_SYNC_SECONDS, horizon_seconds + 1, HPA_SYNC_SECONDS):
+        if select != "Disabled" and policies:
+            limits = []
+            for kind, value, period in policies:
+                changed = sum(delta for at, delta in events if at > time - period)
+                limits.append(_policy_limit(kind, value, current - changed, scale_up=scale_up))
+            if scale_up:
+                limit = max(limits) if select == "Max" else min(limits)
+                new = max(current, min(limit, _REPLICA_CEILING))
+            else:
+                limit = min(limits) if select == "Max" else max(limits)
+                new = min(current, max(limit, 1))
+            if new != current:
+                events.append((time, new - current))
+                current = new
+        reached.append(current)
+    return tuple(reached)
 
 
 def selected_containers(profile: PerformanceProfileSpec, live: LiveConfig) -> list[ContainerResources]:

@@ -8,6 +8,7 @@ from datetime import datetime
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import Baseline, ChangeRecord, Edit, Verdict
 from perfpilot.tuning.decision import ProposedChange
+from perfpilot.tuning.guardrails import compute_edit_direction, compute_replica_counts
 from perfpilot.tuning.observations import Observations, Series, Signal, Unknown
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.values import compute_live_value, compute_target_name, values_equal
@@ -111,12 +112,28 @@ def decide_verdict(
     what = "; ".join(regressions)
     if not profile.guardrails.rollback:
         return VerdictOutcome(Verdict.KEPT, f"regression ({what}) but guardrails.rollback is off; kept")
-    live_value = compute_live_value(change.edit.setting, profile=profile, live=observations.live)
-    if not values_equal(change.edit.setting, live_value, change.edit.to_value):
-        return VerdictOutcome(
-            Verdict.INCONCLUSIVE,
-            f"regression ({what}) but {change.edit.setting.value} was changed by someone else since; not rolled back",
-        )
+    for edit in (change.edit, *([change.coupled] if change.coupled is not None else [])):
+        live_value = compute_live_value(edit.setting, profile=profile, live=observations.live)
+        if not values_equal(edit.setting, live_value, edit.to_value):
+            what_edit = "coupled " if edit is change.coupled else ""
+            return VerdictOutcome(
+                Verdict.INCONCLUSIVE,
+                f"regression ({what}) but {what_edit}{edit.setting.value} was changed by someone else since; "
+                f"not rolled back",
+            )
+    if p95_after > slo:
+        replicas = compute_replica_counts(observations.live.hpa)
+        # Only a rollback that purely adds capacity (undoing a cut) may run during a shortage; undoing a
+        # move toward capacity, or a mixed one, takes capacity away while users already wait.
+        backward = [edit for edit in (change.edit, *([change.coupled] if change.coupled is not None else []))
+                    if compute_edit_direction(edit, replicas=replicas) >= 0]
+        if backward:
+            return VerdictOutcome(
+                Verdict.INCONCLUSIVE,
+                f"regression ({what}) but p95 {p95_after * 1000:.0f}ms is still above the SLO {slo * 1000:.0f}ms: "
+                f"rolling back {backward[0].setting.value} {backward[0].to_value} -> {backward[0].from_value} would "
+                f"take capacity away during the shortage; change kept, nothing barred",
+            )
     reason = (f"Rollback of {change.edit.setting.value} on {change.target}: regression ({what}); restoring the "
               f"previous value and barring the move for {thresholds.barred_cooldowns} x cooldown")
     return VerdictOutcome(

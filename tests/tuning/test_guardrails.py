@@ -1,0 +1,80 @@
+"""Guardrail functions on their own: what counts as a move toward capacity for HPA behaviour."""
+
+from __future__ import annotations
+
+import pytest
+import tuning_builders as b
+
+from perfpilot.api.status import Edit, ScalingPolicy, ScalingRules, Setting, TuningState
+from perfpilot.tuning.engine import decide
+from perfpilot.tuning.guardrails import compute_behaviour_direction, is_edit_toward_capacity
+from perfpilot.tuning.tables import SCALE_UP_ROWS
+from perfpilot.tuning.values import compute_allowed_replicas, normalise_rules
+
+AGGRESSIVE = SCALE_UP_ROWS["Aggressive"].to_rules()
+MODERATE = SCALE_UP_ROWS["Moderate"].to_rules()
+
+
+def rules(*policies: tuple[str, int, int], select: str | None = None, window: int = 0) -> ScalingRules:
+    return ScalingRules(
+        stabilization_window_seconds=window, select_policy=select,
+        policies=[ScalingPolicy(type=kind, value=value, period_seconds=period) for kind, value, period in policies],
+    )
+
+
+def test_kubernetes_default_scale_up_counts_its_pods_policy_like_the_controller() -> None:
+    # Max(+4 pods, +100%) per 15 s: 2 -> 6 -> 12; +100% per 15 s alone: 2 -> 4 -> 8.
+    default = compute_allowed_replicas(normalise_rules(None, scale_up=True), scale_up=True, start=2,
+                                       horizon_seconds=30)
+    aggressive = compute_allowed_replicas(normalise_rules(AGGRESSIVE, scale_up=True), scale_up=True, start=2,
+                                          horizon_seconds=30)
+    assert (default, aggressive) == ((6, 12), (4, 8))
+
+
+def test_select_policy_min_takes_the_policy_allowing_the_smaller_change() -> None:
+    slow = rules(("Pods", 4, 15), ("Percent", 100, 15), select="Min")
+    assert compute_allowed_replicas(normalise_rules(slow, scale_up=True), scale_up=True, start=2,
+                                    horizon_seconds=15) == (4,)
+
+
+def test_a_percent_policy_counts_from_the_replicas_at_the_start_of_its_period() -> None:
+    # +50% per 30 s from 2: 3 at 15 s, still 3 at 30 s (the period started at 2), 5 at 45 s.
+    reached = compute_allowed_replicas(normalise_rules(MODERATE, scale_up=True), scale_up=True, start=2,
+                                       horizon_seconds=45)
+    assert reached == (3, 3, 5)
+
+
+@pytest.mark.parametrize(("replicas", "direction"), [((2,), -1), ((3,), -1), ((4,), 0), ((10,), 0), ((2, 10), -1)])
+def test_aggressive_is_not_toward_capacity_from_the_default_where_it_allows_fewer_pods(
+    replicas: tuple[int, ...], direction: int,
+) -> None:
+    assert compute_behaviour_direction(None, AGGRESSIVE, scale_up=True, replicas=replicas) == direction
+    edit = Edit(setting=Setting.HPA_SCALE_UP, from_value=None, to_value=AGGRESSIVE)
+    assert is_edit_toward_capacity(edit, replicas=replicas) is False
+
+
+def test_aggressive_is_toward_capacity_from_moderate_at_any_count() -> None:
+    for count in (1, 2, 5, 40):
+        assert compute_behaviour_direction(MODERATE, AGGRESSIVE, scale_up=True, replicas=(count,)) == 1
+        assert compute_behaviour_direction(AGGRESSIVE, MODERATE, scale_up=True, replicas=(count,)) == -1
+
+
+def test_a_pods_policy_added_to_aggressive_is_toward_capacity_only_where_it_adds_pods() -> None:
+    with_pods = rules(("Percent", 100, 15), ("Pods", 4, 15))
+    assert compute_behaviour_direction(AGGRESSIVE, with_pods, scale_up=True, replicas=(2,)) == 1
+    assert compute_behaviour_direction(AGGRESSIVE, with_pods, scale_up=True, replicas=(8,)) == 0
+
+
+def test_a_slower_scale_down_is_toward_capacity_and_a_disabled_one_slowest() -> None:
+    moderate = rules(("Percent", 10, 60), window=300)
+    assert compute_behaviour_direction(moderate, rules(("Percent", 10, 60), select="Disabled", window=300),
+                                       scale_up=False, replicas=(10,)) == 1
+    assert compute_behaviour_direction(moderate, rules(("Pods", 5, 15), window=300),
+                                       scale_up=False, replicas=(10,)) == -1
+
+
+def test_an_emergency_on_kubernetes_default_behaviour_at_two_replicas_does_not_write_aggressive() -> None:
+    profile = b.profile(hpa={"cpuTarget": {"min": 70, "max": 80}})  # target already at min: no target move
+    live = b.live(hpa=b.hpa(scale_up=None, scale_down=None, current_replicas=2, cpu_target_percent=70))
+    decision = decide(profile, b.observations(live=live, latency_p95_seconds=b.series(1.5)), TuningState(), b.NOW)
+    assert decision.change is None or not decision.change.emergency, decision.reason
