@@ -13,34 +13,25 @@ A separate Prometheus (own port and data dir) is backfilled with them; the produ
 reads every signal at the run's end and each is compared, step by step, with the ``Observations`` the
 simulator computed from the same samples at the same time.
 
-The simulator's ``rate()`` is ``(last - first) / (t_last - t_first)`` over the samples in ``(t - 2m, t]``,
-which is Prometheus' extrapolated rate only when the extrapolation to the range's edges cancels out. Where
-it does not — and only there — the reader must give what Prometheus 2.42 computes (``promql_reference``):
-
-1. the simulator scrapes at the very instants the reader evaluates (``shop-on-steps``); Prometheus 2.x's
-   range is closed, so it holds one sample more than the simulator's half-open one, and its rate is the
-   increase over 120 s where the simulator's is over 105 s;
-2. a series that begins inside the range (a pod started by the scale-up): Prometheus extrapolates only
-   half a scrape interval toward the range's start;
-3. a counter that starts from zero inside the window (the timeout counter when requests first fail, CFS
-   throttled periods when throttling starts, a new pod's CPU): Prometheus never extrapolates a counter
-   below zero, so it stops short of the range's start.
-
-``shop`` and ``billing`` are therefore stamped 1 s before the tick boundary (real scrapes have a phase of
-their own), which removes (1); ``shop-on-steps`` is the same run at the simulator's own instants and pins (1).
+The simulator's ``rate()`` is Prometheus 2.42's ``extrapolatedRate`` (``sim.prometheus.extrapolated_rate``)
+and the files hold its samples at the instants it took them, which fall on the reader's steps and on every
+range's start. So every signal of every workload at every step must equal the simulator's own value to
+floating-point rounding (a relative 1e-9) — also where the extrapolation does not cancel: a pod started by
+the scale-up (a series beginning inside the range), a counter leaving zero inside the window (the timeouts,
+the CFS throttled periods). The one exception is CloudNativePG's oldest wait, written as whole seconds
+plus integer microseconds (to half a microsecond).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 from promharness import OpenMetricsWriter, running_prometheus
-from promql_reference import rate_at
 from sim_openmetrics import LATENCY_HISTOGRAM, REQUESTS_TOTAL, SimRun, SimWorkload, run_workload
 
 from perfpilot.api.spec import PerformanceProfile, PoolExporter
@@ -48,7 +39,6 @@ from perfpilot.api.status import ContainerResources, PoolSize
 from perfpilot.observe.presets import CADVISOR
 from perfpilot.observe.promql import DEPLOYMENT_POD_PATTERN, POOL_SIGNALS, STATEFULSET_POD_PATTERN, SignalName
 from perfpilot.observe.reader import PrometheusSettings
-from perfpilot.observe.series import histogram_quantile
 from perfpilot.observe.snapshot import ProfileTarget, fetch_observations
 from perfpilot.sim.cluster import MIB, Cluster, ClusterParams
 from perfpilot.sim.trace import bundled_trace_path, load_trace
@@ -66,7 +56,7 @@ SHOP = SimWorkload(
     resources=ContainerResources(name="app", cpu_request_millicores=500, cpu_limit_millicores=1000,
                                  memory_request_bytes=512 * MIB, memory_limit_bytes=1024 * MIB),
     pool=PoolSize(default_pool_size=20, reserve_pool_size=10), replicas=6,
-    rate_factor=65.0 / TRACE.peak_per_second, scrape_lead_seconds=1,
+    rate_factor=65.0 / TRACE.peak_per_second,
 )
 BILLING = SimWorkload(
     namespace="billing", deployment="checkout", pooler="checkout-pooler", exporter=PoolExporter.CLOUDNATIVE_PG,
@@ -74,13 +64,10 @@ BILLING = SimWorkload(
                                  memory_request_bytes=1024 * MIB, memory_limit_bytes=2048 * MIB),
     pool=PoolSize(default_pool_size=8, reserve_pool_size=0), replicas=3,
     params=ClusterParams(memory_growth_bytes_per_hour=40.0 * MIB),
-    rate_factor=75.0 / TRACE.peak_per_second, scale_up=(25, 6), scrape_lead_seconds=1,
+    rate_factor=75.0 / TRACE.peak_per_second, scale_up=(25, 6),
 )
-SHOP_ON_STEPS = replace(SHOP, namespace="shop-on-steps", scrape_lead_seconds=0)
-WORKLOADS = (SHOP, BILLING, SHOP_ON_STEPS)
+WORKLOADS = (SHOP, BILLING)
 
-RATE_SIGNALS = (SignalName.LATENCY_P95, SignalName.REQUEST_RATE, SignalName.ERROR_RATIO, SignalName.CPU_USAGE,
-                SignalName.CPU_THROTTLED)
 # The counters each rate signal is computed from (container="app": the pod cgroup is not counted).
 COUNTERS: dict[SignalName, tuple[str, ...]] = {
     SignalName.LATENCY_P95: (f"{LATENCY_HISTOGRAM}_bucket",),
@@ -145,57 +132,12 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulated]:
     yield Simulated(writer, runs, at_seconds, reader, simulator)
 
 
-# --- what Prometheus 2.42 computes from the written samples (promql_reference.rate_at) ------------------
-
 Points = Sequence[tuple[int, float]]
 
 
 def _series(simulated: Simulated, sample: str, namespace: str) -> list[tuple[dict[str, str], Points]]:
     return [(labels, points) for labels, points in simulated.writer.series(sample)
             if labels["namespace"] == namespace and labels.get("container", "app") == "app"]
-
-
-def _rate(points: Points, at: int, *, half_open: bool) -> float | None:
-    if half_open:  # the simulator's range, (at - 2m, at]; also Prometheus 3's
-        points = [(t, v) for t, v in points if t > at - RATE_WINDOW_SECONDS]
-    return rate_at(points, at_seconds=at, range_seconds=RATE_WINDOW_SECONDS)
-
-
-def prometheus_value(simulated: Simulated, namespace: str, signal: SignalName, at: int, *,
-                     half_open: bool = False) -> float | None:
-    """The rate signal as PromQL computes it from the samples written (closed range, as in 2.42)."""
-
-    def rates(sample: str, keep: Callable[[dict[str, str]], bool] = lambda _: True) -> list[tuple[str, float]]:
-        found = [(labels, _rate(points, at, half_open=half_open)) for labels, points in
-                 _series(simulated, sample, namespace) if keep(labels)]
-        return [(labels.get("le") or labels["pod"], r) for labels, r in found if r is not None]
-
-    if signal in (SignalName.REQUEST_RATE, SignalName.ERROR_RATIO):
-        total = math.fsum(r for _, r in rates(REQUESTS_TOTAL))
-        if signal is SignalName.REQUEST_RATE:
-            return total
-        return math.fsum(r for _, r in rates(REQUESTS_TOTAL, lambda la: la["code"].startswith("5"))) / total
-    if signal is SignalName.LATENCY_P95:
-        return histogram_quantile(0.95, [(float(le), r) for le, r in rates(f"{LATENCY_HISTOGRAM}_bucket")])
-    if signal is SignalName.CPU_USAGE:
-        per_pod = [r for _, r in rates(CADVISOR.cpu_usage_seconds_total)]
-        return 1000.0 * math.fsum(per_pod) / len(per_pod)
-    if signal is SignalName.CPU_THROTTLED:
-        periods = dict(rates(CADVISOR.cfs_periods_total))
-        return max(r / periods[pod] for pod, r in rates(CADVISOR.cfs_throttled_periods_total))
-    raise AssertionError(f"{signal} is not a rate signal")
-
-
-def extrapolation_cancels(points: Points, at: int, *, half_open: bool = False) -> bool:
-    """Does Prometheus' rate over ``[at - 2m, at]`` (``(at - 2m, at]``) equal the simulator's first-to-last slope?"""
-    inside = [(t, v) for t, v in points if at - RATE_WINDOW_SECONDS <= t <= at]
-    if half_open:
-        inside = [(t, v) for t, v in inside if t > at - RATE_WINDOW_SECONDS]
-    if len(inside) < 2:
-        return True  # no rate either way
-    (t0, v0), (t1, v1) = inside[0], inside[-1]
-    prometheus = rate_at(inside, at_seconds=at, range_seconds=RATE_WINDOW_SECONDS)
-    return prometheus is not None and math.isclose(prometheus, (v1 - v0) / (t1 - t0), rel_tol=1e-9, abs_tol=1e-15)
 
 
 def _steps(signal: Series) -> list[int]:
@@ -227,22 +169,12 @@ def test_reader_returns_the_signal_the_simulator_computed_from_the_same_samples(
     cnpg = simulated.runs[namespace].workload.exporter is PoolExporter.CLOUDNATIVE_PG
     if signal is SignalName.POOL_MAX_WAIT and cnpg:
         tolerance = MAX_WAIT_SPLIT_TOLERANCE_SECONDS
-    counters = [points for sample in COUNTERS.get(signal, ()) for _, points in _series(simulated, sample, namespace)]
-    mismatches = []
-    compared = 0
-    for at, sim_value, read_value in zip(_steps(ours), ours.values, read.values, strict=True):
-        if all(extrapolation_cancels(points, at) for points in counters):
-            compared += 1
-            if not math.isclose(read_value, sim_value, rel_tol=1e-9, abs_tol=max(tolerance, 1e-12)):
-                mismatches.append(f"t-{simulated.at_seconds - at}s: simulator {sim_value!r}, reader {read_value!r}")
-        else:  # causes 2 and 3 of the module docstring: the reader must give PromQL's value, not the model's
-            expected = prometheus_value(simulated, namespace, signal, at)
-            assert expected is not None
-            if not math.isclose(read_value, expected, rel_tol=1e-9, abs_tol=1e-12):
-                mismatches.append(f"t-{simulated.at_seconds - at}s: prometheus {expected!r}, reader {read_value!r}")
+    mismatches = [
+        f"t-{simulated.at_seconds - at}s: simulator {sim_value!r}, reader {read_value!r}"
+        for at, sim_value, read_value in zip(_steps(ours), ours.values, read.values, strict=True)
+        if not math.isclose(read_value, sim_value, rel_tol=1e-9, abs_tol=tolerance)
+    ]
     assert not mismatches, "\n".join(mismatches)
-    # The exceptions stay exceptions: almost every step is held to the simulator's own value.
-    assert compared >= len(read.values) - 2
 
 
 def test_the_simulated_run_exercises_every_signal(simulated: Simulated) -> None:
@@ -266,6 +198,22 @@ def test_the_simulated_run_exercises_every_signal(simulated: Simulated) -> None:
     for signal in POOL_SIGNALS:
         assert isinstance(getattr(simulated.reader["billing"], signal.value), Series)
 
+    # Where Prometheus' extrapolation does not cancel, inside the compared window (the ranges of its steps):
+    window_start = simulated.at_seconds - WINDOW_SECONDS - RATE_WINDOW_SECONDS
+
+    def inside_window(stamp: int) -> bool:
+        return window_start < stamp < simulated.at_seconds
+
+    def leaves_zero_inside_window(namespace: str, sample: str) -> bool:
+        return any(points[0][1] == 0 and inside_window(next(t for t, v in points if v > 0))
+                   for _, points in _series(simulated, sample, namespace) if points[-1][1] > 0)
+
+    new_pods = [points for _, points in _series(simulated, CADVISOR.cpu_usage_seconds_total, "billing")
+                if inside_window(points[0][0])]
+    assert len(new_pods) == 3, "the scale-up's pods: series that begin inside a range"
+    assert leaves_zero_inside_window("billing", REQUESTS_TOTAL), "the timeouts begin"
+    assert leaves_zero_inside_window("shop", CADVISOR.cfs_throttled_periods_total), "the throttling begins"
+
 
 def test_the_simulators_pod_names_would_map_to_another_workload() -> None:
     """Why sim_openmetrics renames pods: the reader maps ``api-0-3`` to StatefulSet ``api-0``, not ``api``."""
@@ -276,29 +224,20 @@ def test_the_simulators_pod_names_would_map_to_another_workload() -> None:
     assert statefulset is not None and statefulset.group(1) != "api"
 
 
-@pytest.mark.parametrize("signal", RATE_SIGNALS, ids=[s.value for s in RATE_SIGNALS])
-def test_scrapes_on_the_step_instants_give_prometheus_2_one_sample_more_than_the_simulator(
-    simulated: Simulated, signal: SignalName
-) -> None:
-    """Cause 1: the model's scrapes land on the reader's steps, so 2.42's closed range holds 9 samples where
-    the simulator's half-open one (Prometheus 3's) holds 8 — the rate over 120 s against the one over 105 s."""
-    namespace = SHOP_ON_STEPS.namespace
-    ours = _as_series(simulated.simulator[namespace], signal, "simulator")
-    read = _as_series(simulated.reader[namespace], signal, "reader")
-    assert read.timestamps_seconds == ours.timestamps_seconds
-    steps = _steps(read)
-    closed = [prometheus_value(simulated, namespace, signal, at) for at in steps]
-    half_open = [prometheus_value(simulated, namespace, signal, at, half_open=True) for at in steps]
-    assert list(read.values) == pytest.approx(closed, rel=1e-9, abs=1e-12)
-    # The simulator's value is the half-open range's, wherever its extrapolation cancels (cause 3 aside).
-    counters = [points for sample in COUNTERS[signal] for _, points in _series(simulated, sample, namespace)]
-    cancels = [all(extrapolation_cancels(points, at, half_open=True) for points in counters) for at in steps]
-    assert sum(cancels) >= len(steps) - 4
-    assert [v for v, ok in zip(ours.values, cancels, strict=True) if ok] == pytest.approx(
-        [v for v, ok in zip(half_open, cancels, strict=True) if ok], rel=1e-9, abs=1e-12)
-    differing = [at for at, a, b in zip(steps, read.values, ours.values, strict=True)
-                 if not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)]
-    if signal is SignalName.ERROR_RATIO:  # shop never fails: 0 either way
-        assert differing == []
-    else:
-        assert len(differing) >= len(steps) // 2, "the load changes every minute, so the two rates differ"
+@pytest.mark.parametrize("namespace", [w.namespace for w in (SHOP, BILLING)])
+def test_every_rate_range_starts_and_ends_on_a_scrape(simulated: Simulated, namespace: str) -> None:
+    """Guards the scenario: the scrapes fall on the reader's steps and on each range's start, so 2.x's closed
+    range holds nine samples of a series scraped throughout, and a rate over the half-open range (Prometheus
+    3's, eight samples over 105 s) would not match the simulator's."""
+    steps = _steps(_as_series(simulated.reader[namespace], SignalName.CPU_USAGE, "reader"))
+    assert len(steps) == WINDOW_SECONDS // STEP_SECONDS + 1
+    checked = 0
+    for sample in sorted({name for names in COUNTERS.values() for name in names}):
+        for labels, points in _series(simulated, sample, namespace):
+            stamps = [t for t, _ in points]
+            for at in steps:
+                if stamps[0] <= at - RATE_WINDOW_SECONDS and at <= stamps[-1]:  # scraped throughout the range
+                    inside = [t for t in stamps if at - RATE_WINDOW_SECONDS <= t <= at]
+                    assert (inside[0], inside[-1], len(inside)) == (at - RATE_WINDOW_SECONDS, at, 9), (sample, labels)
+                    checked += 1
+    assert checked >= len(steps) * len(COUNTERS)
