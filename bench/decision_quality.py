@@ -3,6 +3,8 @@
 Run ``python bench/decision_quality.py`` (or ``make bench``). It prints one table, the goals as
 pass/fail, the time of each replay, and writes the numbers as JSON (``--json``, default
 ``bench/results/decision_quality.json``). Traces are read from ``shared/traces`` (``--traces``).
+``--update-doc docs/benchmarks.md`` rewrites the measured table between the file's table markers, so the
+published numbers are always this script's output.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from perfpilot.sim.trace import Trace, load_trace, scale_for_peak
 DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "decision_quality.json"
 TIME_LIMIT_SECONDS = 30.0  # a 2-day, 1-minute-step replay of all four runs on one core
+TABLE_START = "<!-- measured table: written by bench/decision_quality.py --update-doc -->"
+TABLE_END = "<!-- end of measured table -->"
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the results")
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="only these scenarios")
     parser.add_argument("--window", action="append", choices=[w.name for w in WINDOWS], help="only these windows")
+    parser.add_argument("--update-doc", type=Path, metavar="MARKDOWN",
+                        help="rewrite the measured table between the markers in this file (docs/benchmarks.md)")
     args = parser.parse_args(argv)
 
     profile = default_profile()
     cells: list[dict[str, Any]] = []
+    markdown_rows: list[str] = []
     header = (f"{'scenario':<17}{'trace window':<22}{'viol pp/st/k8s/or':>20}{'CPU core-h pp/st/or':>22}"
               f"{'pool conn-h pp/st':>19}{'chg/rb':>8}{'time':>7}  goals")
     print(header)
@@ -129,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             moves = f"{pp.changes}/{pp.rollbacks}"
             print(f"{name:<17}{window.name:<22}{violations:>20}{cpu:>22}{pool:>19}{moves:>8}{elapsed:>6.1f}s  "
                   f"{verdicts}", flush=True)
+            marked = "; ".join(f"**{'PASS' if g.passed else 'FAIL'}** {g.name} ({g.detail})" for g in goals)
+            markdown_rows.append(f"| {name} | {window.name} | {violations.replace('/', ' / ')} | "
+                                 f"{cpu.replace('/', ' / ')} | {pool.replace('/', ' / ')} | "
+                                 f"{moves.replace('/', ' / ')} | {elapsed:.1f}s | {marked} |")
             document = to_json(simulation, scale=factor)
             document["window"] = window.name
             document["elapsed_seconds"] = round(elapsed, 2)
@@ -155,7 +166,30 @@ def main(argv: list[str] | None = None) -> int:
                                      "goals_passed": len(all_goals) - len(failed),
                                      "goals_total": len(all_goals)}, indent=1) + "\n")
     print(f"wrote {args.json}")
+    if args.update_doc is not None:
+        summary = (f"**Goals: {len(all_goals) - len(failed)} of {len(all_goals)} passed.** Slowest 2-day replay "
+                   f"of all four runs: {slowest:.1f} s on one core (goal < {TIME_LIMIT_SECONDS:.0f} s: "
+                   f"{'PASS' if slowest < TIME_LIMIT_SECONDS else 'FAIL'}).")
+        write_table(args.update_doc, rows=markdown_rows, summary=summary)
+        print(f"updated the measured table in {args.update_doc}")
     return 0
+
+
+def write_table(path: Path, *, rows: list[str], summary: str) -> None:
+    """Replace what stands between the table markers of ``path`` with ``rows`` and the summary line."""
+    text = path.read_text()
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{path}: the table markers are missing ({TABLE_START!r} ... {TABLE_END!r})")
+    table = "\n".join([
+        "| scenario | trace window | SLO-violation min (pp / static / k8s / oracle) "
+        "| CPU core-h (pp / static / oracle) | pool conn-h (pp / static) | changes / rollbacks | time | goals |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        summary,
+    ])
+    path.write_text(text[: start + len(TABLE_START)] + "\n" + table + "\n" + text[end:])
 
 
 if __name__ == "__main__":
