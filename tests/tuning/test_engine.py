@@ -403,3 +403,29 @@ def test_history_keeps_the_last_twenty() -> None:
     decision = decide_with(state, observations)
     new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
     assert len(new_state.history) == HISTORY_LIMIT
+
+
+# --- no move toward less capacity while short of it ---------------------------------------------------
+
+
+def test_a_slower_scale_up_row_waits_while_the_slo_is_breached() -> None:
+    # Kubernetes' default scale-up (+4 pods or +100% per 15 s) is faster than the guide's Moderate row.
+    # With the SLO met the row is written; with p95 at 600 ms against 500 ms (short of capacity, not yet an
+    # emergency) it is not, and the slower scale-down row (which keeps capacity) goes first instead.
+    default_behaviour = b.live(hpa=b.hpa(scale_up=None, scale_down=None))
+    met = decide_with(b.EMPTY_STATE, b.observations(latency_p95_seconds=b.series(0.35), live=default_behaviour))
+    breached = decide_with(b.EMPTY_STATE, b.observations(latency_p95_seconds=b.series(0.6), live=default_behaviour))
+    assert met.change is not None and met.change.edit.setting is Setting.HPA_SCALE_UP
+    assert breached.change is not None and breached.change.edit.setting is Setting.HPA_SCALE_DOWN
+
+
+def test_one_slow_sample_after_a_gap_is_not_a_shortage() -> None:
+    # The last five minutes hold only the newest sample (slow); the five before it are missing. That does not
+    # cover the span, so it is no shortage and the Moderate scale-up row is written as with the SLO met.
+    end = b.NOW.timestamp()
+    kept = b.SAMPLES - 6
+    stamps = [end - b.STEP_SECONDS * (b.SAMPLES - 1 - i) for i in range(kept)] + [end]
+    gap = Series(tuple(stamps), tuple([0.35] * kept + [1.2]))
+    default_behaviour = b.live(hpa=b.hpa(scale_up=None, scale_down=None))
+    decision = decide_with(b.EMPTY_STATE, b.observations(latency_p95_seconds=gap, live=default_behaviour))
+    assert decision.change is not None and decision.change.edit.setting is Setting.HPA_SCALE_UP

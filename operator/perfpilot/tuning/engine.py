@@ -103,6 +103,7 @@ def decide(
         now_seconds=observations.at.timestamp(),
     )
     replica_counts = guardrails.compute_replica_counts(observations.live.hpa)
+    shortage = compute_shortage(context)
     blocked: list[str] = []
     notes: list[str] = []
     held: ProposedChange | None = None
@@ -116,6 +117,10 @@ def decide(
                 continue
             if guardrails.is_barred(change, barred=state.barred, now=now):
                 notes.append(f"{outcome.rule}: move {change.edit.setting.value} -> barred after a rollback")
+                continue
+            if shortage is not None and guardrails.reduces_capacity(change, replicas=replica_counts):
+                # A move that is right on average (a slower scale-up row, a cut) is wrong while short of capacity.
+                notes.append(f"{outcome.rule}: would reduce capacity while short of it ({shortage})")
                 continue
             if change.edit.setting is Setting.RESOURCES and observations.live.rollout_in_progress:
                 notes.append(f"{outcome.rule}: resources change waits for the rollout in progress")

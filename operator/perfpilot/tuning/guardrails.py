@@ -253,6 +253,12 @@ def compute_edit_direction(edit: Edit, *, replicas: Sequence[int] = DEFAULT_REPL
     return -1 if is_edit_toward_capacity(reverse, replicas=replicas) else 0
 
 
+def reduces_capacity(change: ProposedChange, *, replicas: Sequence[int] = DEFAULT_REPLICA_COUNTS) -> bool:
+    """Whether any edit of ``change`` (the coupled one included) moves toward less capacity."""
+    edits = [change.edit] + ([change.coupled] if change.coupled is not None else [])
+    return any(compute_edit_direction(edit, replicas=replicas) < 0 for edit in edits)
+
+
 def _edits_of(record: ChangeRecord) -> list[Edit]:
     return [record.edit] + ([record.coupled] if record.coupled is not None else [])
 

@@ -315,14 +315,17 @@ def _max_replicas_change(ctx: RuleContext, hpa: HpaLive, *, why: str, emergency:
 
 def compute_shortage(ctx: RuleContext) -> str | None:
     """Why the service is short of capacity now (SLO breached, or pool clients waiting), or None."""
-    latency = ctx.recent(ctx.observations.latency_p95_seconds, ctx.thresholds.recent_span_seconds)
-    if isinstance(latency, Series) and latency.mean > ctx.slo_seconds:
+    # Only samples that cover the span count: one slow scrape after a gap is not a shortage.
+    span = ctx.thresholds.recent_span_seconds
+    latency = ctx.recent(ctx.observations.latency_p95_seconds, span)
+    if isinstance(latency, Series) and ctx.covers(latency, span) and latency.mean > ctx.slo_seconds:
         return f"p95 {_ms(latency.mean)} > SLO {_ms(ctx.slo_seconds)}"
     saturated = compute_saturation(ctx)
     if saturated is not None:
         return saturated
-    waiting = ctx.recent(ctx.observations.pool_client_waiting, ctx.thresholds.pool_sustained_span_seconds)
-    if ctx.tuned_pool is not None and isinstance(waiting, Series):
+    waiting_span = ctx.thresholds.pool_sustained_span_seconds
+    waiting = ctx.recent(ctx.observations.pool_client_waiting, waiting_span)
+    if ctx.tuned_pool is not None and isinstance(waiting, Series) and ctx.covers(waiting, waiting_span):
         fraction = signals.compute_fraction(waiting.values, lambda v: v > 0)
         if fraction >= ctx.thresholds.pool_sustained_fraction:
             span = ctx.thresholds.pool_sustained_span_seconds
