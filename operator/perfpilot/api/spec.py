@@ -30,6 +30,7 @@ METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 
 
 Ordered = TypeVar("Ordered", int, CpuQuantity, MemoryQuantity)
+Quantity = TypeVar("Quantity", CpuQuantity, MemoryQuantity)
 
 
 class ApiModel(BaseModel):
@@ -219,36 +220,30 @@ class Hpa(ApiModel):
     )
 
 
-class CpuRange(_Bounds[CpuQuantity]):
+class _RequestBounds(_Bounds[Quantity]):
+    """Bounds of a request: compared as quantities by CEL, and never down to zero."""
+
+    CEL_RULES = (("quantity(string(self.min)).compareTo(quantity(string(self.max))) <= 0",
+                  "min must not exceed max"),
+                 ("quantity(string(self.min)).compareTo(quantity('0')) > 0", "min must be greater than 0"))
+
+    @field_validator("min")
+    @classmethod
+    def _min_positive(cls, value: Quantity) -> Quantity:
+        # A zero request would let the HPA divide by zero and the scheduler pack pods without limit.
+        if value <= type(value).parse(0):
+            raise ValueError(f"must be greater than 0 (got {value})")
+        return value
+
+
+class CpuRange(_RequestBounds[CpuQuantity]):
     min: CpuQuantity = Field(description="Smallest CPU request perfpilot may set.")
     max: CpuQuantity = Field(description="Largest CPU request perfpilot may set.")
-    CEL_RULES = (("quantity(string(self.min)).compareTo(quantity(string(self.max))) <= 0",
-                  "min must not exceed max"),
-                 ("quantity(string(self.min)).compareTo(quantity('0')) > 0", "min must be greater than 0"))
-
-    @field_validator("min")
-    @classmethod
-    def _min_positive(cls, value: CpuQuantity) -> CpuQuantity:
-        # A zero request would let the HPA divide by zero and the scheduler pack pods without limit.
-        if value == CpuQuantity(0):
-            raise ValueError(f"must be greater than 0 (got {value})")
-        return value
 
 
-class MemoryRange(_Bounds[MemoryQuantity]):
+class MemoryRange(_RequestBounds[MemoryQuantity]):
     min: MemoryQuantity = Field(description="Smallest memory request perfpilot may set.")
     max: MemoryQuantity = Field(description="Largest memory request perfpilot may set.")
-    CEL_RULES = (("quantity(string(self.min)).compareTo(quantity(string(self.max))) <= 0",
-                  "min must not exceed max"),
-                 ("quantity(string(self.min)).compareTo(quantity('0')) > 0", "min must be greater than 0"))
-
-    @field_validator("min")
-    @classmethod
-    def _min_positive(cls, value: MemoryQuantity) -> MemoryQuantity:
-        # A zero request would let the HPA divide by zero and the scheduler pack pods without limit.
-        if value == MemoryQuantity(0):
-            raise ValueError(f"must be greater than 0 (got {value})")
-        return value
 
 
 class Resources(ApiModel):
