@@ -20,7 +20,7 @@ from typing import Any
 from perfpilot.sim.replay import Simulation, simulate
 from perfpilot.sim.report import to_json
 from perfpilot.sim.scenarios import SCENARIOS, STATIC_SETTINGS, default_profile
-from perfpilot.sim.trace import Trace, load_trace, scale_for_peak
+from perfpilot.sim.trace import history_before, load_trace, scale_for_peak
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "decision_quality.json"
@@ -79,15 +79,6 @@ def cell_goals(scenario: str, simulation: Simulation) -> list[Goal]:
         ratio = pp.cpu_core_hours / oracle.cpu_core_hours
         goals.append(Goal("CPU within 1.3x oracle", ratio <= 1.3, f"{ratio:.2f}x oracle"))
     return goals
-
-
-def history_before(whole: Trace, window: Trace, *, seconds: float) -> Trace | None:
-    """Up to ``seconds`` of ``whole`` just before ``window`` starts; None when the trace starts with the window."""
-    available = window.start_seconds - whole.start_seconds
-    if available < whole.step_seconds:
-        return None
-    span = min(seconds, available)
-    return whole.window(start_seconds=window.start_seconds - span, hours=span / 3600)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,15 @@ from perfpilot.api.validate import field_path, show_value
 from perfpilot.sim.replay import simulate
 from perfpilot.sim.report import format_table, to_json
 from perfpilot.sim.scenarios import SCENARIOS, STATIC_SETTINGS, default_profile
-from perfpilot.sim.trace import Trace, bundled_trace_path, load_trace, scale_for_peak
+from perfpilot.sim.trace import (
+    Trace,
+    bundled_history_path,
+    bundled_trace_path,
+    history_before,
+    join_traces,
+    load_trace,
+    scale_for_peak,
+)
 
 DEFAULT_HOURS = 48.0
 
@@ -126,6 +134,11 @@ def run(args: argparse.Namespace) -> int:
         profile = _profile(args.profile, args.slo_p95_ms)
         trace = load_trace(args.trace or bundled_trace_path(), column=args.column)
         window = trace.window(start_seconds=args.start, hours=args.hours)
+        # perfpilot is installed on a running service whose Prometheus already holds history: the peak
+        # window before the replayed one warms it up (the bundled slice ships with its day before).
+        history = trace if args.trace is not None else join_traces(
+            load_trace(bundled_history_path(), column=window.column), trace)
+        before = history_before(history, window, seconds=profile.guardrails.peak_window.seconds)
         factor = scale_factor(window, peak_rps=args.peak_rps, scale=args.scale,
                               cpu_demand_seconds=scenario.params.cpu_demand_seconds)
     except (OSError, ValueError) as error:
@@ -133,11 +146,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     scaled = window.scaled(factor)
     started = time.perf_counter()
-    simulation = simulate(trace=scaled, scenario=scenario, profile=profile)
+    simulation = simulate(trace=scaled, scenario=scenario, profile=profile,
+                          before=before.scaled(factor) if before is not None else None)
     elapsed = time.perf_counter() - started
     print(f"trace {scaled.name} ({scaled.column} x {factor:.4g}, peak {scaled.peak_per_second:.1f} req/s), "
           f"{scaled.duration_seconds / 3600:.1f} h; scenario {scenario.name}: {scenario.description}; "
           f"SLO p95 {simulation.slo_seconds * 1000:.0f} ms")
+    print(f"perfpilot's Prometheus history before the window: {before.duration_seconds / 3600:.1f} h"
+          if before is not None else "perfpilot's Prometheus history before the window: none (the trace starts here)")
     print(format_table(simulation))
     print(f"replayed in {elapsed:.1f} s")
     if args.json is not None:

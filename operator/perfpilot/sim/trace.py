@@ -18,6 +18,8 @@ from pathlib import Path
 
 STEP_SECONDS = 60.0
 BUNDLED_TRACE = "worldcup98_1998-06-25_2d.csv"
+# The 24 h before the bundled slice: the Prometheus history perfpilot would find when installed.
+BUNDLED_HISTORY = "worldcup98_1998-06-24_history.csv"
 # The scaling rule of the issue: the window's peak needs 8 of the static baseline's 10 replicas at 70% CPU.
 PEAK_REPLICAS = 8
 PEAK_CPU_TARGET_PERCENT = 70
@@ -65,6 +67,32 @@ class Trace:
 
 def bundled_trace_path() -> Path:
     return Path(str(resources.files("perfpilot") / "data" / BUNDLED_TRACE))
+
+
+def bundled_history_path() -> Path:
+    return Path(str(resources.files("perfpilot") / "data" / BUNDLED_HISTORY))
+
+
+def join_traces(first: Trace, second: Trace) -> Trace:
+    """``first`` followed by ``second``: same column and step, ``second`` starting where ``first`` ends."""
+    if (first.column, first.step_seconds) != (second.column, second.step_seconds):
+        raise ValueError(f"cannot join {first.name} ({first.column}, {first.step_seconds:g} s) and "
+                         f"{second.name} ({second.column}, {second.step_seconds:g} s)")
+    if abs(first.start_seconds + first.duration_seconds - second.start_seconds) > 1e-6:
+        raise ValueError(f"{second.name} does not start where {first.name} ends "
+                         f"({second.start_seconds:.0f} vs {first.start_seconds + first.duration_seconds:.0f})")
+    return Trace(second.name, second.column, first.start_seconds, first.step_seconds,
+                 first.rates_per_second + second.rates_per_second)
+
+
+def history_before(whole: Trace, window: Trace, *, seconds: float) -> Trace | None:
+    """Up to ``seconds`` of ``whole`` just before ``window`` starts (the warm-up a real Prometheus would hold);
+    None when ``whole`` starts with the window."""
+    available = window.start_seconds - whole.start_seconds
+    if available < whole.step_seconds:
+        return None
+    span = min(seconds, available)
+    return whole.window(start_seconds=window.start_seconds - span, hours=span / 3600)
 
 
 def _pick_column(header: list[str], column: str | None) -> str:

@@ -1,0 +1,70 @@
+"""The history before a replayed window: what perfpilot's Prometheus holds when it is installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perfpilot.cli import main
+from perfpilot.sim.trace import (
+    Trace,
+    bundled_history_path,
+    bundled_trace_path,
+    history_before,
+    join_traces,
+    load_trace,
+)
+
+
+def _trace(start: float, rates: list[float], *, step: float = 60.0, column: str = "rps") -> Trace:
+    return Trace("t", column, start, step, tuple(rates))
+
+
+def test_history_before_is_the_span_just_before_the_window() -> None:
+    whole = _trace(0, [float(i) for i in range(10)])
+    window = whole.window(start_seconds=360, hours=None)
+    before = history_before(whole, window, seconds=180)
+    assert before is not None
+    assert (before.start_seconds, before.rates_per_second) == (180, (3.0, 4.0, 5.0))
+
+
+def test_history_before_is_none_when_the_trace_starts_with_the_window() -> None:
+    whole = _trace(0, [1.0, 2.0, 3.0])
+    assert history_before(whole, whole, seconds=3600) is None
+
+
+def test_history_before_is_cut_to_what_the_trace_holds() -> None:
+    whole = _trace(0, [1.0, 2.0, 3.0, 4.0])
+    before = history_before(whole, whole.window(start_seconds=120, hours=None), seconds=86400)
+    assert before is not None and before.rates_per_second == (1.0, 2.0)
+
+
+def test_join_traces_refuses_a_gap_or_another_column() -> None:
+    first = _trace(0, [1.0, 2.0])
+    assert join_traces(first, _trace(120, [3.0])).rates_per_second == (1.0, 2.0, 3.0)
+    with pytest.raises(ValueError, match="does not start where"):
+        join_traces(first, _trace(180, [3.0]))
+    with pytest.raises(ValueError, match="cannot join"):
+        join_traces(first, _trace(120, [3.0], column="other"))
+
+
+def test_the_bundled_history_is_the_day_just_before_the_bundled_slice() -> None:
+    history = load_trace(bundled_history_path())
+    bundled = load_trace(bundled_trace_path())
+    joined = join_traces(history, bundled)
+    assert history.duration_seconds == 86400
+    assert joined.start_seconds == bundled.start_seconds - 86400
+
+
+def test_simulate_warms_perfpilot_up_on_the_bundled_day_before(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--hours", "2"]) == 0
+    assert "history before the window: 24.0 h" in capsys.readouterr().out
+
+
+def test_simulate_says_when_a_trace_has_no_history_before_the_window(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "flat.csv"
+    trace.write_text("timestamp_seconds,requests_per_second\n" + "".join(f"{60 * i},5\n" for i in range(180)))
+    assert main(["simulate", "--trace", str(trace), "--hours", "2"]) == 0
+    assert "history before the window: none" in capsys.readouterr().out
