@@ -279,7 +279,37 @@ def test_over_provisioned_lowers_by_a_quarter() -> None:
     change = change_of(run(observations))
     _, after = resources(change)
     assert (after[0].cpu_request_millicores, after[0].memory_request_bytes) == (750, 768 * b.MI)
-    assert change.coupled is not None and change.coupled.to_value == 80  # 70 x 1000/750 = 93 -> bound 80
+    assert change.coupled is None  # 70 x 1000/750 = 93, but a cut raises the target at most to the row (Steady 70)
+    assert "CPU target stays" in change.reason
+
+
+def test_a_cut_raises_a_target_below_its_row_only_up_to_the_row() -> None:
+    observations = over_provisioned_observations()
+    observations = replace(observations, live=replace(observations.live, hpa=b.hpa(current_replicas=2,
+                                                                                    cpu_target_percent=60)))
+    change = change_of(run(observations))
+    assert change.coupled is not None and change.coupled.to_value == 70  # 60 x 1000/750 = 80 -> Steady row 70
+
+
+@pytest.mark.parametrize(("usage", "cut"), [(375, True), (376, False)])
+def test_a_cpu_cut_keeps_room_for_a_flash_crowd(usage: float, cut: bool) -> None:
+    # The cut pod (750m) must hold flash_crowd_multiple (2) x the window's peak per-pod usage: 750 >= 2 x 375.
+    observations = replace(over_provisioned_observations(), cpu_usage_millicores_per_pod=b.series(usage))
+    decision = run(observations)
+    assert decision.change is not None
+    _, after = resources(decision.change)
+    assert after[0].cpu_request_millicores == (750 if cut else 1000)
+
+
+def test_memory_bound_with_a_saturated_hpa_takes_the_under_row_in_one_rollout() -> None:
+    observations = b.observations(
+        cpu_usage_millicores_per_pod=b.series(800), replicas=b.series(10),
+        live=b.live(oom_kills_in_window=1, hpa=b.hpa(current_replicas=10, desired_replicas=10)),
+    )
+    change = change_of(run(observations))
+    _, after = resources(change)
+    assert (after[0].cpu_request_millicores, after[0].memory_request_bytes) == (1500, 1536 * b.MI)
+    assert change.table_row == "Under-provisioned" and "one rollout" in change.reason
 
 
 @pytest.mark.parametrize(("policy", "cpu_limit"), [("KeepRatio", 3000), ("Guaranteed", 1500),
@@ -445,11 +475,11 @@ def test_pool_is_not_shrunk_below_size_min() -> None:
 # --- peaks over guardrails.peakWindow -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("peak_cpu", "cuts_cpu"), [(4800.0, True), (4801.0, False)])
+@pytest.mark.parametrize(("peak_cpu", "cuts_cpu"), [(4200.0, True), (4201.0, False)])
 def test_a_cpu_cut_needs_max_replicas_to_cover_the_peak_window_cpu_with_headroom(
     peak_cpu: float, cuts_cpu: bool
 ) -> None:
-    # 1000m -> 750m, coupled target 80%: 10 x 750m x 80% = 6000m, which covers 1.25 x 4800m but not 1.25 x 4801m.
+    # 1000m -> 750m, target stays at the Steady row's 70%: 10 x 750m x 70% = 5250m covers 1.25 x 4200m, not 4201m.
     change = change_of(run(over_provisioned_observations(peak_cpu=peak_cpu)))
     _, after = resources(change)
     assert (after[0].cpu_request_millicores == 750) is cuts_cpu

@@ -216,9 +216,14 @@ def _couple_cpu_target(
     if new_pod == old_pod or new_pod <= 0:
         return None, ""
     bounds = ctx.profile.hpa.cpu_target
+    upper = bounds.max
+    picked = compute_cpu_target_row(ctx)
+    if new_pod < old_pod and picked is not None:
+        # A cut raises the target at most to the objective's row (or keeps a live target above it).
+        upper = min(upper, max(hpa.cpu_target_percent, picked[0].target_percent))
     new_target = guardrails.compute_coupled_cpu_target(
         live_target_percent=hpa.cpu_target_percent, old_request_millicores=old_pod, new_request_millicores=new_pod,
-        lower=bounds.min, upper=bounds.max, max_step_points=ctx.profile.guardrails.max_target_step,
+        lower=bounds.min, upper=upper, max_step_points=ctx.profile.guardrails.max_target_step,
     )
     if new_target == hpa.cpu_target_percent:
         return None, "; CPU target stays (coupled value clamped to its bounds/step)"
@@ -483,9 +488,16 @@ def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
         yield RuleOutcome(name, note="provisioning unknown", blocked_by=provisioning.blocked_by)
     elif provisioning.cpu_bound or provisioning.memory_bound:
         row = RESOURCE_ROWS[provisioning.label]
+        cpu_bound, why = provisioning.cpu_bound, f"{row.label} ({provisioning.evidence})"
+        saturated_now = compute_saturation(ctx)
+        live_hpa = ctx.tuned_hpa
+        if (not cpu_bound and saturated_now is not None and live_hpa is not None
+                and ctx.profile.hpa.max_replicas_ceiling <= live_hpa.max_replicas):
+            # Memory-bound with a saturated HPA: both rows at once (Under), one rollout instead of two.
+            row, cpu_bound = RESOURCE_ROWS["Under"], True
+            why = f"{why}; {saturated_now}, no maxReplicasCeiling room: one rollout for both"
         change = compute_resource_change(
-            ctx, row=row, cpu=provisioning.cpu_bound, memory=provisioning.memory_bound,
-            why=f"{row.label} ({provisioning.evidence})",
+            ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound, why=why,
         )
         yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
     hpa = ctx.tuned_hpa
@@ -769,6 +781,12 @@ def check_cpu_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str |
     if capacity < needed:
         return (f"{how} = {capacity:.0f}m would not cover {ctx.thresholds.peak_cpu_headroom_multiple:g} x the "
                 f"{span} CPU peak {peak:.0f}m = {needed:.0f}m")
+    usage = observations.cpu_usage_millicores_per_pod
+    if isinstance(usage, Series):
+        surge = ctx.thresholds.flash_crowd_multiple * usage.maximum
+        if new_pod < surge:
+            return (f"{new_pod}m per pod would not hold a flash crowd ({ctx.thresholds.flash_crowd_multiple:g} x the "
+                    f"window's peak {usage.maximum:.0f}m = {surge:.0f}m) while new pods start")
     return None
 
 

@@ -64,7 +64,9 @@ class Thresholds:
     relax_latency_fraction: float = 0.60
 
     # --- behaviour ----------------------------------------------------------------------------------
-    # Ours: a flash crowd is the request rate rising to this multiple of its value this long before.
+    # Ours: a flash crowd is the request rate rising to this multiple of its value this long before. A CPU cut
+    # also keeps the pod request at this multiple of the window's peak usage per pod: the crowd arrives faster
+    # than a new pod starts, so the pods already running carry its first minutes.
     flash_crowd_multiple: float = 2.0
     flash_crowd_span_seconds: float = 300.0
     # Ours (hysteresis): with the Aggressive scale-up row live, it is left only when the request rate's rise
