@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS
 from perfpilot.cli import main
 from perfpilot.sim.trace import (
     Trace,
@@ -49,17 +50,17 @@ def test_join_traces_refuses_a_gap_or_another_column() -> None:
         join_traces(first, _trace(120, [3.0], column="other"))
 
 
-def test_the_bundled_history_is_the_day_just_before_the_bundled_slice() -> None:
+def test_the_bundled_history_is_the_peak_window_just_before_the_bundled_slice() -> None:
     history = load_trace(bundled_history_path())
     bundled = load_trace(bundled_trace_path())
     joined = join_traces(history, bundled)
-    assert history.duration_seconds == 86400
-    assert joined.start_seconds == bundled.start_seconds - 86400
+    assert history.duration_seconds == DEFAULT_PEAK_WINDOW_SECONDS
+    assert joined.start_seconds == bundled.start_seconds - DEFAULT_PEAK_WINDOW_SECONDS
 
 
-def test_simulate_warms_perfpilot_up_on_the_bundled_day_before(capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_warms_perfpilot_up_on_the_bundled_week_before(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--hours", "2"]) == 0
-    assert "history before the window: 24.0 h" in capsys.readouterr().out
+    assert "history before the window: 168.0 h" in capsys.readouterr().out
 
 
 def test_simulate_says_when_a_trace_has_no_history_before_the_window(tmp_path: Path,

@@ -334,13 +334,19 @@ class Pool(ApiModel):
         return self
 
 
+# A week, like the VPA recommender's 8-day and KRR's 14-day histories: a cut sized on one quiet day must not
+# miss the busy day of the week.
+DEFAULT_PEAK_WINDOW_SECONDS = 7 * 86400
+
+
 class Guardrails(ApiModel):
     interval: Duration = Field(Duration(60), description="Evaluation period.")
     window: Duration = Field(Duration(1800), description="Look-back of the observations.")
     peak_window: Duration = Field(
-        Duration(86400),
+        Duration(DEFAULT_PEAK_WINDOW_SECONDS),
         description="Look-back of the peaks a shrink must still cover (CPU, memory, request rate, pool demand); "
-        "at least window. A day covers the daily peak a night-time cut would otherwise miss.",
+        "at least window. A week covers the daily peak a night-time cut would miss and the weekly one (Monday "
+        "after a quiet weekend, the weekly match or sale) a day would miss.",
     )
     cooldown: Duration = Field(
         Duration(600), description="Least time between two changes (emergencies toward capacity excepted)."

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from perfpilot.api.spec import PerformanceProfile
+from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS, PerformanceProfile
 from perfpilot.observe.promql import (
     APP_SIGNALS,
     BY_POOL,
@@ -89,7 +89,7 @@ class QueryPlan:
     shape_errors: Mapping[tuple[ProfileKey, str], str] = field(default_factory=dict)  # (profile, "app"|"pool")
     # The widest peakWindow of the profiles (a whole number of steps): a profile with a shorter one gets a
     # peak at least as high as its own, which only makes a shrink more careful.
-    peak_window_seconds: int = 86400
+    peak_window_seconds: int = DEFAULT_PEAK_WINDOW_SECONDS
 
 
 def _window_seconds(profiles: Iterable[PerformanceProfile], step_seconds: int) -> int:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from perfpilot.api.spec import PoolExporter
+from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS, PoolExporter
 from perfpilot.observe.presets import CADVISOR, POOL_PRESETS
 from perfpilot.observe.series import histogram_quantile, to_signal
 from perfpilot.sim.cluster import CONTAINER, Cluster, TickOutcome
@@ -307,7 +307,8 @@ class Prometheus:
         return kept[0][1]
 
     def observations(
-        self, *, at_seconds: float, window_seconds: float, live: LiveConfig, peak_window_seconds: float = 86400.0
+        self, *, at_seconds: float, window_seconds: float, live: LiveConfig,
+        peak_window_seconds: float = DEFAULT_PEAK_WINDOW_SECONDS,
     ) -> Observations:
         def signal(name: str) -> Signal:
             return to_signal(self.signals[name], at_seconds=at_seconds, window_seconds=window_seconds,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from perfpilot.api.spec import PerformanceProfileSpec
+from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS, PerformanceProfileSpec
 from perfpilot.api.status import ContainerResources, Edit, PoolSize, ScalingRules, Setting, TuningState
 from perfpilot.sim.baselines import SLO_QUANTILE, oracle_minute
 from perfpilot.sim.cluster import CONTAINER, TICK_SECONDS, Cluster, ClusterParams
@@ -232,7 +232,7 @@ def run_autoscaled(
     state = TuningState()
     interval_minutes = 1
     window_seconds = 1800.0
-    peak_window_seconds = 86400.0
+    peak_window_seconds = float(DEFAULT_PEAK_WINDOW_SECONDS)
     if profile is not None:
         interval_minutes = max(1, round(profile.guardrails.interval.seconds / 60))
         window_seconds = float(profile.guardrails.window.seconds)

@@ -18,8 +18,9 @@ from pathlib import Path
 
 STEP_SECONDS = 60.0
 BUNDLED_TRACE = "worldcup98_1998-06-25_2d.csv"
-# The 24 h before the bundled slice: the Prometheus history perfpilot would find when installed.
-BUNDLED_HISTORY = "worldcup98_1998-06-24_history.csv"
+# The week before the bundled slice (the default peakWindow): the Prometheus history perfpilot would find
+# when installed.
+BUNDLED_HISTORY = "worldcup98_1998-06-18_history.csv"
 # The scaling rule of the issue: the window's peak needs 8 of the static baseline's 10 replicas at 70% CPU.
 PEAK_REPLICAS = 8
 PEAK_CPU_TARGET_PERCENT = 70

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS
 from perfpilot.api.status import ContainerResources, ScalingRules
 
 
@@ -159,9 +160,9 @@ class Observations:
     pool_client_waiting: Signal
     pool_max_wait_seconds: Signal
     live: LiveConfig
-    # Peaks over guardrails.peakWindow (a day by default), so a shrink decided at night still covers the
-    # daytime peak. Unknown (the default) blocks every shrink that needs it.
-    peak_window_seconds: float = 86400.0
+    # Peaks over guardrails.peakWindow (a week by default), so a shrink decided at night or on a quiet day
+    # still covers the busy one. Unknown (the default) blocks every shrink that needs it.
+    peak_window_seconds: float = DEFAULT_PEAK_WINDOW_SECONDS
     peak_cpu_usage_millicores_total: Peak = field(default_factory=_not_read)  # sum over the workload's pods
     peak_memory_working_set_bytes_per_pod: Peak = field(default_factory=_not_read)  # largest pod
     peak_request_rate_per_second: Peak = field(default_factory=_not_read)
@@ -170,7 +171,8 @@ class Observations:
     @classmethod
     def of_signals(
         cls, *, at: datetime, window_seconds: float, step_seconds: float, live: LiveConfig,
-        signals: Mapping[str, Signal], peak_window_seconds: float = 86400.0, peaks: Mapping[str, Peak] | None = None,
+        signals: Mapping[str, Signal], peak_window_seconds: float = DEFAULT_PEAK_WINDOW_SECONDS,
+        peaks: Mapping[str, Peak] | None = None,
     ) -> Observations:
         """Observations from signals (and peaks) keyed by field name; a missing one is Unknown("not read")."""
         def signal(name: str) -> Signal:
