@@ -102,7 +102,7 @@ def test_printer_columns_point_at_fields_the_schema_has() -> None:
     columns = build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
     assert [(column["name"], column["jsonPath"]) for column in columns] == [
         ("Mode", ".spec.mode"),
-        ("P95", ".status.observed.p95LatencySeconds"),
+        ("P95-Seconds", ".status.observed.p95LatencySeconds"),
         ("SLO", ".spec.slo.latencyP95"),
         ("CPU", ".status.observed.cpuUtilization"),
         ("Replicas", ".status.observed.replicas"),

@@ -33,7 +33,7 @@ CRD_NAME = f"{PLURAL}.{GROUP}"
 PRINTER_COLUMNS: tuple[JsonDict, ...] = (
     {"name": "Mode", "type": "string", "jsonPath": ".spec.mode",
      "description": "Off, Recommend (status only) or Auto."},
-    {"name": "P95", "type": "number", "jsonPath": ".status.observed.p95LatencySeconds",
+    {"name": "P95-Seconds", "type": "number", "jsonPath": ".status.observed.p95LatencySeconds",
      "description": "Observed p95 latency, seconds."},
     {"name": "SLO", "type": "string", "jsonPath": ".spec.slo.latencyP95", "description": "p95 latency objective."},
     {"name": "CPU", "type": "number", "jsonPath": ".status.observed.cpuUtilization",
