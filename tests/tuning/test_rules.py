@@ -580,3 +580,51 @@ def test_a_move_toward_capacity_reverses_a_recent_move_only_in_a_shortage(p95_se
     lowered = decision.change is not None and decision.change.edit == Edit(
         setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
     assert lowered is lowers, decision.reason
+
+
+def _request_raise(*, verdict: Verdict, minutes_ago: float = 180) -> ChangeRecord:
+    """A kept (or not) CPU request raise 1000m -> 1500m whose coupled edit lowered the CPU target 60% -> 50%."""
+    return ChangeRecord(
+        at=b.NOW - b.minutes(minutes_ago), target="Deployment/api",
+        edit=Edit(setting=Setting.RESOURCES, from_value=[b.container()],
+                  to_value=[b.container(cpu_request_millicores=1500)]),
+        coupled=Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=50),
+        verdict=verdict, verdict_at=b.NOW - b.minutes(minutes_ago - 15),
+    )
+
+
+def test_a_coupled_cpu_target_returns_toward_its_row_once_the_raise_is_kept_and_the_slo_met() -> None:
+    observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=50)))  # p95 350ms: under the SLO
+    decision = decide(b.profile(), observations, TuningState(last_change=_request_raise(verdict=Verdict.KEPT)), b.NOW)
+    change = change_of(decision)
+    assert (change.edit.setting, change.edit.from_value, change.edit.to_value) == (Setting.HPA_CPU_TARGET, 50, 60)
+    assert "coupled with the last request raise" in change.reason
+
+
+@pytest.mark.parametrize("verdict", [Verdict.PENDING, Verdict.ROLLED_BACK])
+def test_a_coupled_cpu_target_waits_for_the_raise_to_be_kept(verdict: Verdict) -> None:
+    observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=50)))
+    state = TuningState(last_change=_request_raise(verdict=verdict, minutes_ago=5))
+    decision = decide(b.profile(), observations, state, b.NOW)
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET, decision.reason
+
+
+def test_a_coupled_cpu_target_stays_while_the_slo_was_breached_in_the_window() -> None:
+    latency = b.series([0.35] * (b.SAMPLES - 1) + [0.52])
+    observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=50)), latency_p95_seconds=latency)
+    decision = decide(b.profile(), observations, TuningState(last_change=_request_raise(verdict=Verdict.KEPT)), b.NOW)
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET
+    assert "coupled target returns to its row with the SLO met all window" in decision.reason
+
+
+def test_a_target_lowered_by_latency_feedback_after_the_raise_needs_the_relax_threshold() -> None:
+    feedback = ChangeRecord(
+        at=b.NOW - b.minutes(150), target="HorizontalPodAutoscaler/api",
+        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=50, to_value=40), table_row="latency feedback",
+        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(135),
+    )
+    state = TuningState(last_change=feedback, history=[_request_raise(verdict=Verdict.KEPT)])
+    observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=40)))
+    decision = decide(b.profile(hpa={"cpuTarget": {"min": 40, "max": 90}}), observations, state, b.NOW)
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET
+    assert "raising needs p95 under 300ms" in decision.reason

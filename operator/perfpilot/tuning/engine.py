@@ -28,12 +28,9 @@ def compute_emergency_start(
     state: TuningState, profile: PerformanceProfileSpec, *, thresholds: Thresholds
 ) -> datetime | None:
     """The earliest an emergency may follow the last write: its effect must be visible first."""
-    last = state.last_change
-    if last is None:
+    written_at = guardrails.compute_last_write(state)
+    if written_at is None:
         return None
-    written_at = last.at
-    if last.verdict is Verdict.ROLLED_BACK and last.verdict_at is not None:
-        written_at = max(written_at, last.verdict_at)
     visible_seconds = thresholds.emergency_after_change_intervals * profile.guardrails.interval.seconds
     return written_at + timedelta(seconds=visible_seconds)
 
@@ -100,7 +97,7 @@ def decide(
     hold_seconds = thresholds.reversal_hold_cooldowns * guard.cooldown.seconds
     context = RuleContext(
         profile=profile, observations=observations, detail=detail, thresholds=thresholds,
-        now_seconds=observations.at.timestamp(),
+        now_seconds=observations.at.timestamp(), state=state,
     )
     replica_counts = guardrails.compute_replica_counts(observations.live.hpa)
     shortage = compute_shortage(context)

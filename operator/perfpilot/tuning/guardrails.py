@@ -125,14 +125,21 @@ def is_barred(change: ProposedChange, *, barred: list[BarredMove], now: datetime
     )
 
 
-def compute_cooldown_end(state: TuningState, profile: PerformanceProfileSpec) -> datetime | None:
-    """When the next ordinary change may be made: cooldown after the last write (a rollback is a write)."""
+def compute_last_write(state: TuningState) -> datetime | None:
+    """When perfpilot last wrote: the last change, or its rollback (a rollback is a write)."""
     last = state.last_change
     if last is None:
         return None
-    written_at = last.at
     if last.verdict is Verdict.ROLLED_BACK and last.verdict_at is not None:
-        written_at = max(written_at, last.verdict_at)
+        return max(last.at, last.verdict_at)
+    return last.at
+
+
+def compute_cooldown_end(state: TuningState, profile: PerformanceProfileSpec) -> datetime | None:
+    """When the next ordinary change may be made: cooldown after the last write."""
+    written_at = compute_last_write(state)
+    if written_at is None:
+        return None
     return written_at + timedelta(seconds=profile.guardrails.cooldown.seconds)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from perfpilot.api.spec import (
     LimitsPolicy,
@@ -19,7 +19,7 @@ from perfpilot.api.spec import (
     ScaleDownSpeed,
     ScaleUpSpeed,
 )
-from perfpilot.api.status import ContainerResources, Edit, PoolSize, Setting
+from perfpilot.api.status import ContainerResources, Edit, PoolSize, Setting, TuningState, Verdict
 from perfpilot.tuning import guardrails, signals
 from perfpilot.tuning.classify import ClassificationDetail
 from perfpilot.tuning.decision import ProposedChange
@@ -47,6 +47,7 @@ class RuleContext:
     detail: ClassificationDetail
     thresholds: Thresholds
     now_seconds: float
+    state: TuningState = field(default_factory=TuningState)
 
     @property
     def slo_seconds(self) -> float:
@@ -553,6 +554,26 @@ def decide_hpa_targets(ctx: RuleContext) -> Iterator[RuleOutcome]:
     yield from _decide_memory_target(ctx, hpa)
 
 
+def is_coupled_target(state: TuningState, *, live_percent: int) -> bool:
+    """Whether the live CPU target is the coupled edit of a kept request raise (the latest move of the target).
+
+    A rolled-back change restored the target before it, so the search goes on past it; a pending change is
+    not judged yet; a live value other than the coupled one was set by someone else.
+    """
+    records = [*state.history, *([state.last_change] if state.last_change is not None else [])]
+    for record in reversed(records):
+        if record.verdict is Verdict.ROLLED_BACK:
+            continue
+        if record.edit.setting is Setting.HPA_CPU_TARGET:
+            return False
+        coupled = record.coupled
+        if coupled is not None and coupled.setting is Setting.HPA_CPU_TARGET:
+            before, after = coupled.from_value, coupled.to_value
+            lowered = isinstance(before, int) and isinstance(after, int) and after < before
+            return lowered and after == live_percent and record.verdict in (Verdict.KEPT, Verdict.INCONCLUSIVE)
+    return False
+
+
 def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
     name = "HPA CPU target"
     live = hpa.cpu_target_percent
@@ -598,13 +619,23 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
         yield RuleOutcome(name, note=f"{head}: no change")
         return
     if new > live:
-        relax = ctx.thresholds.relax_latency_fraction * ctx.slo_seconds
-        if latency.maximum >= relax or not ctx.covers(latency, ctx.observations.window_seconds):
-            yield RuleOutcome(name, note=f"{head}: raising needs p95 under {_ms(relax)} "
-                                         f"({ctx.thresholds.relax_latency_fraction:.0%} of SLO) all window "
-                                         f"(peak {_ms(latency.maximum)})")
-            return
-        head += f", p95 peak {_ms(latency.maximum)} < {ctx.thresholds.relax_latency_fraction:.0%} of SLO"
+        covered = ctx.covers(latency, ctx.observations.window_seconds)
+        if is_coupled_target(ctx.state, live_percent=live):
+            # The target was lowered only to keep the replica count through a request raise, not because
+            # latency asked for it: once that change is judged, the SLO met all window is enough to return.
+            if latency.maximum > ctx.slo_seconds or not covered:
+                yield RuleOutcome(name, note=f"{head}: the coupled target returns to its row with the SLO met all "
+                                             f"window (p95 peak {_ms(latency.maximum)})")
+                return
+            head += f", coupled with the last request raise; SLO met all window (p95 peak {_ms(latency.maximum)})"
+        else:
+            relax = ctx.thresholds.relax_latency_fraction * ctx.slo_seconds
+            if latency.maximum >= relax or not covered:
+                yield RuleOutcome(name, note=f"{head}: raising needs p95 under {_ms(relax)} "
+                                             f"({ctx.thresholds.relax_latency_fraction:.0%} of SLO) all window "
+                                             f"(peak {_ms(latency.maximum)})")
+                return
+            head += f", p95 peak {_ms(latency.maximum)} < {ctx.thresholds.relax_latency_fraction:.0%} of SLO"
     yield RuleOutcome(name, change=_target_change(
         ctx, setting=Setting.HPA_CPU_TARGET, live_percent=live, new_percent=new, table_row=row.label,
         reason=f"{head} -> {new}%{_step_note(goal, new, step, ' points')}",
