@@ -42,7 +42,7 @@ from perfpilot.observe.snapshot import (
     fetch_observations,
     unreachable_reason,
 )
-from perfpilot.tuning.observations import LiveConfig, Observations, Series, Unknown
+from perfpilot.tuning.observations import RISE_SPAN_SECONDS, LiveConfig, Observations, Series, Unknown
 
 pytestmark = pytest.mark.integration
 
@@ -326,7 +326,7 @@ def test_one_cycle_for_many_profiles_issues_as_many_queries_as_for_one(prometheu
     result = fetch_observations(many, at=AT, settings=settings)
     for_many = queries_sent(prometheus.url) - before - for_one
 
-    assert for_one == 14  # 3 application + 4 container + 3 pool signals, and 1 + 2 + 1 peaks
+    assert for_one == 15  # 3 application + 4 container + 3 pool signals, and 2 + 2 + 1 peaks
     assert for_many == for_one
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
     assert result[("team-7", "svc-7")].request_rate_per_second == Unknown("no series for team-7/svc-7")
@@ -345,8 +345,8 @@ def test_profiles_with_other_metric_names_share_queries_by_shape(prometheus: Pro
     ]
     before = queries_sent(prometheus.url)
     result = fetch_observations(targets, at=AT, settings=settings)
-    # 2 app shapes x (3 + 1 peak) + (4 + 2 peaks) container + 2 pool shapes x (3 + 1 peak)
-    assert queries_sent(prometheus.url) - before == 22
+    # 2 app shapes x (3 + 2 peaks) + (4 + 2 peaks) container + 2 pool shapes x (3 + 1 peak)
+    assert queries_sent(prometheus.url) - before == 24
     assert result[("billing", "invoices")].latency_p95_seconds == Unknown("no series for billing/invoices")
     assert isinstance(result[("analytics", "reports")].pool_server_active, Series)
 
@@ -516,6 +516,21 @@ def test_peaks_over_the_peak_window_match_the_largest_step_of_what_was_written(
               + _pool_expected(cluster, names[1:], "shop", t, math.fsum) for t in HOUR_STEPS]
     assert observed[("shop", "api")].peak_pool_demand_connections == pytest.approx(max(demand), rel=1e-9)
     assert max(demand) == 40.0  # 2 pooler pods x (10 active + 10 waiting) at the end
+
+
+def test_the_largest_rise_is_the_rate_minus_the_rate_five_minutes_before_at_its_largest_step(
+    observed: dict[ProfileKey, Observations], cluster: OpenMetricsWriter
+) -> None:
+    billing = workload_named("billing", "invoices")
+    rises: list[float | None] = []
+    for t in HOUR_STEPS:
+        now, before = (expected(cluster, SignalName.REQUEST_RATE, billing, t),
+                       expected(cluster, SignalName.REQUEST_RATE, billing, t - RISE_SPAN_SECONDS))
+        rises.append(now - before if now is not None and before is not None else None)
+    rise = observed[("billing", "invoices")].peak_request_rate_rise_per_second
+    assert rise == pytest.approx(_largest(rises), rel=1e-9)
+    assert rise == pytest.approx(60, rel=0.05)  # the burst: ~30 -> ~90 requests/s within 5 minutes
+    assert observed[("ghost", "nothing")].peak_request_rate_rise_per_second == Unknown("no series for ghost/nothing")
 
 
 def test_a_peak_window_as_short_as_the_window_misses_an_earlier_burst(

@@ -42,7 +42,7 @@ POOL = {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}}}
 def test_the_number_of_queries_does_not_grow_with_profiles() -> None:
     one = plan_queries([profile("shop", "api", pool=POOL)], SETTINGS)
     thousand = plan_queries([profile(f"ns-{i % 40}", f"svc-{i}", pool=POOL) for i in range(1000)], SETTINGS)
-    assert len(one.queries) == len(thousand.queries) == 14  # 10 signals and 4 peaks
+    assert len(one.queries) == len(thousand.queries) == 15  # 10 signals and 5 peaks
     assert [q.signal for q in one.queries] == [q.signal for q in thousand.queries]
 
 
@@ -156,3 +156,7 @@ def test_each_peak_is_a_max_over_time_subquery_of_its_signal_over_the_widest_pea
     rate = request_rate_query(shape, namespaces=["billing", "shop"], rate_window_seconds=120)
     assert peaks[PeakName.REQUEST_RATE] == f"max_over_time(({rate})[172800s:60s])"
     assert peaks[PeakName.CPU_USAGE_TOTAL].startswith("max_over_time((1000 * sum by (namespace, workload) (")
+    # The rise: the same rate minus itself five minutes before (offset on the selector, as PromQL requires).
+    rise = peaks[PeakName.REQUEST_RATE_RISE]
+    assert rise.startswith(f"max_over_time(({rate} - sum by (namespace, workload) (")
+    assert rise.count("[120s] offset 300s)") == 1 and rise.count("[120s])") == 1

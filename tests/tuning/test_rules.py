@@ -264,14 +264,17 @@ def test_under_provisioned_raises_cpu_and_memory() -> None:
 
 
 def over_provisioned_observations(
-    *, peak_cpu: float | Unknown = 600.0, peak_memory: float | Unknown = 300 * b.MI
+    *, peak_cpu: float | Unknown = 600.0, peak_memory: float | Unknown = 300 * b.MI,
+    peak_rise: float | Unknown = 0.0,
 ) -> Observations:
-    """2 pods at 300m of 1000m and 300Mi of 1Gi all window; peaks over the peak window as given."""
+    """2 pods at 300m of 1000m and 300Mi of 1Gi all window at 100 req/s (6m per request/s); peaks over the
+    peak window as given (by default a steady service: the rate never rose)."""
     return replace(b.observations(
         cpu_usage_millicores_per_pod=b.series(300), replicas=b.series(2),
         memory_working_set_bytes_per_pod=b.series(300 * b.MI),
         live=b.live(hpa=b.hpa(current_replicas=2)),
-    ), peak_cpu_usage_millicores_total=peak_cpu, peak_memory_working_set_bytes_per_pod=peak_memory)
+    ), peak_cpu_usage_millicores_total=peak_cpu, peak_memory_working_set_bytes_per_pod=peak_memory,
+        peak_request_rate_rise_per_second=peak_rise)
 
 
 def test_over_provisioned_lowers_by_a_quarter() -> None:
@@ -628,3 +631,23 @@ def test_a_target_lowered_by_latency_feedback_after_the_raise_needs_the_relax_th
     decision = decide(b.profile(hpa={"cpuTarget": {"min": 40, "max": 90}}), observations, state, b.NOW)
     assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET
     assert "raising needs p95 under 300ms" in decision.reason
+
+
+@pytest.mark.parametrize(("peak_rise", "cuts_cpu"), [(150.0, True), (151.0, False)])
+def test_a_cpu_cut_keeps_the_running_pods_able_to_carry_the_largest_rise_of_the_peak_window(
+    peak_rise: float, cuts_cpu: bool
+) -> None:
+    # 2 pods x 750m = 1500m carry (100 + 150) req/s x 6m per request/s, not (100 + 151) req/s.
+    change = change_of(run(over_provisioned_observations(peak_rise=peak_rise)))
+    before, after = resources(change)
+    assert (after[0].cpu_request_millicores < before[0].cpu_request_millicores) is cuts_cpu
+    if not cuts_cpu:
+        assert "would not carry the window's peak 100.0/s plus the largest rise over 168h (+151.0/s" in change.reason
+
+
+def test_an_unknown_largest_rise_blocks_the_cpu_cut_only() -> None:
+    change = change_of(run(over_provisioned_observations(peak_rise=b.unknown("no series"))))
+    before, after = resources(change)
+    assert after[0].cpu_request_millicores == before[0].cpu_request_millicores
+    assert after[0].memory_request_bytes < before[0].memory_request_bytes
+    assert "largest request-rate rise over 168h unknown (no series): no CPU cut" in change.reason

@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from perfpilot.api.spec import MATCHER_LIST_PATTERN, RESERVED_LABELS, Metrics, Pgbouncer, check_matcher_labels
 from perfpilot.observe.presets import CADVISOR, ContainerMetricNames, PoolMetricNames, pool_metric_names
+from perfpilot.tuning.observations import RISE_SPAN_SECONDS
 
 # Kubernetes' pod names: a Deployment's ReplicaSet adds the pod-template-hash (up to 10 characters) and the
 # pod a 5-character suffix; a StatefulSet adds the ordinal.
@@ -63,6 +64,7 @@ class PeakName(StrEnum):
     CPU_USAGE_TOTAL = "peak_cpu_usage_millicores_total"
     MEMORY_WORKING_SET = "peak_memory_working_set_bytes_per_pod"
     REQUEST_RATE = "peak_request_rate_per_second"
+    REQUEST_RATE_RISE = "peak_request_rate_rise_per_second"
     POOL_DEMAND = "peak_pool_demand_connections"
 
 
@@ -187,8 +189,10 @@ def _pool_selector(shape: PoolShape, metric: str, namespaces: Sequence[str]) -> 
     return selector(metric, namespace_matcher(namespaces), *_equality_matchers(shape.matchers))
 
 
-def _rate_by(labels: Sequence[str], series_selector: str, rate_window_seconds: int) -> str:
-    return f"sum {_by(labels)} ({with_workload(f'rate({series_selector}[{_duration(rate_window_seconds)}])')})"
+def _rate_by(labels: Sequence[str], series_selector: str, rate_window_seconds: int, *, offset_seconds: int = 0) -> str:
+    offset = f" offset {_duration(offset_seconds)}" if offset_seconds else ""
+    rated = f"rate({series_selector}[{_duration(rate_window_seconds)}]{offset})"
+    return f"sum {_by(labels)} ({with_workload(rated)})"
 
 
 # --- application signals ------------------------------------------------------------------------------
@@ -311,6 +315,21 @@ def peak_request_rate_query(
     """Largest request rate of the workload, per second, over the peak window."""
     return _peak_over(request_rate_query(shape, namespaces=namespaces, rate_window_seconds=rate_window_seconds),
                       peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
+
+
+def peak_request_rate_rise_query(
+    shape: AppShape, *, namespaces: Sequence[str], rate_window_seconds: int, peak_window_seconds: int,
+    step_seconds: int, rise_span_seconds: int = RISE_SPAN_SECONDS,
+) -> str:
+    """Largest rise of the workload's request rate within ``rise_span_seconds``, per second, over the peak window.
+
+    The rate minus the same rate ``offset`` by the span; a workload without requests that long before has no
+    point at that step (vector matching), as a new workload has no rise to speak of.
+    """
+    selector = _app_selector(shape, shape.requests_total, namespaces)
+    now = _rate_by(BY_WORKLOAD, selector, rate_window_seconds)
+    before = _rate_by(BY_WORKLOAD, selector, rate_window_seconds, offset_seconds=rise_span_seconds)
+    return _peak_over(f"{now} - {before}", peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
 
 
 def peak_pool_demand_query(

@@ -3,8 +3,8 @@
 ``plan_queries`` (pure) groups the cycle's profiles by query shape and builds one query per signal and
 shape, covering all their namespaces; ``fetch_snapshot`` runs them through a ``PrometheusReader``;
 ``Snapshot.observations`` cuts each profile's ``Observations`` out of the shared results. With every
-profile on the default metric names a cycle issues 10 queries (7 signals over the window, 3 peaks over
-the peak window), or 14 when any profile tunes a pool, whether it has one profile or a thousand.
+profile on the default metric names a cycle issues 11 queries (7 signals over the window, 4 peaks over
+the peak window), or 15 when any profile tunes a pool, whether it has one profile or a thousand.
 
 Failures never become zeros: a query that fails makes its signal Unknown for the profiles it served
 (``"prometheus query failed: …"``); an unreachable server makes every signal of every profile on it
@@ -44,6 +44,7 @@ from perfpilot.observe.promql import (
     peak_memory_working_set_query,
     peak_pool_demand_query,
     peak_request_rate_query,
+    peak_request_rate_rise_query,
     pool_max_wait_query,
     pool_sum_query,
     replicas_query,
@@ -143,6 +144,9 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
         peak_rate = peak_request_rate_query(app_shape, namespaces=ns, rate_window_seconds=rate,
                                             peak_window_seconds=peak_window, step_seconds=step)
         queries.append(PlannedQuery(PeakName.REQUEST_RATE, app_shape, peak_rate, BY_WORKLOAD))
+        peak_rise = peak_request_rate_rise_query(app_shape, namespaces=ns, rate_window_seconds=rate,
+                                                 peak_window_seconds=peak_window, step_seconds=step)
+        queries.append(PlannedQuery(PeakName.REQUEST_RATE_RISE, app_shape, peak_rise, BY_WORKLOAD))
 
     container_shape = ContainerShape(matchers=freeze_matchers(settings.container_matchers))
     all_namespaces = sorted({p.metadata.namespace for p in profiles})
@@ -236,7 +240,7 @@ class Snapshot:
             if (key, "pool") in self.plan.shape_errors:
                 return Unknown(f"invalid pool matchers: {self.plan.shape_errors[(key, 'pool')]}")
             shape = PoolShape.from_pgbouncer(pgbouncer)
-        elif signal in APP_SIGNALS or signal is PeakName.REQUEST_RATE:
+        elif signal in APP_SIGNALS or signal in (PeakName.REQUEST_RATE, PeakName.REQUEST_RATE_RISE):
             if (key, "app") in self.plan.shape_errors:
                 return Unknown(f"invalid spec.metrics: {self.plan.shape_errors[(key, 'app')]}")
             shape = AppShape.from_metrics(profile.spec.metrics)

@@ -36,7 +36,7 @@ from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS, PoolExporter
 from perfpilot.observe.presets import CADVISOR, POOL_PRESETS
 from perfpilot.observe.series import histogram_quantile, to_signal
 from perfpilot.sim.cluster import CONTAINER, Cluster, TickOutcome
-from perfpilot.tuning.observations import LiveConfig, Observations, Peak, Signal, Unknown
+from perfpilot.tuning.observations import RISE_SPAN_SECONDS, LiveConfig, Observations, Peak, Signal, Unknown
 
 # prometheus_client's default histogram buckets, which most Python services export unchanged.
 LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -61,6 +61,7 @@ PEAK_SIGNALS = (
     "peak_cpu_usage_millicores_total",  # sum over pods of rate(cpu_seconds), millicores
     "peak_memory_working_set_bytes_per_pod",  # the largest pod's working set
     "peak_request_rate_per_second",
+    "peak_request_rate_rise_per_second",  # request rate minus the request rate RISE_SPAN_SECONDS before
     "peak_pool_demand_connections",  # server active + clients waiting
 )
 
@@ -293,6 +294,13 @@ class Prometheus:
             value = values[signal]
             if value is not None:
                 self._record_peak(peak, now, value)
+        rate_now = values["request_rate_per_second"]
+        if rate_now is not None:
+            # `rate - rate offset 5m`: only where both steps have a value, as PromQL's vector matching.
+            earlier = [v for stamp, v in self.signals["request_rate_per_second"]
+                       if abs(stamp - (now - RISE_SPAN_SECONDS)) < 1e-6]
+            if earlier:
+                self._record_peak("peak_request_rate_rise_per_second", now, rate_now - earlier[-1])
         active, waiting = values["pool_server_active"], values["pool_client_waiting"]
         if active is not None and waiting is not None:
             self._record_peak("peak_pool_demand_connections", now, active + waiting)

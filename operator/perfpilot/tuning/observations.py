@@ -83,6 +83,9 @@ class Series:
 
 Signal = Series | Unknown
 Peak = float | Unknown  # the largest value of a signal over guardrails.peakWindow
+# The span of peak_request_rate_rise_per_second: the rate now minus the rate this long before. Five minutes
+# covers a pod's start-up and the HPA's reaction to it (thresholds.flash_crowd_span_seconds is the same span).
+RISE_SPAN_SECONDS = 300
 
 
 def _not_read() -> Unknown:
@@ -166,6 +169,9 @@ class Observations:
     peak_cpu_usage_millicores_total: Peak = field(default_factory=_not_read)  # sum over the workload's pods
     peak_memory_working_set_bytes_per_pod: Peak = field(default_factory=_not_read)  # largest pod
     peak_request_rate_per_second: Peak = field(default_factory=_not_read)
+    # The largest rise of the request rate within RISE_SPAN_SECONDS: what the running pods must carry while
+    # new ones start.
+    peak_request_rate_rise_per_second: Peak = field(default_factory=_not_read)
     peak_pool_demand_connections: Peak = field(default_factory=_not_read)  # server active + clients waiting
 
     @classmethod
@@ -197,5 +203,6 @@ class Observations:
             peak_cpu_usage_millicores_total=peak("peak_cpu_usage_millicores_total"),
             peak_memory_working_set_bytes_per_pod=peak("peak_memory_working_set_bytes_per_pod"),
             peak_request_rate_per_second=peak("peak_request_rate_per_second"),
+            peak_request_rate_rise_per_second=peak("peak_request_rate_rise_per_second"),
             peak_pool_demand_connections=peak("peak_pool_demand_connections"),
         )

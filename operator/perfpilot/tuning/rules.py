@@ -23,7 +23,15 @@ from perfpilot.api.status import ContainerResources, Edit, PoolSize, Setting, Tu
 from perfpilot.tuning import guardrails, signals
 from perfpilot.tuning.classify import ClassificationDetail
 from perfpilot.tuning.decision import ProposedChange
-from perfpilot.tuning.observations import HpaLive, Observations, PoolLive, Series, Signal, Unknown
+from perfpilot.tuning.observations import (
+    RISE_SPAN_SECONDS,
+    HpaLive,
+    Observations,
+    PoolLive,
+    Series,
+    Signal,
+    Unknown,
+)
 from perfpilot.tuning.tables import (
     BEYOND_PEAK,
     CPU_TARGET_ROWS,
@@ -818,6 +826,36 @@ def check_cpu_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str |
         if new_pod < surge:
             return (f"{new_pod}m per pod would not hold a flash crowd ({ctx.thresholds.flash_crowd_multiple:g} x the "
                     f"window's peak {usage.maximum:.0f}m = {surge:.0f}m) while new pods start")
+    return check_cut_pods_carry_the_largest_rise(ctx, new_pod_millicores=new_pod)
+
+
+def check_cut_pods_carry_the_largest_rise(ctx: RuleContext, *, new_pod_millicores: int) -> str | None:
+    """None when the pods running now, cut, still carry the window's peak rate plus the largest rise of the
+    rate within a pod's start-up seen over the peak window, at the window's CPU per request; else why not.
+
+    A spike arrives faster than a pod starts, so the pods already running take it alone; the rate (not the
+    CPU) measures it, since CPU is capped by the pods that served it.
+    """
+    observations = ctx.observations
+    rise = observations.peak_request_rate_rise_per_second
+    span = _hours(observations.peak_window_seconds)
+    if isinstance(rise, Unknown):
+        return f"largest request-rate rise over {span} unknown ({rise.reason}): no CPU cut"
+    rate, usage, replicas = (observations.request_rate_per_second, observations.cpu_usage_millicores_per_pod,
+                             observations.replicas)
+    if isinstance(rate, Unknown) or isinstance(usage, Unknown) or isinstance(replicas, Unknown):
+        return "request rate, CPU or replicas unknown: no CPU cut"
+    if rate.mean <= 0:
+        return None  # no requests in the window: nothing to size the pods by
+    millicores_per_request_per_second = usage.mean * replicas.mean / rate.mean
+    needed = (rate.maximum + max(0.0, rise)) * millicores_per_request_per_second
+    pods = replicas.values[-1]
+    carried = pods * new_pod_millicores
+    if carried < needed:
+        return (f"{pods:.0f} pods x {new_pod_millicores}m = {carried:.0f}m would not carry the window's peak "
+                f"{rate.maximum:.1f}/s plus the largest rise over {span} (+{rise:.1f}/s within "
+                f"{RISE_SPAN_SECONDS // 60} min) at {millicores_per_request_per_second:.0f}m per request/s "
+                f"= {needed:.0f}m while new pods start")
     return None
 
 
@@ -877,15 +915,16 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
                 headroom.append(f"CPU peak over {_hours(ctx.observations.peak_window_seconds)} covered")
             if memory:
                 headroom.append("memory peak covered")
-            yield RuleOutcome(name, change=replace(change, reason=f"{change.reason} ({', '.join(headroom)})"))
+            headroom.extend(notes)  # why the other resource stays
+            yield RuleOutcome(name, change=replace(change, reason=f"{change.reason} ({'; '.join(headroom)})"))
             return
         if cpu_problem is not None:
-            notes.append(cpu_problem)
-            if isinstance(ctx.observations.peak_cpu_usage_millicores_total, Unknown):
-                blocked.append("peak_cpu_usage_millicores_total")
+            notes.append(f"CPU stays: {cpu_problem}")
+            blocked.extend(peak for peak in ("peak_cpu_usage_millicores_total", "peak_request_rate_rise_per_second")
+                           if isinstance(getattr(ctx.observations, peak), Unknown))
             cpu = False
         if memory_problem is not None:
-            notes.append(memory_problem)
+            notes.append(f"memory stays: {memory_problem}")
             if isinstance(ctx.observations.peak_memory_working_set_bytes_per_pod, Unknown):
                 blocked.append("peak_memory_working_set_bytes_per_pod")
             memory = False
