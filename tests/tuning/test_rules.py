@@ -651,3 +651,26 @@ def test_an_unknown_largest_rise_blocks_the_cpu_cut_only() -> None:
     assert after[0].cpu_request_millicores == before[0].cpu_request_millicores
     assert after[0].memory_request_bytes < before[0].memory_request_bytes
     assert "largest request-rate rise over 168h unknown (no series): no CPU cut" in change.reason
+
+
+@pytest.mark.parametrize(("current_replicas", "oom_kills", "rolls_out"), [
+    (10, 0, False),  # at maxReplicas: the rollout's unavailable pods could not be replaced
+    (9, 0, True),
+    (10, 1, True),   # OOMKilled pods are out already: more memory brings them back
+])
+def test_a_memory_only_rollout_waits_while_the_hpa_is_at_max_replicas(
+    current_replicas: int, oom_kills: int, rolls_out: bool
+) -> None:
+    observations = b.observations(
+        memory_working_set_bytes_per_pod=b.series(950 * b.MI), replicas=b.series(current_replicas),
+        cpu_usage_millicores_per_pod=b.series(600),  # under the 70% target: not saturated, memory-bound only
+        live=b.live(oom_kills_in_window=oom_kills,
+                    hpa=b.hpa(current_replicas=current_replicas, desired_replicas=current_replicas)),
+    )
+    decision = run(observations)
+    if rolls_out:
+        _, after = resources(change_of(decision))
+        assert after[0].memory_request_bytes == 1536 * b.MI and after[0].cpu_request_millicores == 1000
+    else:
+        assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
+        assert "resources change without more CPU waits until the HPA is below maxReplicas" in decision.reason

@@ -35,6 +35,19 @@ def compute_emergency_start(
     return written_at + timedelta(seconds=visible_seconds)
 
 
+def rollout_waits_for_room(change: ProposedChange, observations: Observations) -> bool:
+    """Whether a resources change should wait: the HPA is at maxReplicas and the pods get no more CPU.
+
+    Not while containers are OOMKilled: those pods are out already, and more memory is what brings them back.
+    """
+    hpa = observations.live.hpa
+    oom_kills = observations.live.oom_kills_in_window
+    return (change.edit.setting is Setting.RESOURCES and not change.emergency and not change.rollback
+            and hpa is not None and hpa.current_replicas >= hpa.max_replicas
+            and not (isinstance(oom_kills, int) and oom_kills > 0)
+            and not guardrails.raises_pod_cpu(change.edit))
+
+
 def _may_reverse(change: ProposedChange, edit: Edit, context: RuleContext) -> bool:
     """A reversal within the hold is allowed for an emergency toward capacity, or toward capacity in a shortage."""
     replicas = guardrails.compute_replica_counts(context.observations.live.hpa)
@@ -121,6 +134,13 @@ def decide(
                 continue
             if change.edit.setting is Setting.RESOURCES and observations.live.rollout_in_progress:
                 notes.append(f"{outcome.rule}: resources change waits for the rollout in progress")
+                held = held or change
+                continue
+            if rollout_waits_for_room(change, observations):
+                # A rollout takes pods out (maxUnavailable) that an HPA at maxReplicas cannot replace; one that
+                # gives the pods no more CPU buys nothing for that dip, so it waits for the HPA to come down.
+                notes.append(f"{outcome.rule}: resources change without more CPU waits until the HPA is below "
+                             f"maxReplicas (a rollout takes pods out)")
                 held = held or change
                 continue
             reversal = guardrails.find_reversal(

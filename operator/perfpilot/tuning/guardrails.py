@@ -167,6 +167,13 @@ def _resources_toward_capacity(edit: Edit) -> bool:
     return grew
 
 
+def raises_pod_cpu(edit: Edit) -> bool:
+    """Whether a resources edit raises the pod's total CPU request (what a rollout at maxReplicas needs)."""
+    before = sum(cpu or 0 for cpu, _ in _requests(edit.from_value))
+    after = sum(cpu or 0 for cpu, _ in _requests(edit.to_value))
+    return after > before
+
+
 # Replica counts at which two behaviours are compared when the live HPA is not known: small counts
 # (where Pods policies matter most) up to large ones.
 DEFAULT_REPLICA_COUNTS: tuple[int, ...] = (1, 2, 3, 4, 6, 10, 20, 50)
