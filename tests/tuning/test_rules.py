@@ -642,7 +642,9 @@ def test_a_cpu_cut_keeps_the_running_pods_able_to_carry_the_largest_rise_of_the_
     before, after = resources(change)
     assert (after[0].cpu_request_millicores < before[0].cpu_request_millicores) is cuts_cpu
     if not cuts_cpu:
-        assert "would not carry the window's peak 100.0/s plus the largest rise over 168h (+151.0/s" in change.reason
+        assert ("2 pods x 750m = 1500m would not carry a spike while new pods start: max(the window's peak "
+                "100.0/s, its median 100.0/s + the largest rise over 168h 151.0/s within 5 min) = 251.0/s") \
+            in change.reason
 
 
 def test_an_unknown_largest_rise_blocks_the_cpu_cut_only() -> None:
@@ -674,3 +676,56 @@ def test_a_memory_only_rollout_waits_while_the_hpa_is_at_max_replicas(
     else:
         assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
         assert "resources change without more CPU waits until the HPA is below maxReplicas" in decision.reason
+
+
+def _spiky_observations(*, peak_rise: float, rate: float = 30.0, usage: float = 500.0) -> Observations:
+    """The SLO breached at minute 15 while the HPA went from minReplicas 2 to 3 pods, Aggressive scale-up
+    live; ``usage`` per pod at ``rate`` req/s (by default about 42m per request/s: the usual load fits the
+    2-pod floor)."""
+    replicas = b.series([2.0] * 15 + [3.0] * (b.SAMPLES - 15))
+    return replace(b.observations(
+        replicas=replicas, request_rate_per_second=b.series(rate), cpu_usage_millicores_per_pod=b.series(usage),
+        latency_p95_seconds=b.series([0.35] * 15 + [0.6] + [0.35] * (b.SAMPLES - 16)),
+        live=b.live(hpa=b.hpa(current_replicas=3, desired_replicas=3,
+                              scale_up=SCALE_UP_ROWS["Aggressive"].to_rules())),
+    ), peak_request_rate_rise_per_second=peak_rise)
+
+
+def test_spikes_the_min_replicas_pods_cannot_carry_make_the_pods_bigger() -> None:
+    change = change_of(run(_spiky_observations(peak_rise=60.0), hpa={"scaleDown": "Moderate"}))
+    before, after = resources(change)
+    assert (before[0].cpu_request_millicores, after[0].cpu_request_millicores) == (1000, 1500)
+    assert after[0].memory_request_bytes == before[0].memory_request_bytes
+    assert change.table_row == "CPU-bound"
+    assert "minReplicas 2 x 1000m = 2000m cannot carry a spike while new pods start" in change.reason
+    assert change.coupled is not None and change.coupled.setting is Setting.HPA_CPU_TARGET
+
+
+@pytest.mark.parametrize(("peak_rise", "usage", "note"), [
+    (0.0, 500.0, "minReplicas 2 x 1000m = 2000m carry a spike"),
+    # 1600m per pod at 30 req/s: ~134m per request/s, the usual 4033m needs 6 pods at 70% of 1000m
+    (60.0, 1600.0, "the usual load needs 6 pods > minReplicas 2: the CPU target, not the pod size"),
+])
+def test_bigger_pods_only_for_spikes_that_land_on_the_min_replicas_floor(
+    peak_rise: float, usage: float, note: str
+) -> None:
+    observations = _spiky_observations(peak_rise=peak_rise, usage=usage)
+    decision = run(observations, hpa={"scaleDown": "Moderate"})
+    assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
+    assert note in decision.reason
+
+
+@pytest.mark.parametrize(("setting", "grows"), [(Setting.RESOURCES, False), (Setting.HPA_MEMORY_TARGET, True)])
+def test_a_spike_breach_older_than_the_last_resize_does_not_grow_the_pods_again(setting: Setting, grows: bool) -> None:
+    # Written 10 minutes before NOW, after the breach at minute 15 of the 30-minute window.
+    if setting is Setting.RESOURCES:
+        earlier = _request_raise(verdict=Verdict.KEPT, minutes_ago=10)
+    else:
+        earlier = ChangeRecord(
+            at=b.NOW - b.minutes(10), target="HorizontalPodAutoscaler/api",
+            edit=Edit(setting=setting, from_value=75, to_value=80), verdict=Verdict.KEPT, verdict_at=b.NOW,
+        )
+    decision = decide(b.profile(hpa={"scaleDown": "Moderate"}), _spiky_observations(peak_rise=60.0),
+                      TuningState(last_change=earlier), b.NOW + b.minutes(10))
+    resized = decision.change is not None and decision.change.edit.setting is Setting.RESOURCES
+    assert resized is grows, decision.reason

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from perfpilot.api.spec import (
     LimitsPolicy,
@@ -540,6 +541,71 @@ def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
         yield RuleOutcome(name, note=change_or_note)
 
 
+def compute_last_resources_write(state: TuningState) -> datetime | None:
+    """When perfpilot last changed the pods' resources (a rollback of such a change counts)."""
+    records = [*state.history, *([state.last_change] if state.last_change is not None else [])]
+    for record in reversed(records):
+        if record.edit.setting is Setting.RESOURCES:
+            if record.verdict is Verdict.ROLLED_BACK and record.verdict_at is not None:
+                return max(record.at, record.verdict_at)
+            return record.at
+    return None
+
+
+def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
+    """Pods too small for the spikes: the SLO was breached while the HPA scaled up, the fastest scale-up row
+    (Aggressive) is already live, and minReplicas pods cannot carry a spike like the largest of the peak
+    window while new pods start (``compute_spike_need``). Bigger pods are the one lever left: the CPU-bound
+    row, CPU +50%, with the coupled target (the over-provisioning rule will not cut them back while the
+    spike check fails)."""
+    name = "spike headroom"
+    hpa = ctx.tuned_hpa
+    if hpa is None or hpa.cpu_target_percent is None:
+        return
+    latency, replicas = ctx.observations.latency_p95_seconds, ctx.observations.replicas
+    if isinstance(latency, Unknown) or isinstance(replicas, Unknown):
+        return  # the behaviour rule says which is missing
+    last_resize = compute_last_resources_write(ctx.state)
+    # Only a breach since the pods were last resized says they are still too small; an older one was
+    # answered already.
+    after = last_resize.timestamp() if last_resize is not None else -math.inf
+    if not _slo_breached_while_scaling_up(latency, replicas, ctx.slo_seconds, after_seconds=after):
+        return
+    aggressive = SCALE_UP_ROWS["Aggressive"]
+    if _behaviour_change(ctx, hpa, scale_up=True, row=aggressive, reason="") is not None:
+        yield RuleOutcome(name, note="SLO breached while scaling up: the Aggressive scale-up row comes first")
+        return
+    pod = ctx.observations.live.cpu_request_millicores_per_pod
+    if not pod:
+        return
+    need = compute_spike_need(ctx, pods=max(1, hpa.min_replicas))
+    if isinstance(need, str):
+        yield RuleOutcome(name, note=f"SLO breached while scaling up, but {need}",
+                          blocked_by=("peak_request_rate_rise_per_second",) if "rise" in need else ())
+        return
+    carried = need.pods * pod
+    head = f"SLO {_ms(ctx.slo_seconds)} breached while scaling up with the Aggressive scale-up row live"
+    usual_pods = math.ceil(need.usual_millicores / (pod * hpa.cpu_target_percent / 100))
+    if usual_pods > need.pods:
+        # Above minReplicas the HPA sizes the fleet to the target: bigger pods mean fewer of them, not more
+        # headroom; only the minReplicas floor gains from bigger pods.
+        yield RuleOutcome(name, note=f"{head}; the usual load needs {usual_pods} pods > minReplicas {need.pods}: "
+                                     f"the CPU target, not the pod size, sets the headroom there")
+        return
+    if carried >= need.needed_millicores:
+        yield RuleOutcome(name, note=f"{head}; minReplicas {need.pods} x {pod}m = {carried}m carry a spike "
+                                     f"({need.evidence})")
+        return
+    if ctx.detail.provisioning.label == "Unknown":
+        return  # a resources change needs what provisioning needs (the under-provisioning rule said it)
+    change = compute_resource_change(
+        ctx, row=RESOURCE_ROWS["CpuBound"], cpu=True, memory=False,
+        why=f"{head}; minReplicas {need.pods} x {pod}m = {carried}m cannot carry a spike while new pods start "
+            f"({need.evidence}): pods too small for the spikes",
+    )
+    yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
+
+
 def compute_cpu_target_row(ctx: RuleContext) -> tuple[TargetRow, str] | None:
     """The CPU-target table row for the objective and load pattern; None when the load is unknown."""
     objective = ctx.profile.objective
@@ -686,11 +752,13 @@ def _decide_memory_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcom
     ))
 
 
-def _slo_breached_while_scaling_up(latency: Series, replicas: Series, slo_seconds: float) -> bool:
+def _slo_breached_while_scaling_up(
+    latency: Series, replicas: Series, slo_seconds: float, *, after_seconds: float = -math.inf
+) -> bool:
     latency_at = dict(zip(latency.timestamps_seconds, latency.values, strict=True))
     previous = replicas.values[0]
     for time, count in zip(replicas.timestamps_seconds[1:], replicas.values[1:], strict=True):
-        if count > previous and latency_at.get(time, 0.0) > slo_seconds:
+        if count > previous and time > after_seconds and latency_at.get(time, 0.0) > slo_seconds:
             return True
         previous = count
     return False
@@ -829,33 +897,56 @@ def check_cpu_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str |
     return check_cut_pods_carry_the_largest_rise(ctx, new_pod_millicores=new_pod)
 
 
-def check_cut_pods_carry_the_largest_rise(ctx: RuleContext, *, new_pod_millicores: int) -> str | None:
-    """None when the pods running now, cut, still carry the window's peak rate plus the largest rise of the
-    rate within a pod's start-up seen over the peak window, at the window's CPU per request; else why not.
+@dataclass(frozen=True)
+class SpikeNeed:
+    """What the running pods must carry alone while new ones start (see ``compute_spike_need``)."""
+
+    pods: int
+    needed_millicores: float
+    evidence: str
+    usual_millicores: float = 0.0  # the CPU of the window's usual (median) rate
+
+
+def compute_spike_need(ctx: RuleContext, *, pods: int) -> SpikeNeed | str:
+    """The CPU ``pods`` pods must carry alone: the window's usual rate (median) plus the largest rise of the
+    rate within RISE_SPAN_SECONDS seen over the peak window, and at least the window's peak rate, at the
+    window's CPU per request/s. A string says which signal is missing.
 
     A spike arrives faster than a pod starts, so the pods already running take it alone; the rate (not the
-    CPU) measures it, since CPU is capped by the pods that served it.
+    CPU) measures it, since CPU is capped by the pods that served it. The spike starts from the usual rate,
+    so a spike inside the window is not counted twice.
     """
     observations = ctx.observations
     rise = observations.peak_request_rate_rise_per_second
     span = _hours(observations.peak_window_seconds)
     if isinstance(rise, Unknown):
-        return f"largest request-rate rise over {span} unknown ({rise.reason}): no CPU cut"
+        return f"largest request-rate rise over {span} unknown ({rise.reason})"
     rate, usage, replicas = (observations.request_rate_per_second, observations.cpu_usage_millicores_per_pod,
                              observations.replicas)
     if isinstance(rate, Unknown) or isinstance(usage, Unknown) or isinstance(replicas, Unknown):
-        return "request rate, CPU or replicas unknown: no CPU cut"
+        return "request rate, CPU or replicas unknown"
     if rate.mean <= 0:
-        return None  # no requests in the window: nothing to size the pods by
-    millicores_per_request_per_second = usage.mean * replicas.mean / rate.mean
-    needed = (rate.maximum + max(0.0, rise)) * millicores_per_request_per_second
-    pods = replicas.values[-1]
-    carried = pods * new_pod_millicores
-    if carried < needed:
-        return (f"{pods:.0f} pods x {new_pod_millicores}m = {carried:.0f}m would not carry the window's peak "
-                f"{rate.maximum:.1f}/s plus the largest rise over {span} (+{rise:.1f}/s within "
-                f"{RISE_SPAN_SECONDS // 60} min) at {millicores_per_request_per_second:.0f}m per request/s "
-                f"= {needed:.0f}m while new pods start")
+        return SpikeNeed(pods, 0.0, "no requests in the window")
+    per_request = usage.mean * replicas.mean / rate.mean
+    usual = signals.compute_median(rate.values)
+    spike_rate = max(rate.maximum, usual + max(0.0, rise))
+    evidence = (f"max(the window's peak {rate.maximum:.1f}/s, its median {usual:.1f}/s + the largest rise over "
+                f"{span} {rise:.1f}/s within {RISE_SPAN_SECONDS // 60} min) = {spike_rate:.1f}/s at "
+                f"{per_request:.0f}m per request/s = {spike_rate * per_request:.0f}m")
+    return SpikeNeed(pods, spike_rate * per_request, evidence, usual * per_request)
+
+
+def check_cut_pods_carry_the_largest_rise(ctx: RuleContext, *, new_pod_millicores: int) -> str | None:
+    """None when the pods running now, cut, still carry a spike like the largest of the peak window."""
+    replicas = ctx.observations.replicas
+    pods = round(replicas.values[-1]) if isinstance(replicas, Series) else 0
+    need = compute_spike_need(ctx, pods=pods)
+    if isinstance(need, str):
+        return f"{need}: no CPU cut"
+    carried = need.pods * new_pod_millicores
+    if carried < need.needed_millicores:
+        return (f"{need.pods} pods x {new_pod_millicores}m = {carried:.0f}m would not carry a spike while new pods "
+                f"start: {need.evidence}")
     return None
 
 
@@ -994,6 +1085,7 @@ RULES: tuple[Rule, ...] = (
     decide_slo_emergency,
     decide_pool_waiting,
     decide_under_provisioning,
+    decide_spike_headroom,
     decide_hpa_targets,
     decide_behaviour,
     decide_over_provisioning,
