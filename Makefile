@@ -19,4 +19,5 @@ crd:
 bench:
 	scripts/setup.sh sim
 	.venv/bin/python bench/decision_quality.py
+	.venv/bin/python bench/decision_quality.py --held-out
 	.venv/bin/python bench/observe_cycle.py

@@ -4,7 +4,8 @@ Run ``python bench/decision_quality.py`` (or ``make bench``). It prints one tabl
 pass/fail, the time of each replay, and writes the numbers as JSON (``--json``, default
 ``bench/results/decision_quality.json``). Traces are read from ``shared/traces`` (``--traces``).
 ``--update-doc docs/benchmarks.md`` rewrites the measured table between the file's table markers, so the
-published numbers are always this script's output.
+published numbers are always this script's output. ``--held-out`` replays windows of the same traces that
+the engine's rules were not tuned on (``HELD_OUT_WINDOWS``) and writes their own JSON and table.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from perfpilot.sim.trace import history_before, load_trace, scale_for_peak
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "decision_quality.json"
+HELD_OUT_JSON = Path(__file__).resolve().parent / "results" / "decision_quality_held_out.json"
 TIME_LIMIT_SECONDS = 30.0  # a 2-day, 1-minute-step replay of all four runs on one core
 TABLE_START = "<!-- measured table: written by bench/decision_quality.py --update-doc -->"
 TABLE_END = "<!-- end of measured table -->"
+HELD_OUT_START = "<!-- held-out table: written by bench/decision_quality.py --held-out --update-doc -->"
+HELD_OUT_END = "<!-- end of held-out table -->"
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,16 @@ WINDOWS = (
     Window("twitter-day3", "twitter_stream_2021_08/twitter_stream_2021_08.csv", 3 * 86400, 48),
     Window("wikipedia-01-06", "wikipedia_en_2016_01_hourly/wikipedia_en_2016_01_hourly.csv", 1452038400, 48),
     Window("alibaba-ms", "alibaba2021_ms_6d9c26b9/alibaba2021_ms_6d9c26b9.csv", None, None),
+)
+
+# Windows of the same traces that the engine was not tuned on (its rules were tuned on WINDOWS): a check that
+# the results carry over. Each has at least 4 days of history before it.
+HELD_OUT_WINDOWS = (
+    Window("worldcup98-06-30", "worldcup98/worldcup98.csv", 899164800, 48),  # 1998-06-30 00:00 UTC
+    Window("worldcup98-07-03", "worldcup98/worldcup98.csv", 899424000, 48),  # quarter-finals
+    Window("nasa-07-12", "nasa_http_1995/nasa_http_1995.csv", 805507200, 48),  # 1995-07-12 00:00 UTC
+    Window("twitter-day10", "twitter_stream_2021_08/twitter_stream_2021_08.csv", 10 * 86400, 48),
+    Window("wikipedia-01-20", "wikipedia_en_2016_01_hourly/wikipedia_en_2016_01_hourly.csv", 1453248000, 48),
 )
 
 
@@ -84,12 +98,20 @@ def cell_goals(scenario: str, simulation: Simulation) -> list[Goal]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES, help="folder of the trace CSVs")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the results")
+    parser.add_argument("--json", type=Path, help=f"where to write the results (default {DEFAULT_JSON.name}, "
+                                                  f"with --held-out {HELD_OUT_JSON.name}, in bench/results)")
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="only these scenarios")
-    parser.add_argument("--window", action="append", choices=[w.name for w in WINDOWS], help="only these windows")
+    parser.add_argument("--window", action="append", choices=[w.name for w in (*WINDOWS, *HELD_OUT_WINDOWS)],
+                        help="only these windows")
+    parser.add_argument("--held-out", action="store_true",
+                        help="replay the held-out windows (not used to tune the engine) instead of the named ones")
     parser.add_argument("--update-doc", type=Path, metavar="MARKDOWN",
-                        help="rewrite the measured table between the markers in this file (docs/benchmarks.md)")
+                        help="rewrite the measured (or, with --held-out, the held-out) table between its markers "
+                             "in this file (docs/benchmarks.md)")
     args = parser.parse_args(argv)
+    windows = HELD_OUT_WINDOWS if args.held_out else WINDOWS
+    if args.json is None:
+        args.json = HELD_OUT_JSON if args.held_out else DEFAULT_JSON
 
     profile = default_profile()
     cells: list[dict[str, Any]] = []
@@ -98,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'pool conn-h pp/st':>19}{'chg/rb':>8}{'time':>7}  goals")
     print(header)
     print("-" * len(header))
-    for window in WINDOWS:
+    for window in windows:
         if args.window and window.name not in args.window:
             continue
         whole = load_trace(args.traces / window.path)
@@ -161,17 +183,20 @@ def main(argv: list[str] | None = None) -> int:
         summary = (f"**Goals: {len(all_goals) - len(failed)} of {len(all_goals)} passed.** Slowest 2-day replay "
                    f"of all four runs: {slowest:.1f} s on one core (goal < {TIME_LIMIT_SECONDS:.0f} s: "
                    f"{'PASS' if slowest < TIME_LIMIT_SECONDS else 'FAIL'}).")
-        write_table(args.update_doc, rows=markdown_rows, summary=summary)
-        print(f"updated the measured table in {args.update_doc}")
+        markers = (HELD_OUT_START, HELD_OUT_END) if args.held_out else (TABLE_START, TABLE_END)
+        write_table(args.update_doc, rows=markdown_rows, summary=summary, markers=markers)
+        print(f"updated the {'held-out' if args.held_out else 'measured'} table in {args.update_doc}")
     return 0
 
 
-def write_table(path: Path, *, rows: list[str], summary: str) -> None:
+def write_table(path: Path, *, rows: list[str], summary: str,
+                markers: tuple[str, str] = (TABLE_START, TABLE_END)) -> None:
     """Replace what stands between the table markers of ``path`` with ``rows`` and the summary line."""
     text = path.read_text()
-    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    first, last = markers
+    start, end = text.find(first), text.find(last)
     if start < 0 or end < start:
-        raise SystemExit(f"{path}: the table markers are missing ({TABLE_START!r} ... {TABLE_END!r})")
+        raise SystemExit(f"{path}: the table markers are missing ({first!r} ... {last!r})")
     table = "\n".join([
         "| scenario | trace window | SLO-violation min (pp / static / k8s / oracle) "
         "| CPU core-h (pp / static / oracle) | pool conn-h (pp / static) | changes / rollbacks | time | goals |",
@@ -180,7 +205,7 @@ def write_table(path: Path, *, rows: list[str], summary: str) -> None:
         "",
         summary,
     ])
-    path.write_text(text[: start + len(TABLE_START)] + "\n" + table + "\n" + text[end:])
+    path.write_text(text[: start + len(first)] + "\n" + table + "\n" + text[end:])
 
 
 if __name__ == "__main__":
