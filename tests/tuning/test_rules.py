@@ -652,7 +652,7 @@ def test_an_unknown_largest_rise_blocks_the_cpu_cut_only() -> None:
     before, after = resources(change)
     assert after[0].cpu_request_millicores == before[0].cpu_request_millicores
     assert after[0].memory_request_bytes < before[0].memory_request_bytes
-    assert "largest request-rate rise over 168h unknown (no series): no CPU cut" in change.reason
+    assert "CPU stays: peak_request_rate_rise_per_second unknown: no CPU cut" in change.reason
 
 
 @pytest.mark.parametrize(("current_replicas", "oom_kills", "rolls_out"), [

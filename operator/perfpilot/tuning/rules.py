@@ -28,6 +28,7 @@ from perfpilot.tuning.observations import (
     RISE_SPAN_SECONDS,
     HpaLive,
     Observations,
+    Peak,
     PoolLive,
     Series,
     Signal,
@@ -578,11 +579,12 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
     pod = ctx.observations.live.cpu_request_millicores_per_pod
     if not pod:
         return
-    need = compute_spike_need(ctx, pods=max(1, hpa.min_replicas))
-    if isinstance(need, str):
-        yield RuleOutcome(name, note=f"SLO breached while scaling up, but {need}",
-                          blocked_by=("peak_request_rate_rise_per_second",) if "rise" in need else ())
+    missing = find_spike_signals_missing(ctx.observations)
+    if missing:
+        yield RuleOutcome(name, note=f"SLO breached while scaling up, but {', '.join(missing)} unknown",
+                          blocked_by=missing)
         return
+    need = compute_spike_need(ctx.observations, pods=max(1, hpa.min_replicas))
     carried = need.pods * pod
     head = f"SLO {_ms(ctx.slo_seconds)} breached while scaling up with the Aggressive scale-up row live"
     usual_pods = math.ceil(need.usual_millicores / (pod * hpa.cpu_target_percent / 100))
@@ -903,46 +905,54 @@ class SpikeNeed:
 
     pods: int
     needed_millicores: float
+    usual_millicores: float  # the CPU of the window's usual (median) rate
     evidence: str
-    usual_millicores: float = 0.0  # the CPU of the window's usual (median) rate
 
 
-def compute_spike_need(ctx: RuleContext, *, pods: int) -> SpikeNeed | str:
+def find_spike_signals_missing(observations: Observations) -> tuple[str, ...]:
+    """The signals ``compute_spike_need`` needs that are unknown."""
+    needed: dict[str, Signal | Peak] = {
+        "peak_request_rate_rise_per_second": observations.peak_request_rate_rise_per_second,
+        "request_rate_per_second": observations.request_rate_per_second,
+        "cpu_usage_millicores_per_pod": observations.cpu_usage_millicores_per_pod,
+        "replicas": observations.replicas,
+    }
+    return tuple(name for name, value in needed.items() if isinstance(value, Unknown))
+
+
+def compute_spike_need(observations: Observations, *, pods: int) -> SpikeNeed:
     """The CPU ``pods`` pods must carry alone: the window's usual rate (median) plus the largest rise of the
     rate within RISE_SPAN_SECONDS seen over the peak window, and at least the window's peak rate, at the
-    window's CPU per request/s. A string says which signal is missing.
+    window's CPU per request/s. Callers check ``find_spike_signals_missing`` first.
 
     A spike arrives faster than a pod starts, so the pods already running take it alone; the rate (not the
     CPU) measures it, since CPU is capped by the pods that served it. The spike starts from the usual rate,
     so a spike inside the window is not counted twice.
     """
-    observations = ctx.observations
-    rise = observations.peak_request_rate_rise_per_second
-    span = _hours(observations.peak_window_seconds)
-    if isinstance(rise, Unknown):
-        return f"largest request-rate rise over {span} unknown ({rise.reason})"
-    rate, usage, replicas = (observations.request_rate_per_second, observations.cpu_usage_millicores_per_pod,
-                             observations.replicas)
-    if isinstance(rate, Unknown) or isinstance(usage, Unknown) or isinstance(replicas, Unknown):
-        return "request rate, CPU or replicas unknown"
+    rise, rate = observations.peak_request_rate_rise_per_second, observations.request_rate_per_second
+    usage, replicas = observations.cpu_usage_millicores_per_pod, observations.replicas
+    assert not isinstance(rise, Unknown) and isinstance(rate, Series)
+    assert isinstance(usage, Series) and isinstance(replicas, Series)
     if rate.mean <= 0:
-        return SpikeNeed(pods, 0.0, "no requests in the window")
+        return SpikeNeed(pods, 0.0, 0.0, "no requests in the window")
     per_request = usage.mean * replicas.mean / rate.mean
     usual = signals.compute_median(rate.values)
     spike_rate = max(rate.maximum, usual + max(0.0, rise))
     evidence = (f"max(the window's peak {rate.maximum:.1f}/s, its median {usual:.1f}/s + the largest rise over "
-                f"{span} {rise:.1f}/s within {RISE_SPAN_SECONDS // 60} min) = {spike_rate:.1f}/s at "
-                f"{per_request:.0f}m per request/s = {spike_rate * per_request:.0f}m")
-    return SpikeNeed(pods, spike_rate * per_request, evidence, usual * per_request)
+                f"{_hours(observations.peak_window_seconds)} {rise:.1f}/s within {RISE_SPAN_SECONDS // 60} min) "
+                f"= {spike_rate:.1f}/s at {per_request:.0f}m per request/s = {spike_rate * per_request:.0f}m")
+    return SpikeNeed(pods, spike_rate * per_request, usual * per_request, evidence)
 
 
 def check_cut_pods_carry_the_largest_rise(ctx: RuleContext, *, new_pod_millicores: int) -> str | None:
     """None when the pods running now, cut, still carry a spike like the largest of the peak window."""
-    replicas = ctx.observations.replicas
-    pods = round(replicas.values[-1]) if isinstance(replicas, Series) else 0
-    need = compute_spike_need(ctx, pods=pods)
-    if isinstance(need, str):
-        return f"{need}: no CPU cut"
+    observations = ctx.observations
+    missing = find_spike_signals_missing(observations)
+    if missing:
+        return f"{', '.join(missing)} unknown: no CPU cut"
+    replicas = observations.replicas
+    assert isinstance(replicas, Series)
+    need = compute_spike_need(observations, pods=round(replicas.values[-1]))
     carried = need.pods * new_pod_millicores
     if carried < need.needed_millicores:
         return (f"{need.pods} pods x {new_pod_millicores}m = {carried:.0f}m would not carry a spike while new pods "
@@ -1011,8 +1021,9 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
             return
         if cpu_problem is not None:
             notes.append(f"CPU stays: {cpu_problem}")
-            blocked.extend(peak for peak in ("peak_cpu_usage_millicores_total", "peak_request_rate_rise_per_second")
-                           if isinstance(getattr(ctx.observations, peak), Unknown))
+            if isinstance(ctx.observations.peak_cpu_usage_millicores_total, Unknown):
+                blocked.append("peak_cpu_usage_millicores_total")
+            blocked.extend(find_spike_signals_missing(ctx.observations))
             cpu = False
         if memory_problem is not None:
             notes.append(f"memory stays: {memory_problem}")
