@@ -729,3 +729,21 @@ def test_a_spike_breach_older_than_the_last_resize_does_not_grow_the_pods_again(
                       TuningState(last_change=earlier), b.NOW + b.minutes(10))
     resized = decision.change is not None and decision.change.edit.setting is Setting.RESOURCES
     assert resized is grows, decision.reason
+
+
+@pytest.mark.parametrize(("burst_active", "burst_waiting", "grows"), [
+    (8.0, 3.0, True),    # a one-minute burst: demand 11 > the pool of 10, clients waited
+    (8.0, 0.0, False),   # demand 8 <= 10 and nobody waited
+    (10.0, 0.0, False),  # the pool was full, but nobody waited
+])
+def test_a_pool_outgrown_by_short_bursts_grows_a_tier(burst_active: float, burst_waiting: float, grows: bool) -> None:
+    active = [4.0] * b.SAMPLES
+    waiting = [0.0] * b.SAMPLES
+    active[10], waiting[10] = burst_active, burst_waiting  # 20 minutes ago: never "sustained" in the last 5
+    decision = run(pool_observations(active=active, waiting=waiting, default=10, reserve=5))
+    pool_changes = decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE
+    assert pool_changes is grows, decision.reason
+    if grows:
+        assert decision.change is not None
+        assert decision.change.edit.to_value == PoolSize(default_pool_size=15, reserve_pool_size=8)  # step limit
+        assert "Pool demand peak 11 connections per pooler > pool 10 in the window" in decision.change.reason

@@ -459,6 +459,8 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
     elif busy_fraction >= thresholds.pool_sustained_fraction:
         why = (f"Pool utilisation above {thresholds.pool_grow_utilisation_percent:.0f}% (critical) in "
                f"{busy_fraction:.0%} of the last {span:.0f}s (peak {utilisation.maximum:.0f}%)")
+    elif (outgrown := compute_pool_outgrown(ctx, pool)) is not None:
+        why = outgrown
     else:
         yield RuleOutcome(name, note=f"no sustained pool waiting (waiting in {waiting_fraction:.0%}, "
                                      f"> {thresholds.pool_grow_utilisation_percent:.0f}% in {busy_fraction:.0%})")
@@ -473,6 +475,23 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
         reason=f"{why}: pool row {row}: {pool.default_pool_size}/{pool.reserve_pool_size} -> "
                f"{size.default_pool_size}/{size.reserve_pool_size}",
     ))
+
+
+def compute_pool_outgrown(ctx: RuleContext, pool: PoolLive) -> str | None:
+    """Why the pool is too small for the window's bursts, or None: clients waited in the window and the
+    peak demand per pooler (server active + waiting) went above the pool size. Short bursts never make
+    waiting "sustained", yet each one queues every transaction behind the pool; the pool-load table picks
+    the tier from this peak demand."""
+    demand = signals.compute_pool_demand_connections(ctx.observations)
+    waiting = ctx.observations.pool_client_waiting
+    if not isinstance(demand, Series) or not isinstance(waiting, Series) or waiting.maximum <= 0:
+        return None
+    per_pooler = demand.maximum / max(1, pool.pooler_replicas)
+    if per_pooler <= pool.default_pool_size:
+        return None
+    waited = signals.compute_fraction(waiting.values, lambda v: v > 0)
+    return (f"Pool demand peak {per_pooler:.0f} connections per pooler > pool {pool.default_pool_size} in the "
+            f"window, clients waiting in {waited:.0%} of it (bursts too short to be sustained)")
 
 
 def compute_saturation(ctx: RuleContext) -> str | None:
