@@ -68,3 +68,19 @@ def test_perfpilot_sees_the_warm_up_peak_before_the_window() -> None:
                      window_seconds=86400.0)
     assert isinstance(peak, float)
     assert abs(peak - max(before.rates_per_second)) < 0.1 * peak  # rate() over 2 minutes smooths a little
+
+
+def test_the_largest_rise_is_the_request_rate_minus_the_rate_five_minutes_before() -> None:
+    # 10 req/s for 20 minutes, then 60 req/s: once both ends of the 5 minutes are settled, rate - rate 5m ago
+    # is 50; a 2-minute rate window only smooths the edge, it never adds to the step.
+    trace = Trace("step", "rps", 0.0, 60.0, tuple([10.0] * 20 + [60.0] * 20))
+    scenario = SCENARIOS["right-sized"]
+    prometheus = warm_up(trace=trace, settings=scenario.settings, params=scenario.params, slo_seconds=0.5)
+    rise = prometheus.peak("peak_request_rate_rise_per_second", at_seconds=trace.duration_seconds,
+                           window_seconds=trace.duration_seconds)
+    assert isinstance(rise, float)
+    assert abs(rise - 50.0) < 0.5
+    # Over the last 10 minutes the rate stood still: no rise.
+    settled = prometheus.peak("peak_request_rate_rise_per_second", at_seconds=trace.duration_seconds,
+                              window_seconds=600.0)
+    assert isinstance(settled, float) and abs(settled) < 0.5

@@ -561,14 +561,14 @@ def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
         yield RuleOutcome(name, note=change_or_note)
 
 
-def compute_last_resources_write(state: TuningState) -> datetime | None:
-    """When perfpilot last changed the pods' resources (a rollback of such a change counts)."""
+def compute_last_resize_settled(state: TuningState) -> datetime | None:
+    """When perfpilot's last change of the pods' resources (or its rollback) was judged: until its verdict
+    the rollout and the HPA's reaction to it are still in the signals, so a breach then says nothing about
+    the new size. A change not judged yet counts from when it was written (the hold covers it anyway)."""
     records = [*state.history, *([state.last_change] if state.last_change is not None else [])]
     for record in reversed(records):
         if record.edit.setting is Setting.RESOURCES:
-            if record.verdict is Verdict.ROLLED_BACK and record.verdict_at is not None:
-                return max(record.at, record.verdict_at)
-            return record.at
+            return max(record.at, record.verdict_at) if record.verdict_at is not None else record.at
     return None
 
 
@@ -585,10 +585,10 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
     latency, replicas = ctx.observations.latency_p95_seconds, ctx.observations.replicas
     if isinstance(latency, Unknown) or isinstance(replicas, Unknown):
         return  # the behaviour rule says which is missing
-    last_resize = compute_last_resources_write(ctx.state)
-    # Only a breach since the pods were last resized says they are still too small; an older one was
-    # answered already.
-    after = last_resize.timestamp() if last_resize is not None else -math.inf
+    settled = compute_last_resize_settled(ctx.state)
+    # Only a breach since the last resize was judged says the pods are still too small; an older one was
+    # answered already, or came from the resize's own rollout.
+    after = settled.timestamp() if settled is not None else -math.inf
     if not _slo_breached_while_scaling_up(latency, replicas, ctx.slo_seconds, after_seconds=after):
         return
     aggressive = SCALE_UP_ROWS["Aggressive"]
@@ -971,7 +971,15 @@ def check_cut_pods_carry_the_largest_rise(ctx: RuleContext, *, new_pod_millicore
         return f"{', '.join(missing)} unknown: no CPU cut"
     replicas = observations.replicas
     assert isinstance(replicas, Series)
-    need = compute_spike_need(observations, pods=round(replicas.values[-1]))
+    pods = round(replicas.values[-1])
+    hpa = ctx.tuned_hpa or observations.live.hpa
+    if hpa is not None:
+        # The floor the HPA may go back to, not the pods of this moment: the spike check of the spike-headroom
+        # rule counts the same pods, so a cut cannot undo what that rule grew.
+        pods = min(pods, max(1, hpa.min_replicas))
+    need = compute_spike_need(observations, pods=pods)
+    if need.needed_millicores <= 0:
+        return "no requests in the window to size a spike by: no CPU cut"
     carried = need.pods * new_pod_millicores
     if carried < need.needed_millicores:
         return (f"{need.pods} pods x {new_pod_millicores}m = {carried:.0f}m would not carry a spike while new pods "
