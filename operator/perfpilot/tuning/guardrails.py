@@ -277,6 +277,11 @@ def _edits_of(record: ChangeRecord) -> list[Edit]:
     return [record.edit] + ([record.coupled] if record.coupled is not None else [])
 
 
+def list_records(state: TuningState) -> list[ChangeRecord]:
+    """Every recorded change, oldest first: the history, then the last change."""
+    return [*state.history, *([state.last_change] if state.last_change is not None else [])]
+
+
 def find_reversal(
     change: ProposedChange, *, state: TuningState, now: datetime, hold_seconds: float,
     replicas: Sequence[int] = DEFAULT_REPLICA_COUNTS,
@@ -285,7 +290,7 @@ def find_reversal(
 
     Returns the edit of ``change`` that reverses and the recorded change it reverses, or None.
     """
-    records = [*state.history, *([state.last_change] if state.last_change is not None else [])]
+    records = list_records(state)
     since = now - timedelta(seconds=hold_seconds)
     recent = [r for r in records if r.verdict is not Verdict.ROLLED_BACK and r.at > since]
     proposed = [change.edit] + ([change.coupled] if change.coupled is not None else [])

@@ -565,8 +565,7 @@ def compute_last_resize_settled(state: TuningState) -> datetime | None:
     """When perfpilot's last change of the pods' resources (or its rollback) was judged: until its verdict
     the rollout and the HPA's reaction to it are still in the signals, so a breach then says nothing about
     the new size. A change not judged yet counts from when it was written (the hold covers it anyway)."""
-    records = [*state.history, *([state.last_change] if state.last_change is not None else [])]
-    for record in reversed(records):
+    for record in reversed(guardrails.list_records(state)):
         if record.edit.setting is Setting.RESOURCES:
             return max(record.at, record.verdict_at) if record.verdict_at is not None else record.at
     return None
@@ -655,8 +654,7 @@ def is_coupled_target(state: TuningState, *, live_percent: int) -> bool:
     A rolled-back change restored the target before it, so the search goes on past it; a pending change is
     not judged yet; a live value other than the coupled one was set by someone else.
     """
-    records = [*state.history, *([state.last_change] if state.last_change is not None else [])]
-    for record in reversed(records):
+    for record in reversed(guardrails.list_records(state)):
         if record.verdict is Verdict.ROLLED_BACK:
             continue
         if record.edit.setting is Setting.HPA_CPU_TARGET:
