@@ -84,7 +84,8 @@ class Series:
 Signal = Series | Unknown
 Peak = float | Unknown  # the largest value of a signal over guardrails.peakWindow
 # The span of peak_request_rate_rise_per_second: the rate now minus the rate this long before. Five minutes
-# covers a pod's start-up and the HPA's reaction to it (thresholds.flash_crowd_span_seconds is the same span).
+# covers a pod's start-up and the HPA's reaction to it; the flash-crowd threshold uses the same span. The
+# reader's query is built with it, so it is a constant, not a threshold.
 RISE_SPAN_SECONDS = 300
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from perfpilot.tuning.observations import RISE_SPAN_SECONDS
 from perfpilot.tuning.tables import POOL_UTILISATION_LEVELS
 
 
@@ -68,7 +69,7 @@ class Thresholds:
     # also keeps the pod request at this multiple of the window's peak usage per pod: the crowd arrives faster
     # than a new pod starts, so the pods already running carry its first minutes.
     flash_crowd_multiple: float = 2.0
-    flash_crowd_span_seconds: float = 300.0
+    flash_crowd_span_seconds: float = float(RISE_SPAN_SECONDS)  # the span of the peak-window rise too
     # Ours (hysteresis): with the Aggressive scale-up row live, it is left only when the request rate's rise
     # stays under this multiple (entering needs flash_crowd_multiple).
     flash_crowd_leave_multiple: float = 1.5
