@@ -557,8 +557,8 @@ def _slowed_down(minutes_ago: float) -> TuningState:
     return TuningState(last_change=record)
 
 
-@pytest.mark.parametrize(("minutes_ago", "reverses"), [(119.0, False), (121.0, True)])
-def test_a_setting_is_not_moved_back_within_twelve_cooldowns(minutes_ago: float, reverses: bool) -> None:
+@pytest.mark.parametrize(("minutes_ago", "reverses"), [(121.0, False), (23 * 60 + 59, False), (24 * 60 + 1, True)])
+def test_a_setting_is_not_moved_back_within_a_day(minutes_ago: float, reverses: bool) -> None:
     # Steady load, no reversals: the Moderate row is due, which undoes the Slow row written minutes_ago.
     observations = b.observations(live=b.live(hpa=b.hpa(scale_down=SCALE_DOWN_ROWS["Slow"].to_rules())))
     decision = decide(b.profile(), observations, _slowed_down(minutes_ago), b.NOW)
@@ -596,9 +596,11 @@ def _request_raise(*, verdict: Verdict, minutes_ago: float = 180) -> ChangeRecor
     )
 
 
-def test_a_coupled_cpu_target_returns_toward_its_row_once_the_raise_is_kept_and_the_slo_met() -> None:
+@pytest.mark.parametrize("minutes_ago", [180, 60])  # 60: inside the reversal hold, which a coupled edit is not held by
+def test_a_coupled_cpu_target_returns_toward_its_row_once_the_raise_is_kept_and_the_slo_met(minutes_ago: int) -> None:
     observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=50)))  # p95 350ms: under the SLO
-    decision = decide(b.profile(), observations, TuningState(last_change=_request_raise(verdict=Verdict.KEPT)), b.NOW)
+    state = TuningState(last_change=_request_raise(verdict=Verdict.KEPT, minutes_ago=minutes_ago))
+    decision = decide(b.profile(), observations, state, b.NOW)
     change = change_of(decision)
     assert (change.edit.setting, change.edit.from_value, change.edit.to_value) == (Setting.HPA_CPU_TARGET, 50, 60)
     assert "coupled with the last request raise" in change.reason

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from perfpilot.api.spec import Mode, PerformanceProfileSpec
-from perfpilot.api.status import Edit, Setting, TuningState, Verdict
+from perfpilot.api.status import ChangeRecord, Edit, Setting, TuningState, Verdict
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
@@ -48,8 +48,14 @@ def rollout_waits_for_room(change: ProposedChange, observations: Observations) -
             and not guardrails.raises_pod_cpu(change.edit))
 
 
-def _may_reverse(change: ProposedChange, edit: Edit, context: RuleContext) -> bool:
-    """A reversal within the hold is allowed for an emergency toward capacity, or toward capacity in a shortage."""
+def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, context: RuleContext) -> bool:
+    """A reversal within the hold is allowed for an emergency toward capacity, toward capacity in a shortage, or
+    to return a coupled edit once its change was judged (it was never a move of its own: the target was
+    lowered only to keep the replica count through a request raise)."""
+    if (record.edit.setting is not edit.setting and record.coupled is not None
+            and record.coupled.setting is edit.setting
+            and record.verdict in (Verdict.KEPT, Verdict.INCONCLUSIVE)):
+        return True
     replicas = guardrails.compute_replica_counts(context.observations.live.hpa)
     if guardrails.compute_edit_direction(edit, replicas=replicas) <= 0:
         return False
@@ -107,7 +113,7 @@ def decide(
         hold_until, hold_why = cooldown_end, f"cooldown until {cooldown_end:%H:%M:%S}"
 
     emergency_from = compute_emergency_start(state, profile, thresholds=thresholds)
-    hold_seconds = thresholds.reversal_hold_cooldowns * guard.cooldown.seconds
+    hold_seconds = max(thresholds.reversal_hold_seconds, guard.cooldown.seconds)
     context = RuleContext(
         profile=profile, observations=observations, detail=detail, thresholds=thresholds,
         now_seconds=observations.at.timestamp(), state=state,
@@ -145,11 +151,10 @@ def decide(
                 continue
             reversal = guardrails.find_reversal(
                 change, state=state, now=now, hold_seconds=hold_seconds, replicas=replica_counts)
-            if reversal is not None and not _may_reverse(change, reversal[0], context):
+            if reversal is not None and not _may_reverse(change, *reversal, context):
                 edit, record = reversal
-                notes.append(f"{outcome.rule}: {edit.setting.value} was moved the other way at {record.at:%H:%M} "
-                             f"(held {thresholds.reversal_hold_cooldowns} x cooldown = "
-                             f"{hold_seconds / 3600:g}h against flapping)")
+                notes.append(f"{outcome.rule}: {edit.setting.value} was moved the other way at "
+                             f"{record.at:%Y-%m-%d %H:%M} (held {hold_seconds / 3600:g}h against flapping)")
                 continue
             if change.emergency and emergency_from is not None and now < emergency_from:
                 notes.append(f"{outcome.rule}: emergency waits until {emergency_from:%H:%M:%S} for the last change "

@@ -103,10 +103,12 @@ class Thresholds:
     # Ours: no emergency follows a change before the change can show in the signals: this many intervals
     # (an HPA or pool edit acts within one sync and one scrape; resources also wait for the rollout).
     emergency_after_change_intervals: int = 2
-    # Ours: a setting moved one way is not moved back within this many cooldowns (2 h at the default 10 m),
-    # except by an emergency toward capacity, a move toward capacity while the SLO is breached or clients
-    # wait for the pool, or a rollback: the rows stop flapping with the daily noise.
-    reversal_hold_cooldowns: int = 12
+    # Ours: a setting moved one way is not moved back within this long (or one cooldown, if longer), except by
+    # an emergency toward capacity, a move toward capacity while the SLO is breached or clients wait for the
+    # pool, a rollback, or the return of a coupled edit. A day is the traffic's own cycle: a row chosen for the
+    # busy hour stays through the quiet night instead of flapping with it (a 2 h hold gave 34-49 changes in
+    # 2 days on the benchmark's bursty traces, a day 7-13; docs/benchmarks.md).
+    reversal_hold_seconds: float = 86400.0
 
     # --- verdict ------------------------------------------------------------------------------------
     # DESIGN: a verdict is Inconclusive when the request rate moved by more than this fraction.
