@@ -659,16 +659,41 @@ def test_an_unknown_largest_rise_blocks_the_cpu_cut_only() -> None:
     assert "CPU stays: peak_request_rate_rise_per_second unknown: no CPU cut" in change.reason
 
 
-@pytest.mark.parametrize(("current_replicas", "oom_kills", "rolls_out"), [
-    (10, 0, False),  # at maxReplicas: the rollout's unavailable pods could not be replaced
-    (9, 0, True),
-    (10, 1, True),   # OOMKilled pods are out already: more memory brings them back
+@pytest.mark.parametrize(("rate", "working_set_mi", "oom_kills", "rolls_out"), [
+    (81.0, 950, 0, False),   # 81% of the 100/s peak: the busy hour
+    (80.0, 950, 0, True),    # off-peak
+    (81.0, 1850, 0, True),   # 1850Mi >= 90% of the 2Gi limit: urgent
+    (81.0, 950, 1, True),    # OOMKilled: urgent
 ])
-def test_a_memory_only_rollout_waits_while_the_hpa_is_at_max_replicas(
-    current_replicas: int, oom_kills: int, rolls_out: bool
+def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(
+    rate: float, working_set_mi: int, oom_kills: int, rolls_out: bool
 ) -> None:
     observations = b.observations(
-        memory_working_set_bytes_per_pod=b.series(950 * b.MI), replicas=b.series(current_replicas),
+        memory_working_set_bytes_per_pod=b.series(working_set_mi * b.MI), request_rate_per_second=b.series(rate),
+        cpu_usage_millicores_per_pod=b.series(600),  # under the 70% target: memory-bound only
+        peak_request_rate_per_second=100.0, live=b.live(oom_kills_in_window=oom_kills),
+    )
+    decision = run(observations)
+    if rolls_out:
+        _, after = resources(change_of(decision))
+        assert after[0].memory_request_bytes > 1024 * b.MI and after[0].cpu_request_millicores == 1000
+    else:
+        assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
+        assert "resources change waits for off-peak (request rate 81.0/s > 80% of the 168h peak 100.0/s" in (
+            decision.reason)
+
+
+@pytest.mark.parametrize(("current_replicas", "oom_kills", "working_set_mi", "rolls_out"), [
+    (10, 0, 950, False),  # at maxReplicas: the rollout's unavailable pods could not be replaced
+    (9, 0, 950, True),
+    (10, 1, 950, True),   # OOMKilled pods are out already: more memory brings them back
+    (10, 0, 1850, True),  # 1850Mi >= 90% of the 2Gi limit: about to be OOMKilled
+])
+def test_a_memory_only_rollout_waits_while_the_hpa_is_at_max_replicas(
+    current_replicas: int, oom_kills: int, working_set_mi: int, rolls_out: bool
+) -> None:
+    observations = b.observations(
+        memory_working_set_bytes_per_pod=b.series(working_set_mi * b.MI), replicas=b.series(current_replicas),
         cpu_usage_millicores_per_pod=b.series(600),  # under the 70% target: not saturated, memory-bound only
         live=b.live(oom_kills_in_window=oom_kills,
                     hpa=b.hpa(current_replicas=current_replicas, desired_replicas=current_replicas)),

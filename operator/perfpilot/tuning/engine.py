@@ -14,7 +14,7 @@ from perfpilot.api.status import ChangeRecord, Edit, Setting, TuningState, Verdi
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
-from perfpilot.tuning.observations import Observations
+from perfpilot.tuning.observations import Observations, Series, Unknown
 from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.verify import compute_baseline, decide_verdict
@@ -35,17 +35,50 @@ def compute_emergency_start(
     return written_at + timedelta(seconds=visible_seconds)
 
 
-def rollout_waits_for_room(change: ProposedChange, observations: Observations) -> bool:
-    """Whether a resources change should wait: the HPA is at maxReplicas and the pods get no more CPU.
+def resources_change_may_wait(change: ProposedChange, observations: Observations, *, thresholds: Thresholds) -> bool:
+    """Whether a resources change can wait for a better moment to roll out.
 
-    Not while containers are OOMKilled: those pods are out already, and more memory is what brings them back.
+    Not an emergency or a rollback, not more CPU (the capacity it adds is what is short), and not while
+    containers are OOMKilled or the largest working set nears the memory limit: those pods are out, or about
+    to be, and more memory is what keeps them in.
     """
+    if (change.edit.setting is not Setting.RESOURCES or change.emergency or change.rollback
+            or guardrails.raises_pod_cpu(change.edit)):
+        return False
+    live = observations.live
+    if isinstance(live.oom_kills_in_window, int) and live.oom_kills_in_window > 0:
+        return False
+    working_set = observations.memory_working_set_bytes_per_pod
+    limits = [c.memory_limit_bytes for c in live.containers]
+    if isinstance(working_set, Series) and limits and all(limit is not None for limit in limits):
+        memory_limit = sum(limit for limit in limits if limit is not None)
+        if working_set.maximum >= thresholds.memory_bound_request_fraction * memory_limit:
+            return False
+    return True
+
+
+def rollout_waits_for_room(observations: Observations) -> bool:
+    """Whether the HPA sits at maxReplicas, where the pods a rollout takes out cannot be replaced."""
     hpa = observations.live.hpa
-    oom_kills = observations.live.oom_kills_in_window
-    return (change.edit.setting is Setting.RESOURCES and not change.emergency and not change.rollback
-            and hpa is not None and hpa.current_replicas >= hpa.max_replicas
-            and not (isinstance(oom_kills, int) and oom_kills > 0)
-            and not guardrails.raises_pod_cpu(change.edit))
+    return hpa is not None and hpa.current_replicas >= hpa.max_replicas
+
+
+def rollout_waits_for_off_peak(observations: Observations, *, thresholds: Thresholds) -> str:
+    """Why a rollout should wait for the traffic to come off its peak ("" when it need not).
+
+    A rollout takes maxUnavailable pods out; at the busy hour, with the HPA holding the others near its
+    target, what they must carry instead pushes p95 over the SLO.
+    """
+    rate, peak = observations.request_rate_per_second, observations.peak_request_rate_per_second
+    if isinstance(rate, Unknown) or isinstance(peak, Unknown) or peak <= 0:
+        return ""
+    recent = rate.since(observations.at.timestamp() - thresholds.recent_span_seconds)
+    now_rate = recent.mean if isinstance(recent, Series) else rate.latest
+    if now_rate <= thresholds.rollout_busy_rate_fraction * peak:
+        return ""
+    return (f"request rate {now_rate:.1f}/s > {thresholds.rollout_busy_rate_fraction:.0%} of the "
+            f"{observations.peak_window_seconds / 3600:g}h peak {peak:.1f}/s: a rollout now would take pods out at "
+            f"the busy hour")
 
 
 def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, context: RuleContext) -> bool:
@@ -142,11 +175,17 @@ def decide(
                 notes.append(f"{outcome.rule}: resources change waits for the rollout in progress")
                 held = held or change
                 continue
-            if rollout_waits_for_room(change, observations):
+            may_wait = resources_change_may_wait(change, observations, thresholds=thresholds)
+            if may_wait and rollout_waits_for_room(observations):
                 # A rollout takes pods out (maxUnavailable) that an HPA at maxReplicas cannot replace; one that
                 # gives the pods no more CPU buys nothing for that dip, so it waits for the HPA to come down.
                 notes.append(f"{outcome.rule}: resources change without more CPU waits until the HPA is below "
                              f"maxReplicas (a rollout takes pods out)")
+                held = held or change
+                continue
+            busy = rollout_waits_for_off_peak(observations, thresholds=thresholds) if may_wait else ""
+            if busy:
+                notes.append(f"{outcome.rule}: resources change waits for off-peak ({busy})")
                 held = held or change
                 continue
             reversal = guardrails.find_reversal(

@@ -110,6 +110,11 @@ class Thresholds:
     # 2 days on the benchmark's bursty traces, a day 7-13; docs/benchmarks.md).
     reversal_hold_seconds: float = 86400.0
 
+    # Ours: a resources change that is not urgent (no more CPU, nothing OOMKilled, the working set under
+    # memory_bound_request_fraction of the limit) waits while the request rate of the last recent_span_seconds
+    # is above this fraction of the peak window's peak: its rollout takes maxUnavailable pods out.
+    rollout_busy_rate_fraction: float = 0.80
+
     # --- verdict ------------------------------------------------------------------------------------
     # DESIGN: a verdict is Inconclusive when the request rate moved by more than this fraction.
     load_moved_fraction: float = 0.30
