@@ -384,6 +384,25 @@ def pool_observations(*, active: float | list[float], waiting: float | list[floa
     ), peak_pool_demand_connections=peak_demand)
 
 
+def test_an_slo_emergency_with_clients_waiting_for_the_pool_grows_the_pool_not_the_cpu_target() -> None:
+    # Waiting only in the last 2 minutes: not yet the pool's own emergency (every sample of 5 minutes).
+    observations = replace(pool_observations(active=20, waiting=[0.0] * (b.SAMPLES - 2) + [5.0, 5.0]),
+                           latency_p95_seconds=b.series(1.2), cpu_usage_millicores_per_pod=b.series(500))
+    change = change_of(run(observations))
+    assert change.edit.setting is Setting.POOL_SIZE and change.emergency, change.reason
+    assert change.edit.to_value == PoolSize(default_pool_size=30, reserve_pool_size=20)
+    assert "pool clients waiting in" in change.reason
+
+
+def test_latency_feedback_leaves_the_cpu_target_while_clients_wait_for_the_pool() -> None:
+    # One sample of waiting, demand 7 under the pool of 20: no pool rule fires, and more pods would not help.
+    observations = replace(pool_observations(active=5, waiting=[0.0] * (b.SAMPLES - 1) + [2.0]),
+                           latency_p95_seconds=b.series(0.7), cpu_usage_millicores_per_pod=b.series(500))
+    decision = run(observations)
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET, decision.reason
+    assert "a lower CPU target would add pods that queue for the same connections" in decision.reason
+
+
 @pytest.mark.parametrize(("live_default", "expected"), [(10, (20, 10)), (20, (30, 20)), (30, (40, 30)),
                                                          (25, (30, 20))])
 def test_sustained_waiting_grows_the_pool_one_tier(live_default: int, expected: tuple[int, int]) -> None:

@@ -373,8 +373,24 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
            f"{_ms(ctx.slo_seconds)} for {ctx.thresholds.emergency_latency_span_seconds:.0f}s)")
     hpa = ctx.tuned_hpa
     at_max = hpa is not None and hpa.current_replicas >= hpa.max_replicas
+    pool_bound = compute_pool_bottleneck(ctx, span)
+    if pool_bound is not None:
+        # 0. Requests queue for a database connection: more or bigger pods would only queue more of them.
+        pool = ctx.tuned_pool
+        grown = compute_pool_grow(ctx, pool) if pool is not None else "the pool is not tuned"
+        if pool is not None and not isinstance(grown, str):
+            size, pool_row = grown
+            yield RuleOutcome(name, change=_pool_change(
+                ctx, pool, size, emergency=True, table_row=pool_row,
+                reason=f"{why}, {pool_bound}: pool row {pool_row}: {pool.default_pool_size}/{pool.reserve_pool_size} "
+                       f"-> {size.default_pool_size}/{size.reserve_pool_size}",
+            ))
+        else:
+            yield RuleOutcome(name, note=f"{why}, {pool_bound}: no pool growth ({grown})")
     # 1. Below maxReplicas the HPA can add pods: a lower CPU target is the cheapest move (no restart).
-    if hpa is not None and hpa.cpu_target_percent is not None and not at_max:
+    if pool_bound is not None:
+        yield RuleOutcome(name, note=f"{why}: no lower CPU target while {pool_bound}")
+    elif hpa is not None and hpa.cpu_target_percent is not None and not at_max:
         bounds = ctx.profile.hpa.cpu_target
         step = ctx.profile.guardrails.max_target_step
         new = guardrails.compute_target_step(
@@ -424,6 +440,17 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
                 faster, replicas=guardrails.compute_replica_counts(hpa)):
             yield RuleOutcome(name, change=faster)
     yield RuleOutcome(name, note=f"{why}, but no capacity move is left within the bounds")
+
+
+def compute_pool_bottleneck(ctx: RuleContext, span_seconds: float) -> str | None:
+    """Why the pool is part of what requests wait for (clients waited for a server connection in the last
+    ``span_seconds``), or None. A lower CPU target then buys pods whose requests join the same queue, and
+    keeps costing CPU once the pool is grown: the pool is what must grow."""
+    waiting = ctx.recent(ctx.observations.pool_client_waiting, span_seconds)
+    if not isinstance(waiting, Series) or waiting.maximum <= 0:
+        return None
+    fraction = signals.compute_fraction(waiting.values, lambda v: v > 0)
+    return f"pool clients waiting in {fraction:.0%} of the last {span_seconds:.0f}s"
 
 
 def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
@@ -683,6 +710,11 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
     recent_latency = ctx.recent(latency, ctx.thresholds.recent_span_seconds)
     recent_cpu = ctx.recent(cpu, ctx.thresholds.recent_span_seconds)
     assert isinstance(recent_latency, Series) and isinstance(recent_cpu, Series)  # non-empty: latest included
+    pool_bound = compute_pool_bottleneck(ctx, ctx.thresholds.recent_span_seconds)
+    if recent_latency.mean > ctx.slo_seconds and recent_cpu.mean < live and pool_bound is not None:
+        yield RuleOutcome(name, note=f"latency feedback: p95 {_ms(recent_latency.mean)} > SLO but {pool_bound}: "
+                                     f"a lower CPU target would add pods that queue for the same connections")
+        return
     if recent_latency.mean > ctx.slo_seconds and recent_cpu.mean < live:
         new = guardrails.compute_target_step(
             live_percent=live, goal_percent=live - step, lower=bounds.min, upper=live, max_step_points=step
