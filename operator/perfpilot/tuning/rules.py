@@ -377,7 +377,9 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
     if pool_bound is not None:
         # 0. Requests queue for a database connection: more or bigger pods would only queue more of them.
         pool = ctx.tuned_pool
-        grown = compute_pool_grow(ctx, pool) if pool is not None else "the pool is not tuned"
+        unknown = _unknown_names({"pool_server_active": ctx.observations.pool_server_active})
+        grown = ("the pool is not tuned" if pool is None else f"{', '.join(unknown)} unknown" if unknown
+                 else compute_pool_grow(ctx, pool))
         if pool is not None and not isinstance(grown, str):
             size, pool_row = grown
             yield RuleOutcome(name, change=_pool_change(
@@ -386,7 +388,7 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
                        f"-> {size.default_pool_size}/{size.reserve_pool_size}",
             ))
         else:
-            yield RuleOutcome(name, note=f"{why}, {pool_bound}: no pool growth ({grown})")
+            yield RuleOutcome(name, note=f"{why}, {pool_bound}: no pool growth ({grown})", blocked_by=unknown)
     # 1. Below maxReplicas the HPA can add pods: a lower CPU target is the cheapest move (no restart).
     if pool_bound is not None:
         yield RuleOutcome(name, note=f"{why}: no lower CPU target while {pool_bound}")
