@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -394,13 +394,36 @@ def test_an_slo_emergency_with_clients_waiting_for_the_pool_grows_the_pool_not_t
     assert "pool clients waiting in" in change.reason
 
 
-def test_latency_feedback_leaves_the_cpu_target_while_clients_wait_for_the_pool() -> None:
-    # One sample of waiting, demand 7 under the pool of 20: no pool rule fires, and more pods would not help.
+def test_a_breach_with_clients_waiting_for_the_pool_grows_the_pool_before_the_cpu_target() -> None:
+    # One sample of waiting, demand 7 under the pool of 20: neither sustained nor outgrown, but p95 is over the
+    # SLO while clients waited, so the pool grows and latency feedback leaves the CPU target.
     observations = replace(pool_observations(active=5, waiting=[0.0] * (b.SAMPLES - 1) + [2.0]),
                            latency_p95_seconds=b.series(0.7), cpu_usage_millicores_per_pod=b.series(500))
+    change = change_of(run(observations))
+    assert change.edit.setting is Setting.POOL_SIZE and not change.emergency, change.reason
+    assert "p95 700ms > SLO 500ms with pool clients waiting in" in change.reason
+
+
+@pytest.mark.parametrize(("pool_spec", "p95_seconds"), [
+    ({"enabled": False}, 0.7), ({"size": {"min": 2, "max": 20}}, 0.7),  # pool not tuned; pool at size.max
+    ({"enabled": False}, 1.2), ({"size": {"min": 2, "max": 20}}, 1.2),  # the same in an SLO emergency
+])
+def test_a_pool_that_cannot_grow_leaves_the_cpu_target_as_the_lever(
+    pool_spec: dict[str, Any], p95_seconds: float
+) -> None:
+    observations = replace(pool_observations(active=20, waiting=[0.0] * (b.SAMPLES - 2) + [5.0, 5.0]),
+                           latency_p95_seconds=b.series(p95_seconds), cpu_usage_millicores_per_pod=b.series(500))
+    pool = {"pgbouncer": {"configMapRef": {"name": "pgbouncer"}}, **pool_spec}
+    change = change_of(run(observations, pool=pool))
+    assert (change.edit.setting, change.edit.to_value) == (Setting.HPA_CPU_TARGET, 60), change.reason
+
+
+def test_an_slo_emergency_does_not_grow_the_pool_on_an_unknown_server_active() -> None:
+    observations = replace(pool_observations(active=20, waiting=[0.0] * (b.SAMPLES - 2) + [5.0, 5.0]),
+                           pool_server_active=b.unknown(), latency_p95_seconds=b.series(1.2),
+                           cpu_usage_millicores_per_pod=b.series(500))
     decision = run(observations)
-    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET, decision.reason
-    assert "a lower CPU target would add pods that queue for the same connections" in decision.reason
+    assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE, decision.reason
 
 
 @pytest.mark.parametrize(("live_default", "expected"), [(10, (20, 10)), (20, (30, 20)), (30, (40, 30)),
@@ -604,6 +627,25 @@ def test_a_move_toward_capacity_reverses_a_recent_move_only_in_a_shortage(p95_se
     assert lowered is lowers, decision.reason
 
 
+def test_a_pool_grown_after_yesterdays_shrink_may_grow_again_within_the_hold() -> None:
+    # Shrunk 30 -> 20 twenty hours ago, grown back 20 -> 30 five hours ago: growing on to 40 goes on in the
+    # latest move's direction and undoes nothing.
+    def pool_move(hours_ago: float, before: tuple[int, int], after: tuple[int, int]) -> ChangeRecord:
+        return ChangeRecord(
+            at=b.NOW - b.minutes(60 * hours_ago), target="ConfigMap/pgbouncer",
+            edit=Edit(setting=Setting.POOL_SIZE, from_value=PoolSize(default_pool_size=before[0],
+                                                                     reserve_pool_size=before[1]),
+                      to_value=PoolSize(default_pool_size=after[0], reserve_pool_size=after[1])),
+            verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(60 * hours_ago - 15),
+        )
+    state = TuningState(last_change=pool_move(5, (20, 10), (30, 20)), history=[pool_move(20, (30, 20), (20, 10))])
+    waiting = [0.0] * (b.SAMPLES - 10) + [4.0] + [0.0] * 9  # a burst 10 minutes ago: the pool was outgrown
+    observations = pool_observations(active=28, waiting=waiting, default=30, reserve=20)
+    change = change_of(decide(b.profile(guardrails={"maxStepPercent": 100}), observations, state, b.NOW))
+    assert change.edit.setting is Setting.POOL_SIZE
+    assert change.edit.to_value == PoolSize(default_pool_size=40, reserve_pool_size=30)
+
+
 def _request_raise(*, verdict: Verdict, minutes_ago: float = 180) -> ChangeRecord:
     """A kept (or not) CPU request raise 1000m -> 1500m whose coupled edit lowered the CPU target 60% -> 50%."""
     return ChangeRecord(
@@ -633,6 +675,26 @@ def test_a_coupled_cpu_target_waits_for_the_raise_to_be_kept(verdict: Verdict) -
     decision = decide(b.profile(), observations, state, b.NOW)
     assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET, decision.reason
     assert "raising needs p95 under 300ms" in decision.reason
+
+
+def test_the_coupled_return_does_not_open_the_hold_on_an_older_lowering() -> None:
+    # Latency feedback 70 -> 60 twenty hours ago, a request raise with its coupled 60 -> 50 three hours ago,
+    # the coupled return 50 -> 60 an hour ago: the Steady row's 70 would undo the feedback's move inside the day.
+    feedback = ChangeRecord(
+        at=b.NOW - b.minutes(20 * 60), target="HorizontalPodAutoscaler/api",
+        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60), table_row="latency feedback",
+        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(20 * 60 - 15),
+    )
+    returned = ChangeRecord(
+        at=b.NOW - b.minutes(60), target="HorizontalPodAutoscaler/api",
+        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=50, to_value=60), table_row="Steady, predictable",
+        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(45),
+    )
+    state = TuningState(last_change=returned, history=[feedback, _request_raise(verdict=Verdict.KEPT)])
+    observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=60)), latency_p95_seconds=b.series(0.2))
+    decision = decide(b.profile(), observations, state, b.NOW)
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET, decision.reason
+    assert "hpa.cpuTarget was moved the other way" in decision.reason
 
 
 def test_a_coupled_cpu_target_stays_while_the_slo_was_breached_in_the_window() -> None:
@@ -678,28 +740,63 @@ def test_an_unknown_largest_rise_blocks_the_cpu_cut_only() -> None:
     assert "CPU stays: peak_request_rate_rise_per_second unknown: no CPU cut" in change.reason
 
 
-@pytest.mark.parametrize(("rate", "working_set_mi", "oom_kills", "rolls_out"), [
-    (81.0, 950, 0, False),   # 81% of the 100/s peak: the busy hour
-    (80.0, 950, 0, True),    # off-peak
-    (81.0, 1850, 0, True),   # 1850Mi >= 90% of the 2Gi limit: urgent
-    (81.0, 950, 1, True),    # OOMKilled: urgent
+def _written(hours_ago: float | None) -> TuningState:
+    """A kept pool change ``hours_ago`` (perfpilot's last write), or no write at all."""
+    if hours_ago is None:
+        return TuningState()
+    return TuningState(last_change=ChangeRecord(
+        at=b.NOW - b.minutes(60 * hours_ago), target="ConfigMap/pgbouncer",
+        edit=Edit(setting=Setting.POOL_SIZE, from_value=PoolSize(default_pool_size=20, reserve_pool_size=10),
+                  to_value=PoolSize(default_pool_size=30, reserve_pool_size=20)),
+        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(60 * hours_ago - 15),
+    ))
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One moment for a memory raise: 100/s is the week's peak, the HPA's floor is 2."""
+
+    rolls_out: bool
+    rate: float = 81.0
+    working_set_mi: int = 950
+    oom_kills: int = 0
+    pods: int = 4
+    written_hours_ago: float | None = 2.0
+
+
+@pytest.mark.parametrize("moment", [
+    Rollout(rolls_out=False),                   # 81% of the peak, the HPA above its floor: the busy hour
+    Rollout(rolls_out=True, rate=80.0),         # off-peak
+    Rollout(rolls_out=True, working_set_mi=1850),  # 1850Mi >= 90% of the 2Gi limit: urgent
+    Rollout(rolls_out=True, oom_kills=1),       # OOMKilled: urgent
+    Rollout(rolls_out=True, pods=2),            # at minReplicas the pods are under the target and cover the gap
+    Rollout(rolls_out=True, written_hours_ago=24.1),  # near the peak a day since the last write: no quieter hour
+    Rollout(rolls_out=True, written_hours_ago=None),  # no write yet: nothing to count the wait from
 ])
-def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(
-    rate: float, working_set_mi: int, oom_kills: int, rolls_out: bool
-) -> None:
+def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(moment: Rollout) -> None:
     observations = b.observations(
-        memory_working_set_bytes_per_pod=b.series(working_set_mi * b.MI), request_rate_per_second=b.series(rate),
+        memory_working_set_bytes_per_pod=b.series(moment.working_set_mi * b.MI),
+        request_rate_per_second=b.series(moment.rate), replicas=b.series(moment.pods),
         cpu_usage_millicores_per_pod=b.series(600),  # under the 70% target: memory-bound only
-        peak_request_rate_per_second=100.0, live=b.live(oom_kills_in_window=oom_kills),
+        peak_request_rate_per_second=100.0,
+        live=b.live(oom_kills_in_window=moment.oom_kills,
+                    hpa=b.hpa(current_replicas=moment.pods, desired_replicas=moment.pods)),
     )
-    decision = run(observations)
-    if rolls_out:
+    decision = decide(b.profile(), observations, _written(moment.written_hours_ago), b.NOW)
+    if moment.rolls_out:
         _, after = resources(change_of(decision))
         assert after[0].memory_request_bytes > 1024 * b.MI and after[0].cpu_request_millicores == 1000
     else:
         assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
-        assert "resources change waits for off-peak (request rate 81.0/s > 80% of the 168h peak 100.0/s" in (
-            decision.reason)
+        assert ("resources change waits for off-peak (request rate 81.0/s > 80% of the 168h peak 100.0/s with the "
+                "HPA above minReplicas") in decision.reason
+
+
+def test_a_steady_service_at_its_peak_is_still_cut_at_min_replicas() -> None:
+    # The rate sits at its week's peak all the time (steady): a cut at the floor does not wait for off-peak.
+    observations = replace(over_provisioned_observations(), peak_request_rate_per_second=100.0)
+    change = change_of(decide(b.profile(), observations, _written(2.0), b.NOW))
+    assert change.edit.setting is Setting.RESOURCES
 
 
 @pytest.mark.parametrize(("current_replicas", "oom_kills", "working_set_mi", "rolls_out"), [

@@ -14,7 +14,7 @@ from typing import Any
 
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import ContainerResources, ScalingPolicy, ScalingRules, TuningState
-from perfpilot.tuning.observations import HpaLive, LiveConfig, Observations, PoolLive, Series, Signal, Unknown
+from perfpilot.tuning.observations import HpaLive, LiveConfig, Observations, Peak, PoolLive, Series, Signal, Unknown
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 WINDOW_SECONDS = 1800.0
@@ -86,7 +86,7 @@ def live(**overrides: Any) -> LiveConfig:
     return replace(base, **overrides)
 
 
-def observations(*, at: datetime = NOW, **overrides: Signal | LiveConfig) -> Observations:
+def observations(*, at: datetime = NOW, **overrides: Signal | LiveConfig | Peak) -> Observations:
     base = Observations(
         at=at,
         window_seconds=WINDOW_SECONDS,

@@ -14,8 +14,8 @@ from perfpilot.api.status import ChangeRecord, Edit, Setting, TuningState, Verdi
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
-from perfpilot.tuning.observations import Observations, Series, Unknown
-from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage
+from perfpilot.tuning.observations import HpaLive, Observations, Series, Unknown
+from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage, is_coupled_target
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.verify import compute_baseline, decide_verdict
 
@@ -38,56 +38,64 @@ def compute_emergency_start(
 def resources_change_may_wait(change: ProposedChange, observations: Observations, *, thresholds: Thresholds) -> bool:
     """Whether a resources change can wait for a better moment to roll out.
 
-    Not an emergency or a rollback, not more CPU (the capacity it adds is what is short), and not while
-    containers are OOMKilled or the largest working set nears the memory limit: those pods are out, or about
-    to be, and more memory is what keeps them in.
+    Not an emergency, not more CPU (the capacity it adds is what is short), and not while containers are
+    OOMKilled or the largest working set of the window nears the memory limit: those pods are out, or about to
+    be, and more memory is what keeps them in. (A rollback does not come through the rules.)
     """
-    if (change.edit.setting is not Setting.RESOURCES or change.emergency or change.rollback
-            or guardrails.raises_pod_cpu(change.edit)):
+    if change.edit.setting is not Setting.RESOURCES or change.emergency or guardrails.raises_pod_cpu(change.edit):
         return False
     live = observations.live
     if isinstance(live.oom_kills_in_window, int) and live.oom_kills_in_window > 0:
         return False
-    working_set = observations.memory_working_set_bytes_per_pod
-    limits = [c.memory_limit_bytes for c in live.containers]
-    if isinstance(working_set, Series) and limits and all(limit is not None for limit in limits):
-        memory_limit = sum(limit for limit in limits if limit is not None)
-        if working_set.maximum >= thresholds.memory_bound_request_fraction * memory_limit:
-            return False
-    return True
+    working_set_bytes = observations.memory_working_set_bytes_per_pod
+    limit_bytes = live.memory_limit_bytes_per_pod
+    near_limit = (isinstance(working_set_bytes, Series) and limit_bytes is not None
+                  and working_set_bytes.maximum >= thresholds.memory_near_limit_fraction * limit_bytes)
+    return not near_limit
 
 
-def rollout_waits_for_room(observations: Observations) -> bool:
+def is_hpa_at_max_replicas(hpa: HpaLive | None) -> bool:
     """Whether the HPA sits at maxReplicas, where the pods a rollout takes out cannot be replaced."""
-    hpa = observations.live.hpa
     return hpa is not None and hpa.current_replicas >= hpa.max_replicas
 
 
-def rollout_waits_for_off_peak(observations: Observations, *, thresholds: Thresholds) -> str:
-    """Why a rollout should wait for the traffic to come off its peak ("" when it need not).
+def check_rollout_at_peak(context: RuleContext, *, last_write: datetime | None, now: datetime) -> str | None:
+    """Why a rollout now would come at the busy hour and should wait for off-peak, or None.
 
-    A rollout takes maxUnavailable pods out; at the busy hour, with the HPA holding the others near its
-    target, what they must carry instead pushes p95 over the SLO.
+    A rollout takes maxUnavailable pods out; above minReplicas the HPA holds the others near its target, so
+    at the busy hour what they must carry instead pushes p95 over the SLO. At the floor the pods are under the
+    target and cover the gap. The wait ends rollout_peak_wait_max_seconds after perfpilot's last write: a
+    workload that stays near its peak that long has no quieter hour to wait for (with no write yet, nothing
+    waits). An unknown rate or peak does not make a change wait.
     """
-    rate, peak = observations.request_rate_per_second, observations.peak_request_rate_per_second
+    observations, thresholds = context.observations, context.thresholds
+    hpa = observations.live.hpa
+    if hpa is None or hpa.current_replicas <= hpa.min_replicas:
+        return None
+    if last_write is None or (now - last_write).total_seconds() >= thresholds.rollout_peak_wait_max_seconds:
+        return None
+    rate = context.recent(observations.request_rate_per_second, thresholds.recent_span_seconds)
+    peak = observations.peak_request_rate_per_second
     if isinstance(rate, Unknown) or isinstance(peak, Unknown) or peak <= 0:
-        return ""
-    recent = rate.since(observations.at.timestamp() - thresholds.recent_span_seconds)
-    now_rate = recent.mean if isinstance(recent, Series) else rate.latest
-    if now_rate <= thresholds.rollout_busy_rate_fraction * peak:
-        return ""
-    return (f"request rate {now_rate:.1f}/s > {thresholds.rollout_busy_rate_fraction:.0%} of the "
-            f"{observations.peak_window_seconds / 3600:g}h peak {peak:.1f}/s: a rollout now would take pods out at "
-            f"the busy hour")
+        return None
+    if rate.mean <= thresholds.rollout_busy_rate_fraction * peak:
+        return None
+    until = last_write + timedelta(seconds=thresholds.rollout_peak_wait_max_seconds)
+    return (f"request rate {rate.mean:.1f}/s > {thresholds.rollout_busy_rate_fraction:.0%} of the "
+            f"{observations.peak_window_seconds / 3600:g}h peak {peak:.1f}/s with the HPA above minReplicas: a "
+            f"rollout now would take pods out at the busy hour (waits until {until:%Y-%m-%d %H:%M} at most)")
 
 
 def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, context: RuleContext) -> bool:
     """A reversal within the hold is allowed for an emergency toward capacity, toward capacity in a shortage, or
-    to return a coupled edit once its change was judged (it was never a move of its own: the target was
-    lowered only to keep the replica count through a request raise)."""
-    if (record.edit.setting is not edit.setting and record.coupled is not None
-            and record.coupled.setting is edit.setting
-            and record.verdict in (Verdict.KEPT, Verdict.INCONCLUSIVE)):
+    to return a coupled CPU target once its request raise was judged, no further than where it came from (it
+    was never a move of its own: it was lowered only to keep the replica count through the raise)."""
+    coupled = record.coupled
+    if (coupled is not None and coupled.setting is edit.setting is Setting.HPA_CPU_TARGET
+            and record.edit.setting is not edit.setting and isinstance(edit.from_value, int)
+            and isinstance(edit.to_value, int) and isinstance(coupled.from_value, int)
+            and is_coupled_target(context.state, live_percent=edit.from_value)
+            and edit.to_value <= coupled.from_value):
         return True
     replicas = guardrails.compute_replica_counts(context.observations.live.hpa)
     if guardrails.compute_edit_direction(edit, replicas=replicas) <= 0:
@@ -146,7 +154,8 @@ def decide(
         hold_until, hold_why = cooldown_end, f"cooldown until {cooldown_end:%H:%M:%S}"
 
     emergency_from = compute_emergency_start(state, profile, thresholds=thresholds)
-    hold_seconds = max(thresholds.reversal_hold_seconds, guard.cooldown.seconds)
+    hold_seconds = thresholds.reversal_hold_seconds
+    last_write = guardrails.compute_last_write(state)
     context = RuleContext(
         profile=profile, observations=observations, detail=detail, thresholds=thresholds,
         now_seconds=observations.at.timestamp(), state=state,
@@ -176,15 +185,15 @@ def decide(
                 held = held or change
                 continue
             may_wait = resources_change_may_wait(change, observations, thresholds=thresholds)
-            if may_wait and rollout_waits_for_room(observations):
+            if may_wait and is_hpa_at_max_replicas(observations.live.hpa):
                 # A rollout takes pods out (maxUnavailable) that an HPA at maxReplicas cannot replace; one that
                 # gives the pods no more CPU buys nothing for that dip, so it waits for the HPA to come down.
                 notes.append(f"{outcome.rule}: resources change without more CPU waits until the HPA is below "
                              f"maxReplicas (a rollout takes pods out)")
                 held = held or change
                 continue
-            busy = rollout_waits_for_off_peak(observations, thresholds=thresholds) if may_wait else ""
-            if busy:
+            busy = check_rollout_at_peak(context, last_write=last_write, now=now) if may_wait else None
+            if busy is not None:
                 notes.append(f"{outcome.rule}: resources change waits for off-peak ({busy})")
                 held = held or change
                 continue

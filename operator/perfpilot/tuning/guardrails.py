@@ -286,22 +286,27 @@ def find_reversal(
     change: ProposedChange, *, state: TuningState, now: datetime, hold_seconds: float,
     replicas: Sequence[int] = DEFAULT_REPLICA_COUNTS,
 ) -> tuple[Edit, ChangeRecord] | None:
-    """A recent change (within ``hold_seconds``, not rolled back) that ``change`` would move back the other way.
+    """The recent change (within ``hold_seconds``, not rolled back) whose move ``change`` would undo, or None.
 
-    Returns the edit of ``change`` that reverses and the recorded change it reverses, or None.
+    A move toward less capacity undoes any recent move of the setting toward more. A move toward more capacity
+    undoes only the latest move of the setting: going on in its direction undoes nothing, whatever an older
+    move did (a pool grown in a shortage after yesterday's shrink may grow again). Returns the edit of
+    ``change`` that reverses and the recorded change it reverses.
     """
-    records = list_records(state)
     since = now - timedelta(seconds=hold_seconds)
-    recent = [r for r in records if r.verdict is not Verdict.ROLLED_BACK and r.at > since]
+    recent = [r for r in list_records(state) if r.verdict is not Verdict.ROLLED_BACK and r.at > since]
     proposed = [change.edit] + ([change.coupled] if change.coupled is not None else [])
     for edit in proposed:
         direction = compute_edit_direction(edit, replicas=replicas)
         if direction == 0:
             continue
         for record in reversed(recent):
-            for earlier in _edits_of(record):
-                if earlier.setting is not edit.setting:
-                    continue
-                if compute_edit_direction(earlier, replicas=replicas) == -direction:
-                    return edit, record
+            earlier = next((e for e in _edits_of(record) if e.setting is edit.setting), None)
+            if earlier is None:
+                continue
+            earlier_direction = compute_edit_direction(earlier, replicas=replicas)
+            if earlier_direction == -direction:
+                return edit, record
+            if direction > 0 and earlier_direction == direction:
+                break
     return None

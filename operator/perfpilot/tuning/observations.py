@@ -139,6 +139,14 @@ class LiveConfig:
         return sum(r for r in requests if r is not None)
 
     @property
+    def memory_limit_bytes_per_pod(self) -> int | None:
+        """Sum of the containers' memory limits; None when any is unset."""
+        limits = [c.memory_limit_bytes for c in self.containers]
+        if not limits or any(limit is None for limit in limits):
+            return None
+        return sum(limit for limit in limits if limit is not None)
+
+    @property
     def memory_request_bytes_per_pod(self) -> int | None:
         requests = [c.memory_request_bytes for c in self.containers]
         if not requests or any(r is None for r in requests):

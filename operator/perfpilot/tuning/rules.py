@@ -373,26 +373,15 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
            f"{_ms(ctx.slo_seconds)} for {ctx.thresholds.emergency_latency_span_seconds:.0f}s)")
     hpa = ctx.tuned_hpa
     at_max = hpa is not None and hpa.current_replicas >= hpa.max_replicas
-    pool_bound = compute_pool_bottleneck(ctx, span)
-    if pool_bound is not None:
-        # 0. Requests queue for a database connection: more or bigger pods would only queue more of them.
-        pool = ctx.tuned_pool
-        unknown = _unknown_names({"pool_server_active": ctx.observations.pool_server_active})
-        grown = ("the pool is not tuned" if pool is None else f"{', '.join(unknown)} unknown" if unknown
-                 else compute_pool_grow(ctx, pool))
-        if pool is not None and not isinstance(grown, str):
-            size, pool_row = grown
-            yield RuleOutcome(name, change=_pool_change(
-                ctx, pool, size, emergency=True, table_row=pool_row,
-                reason=f"{why}, {pool_bound}: pool row {pool_row}: {pool.default_pool_size}/{pool.reserve_pool_size} "
-                       f"-> {size.default_pool_size}/{size.reserve_pool_size}",
-            ))
-        else:
-            yield RuleOutcome(name, note=f"{why}, {pool_bound}: no pool growth ({grown})", blocked_by=unknown)
+    pool_growth = compute_pool_growth_for_breach(ctx, span)
+    if pool_growth is not None:
+        # 0. Requests queue for a database connection: the pool is the cheapest capacity, and a CPU target
+        # lowered during its backlog would go on costing CPU once the pool is grown.
+        grow = _grow_pool(ctx, pool_growth, why=f"{why}, {pool_growth.evidence}", emergency=True)
+        yield RuleOutcome(name, change=grow)
+        yield RuleOutcome(name, note=f"{why}: no lower CPU target while {pool_growth.evidence}")
     # 1. Below maxReplicas the HPA can add pods: a lower CPU target is the cheapest move (no restart).
-    if pool_bound is not None:
-        yield RuleOutcome(name, note=f"{why}: no lower CPU target while {pool_bound}")
-    elif hpa is not None and hpa.cpu_target_percent is not None and not at_max:
+    if pool_growth is None and hpa is not None and hpa.cpu_target_percent is not None and not at_max:
         bounds = ctx.profile.hpa.cpu_target
         step = ctx.profile.guardrails.max_target_step
         new = guardrails.compute_target_step(
@@ -444,15 +433,41 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
     yield RuleOutcome(name, note=f"{why}, but no capacity move is left within the bounds")
 
 
-def compute_pool_bottleneck(ctx: RuleContext, span_seconds: float) -> str | None:
-    """Why the pool is part of what requests wait for (clients waited for a server connection in the last
-    ``span_seconds``), or None. A lower CPU target then buys pods whose requests join the same queue, and
-    keeps costing CPU once the pool is grown: the pool is what must grow."""
+@dataclass(frozen=True)
+class PoolGrowth:
+    """The pool's next tier, and the evidence that the SLO breach is (partly) waiting for it."""
+
+    pool: PoolLive
+    size: PoolSize
+    row: str
+    evidence: str
+
+
+def compute_pool_growth_for_breach(ctx: RuleContext, span_seconds: float) -> PoolGrowth | None:
+    """The pool growth that answers an SLO breach, or None: clients waited for a server connection in the last
+    ``span_seconds``, perfpilot tunes the pool, its signals are known and it can still grow. Then more pods
+    would only queue more requests for the same connections; otherwise the CPU target stays the lever."""
+    pool = ctx.tuned_pool
     waiting = ctx.recent(ctx.observations.pool_client_waiting, span_seconds)
-    if not isinstance(waiting, Series) or waiting.maximum <= 0:
+    if pool is None or not isinstance(waiting, Series) or waiting.maximum <= 0:
         return None
+    if isinstance(ctx.observations.pool_server_active, Unknown):
+        return None
+    grown = compute_pool_grow(ctx, pool)
+    if isinstance(grown, str):
+        return None
+    size, row = grown
     fraction = signals.compute_fraction(waiting.values, lambda v: v > 0)
-    return f"pool clients waiting in {fraction:.0%} of the last {span_seconds:.0f}s"
+    return PoolGrowth(pool, size, row, f"pool clients waiting in {fraction:.0%} of the last {span_seconds:.0f}s")
+
+
+def _grow_pool(ctx: RuleContext, growth: PoolGrowth, *, why: str, emergency: bool) -> ProposedChange:
+    pool, size = growth.pool, growth.size
+    return _pool_change(
+        ctx, pool, size, emergency=emergency, table_row=growth.row,
+        reason=f"{why}: pool row {growth.row}: {pool.default_pool_size}/{pool.reserve_pool_size} -> "
+               f"{size.default_pool_size}/{size.reserve_pool_size}",
+    )
 
 
 def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
@@ -490,6 +505,8 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
                f"{busy_fraction:.0%} of the last {span:.0f}s (peak {utilisation.maximum:.0f}%)")
     elif (outgrown := compute_pool_outgrown(ctx, pool)) is not None:
         why = outgrown
+    elif (breached := compute_breach_with_pool_waiting(ctx)) is not None:
+        why = breached
     else:
         yield RuleOutcome(name, note=f"no sustained pool waiting (waiting in {waiting_fraction:.0%}, "
                                      f"> {thresholds.pool_grow_utilisation_percent:.0f}% in {busy_fraction:.0%})")
@@ -504,6 +521,21 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
         reason=f"{why}: pool row {row}: {pool.default_pool_size}/{pool.reserve_pool_size} -> "
                f"{size.default_pool_size}/{size.reserve_pool_size}",
     ))
+
+
+def compute_breach_with_pool_waiting(ctx: RuleContext) -> str | None:
+    """Why the SLO breach of the last recent_span_seconds is (partly) the pool's, or None: p95 over the SLO
+    while clients waited for a server connection, however briefly (each wait delays every request behind it)."""
+    span = ctx.thresholds.recent_span_seconds
+    latency = ctx.recent(ctx.observations.latency_p95_seconds, span)
+    waiting = ctx.recent(ctx.observations.pool_client_waiting, span)
+    if not isinstance(latency, Series) or not isinstance(waiting, Series):
+        return None
+    if latency.mean <= ctx.slo_seconds or waiting.maximum <= 0:
+        return None
+    fraction = signals.compute_fraction(waiting.values, lambda v: v > 0)
+    return (f"p95 {_ms(latency.mean)} > SLO {_ms(ctx.slo_seconds)} with pool clients waiting in {fraction:.0%} of "
+            f"the last {span:.0f}s")
 
 
 def compute_pool_outgrown(ctx: RuleContext, pool: PoolLive) -> str | None:
@@ -712,12 +744,12 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
     recent_latency = ctx.recent(latency, ctx.thresholds.recent_span_seconds)
     recent_cpu = ctx.recent(cpu, ctx.thresholds.recent_span_seconds)
     assert isinstance(recent_latency, Series) and isinstance(recent_cpu, Series)  # non-empty: latest included
-    pool_bound = compute_pool_bottleneck(ctx, ctx.thresholds.recent_span_seconds)
-    if recent_latency.mean > ctx.slo_seconds and recent_cpu.mean < live and pool_bound is not None:
-        yield RuleOutcome(name, note=f"latency feedback: p95 {_ms(recent_latency.mean)} > SLO but {pool_bound}: "
-                                     f"a lower CPU target would add pods that queue for the same connections")
-        return
     if recent_latency.mean > ctx.slo_seconds and recent_cpu.mean < live:
+        pool_growth = compute_pool_growth_for_breach(ctx, ctx.thresholds.recent_span_seconds)
+        if pool_growth is not None:
+            yield RuleOutcome(name, note=f"latency feedback: p95 {_ms(recent_latency.mean)} > SLO with "
+                                         f"{pool_growth.evidence}: the pool grows first, not the CPU target")
+            return
         new = guardrails.compute_target_step(
             live_percent=live, goal_percent=live - step, lower=bounds.min, upper=live, max_step_points=step
         )

@@ -103,17 +103,24 @@ class Thresholds:
     # Ours: no emergency follows a change before the change can show in the signals: this many intervals
     # (an HPA or pool edit acts within one sync and one scrape; resources also wait for the rollout).
     emergency_after_change_intervals: int = 2
-    # Ours: a setting moved one way is not moved back within this long (or one cooldown, if longer), except by
-    # an emergency toward capacity, a move toward capacity while the SLO is breached or clients wait for the
-    # pool, a rollback, or the return of a coupled edit. A day is the traffic's own cycle: a row chosen for the
-    # busy hour stays through the quiet night instead of flapping with it (a 2 h hold gave 34-49 changes in
-    # 2 days on the benchmark's bursty traces, a day 7-13; docs/benchmarks.md).
+    # Ours: a setting's latest move is not undone within this long, except by an emergency toward capacity, a
+    # move toward capacity while the SLO is breached or clients wait for the pool, a rollback, or the return of
+    # a coupled edit. A day is the traffic's own cycle: a row chosen for the busy hour stays through the quiet
+    # night instead of flapping with it (a 2 h hold gave 34-49 changes in 2 days on the benchmark's bursty
+    # traces; docs/benchmarks.md).
     reversal_hold_seconds: float = 86400.0
 
-    # Ours: a resources change that is not urgent (no more CPU, nothing OOMKilled, the working set under
-    # memory_bound_request_fraction of the limit) waits while the request rate of the last recent_span_seconds
-    # is above this fraction of the peak window's peak: its rollout takes maxUnavailable pods out.
+    # Ours: a resources change that can wait (no more CPU, not an emergency, nothing OOMKilled, the working set
+    # under memory_near_limit_fraction of the limit) waits, with the HPA above minReplicas, while the request
+    # rate of the last recent_span_seconds is above this fraction of the peak window's peak: its rollout takes
+    # maxUnavailable pods out that the others, held near the target, cannot cover at the busy hour…
     rollout_busy_rate_fraction: float = 0.80
+    # …but no longer than this after perfpilot's last write: a workload near its peak for a day has no quieter
+    # hour to wait for.
+    rollout_peak_wait_max_seconds: float = 86400.0
+    # Ours: the working set (largest pod, window peak) at this fraction of the pod's memory limit or more makes
+    # a memory change urgent: it neither waits for off-peak nor for the HPA to leave maxReplicas.
+    memory_near_limit_fraction: float = 0.90
 
     # --- verdict ------------------------------------------------------------------------------------
     # DESIGN: a verdict is Inconclusive when the request rate moved by more than this fraction.
