@@ -359,6 +359,18 @@ def test_saturated_hpa_raises_max_replicas_up_to_the_ceiling() -> None:
     assert (change.edit.setting, change.edit.from_value, change.edit.to_value) == (Setting.HPA_MAX_REPLICAS, 10, 12)
 
 
+@pytest.mark.parametrize(("cpu_millicores", "saturated"), [(760, False), (780, True)])
+def test_an_hpa_at_max_replicas_is_saturated_only_beyond_its_tolerance(cpu_millicores: int, saturated: bool) -> None:
+    # 76% of a 70% target is within the HPA's 10% tolerance (77%): it would not add a pod even below maxReplicas.
+    observations = b.observations(
+        cpu_usage_millicores_per_pod=b.series(cpu_millicores), replicas=b.series(10),
+        live=b.live(hpa=b.hpa(current_replicas=10, desired_replicas=10)),
+    )
+    decision = run(observations, hpa={"maxReplicasCeiling": 12})
+    raised = decision.change is not None and decision.change.edit.setting is Setting.HPA_MAX_REPLICAS
+    assert raised is saturated, decision.reason
+
+
 def test_max_replicas_is_never_raised_without_a_ceiling() -> None:
     observations = b.observations(
         latency_p95_seconds=b.series(0.7), cpu_usage_millicores_per_pod=b.series(800), replicas=b.series(10),

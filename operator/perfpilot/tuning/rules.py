@@ -556,18 +556,21 @@ def compute_pool_outgrown(ctx: RuleContext, pool: PoolLive) -> str | None:
 
 
 def compute_saturation(ctx: RuleContext) -> str | None:
-    """Why the HPA is saturated (at maxReplicas with recent CPU utilisation at or above its target), or None.
+    """Why the HPA is saturated (at maxReplicas with recent CPU utilisation above its target by more than the
+    HPA's tolerance), or None.
 
-    The HPA would add pods but may not: the pods are too small for the load or maxReplicas is too low.
+    The HPA would add pods but may not: the pods are too small for the load or maxReplicas is too low. Within
+    the tolerance the HPA itself would not add a pod, so there is nothing it is kept from doing.
     """
     hpa = ctx.tuned_hpa
     if hpa is None or hpa.cpu_target_percent is None or hpa.current_replicas < hpa.max_replicas:
         return None
     cpu = ctx.recent(signals.compute_cpu_utilisation_percent(ctx.observations), ctx.thresholds.recent_span_seconds)
-    if isinstance(cpu, Unknown) or cpu.mean < hpa.cpu_target_percent:
+    wants_more = hpa.cpu_target_percent * (1 + ctx.thresholds.hpa_tolerance)
+    if isinstance(cpu, Unknown) or cpu.mean <= wants_more:
         return None
-    return (f"HPA saturated at maxReplicas {hpa.max_replicas} with CPU {cpu.mean:.0f}% >= target "
-            f"{hpa.cpu_target_percent}%")
+    return (f"HPA saturated at maxReplicas {hpa.max_replicas} with CPU {cpu.mean:.0f}% > target "
+            f"{hpa.cpu_target_percent}% + the HPA's {ctx.thresholds.hpa_tolerance:.0%} tolerance")
 
 
 def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:

@@ -59,6 +59,9 @@ class Thresholds:
     emergency_pool_waiting_span_seconds: float = 300.0
     # Ours: "recent" for "SLO breached now" and "CPU below its target now": the mean of the last 5 minutes.
     recent_span_seconds: float = 300.0
+    # Kubernetes' default --horizontal-pod-autoscaler-tolerance: the HPA adds a pod only when utilisation is
+    # above its target by more than this fraction, so an HPA at maxReplicas is saturated only beyond it.
+    hpa_tolerance: float = 0.10
     # DESIGN: the latency feedback steps a CPU target back up only when p95 stays under this fraction of
     # the SLO for the whole window. Ours: every raise of the CPU target needs this (a raise of the memory
     # target needs the SLO met for the whole window).
