@@ -133,25 +133,24 @@ class LiveConfig:
     @property
     def cpu_request_millicores_per_pod(self) -> int | None:
         """Sum of the containers' CPU requests, as the HPA divides by; None when any is unset."""
-        requests = [c.cpu_request_millicores for c in self.containers]
-        if not requests or any(r is None for r in requests):
-            return None
-        return sum(r for r in requests if r is not None)
+        return _pod_total([c.cpu_request_millicores for c in self.containers])
+
+    @property
+    def memory_request_bytes_per_pod(self) -> int | None:
+        """Sum of the containers' memory requests; None when any is unset."""
+        return _pod_total([c.memory_request_bytes for c in self.containers])
 
     @property
     def memory_limit_bytes_per_pod(self) -> int | None:
         """Sum of the containers' memory limits; None when any is unset."""
-        limits = [c.memory_limit_bytes for c in self.containers]
-        if not limits or any(limit is None for limit in limits):
-            return None
-        return sum(limit for limit in limits if limit is not None)
+        return _pod_total([c.memory_limit_bytes for c in self.containers])
 
-    @property
-    def memory_request_bytes_per_pod(self) -> int | None:
-        requests = [c.memory_request_bytes for c in self.containers]
-        if not requests or any(r is None for r in requests):
-            return None
-        return sum(r for r in requests if r is not None)
+
+def _pod_total(values: list[int | None]) -> int | None:
+    """A pod's total over its containers; None when any container leaves it unset (no total to speak of)."""
+    if not values or any(value is None for value in values):
+        return None
+    return sum(value for value in values if value is not None)
 
 
 @dataclass(frozen=True)
