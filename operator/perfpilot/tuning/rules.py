@@ -516,11 +516,7 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
         yield RuleOutcome(name, note=f"{why}; {grown}")
         return
     size, row = grown
-    yield RuleOutcome(name, change=_pool_change(
-        ctx, pool, size, emergency=emergency, table_row=row,
-        reason=f"{why}: pool row {row}: {pool.default_pool_size}/{pool.reserve_pool_size} -> "
-               f"{size.default_pool_size}/{size.reserve_pool_size}",
-    ))
+    yield RuleOutcome(name, change=_grow_pool(ctx, PoolGrowth(pool, size, row, why), why=why, emergency=emergency))
 
 
 def compute_breach_with_pool_waiting(ctx: RuleContext) -> str | None:
