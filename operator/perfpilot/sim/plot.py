@@ -14,6 +14,10 @@ matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt  # after use(): the backend must be chosen before pyplot loads
 
 COLOURS = {"perfpilot": "tab:blue", "static": "tab:orange", "k8s-default": "tab:green", "oracle": "tab:gray"}
+# perfpilot on top, the oracle (a minute-by-minute bound that sits on the SLO) faint underneath: where the
+# runs agree, the line seen is perfpilot's.
+ZORDER = {"perfpilot": 4, "static": 3, "k8s-default": 2, "oracle": 1}
+ALPHA = {"oracle": 0.45}
 # Tuned values drawn together because they share a unit.
 TUNED_PANELS = (
     ("HPA targets (%)", ("cpu target %", "memory target %")),
@@ -40,9 +44,10 @@ def write_plot(simulation: Simulation, path: Path) -> None:
         if name not in runs:
             continue
         timeline = runs[name].timeline
-        axes[1].step(hours, timeline.replicas, where="post", color=COLOURS[name], linewidth=1, label=name)
+        style = {"color": COLOURS[name], "zorder": ZORDER[name], "alpha": ALPHA.get(name, 1.0), "label": name}
+        axes[1].step(hours, timeline.replicas, where="post", linewidth=1, **style)
         p95 = [v if math.isfinite(v) else math.nan for v in timeline.p95_seconds]
-        axes[2].plot(hours, p95, color=COLOURS[name], linewidth=0.8, label=name)
+        axes[2].plot(hours, p95, linewidth=0.8, **style)
     axes[1].set_ylabel("pods")
     axes[1].legend(loc="upper right", ncol=4, fontsize="small")
     axes[2].axhline(simulation.slo_seconds, color="red", linestyle="--", linewidth=1, label="SLO")
