@@ -371,6 +371,19 @@ def test_an_hpa_at_max_replicas_is_saturated_only_beyond_its_tolerance(cpu_milli
     assert raised is saturated, decision.reason
 
 
+@pytest.mark.parametrize("p95_seconds", [0.7, 1.2])  # a breach; an SLO emergency
+def test_with_the_slo_breached_an_hpa_at_max_replicas_at_its_target_is_saturated(p95_seconds: float) -> None:
+    # 75% of a 70% target is within the HPA's tolerance, but users wait: at maxReplicas with no ceiling room
+    # the pods are what can grow.
+    observations = b.observations(
+        latency_p95_seconds=b.series(p95_seconds), cpu_usage_millicores_per_pod=b.series(750),
+        replicas=b.series(10), live=b.live(hpa=b.hpa(current_replicas=10, desired_replicas=10)),
+    )
+    change = change_of(run(observations))
+    _, after = resources(change)
+    assert after[0].cpu_request_millicores == 1500, change.reason
+
+
 def test_max_replicas_is_never_raised_without_a_ceiling() -> None:
     observations = b.observations(
         latency_p95_seconds=b.series(0.7), cpu_usage_millicores_per_pod=b.series(800), replicas=b.series(10),
@@ -707,6 +720,22 @@ def test_the_coupled_return_does_not_open_the_hold_on_an_older_lowering() -> Non
     decision = decide(b.profile(), observations, state, b.NOW)
     assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET, decision.reason
     assert "hpa.cpuTarget was moved the other way" in decision.reason
+
+
+def test_a_coupled_cpu_target_returns_no_further_than_where_it_came_from() -> None:
+    # Latency feedback 70 -> 60 twenty hours ago, then a kept raise coupled 60 -> 55: the Steady row's step
+    # (55 -> 65) would undo the feedback inside the day; the return stops at 60, where the target came from.
+    feedback = ChangeRecord(
+        at=b.NOW - b.minutes(20 * 60), target="HorizontalPodAutoscaler/api",
+        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60), table_row="latency feedback",
+        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(20 * 60 - 15),
+    )
+    raise_ = _request_raise(verdict=Verdict.KEPT).model_copy(
+        update={"coupled": Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=55)})
+    state = TuningState(last_change=raise_, history=[feedback])
+    observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=55)))
+    change = change_of(decide(b.profile(), observations, state, b.NOW))
+    assert (change.edit.setting, change.edit.from_value, change.edit.to_value) == (Setting.HPA_CPU_TARGET, 55, 60)
 
 
 def test_a_coupled_cpu_target_stays_while_the_slo_was_breached_in_the_window() -> None:

@@ -15,7 +15,7 @@ from perfpilot.tuning import guardrails
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
 from perfpilot.tuning.observations import HpaLive, Observations, Series, Unknown
-from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage, is_coupled_target
+from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage, find_coupled_target_origin
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.verify import compute_baseline, decide_verdict
 
@@ -94,7 +94,7 @@ def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, conte
     if (coupled is not None and coupled.setting is edit.setting is Setting.HPA_CPU_TARGET
             and record.edit.setting is not edit.setting and isinstance(edit.from_value, int)
             and isinstance(edit.to_value, int) and isinstance(coupled.from_value, int)
-            and is_coupled_target(context.state, live_percent=edit.from_value)
+            and find_coupled_target_origin(context.state, live_percent=edit.from_value) == coupled.from_value
             and edit.to_value <= coupled.from_value):
         return True
     replicas = guardrails.compute_replica_counts(context.observations.live.hpa)

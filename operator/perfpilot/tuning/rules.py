@@ -552,21 +552,32 @@ def compute_pool_outgrown(ctx: RuleContext, pool: PoolLive) -> str | None:
 
 
 def compute_saturation(ctx: RuleContext) -> str | None:
-    """Why the HPA is saturated (at maxReplicas with recent CPU utilisation above its target by more than the
-    HPA's tolerance), or None.
+    """Why the HPA is saturated (at maxReplicas, with the recent CPU utilisation at or above its target while
+    the SLO is breached, or above it by more than the HPA's tolerance while the SLO is met), or None.
 
-    The HPA would add pods but may not: the pods are too small for the load or maxReplicas is too low. Within
-    the tolerance the HPA itself would not add a pod, so there is nothing it is kept from doing.
+    The HPA would add pods but may not: the pods are too small for the load or maxReplicas is too low. With the
+    SLO met, within the tolerance the HPA itself would not add a pod, so there is nothing it is kept from
+    doing; with the SLO breached, CPU at the target at maxReplicas is already short.
     """
     hpa = ctx.tuned_hpa
     if hpa is None or hpa.cpu_target_percent is None or hpa.current_replicas < hpa.max_replicas:
         return None
-    cpu = ctx.recent(signals.compute_cpu_utilisation_percent(ctx.observations), ctx.thresholds.recent_span_seconds)
-    wants_more = hpa.cpu_target_percent * (1 + ctx.thresholds.hpa_tolerance)
-    if isinstance(cpu, Unknown) or cpu.mean <= wants_more:
+    span = ctx.thresholds.recent_span_seconds
+    cpu = ctx.recent(signals.compute_cpu_utilisation_percent(ctx.observations), span)
+    if isinstance(cpu, Unknown):
         return None
-    return (f"HPA saturated at maxReplicas {hpa.max_replicas} with CPU {cpu.mean:.0f}% > target "
-            f"{hpa.cpu_target_percent}% + the HPA's {ctx.thresholds.hpa_tolerance:.0%} tolerance")
+    latency = ctx.recent(ctx.observations.latency_p95_seconds, span)
+    target = hpa.cpu_target_percent
+    if isinstance(latency, Series) and latency.mean > ctx.slo_seconds:
+        if cpu.mean < target:
+            return None
+        return (f"HPA saturated at maxReplicas {hpa.max_replicas} with CPU {cpu.mean:.0f}% >= target {target}% "
+                f"and p95 {_ms(latency.mean)} > SLO {_ms(ctx.slo_seconds)}")
+    wants_more = target * (1 + ctx.thresholds.hpa_tolerance)
+    if cpu.mean <= wants_more:
+        return None
+    return (f"HPA saturated at maxReplicas {hpa.max_replicas} with CPU {cpu.mean:.0f}% > {wants_more:.0f}% "
+            f"(target {target}% + the HPA's {ctx.thresholds.hpa_tolerance:.0%} tolerance)")
 
 
 def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
@@ -607,7 +618,8 @@ def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
         yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
         return
     if saturated is None:
-        yield RuleOutcome(name, note=f"{why}, CPU under its target and no maxReplicasCeiling room")
+        yield RuleOutcome(name, note=f"{why}, CPU under its target and no maxReplicasCeiling room (the pods are "
+                                     f"not what is short)")
         return
     if provisioning.label == "Unknown":
         return  # a resources change needs what provisioning needs (said above)
@@ -708,8 +720,9 @@ def decide_hpa_targets(ctx: RuleContext) -> Iterator[RuleOutcome]:
     yield from _decide_memory_target(ctx, hpa)
 
 
-def is_coupled_target(state: TuningState, *, live_percent: int) -> bool:
-    """Whether the live CPU target is the coupled edit of a kept request raise (the latest move of the target).
+def find_coupled_target_origin(state: TuningState, *, live_percent: int) -> int | None:
+    """Where the live CPU target came from when it is the coupled edit of a kept request raise (the latest
+    move of the target), or None.
 
     A rolled-back change restored the target before it, so the search goes on past it; a pending change is
     not judged yet; a live value other than the coupled one was set by someone else.
@@ -718,13 +731,14 @@ def is_coupled_target(state: TuningState, *, live_percent: int) -> bool:
         if record.verdict is Verdict.ROLLED_BACK:
             continue
         if record.edit.setting is Setting.HPA_CPU_TARGET:
-            return False
+            return None
         coupled = record.coupled
         if coupled is not None and coupled.setting is Setting.HPA_CPU_TARGET:
             before, after = coupled.from_value, coupled.to_value
             lowered = isinstance(before, int) and isinstance(after, int) and after < before
-            return lowered and after == live_percent and record.verdict in (Verdict.KEPT, Verdict.INCONCLUSIVE)
-    return False
+            judged = record.verdict in (Verdict.KEPT, Verdict.INCONCLUSIVE)
+            return before if lowered and judged and after == live_percent and isinstance(before, int) else None
+    return None
 
 
 def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
@@ -778,14 +792,18 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
         return
     if new > live:
         covered = ctx.covers(latency, ctx.observations.window_seconds)
-        if is_coupled_target(ctx.state, live_percent=live):
+        origin = find_coupled_target_origin(ctx.state, live_percent=live)
+        if origin is not None:
             # The target was lowered only to keep the replica count through a request raise, not because
-            # latency asked for it: once that change is judged, the SLO met all window is enough to return.
+            # latency asked for it: once that change is judged, the SLO met all window is enough to return to
+            # where it was (further up is an ordinary raise).
             if latency.maximum > ctx.slo_seconds or not covered:
                 yield RuleOutcome(name, note=f"{head}: the coupled target returns to its row with the SLO met all "
                                              f"window (p95 peak {_ms(latency.maximum)})")
                 return
-            head += f", coupled with the last request raise; SLO met all window (p95 peak {_ms(latency.maximum)})"
+            new = min(new, origin)
+            head += (f", coupled with the last request raise (from {origin}%); SLO met all window (p95 peak "
+                     f"{_ms(latency.maximum)})")
         else:
             relax = ctx.thresholds.relax_latency_fraction * ctx.slo_seconds
             if latency.maximum >= relax or not covered:
