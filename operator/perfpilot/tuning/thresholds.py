@@ -60,7 +60,8 @@ class Thresholds:
     # Ours: "recent" for "SLO breached now" and "CPU below its target now": the mean of the last 5 minutes.
     recent_span_seconds: float = 300.0
     # Kubernetes' default --horizontal-pod-autoscaler-tolerance: the HPA adds a pod only when utilisation is
-    # above its target by more than this fraction, so an HPA at maxReplicas is saturated only beyond it.
+    # above its target by more than this fraction, so with the SLO met an HPA at maxReplicas is saturated only
+    # beyond it (with the SLO breached, CPU at the target is enough).
     hpa_tolerance: float = 0.10
     # DESIGN: the latency feedback steps a CPU target back up only when p95 stays under this fraction of
     # the SLO for the whole window. Ours: every raise of the CPU target needs this (a raise of the memory
@@ -106,11 +107,11 @@ class Thresholds:
     # Ours: no emergency follows a change before the change can show in the signals: this many intervals
     # (an HPA or pool edit acts within one sync and one scrape; resources also wait for the rollout).
     emergency_after_change_intervals: int = 2
-    # Ours: a setting's latest move is not undone within this long, except by an emergency toward capacity, a
-    # move toward capacity while the SLO is breached or clients wait for the pool, a rollback, or the return of
-    # a coupled edit. A day is the traffic's own cycle: a row chosen for the busy hour stays through the quiet
-    # night instead of flapping with it (a 2 h hold gave 34-49 changes in 2 days on the benchmark's bursty
-    # traces; docs/benchmarks.md).
+    # Ours: a setting's move is not undone within this long (a move toward more capacity is checked against the
+    # setting's latest move only), except by an emergency toward capacity, a move toward capacity while the SLO
+    # is breached or clients wait for the pool, a rollback, or the return of a coupled edit. A day is the
+    # traffic's own cycle: a row chosen for the busy hour stays through the quiet night instead of flapping
+    # with it (a 2 h hold gave 34-49 changes in 2 days on the benchmark's bursty traces; docs/benchmarks.md).
     reversal_hold_seconds: float = 86400.0
 
     # Ours: a resources change that can wait (no more CPU, not an emergency, nothing OOMKilled, the working set
