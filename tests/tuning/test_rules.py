@@ -613,15 +613,29 @@ def test_the_live_bursty_row_is_what_engages_the_leave_thresholds(live_cpu_targe
     assert decide(b.profile(), observations, TuningState(), b.NOW).classification.load_pattern == label
 
 
+HPA_TARGET, POOL_TARGET = "HorizontalPodAutoscaler/api", "ConfigMap/pgbouncer"
+
+
+def _kept(edit: Edit, *, minutes_ago: float, target: str = HPA_TARGET, table_row: str = "") -> ChangeRecord:
+    """A change made ``minutes_ago`` and judged Kept 15 minutes later."""
+    return ChangeRecord(at=b.NOW - b.minutes(minutes_ago), target=target, edit=edit, table_row=table_row,
+                        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(minutes_ago - 15))
+
+
+def _cpu_target_edit(before: int, after: int) -> Edit:
+    return Edit(setting=Setting.HPA_CPU_TARGET, from_value=before, to_value=after)
+
+
+def _pool_edit(before: tuple[int, int], after: tuple[int, int]) -> Edit:
+    return Edit(setting=Setting.POOL_SIZE,
+                from_value=PoolSize(default_pool_size=before[0], reserve_pool_size=before[1]),
+                to_value=PoolSize(default_pool_size=after[0], reserve_pool_size=after[1]))
+
+
 def _slowed_down(minutes_ago: float) -> TuningState:
     """A Moderate -> Slow scale-down change (toward capacity) made ``minutes_ago``, kept."""
-    record = ChangeRecord(
-        at=b.NOW - b.minutes(minutes_ago), target="HorizontalPodAutoscaler/api",
-        edit=Edit(setting=Setting.HPA_SCALE_DOWN, from_value=b.MODERATE_DOWN,
-                  to_value=SCALE_DOWN_ROWS["Slow"].to_rules()),
-        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(minutes_ago - 15),
-    )
-    return TuningState(last_change=record)
+    edit = Edit(setting=Setting.HPA_SCALE_DOWN, from_value=b.MODERATE_DOWN, to_value=SCALE_DOWN_ROWS["Slow"].to_rules())
+    return TuningState(last_change=_kept(edit, minutes_ago=minutes_ago))
 
 
 @pytest.mark.parametrize(("minutes_ago", "reverses"), [(121.0, False), (23 * 60 + 59, False), (24 * 60 + 1, True)])
@@ -639,11 +653,7 @@ def test_a_setting_is_not_moved_back_within_a_day(minutes_ago: float, reverses: 
 def test_a_move_toward_capacity_reverses_a_recent_move_only_in_a_shortage(p95_seconds: float, lowers: bool) -> None:
     # The CPU target went 60% -> 70% 30 minutes ago. Bursty load wants 60% again: held without a shortage;
     # with p95 above the SLO (and CPU under the target) latency feedback may lower it at once.
-    raised = ChangeRecord(
-        at=b.NOW - b.minutes(30), target="HorizontalPodAutoscaler/api",
-        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70),
-        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(15),
-    )
+    raised = _kept(_cpu_target_edit(60, 70), minutes_ago=30)
     observations = b.observations(request_rate_per_second=bursty_rate(), latency_p95_seconds=b.series(p95_seconds),
                                   cpu_usage_millicores_per_pod=b.series(600))
     decision = decide(b.profile(), observations, TuningState(last_change=raised), b.NOW)
@@ -655,15 +665,8 @@ def test_a_move_toward_capacity_reverses_a_recent_move_only_in_a_shortage(p95_se
 def test_a_pool_grown_after_yesterdays_shrink_may_grow_again_within_the_hold() -> None:
     # Shrunk 30 -> 20 twenty hours ago, grown back 20 -> 30 five hours ago: growing on to 40 goes on in the
     # latest move's direction and undoes nothing.
-    def pool_move(hours_ago: float, before: tuple[int, int], after: tuple[int, int]) -> ChangeRecord:
-        return ChangeRecord(
-            at=b.NOW - b.minutes(60 * hours_ago), target="ConfigMap/pgbouncer",
-            edit=Edit(setting=Setting.POOL_SIZE, from_value=PoolSize(default_pool_size=before[0],
-                                                                     reserve_pool_size=before[1]),
-                      to_value=PoolSize(default_pool_size=after[0], reserve_pool_size=after[1])),
-            verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(60 * hours_ago - 15),
-        )
-    state = TuningState(last_change=pool_move(5, (20, 10), (30, 20)), history=[pool_move(20, (30, 20), (20, 10))])
+    state = TuningState(last_change=_kept(_pool_edit((20, 10), (30, 20)), minutes_ago=5 * 60, target=POOL_TARGET),
+                        history=[_kept(_pool_edit((30, 20), (20, 10)), minutes_ago=20 * 60, target=POOL_TARGET)])
     waiting = [0.0] * (b.SAMPLES - 10) + [4.0] + [0.0] * 9  # a burst 10 minutes ago: the pool was outgrown
     observations = pool_observations(active=28, waiting=waiting, default=30, reserve=20)
     change = change_of(decide(b.profile(guardrails={"maxStepPercent": 100}), observations, state, b.NOW))
@@ -705,16 +708,8 @@ def test_a_coupled_cpu_target_waits_for_the_raise_to_be_kept(verdict: Verdict) -
 def test_the_coupled_return_does_not_open_the_hold_on_an_older_lowering() -> None:
     # Latency feedback 70 -> 60 twenty hours ago, a request raise with its coupled 60 -> 50 three hours ago,
     # the coupled return 50 -> 60 an hour ago: the Steady row's 70 would undo the feedback's move inside the day.
-    feedback = ChangeRecord(
-        at=b.NOW - b.minutes(20 * 60), target="HorizontalPodAutoscaler/api",
-        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60), table_row="latency feedback",
-        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(20 * 60 - 15),
-    )
-    returned = ChangeRecord(
-        at=b.NOW - b.minutes(60), target="HorizontalPodAutoscaler/api",
-        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=50, to_value=60), table_row="Steady, predictable",
-        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(45),
-    )
+    feedback = _kept(_cpu_target_edit(70, 60), minutes_ago=20 * 60, table_row="latency feedback")
+    returned = _kept(_cpu_target_edit(50, 60), minutes_ago=60, table_row="Steady, predictable")
     state = TuningState(last_change=returned, history=[feedback, _request_raise(verdict=Verdict.KEPT)])
     observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=60)), latency_p95_seconds=b.series(0.2))
     decision = decide(b.profile(), observations, state, b.NOW)
@@ -725,13 +720,8 @@ def test_the_coupled_return_does_not_open_the_hold_on_an_older_lowering() -> Non
 def test_a_coupled_cpu_target_returns_no_further_than_where_it_came_from() -> None:
     # Latency feedback 70 -> 60 twenty hours ago, then a kept raise coupled 60 -> 55: the Steady row's step
     # (55 -> 65) would undo the feedback inside the day; the return stops at 60, where the target came from.
-    feedback = ChangeRecord(
-        at=b.NOW - b.minutes(20 * 60), target="HorizontalPodAutoscaler/api",
-        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60), table_row="latency feedback",
-        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(20 * 60 - 15),
-    )
-    raise_ = _request_raise(verdict=Verdict.KEPT).model_copy(
-        update={"coupled": Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=55)})
+    feedback = _kept(_cpu_target_edit(70, 60), minutes_ago=20 * 60, table_row="latency feedback")
+    raise_ = _request_raise(verdict=Verdict.KEPT).model_copy(update={"coupled": _cpu_target_edit(60, 55)})
     state = TuningState(last_change=raise_, history=[feedback])
     observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=55)))
     change = change_of(decide(b.profile(), observations, state, b.NOW))
@@ -747,11 +737,7 @@ def test_a_coupled_cpu_target_stays_while_the_slo_was_breached_in_the_window() -
 
 
 def test_a_target_lowered_by_latency_feedback_after_the_raise_needs_the_relax_threshold() -> None:
-    feedback = ChangeRecord(
-        at=b.NOW - b.minutes(150), target="HorizontalPodAutoscaler/api",
-        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=50, to_value=40), table_row="latency feedback",
-        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(135),
-    )
+    feedback = _kept(_cpu_target_edit(50, 40), minutes_ago=150, table_row="latency feedback")
     state = TuningState(last_change=feedback, history=[_request_raise(verdict=Verdict.KEPT)])
     observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=40)))
     decision = decide(b.profile(hpa={"cpuTarget": {"min": 40, "max": 90}}), observations, state, b.NOW)
@@ -785,12 +771,8 @@ def _written(hours_ago: float | None) -> TuningState:
     """A kept pool change ``hours_ago`` (perfpilot's last write), or no write at all."""
     if hours_ago is None:
         return TuningState()
-    return TuningState(last_change=ChangeRecord(
-        at=b.NOW - b.minutes(60 * hours_ago), target="ConfigMap/pgbouncer",
-        edit=Edit(setting=Setting.POOL_SIZE, from_value=PoolSize(default_pool_size=20, reserve_pool_size=10),
-                  to_value=PoolSize(default_pool_size=30, reserve_pool_size=20)),
-        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(60 * hours_ago - 15),
-    ))
+    return TuningState(last_change=_kept(_pool_edit((20, 10), (30, 20)), minutes_ago=60 * hours_ago,
+                                         target=POOL_TARGET))
 
 
 @dataclass(frozen=True)
