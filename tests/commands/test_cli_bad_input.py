@@ -119,3 +119,33 @@ def test_simulate_runs_a_recommend_profile_as_auto_and_says_so(
     assert status == 0
     assert "mode Recommend; simulated as Auto" in captured.err
     assert "SLO p95 300 ms" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "expected"),
+    [
+        ("--plot", "out.txt", "--plot {path}: cannot draw a .txt file (use one of: "),
+        ("--plot", "out", "--plot {path}: cannot draw a file without a suffix"),
+        ("--json", ".", "--json {path}: is a directory"),
+        ("--trace", "missing.csv", "--trace {path}: No such file or directory"),
+        ("--profile", "missing.yaml", "--profile {path}: No such file or directory"),
+    ],
+)
+def test_simulate_rejects_a_file_it_cannot_read_or_write_before_replaying(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, name: str, expected: str
+) -> None:
+    path = tmp_path / name if name != "." else tmp_path
+    status = main(["simulate", flag, str(path), "--hours", "1"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert expected.format(path=path) in captured.err
+    assert "SLO violation minutes" not in captured.out  # nothing was replayed
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # and nothing written
+
+
+def test_simulate_says_when_the_trace_ends_before_the_hours_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["simulate", "--start", str(47 * 3600), "--hours", "5"])
+    captured = capsys.readouterr()
+    assert status == 0
+    assert "the trace ends 1.0 h after the window's start; --hours 5 replays those 1.0 h" in captured.err
+    assert ", 1.0 h; scenario right-sized" in captured.out

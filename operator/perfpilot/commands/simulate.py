@@ -95,6 +95,8 @@ def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileS
         return default_profile(slo_p95_ms=slo_p95_ms)
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"--profile {path}: {error.strerror or error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -128,12 +130,42 @@ def scale_factor(trace: Trace, *, peak_rps: float | None, scale: float | None, c
                           cpu_request_millicores=STATIC_SETTINGS.resources.cpu_request_millicores or 1000)
 
 
+def check_outputs(args: argparse.Namespace) -> str | None:
+    """None when the JSON and plot files can be written, else why not: a replay takes seconds, so a path
+    it cannot write fails before it, not after."""
+    if args.json is not None and args.json.is_dir():
+        return f"--json {args.json}: is a directory"
+    if args.plot is None:
+        return None
+    try:
+        # matplotlib (the optional "sim" extra) is loaded only when a plot is asked for.
+        from perfpilot.sim.plot import check_plot_path  # noqa: PLC0415
+    except ImportError as error:
+        return f"--plot needs matplotlib ({error}): pip install 'perfpilot[sim]'"
+    return check_plot_path(args.plot)
+
+
+def _load(flag: str, path: Path, *, column: str | None) -> Trace:
+    try:
+        return load_trace(path, column=column)
+    except OSError as error:
+        raise ValueError(f"{flag} {path}: {error.strerror or error}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     scenario = SCENARIOS[args.scenario]
+    problem = check_outputs(args)
+    if problem is not None:
+        print(f"perfpilot simulate: {problem}", file=sys.stderr)
+        return 2
     try:
         profile = _profile(args.profile, args.slo_p95_ms)
-        trace = load_trace(args.trace or bundled_trace_path(), column=args.column)
+        trace = _load("--trace", args.trace or bundled_trace_path(), column=args.column)
         window = trace.window(start_seconds=args.start, hours=args.hours)
+        if window.duration_seconds < args.hours * 3600:
+            print(f"perfpilot simulate: note: the trace ends {window.duration_seconds / 3600:.1f} h after the "
+                  f"window's start; --hours {args.hours:g} replays those {window.duration_seconds / 3600:.1f} h",
+                  file=sys.stderr)
         # perfpilot is installed on a running service whose Prometheus already holds history: the peak
         # window before the replayed one warms it up (the bundled slice ships with its day before).
         history = trace if args.trace is not None else join_traces(

@@ -28,6 +28,19 @@ TUNED_PANELS = (
 )
 
 
+def check_plot_path(path: Path) -> str | None:
+    """None when matplotlib can write ``path``, else why not: checked before a replay, not after it."""
+    supported = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    suffix = path.suffix.lstrip(".").lower()
+    if suffix not in supported:
+        kind = f"a .{suffix} file" if suffix else "a file without a suffix"
+        return f"--plot {path}: cannot draw {kind} (use one of: {', '.join(sorted(supported))})"
+    if path.is_dir():
+        return f"--plot {path}: is a directory"
+    return None
+
+
 def write_plot(simulation: Simulation, path: Path) -> None:
     runs = simulation.runs
     first = next(iter(runs.values()))
