@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,10 @@ from perfpilot.observe.workload import (
     parse_pgbouncer_ini,
     rollout_in_progress,
 )
+from perfpilot.tuning.observations import Unknown
 
 DATA = Path(__file__).parent / "data"
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def load(name: str) -> list[object]:
@@ -32,7 +35,7 @@ def profile(**spec: object) -> PerformanceProfile:
 
 def test_requests_limits_hpa_and_pool_come_from_the_manifests() -> None:
     shop = PerformanceProfile.model_validate(load("shop-api-profile.yaml")[0])
-    live = live_config_from_manifests(load("shop-api-workload.yaml"), shop)
+    live = live_config_from_manifests(load("shop-api-workload.yaml"), shop, now=NOW)
     assert [c.name for c in live.containers] == ["app", "istio-proxy"]
     assert live.cpu_request_millicores_per_pod == 600
     assert live.memory_request_bytes_per_pod == (512 + 128) * 2**20
@@ -52,7 +55,7 @@ def test_a_kubectl_list_is_expanded_and_a_pooler_read() -> None:
          "spec": {"instances": 3, "pgbouncer": {"parameters": {"default_pool_size": "25"}}}},
     ]}]
     live = live_config_from_manifests(documents, profile(
-        pool={"enabled": True, "pgbouncer": {"poolerRef": {"name": "warehouse"}}}))
+        pool={"enabled": True, "pgbouncer": {"poolerRef": {"name": "warehouse"}}}), now=NOW)
     assert live.paused
     assert live.containers[0].cpu_request_millicores is None  # not set is not 0
     assert live.pool is not None
@@ -69,7 +72,7 @@ def test_a_database_pool_size_overrides_the_default() -> None:
 
 def test_a_missing_workload_is_a_clear_error() -> None:
     with pytest.raises(WorkloadSpecError, match="no Deployment named api among the manifests"):
-        live_config_from_manifests([{"kind": "Deployment", "metadata": {"name": "web"}}], profile())
+        live_config_from_manifests([{"kind": "Deployment", "metadata": {"name": "web"}}], profile(), now=NOW)
 
 
 def _deployment(generation: int, status: dict[str, int] | None) -> dict[str, object]:
@@ -118,7 +121,7 @@ def _workload(containers: object = None, *, replicas: object = 3, status: object
 
 def _error(documents: list[object], **spec: object) -> str:
     with pytest.raises(WorkloadSpecError) as raised:
-        live_config_from_manifests(documents, profile(**spec))
+        live_config_from_manifests(documents, profile(**spec), now=NOW)
     return str(raised.value)
 
 
@@ -173,7 +176,7 @@ def test_unusable_fields_are_errors_naming_object_field_and_value(
     documents: list[object], expected: str | None
 ) -> None:
     if expected is None:
-        live_config_from_manifests(documents, profile())
+        live_config_from_manifests(documents, profile(), now=NOW)
     else:
         assert _error(documents).startswith(expected)
 
@@ -207,20 +210,20 @@ def test_an_unusable_pooler_names_the_field() -> None:
 def test_current_replicas_come_from_the_hpa_status() -> None:
     live = live_config_from_manifests(
         [_workload(replicas=3, status={"replicas": 4}), _hpa(status={"currentReplicas": 5, "desiredReplicas": 6})],
-        profile())
+        profile(), now=NOW)
     assert live.hpa is not None
     assert (live.hpa.current_replicas, live.hpa.desired_replicas) == (5, 6)
 
 
 def test_without_an_hpa_status_current_replicas_are_the_targets_pods_not_min_replicas() -> None:
-    live = live_config_from_manifests([_workload(replicas=7, status={"replicas": 8}), _hpa()], profile())
+    live = live_config_from_manifests([_workload(replicas=7, status={"replicas": 8}), _hpa()], profile(), now=NOW)
     assert live.hpa is not None
     assert live.hpa.min_replicas == 2
     assert (live.hpa.current_replicas, live.hpa.desired_replicas) == (8, 7)
 
 
 def test_without_any_status_current_replicas_are_the_targets_spec_replicas() -> None:
-    live = live_config_from_manifests([_workload(replicas=7), _hpa()], profile())
+    live = live_config_from_manifests([_workload(replicas=7), _hpa()], profile(), now=NOW)
     assert live.hpa is not None
     assert (live.hpa.current_replicas, live.hpa.desired_replicas) == (7, 7)
 
@@ -241,6 +244,105 @@ def test_a_per_database_pool_size_in_the_config_map_is_the_live_pool_size() -> N
     ini = "[databases]\napp = host=db pool_size=7\n[pgbouncer]\ndefault_pool_size = 30\n"
     documents = [_workload(), {"kind": "ConfigMap", "metadata": {"name": "pgbouncer"}, "data": {"pgbouncer.ini": ini}}]
     live = live_config_from_manifests(documents, profile(
-        pool={"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}, "database": "app"}}))
+        pool={"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}, "database": "app"}}), now=NOW)
     assert live.pool is not None
     assert live.pool.default_pool_size == 7
+
+
+# --- OOMKilled terminations of the workload's Pods ---------------------------------------------------------
+
+
+def _selected_workload(**selector: object) -> dict[str, object]:
+    manifest = _workload()
+    spec = manifest["spec"]
+    assert isinstance(spec, dict)
+    spec["selector"] = selector or {"matchLabels": {"app": "api"}}
+    return manifest
+
+
+def _pod(name: str, labels: dict[str, str], *, last: dict[str, object] | None = None,
+         state: dict[str, object] | None = None) -> dict[str, object]:
+    status: dict[str, object] = {"name": "app", "state": state or {"running": {}}}
+    if last is not None:
+        status["lastState"] = last
+    return {"kind": "Pod", "metadata": {"name": name, "labels": labels}, "status": {"containerStatuses": [status]}}
+
+
+def _oom(minutes_ago: float) -> dict[str, object]:
+    finished = NOW.timestamp() - minutes_ago * 60
+    return {"terminated": {"reason": "OOMKilled", "exitCode": 137,
+                           "finishedAt": datetime.fromtimestamp(finished, UTC).isoformat().replace("+00:00", "Z")}}
+
+
+def test_oom_kills_of_the_workloads_pods_within_the_window_are_counted() -> None:
+    documents = [
+        _selected_workload(),
+        _pod("api-1", {"app": "api"}, last=_oom(5)),  # in the 30 min window
+        _pod("api-2", {"app": "api"}, last=_oom(45)),  # before it
+        _pod("api-3", {"app": "api"}, state=_oom(1)),  # terminated right now
+        _pod("web-1", {"app": "web"}, last=_oom(1)),  # another workload's pod
+        _pod("api-4", {"app": "api"}, last={"terminated": {"reason": "Error", "finishedAt": "2026-11-29T11:59:00Z"}}),
+    ]
+    assert live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window == 2
+
+
+def test_pods_without_oom_kills_count_zero_so_memory_may_be_cut() -> None:
+    documents = [_selected_workload(), _pod("api-1", {"app": "api"}, last=_oom(31))]
+    assert live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window == 0
+
+
+def test_the_window_is_the_profiles_guardrails_window() -> None:
+    documents = [_selected_workload(), _pod("api-1", {"app": "api"}, last=_oom(31))]
+    live = live_config_from_manifests(documents, profile(guardrails={"window": "1h"}), now=NOW)
+    assert live.oom_kills_in_window == 1
+
+
+def test_match_expressions_select_pods_like_the_api_server() -> None:
+    workload = _selected_workload(matchLabels={"app": "api"}, matchExpressions=[
+        {"key": "track", "operator": "In", "values": ["stable", "canary"]},
+        {"key": "debug", "operator": "DoesNotExist"},
+    ])
+    documents = [
+        workload,
+        _pod("api-1", {"app": "api", "track": "canary"}, last=_oom(1)),
+        _pod("api-2", {"app": "api", "track": "shadow"}, last=_oom(1)),  # NotIn the values
+        _pod("api-3", {"app": "api", "track": "stable", "debug": "1"}, last=_oom(1)),  # debug exists
+    ]
+    assert live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window == 1
+
+
+@pytest.mark.parametrize(
+    ("documents", "reason"),
+    [
+        ([_workload()], "no Pods among the manifests"),
+        ([_workload(), _pod("api-1", {"app": "api"})], "Deployment/api has no spec.selector"),
+        ([_selected_workload(), _pod("web-1", {"app": "web"})], "no Pod of Deployment/api among the manifests"),
+    ],
+)
+def test_oom_kills_are_unknown_when_the_pods_are_not_among_the_manifests(
+    documents: list[object], reason: str
+) -> None:
+    oom = live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window
+    assert isinstance(oom, Unknown)
+    assert reason in oom.reason
+
+
+def test_an_unreadable_finish_time_names_the_pod_and_field() -> None:
+    documents = [_selected_workload(), _pod("api-1", {"app": "api"},
+                                            last={"terminated": {"reason": "OOMKilled", "finishedAt": "yesterday"}})]
+    assert "Pod/api-1: status.containerStatuses[0].lastState.terminated.finishedAt: not an RFC 3339 time" in (
+        _error(documents))
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ({"key": "track", "operator": "Near", "values": []},
+         "Deployment/api: spec.selector.matchExpressions[0].operator: not In, NotIn, Exists or DoesNotExist "
+         "(got 'Near')"),
+        ({"operator": "Exists"}, "Deployment/api: spec.selector.matchExpressions[0].key is required"),
+    ],
+)
+def test_an_unusable_selector_expression_names_the_field(expression: dict[str, object], expected: str) -> None:
+    documents = [_selected_workload(matchExpressions=[expression]), _pod("api-1", {"app": "api"})]
+    assert expected in _error(documents)

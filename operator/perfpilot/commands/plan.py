@@ -55,8 +55,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--at", default=None, metavar="TIME",
                         help="evaluation time: RFC 3339 (2023-11-14T23:00:00Z) or Unix seconds; default now")
     parser.add_argument("--workload-spec", type=Path, metavar="FILE",
-                        help="YAML of the workload (Deployment/StatefulSet), its HPA, and the pgBouncer ConfigMap "
-                        "or Pooler, e.g. from kubectl get -o yaml; without it requests and the HPA are unknown")
+                        help="YAML of the workload (Deployment/StatefulSet), its HPA, its Pods (for OOMKilled "
+                        "terminations) and the pgBouncer ConfigMap or Pooler, e.g. from kubectl get -o yaml; "
+                        "without it requests and the HPA are unknown")
     parser.add_argument("--json", action="store_true", help="print {observed, classification, decision} as JSON")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per query, retries included")
     parser.add_argument("--bearer-token-file", type=Path, metavar="FILE", help="file holding a bearer token")
@@ -288,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
             raise _BadInput("no Prometheus URL: pass --prometheus or set spec.metrics.prometheusURL")
         settings = _settings(args, url)
         if args.workload_spec is not None:
-            live = live_config_from_manifests(_load_yaml(args.workload_spec), profile)
+            live = live_config_from_manifests(_load_yaml(args.workload_spec), profile, now=at)
         else:
             live = live_config_without_manifests(profile)
     except (_BadInput, WorkloadSpecError, ValueError) as error:

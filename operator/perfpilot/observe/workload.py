@@ -6,13 +6,15 @@ workload's pod template — never from kube-state-metrics. Parsing is pure: the 
 
 Which objects count: the Deployment or StatefulSet named by ``spec.targetRef``; the HPA named by
 ``spec.hpa.name``, else the one whose ``scaleTargetRef`` is the target; the ConfigMap of
-``pool.pgbouncer.configMapRef`` (its ``pgbouncer.ini``) or the CloudNativePG ``Pooler`` of ``poolerRef``.
+``pool.pgbouncer.configMapRef`` (its ``pgbouncer.ini``) or the CloudNativePG ``Pooler`` of ``poolerRef``;
+the Pods the workload's ``spec.selector`` selects, for their OOMKilled terminations.
 """
 
 from __future__ import annotations
 
 import configparser
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +22,7 @@ from pydantic import ValidationError
 from perfpilot.api.quantities import CpuQuantity, MemoryQuantity
 from perfpilot.api.spec import PAUSED_ANNOTATION, PerformanceProfile
 from perfpilot.api.status import ContainerResources, ScalingRules
-from perfpilot.tuning.observations import HpaLive, LiveConfig, PoolLive
+from perfpilot.tuning.observations import HpaLive, LiveConfig, PoolLive, Unknown
 
 # pgBouncer's own defaults, used when the ini leaves them out.
 PGBOUNCER_DEFAULT_POOL_SIZE = 20
@@ -396,6 +398,91 @@ def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
     return updated < wanted or available < wanted
 
 
+def _selects(where: str, selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
+    """Whether a label selector (matchLabels and matchExpressions, as a Deployment's ``spec.selector``)
+    selects ``labels``."""
+    match_labels = _mapping(where, "spec.selector.matchLabels", selector.get("matchLabels"))
+    if any(labels.get(key) != value for key, value in match_labels.items()):
+        return False
+    for index, raw in enumerate(_list(where, "spec.selector.matchExpressions", selector.get("matchExpressions"))):
+        path = f"spec.selector.matchExpressions[{index}]"
+        expression = _mapping(where, path, raw)
+        key = _str(where, f"{path}.key", expression.get("key"))
+        if key is None:
+            raise _fail(where, f"{path}.key", "is required")
+        operator = _str(where, f"{path}.operator", expression.get("operator"))
+        values = _list(where, f"{path}.values", expression.get("values"))
+        present = key in labels
+        if operator == "In":
+            matched = present and labels[key] in values
+        elif operator == "NotIn":
+            matched = not present or labels[key] not in values
+        elif operator == "Exists":
+            matched = present
+        elif operator == "DoesNotExist":
+            matched = not present
+        else:
+            raise _fail(where, f"{path}.operator", f"not In, NotIn, Exists or DoesNotExist {_got(operator)}")
+        if not matched:
+            return False
+    return True
+
+
+def _finished_at(where: str, path: str, terminated: Mapping[str, Any]) -> datetime | None:
+    raw = _str(where, f"{path}.finishedAt", terminated.get("finishedAt"))
+    if raw is None:
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        raise _fail(where, f"{path}.finishedAt", f"not an RFC 3339 time {_got(raw)}") from None
+
+
+def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, Any], *,
+                 since: datetime) -> int | Unknown:
+    """OOMKilled terminations since ``since`` of the containers of the Pods ``workload`` selects.
+
+    A container status shows its current state and the one before it, so a container killed several times
+    counts once: enough to say "killed in the window", which is all the classification asks. Without any
+    Pod among the objects nothing is known; a workload that wants pods but has none among them is not
+    known either, since its pods may simply not have been listed.
+    """
+    where = _where(workload)
+    pods = [o for o in objects if o.get("kind") == "Pod"]
+    if not pods:
+        return Unknown("no Pods among the manifests (add pods to kubectl get): OOMKilled terminations not read")
+    selector = _mapping(where, "spec.selector", _spec(workload).get("selector"))
+    if not selector:
+        return Unknown(f"{where} has no spec.selector to find its Pods by: OOMKilled terminations not read")
+    namespace = _mapping(where, "metadata", workload.get("metadata")).get("namespace")
+    own = []
+    for pod in pods:
+        metadata = _mapping(_where(pod), "metadata", pod.get("metadata"))
+        if namespace is not None and metadata.get("namespace") not in (None, namespace):
+            continue
+        if _selects(where, selector, _mapping(_where(pod), "metadata.labels", metadata.get("labels"))):
+            own.append(pod)
+    wanted = _int(where, "spec.replicas", _spec(workload).get("replicas"))
+    if not own and wanted != 0:
+        return Unknown(f"no Pod of {where} among the manifests: OOMKilled terminations not read")
+    kills = 0
+    for pod in own:
+        pod_where = _where(pod)
+        statuses = _list(pod_where, "status.containerStatuses", _status(pod).get("containerStatuses"))
+        for index, raw in enumerate(statuses):
+            path = f"status.containerStatuses[{index}]"
+            status = _mapping(pod_where, path, raw)
+            for state_key in ("state", "lastState"):
+                state = _mapping(pod_where, f"{path}.{state_key}", status.get(state_key))
+                terminated = _mapping(pod_where, f"{path}.{state_key}.terminated", state.get("terminated"))
+                if terminated.get("reason") != "OOMKilled":
+                    continue
+                finished = _finished_at(pod_where, f"{path}.{state_key}.terminated", terminated)
+                if finished is None or finished >= since:  # no time: a kill still being reported is recent
+                    kills += 1
+    return kills
+
+
 def _paused(workload: Mapping[str, Any]) -> bool:
     where = _where(workload)
     metadata = _mapping(where, "metadata", workload.get("metadata"))
@@ -404,8 +491,10 @@ def _paused(workload: Mapping[str, Any]) -> bool:
     return (value or "").lower() == "true"
 
 
-def live_config_from_manifests(documents: Iterable[Any], profile: PerformanceProfile) -> LiveConfig:
-    """The ``LiveConfig`` of ``profile``'s workload from its manifests; raises ``WorkloadSpecError``."""
+def live_config_from_manifests(documents: Iterable[Any], profile: PerformanceProfile, *,
+                               now: datetime) -> LiveConfig:
+    """The ``LiveConfig`` of ``profile``'s workload from its manifests at ``now`` (OOMKilled terminations
+    count over ``guardrails.window`` before it); raises ``WorkloadSpecError``."""
     objects = flatten(documents)
     target = profile.spec.target_ref
     workload = _find(objects, target.kind.value, target.name)
@@ -415,6 +504,8 @@ def live_config_from_manifests(documents: Iterable[Any], profile: PerformancePro
         hpa=hpa_of(objects, profile, workload),
         containers=containers_of(workload),
         pool=pool_of(objects, profile),
+        oom_kills_in_window=oom_kills_of(
+            objects, workload, since=now - timedelta(seconds=profile.spec.guardrails.window.seconds)),
         paused=profile.paused or _paused(workload),
         rollout_in_progress=rollout_in_progress(workload),
     )
