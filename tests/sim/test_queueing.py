@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from perfpilot.sim.queueing import LN_20, LatencyMix, erlang_c, mean_wait_seconds, mixture_cdf, mixture_quantile
+from perfpilot.sim.queueing import (
+    LN_20,
+    LatencyMix,
+    draw_pool_instant,
+    erlang_c,
+    mean_wait_seconds,
+    mixture_cdf,
+    mixture_quantile,
+)
 
 
 def _erlang_c_by_factorials(servers: int, load: float) -> float:
@@ -54,3 +62,22 @@ def test_mixture_weights_the_ticks_by_requests() -> None:
     fast = LatencyMix(0.0, (100.0,), (1.0,), 0.0, 1.0)
     slow = LatencyMix(5.0, (100.0,), (1.0,), 0.0, 1.0)
     assert mixture_cdf([(fast, 3.0), (slow, 1.0)], 1.0) == pytest.approx(0.75, abs=1e-6)
+
+
+@pytest.mark.parametrize(("servers", "load"), [(10, 4.8), (20, 6.0), (8, 7.5), (1, 0.5)])
+def test_pool_instants_follow_mm_n_state_probabilities(servers: int, load: float) -> None:
+    # An even grid of u stands for every instant: the draws' averages are M/M/N's expectations.
+    grid = [(i + 0.5) / 20_000 for i in range(20_000)]
+    instants = [draw_pool_instant(servers, load, u) for u in grid]
+    wait, ratio = erlang_c(servers, load), load / servers
+    assert sum(i.busy_servers for i in instants) / len(grid) == pytest.approx(load, rel=0.01)  # Little: A busy
+    assert sum(i.busy_servers == servers for i in instants) / len(grid) == pytest.approx(wait, abs=0.001)
+    assert sum(i.queued for i in instants) / len(grid) == pytest.approx(wait * ratio / (1 - ratio), rel=0.02, abs=1e-3)
+    assert all(0 <= i.busy_servers <= servers and i.queued >= 0 for i in instants)
+    assert all(i.queued == 0 for i in instants if i.busy_servers < servers)
+
+
+def test_the_largest_pool_instant_of_a_window_sits_above_the_mean_load() -> None:
+    # Why the gauge is drawn and not the mean: pool shrinking reads the window's largest sv_active.
+    instants = [draw_pool_instant(20, 6.0, (i + 0.5) / 30) for i in range(30)]
+    assert max(i.busy_servers for i in instants) >= 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.sim.prometheus import Prometheus
 from perfpilot.sim.replay import RUN_NAMES, simulate, warm_up
 from perfpilot.sim.scenarios import SCENARIOS, default_profile
@@ -84,3 +85,19 @@ def test_the_largest_rise_is_the_request_rate_minus_the_rate_five_minutes_before
     settled = prometheus.peak("peak_request_rate_rise_per_second", at_seconds=trace.duration_seconds,
                               window_seconds=600.0)
     assert isinstance(settled, float) and abs(settled) < 0.5
+
+
+def test_a_window_longer_than_an_hour_is_covered_and_acted_on_once_it_has_passed() -> None:
+    # The simulated Prometheus keeps what the profile's window needs: with a 2 h window, the first change
+    # that needs a covered window comes at 2 h, not never.
+    whole = load_trace(bundled_trace_path())
+    trace = whole.window(start_seconds=0, hours=4)
+    trace = trace.scaled(scale_for_peak(whole, cpu_demand_seconds=0.055, cpu_request_millicores=1000))
+    raw = default_profile().model_dump(by_alias=True, mode="json")
+    raw["guardrails"]["window"] = "2h"
+    simulation = simulate(trace=trace, scenario=SCENARIOS["over-provisioned"],
+                          profile=PerformanceProfileSpec.model_validate(raw), runs=("perfpilot",))
+    cuts = [at - trace.start_seconds for at, why in simulation.runs["perfpilot"].decisions
+            if "Over-provisioned" in why]
+    assert cuts
+    assert cuts[0] >= 2 * 3600

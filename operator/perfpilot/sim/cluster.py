@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass, field
 
 from perfpilot.api.status import ContainerResources, PoolSize
-from perfpilot.sim.queueing import LatencyMix, erlang_c
+from perfpilot.sim.queueing import LatencyMix, draw_pool_instant, erlang_c
 
 TICK_SECONDS = 15.0
 MIB = 2**20
@@ -273,14 +273,10 @@ class Cluster:
         load = min(offered, p.utilisation_cap * servers)
         wait_probability = erlang_c(servers, load) if offered > 0 else 0.0
         wait_rate = (servers - load) / hold
-        # pgBouncer's cl_waiting is a count at the scrape instant, not a mean: draw it from M/M/N's
-        # queue-length distribution, P(Q >= k) = C r^k (k >= 1, r = A/N), plus the saturated backlog.
-        ratio = load / servers
-        u = self.rng.random()
-        queued = 0
-        if wait_probability * ratio > u > 0.0 and ratio > 0.0:
-            queued = math.floor(math.log(u / wait_probability) / math.log(ratio))
-        queue_length = queued + pool_after
+        # pgBouncer's sv_active and cl_waiting are counts at the scrape instant, not means: drawn from
+        # M/M/N's state distribution, the waiting clients plus the saturated backlog.
+        instant = draw_pool_instant(servers, load, self.rng.random())
+        queue_length = instant.queued + pool_after
         # The oldest waiting client arrived about (clients waiting / arrival rate) ago.
         tail = queue_length / served_rate if served_rate > 0 and queue_length > 0 else 0.0
 
@@ -300,7 +296,7 @@ class Cluster:
             requests=arrivals,
             failed=min(failed, arrivals + backlog_before + pool_before),
             latency=latency,
-            pool_server_active=load,
-            pool_client_waiting=queue_length + pool_after,
+            pool_server_active=servers if pool_after > 0 else instant.busy_servers,  # a backlog: all busy
+            pool_client_waiting=queue_length,
             pool_max_wait_seconds=tail,
         )

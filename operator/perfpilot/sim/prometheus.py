@@ -143,12 +143,18 @@ class _PodSeries:
             _trim(samples, oldest_seconds=oldest_seconds)
 
 
+def history_points_for(window_seconds: float) -> int:
+    """Steps of each signal to keep for a profile's ``guardrails.window``: the window, its rate window and a
+    step either side. A real Prometheus keeps days; fewer points would leave a long window never covered."""
+    return max(64, math.ceil((window_seconds + RATE_WINDOW_SECONDS) / STEP_SECONDS) + 2)
+
+
 @dataclass
 class Prometheus:
     """Raw samples of one workload and its pool, and the evaluated signal at every step."""
 
     pool_enabled: bool = True
-    history_points: int = 64  # enough for a 60 m window at a 60 s step
+    history_points: int = 64  # enough for a 60 m window at a 60 s step (history_points_for)
     _pods: dict[str, _PodSeries] = field(default_factory=dict)  # live pods, by the model's pod name
     # Deleted pods whose last samples a rate window can still select: stale for instant selectors only.
     _deleted_pods: dict[str, _PodSeries] = field(default_factory=dict)

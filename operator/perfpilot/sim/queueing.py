@@ -43,6 +43,44 @@ def erlang_c(servers: int, offered_load: float) -> float:
     return servers * blocking / (servers - offered_load * (1.0 - blocking))
 
 
+@dataclass(frozen=True, slots=True)
+class PoolInstant:
+    """The pool's gauges at one scrape: server connections in use and transactions waiting for one."""
+
+    busy_servers: int
+    queued: int
+
+
+def draw_pool_instant(servers: int, offered_load: float, u: float) -> PoolInstant:
+    """M/M/N's state at a random instant, from one uniform draw ``u`` in [0, 1), by the inverse CDF.
+
+    pgBouncer's sv_active and cl_waiting are counts at the scrape, not means, so their largest value over a
+    window sits well above the mean load. With C = Erlang C and r = A/N: every server is busy with
+    probability C, and then P(queue >= k) = C r^k; otherwise n < N servers are busy with probability
+    proportional to A^n / n! (the state probabilities of M/M/N below N).
+    """
+    if servers <= 0:
+        return PoolInstant(0, 0)
+    load = max(0.0, min(offered_load, servers))
+    wait = erlang_c(servers, load) if load > 0 else 0.0
+    if u < wait:
+        ratio = load / servers
+        queued = math.floor(math.log(u / wait) / math.log(ratio)) if 0.0 < u < wait * ratio < 1.0 else 0
+        return PoolInstant(servers, queued)
+    # u is uniform on [wait, 1): rescaled, it picks n < N from the truncated Poisson weights.
+    target = (u - wait) / (1.0 - wait) if wait < 1.0 else 0.0
+    weights = [1.0]
+    for n in range(1, servers):
+        weights.append(weights[-1] * load / n)
+    total = sum(weights)
+    cumulative = 0.0
+    for n, weight in enumerate(weights):
+        cumulative += weight / total
+        if target < cumulative:
+            return PoolInstant(n, 0)
+    return PoolInstant(servers - 1, 0)
+
+
 def mean_wait_seconds(*, servers: int, offered_load: float, holding_seconds: float) -> float:
     """Mean queueing delay of M/M/N: C(N, A) x holding time / (N - A)."""
     if offered_load >= servers:

@@ -29,7 +29,7 @@ from perfpilot.sim.hpa import (
     Pod,
     PodMetric,
 )
-from perfpilot.sim.prometheus import Prometheus
+from perfpilot.sim.prometheus import Prometheus, history_points_for
 from perfpilot.sim.queueing import LatencyMix, mixture_cdf, mixture_quantile
 from perfpilot.sim.scenarios import HpaSettings, Scenario, WorkloadSettings, k8s_default_settings
 from perfpilot.sim.trace import Trace
@@ -222,7 +222,8 @@ def run_autoscaled(
         params=params, resources=settings.resources, pool=settings.pool,
         replicas=initial_replicas(settings, rate_per_second=rates[0], params=params), now_seconds=t0,
     )
-    prometheus = Prometheus(pool_enabled=True)
+    window_seconds = profile.guardrails.window.seconds if profile is not None else 0
+    prometheus = Prometheus(pool_enabled=True, history_points=history_points_for(window_seconds))
     if history is not None:
         prometheus.continue_from(history)
     hpa = _HpaDriver()
