@@ -327,11 +327,12 @@ def test_oom_kills_are_unknown_when_the_pods_are_not_among_the_manifests(
     assert reason in oom.reason
 
 
-def test_an_unreadable_finish_time_names_the_pod_and_field() -> None:
+@pytest.mark.parametrize("finished", ["yesterday", "2026-11-29T11:59:00"])  # the second lacks its offset
+def test_an_unreadable_finish_time_names_the_pod_and_field(finished: str) -> None:
     documents = [_selected_workload(), _pod("api-1", {"app": "api"},
-                                            last={"terminated": {"reason": "OOMKilled", "finishedAt": "yesterday"}})]
-    assert "Pod/api-1: status.containerStatuses[0].lastState.terminated.finishedAt: not an RFC 3339 time" in (
-        _error(documents))
+                                            last={"terminated": {"reason": "OOMKilled", "finishedAt": finished}})]
+    assert (f"Pod/api-1: status.containerStatuses[0].lastState.terminated.finishedAt: not an RFC 3339 time "
+            f"(got '{finished}')") in _error(documents)
 
 
 @pytest.mark.parametrize(

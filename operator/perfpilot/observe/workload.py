@@ -433,9 +433,12 @@ def _finished_at(where: str, path: str, terminated: Mapping[str, Any]) -> dateti
     if raw is None:
         return None
     try:
-        return datetime.fromisoformat(raw)
+        finished = datetime.fromisoformat(raw)
     except ValueError:
-        raise _fail(where, f"{path}.finishedAt", f"not an RFC 3339 time {_got(raw)}") from None
+        finished = None
+    if finished is None or finished.tzinfo is None:  # RFC 3339 always carries its offset (Z from the API)
+        raise _fail(where, f"{path}.finishedAt", f"not an RFC 3339 time {_got(raw)}")
+    return finished
 
 
 def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, Any], *,
