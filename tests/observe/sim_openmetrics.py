@@ -12,10 +12,10 @@ timestamps) the simulator computes its own ``Observations`` from:
   ``namespace``, ``pod``, ``container="app"``, plus the pod-level cgroup (``container=""``) with the same
   values, which the reader must leave out;
 - the application: ``http_request_duration_seconds_bucket{le}`` (prometheus_client's default buckets),
-  its ``_count`` (the ``+Inf`` bucket) and ``http_requests_total{code}``. The model keeps these per
-  workload, not per pod, so they are written under the pod label of the workload's first pod, which lives
-  through the whole run. A workload that never failed gets no ``code="503"`` series at all, as
-  prometheus_client creates a labelled child on its first increment; one that failed gets it from the start;
+  its ``_count`` (the ``+Inf`` bucket) and ``http_requests_total{code}``, per pod as the simulator keeps
+  them: a pod's series begin with its first request served (``code="503"`` with its first failure), as
+  prometheus_client creates a labelled child on its first increment, and restart from zero with its
+  container;
 - the pgBouncer exporter's gauges, which the simulator gives under the prometheus-community exporter's
   names, renamed to the workload's preset (``observe.presets``) and labelled ``namespace``, ``pod`` (the
   pooler's), ``database``, ``user``. CloudNativePG's oldest wait is split here into whole seconds plus the
@@ -40,7 +40,6 @@ from perfpilot.api.status import ContainerResources, PoolSize
 from perfpilot.observe.presets import CADVISOR, POOL_PRESETS
 from perfpilot.sim.cluster import TICK_SECONDS, Cluster, ClusterParams
 from perfpilot.sim.prometheus import (
-    FAILED_CODE,
     LATENCY_BUCKET_METRIC,
     POOL_NAMES,
     REQUESTS_METRIC,
@@ -114,8 +113,6 @@ def run_workload(workload: SimWorkload, trace: Trace, writer: OpenMetricsWriter)
     prometheus = Prometheus(pool_enabled=True)
     start = _whole_seconds(trace.start_seconds)
     run = SimRun(workload, prometheus, start, start)
-    app_pod = kubernetes_pod_name(workload, template_version=cluster.pods[0].version, model_name=cluster.pods[0].name)
-    failed: list[ScrapedSample] = []  # the error counter's samples, written only if it ever left zero
     for minute, rate in enumerate(trace.rates_per_second):
         if workload.scale_up is not None and minute == workload.scale_up[0]:
             cluster.spec_replicas = workload.scale_up[1]
@@ -126,19 +123,13 @@ def run_workload(workload: SimWorkload, trace: Trace, writer: OpenMetricsWriter)
                 run.pod_names.setdefault(
                     pod.name, kubernetes_pod_name(workload, template_version=pod.version, model_name=pod.name))
             for sample in prometheus.latest_samples():
-                if sample.metric == REQUESTS_METRIC and sample.labels["code"] == FAILED_CODE:
-                    failed.append(sample)
-                else:
-                    _copy(run, app_pod, sample, writer)
+                _copy(run, sample, writer)
         prometheus.evaluate(cluster.now_seconds)
         run.end_seconds = _whole_seconds(cluster.now_seconds)
-    if any(sample.value > 0 for sample in failed):
-        for sample in failed:
-            _copy(run, app_pod, sample, writer)
     return run
 
 
-def _copy(run: SimRun, app_pod: str, sample: ScrapedSample, writer: OpenMetricsWriter) -> None:
+def _copy(run: SimRun, sample: ScrapedSample, writer: OpenMetricsWriter) -> None:
     """Write one of the simulator's samples with a real exporter's labels (and, for the pool, names)."""
     at = _whole_seconds(sample.timestamp_seconds)
     namespace = run.workload.namespace
@@ -152,15 +143,15 @@ def _copy(run: SimRun, app_pod: str, sample: ScrapedSample, writer: OpenMetricsW
             else:
                 writer.gauge(sample.metric, labels, at_seconds=at, value=sample.value)
     elif sample.metric == LATENCY_BUCKET_METRIC:
-        labels = {"namespace": namespace, "pod": app_pod}
-        writer.add(LATENCY_HISTOGRAM, "histogram", LATENCY_BUCKET_METRIC, {**labels, **sample.labels},
+        labels = {"namespace": namespace, "pod": run.pod_names[sample.labels["pod"]]}
+        writer.add(LATENCY_HISTOGRAM, "histogram", LATENCY_BUCKET_METRIC, {**labels, "le": sample.labels["le"]},
                    at_seconds=at, value=sample.value)
         if sample.labels["le"] == "+Inf":
             writer.add(LATENCY_HISTOGRAM, "histogram", f"{LATENCY_HISTOGRAM}_count", labels, at_seconds=at,
                        value=sample.value)
     elif sample.metric == REQUESTS_METRIC:
-        writer.counter(REQUESTS_METRIC, {"namespace": namespace, "pod": app_pod, **sample.labels}, at_seconds=at,
-                       value=sample.value)
+        labels = {"namespace": namespace, "pod": run.pod_names[sample.labels["pod"]], "code": sample.labels["code"]}
+        writer.counter(REQUESTS_METRIC, labels, at_seconds=at, value=sample.value)
     else:
         _copy_pool(run.workload, sample, writer, at_seconds=at)
 

@@ -133,7 +133,9 @@ def test_the_signals_are_prometheus_rates_of_the_samples_the_model_exposes() -> 
         assert signals["cpu_usage_millicores_per_pod"][at] == pytest.approx(1000.0 * math.fsum(cpu) / len(cpu),
                                                                           rel=1e-12)
         deleted_pod_counted = deleted_pod_counted or len(cpu) > signals["replicas"][at]
-        by_code = {dict(labels)["code"]: rate for labels, rate in rates(REQUESTS_METRIC, at).items()}
+        by_code: dict[str, float] = defaultdict(float)  # sum by (code) over the pods' series
+        for labels, rate in rates(REQUESTS_METRIC, at).items():
+            by_code[dict(labels)["code"]] += rate
         total = by_code[OK_CODE] + by_code[FAILED_CODE]
         assert signals["request_rate_per_second"][at] == pytest.approx(total, rel=1e-12)
         assert signals["error_ratio"][at] == pytest.approx(by_code[FAILED_CODE] / total, rel=1e-12, abs=1e-15)

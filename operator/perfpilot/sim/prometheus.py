@@ -1,12 +1,14 @@
 """What Prometheus would hold about the model cluster, and the reader's queries over it.
 
 Every tick the model is "scraped": per pod the cAdvisor counters (CPU seconds, CFS periods and throttled
-periods) and the working-set gauge; per workload the latency histogram's bucket counters and the request
-and error counters; the pgBouncer exporter's gauges. At every step (60 s, the reader's default) the
+periods), the working-set gauge, and the app's latency histogram and request and error counters, whose
+series begin at their first increment as a client library's labelled series do; the pgBouncer exporter's
+gauges. At every step (60 s, the reader's default) the
 reader's PromQL is evaluated over those samples, as ``perfpilot.observe.promql`` writes it:
 
-- ``histogram_quantile(0.95, sum by (le) (rate(bucket[2m])))`` — with ``observe.series.histogram_quantile``;
-- ``rate(requests[2m])``, failed over all;
+- ``histogram_quantile(0.95, sum by (le) (rate(bucket[2m])))`` over the pods — with
+  ``observe.series.histogram_quantile``;
+- ``sum(rate(requests[2m]))`` over the pods and codes, failed over all;
 - ``1000 * avg by (workload) (rate(cpu_seconds[2m]))`` per pod, ``max`` of throttled/periods per pod,
   ``max`` of the working set, ``count`` of pods with CPU series;
 - the pool gauges' latest samples.
@@ -137,10 +139,22 @@ class _PodSeries:
     throttled: deque[tuple[float, float]] = field(default_factory=deque)
     periods: deque[tuple[float, float]] = field(default_factory=deque)
     working_set: float = 0.0
+    # The app's counters since its container started: the latency buckets, +Inf (every request), the
+    # requests that succeeded, the failed ones. A client library creates a labelled series at its first
+    # increment, so the histogram and the ok series exist from the first request served, the failed series
+    # from the first failure; a container restart starts them from zero again (a counter reset).
+    app_counts: list[float] = field(default_factory=lambda: [0.0] * (len(LATENCY_BUCKETS_SECONDS) + 3))
+    app: deque[tuple[float, tuple[float, ...]]] = field(default_factory=deque)  # buckets, +Inf and ok
+    failed: deque[tuple[float, float]] = field(default_factory=deque)
+    restarts: int = 0
 
     def trim(self, *, oldest_seconds: float) -> None:
-        for samples in (self.cpu, self.throttled, self.periods):
+        for samples in (self.cpu, self.throttled, self.periods, self.failed):
             _trim(samples, oldest_seconds=oldest_seconds)
+        _trim(self.app, oldest_seconds=oldest_seconds)
+
+    def is_empty(self) -> bool:
+        return not (self.cpu or self.app or self.failed)
 
 
 def history_points_for(window_seconds: float) -> int:
@@ -158,9 +172,6 @@ class Prometheus:
     _pods: dict[str, _PodSeries] = field(default_factory=dict)  # live pods, by the model's pod name
     # Deleted pods whose last samples a rate window can still select: stale for instant selectors only.
     _deleted_pods: dict[str, _PodSeries] = field(default_factory=dict)
-    # Cumulative counts per scrape: the latency buckets, +Inf (all requests), then the failed requests.
-    _buckets: deque[tuple[float, tuple[float, ...]]] = field(default_factory=deque)
-    _counts: list[float] = field(default_factory=lambda: [0.0] * (len(LATENCY_BUCKETS_SECONDS) + 2))
     _pool: tuple[float, float, float] = (0.0, 0.0, 0.0)
     _has_limit: bool = True
     _scraped_at_seconds: float | None = None
@@ -207,21 +218,38 @@ class Prometheus:
             self._deleted_pods[gone] = self._pods.pop(gone)
         for name, series in list(self._deleted_pods.items()):
             series.trim(oldest_seconds=oldest)
-            if not series.cpu:
+            if series.is_empty():
                 del self._deleted_pods[name]
         self._has_limit = all(p.resources.cpu_limit_millicores for p in cluster.pods)
-
-        counts = self._counts
-        ok = tick.requests - tick.failed
-        mix = tick.latency
-        for index, bound in enumerate(LATENCY_BUCKETS_SECONDS):
-            counts[index] += ok * mix.cdf(bound)
-        counts[-2] += tick.requests  # +Inf bucket: failed requests are observed at the timeout
-        counts[-1] += tick.failed  # the error counter
-        self._buckets.append((now, tuple(counts)))
-        _trim(self._buckets, oldest_seconds=oldest)
+        self._count_requests(cluster=cluster, tick=tick, now=now)
         self._pool = (tick.pool_server_active, tick.pool_client_waiting, tick.pool_max_wait_seconds)
         self._scraped_at_seconds = now
+
+    def _count_requests(self, *, cluster: Cluster, tick: TickOutcome, now: float) -> None:
+        """The tick's requests into the counters of the pods that served them: an equal share for each pod
+        ready at the tick's start (the load is spread evenly), every pod's when none was (the requests that
+        timed out are still booked, at the timeout). Each pod gets the tick's latency mixture, so the sum
+        over pods is the workload's histogram; what a real reader loses is what this one loses: a series'
+        first scrape, and a deleted pod's requests after its last."""
+        serving = [pod for pod in cluster.pods if pod.ready(tick.start_seconds)] or cluster.pods
+        ok = tick.requests - tick.failed
+        increments = [ok * tick.latency.cdf(bound) for bound in LATENCY_BUCKETS_SECONDS]
+        increments += [tick.requests, ok, tick.failed]  # +Inf: failed requests are observed at the timeout
+        share = 1.0 / len(serving) if serving else 0.0
+        serving_names = {pod.name for pod in serving}
+        for pod in cluster.pods:
+            series = self._pods[pod.name]
+            if pod.restarts != series.restarts:  # the container restarted: its counters start again
+                series.restarts = pod.restarts
+                series.app_counts = [0.0] * len(series.app_counts)
+            counts = series.app_counts
+            if pod.name in serving_names:
+                for index, increment in enumerate(increments):
+                    counts[index] += increment * share
+            if counts[-3] > 0:
+                series.app.append((now, tuple(counts[:-1])))
+            if counts[-1] > 0:
+                series.failed.append((now, counts[-1]))
 
     def latest_samples(self) -> Iterator[ScrapedSample]:
         """The samples of the latest scrape (read-only): per live pod the cAdvisor series (``pod`` is the
@@ -238,13 +266,14 @@ class Prometheus:
             yield ScrapedSample(CADVISOR.cfs_periods_total, labels, at, series.periods[-1][1])
             yield ScrapedSample(CADVISOR.cfs_throttled_periods_total, labels, at, series.throttled[-1][1])
             yield ScrapedSample(CADVISOR.memory_working_set_bytes, labels, at, series.working_set)
-        counts = self._buckets[-1][1]
-        for bound, count in zip([*LATENCY_BUCKETS_SECONDS, math.inf], counts[:-1], strict=True):
-            yield ScrapedSample(LATENCY_BUCKET_METRIC, {"le": "+Inf" if math.isinf(bound) else repr(bound)}, at,
-                                count)
-        total, failed = counts[-2], counts[-1]
-        yield ScrapedSample(REQUESTS_METRIC, {"code": OK_CODE}, at, total - failed)
-        yield ScrapedSample(REQUESTS_METRIC, {"code": FAILED_CODE}, at, failed)
+            if series.app and series.app[-1][0] == at:
+                counts = series.app[-1][1]
+                for bound, count in zip([*LATENCY_BUCKETS_SECONDS, math.inf], counts[:-1], strict=True):
+                    le = "+Inf" if math.isinf(bound) else repr(bound)
+                    yield ScrapedSample(LATENCY_BUCKET_METRIC, {"pod": pod, "le": le}, at, count)
+                yield ScrapedSample(REQUESTS_METRIC, {"pod": pod, "code": OK_CODE}, at, counts[-1])
+            if series.failed and series.failed[-1][0] == at:
+                yield ScrapedSample(REQUESTS_METRIC, {"pod": pod, "code": FAILED_CODE}, at, series.failed[-1][1])
         if self.pool_enabled:
             server_active, client_waiting, max_wait_seconds = self._pool
             yield ScrapedSample(POOL_NAMES.server_active, {}, at, server_active)
@@ -259,21 +288,26 @@ class Prometheus:
         def rate(samples: Sequence[tuple[float, float]]) -> float | None:
             return extrapolated_rate(samples, at_seconds=now, range_seconds=window)
 
-        scrapes = [s for s in self._buckets if now - window <= s[0] <= now]
-        if len(scrapes) >= 2:
-            # Every bucket, the ok and the failed requests are series of their own, each rated on its own.
-            def counter(index: int) -> list[tuple[float, float]]:
-                return [(stamp, counts[index]) for stamp, counts in scrapes]
-
-            buckets = [rate(counter(index)) or 0.0 for index in range(len(LATENCY_BUCKETS_SECONDS) + 1)]
-            ok = rate([(stamp, counts[-2] - counts[-1]) for stamp, counts in scrapes]) or 0.0
-            failed = rate(counter(-1)) or 0.0
-            total = ok + failed  # sum(rate(http_requests_total)) over the codes
+        rated_pods = [*self._pods.values(), *self._deleted_pods.values()]
+        # Every pod's buckets, ok and failed requests are series of their own, each rated on its own and
+        # summed over pods (a series with fewer than two samples in the range has no rate yet).
+        buckets = [0.0] * (len(LATENCY_BUCKETS_SECONDS) + 1)
+        ok = failed = 0.0
+        rated_app = False
+        for series in rated_pods:
+            scrapes = [sample for sample in series.app if now - window <= sample[0] <= now]
+            if len(scrapes) >= 2:
+                rated_app = True
+                for index in range(len(buckets)):
+                    buckets[index] += rate([(stamp, counts[index]) for stamp, counts in scrapes]) or 0.0
+                ok += rate([(stamp, counts[-1]) for stamp, counts in scrapes]) or 0.0
+            failed += rate(series.failed) or 0.0
+        if rated_app:
+            total = ok + failed  # sum(rate(http_requests_total)) over the codes and pods
             bounds = [*LATENCY_BUCKETS_SECONDS, math.inf]
             values["latency_p95_seconds"] = histogram_quantile(0.95, list(zip(bounds, buckets, strict=True)))
             values["request_rate_per_second"] = total
             values["error_ratio"] = failed / total if total > 0 else math.nan
-        rated_pods = [*self._pods.values(), *self._deleted_pods.values()]
         cpu = [r for s in rated_pods if (r := rate(s.cpu)) is not None]
         if cpu:
             values["cpu_usage_millicores_per_pod"] = 1000.0 * math.fsum(cpu) / len(cpu)
