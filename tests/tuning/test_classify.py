@@ -124,11 +124,14 @@ def test_memory_over_provisioned_under_forty_percent_of_the_request(fraction: fl
     assert compute_classification_detail(b.profile(), observations).provisioning.memory_over is expected
 
 
-def test_memory_is_not_called_over_provisioned_when_oom_kills_are_unknown() -> None:
+def test_memory_is_not_called_over_provisioned_when_oom_kills_are_unknown_and_the_reason_says_why() -> None:
     observations = b.observations(
-        memory_working_set_bytes_per_pod=b.series(0.2 * b.GI), live=b.live(oom_kills_in_window=b.unknown())
+        memory_working_set_bytes_per_pod=b.series(0.2 * b.GI),
+        live=b.live(oom_kills_in_window=b.unknown("no Pods among the manifests")),
     )
-    assert compute_classification_detail(b.profile(), observations).provisioning.memory_over is False
+    provisioning = compute_classification_detail(b.profile(), observations).provisioning
+    assert provisioning.memory_over is False
+    assert "memory left alone: OOM kills unknown (no Pods among the manifests)" in provisioning.evidence
 
 
 @pytest.mark.parametrize("missing", ["latency_p95_seconds", "cpu_usage_millicores_per_pod", "cpu_throttled_ratio",

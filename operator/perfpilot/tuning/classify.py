@@ -228,7 +228,13 @@ def classify_provisioning(
     if cpu_peak_fraction < over and not at_min_replicas:
         parts.append("CPU left alone: HPA above minReplicas holds utilisation near its target")
     if memory_fraction < over and not memory_over:
-        parts.append("memory left alone: " + ("growing" if growing else "OOM kills not known to be 0"))
+        if growing:
+            why = "growing"
+        elif isinstance(oom, Unknown):
+            why = f"OOM kills unknown ({oom.reason})"
+        else:
+            why = f"{oom} OOM kills in the window"
+        parts.append(f"memory left alone: {why}")
     if cpu_over or memory_over:
         parts.append(f"under {over:.0%} with the SLO met all window")
         return ProvisioningFinding("Over", "; ".join(parts), cpu_over=cpu_over, memory_over=memory_over)
