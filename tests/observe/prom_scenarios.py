@@ -3,8 +3,9 @@
 Workloads (namespace/name), chosen so each signal has a case that must come back right and a case that
 must come back unknown:
 
-- ``shop/api`` steady Deployment (two containers per pod, plus the pod-cgroup and pause-container series
-  cAdvisor also exposes, which must not be counted), 0.5 % errors, 2 % CFS throttling; its pgBouncer
+- ``shop/api`` steady Deployment (two containers per pod, ``app`` and an injected ``istio-proxy`` sidecar
+  that only a template naming it counts, plus the pod-cgroup and pause-container series cAdvisor also
+  exposes, which must never be counted), 0.5 % errors, 2 % CFS throttling; its pgBouncer
   (prometheus-community exporter names) runs out of connections in the last 20 minutes: clients wait.
 - ``media/stream`` bursty Deployment: load alternates every 5 minutes and two pods are added at minute 40;
   it never failed a request, so it has no 5xx series at all (the error ratio must be a measured 0).

@@ -122,7 +122,9 @@ def _series_of(cluster: OpenMetricsWriter, sample: str, workload: Workload,
 
 
 def _real_container(labels: dict[str, str]) -> bool:
-    return labels.get("container") not in ("", "POD")
+    """A container of the pod template: every target's LiveConfig lists only "app", so shop/api's
+    istio-proxy is a sidecar injected at admission and is not counted (nor the pod cgroup and pause)."""
+    return labels.get("container") == "app"
 
 
 def _sum_rates(series: list[tuple[dict[str, str], Any]], t: int) -> float | None:
@@ -551,3 +553,28 @@ def test_peaks_are_unknown_without_series_never_zero(observed: dict[ProfileKey, 
                   "peak_request_rate_per_second"):
         assert getattr(ghost, field) == Unknown("no series for ghost/nothing"), field
     assert ghost.peak_pool_demand_connections == Unknown("pool tuning is off")
+
+
+# --- which containers count ------------------------------------------------------------------------------
+
+WITH_SIDECAR_IN_TEMPLATE = LiveConfig(hpa=None, containers=(
+    *LIMITED.containers, ContainerResources(name="istio-proxy", cpu_request_millicores=100)))
+
+
+@pytest.mark.parametrize(("live", "counted"), [
+    (LIMITED, ("app",)),  # istio-proxy was injected: its usage is not the template's requests' business
+    (WITH_SIDECAR_IN_TEMPLATE, ("app", "istio-proxy")),  # the template names it: counted, like its request
+    (LiveConfig(hpa=None, containers=()), ("app", "istio-proxy")),  # the template unknown: every container
+])
+def test_the_container_signals_count_the_containers_of_the_pod_template(
+    prometheus: PrometheusServer, cluster: OpenMetricsWriter, live: LiveConfig, counted: tuple[str, ...]
+) -> None:
+    shop = next(w for w in WORKLOADS if (w.namespace, w.name) == ("shop", "api"))
+    target = ProfileTarget(make_profile("shop", "api", url=prometheus.url), live)
+    observations = fetch_observations([target], at=AT, settings=settings_for(prometheus.url))[("shop", "api")]
+    cpu = observations.cpu_usage_millicores_per_pod
+    assert isinstance(cpu, Series)
+    series = _series_of(cluster, "container_cpu_usage_seconds_total", shop, lambda la: la["container"] in counted)
+    per_pod = _per_pod(series, lambda points: rate_at(points, at_seconds=AT_SECONDS,
+                                                           range_seconds=RATE_WINDOW_SECONDS))
+    assert cpu.values[-1] == pytest.approx(1000 * math.fsum(per_pod.values()) / len(per_pod), rel=1e-9)

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from perfpilot.api.spec import Metrics, PerformanceProfile, Pgbouncer
+from perfpilot.api.status import ContainerResources
 from perfpilot.observe.promql import (
     DEPLOYMENT_POD_PATTERN,
     STATEFULSET_POD_PATTERN,
@@ -24,7 +25,8 @@ from perfpilot.observe.promql import (
     request_rate_query,
 )
 from perfpilot.observe.reader import PrometheusSettings
-from perfpilot.observe.snapshot import plan_queries
+from perfpilot.observe.snapshot import ProfileTarget, counted_containers, plan_queries
+from perfpilot.tuning.observations import LiveConfig
 
 
 def profile(namespace: str, name: str, **spec: object) -> PerformanceProfile:
@@ -160,3 +162,31 @@ def test_each_peak_is_a_max_over_time_subquery_of_its_signal_over_the_widest_pea
     rise = peaks[PeakName.REQUEST_RATE_RISE]
     assert rise.startswith(f"max_over_time(({rate} - sum by (namespace, workload) (")
     assert rise.count("[120s] offset 300s)") == 1 and rise.count("[120s])") == 1
+
+
+def test_the_container_signals_name_the_template_containers_in_one_query_each() -> None:
+    plan = plan_queries([profile("shop", "api"), profile("media", "stream")], SETTINGS,
+                        containers=["app", "worker", "app"])
+    container_queries = [q for q in plan.queries if q.shape == plan.container_shape]
+    assert len(container_queries) == 6  # 4 signals + 2 peaks, whatever the number of profiles
+    assert all('container=~"app|worker"' in q.promql for q in container_queries)
+    assert not any("container=~" in q.promql for q in plan.queries if q.shape != plan.container_shape)
+
+
+def test_without_template_containers_every_container_counts() -> None:
+    plan = plan_queries([profile("shop", "api")], SETTINGS)
+    assert not any("container=~" in q.promql for q in plan.queries)
+
+
+def test_a_container_name_that_is_not_a_dns_label_is_refused() -> None:
+    with pytest.raises(QueryBuildError, match=r"not a Kubernetes container name: 'app\|\.\*'"):
+        plan_queries([profile("shop", "api")], SETTINGS, containers=["app|.*"])
+
+
+def test_the_counted_containers_are_every_templates_or_all_when_one_is_unknown() -> None:
+    def target(*names: str) -> ProfileTarget:
+        return ProfileTarget(profile("shop", "api"), LiveConfig(hpa=None, containers=tuple(
+            ContainerResources(name=name) for name in names)))
+
+    assert counted_containers([target("app", "istio-proxy"), target("web")]) == ("app", "istio-proxy", "web")
+    assert counted_containers([target("app"), target()]) == ()

@@ -169,6 +169,8 @@ def test_a_bad_quantity_names_the_workload_the_container_and_the_field() -> None
                          "behavior": {"scaleDown": {"stabilizationWindowSeconds": "long"}}})],
      "HorizontalPodAutoscaler/checkout-api: spec.behavior.scaleDown: stabilizationWindowSeconds:"),
     ([_workload(status={"replicas": "3"})], "Deployment/api: status.replicas: expected an integer (got '3')"),
+    ([_workload([{"name": "App_1"}])],
+     "Deployment/api: spec.template.spec.containers[0].name: not a DNS-1123 label (got 'App_1')"),
     ([{**_workload(), "metadata": {"name": "api", "annotations": {"perfpilot.io/paused": True}}}],
      "Deployment/api: metadata.annotations[perfpilot.io/paused]: expected a string (got True)"),
 ])

@@ -112,10 +112,14 @@ class AppShape:
 
 @dataclass(frozen=True)
 class ContainerShape:
-    """cAdvisor names and the operator-wide extra matchers (e.g. ``cluster`` on a shared Thanos)."""
+    """cAdvisor names, the operator-wide extra matchers (e.g. ``cluster`` on a shared Thanos), and the
+    containers counted: those of the profiles' pod templates, so a sidecar injected at admission (a service
+    mesh's proxy), whose request the template does not carry, does not add its usage to the pod's. Empty:
+    every container (a profile's template is not known)."""
 
     names: ContainerMetricNames = CADVISOR
     matchers: Matchers = ()
+    containers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,10 +182,21 @@ def _app_selector(shape: AppShape, metric: str, namespaces: Sequence[str], *extr
     return selector(metric, namespace_matcher(namespaces), *_equality_matchers(shape.matchers), *extra)
 
 
+def container_matcher(containers: Sequence[str]) -> str:
+    """``container=~"a|b"`` for the named containers; none for an empty list."""
+    distinct = sorted(set(containers))
+    for name in distinct:
+        # Container names are DNS labels, so they never need regex escaping; anything else is refused.
+        if not _NAMESPACE.match(name):
+            raise QueryBuildError(f"not a Kubernetes container name: {name!r}")
+    return f"container=~{quote('|'.join(distinct))}" if distinct else ""
+
+
 def _container_selector(shape: ContainerShape, metric: str, namespaces: Sequence[str]) -> str:
     # container="" is the pod-level cgroup and "POD" the pause container: both would count usage twice.
     return selector(
-        metric, namespace_matcher(namespaces), 'container!=""', 'container!="POD"', *_equality_matchers(shape.matchers)
+        metric, namespace_matcher(namespaces), 'container!=""', 'container!="POD"',
+        container_matcher(shape.containers), *_equality_matchers(shape.matchers),
     )
 
 

@@ -91,6 +91,7 @@ class QueryPlan:
     # The widest peakWindow of the profiles (a whole number of steps): a profile with a shorter one gets a
     # peak at least as high as its own, which only makes a shrink more careful.
     peak_window_seconds: int = DEFAULT_PEAK_WINDOW_SECONDS
+    container_shape: ContainerShape = field(default_factory=ContainerShape)
 
 
 def _window_seconds(profiles: Iterable[PerformanceProfile], step_seconds: int) -> int:
@@ -112,8 +113,10 @@ def _app_builders() -> dict[SignalName, Callable[..., str]]:
     }
 
 
-def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSettings) -> QueryPlan:
-    """One query per signal and shape for all ``profiles`` (which share one Prometheus)."""
+def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSettings, *,
+                 containers: Sequence[str] = ()) -> QueryPlan:
+    """One query per signal and shape for all ``profiles`` (which share one Prometheus). ``containers``: the
+    names of the containers the container signals count, those of the profiles' pod templates (empty: all)."""
     if not profiles:
         raise ValueError("a snapshot needs at least one profile")
     app_namespaces: dict[AppShape, set[str]] = defaultdict(set)
@@ -148,7 +151,8 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
                                                  peak_window_seconds=peak_window, step_seconds=step)
         queries.append(PlannedQuery(PeakName.REQUEST_RATE_RISE, app_shape, peak_rise, BY_WORKLOAD))
 
-    container_shape = ContainerShape(matchers=freeze_matchers(settings.container_matchers))
+    container_shape = ContainerShape(matchers=freeze_matchers(settings.container_matchers),
+                                     containers=tuple(sorted(set(containers))))
     all_namespaces = sorted({p.metadata.namespace for p in profiles})
     container_queries = {
         SignalName.CPU_USAGE: cpu_usage_query(container_shape, namespaces=all_namespaces, rate_window_seconds=rate),
@@ -188,6 +192,7 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
         step_seconds=settings.step_seconds,
         shape_errors=shape_errors,
         peak_window_seconds=peak_window,
+        container_shape=container_shape,
     )
 
 
@@ -245,7 +250,7 @@ class Snapshot:
                 return Unknown(f"invalid spec.metrics: {self.plan.shape_errors[(key, 'app')]}")
             shape = AppShape.from_metrics(profile.spec.metrics)
         else:
-            shape = ContainerShape(matchers=freeze_matchers(self.settings.container_matchers))
+            shape = self.plan.container_shape
         outcome = self.outcomes.get((signal, shape))
         if outcome is None:
             return Unknown("not queried")
@@ -313,15 +318,16 @@ def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], 
 
 
 def fetch_snapshot(
-    reader: PrometheusReader, profiles: Sequence[PerformanceProfile], *, at: datetime
+    reader: PrometheusReader, profiles: Sequence[PerformanceProfile], *, at: datetime, containers: Sequence[str] = ()
 ) -> Snapshot:
-    """Run one cycle's queries for ``profiles`` (all on ``reader``'s Prometheus) at evaluation time ``at``.
+    """Run one cycle's queries for ``profiles`` (all on ``reader``'s Prometheus) at evaluation time ``at``,
+    counting ``containers`` (all when empty) in the container signals.
 
     ``at`` is cut to whole seconds: the HTTP API is given whole seconds, and the cut keeps the query's last
     point and the profiles' windows ending on the same instant.
     """
     at = at.replace(microsecond=0)
-    plan = plan_queries(profiles, reader.settings)
+    plan = plan_queries(profiles, reader.settings, containers=containers)
     outcomes: dict[tuple[QueryName, Shape], QueryOutcome] = {}
     unreachable: PrometheusUnreachable | None = None
     answered = 0
@@ -398,6 +404,16 @@ class CycleObservations(Mapping[ProfileKey, Observations]):
         return len(self.observations)
 
 
+def counted_containers(targets: Sequence[ProfileTarget]) -> tuple[str, ...]:
+    """The containers the cycle's container signals count: every name in the targets' pod templates, so an
+    injected sidecar (not in any template) is left out; none (all counted) when a target's template is not
+    known, as its own containers could be any. One list for all the targets keeps one query per signal; a
+    sidecar that another workload's template names is counted for every workload."""
+    if any(not target.live.containers for target in targets):
+        return ()
+    return tuple(sorted({container.name for target in targets for container in target.live.containers}))
+
+
 def fetch_observations(
     targets: Sequence[ProfileTarget],
     *,
@@ -419,7 +435,7 @@ def fetch_observations(
                 )
             continue
         with reader_factory(settings.for_url(url)) as reader:
-            snapshot = fetch_snapshot(reader, [t.profile for t in group], at=at)
+            snapshot = fetch_snapshot(reader, [t.profile for t in group], at=at, containers=counted_containers(group))
         if snapshot.unreachable is not None and snapshot.queries_answered == 0:
             unreachable[url] = snapshot.unreachable
         for target in group:

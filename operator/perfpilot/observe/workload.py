@@ -13,6 +13,7 @@ the Pods the workload's ``spec.selector`` selects, for their OOMKilled terminati
 from __future__ import annotations
 
 import configparser
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,8 @@ from perfpilot.api.quantities import CpuQuantity, MemoryQuantity
 from perfpilot.api.spec import PAUSED_ANNOTATION, PerformanceProfile
 from perfpilot.api.status import ContainerResources, ScalingRules
 from perfpilot.tuning.observations import HpaLive, LiveConfig, PoolLive, Unknown
+
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a container's name, as Kubernetes checks it
 
 # pgBouncer's own defaults, used when the ini leaves them out.
 PGBOUNCER_DEFAULT_POOL_SIZE = 20
@@ -166,6 +169,9 @@ def containers_of(workload: Mapping[str, Any]) -> tuple[ContainerResources, ...]
         name = _str(where, f"{path}[{index}].name", container.get("name"))
         if not name:
             raise _fail(where, f"{path}[{index}].name", "is required")
+        if not DNS_LABEL.fullmatch(name):
+            # Kubernetes refuses such a name; the readers' container matcher relies on it.
+            raise _fail(where, f"{path}[{index}].name", f"not a DNS-1123 label {_got(name)}")
         at = f"{path}[{name}].resources"
         resources = _mapping(where, at, container.get("resources"))
         requests = _mapping(where, f"{at}.requests", resources.get("requests"))
