@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from perfpilot.api.spec import PerformanceProfileSpec
+from perfpilot.sim.cluster import Cluster, ClusterParams
+from perfpilot.sim.hpa import CPU, MEMORY
 from perfpilot.sim.prometheus import Prometheus
-from perfpilot.sim.replay import RUN_NAMES, simulate, warm_up
+from perfpilot.sim.replay import RUN_NAMES, _HpaDriver, build_hpa_spec, simulate, warm_up
 from perfpilot.sim.scenarios import SCENARIOS, default_profile
 from perfpilot.sim.trace import Trace, bundled_trace_path, load_trace, scale_for_peak
 from perfpilot.tuning.observations import Unknown
@@ -101,3 +105,29 @@ def test_a_window_longer_than_an_hour_is_covered_and_acted_on_once_it_has_passed
             if "Over-provisioned" in why]
     assert cuts
     assert cuts[0] >= 2 * 3600
+
+
+def test_the_hpa_gets_no_metric_for_a_container_started_under_two_scrapes_ago() -> None:
+    # metrics-server has no sample for a new container yet: the HPA must see its pod as missing (100% of its
+    # request on a scale-down), not as a pod using what it uses while it starts.
+    settings = SCENARIOS["right-sized"].settings
+    cluster = Cluster.started(params=ClusterParams(), resources=settings.resources, pool=settings.pool, replicas=2,
+                              now_seconds=0.0)
+    for _ in range(8):
+        cluster.advance(rate_per_second=10.0)
+    cluster.spec_replicas = 4
+    cluster.advance(rate_per_second=10.0)  # the two new pods are created at the tick's start: 15 s old
+    driver = _HpaDriver()
+    reconcile = driver.controller.reconcile
+    seen: dict[str, set[str]] = {}
+
+    def capture(**arguments: Any) -> Any:
+        seen.update({resource: set(by_pod) for resource, by_pod in arguments["metrics"].items()})
+        return reconcile(**arguments)
+
+    driver.controller.reconcile = capture  # type: ignore[method-assign]
+    driver.sync(cluster=cluster, spec=build_hpa_spec(settings.hpa), now=cluster.now_seconds)
+    new = {pod.name for pod in cluster.pods if cluster.now_seconds - pod.container_started_seconds < 30}
+    old = {pod.name for pod in cluster.pods} - new
+    assert len(new) == 2 and len(old) == 2
+    assert seen[CPU] == old and seen[MEMORY] == old

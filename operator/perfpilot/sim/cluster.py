@@ -45,6 +45,9 @@ class ClusterParams:
     utilisation_cap: float = 0.98  # above this the fluid backlog takes over from the M/M/1 formula
     request_timeout_seconds: float = 10.0  # a request that would wait longer fails
     metrics_window_seconds: float = TICK_SECONDS  # metrics-server's sample window
+    # metrics-server scrapes the kubelets every 15 s and a CPU rate needs two samples: a container has no
+    # metric for about this long after it starts, and the HPA counts its pod as missing meanwhile.
+    metrics_first_sample_seconds: float = 2 * TICK_SECONDS
     reserve_pool_timeout_seconds: float = 5.0  # pgBouncer's default: reserve connections after 5 s of waiting
     max_surge: float = 0.25
     max_unavailable: float = 0.25

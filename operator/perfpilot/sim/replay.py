@@ -186,6 +186,8 @@ class _HpaDriver:
                 start_seconds=pod.created_seconds,
                 ready_transition_seconds=pod.ready_at_seconds if ready else pod.container_started_seconds,
             ))
+            if now - pod.container_started_seconds < cluster.params.metrics_first_sample_seconds:
+                continue  # no sample yet: a missing pod to the HPA (100% of its request on a scale-down)
             cpu[pod.name] = PodMetric({CONTAINER: int(pod.usage_millicores)}, now, window)
             memory[pod.name] = PodMetric({CONTAINER: int(pod.working_set_bytes)}, now, window)
         result = self.controller.reconcile(
