@@ -349,3 +349,54 @@ def test_an_unreadable_finish_time_names_the_pod_and_field(finished: str) -> Non
 def test_an_unusable_selector_expression_names_the_field(expression: dict[str, object], expected: str) -> None:
     documents = [_selected_workload(matchExpressions=[expression]), _pod("api-1", {"app": "api"})]
     assert expected in _error(documents)
+
+
+def test_an_injected_sidecars_oom_kills_are_not_the_apps() -> None:
+    pod = _pod("api-1", {"app": "api"})
+    status = pod["status"]
+    assert isinstance(status, dict)
+    status["containerStatuses"] = [{"name": "istio-proxy", "state": {"running": {}}, "lastState": _oom(5)},
+                                   {"name": "app", "state": {"running": {}}}]
+    assert live_config_from_manifests([_selected_workload(), pod], profile(), now=NOW).oom_kills_in_window == 0
+
+
+def test_a_pod_without_its_status_leaves_the_oom_kills_unknown() -> None:
+    pod = {"kind": "Pod", "metadata": {"name": "api-1", "labels": {"app": "api"}}}  # e.g. through kubectl neat
+    oom = live_config_from_manifests([_selected_workload(), pod], profile(), now=NOW).oom_kills_in_window
+    assert oom == Unknown("Pod/api-1 has no status: OOMKilled terminations not read")
+
+
+def test_only_pods_of_the_profiles_namespace_count() -> None:
+    elsewhere = _pod("api-1", {"app": "api"}, last=_oom(5))
+    metadata = elsewhere["metadata"]
+    assert isinstance(metadata, dict)
+    metadata["namespace"] = "staging"  # the profile is in shop
+    unnamed = _pod("api-2", {"app": "api"}, last=_oom(5))  # written without a namespace: the profile's
+    live = live_config_from_manifests([_selected_workload(), elsewhere, unnamed], profile(), now=NOW)
+    assert live.oom_kills_in_window == 1
+
+
+def test_a_kill_after_the_evaluation_time_is_not_counted() -> None:
+    documents = [_selected_workload(), _pod("api-1", {"app": "api"}, last=_oom(-60))]  # an hour after --at
+    assert live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window == 0
+
+
+@pytest.mark.parametrize("finished", [datetime(2026, 11, 29, 11, 55, tzinfo=UTC), "2026-11-29t11:55:00z"])
+def test_an_unquoted_or_lowercase_finish_time_is_read(finished: object) -> None:
+    last = {"terminated": {"reason": "OOMKilled", "finishedAt": finished}}
+    documents = [_selected_workload(), _pod("api-1", {"app": "api"}, last=last)]
+    assert live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window == 1
+
+
+def test_not_in_and_exists_select_pods_like_the_api_server() -> None:
+    workload = _selected_workload(matchExpressions=[
+        {"key": "track", "operator": "NotIn", "values": ["shadow"]},
+        {"key": "app", "operator": "Exists"},
+    ])
+    documents = [
+        workload,
+        _pod("api-1", {"app": "api"}, last=_oom(1)),  # no track label: NotIn holds
+        _pod("api-2", {"app": "api", "track": "shadow"}, last=_oom(1)),
+        _pod("web-1", {"tier": "web"}, last=_oom(1)),  # no app label
+    ]
+    assert live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window == 1

@@ -435,26 +435,31 @@ def _selects(where: str, selector: Mapping[str, Any], labels: Mapping[str, Any])
 
 
 def _finished_at(where: str, path: str, terminated: Mapping[str, Any]) -> datetime | None:
-    raw = _str(where, f"{path}.finishedAt", terminated.get("finishedAt"))
+    raw = terminated.get("finishedAt")
     if raw is None:
         return None
-    try:
-        finished = datetime.fromisoformat(raw)
-    except ValueError:
-        finished = None
+    finished: datetime | None = raw if isinstance(raw, datetime) else None  # YAML reads an unquoted time
+    if isinstance(raw, str):
+        try:
+            finished = datetime.fromisoformat(raw.upper())  # RFC 3339 allows a lowercase t and z
+        except ValueError:
+            finished = None
     if finished is None or finished.tzinfo is None:  # RFC 3339 always carries its offset (Z from the API)
         raise _fail(where, f"{path}.finishedAt", f"not an RFC 3339 time {_got(raw)}")
     return finished
 
 
 def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, Any], *,
-                 since: datetime) -> int | Unknown:
-    """OOMKilled terminations since ``since`` of the containers of the Pods ``workload`` selects.
+                 namespace: str, since: datetime, until: datetime) -> int | Unknown:
+    """OOMKilled terminations between ``since`` and ``until`` of the template's containers in the Pods
+    ``workload`` selects in ``namespace`` (a Pod or workload written without one is taken to be in it).
 
     A container status shows its current state and the one before it, so a container killed several times
-    counts once: enough to say "killed in the window", which is all the classification asks. Without any
-    Pod among the objects nothing is known; a workload that wants pods but has none among them is not
-    known either, since its pods may simply not have been listed.
+    counts once, and a kill followed by another termination, or in a pod since deleted, is not seen: enough
+    to say "killed in the window" when it is, which is what the classification asks. An injected sidecar's
+    kills are left out, as its usage is (``docs/metrics.md``). Without any Pod among the objects nothing is
+    known; a workload that wants pods but has none among them, or a Pod without its status, is not known
+    either.
     """
     where = _where(workload)
     pods = [o for o in objects if o.get("kind") == "Pod"]
@@ -463,31 +468,36 @@ def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, An
     selector = _mapping(where, "spec.selector", _spec(workload).get("selector"))
     if not selector:
         return Unknown(f"{where} has no spec.selector to find its Pods by: OOMKilled terminations not read")
-    namespace = _mapping(where, "metadata", workload.get("metadata")).get("namespace")
     own = []
     for pod in pods:
         metadata = _mapping(_where(pod), "metadata", pod.get("metadata"))
-        if namespace is not None and metadata.get("namespace") not in (None, namespace):
+        if metadata.get("namespace") not in (None, namespace):
             continue
         if _selects(where, selector, _mapping(_where(pod), "metadata.labels", metadata.get("labels"))):
             own.append(pod)
     wanted = _int(where, "spec.replicas", _spec(workload).get("replicas"))
     if not own and wanted != 0:
         return Unknown(f"no Pod of {where} among the manifests: OOMKilled terminations not read")
+    template = {container.name for container in containers_of(workload)}
     kills = 0
     for pod in own:
         pod_where = _where(pod)
+        if not _status(pod):
+            return Unknown(f"{pod_where} has no status: OOMKilled terminations not read")
         statuses = _list(pod_where, "status.containerStatuses", _status(pod).get("containerStatuses"))
         for index, raw in enumerate(statuses):
             path = f"status.containerStatuses[{index}]"
             status = _mapping(pod_where, path, raw)
+            if status.get("name") not in template:
+                continue  # a sidecar injected at admission
             for state_key in ("state", "lastState"):
                 state = _mapping(pod_where, f"{path}.{state_key}", status.get(state_key))
                 terminated = _mapping(pod_where, f"{path}.{state_key}.terminated", state.get("terminated"))
                 if terminated.get("reason") != "OOMKilled":
                     continue
                 finished = _finished_at(pod_where, f"{path}.{state_key}.terminated", terminated)
-                if finished is None or finished >= since:  # no time: a kill still being reported is recent
+                # No time: a kill still being reported is recent. After ``until``: not yet, at that time.
+                if finished is None or since <= finished <= until:
                     kills += 1
     return kills
 
@@ -514,7 +524,8 @@ def live_config_from_manifests(documents: Iterable[Any], profile: PerformancePro
         containers=containers_of(workload),
         pool=pool_of(objects, profile),
         oom_kills_in_window=oom_kills_of(
-            objects, workload, since=now - timedelta(seconds=profile.spec.guardrails.window.seconds)),
+            objects, workload, namespace=profile.metadata.namespace,
+            since=now - timedelta(seconds=profile.spec.guardrails.window.seconds), until=now),
         paused=profile.paused or _paused(workload),
         rollout_in_progress=rollout_in_progress(workload),
     )
