@@ -89,3 +89,15 @@ def test_a_new_pod_template_is_a_rollout_in_progress_until_every_new_pod_is_read
             break
     assert not cluster.rollout_in_progress(cluster.now_seconds)
     assert all(p.resources.cpu_request_millicores == 1500 for p in cluster.pods)
+
+
+def test_the_pools_gauges_are_counts_at_the_scrape_not_the_mean_load() -> None:
+    # 50 req/s x 120 ms = 6 connections offered on a pool of 20: pgBouncer's sv_active at a scrape is a
+    # whole number around 6, and the largest of a half hour's readings sits well above it.
+    cluster = _cluster(4)
+    for _ in range(8):
+        cluster.advance(rate_per_second=50.0)
+    active = [cluster.advance(rate_per_second=50.0).pool_server_active for _ in range(120)]
+    assert all(value == int(value) for value in active)
+    assert 5.0 < sum(active) / len(active) < 7.0
+    assert max(active) >= 10

@@ -6,6 +6,7 @@ which of its rules it pins. All use ``rate(x[2m])`` evaluated at t = 120 s, i.e.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 
@@ -150,3 +151,62 @@ def test_the_latest_samples_are_those_of_the_latest_scrape_only() -> None:
     pods = {sample.labels["pod"] for sample in samples if sample.metric == CADVISOR.cpu_usage_seconds_total}
     assert len(pods) == 2
     assert list(Prometheus().latest_samples()) == []
+
+
+def _write(prometheus: Prometheus, written: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]],
+           ) -> None:
+    for sample in prometheus.latest_samples():
+        written[(sample.metric, tuple(sorted(sample.labels.items())))].append((sample.timestamp_seconds, sample.value))
+
+
+def test_the_app_counters_never_decrease_when_more_requests_fail_than_arrive() -> None:
+    # Every pod goes unready under a backlog: the backlog times out on top of the arrivals, so a tick fails
+    # more requests than it receives. A counter that went down would read as a reset and inflate rate().
+    resources = ContainerResources(name="app", cpu_request_millicores=500, cpu_limit_millicores=1000)
+    cluster = Cluster.started(params=ClusterParams(), resources=resources,
+                              pool=PoolSize(default_pool_size=20, reserve_pool_size=0), replicas=2, now_seconds=0.0)
+    prometheus = Prometheus()
+    written: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]] = defaultdict(list)
+    overfailed = False
+    for tick_index in range(24):
+        if tick_index == 12:
+            for pod in cluster.pods:
+                pod.ready_at_seconds = cluster.now_seconds + 600.0
+        tick = cluster.advance(rate_per_second=400.0, dt_seconds=TICK_SECONDS)
+        overfailed = overfailed or tick.failed > tick.requests
+        prometheus.scrape(cluster=cluster, tick=tick, now=cluster.now_seconds)
+        _write(prometheus, written)
+    assert overfailed, "the scenario must fail more requests than arrive in a tick"
+    for (metric, labels), points in written.items():
+        if metric in (REQUESTS_METRIC, "http_request_duration_seconds_bucket"):
+            values = [value for _, value in points]
+            assert values == sorted(values), (metric, labels)
+
+
+def test_a_container_restart_resets_its_pods_app_counters_and_rate_reads_it_as_prometheus_does() -> None:
+    # Memory grows past the limit within minutes: the container is OOM-killed and restarts, its counters
+    # from zero; the signals stay the rates of the written samples, resets included.
+    resources = ContainerResources(name="app", cpu_request_millicores=1000, cpu_limit_millicores=2000,
+                                   memory_request_bytes=400 * MIB, memory_limit_bytes=450 * MIB)
+    params = ClusterParams(memory_growth_bytes_per_hour=600.0 * MIB, startup_seconds=15.0)
+    cluster = Cluster.started(params=params, resources=resources,
+                              pool=PoolSize(default_pool_size=20, reserve_pool_size=0), replicas=2, now_seconds=0.0)
+    prometheus = Prometheus()
+    written: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]] = defaultdict(list)
+    steps = []
+    for _ in range(16):
+        for _ in range(round(60 / TICK_SECONDS)):
+            tick = cluster.advance(rate_per_second=20.0, dt_seconds=TICK_SECONDS)
+            prometheus.scrape(cluster=cluster, tick=tick, now=cluster.now_seconds)
+            _write(prometheus, written)
+        prometheus.evaluate(cluster.now_seconds)
+        steps.append(cluster.now_seconds)
+    assert cluster.oom_kill_seconds, "the scenario must restart a container"
+    ok_series = [points for (metric, labels), points in written.items()
+                 if metric == REQUESTS_METRIC and dict(labels)["code"] == OK_CODE]
+    resets = [later < earlier for points in ok_series for (_, earlier), (_, later) in itertools.pairwise(points)]
+    assert any(resets), "a restarted container's ok counter starts again from zero"
+    signals = dict(prometheus.signals["request_rate_per_second"])
+    for at in steps[2:]:
+        rates = [extrapolated_rate(points, at_seconds=at, range_seconds=RATE_WINDOW_SECONDS) for points in ok_series]
+        assert signals[at] == pytest.approx(math.fsum(r for r in rates if r is not None), rel=1e-12)

@@ -36,8 +36,6 @@ def check_plot_path(path: Path) -> str | None:
     if suffix not in supported:
         kind = f"a .{suffix} file" if suffix else "a file without a suffix"
         return f"--plot {path}: cannot draw {kind} (use one of: {', '.join(sorted(supported))})"
-    if path.is_dir():
-        return f"--plot {path}: is a directory"
     return None
 
 

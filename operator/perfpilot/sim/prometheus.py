@@ -141,20 +141,22 @@ class _PodSeries:
     working_set: float = 0.0
     # The app's counters since its container started: the latency buckets, +Inf (every request), the
     # requests that succeeded, the failed ones. A client library creates a labelled series at its first
-    # increment, so the histogram and the ok series exist from the first request served, the failed series
-    # from the first failure; a container restart starts them from zero again (a counter reset).
+    # increment, so the histogram exists from the first request observed, the ok series from the first
+    # success, the failed series from the first failure; a container restart starts them from zero again
+    # (a counter reset).
     app_counts: list[float] = field(default_factory=lambda: [0.0] * (len(LATENCY_BUCKETS_SECONDS) + 3))
-    app: deque[tuple[float, tuple[float, ...]]] = field(default_factory=deque)  # buckets, +Inf and ok
+    buckets: deque[tuple[float, tuple[float, ...]]] = field(default_factory=deque)  # the buckets and +Inf
+    ok: deque[tuple[float, float]] = field(default_factory=deque)
     failed: deque[tuple[float, float]] = field(default_factory=deque)
     restarts: int = 0
 
     def trim(self, *, oldest_seconds: float) -> None:
-        for samples in (self.cpu, self.throttled, self.periods, self.failed):
+        for samples in (self.cpu, self.throttled, self.periods, self.ok, self.failed):
             _trim(samples, oldest_seconds=oldest_seconds)
-        _trim(self.app, oldest_seconds=oldest_seconds)
+        _trim(self.buckets, oldest_seconds=oldest_seconds)
 
     def is_empty(self) -> bool:
-        return not (self.cpu or self.app or self.failed)
+        return not (self.cpu or self.buckets or self.ok or self.failed)
 
 
 def history_points_for(window_seconds: float) -> int:
@@ -232,9 +234,11 @@ class Prometheus:
         over pods is the workload's histogram; what a real reader loses is what this one loses: a series'
         first scrape, and a deleted pod's requests after its last."""
         serving = [pod for pod in cluster.pods if pod.ready(tick.start_seconds)] or cluster.pods
-        ok = tick.requests - tick.failed
+        # A tick can fail more than arrived (requests backed up from earlier ticks time out): the served
+        # ones never go below zero, so no counter ever decreases.
+        ok = max(0.0, tick.requests - tick.failed)
         increments = [ok * tick.latency.cdf(bound) for bound in LATENCY_BUCKETS_SECONDS]
-        increments += [tick.requests, ok, tick.failed]  # +Inf: failed requests are observed at the timeout
+        increments += [ok + tick.failed, ok, tick.failed]  # +Inf: a failed request is observed at the timeout
         share = 1.0 / len(serving) if serving else 0.0
         serving_names = {pod.name for pod in serving}
         for pod in cluster.pods:
@@ -247,7 +251,9 @@ class Prometheus:
                 for index, increment in enumerate(increments):
                     counts[index] += increment * share
             if counts[-3] > 0:
-                series.app.append((now, tuple(counts[:-1])))
+                series.buckets.append((now, tuple(counts[:-2])))
+            if counts[-2] > 0:
+                series.ok.append((now, counts[-2]))
             if counts[-1] > 0:
                 series.failed.append((now, counts[-1]))
 
@@ -266,12 +272,13 @@ class Prometheus:
             yield ScrapedSample(CADVISOR.cfs_periods_total, labels, at, series.periods[-1][1])
             yield ScrapedSample(CADVISOR.cfs_throttled_periods_total, labels, at, series.throttled[-1][1])
             yield ScrapedSample(CADVISOR.memory_working_set_bytes, labels, at, series.working_set)
-            if series.app and series.app[-1][0] == at:
-                counts = series.app[-1][1]
-                for bound, count in zip([*LATENCY_BUCKETS_SECONDS, math.inf], counts[:-1], strict=True):
+            if series.buckets and series.buckets[-1][0] == at:
+                counts = series.buckets[-1][1]
+                for bound, count in zip([*LATENCY_BUCKETS_SECONDS, math.inf], counts, strict=True):
                     le = "+Inf" if math.isinf(bound) else repr(bound)
                     yield ScrapedSample(LATENCY_BUCKET_METRIC, {"pod": pod, "le": le}, at, count)
-                yield ScrapedSample(REQUESTS_METRIC, {"pod": pod, "code": OK_CODE}, at, counts[-1])
+            if series.ok and series.ok[-1][0] == at:
+                yield ScrapedSample(REQUESTS_METRIC, {"pod": pod, "code": OK_CODE}, at, series.ok[-1][1])
             if series.failed and series.failed[-1][0] == at:
                 yield ScrapedSample(REQUESTS_METRIC, {"pod": pod, "code": FAILED_CODE}, at, series.failed[-1][1])
         if self.pool_enabled:
@@ -292,20 +299,23 @@ class Prometheus:
         # Every pod's buckets, ok and failed requests are series of their own, each rated on its own and
         # summed over pods (a series with fewer than two samples in the range has no rate yet).
         buckets = [0.0] * (len(LATENCY_BUCKETS_SECONDS) + 1)
-        ok = failed = 0.0
-        rated_app = False
+        rated_buckets = False
+        by_code: list[float] = []  # sum(rate(http_requests_total)) over the pods, per code series
+        failed = 0.0
         for series in rated_pods:
-            scrapes = [sample for sample in series.app if now - window <= sample[0] <= now]
+            scrapes = [sample for sample in series.buckets if now - window <= sample[0] <= now]
             if len(scrapes) >= 2:
-                rated_app = True
+                rated_buckets = True
                 for index in range(len(buckets)):
                     buckets[index] += rate([(stamp, counts[index]) for stamp, counts in scrapes]) or 0.0
-                ok += rate([(stamp, counts[-1]) for stamp, counts in scrapes]) or 0.0
-            failed += rate(series.failed) or 0.0
-        if rated_app:
-            total = ok + failed  # sum(rate(http_requests_total)) over the codes and pods
+            ok_rate, failed_rate = rate(series.ok), rate(series.failed)
+            by_code.extend(r for r in (ok_rate, failed_rate) if r is not None)
+            failed += failed_rate or 0.0
+        if rated_buckets:
             bounds = [*LATENCY_BUCKETS_SECONDS, math.inf]
             values["latency_p95_seconds"] = histogram_quantile(0.95, list(zip(bounds, buckets, strict=True)))
+        if by_code:
+            total = math.fsum(by_code)
             values["request_rate_per_second"] = total
             values["error_ratio"] = failed / total if total > 0 else math.nan
         cpu = [r for s in rated_pods if (r := rate(s.cpu)) is not None]

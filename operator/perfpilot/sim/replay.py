@@ -258,7 +258,9 @@ def run_autoscaled(
             tick = cluster.advance(rate_per_second=rate, dt_seconds=step / ticks)
             now = cluster.now_seconds
             prometheus.scrape(cluster=cluster, tick=tick, now=now)
-            mixes.append((tick.latency, tick.requests - tick.failed))
+            # A tick can fail more than arrived (requests backed up from earlier ticks time out): no
+            # negative weight for the ones served.
+            mixes.append((tick.latency, max(0.0, tick.requests - tick.failed)))
             if tick.failed > 0:
                 mixes.append((timeout_mix, tick.failed))
             dt = step / ticks
