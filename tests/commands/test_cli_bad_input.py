@@ -149,3 +149,32 @@ def test_simulate_says_when_the_trace_ends_before_the_hours_asked(capsys: pytest
     assert status == 0
     assert "the trace ends 1.0 h after the window's start; --hours 5 replays those 1.0 h" in captured.err
     assert ", 1.0 h; scenario right-sized" in captured.out
+
+
+@pytest.mark.parametrize(("flag", "name", "expected"), [
+    ("--plot", "plots.png", "--plot {path}: is a directory"),  # a folder stands at the path itself
+    ("--json", "taken/out.json", "--json {path}: {parent} is not a directory"),  # a file where a folder goes
+    ("--plot", "taken/deeper/out.png", "--plot {path}: {parent} is not a directory"),
+])
+def test_simulate_refuses_an_output_path_it_could_not_write_before_replaying(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, name: str, expected: str
+) -> None:
+    first = tmp_path / name.split("/", maxsplit=1)[0]
+    if "/" in name:
+        first.write_text("a file where a folder would go\n")
+    else:
+        first.mkdir()
+    path = tmp_path / name
+    status = main(["simulate", flag, str(path), "--hours", "1"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert expected.format(path=path, parent=first) in captured.err
+    assert "SLO violation minutes" not in captured.out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.name]  # nothing created
+
+
+def test_simulate_says_nothing_of_the_trace_end_for_hours_inside_the_last_step(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--start", str(46 * 3600), "--hours", "1.004"]) == 0
+    assert "the trace ends" not in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -130,11 +131,27 @@ def scale_factor(trace: Trace, *, peak_rps: float | None, scale: float | None, c
                           cpu_request_millicores=STATIC_SETTINGS.resources.cpu_request_millicores or 1000)
 
 
+def check_writable(flag: str, path: Path) -> str | None:
+    """None when ``path`` could be written (its folder created as needed), else why not; creates nothing."""
+    if path.is_dir():
+        return f"{flag} {path}: is a directory"
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{flag} {path}: {folder} is not a directory"
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"{flag} {path}: not writable"
+    return None
+
+
 def check_outputs(args: argparse.Namespace) -> str | None:
     """None when the JSON and plot files can be written, else why not: a replay takes seconds, so a path
     it cannot write fails before it, not after."""
-    if args.json is not None and args.json.is_dir():
-        return f"--json {args.json}: is a directory"
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        problem = check_writable(flag, path) if path is not None else None
+        if problem is not None:
+            return problem
     if args.plot is None:
         return None
     try:
@@ -162,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         profile = _profile(args.profile, args.slo_p95_ms)
         trace = _load("--trace", args.trace or bundled_trace_path(), column=args.column)
         window = trace.window(start_seconds=args.start, hours=args.hours)
-        if window.duration_seconds < args.hours * 3600:
+        if window.duration_seconds < args.hours * 3600 - window.step_seconds:  # not just a part of a step
             print(f"perfpilot simulate: note: the trace ends {window.duration_seconds / 3600:.1f} h after the "
                   f"window's start; --hours {args.hours:g} replays those {window.duration_seconds / 3600:.1f} h",
                   file=sys.stderr)
@@ -188,12 +205,16 @@ def run(args: argparse.Namespace) -> int:
           if before is not None else "perfpilot's Prometheus history before the window: none (the trace starts here)")
     print(format_table(simulation))
     print(f"replayed in {elapsed:.1f} s")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(to_json(simulation, scale=factor), indent=2) + "\n")
-    if args.plot is not None:
-        # matplotlib (the optional "sim" extra) is loaded only when a plot is asked for.
-        from perfpilot.sim.plot import write_plot  # noqa: PLC0415
+    try:
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(to_json(simulation, scale=factor), indent=2) + "\n")
+        if args.plot is not None:
+            # matplotlib (the optional "sim" extra) is loaded only when a plot is asked for.
+            from perfpilot.sim.plot import write_plot  # noqa: PLC0415
 
-        write_plot(simulation, args.plot)
+            write_plot(simulation, args.plot)
+    except OSError as error:  # checked before the replay; the disk can still fill or change under it
+        print(f"perfpilot simulate: cannot write {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return 1
     return 0
