@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
         "cluster — Kubernetes' HPA controller, pods with start-up delay and rollouts, a queueing model of "
         "latency and the pgBouncer pool — with perfpilot's own decide() in the loop, next to the guide's "
         "static configuration, Kubernetes' defaults and the oracle lower bound. By default the trace is "
-        "scaled so that its peak needs 8 of the static configuration's 10 replicas at 70%% CPU. With no "
+        "scaled so that its peak needs 8 of the static configuration's 10 replicas at 70% CPU. With no "
         "--trace it replays the bundled 2-day WorldCup98 slice.",
     )
     parser.add_argument("--trace", type=Path, help="trace CSV (default: the bundled WorldCup98 slice)")
