@@ -578,3 +578,19 @@ def test_the_container_signals_count_the_containers_of_the_pod_template(
     per_pod = _per_pod(series, lambda points: rate_at(points, at_seconds=AT_SECONDS,
                                                            range_seconds=RATE_WINDOW_SECONDS))
     assert cpu.values[-1] == pytest.approx(1000 * math.fsum(per_pod.values()) / len(per_pod), rel=1e-9)
+
+
+def test_a_profile_with_an_unknown_template_does_not_unfilter_the_others(
+    prometheus: PrometheusServer, cluster: OpenMetricsWriter
+) -> None:
+    shop = next(w for w in WORKLOADS if (w.namespace, w.name) == ("shop", "api"))
+    targets = [ProfileTarget(make_profile("shop", "api", url=prometheus.url), LIMITED),
+               ProfileTarget(make_profile("media", "stream", url=prometheus.url), LiveConfig(hpa=None, containers=()))]
+    observed = fetch_observations(targets, at=AT, settings=settings_for(prometheus.url))
+    cpu = observed[("shop", "api")].cpu_usage_millicores_per_pod
+    assert isinstance(cpu, Series)
+    assert isinstance(observed[("media", "stream")].cpu_usage_millicores_per_pod, Series)
+    series = _series_of(cluster, "container_cpu_usage_seconds_total", shop, lambda la: la["container"] == "app")
+    per_pod = _per_pod(series, lambda points: rate_at(points, at_seconds=AT_SECONDS,
+                                                           range_seconds=RATE_WINDOW_SECONDS))
+    assert cpu.values[-1] == pytest.approx(1000 * math.fsum(per_pod.values()) / len(per_pod), rel=1e-9)

@@ -25,7 +25,7 @@ from perfpilot.observe.promql import (
     request_rate_query,
 )
 from perfpilot.observe.reader import PrometheusSettings
-from perfpilot.observe.snapshot import ProfileTarget, counted_containers, plan_queries
+from perfpilot.observe.snapshot import ProfileTarget, plan_queries, template_containers
 from perfpilot.tuning.observations import LiveConfig
 
 
@@ -166,11 +166,25 @@ def test_each_peak_is_a_max_over_time_subquery_of_its_signal_over_the_widest_pea
 
 def test_the_container_signals_name_the_template_containers_in_one_query_each() -> None:
     plan = plan_queries([profile("shop", "api"), profile("media", "stream")], SETTINGS,
-                        containers=["app", "worker", "app"])
-    container_queries = [q for q in plan.queries if q.shape == plan.container_shape]
+                        templates={("shop", "api"): ["app", "worker"], ("media", "stream"): ["app"]})
+    shape = plan.container_shape_for(("shop", "api"))
+    assert plan.container_shape_for(("media", "stream")) == shape
+    container_queries = [q for q in plan.queries if q.shape == shape]
     assert len(container_queries) == 6  # 4 signals + 2 peaks, whatever the number of profiles
     assert all('container=~"app|worker"' in q.promql for q in container_queries)
-    assert not any("container=~" in q.promql for q in plan.queries if q.shape != plan.container_shape)
+    assert all('namespace=~"media|shop"' in q.promql for q in container_queries)
+    assert not any("container=~" in q.promql for q in plan.queries if q.shape != shape)
+
+
+def test_a_profile_whose_template_is_unknown_counts_every_container_and_only_it() -> None:
+    plan = plan_queries([profile("shop", "api"), profile("media", "stream")], SETTINGS,
+                        templates={("shop", "api"): ["app"]})
+    filtered, unfiltered = plan.container_shape_for(("shop", "api")), plan.container_shape_for(("media", "stream"))
+    assert filtered.containers == ("app",) and unfiltered.containers == ()
+    by_shape = {shape: [q.promql for q in plan.queries if q.shape == shape] for shape in (filtered, unfiltered)}
+    assert len(by_shape[filtered]) == len(by_shape[unfiltered]) == 6
+    assert all('container=~"app"' in q and 'namespace=~"shop"' in q for q in by_shape[filtered])
+    assert all("container=~" not in q and 'namespace=~"media"' in q for q in by_shape[unfiltered])
 
 
 def test_without_template_containers_every_container_counts() -> None:
@@ -180,13 +194,13 @@ def test_without_template_containers_every_container_counts() -> None:
 
 def test_a_container_name_that_is_not_a_dns_label_is_refused() -> None:
     with pytest.raises(QueryBuildError, match=r"not a Kubernetes container name: 'app\|\.\*'"):
-        plan_queries([profile("shop", "api")], SETTINGS, containers=["app|.*"])
+        plan_queries([profile("shop", "api")], SETTINGS, templates={("shop", "api"): ["app|.*"]})
 
 
-def test_the_counted_containers_are_every_templates_or_all_when_one_is_unknown() -> None:
-    def target(*names: str) -> ProfileTarget:
-        return ProfileTarget(profile("shop", "api"), LiveConfig(hpa=None, containers=tuple(
-            ContainerResources(name=name) for name in names)))
+def test_each_targets_template_containers_are_its_pod_templates() -> None:
+    def target(name: str, *containers: str) -> ProfileTarget:
+        return ProfileTarget(profile("shop", name), LiveConfig(hpa=None, containers=tuple(
+            ContainerResources(name=container) for container in containers)))
 
-    assert counted_containers([target("app", "istio-proxy"), target("web")]) == ("app", "istio-proxy", "web")
-    assert counted_containers([target("app"), target()]) == ()
+    assert template_containers([target("api", "app", "istio-proxy"), target("web")]) == {
+        ("shop", "api"): ("app", "istio-proxy"), ("shop", "web"): ()}

@@ -4,7 +4,8 @@
 shape, covering all their namespaces; ``fetch_snapshot`` runs them through a ``PrometheusReader``;
 ``Snapshot.observations`` cuts each profile's ``Observations`` out of the shared results. With every
 profile on the default metric names a cycle issues 11 queries (7 signals over the window, 4 peaks over
-the peak window), or 15 when any profile tunes a pool, whether it has one profile or a thousand.
+the peak window), or 15 when any profile tunes a pool, whether it has one profile or a thousand (6 more
+when some profiles' pod templates are known and others' are not: their container signals are counted apart).
 
 Failures never become zeros: a query that fails makes its signal Unknown for the profiles it served
 (``"prometheus query failed: …"``); an unreachable server makes every signal of every profile on it
@@ -91,7 +92,12 @@ class QueryPlan:
     # The widest peakWindow of the profiles (a whole number of steps): a profile with a shorter one gets a
     # peak at least as high as its own, which only makes a shrink more careful.
     peak_window_seconds: int = DEFAULT_PEAK_WINDOW_SECONDS
-    container_shape: ContainerShape = field(default_factory=ContainerShape)
+    # The container shape each profile's container signals were queried with (a profile not listed: the
+    # unfiltered one).
+    container_shapes: Mapping[ProfileKey, ContainerShape] = field(default_factory=dict)
+
+    def container_shape_for(self, key: ProfileKey) -> ContainerShape:
+        return self.container_shapes.get(key, ContainerShape())
 
 
 def _window_seconds(profiles: Iterable[PerformanceProfile], step_seconds: int) -> int:
@@ -114,9 +120,11 @@ def _app_builders() -> dict[SignalName, Callable[..., str]]:
 
 
 def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSettings, *,
-                 containers: Sequence[str] = ()) -> QueryPlan:
-    """One query per signal and shape for all ``profiles`` (which share one Prometheus). ``containers``: the
-    names of the containers the container signals count, those of the profiles' pod templates (empty: all)."""
+                 templates: Mapping[ProfileKey, Sequence[str]] | None = None) -> QueryPlan:
+    """One query per signal and shape for all ``profiles`` (which share one Prometheus). ``templates``: the
+    names of each profile's pod-template containers, which its container signals count; a profile without
+    them (not known) counts every container. The profiles with templates share one query per container
+    signal, counting every name of theirs; those without share another."""
     if not profiles:
         raise ValueError("a snapshot needs at least one profile")
     app_namespaces: dict[AppShape, set[str]] = defaultdict(set)
@@ -151,28 +159,18 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
                                                  peak_window_seconds=peak_window, step_seconds=step)
         queries.append(PlannedQuery(PeakName.REQUEST_RATE_RISE, app_shape, peak_rise, BY_WORKLOAD))
 
-    container_shape = ContainerShape(matchers=freeze_matchers(settings.container_matchers),
-                                     containers=tuple(sorted(set(containers))))
-    all_namespaces = sorted({p.metadata.namespace for p in profiles})
-    container_queries = {
-        SignalName.CPU_USAGE: cpu_usage_query(container_shape, namespaces=all_namespaces, rate_window_seconds=rate),
-        SignalName.CPU_THROTTLED: cpu_throttled_query(
-            container_shape, namespaces=all_namespaces, rate_window_seconds=rate
-        ),
-        SignalName.MEMORY_WORKING_SET: memory_working_set_query(container_shape, namespaces=all_namespaces),
-        SignalName.REPLICAS: replicas_query(container_shape, namespaces=all_namespaces),
-    }
-    queries.extend(PlannedQuery(s, container_shape, q, BY_WORKLOAD) for s, q in container_queries.items())
-    container_peaks = {
-        PeakName.CPU_USAGE_TOTAL: peak_cpu_usage_total_query(
-            container_shape, namespaces=all_namespaces, rate_window_seconds=rate, peak_window_seconds=peak_window,
-            step_seconds=step,
-        ),
-        PeakName.MEMORY_WORKING_SET: peak_memory_working_set_query(
-            container_shape, namespaces=all_namespaces, peak_window_seconds=peak_window, step_seconds=step
-        ),
-    }
-    queries.extend(PlannedQuery(p, container_shape, q, BY_WORKLOAD) for p, q in container_peaks.items())
+    matchers = freeze_matchers(settings.container_matchers)
+    templates = templates or {}
+    known = {name for profile in profiles for name in templates.get(profile_key(profile), ())}
+    filtered = ContainerShape(matchers=matchers, containers=tuple(sorted(known)))
+    unfiltered = ContainerShape(matchers=matchers)
+    container_shapes = {profile_key(p): filtered if templates.get(profile_key(p)) else unfiltered for p in profiles}
+    container_namespaces: dict[ContainerShape, set[str]] = defaultdict(set)
+    for profile in profiles:
+        container_namespaces[container_shapes[profile_key(profile)]].add(profile.metadata.namespace)
+    for container_shape, namespaces in sorted(container_namespaces.items(), key=lambda item: repr(item[0])):
+        queries.extend(_container_queries(container_shape, sorted(namespaces), rate_window_seconds=rate,
+                                          peak_window_seconds=peak_window, step_seconds=step))
 
     for pool_shape, namespaces in sorted(pool_namespaces.items(), key=lambda item: repr(item[0])):
         ns = sorted(namespaces)
@@ -192,8 +190,29 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
         step_seconds=settings.step_seconds,
         shape_errors=shape_errors,
         peak_window_seconds=peak_window,
-        container_shape=container_shape,
+        container_shapes=container_shapes,
     )
+
+
+def _container_queries(shape: ContainerShape, namespaces: Sequence[str], *, rate_window_seconds: int,
+                       peak_window_seconds: int, step_seconds: int) -> list[PlannedQuery]:
+    rate = rate_window_seconds
+    signals: dict[QueryName, str] = {
+        SignalName.CPU_USAGE: cpu_usage_query(shape, namespaces=namespaces, rate_window_seconds=rate),
+        SignalName.CPU_THROTTLED: cpu_throttled_query(shape, namespaces=namespaces, rate_window_seconds=rate),
+        SignalName.MEMORY_WORKING_SET: memory_working_set_query(shape, namespaces=namespaces),
+        SignalName.REPLICAS: replicas_query(shape, namespaces=namespaces),
+    }
+    peaks: dict[QueryName, str] = {
+        PeakName.CPU_USAGE_TOTAL: peak_cpu_usage_total_query(
+            shape, namespaces=namespaces, rate_window_seconds=rate, peak_window_seconds=peak_window_seconds,
+            step_seconds=step_seconds,
+        ),
+        PeakName.MEMORY_WORKING_SET: peak_memory_working_set_query(
+            shape, namespaces=namespaces, peak_window_seconds=peak_window_seconds, step_seconds=step_seconds
+        ),
+    }
+    return [PlannedQuery(name, shape, promql, BY_WORKLOAD) for name, promql in (*signals.items(), *peaks.items())]
 
 
 # A query's outcome: its series by grouping-label values, or why there is none.
@@ -250,7 +269,7 @@ class Snapshot:
                 return Unknown(f"invalid spec.metrics: {self.plan.shape_errors[(key, 'app')]}")
             shape = AppShape.from_metrics(profile.spec.metrics)
         else:
-            shape = self.plan.container_shape
+            shape = self.plan.container_shape_for(key)
         outcome = self.outcomes.get((signal, shape))
         if outcome is None:
             return Unknown("not queried")
@@ -318,16 +337,17 @@ def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], 
 
 
 def fetch_snapshot(
-    reader: PrometheusReader, profiles: Sequence[PerformanceProfile], *, at: datetime, containers: Sequence[str] = ()
+    reader: PrometheusReader, profiles: Sequence[PerformanceProfile], *, at: datetime,
+    templates: Mapping[ProfileKey, Sequence[str]] | None = None,
 ) -> Snapshot:
     """Run one cycle's queries for ``profiles`` (all on ``reader``'s Prometheus) at evaluation time ``at``,
-    counting ``containers`` (all when empty) in the container signals.
+    each profile's container signals counting its ``templates`` containers (see ``plan_queries``).
 
     ``at`` is cut to whole seconds: the HTTP API is given whole seconds, and the cut keeps the query's last
     point and the profiles' windows ending on the same instant.
     """
     at = at.replace(microsecond=0)
-    plan = plan_queries(profiles, reader.settings, containers=containers)
+    plan = plan_queries(profiles, reader.settings, templates=templates)
     outcomes: dict[tuple[QueryName, Shape], QueryOutcome] = {}
     unreachable: PrometheusUnreachable | None = None
     answered = 0
@@ -404,14 +424,12 @@ class CycleObservations(Mapping[ProfileKey, Observations]):
         return len(self.observations)
 
 
-def counted_containers(targets: Sequence[ProfileTarget]) -> tuple[str, ...]:
-    """The containers the cycle's container signals count: every name in the targets' pod templates, so an
-    injected sidecar (not in any template) is left out; none (all counted) when a target's template is not
-    known, as its own containers could be any. One list for all the targets keeps one query per signal; a
-    sidecar that another workload's template names is counted for every workload."""
-    if any(not target.live.containers for target in targets):
-        return ()
-    return tuple(sorted({container.name for target in targets for container in target.live.containers}))
+def template_containers(targets: Sequence[ProfileTarget]) -> dict[ProfileKey, tuple[str, ...]]:
+    """Each target's pod-template container names, which its container signals count, so a sidecar injected
+    at admission (in no template) is left out; empty when its template is not known (every container then
+    counts for it). One regex of all the names keeps one query per signal: a name one template lists counts
+    for every workload with a container of that name."""
+    return {profile_key(t.profile): tuple(c.name for c in t.live.containers) for t in targets}
 
 
 def fetch_observations(
@@ -435,7 +453,7 @@ def fetch_observations(
                 )
             continue
         with reader_factory(settings.for_url(url)) as reader:
-            snapshot = fetch_snapshot(reader, [t.profile for t in group], at=at, containers=counted_containers(group))
+            snapshot = fetch_snapshot(reader, [t.profile for t in group], at=at, templates=template_containers(group))
         if snapshot.unreachable is not None and snapshot.queries_answered == 0:
             unreachable[url] = snapshot.unreachable
         for target in group:
