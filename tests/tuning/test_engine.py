@@ -429,3 +429,30 @@ def test_one_slow_sample_after_a_gap_is_not_a_shortage() -> None:
     default_behaviour = b.live(hpa=b.hpa(scale_up=None, scale_down=None))
     decision = decide_with(b.EMPTY_STATE, b.observations(latency_p95_seconds=gap, live=default_behaviour))
     assert decision.change is not None and decision.change.edit.setting is Setting.HPA_SCALE_UP
+
+
+def _memory_raise_at_the_busy_hour() -> Observations:
+    """A memory-bound pod at 81% of the week's peak rate, the HPA above its floor: the raise waits."""
+    return b.observations(
+        memory_working_set_bytes_per_pod=b.series(950 * b.MI), request_rate_per_second=b.series(81.0),
+        replicas=b.series(4), cpu_usage_millicores_per_pod=b.series(600), peak_request_rate_per_second=100.0,
+        live=b.live(hpa=b.hpa(current_replicas=4, desired_replicas=4)),
+    )
+
+
+def test_the_state_keeps_when_a_wait_for_off_peak_began_and_forgets_it_once_over() -> None:
+    observations = _memory_raise_at_the_busy_hour()
+    first = decide(b.profile(), observations, b.EMPTY_STATE, b.NOW)
+    assert first.waits_for_off_peak and first.change is None
+    state = compute_next_state(b.EMPTY_STATE, decision=first, observations=observations, now=b.NOW, applied=False)
+    assert state.off_peak_wait_since == b.NOW
+    later = b.NOW + timedelta(hours=5)
+    still = decide(b.profile(), observations, state, later)
+    assert still.waits_for_off_peak
+    assert compute_next_state(state, decision=still, observations=observations, now=later,
+                              applied=False).off_peak_wait_since == b.NOW  # from when it began, not now
+    day_later = b.NOW + timedelta(hours=24, minutes=1)
+    over = decide(b.profile(), observations, state, day_later)
+    assert not over.waits_for_off_peak and over.change is not None  # a day of peak: no quieter hour to wait for
+    assert compute_next_state(state, decision=over, observations=observations, now=day_later,
+                              applied=True).off_peak_wait_since is None

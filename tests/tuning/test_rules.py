@@ -767,12 +767,14 @@ def test_an_unknown_largest_rise_blocks_the_cpu_cut_only() -> None:
     assert "CPU stays: peak_request_rate_rise_per_second unknown: no CPU cut" in change.reason
 
 
-def _written(hours_ago: float | None) -> TuningState:
-    """A kept pool change ``hours_ago`` (perfpilot's last write), or no write at all."""
+def _written(hours_ago: float | None, *, waiting_hours: float | None = None) -> TuningState:
+    """A kept pool change ``hours_ago`` (perfpilot's last write), or no write at all; a resources change
+    waiting for off-peak for ``waiting_hours``, or none waiting."""
+    waiting_since = b.NOW - b.minutes(60 * waiting_hours) if waiting_hours is not None else None
     if hours_ago is None:
-        return TuningState()
+        return TuningState(off_peak_wait_since=waiting_since)
     return TuningState(last_change=_kept(_pool_edit((20, 10), (30, 20)), minutes_ago=60 * hours_ago,
-                                         target=POOL_TARGET))
+                                         target=POOL_TARGET), off_peak_wait_since=waiting_since)
 
 
 @dataclass(frozen=True)
@@ -785,6 +787,7 @@ class Rollout:
     oom_kills: int = 0
     pods: int = 4
     written_hours_ago: float | None = 2.0
+    waiting_hours: float | None = None
 
 
 @pytest.mark.parametrize("moment", [
@@ -793,8 +796,9 @@ class Rollout:
     Rollout(rolls_out=True, working_set_mi=1850),  # 1850Mi >= 90% of the 2Gi limit: urgent
     Rollout(rolls_out=True, oom_kills=1),       # OOMKilled: urgent
     Rollout(rolls_out=True, pods=2),            # at minReplicas the pods are under the target and cover the gap
-    Rollout(rolls_out=True, written_hours_ago=24.1),  # near the peak a day since the last write: no quieter hour
-    Rollout(rolls_out=True, written_hours_ago=None),  # no write yet: nothing to count the wait from
+    Rollout(rolls_out=False, waiting_hours=23.9),  # waiting since almost a day
+    Rollout(rolls_out=True, waiting_hours=24.1),  # near the peak a day since the wait began: no quieter hour
+    Rollout(rolls_out=False, written_hours_ago=None),  # perfpilot's first write waits too, from now
 ])
 def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(moment: Rollout) -> None:
     observations = b.observations(
@@ -805,7 +809,9 @@ def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(moment: Rollout) -
         live=b.live(oom_kills_in_window=moment.oom_kills,
                     hpa=b.hpa(current_replicas=moment.pods, desired_replicas=moment.pods)),
     )
-    decision = decide(b.profile(), observations, _written(moment.written_hours_ago), b.NOW)
+    decision = decide(b.profile(), observations, _written(moment.written_hours_ago,
+                                                          waiting_hours=moment.waiting_hours), b.NOW)
+    assert decision.waits_for_off_peak is not moment.rolls_out
     if moment.rolls_out:
         _, after = resources(change_of(decision))
         assert after[0].memory_request_bytes > 1024 * b.MI and after[0].cpu_request_millicores == 1000

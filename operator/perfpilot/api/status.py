@@ -126,6 +126,9 @@ class TuningState(ApiModel):
     last_change: ChangeRecord | None = None
     history: list[ChangeRecord] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     barred: list[BarredMove] = Field(default_factory=list)
+    off_peak_wait_since: datetime | None = Field(
+        None, description="When a resources change began waiting for off-peak; the wait ends a day after it."
+    )
 
 
 class Condition(ApiModel):

@@ -54,3 +54,5 @@ class Decision:
     # last verifyFor), and until when a rolled-back move is barred (6 x cooldown).
     baseline: Baseline | None = None
     barred_until: datetime | None = None
+    # A resources change waited for off-peak in this evaluation: the state keeps when the wait began.
+    waits_for_off_peak: bool = False

@@ -59,20 +59,21 @@ def is_hpa_at_max_replicas(hpa: HpaLive | None) -> bool:
     return hpa is not None and hpa.current_replicas >= hpa.max_replicas
 
 
-def check_rollout_at_peak(context: RuleContext, *, last_write: datetime | None, now: datetime) -> str | None:
+def check_rollout_at_peak(context: RuleContext, *, waiting_since: datetime | None, now: datetime) -> str | None:
     """Why a rollout now would come at the busy hour and should wait for off-peak, or None.
 
     A rollout takes maxUnavailable pods out; above minReplicas the HPA holds the others near its target, so
     at the busy hour what they must carry instead pushes p95 over the SLO. At the floor the pods are under the
-    target and cover the gap. The wait ends rollout_peak_wait_max_seconds after perfpilot's last write: a
-    workload that stays near its peak that long has no quieter hour to wait for (with no write yet, nothing
-    waits). An unknown rate or peak does not make a change wait.
+    target and cover the gap. The wait ends rollout_peak_wait_max_seconds after it began (``waiting_since``,
+    kept in the state; now for a wait that begins now): a workload that stays near its peak that long has no
+    quieter hour to wait for. An unknown rate or peak does not make a change wait.
     """
     observations, thresholds = context.observations, context.thresholds
     hpa = observations.live.hpa
     if hpa is None or hpa.current_replicas <= hpa.min_replicas:
         return None
-    if last_write is None or (now - last_write).total_seconds() >= thresholds.rollout_peak_wait_max_seconds:
+    began = waiting_since or now
+    if (now - began).total_seconds() >= thresholds.rollout_peak_wait_max_seconds:
         return None
     rate = context.recent(observations.request_rate_per_second, thresholds.recent_span_seconds)
     peak = observations.peak_request_rate_per_second
@@ -80,7 +81,7 @@ def check_rollout_at_peak(context: RuleContext, *, last_write: datetime | None, 
         return None
     if rate.mean <= thresholds.rollout_busy_rate_fraction * peak:
         return None
-    until = last_write + timedelta(seconds=thresholds.rollout_peak_wait_max_seconds)
+    until = began + timedelta(seconds=thresholds.rollout_peak_wait_max_seconds)
     return (f"request rate {rate.mean:.1f}/s > {thresholds.rollout_busy_rate_fraction:.0%} of the "
             f"{observations.peak_window_seconds / 3600:g}h peak {peak:.1f}/s with the HPA above minReplicas: a "
             f"rollout now would take pods out at the busy hour (waits until {until:%Y-%m-%d %H:%M} at most)")
@@ -155,7 +156,6 @@ def decide(
 
     emergency_from = compute_emergency_start(state, profile, thresholds=thresholds)
     hold_seconds = thresholds.reversal_hold_seconds
-    last_write = guardrails.compute_last_write(state)
     context = RuleContext(
         profile=profile, observations=observations, detail=detail, thresholds=thresholds,
         now_seconds=observations.at.timestamp(), state=state,
@@ -165,6 +165,7 @@ def decide(
     blocked: list[str] = []
     notes: list[str] = []
     held: ProposedChange | None = None
+    waits_for_off_peak = False
     for rule in RULES:
         for outcome in rule(context):
             blocked.extend(outcome.blocked_by)
@@ -192,10 +193,12 @@ def decide(
                              f"maxReplicas (a rollout takes pods out)")
                 held = held or change
                 continue
-            busy = check_rollout_at_peak(context, last_write=last_write, now=now) if may_wait else None
+            busy = (check_rollout_at_peak(context, waiting_since=state.off_peak_wait_since, now=now)
+                    if may_wait else None)
             if busy is not None:
                 notes.append(f"{outcome.rule}: resources change waits for off-peak ({busy})")
                 held = held or change
+                waits_for_off_peak = True
                 continue
             reversal = guardrails.find_reversal(
                 change, state=state, now=now, hold_seconds=hold_seconds, replicas=replica_counts)
@@ -226,6 +229,7 @@ def decide(
                 blocked_by=_dedupe(blocked),
                 cooldown_until_seconds=hold_until.timestamp() if hold_until is not None else None,
                 baseline=compute_baseline(observations, span_seconds=guard.verify_for.seconds),
+                waits_for_off_peak=waits_for_off_peak,
             )
     if hold_until is not None:
         reason = f"Holding: {hold_why}" + (f"; next: {held.reason}" if held is not None else "; nothing due")
@@ -242,4 +246,5 @@ def decide(
         verdict_reason=verdict_reason,
         blocked_by=_dedupe(blocked),
         cooldown_until_seconds=hold_until.timestamp() if hold_until is not None else None,
+        waits_for_off_peak=waits_for_off_peak,
     )

@@ -57,4 +57,6 @@ def compute_next_state(
             baseline=baseline,
             verdict=Verdict.PENDING,
         )
-    return TuningState(last_change=last, history=history, barred=barred)
+    # A wait for off-peak is bounded from when it began, so the state keeps that time while it lasts.
+    waiting_since = (state.off_peak_wait_since or now) if decision.waits_for_off_peak else None
+    return TuningState(last_change=last, history=history, barred=barred, off_peak_wait_since=waiting_since)

@@ -119,8 +119,8 @@ class Thresholds:
     # rate of the last recent_span_seconds is above this fraction of the peak window's peak: its rollout takes
     # maxUnavailable pods out that the others, held near the target, cannot cover at the busy hour…
     rollout_busy_rate_fraction: float = 0.80
-    # …but no longer than this after perfpilot's last write: a workload near its peak for a day has no quieter
-    # hour to wait for.
+    # …but no longer than this after the wait began (TuningState.off_peak_wait_since): a workload near its peak
+    # for a day has no quieter hour to wait for.
     rollout_peak_wait_max_seconds: float = 86400.0
     # Ours: the working set (largest pod, window peak) at this fraction of the pod's memory limit or more makes
     # a memory change urgent: it neither waits for off-peak nor for the HPA to leave maxReplicas.
