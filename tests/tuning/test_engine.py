@@ -431,16 +431,16 @@ def test_one_slow_sample_after_a_gap_is_not_a_shortage() -> None:
     assert decision.change is not None and decision.change.edit.setting is Setting.HPA_SCALE_UP
 
 
-def _memory_raise_at_the_busy_hour() -> Observations:
-    """A memory-bound pod at 81% of the week's peak rate, the HPA above its floor: the raise waits."""
+def _memory_raise_at_the_busy_hour(rate: float = 81.0) -> Observations:
+    """A memory-bound pod at ``rate`` (81% of the week's peak by default), the HPA above its floor."""
     return b.observations(
-        memory_working_set_bytes_per_pod=b.series(950 * b.MI), request_rate_per_second=b.series(81.0),
+        memory_working_set_bytes_per_pod=b.series(950 * b.MI), request_rate_per_second=b.series(rate),
         replicas=b.series(4), cpu_usage_millicores_per_pod=b.series(600), peak_request_rate_per_second=100.0,
         live=b.live(hpa=b.hpa(current_replicas=4, desired_replicas=4)),
     )
 
 
-def test_the_state_keeps_when_a_wait_for_off_peak_began_and_forgets_it_once_over() -> None:
+def test_the_state_keeps_when_a_wait_for_off_peak_began_until_the_busy_hour_is_over() -> None:
     observations = _memory_raise_at_the_busy_hour()
     first = decide(b.profile(), observations, b.EMPTY_STATE, b.NOW)
     assert first.waits_for_off_peak and first.change is None
@@ -448,11 +448,21 @@ def test_the_state_keeps_when_a_wait_for_off_peak_began_and_forgets_it_once_over
     assert state.off_peak_wait_since == b.NOW
     later = b.NOW + timedelta(hours=5)
     still = decide(b.profile(), observations, state, later)
-    assert still.waits_for_off_peak
+    assert still.waits_for_off_peak and still.change is None
     assert compute_next_state(state, decision=still, observations=observations, now=later,
                               applied=False).off_peak_wait_since == b.NOW  # from when it began, not now
+    # A day of the busy hour: no quieter hour to wait for, the change goes ahead. Not written this time (held
+    # elsewhere, say), the state still keeps when the wait began, so the next evaluation does not wait again.
     day_later = b.NOW + timedelta(hours=24, minutes=1)
     over = decide(b.profile(), observations, state, day_later)
-    assert not over.waits_for_off_peak and over.change is not None  # a day of peak: no quieter hour to wait for
-    assert compute_next_state(state, decision=over, observations=observations, now=day_later,
-                              applied=True).off_peak_wait_since is None
+    assert over.change is not None and over.change.edit.setting is Setting.RESOURCES
+    kept = compute_next_state(state, decision=over, observations=observations, now=day_later, applied=False)
+    assert kept.off_peak_wait_since == b.NOW
+    next_minute = decide(b.profile(), observations, kept, day_later + timedelta(minutes=1))
+    assert next_minute.change is not None and next_minute.change.edit.setting is Setting.RESOURCES
+    # Off-peak: nothing waits any more, and the state forgets the wait.
+    quiet = _memory_raise_at_the_busy_hour(rate=40.0)
+    calm = decide(b.profile(), quiet, kept, day_later)
+    assert not calm.waits_for_off_peak
+    assert compute_next_state(kept, decision=calm, observations=quiet, now=day_later,
+                              applied=False).off_peak_wait_since is None

@@ -811,7 +811,6 @@ def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(moment: Rollout) -
     )
     decision = decide(b.profile(), observations, _written(moment.written_hours_ago,
                                                           waiting_hours=moment.waiting_hours), b.NOW)
-    assert decision.waits_for_off_peak is not moment.rolls_out
     if moment.rolls_out:
         _, after = resources(change_of(decision))
         assert after[0].memory_request_bytes > 1024 * b.MI and after[0].cpu_request_millicores == 1000

@@ -54,5 +54,6 @@ class Decision:
     # last verifyFor), and until when a rolled-back move is barred (6 x cooldown).
     baseline: Baseline | None = None
     barred_until: datetime | None = None
-    # A resources change waited for off-peak in this evaluation: the state keeps when the wait began.
+    # A resources change that may wait for off-peak met the busy hour in this evaluation (it waited, or its
+    # wait was over): the state keeps when the wait began.
     waits_for_off_peak: bool = False

@@ -59,21 +59,17 @@ def is_hpa_at_max_replicas(hpa: HpaLive | None) -> bool:
     return hpa is not None and hpa.current_replicas >= hpa.max_replicas
 
 
-def check_rollout_at_peak(context: RuleContext, *, waiting_since: datetime | None, now: datetime) -> str | None:
-    """Why a rollout now would come at the busy hour and should wait for off-peak, or None.
+def check_rollout_at_peak(context: RuleContext) -> str | None:
+    """Why a rollout now would come at the busy hour, or None.
 
     A rollout takes maxUnavailable pods out; above minReplicas the HPA holds the others near its target, so
     at the busy hour what they must carry instead pushes p95 over the SLO. At the floor the pods are under the
-    target and cover the gap. The wait ends rollout_peak_wait_max_seconds after it began (``waiting_since``,
-    kept in the state; now for a wait that begins now): a workload that stays near its peak that long has no
-    quieter hour to wait for. An unknown rate or peak does not make a change wait.
+    target and cover the gap. An unknown rate or peak does not make it the busy hour. (How long a change
+    waits for off-peak is ``decide``'s: at most rollout_peak_wait_max_seconds from when the wait began.)
     """
     observations, thresholds = context.observations, context.thresholds
     hpa = observations.live.hpa
     if hpa is None or hpa.current_replicas <= hpa.min_replicas:
-        return None
-    began = waiting_since or now
-    if (now - began).total_seconds() >= thresholds.rollout_peak_wait_max_seconds:
         return None
     rate = context.recent(observations.request_rate_per_second, thresholds.recent_span_seconds)
     peak = observations.peak_request_rate_per_second
@@ -81,10 +77,9 @@ def check_rollout_at_peak(context: RuleContext, *, waiting_since: datetime | Non
         return None
     if rate.mean <= thresholds.rollout_busy_rate_fraction * peak:
         return None
-    until = began + timedelta(seconds=thresholds.rollout_peak_wait_max_seconds)
     return (f"request rate {rate.mean:.1f}/s > {thresholds.rollout_busy_rate_fraction:.0%} of the "
             f"{observations.peak_window_seconds / 3600:g}h peak {peak:.1f}/s with the HPA above minReplicas: a "
-            f"rollout now would take pods out at the busy hour (waits until {until:%Y-%m-%d %H:%M} at most)")
+            f"rollout now would take pods out at the busy hour")
 
 
 def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, context: RuleContext) -> bool:
@@ -193,13 +188,18 @@ def decide(
                              f"maxReplicas (a rollout takes pods out)")
                 held = held or change
                 continue
-            busy = (check_rollout_at_peak(context, waiting_since=state.off_peak_wait_since, now=now)
-                    if may_wait else None)
+            busy = check_rollout_at_peak(context) if may_wait else None
             if busy is not None:
-                notes.append(f"{outcome.rule}: resources change waits for off-peak ({busy})")
-                held = held or change
+                # The state keeps when the wait began for as long as the busy hour lasts, also once the wait is
+                # over and the change is held for another reason (a cooldown): the wait does not start again.
                 waits_for_off_peak = True
-                continue
+                until = (state.off_peak_wait_since or now) + timedelta(
+                    seconds=thresholds.rollout_peak_wait_max_seconds)
+                if now < until:
+                    notes.append(f"{outcome.rule}: resources change waits for off-peak ({busy}; waits until "
+                                 f"{until:%Y-%m-%d %H:%M} at most)")
+                    held = held or change
+                    continue
             reversal = guardrails.find_reversal(
                 change, state=state, now=now, hold_seconds=hold_seconds, replicas=replica_counts)
             if reversal is not None and not _may_reverse(change, *reversal, context):
