@@ -457,8 +457,12 @@ def compute_pool_growth_for_breach(ctx: RuleContext, span_seconds: float) -> Poo
     if isinstance(grown, str):
         return None
     size, row = grown
+    return PoolGrowth(pool, size, row, _describe_waiting(waiting, span_seconds))
+
+
+def _describe_waiting(waiting: Series, span_seconds: float) -> str:
     fraction = signals.compute_fraction(waiting.values, lambda v: v > 0)
-    return PoolGrowth(pool, size, row, f"pool clients waiting in {fraction:.0%} of the last {span_seconds:.0f}s")
+    return f"pool clients waiting in {fraction:.0%} of the last {span_seconds:.0f}s"
 
 
 def _grow_pool(ctx: RuleContext, growth: PoolGrowth, *, why: str, emergency: bool) -> ProposedChange:
@@ -529,9 +533,7 @@ def compute_breach_with_pool_waiting(ctx: RuleContext) -> str | None:
         return None
     if latency.mean <= ctx.slo_seconds or waiting.maximum <= 0:
         return None
-    fraction = signals.compute_fraction(waiting.values, lambda v: v > 0)
-    return (f"p95 {_ms(latency.mean)} > SLO {_ms(ctx.slo_seconds)} with pool clients waiting in {fraction:.0%} of "
-            f"the last {span:.0f}s")
+    return f"p95 {_ms(latency.mean)} > SLO {_ms(ctx.slo_seconds)} with {_describe_waiting(waiting, span)}"
 
 
 def compute_pool_outgrown(ctx: RuleContext, pool: PoolLive) -> str | None:
