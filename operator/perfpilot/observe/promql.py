@@ -31,7 +31,8 @@ BY_WORKLOAD = ("namespace", WORKLOAD_LABEL)
 BY_POOL = ("namespace", WORKLOAD_LABEL, "database")
 LATENCY_QUANTILE = 0.95
 
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A DNS-1123 label, as Kubernetes checks namespace and container names: never in need of regex escaping.
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # The rules for matchers live in the API (its models and CRD reject bad ones); they are checked again here
 # because the operator-wide container matchers and hand-built models do not pass through the API.
 _MATCHER_LIST = re.compile(MATCHER_LIST_PATTERN)
@@ -149,7 +150,7 @@ def namespace_matcher(namespaces: Sequence[str]) -> str:
         raise QueryBuildError("a query needs at least one namespace")
     for namespace in distinct:
         # Namespace names are DNS labels, so they never need regex escaping; anything else is refused.
-        if not _NAMESPACE.match(namespace):
+        if not DNS_LABEL.fullmatch(namespace):
             raise QueryBuildError(f"not a Kubernetes namespace name: {namespace!r}")
     return f"namespace=~{quote('|'.join(distinct))}"
 
@@ -187,7 +188,7 @@ def container_matcher(containers: Sequence[str]) -> str:
     distinct = sorted(set(containers))
     for name in distinct:
         # Container names are DNS labels, so they never need regex escaping; anything else is refused.
-        if not _NAMESPACE.match(name):
+        if not DNS_LABEL.fullmatch(name):
             raise QueryBuildError(f"not a Kubernetes container name: {name!r}")
     return f"container=~{quote('|'.join(distinct))}" if distinct else ""
 

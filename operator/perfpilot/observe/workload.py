@@ -13,7 +13,6 @@ the Pods the workload's ``spec.selector`` selects, for their OOMKilled terminati
 from __future__ import annotations
 
 import configparser
-import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,9 +22,8 @@ from pydantic import ValidationError
 from perfpilot.api.quantities import CpuQuantity, MemoryQuantity
 from perfpilot.api.spec import PAUSED_ANNOTATION, PerformanceProfile
 from perfpilot.api.status import ContainerResources, ScalingRules
+from perfpilot.observe.promql import DNS_LABEL
 from perfpilot.tuning.observations import HpaLive, LiveConfig, PoolLive, Unknown
-
-DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a container's name, as Kubernetes checks it
 
 # pgBouncer's own defaults, used when the ini leaves them out.
 PGBOUNCER_DEFAULT_POOL_SIZE = 20
