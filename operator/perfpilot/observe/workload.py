@@ -447,9 +447,9 @@ def _finished_at(where: str, path: str, terminated: Mapping[str, Any]) -> dateti
     return finished
 
 
-def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, Any], *,
+def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, Any], *, containers: Iterable[str],
                  namespace: str, since: datetime, until: datetime) -> int | Unknown:
-    """OOMKilled terminations between ``since`` and ``until`` of the template's containers in the Pods
+    """OOMKilled terminations between ``since`` and ``until`` of the template's ``containers`` in the Pods
     ``workload`` selects in ``namespace`` (a Pod or workload written without one is taken to be in it).
 
     A container status shows its current state and the one before it, so a container killed several times
@@ -476,7 +476,7 @@ def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, An
     wanted = _int(where, "spec.replicas", _spec(workload).get("replicas"))
     if not own and wanted != 0:
         return Unknown(f"no Pod of {where} among the manifests: OOMKilled terminations not read")
-    template = {container.name for container in containers_of(workload)}
+    template = set(containers)
     kills = 0
     for pod in own:
         pod_where = _where(pod)
@@ -517,12 +517,13 @@ def live_config_from_manifests(documents: Iterable[Any], profile: PerformancePro
     workload = _find(objects, target.kind.value, target.name)
     if workload is None:
         raise WorkloadSpecError(f"no {target.kind.value} named {target.name} among the manifests")
+    containers = containers_of(workload)
     return LiveConfig(
         hpa=hpa_of(objects, profile, workload),
-        containers=containers_of(workload),
+        containers=containers,
         pool=pool_of(objects, profile),
         oom_kills_in_window=oom_kills_of(
-            objects, workload, namespace=profile.metadata.namespace,
+            objects, workload, containers=[c.name for c in containers], namespace=profile.metadata.namespace,
             since=now - timedelta(seconds=profile.spec.guardrails.window.seconds), until=now),
         paused=profile.paused or _paused(workload),
         rollout_in_progress=rollout_in_progress(workload),
