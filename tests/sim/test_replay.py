@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.sim.cluster import Cluster, ClusterParams
 from perfpilot.sim.hpa import CPU, MEMORY
@@ -107,7 +109,7 @@ def test_a_window_longer_than_an_hour_is_covered_and_acted_on_once_it_has_passed
     assert cuts[0] >= 2 * 3600
 
 
-def test_the_hpa_gets_no_metric_for_a_container_started_under_two_scrapes_ago() -> None:
+def test_the_hpa_gets_no_metric_for_a_container_started_under_two_scrapes_ago(monkeypatch: pytest.MonkeyPatch) -> None:
     # metrics-server has no sample for a new container yet: the HPA must see its pod as missing (100% of its
     # request on a scale-down), not as a pod using what it uses while it starts.
     settings = SCENARIOS["right-sized"].settings
@@ -125,7 +127,7 @@ def test_the_hpa_gets_no_metric_for_a_container_started_under_two_scrapes_ago() 
         seen.update({resource: set(by_pod) for resource, by_pod in arguments["metrics"].items()})
         return reconcile(**arguments)
 
-    driver.controller.reconcile = capture  # type: ignore[method-assign]
+    monkeypatch.setattr(driver.controller, "reconcile", capture)
     driver.sync(cluster=cluster, spec=build_hpa_spec(settings.hpa), now=cluster.now_seconds)
     new = {pod.name for pod in cluster.pods if cluster.now_seconds - pod.container_started_seconds < 30}
     old = {pod.name for pod in cluster.pods} - new
