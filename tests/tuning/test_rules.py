@@ -116,6 +116,18 @@ def test_breached_slo_with_cpu_above_target_is_not_latency_feedback() -> None:
     assert decision.change is None or decision.change.table_row != "latency feedback"
 
 
+def test_latency_feedback_is_blocked_not_crashed_when_no_sample_is_recent() -> None:
+    # A reader step of a few minutes keeps a series known whose newest sample is older than the
+    # 5-minute span latency feedback looks at.
+    old = b.NOW - b.minutes(5.5)
+    observations = b.observations(
+        latency_p95_seconds=b.series(0.7, at=old), cpu_usage_millicores_per_pod=b.series(500, at=old),
+    )
+    decision = run(observations)
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET
+    assert "HPA CPU target: no recent p95 or CPU sample" in decision.reason
+
+
 # --- HPA memory target table -----------------------------------------------------------------------
 
 

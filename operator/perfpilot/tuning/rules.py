@@ -758,7 +758,12 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
         return
     recent_latency = ctx.recent(latency, ctx.thresholds.recent_span_seconds)
     recent_cpu = ctx.recent(cpu, ctx.thresholds.recent_span_seconds)
-    assert isinstance(recent_latency, Series) and isinstance(recent_cpu, Series)  # non-empty: latest included
+    if isinstance(recent_latency, Unknown) or isinstance(recent_cpu, Unknown):
+        # A coarse reader step can leave a series known over the window yet without a sample this recent.
+        yield RuleOutcome(name, note="no recent p95 or CPU sample",
+                          blocked_by=_unknown_names({"latency_p95_seconds": recent_latency,
+                                                     "cpu_usage_millicores_per_pod": recent_cpu}))
+        return
     if recent_latency.mean > ctx.slo_seconds and recent_cpu.mean < live:
         pool_growth = compute_pool_growth_for_breach(ctx, ctx.thresholds.recent_span_seconds)
         if pool_growth is not None:
