@@ -331,8 +331,14 @@ def test_a_decision_changes_one_thing_and_a_proposed_value_differs_from_the_live
     assert change.edit.from_value != change.edit.to_value
     if change.coupled is not None:
         # The only pair is a CPU request with the CPU target that keeps the replica count.
-        assert {change.edit.setting, change.coupled.setting} == {Setting.RESOURCES, Setting.HPA_CPU_TARGET}
+        assert (change.edit.setting, change.coupled.setting) == (Setting.RESOURCES, Setting.HPA_CPU_TARGET)
         assert change.coupled.from_value != change.coupled.to_value
+        before, after = change.edit.from_value, change.edit.to_value
+        target_before, target_after = change.coupled.from_value, change.coupled.to_value
+        assert isinstance(before, list) and isinstance(after, list)
+        assert isinstance(target_before, int) and isinstance(target_after, int)
+        raised = sum(c.cpu_request_millicores or 0 for c in after) > sum(c.cpu_request_millicores or 0 for c in before)
+        assert (target_after < target_before) == raised  # never a higher target with bigger pods, or the reverse
 
 
 @PROPERTY_SETTINGS

@@ -260,6 +260,18 @@ def test_coupled_target_keeps_the_replica_count_when_the_step_allows() -> None:
     assert change.coupled.to_value == round(70 * 1000 / 1100)  # 64: target x request unchanged
 
 
+def test_a_raise_never_couples_a_higher_cpu_target_when_the_live_one_is_below_its_bounds() -> None:
+    # Live 30% is below cpuTarget.min 50%: the bounds would pull the coupled target up, halving the
+    # replica count that coupling is there to keep.
+    observations = b.observations(cpu_throttled_ratio=b.series(0.3), cpu_usage_millicores_per_pod=b.series(300),
+                                  live=b.live(hpa=b.hpa(cpu_target_percent=30)))
+    change = change_of(run(observations))
+    _, after = resources(change)
+    assert after[0].cpu_request_millicores == 1500
+    assert change.coupled is None
+    assert "CPU target stays: live 30% is outside cpuTarget 50-80%" in change.reason
+
+
 def test_memory_bound_raises_memory_only() -> None:
     change = change_of(run(b.observations(live=b.live(oom_kills_in_window=1))))
     _, after = resources(change)

@@ -238,6 +238,11 @@ def _couple_cpu_target(
     )
     if new_target == hpa.cpu_target_percent:
         return None, "; CPU target stays (coupled value clamped to its bounds/step)"
+    if (new_target > hpa.cpu_target_percent) == (new_pod > old_pod):
+        # A live target outside cpuTarget's bounds is clamped toward them, which can go the wrong way: a
+        # raise with a higher target (or a cut with a lower one) would move the replica count, not keep it.
+        return None, (f"; CPU target stays: live {hpa.cpu_target_percent}% is outside cpuTarget "
+                      f"{bounds.min}-{bounds.max}%, and coupling would move it the wrong way")
     edit = Edit(setting=Setting.HPA_CPU_TARGET, from_value=hpa.cpu_target_percent, to_value=new_target)
     return edit, (f"; coupled CPU target {hpa.cpu_target_percent}% -> {new_target}% keeps the HPA's replica count "
                   f"(pod request {old_pod}m -> {new_pod}m)")
