@@ -339,12 +339,25 @@ def test_memory_bound_with_a_saturated_hpa_takes_the_under_row_in_one_rollout() 
     assert change.table_row == "Under-provisioned" and "one rollout" in change.reason
 
 
-@pytest.mark.parametrize(("policy", "cpu_limit"), [("KeepRatio", 3000), ("Guaranteed", 1500),
+@pytest.mark.parametrize(("policy", "cpu_limit"), [("KeepRatio", 3000), ("Guaranteed", 2000),
                                                     ("RequestsOnly", 2000)])
 def test_limits_follow_the_limits_policy(policy: str, cpu_limit: int) -> None:
     change = change_of(run(b.observations(cpu_throttled_ratio=b.series(0.2)), resources={"limits": policy}))
     _, after = resources(change)
     assert after[0].cpu_limit_millicores == cpu_limit
+
+
+def test_guaranteed_sets_limits_to_requests_but_a_raise_never_lowers_a_limit() -> None:
+    # Live 1Gi request with a 2Gi limit, working set 1.8Gi: a 1.5Gi limit would OOM-kill every pod.
+    raised = change_of(run(b.observations(memory_working_set_bytes_per_pod=b.series(1.8 * b.GI)),
+                           resources={"limits": "Guaranteed"}))
+    _, after = resources(raised)
+    assert (after[0].memory_request_bytes, after[0].memory_limit_bytes) == (1536 * b.MI, 2 * b.GI)
+    live = b.live(containers=[b.container(cpu_request_millicores=1000, cpu_limit_millicores=1000)])
+    at_limit = change_of(run(b.observations(cpu_throttled_ratio=b.series(0.2), live=live),
+                             resources={"limits": "Guaranteed"}))
+    _, after = resources(at_limit)
+    assert (after[0].cpu_request_millicores, after[0].cpu_limit_millicores) == (1500, 1500)
 
 
 def test_requests_only_never_raises_a_request_above_its_limit() -> None:

@@ -197,7 +197,9 @@ def _row_factors(row: ResourceRow) -> str:
 
 def _follow_limit(policy: LimitsPolicy, *, limit: int | None, old: int, new: int) -> int | None:
     if policy is LimitsPolicy.GUARANTEED:
-        return new
+        # Limits meet requests, but a raise never lowers a limit: a pod not yet Guaranteed (limit above
+        # its request) would otherwise lose the room it already uses, an OOM kill for memory.
+        return max(new, limit) if limit is not None and new > old else new
     if policy is LimitsPolicy.REQUESTS_ONLY or limit is None:
         return limit
     return max(new, round(limit * new / old))
