@@ -371,6 +371,38 @@ def test_an_applied_rollback_marks_the_change_rolled_back_and_bars_the_move_for_
                                            until=b.NOW + timedelta(minutes=60))]
 
 
+def test_a_rollback_written_just_before_a_restart_is_recorded_and_barred_when_the_value_is_found_restored() -> None:
+    # The rollback 70 -> 60 reached the HPA but the status (still Pending) did not: the next cycle must not
+    # call it someone else's change, or the regressing move would come back unbarred.
+    state = pending(minutes_ago=17)
+    observations = after_change(latency=0.9, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
+    decision = decide_with(state, observations)
+    assert (decision.verdict, decision.change) == (Verdict.ROLLED_BACK, None)
+    assert "already back at its previous value" in decision.verdict_reason
+    new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=False)
+    assert new_state.last_change is not None and new_state.last_change.verdict is Verdict.ROLLED_BACK
+    assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, to_value=70,
+                                           until=b.NOW + timedelta(minutes=60))]
+
+
+def test_a_rollback_interrupted_between_its_two_writes_is_written_again_whole() -> None:
+    # The requests are back, the coupled target is not: the rollback is issued again (writes are idempotent).
+    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70)
+    before = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
+    after = [b.container()]
+    record = ChangeRecord(
+        at=b.NOW - b.minutes(16), target="Deployment/api",
+        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after), coupled=coupled,
+        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
+    )
+    observations = after_change(latency=0.9, live=b.live(containers=tuple(before), hpa=b.hpa(cpu_target_percent=70)))
+    decision = decide_with(TuningState(last_change=record), observations)
+    assert decision.verdict is Verdict.ROLLED_BACK
+    assert decision.change is not None and decision.change.rollback
+    assert decision.change.edit.to_value == before
+    assert decision.change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
+
+
 def test_a_rollback_that_failed_to_write_stays_pending_and_is_retried() -> None:
     state = pending(minutes_ago=16)
     observations = after_change(latency=0.9)

@@ -144,6 +144,13 @@ def decide(
                     verdict_reason=judged.reason,
                     barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
                 )
+            if judged.verdict is Verdict.ROLLED_BACK:
+                # Already back at the previous values: record the verdict and the bar, change nothing else now.
+                return Decision(
+                    None, f"Rolled back: {judged.reason}", False, classification,
+                    verdict=judged.verdict, verdict_reason=judged.reason,
+                    barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
+                )
             verdict, verdict_reason = judged.verdict, judged.reason
     cooldown_end = guardrails.compute_cooldown_end(state, profile)
     if cooldown_end is not None and now < cooldown_end and (hold_until is None or cooldown_end > hold_until):

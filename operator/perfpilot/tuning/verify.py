@@ -112,15 +112,27 @@ def decide_verdict(
     what = "; ".join(regressions)
     if not profile.guardrails.rollback:
         return VerdictOutcome(Verdict.KEPT, f"regression ({what}) but guardrails.rollback is off; kept")
-    for edit in (change.edit, *([change.coupled] if change.coupled is not None else [])):
+    edits = (change.edit, *([change.coupled] if change.coupled is not None else []))
+    restored = 0
+    for edit in edits:
         live_value = compute_live_value(edit.setting, profile=profile, live=observations.live)
-        if not values_equal(edit.setting, live_value, edit.to_value):
+        if values_equal(edit.setting, live_value, edit.from_value):
+            restored += 1
+        elif not values_equal(edit.setting, live_value, edit.to_value):
             what_edit = "coupled " if edit is change.coupled else ""
             return VerdictOutcome(
                 Verdict.INCONCLUSIVE,
                 f"regression ({what}) but {what_edit}{edit.setting.value} was changed by someone else since; "
                 f"not rolled back",
             )
+    if restored == len(edits):
+        # Every value is back where it was: a rollback written just before a restart lost its status, or
+        # someone reverted the change. Either way the verdict stands and the move is barred; nothing to write.
+        return VerdictOutcome(
+            Verdict.ROLLED_BACK,
+            f"regression: {what}; {change.edit.setting.value} is already back at its previous value (a rollback "
+            f"whose status was not saved, or a revert), so the move is barred and nothing is written",
+        )
     if p95_after > slo:
         replicas = compute_replica_counts(observations.live.hpa)
         # Only a rollback that purely adds capacity (undoing a cut) may run during a shortage; undoing a
