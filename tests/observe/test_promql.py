@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -25,8 +26,8 @@ from perfpilot.observe.promql import (
     request_rate_query,
 )
 from perfpilot.observe.reader import PrometheusSettings
-from perfpilot.observe.snapshot import ProfileTarget, plan_queries, template_containers
-from perfpilot.tuning.observations import LiveConfig
+from perfpilot.observe.snapshot import ProfileTarget, Snapshot, plan_queries, template_containers
+from perfpilot.tuning.observations import LiveConfig, Unknown
 
 
 def profile(namespace: str, name: str, **spec: object) -> PerformanceProfile:
@@ -131,8 +132,15 @@ def test_a_bad_error_matcher_makes_only_that_profiles_application_signals_unknow
     bad.spec.metrics = Metrics.model_construct(**{**dict(bad.spec.metrics), "error_matcher": "}"})
     plan = plan_queries([bad, profile("media", "x")], SETTINGS)
     assert (("shop", "api"), "app") in plan.shape_errors
-    assert all('"shop' not in q.promql or q.signal.value.startswith(("cpu", "memory", "replicas"))
-               for q in plan.queries)
+    application = [q.promql for q in plan.queries if q.signal.value.startswith(("latency", "request", "error"))]
+    assert application
+    assert all(set(re.findall(r'namespace=~"([^"]*)"', q)) == {"media"} for q in application)
+    # The bad profile's application signals are Unknown with the reason; the other profile's are queried.
+    snapshot = Snapshot(at=datetime(2026, 1, 1, tzinfo=UTC), plan=plan, settings=SETTINGS, outcomes={})
+    live = LiveConfig(hpa=None, containers=())
+    bad_error_ratio = snapshot.observations(bad, live).error_ratio
+    assert isinstance(bad_error_ratio, Unknown) and bad_error_ratio.reason.startswith("invalid spec.metrics: ")
+    assert snapshot.observations(profile("media", "x"), live).error_ratio == Unknown("not queried")
 
 
 def test_namespace_names_are_checked_before_they_reach_a_regex() -> None:
