@@ -76,7 +76,7 @@ class Workload:
         return [pod for pod in self.pods if t >= self.pod_start_seconds.get(pod, START_SECONDS)]
 
 
-def _share_below(bound: float, median: float) -> float:
+def share_below(bound: float, median: float) -> float:
     if math.isinf(bound):
         return 1.0
     return 0.5 * (1 + math.erf(math.log(bound / median) / (LATENCY_SPREAD * math.sqrt(2))))
@@ -155,9 +155,9 @@ def _write_workload(writer: OpenMetricsWriter, workload: Workload) -> None:
             median = workload.median_latency_seconds(t - SCRAPE_SECONDS)
             requests[pod] = requests.get(pod, 1000.0) + share * (1 - workload.error_share)
             failed[pod] = failed.get(pod, 10.0) + share * workload.error_share
-            counts = buckets.setdefault(pod, [500.0 * _share_below(b, 0.08) for b in LATENCY_BOUNDS])
+            counts = buckets.setdefault(pod, [500.0 * share_below(b, 0.08) for b in LATENCY_BOUNDS])
             for index, bound in enumerate(LATENCY_BOUNDS):
-                counts[index] += share * _share_below(bound, median)
+                counts[index] += share * share_below(bound, median)
             latency_sum[pod] = latency_sum.get(pod, 40.0) + share * median
             for container in containers:
                 cores = workload.cpu_cores_per_pod(t - SCRAPE_SECONDS) * (1.0 if container == "app" else 0.2)

@@ -151,7 +151,6 @@ def test_a_bad_quantity_names_the_workload_the_container_and_the_field() -> None
      "Deployment/api: spec.template.spec.containers[app].resources.limits.memory: expected a quantity"),
     ([_workload([{"resources": {}}])], "Deployment/api: spec.template.spec.containers[0].name is required"),
     ([_workload(["app"])], "Deployment/api: spec.template.spec.containers[0]: expected an object (got 'app')"),
-    ([_workload(), _hpa(None)], None),  # control: a well-formed HPA with a status read below
     ([_workload(), _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": "10"})],
      "HorizontalPodAutoscaler/checkout-api: spec.maxReplicas: expected an integer (got '10')"),
     ([_workload(), _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 10,
@@ -162,7 +161,6 @@ def test_a_bad_quantity_names_the_workload_the_container_and_the_field() -> None
                              "type": "Utilization", "averageUtilization": "70%"}}}]})],
      "HorizontalPodAutoscaler/checkout-api: spec.metrics[0].resource.target.averageUtilization: "
      "expected an integer (got '70%')"),
-    ([_workload(), _hpa({"scaleTargetRef": None, "maxReplicas": 10})], None),  # scales nothing: not this one's
     ([_workload(), _hpa({"scaleTargetRef": "api", "maxReplicas": 10})],
      "HorizontalPodAutoscaler/checkout-api: spec.scaleTargetRef: expected an object (got 'api')"),
     ([_workload(), _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 10,
@@ -174,13 +172,21 @@ def test_a_bad_quantity_names_the_workload_the_container_and_the_field() -> None
     ([{**_workload(), "metadata": {"name": "api", "annotations": {"perfpilot.io/paused": True}}}],
      "Deployment/api: metadata.annotations[perfpilot.io/paused]: expected a string (got True)"),
 ])
-def test_unusable_fields_are_errors_naming_object_field_and_value(
-    documents: list[object], expected: str | None
+def test_unusable_fields_are_errors_naming_object_field_and_value(documents: list[object], expected: str) -> None:
+    assert _error(documents).startswith(expected)
+
+
+@pytest.mark.parametrize(("hpa", "max_replicas"), [
+    (_hpa(), 10),
+    (_hpa({"scaleTargetRef": None, "maxReplicas": 10}), None),  # scales nothing
+    (_hpa({"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 10}), None),
+    (_hpa({"scaleTargetRef": {"kind": "StatefulSet", "name": "api"}, "maxReplicas": 10}), None),
+])
+def test_an_hpa_is_the_workloads_only_when_its_scale_target_ref_names_it(
+    hpa: dict[str, object], max_replicas: int | None
 ) -> None:
-    if expected is None:
-        live_config_from_manifests(documents, profile(), now=NOW)
-    else:
-        assert _error(documents).startswith(expected)
+    live = live_config_from_manifests([_workload(), hpa], profile(), now=NOW)
+    assert (live.hpa.max_replicas if live.hpa is not None else None) == max_replicas
 
 
 @pytest.mark.parametrize(("config_map", "expected"), [

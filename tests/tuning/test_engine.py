@@ -70,11 +70,6 @@ def test_recommend_computes_the_same_change_as_auto_but_never_applies_it() -> No
     assert recommend.change == auto.change is not None
 
 
-def test_decide_is_deterministic() -> None:
-    observations = b.observations(**NEEDS_CHANGE)
-    assert decide_with(b.EMPTY_STATE, observations) == decide_with(b.EMPTY_STATE, observations)
-
-
 # --- verification and cooldown ---------------------------------------------------------------------
 
 
@@ -427,14 +422,20 @@ def test_an_emergency_before_the_verdict_makes_the_pending_change_inconclusive()
     assert new_state.history[-1].verdict is Verdict.INCONCLUSIVE
 
 
-def test_history_keeps_the_last_twenty() -> None:
-    record = pending(minutes_ago=60, verdict=Verdict.KEPT, verdict_minutes_ago=40).last_change
-    assert record is not None
-    state = TuningState(last_change=record, history=[record] * HISTORY_LIMIT)
+def test_history_keeps_the_newest_twenty_dropping_the_oldest() -> None:
+    def judged(minutes_ago: float) -> ChangeRecord:
+        record = pending(minutes_ago=minutes_ago, verdict=Verdict.KEPT, verdict_minutes_ago=minutes_ago - 20)
+        assert record.last_change is not None
+        return record.last_change
+
+    older = [judged(2000 - 60 * index) for index in range(HISTORY_LIMIT)]
+    last = judged(60)
+    state = TuningState(last_change=last, history=older)
     observations = b.observations(**NEEDS_CHANGE)
     decision = decide_with(state, observations)
+    assert decision.change is not None
     new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
-    assert len(new_state.history) == HISTORY_LIMIT
+    assert new_state.history == [*older[1:], last]
 
 
 # --- no move toward less capacity while short of it ---------------------------------------------------

@@ -207,7 +207,9 @@ def test_an_equivalent_live_behaviour_is_not_a_change() -> None:
     ("bursty", "Balanced", (600, 5, 120)),
     ("steady", "Cost", (60, 50, 30)),
 ])
-def test_scale_down_rows(situation: str, objective: str, expected: tuple[int, int, int]) -> None:
+def test_flapping_or_bursty_load_picks_slow_scale_down_and_cost_on_steady_load_picks_fast(
+    situation: str, objective: str, expected: tuple[int, int, int]
+) -> None:
     replicas = b.series([4.0, 5.0] * 15 + [4.0]) if situation == "flapping" else b.series(4)
     rate = bursty_rate() if situation == "bursty" else b.series(100)
     target = 80 if objective == "Cost" else (60 if situation == "bursty" else 70)
