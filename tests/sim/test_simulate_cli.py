@@ -71,3 +71,87 @@ def test_simulate_refuses_an_unknown_column(tmp_path: Path, capsys: pytest.Captu
     trace.write_text("timestamp_seconds,rps\n0,1\n60,2\n")
     assert main(["simulate", "--trace", str(trace), "--column", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+PROFILE = """\
+apiVersion: perfpilot.io/v1alpha1
+kind: PerformanceProfile
+metadata: {name: api, namespace: shop}
+spec:
+  targetRef: {kind: %s, name: api}
+"""
+CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pgbouncer}\ndata: {a: b}\n"
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    (["--hours", "1e308"], "argument --hours: must be at most 8784 hours (got '1e308')"),
+    (["--slo-p95-ms", "1e6"], "argument --slo-p95-ms: must be at most 600000 ms (got '1e6')"),
+    (["--hours", "1", "--scale", "1e300"], "--scale/--peak-rps: the scaled peak 5.2e+302 req/s is beyond what"),
+    (["--hours", "0.001"], "--hours 0.001: shorter than one step of the trace (60 s)"),
+    (["--start", "800000000"], "--start 800000000: before the trace's first timestamp 898812000 as a Unix time, "
+                               "and past its end (48.0 h) as seconds from its start"),
+])
+def test_simulate_refuses_a_window_or_load_it_cannot_replay_naming_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str], expected: str
+) -> None:
+    out = tmp_path / "out.json"
+    try:
+        status = main(["simulate", *arguments, "--json", str(out)])
+    except SystemExit as exit_info:  # argparse's own refusals
+        status = exit_info.code
+    assert status == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("content", "runs"), [
+    (CONFIG_MAP + "---\n" + PROFILE % "Deployment", True),  # other objects beside it are ignored
+    ("apiVersion: v1\nkind: List\nitems:\n- " + (PROFILE % "Deployment").replace("\n", "\n  "), True),
+    ("targetRef: {kind: Deployment, name: api}\n", True),  # a bare spec
+    (CONFIG_MAP, False),
+    (PROFILE % "Deployment" + "---\n" + PROFILE % "Deployment", False),
+    ("", False),
+])
+def test_simulate_reads_the_one_profile_of_a_file_as_plan_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, runs: bool
+) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text(content)
+    status = main(["simulate", "--profile", str(path), "--hours", "1"])
+    if runs:
+        assert status == 0
+    else:
+        assert status == 2
+        assert f"--profile {path}: expected one PerformanceProfile (or a bare spec), found" in capsys.readouterr().err
+
+
+def test_simulate_names_the_profile_flag_for_a_file_that_is_not_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_bytes(b"\xce\xff\x00\x81binary")
+    assert main(["simulate", "--profile", str(path), "--hours", "1"]) == 2
+    assert f"--profile {path}: not a text file (not UTF-8)" in capsys.readouterr().err
+
+
+def test_simulate_says_a_statefulset_is_rolled_out_as_a_deployment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text(PROFILE % "StatefulSet")
+    assert main(["simulate", "--profile", str(path), "--hours", "1"]) == 0
+    assert "targets a StatefulSet; the model cluster rolls pods out as a Deployment does" in capsys.readouterr().err
+
+
+def test_simulate_says_when_the_slo_is_below_the_fastest_request(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--hours", "1", "--slo-p95-ms", "100"]) == 0
+    captured = capsys.readouterr()
+    assert "the SLO p95 100 ms is below the model's fastest request (175 ms" in captured.err
+    assert "SLO p95 100 ms" in captured.out
+
+
+def test_simulate_refuses_one_path_for_both_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    same = tmp_path / "same.png"
+    assert main(["simulate", "--hours", "1", "--json", str(same), "--plot", str(same)]) == 2
+    assert "--json and --plot name the same file" in capsys.readouterr().err
+    assert not same.exists()

@@ -19,12 +19,18 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from perfpilot.api.quantities import Duration
-from perfpilot.api.spec import Mode, PerformanceProfileSpec
-from perfpilot.api.validate import field_path, show_value
+from perfpilot.api.spec import API_VERSION, KIND, Mode, PerformanceProfile, PerformanceProfileSpec
+from perfpilot.api.validate import validate_profile
+from perfpilot.observe.workload import flatten
 from perfpilot.sim.replay import simulate
 from perfpilot.sim.report import format_table, to_json
-from perfpilot.sim.scenarios import SCENARIOS, STATIC_SETTINGS, default_profile
+from perfpilot.sim.scenarios import (
+    SCENARIOS,
+    STATIC_SETTINGS,
+    Scenario,
+    default_profile,
+    milliseconds_duration,
+)
 from perfpilot.sim.trace import (
     Trace,
     bundled_history_path,
@@ -61,6 +67,23 @@ def non_negative_number(raw: str) -> float:
     return value
 
 
+MAX_HOURS = 24.0 * 366  # a year: the replay keeps every minute in memory
+MAX_SLO_P95_MS = 600_000.0  # ten minutes: beyond any request timeout the model has
+MAX_SCALED_PEAK_PER_SECOND = 100_000.0  # the oracle's 1000 pods serve about 27,000 req/s at most
+
+
+def bounded_number(*, upper: float, unit: str) -> Any:
+    """argparse ``type=``: a finite number > 0 and <= ``upper``."""
+
+    def parse(raw: str) -> float:
+        value = positive_number(raw)
+        if value > upper:
+            raise argparse.ArgumentTypeError(f"must be at most {upper:g} {unit} (got {raw!r})")
+        return value
+
+    return parse
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "simulate",
@@ -76,11 +99,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--column", help="rate column to replay (default: requests_per_second, else the first)")
     parser.add_argument("--start", type=non_negative_number,
                         help="window start: Unix seconds, or seconds from the trace start")
-    parser.add_argument("--hours", type=positive_number, default=DEFAULT_HOURS, help="window length (default 48)")
+    parser.add_argument("--hours", type=bounded_number(upper=MAX_HOURS, unit="hours"), default=DEFAULT_HOURS,
+                        help="window length (default 48)")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="right-sized",
                         help="starting configuration (default right-sized)")
     parser.add_argument("--profile", type=Path, help="PerformanceProfile YAML whose spec perfpilot runs with")
-    parser.add_argument("--slo-p95-ms", type=positive_number,
+    parser.add_argument("--slo-p95-ms", type=bounded_number(upper=MAX_SLO_P95_MS, unit="ms"),
                         help="p95 latency objective in ms (default: the profile's)")
     scaling = parser.add_mutually_exclusive_group()
     scaling.add_argument("--peak-rps", type=positive_number,
@@ -91,32 +115,61 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileSpec:
-    if path is None:
-        return default_profile(slo_p95_ms=slo_p95_ms)
+def _profile_documents(path: Path) -> list[object]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
     except OSError as error:
         raise ValueError(f"--profile {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--profile {path}: not a text file (not UTF-8)") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ValueError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', None) or error}") from None
-    raw = document.get("spec", document) if isinstance(document, dict) else document
-    try:
-        spec = PerformanceProfileSpec.model_validate(raw)
-    except ValidationError as error:
-        raise ValueError("\n".join(
-            f"{path}: spec.{field_path(detail['loc'])}: {detail['msg']} (got {show_value(detail.get('input'))})"
-            for detail in error.errors(include_url=False)
-        )) from None
+        problem = getattr(error, "problem", None) or error
+        raise ValueError(f"--profile {path}: not valid YAML{where}: {problem}") from None
+
+
+def _profile_document(path: Path) -> dict[str, Any]:
+    """The file's one PerformanceProfile (``kind: List`` expanded, other objects ignored, as ``plan`` reads
+    it), or a bare spec (a single mapping with no ``kind``, or only a ``spec:``), wrapped so it is checked
+    like a profile."""
+    documents = [document for document in _profile_documents(path) if document is not None]
+    objects = flatten(documents)
+    profiles = [document for document in objects if document.get("kind") == KIND]
+    if len(profiles) == 1:
+        return profiles[0]
+    if not profiles and len(documents) == 1 and isinstance(documents[0], dict) and "kind" not in documents[0]:
+        bare = documents[0]
+        return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": "simulated"},
+                "spec": bare["spec"] if set(bare) == {"spec"} else bare}
+    kinds = ", ".join(sorted({str(document.get("kind")) for document in objects})) or "none"
+    raise ValueError(f"--profile {path}: expected one {KIND} (or a bare spec), found {len(profiles)} "
+                     f"(kinds in the file: {kinds})")
+
+
+def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileSpec:
+    if path is None:
+        return default_profile(slo_p95_ms=slo_p95_ms)
+    document = _profile_document(path)
+    problems = validate_profile(document)
+    if problems:
+        raise ValueError("\n".join(f"--profile {path}: {problem}" for problem in problems))
+    spec = PerformanceProfile.model_validate(document).spec
     if spec.mode is not Mode.AUTO:
         # The simulator exists to show what perfpilot would do; Off/Recommend would only copy "static".
         print(f"perfpilot simulate: note: {path} has mode {spec.mode.value}; simulated as Auto", file=sys.stderr)
         spec = spec.model_copy(update={"mode": Mode.AUTO})
+    if spec.target_ref.kind != "Deployment":
+        print(f"perfpilot simulate: note: {path} targets a {spec.target_ref.kind}; the model cluster rolls "
+              f"pods out as a Deployment does (maxSurge 25%, maxUnavailable 25%)", file=sys.stderr)
     if slo_p95_ms is not None:
-        slo = spec.slo.model_copy(update={"latency_p95": Duration(slo_p95_ms / 1000)})
-        spec = spec.model_copy(update={"slo": slo})
+        raw = spec.model_dump(by_alias=True, mode="json")
+        raw["slo"] = {**raw.get("slo", {}), "latencyP95": milliseconds_duration(slo_p95_ms)}
+        try:
+            spec = PerformanceProfileSpec.model_validate(raw)
+        except ValidationError as error:
+            raise ValueError(f"--slo-p95-ms {slo_p95_ms:g}: not a usable latency objective: "
+                             f"{error.errors(include_url=False)[0]['msg']}") from None
     return spec
 
 
@@ -152,6 +205,8 @@ def check_outputs(args: argparse.Namespace) -> str | None:
         problem = check_writable(flag, path) if path is not None else None
         if problem is not None:
             return problem
+    if args.json is not None and args.plot is not None and args.json.absolute() == args.plot.absolute():
+        return f"--json and --plot name the same file ({args.json}): the plot would overwrite the JSON"
     if args.plot is None:
         return None
     try:
@@ -169,6 +224,40 @@ def _load(flag: str, path: Path, *, column: str | None) -> Trace:
         raise ValueError(f"{flag} {path}: {error.strerror or error}") from None
 
 
+def _span(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def check_window(trace: Trace, *, start: float | None, hours: float) -> None:
+    """Raise ValueError naming the flag when the window asked for cannot be cut from ``trace``."""
+    if hours * 3600 < trace.step_seconds:
+        raise ValueError(f"--hours {hours:g}: shorter than one step of the trace ({trace.step_seconds:g} s)")
+    if start is not None and trace.duration_seconds <= start < trace.start_seconds:
+        raise ValueError(f"--start {start:.10g}: before the trace's first timestamp {trace.start_seconds:.0f} as a "
+                         f"Unix time, and past its end ({_span(trace.duration_seconds)}) as seconds from its start")
+
+
+def check_load(window: Trace, *, factor: float, scenario: Scenario, slo_seconds: float) -> None:
+    """Refuse a scaled load beyond the model; say when no run can meet the SLO (every minute a violation)."""
+    peak = window.peak_per_second * factor
+    if not peak <= MAX_SCALED_PEAK_PER_SECOND:
+        raise ValueError(f"--scale/--peak-rps: the scaled peak {peak:.3g} req/s is beyond what the model cluster "
+                         f"can serve (at most {MAX_SCALED_PEAK_PER_SECOND:g} req/s)")
+    params = scenario.params
+    fastest_seconds = params.db_seconds + params.cpu_demand_seconds
+    if slo_seconds < fastest_seconds:
+        print(f"perfpilot simulate: note: the SLO p95 {slo_seconds * 1000:g} ms is below the model's fastest "
+              f"request ({fastest_seconds * 1000:.0f} ms of database and CPU time): every run violates it every "
+              f"minute", file=sys.stderr)
+    hpa = scenario.settings.hpa
+    pod_millicores = params.effective_cpu_millicores(scenario.settings.resources)
+    needed = peak * params.cpu_demand_seconds * 1000.0 / pod_millicores
+    if needed > hpa.max_replicas:
+        print(f"perfpilot simulate: note: the peak {peak:.0f} req/s needs {needed:.0f} pods at 100% CPU, more than "
+              f"the scenario's maxReplicas {hpa.max_replicas}: no autoscaled run can meet the SLO there",
+              file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     scenario = SCENARIOS[args.scenario]
     problem = check_outputs(args)
@@ -178,10 +267,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         profile = _profile(args.profile, args.slo_p95_ms)
         trace = _load("--trace", args.trace or bundled_trace_path(), column=args.column)
+        check_window(trace, start=args.start, hours=args.hours)
         window = trace.window(start_seconds=args.start, hours=args.hours)
         if window.duration_seconds < args.hours * 3600 - window.step_seconds:  # not just a part of a step
-            print(f"perfpilot simulate: note: the trace ends {window.duration_seconds / 3600:.1f} h after the "
-                  f"window's start; --hours {args.hours:g} replays those {window.duration_seconds / 3600:.1f} h",
+            print(f"perfpilot simulate: note: the trace ends {_span(window.duration_seconds)} after the "
+                  f"window's start; --hours {args.hours:g} replays those {_span(window.duration_seconds)}",
                   file=sys.stderr)
         # perfpilot is installed on a running service whose Prometheus already holds history: the peak
         # window before the replayed one warms it up (the bundled slice ships with its day before).
@@ -190,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
         before = history_before(history, window, seconds=profile.guardrails.peak_window.seconds)
         factor = scale_factor(window, peak_rps=args.peak_rps, scale=args.scale,
                               cpu_demand_seconds=scenario.params.cpu_demand_seconds)
+        check_load(window, factor=factor, scenario=scenario, slo_seconds=profile.slo.latency_p95.seconds)
     except (OSError, ValueError) as error:
         print(f"perfpilot simulate: {error}", file=sys.stderr)
         return 2

@@ -132,6 +132,11 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+def milliseconds_duration(value: float) -> str:
+    """A duration string the API accepts: plain decimals, never exponent notation (``1e+06ms``)."""
+    return f"{value:.6f}".rstrip("0").rstrip(".") + "ms"
+
+
 def default_profile(*, slo_p95_ms: float | None = None) -> PerformanceProfileSpec:
     """The profile perfpilot runs with in the simulator: Auto, Balanced, the pool tuned, defaults elsewhere."""
     raw: dict[str, object] = {
@@ -140,5 +145,5 @@ def default_profile(*, slo_p95_ms: float | None = None) -> PerformanceProfileSpe
         "pool": {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}}},
     }
     if slo_p95_ms is not None:
-        raw["slo"] = {"latencyP95": f"{slo_p95_ms:g}ms"}
+        raw["slo"] = {"latencyP95": milliseconds_duration(slo_p95_ms)}
     return PerformanceProfileSpec.model_validate(raw)
