@@ -195,6 +195,16 @@ def test_documents_of_other_api_groups_are_skipped_and_named(
     ], "")
 
 
+def test_the_items_of_a_list_are_each_checked_and_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = copy.deepcopy(GOOD)
+    bad["spec"]["objective"] = "Fastest"
+    file = _write(tmp_path / "list.yaml", {"apiVersion": "v1", "kind": "List", "items": [GOOD, bad]})
+    assert _run(capsys, file) == (1, [
+        f"{file}: document 1 items[0]: shop/api OK",
+        f"{file}: document 1 items[1]: spec.objective: must be one of Balanced, Cost, Reliability (got 'Fastest')",
+    ], "")
+
+
 def test_a_document_that_is_not_a_mapping_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     file = tmp_path / "list.yaml"
     file.write_text("- a\n- b\n", encoding="utf-8")

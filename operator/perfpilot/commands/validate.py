@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,23 @@ def _load_documents(name: str) -> list[object]:
     return list(yaml.safe_load_all(text))
 
 
+def _entries(documents: list[object]) -> Iterator[tuple[str, object]]:
+    """Each document, or each item of a ``kind: List`` (``kubectl get -o yaml`` writes one), with where it is.
+
+    Numbered by position in the file, empty documents included, so N is the N-th document a reader counts.
+    """
+    for number, document in enumerate(documents, start=1):
+        if document is None:
+            continue
+        items = document.get("items") if isinstance(document, dict) else None
+        kind = document.get("kind") if isinstance(document, dict) else None
+        if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
+            for index, item in enumerate(items):
+                yield f"document {number} items[{index}]", item
+        else:
+            yield f"document {number}", document
+
+
 def _check_file(name: str) -> int:
     try:
         documents = _load_documents(name)
@@ -60,11 +78,8 @@ def _check_file(name: str) -> int:
 
     status = EXIT_VALID
     checked = 0
-    # Numbered by position in the file, empty documents included, so N is the N-th document a reader counts.
-    for number, document in enumerate(documents, start=1):
-        if document is None:
-            continue
-        prefix = f"{name}: document {number}"
+    for where, document in _entries(documents):
+        prefix = f"{name}: {where}"
         if not is_perfpilot_document(document):
             kind = document.get("kind", "?") if isinstance(document, dict) else "?"
             print(f"{prefix}: {kind}/{describe(document)} skipped (not a PerformanceProfile)")
