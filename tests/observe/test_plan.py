@@ -103,3 +103,18 @@ def test_plan_with_an_hpa_lacking_max_replicas_fails_with_exit_status_2_naming_t
     assert status == 2
     assert captured.err == "perfpilot plan: HorizontalPodAutoscaler/api: spec.maxReplicas is required\n"
     assert captured.out == ""
+
+
+def test_plan_against_a_url_where_prometheus_answers_no_query_with_a_result_exits_3_and_says_why(
+    prometheus: PrometheusServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A base URL with a wrong path: the server is there and answers every query, each with a 404, so every
+    # signal would be unknown and the plan would print "no change" as if all were well.
+    url = f"{prometheus.url}/not-the-api-root"
+    status = main(["plan", "--profile", str(PROFILE), "--prometheus", url, "--at", str(AT_SECONDS),
+                   "--workload-spec", str(WORKLOAD)])
+    captured = capsys.readouterr()
+    assert status == 3
+    assert captured.out == ""
+    assert f"perfpilot plan: no query to prometheus {url} got a result (" in captured.err
+    assert "nothing to plan from: query refused: HTTP Status Code 404" in captured.err

@@ -6,7 +6,8 @@ decision with its table row, values and bounds — as text, or as JSON with ``--
 (pending change, history, barred moves) comes from the profile's ``status`` when the file carries one.
 
 Exit status: 0 a plan was printed (even when some signals are unknown: the plan says which), 2 the input
-could not be read or is invalid, 3 Prometheus could not be reached (nothing to plan from).
+could not be read or is invalid, 3 Prometheus could not be reached or answered no query with a result (nothing
+to plan from).
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from perfpilot.api.spec import KIND, PerformanceProfile, PerformanceProfileSpec
 from perfpilot.api.status import Edit, ObservedStatus, Setting, TuningState
 from perfpilot.api.validate import validate_profile
 from perfpilot.observe.observed import observed_status
-from perfpilot.observe.reader import PrometheusSettings
+from perfpilot.observe.reader import (
+    BearerTokenError,
+    PrometheusError,
+    PrometheusReader,
+    PrometheusSettings,
+    RangeSeries,
+    header_problem,
+    read_bearer_token,
+)
 from perfpilot.observe.snapshot import ProfileTarget, fetch_observations, unreachable_reason
 from perfpilot.observe.workload import (
     WorkloadSpecError,
@@ -39,7 +48,7 @@ from perfpilot.tuning.observations import Observations
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
-EXIT_UNREACHABLE = 3
+EXIT_UNREACHABLE = 3  # also when the server answered, but no query with a result: nothing to plan from either
 
 
 def register(subparsers: Any) -> None:
@@ -94,15 +103,25 @@ def parse_time(raw: str | None) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _load_yaml(path: Path) -> list[Any]:
+def _load_yaml(path: Path, flag: str) -> list[Any]:
+    """Every YAML document of ``path``; a failure is one line naming ``flag``, the file and where it broke."""
     try:
         return list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise _BadInput(f"{path}: cannot read: {error}") from error
+    except OSError as error:
+        raise _BadInput(f"{flag} {path}: cannot read: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise _BadInput(f"{flag} {path}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})") \
+            from error
+    except yaml.YAMLError as error:
+        # PyYAML's own text spans several lines and names "<unicode string>", not the file: its parts are kept.
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())
+        raise _BadInput(f"{flag} {path}: not valid YAML{where}: {problem}") from error
 
 
 def _load_profile(path: Path) -> PerformanceProfile:
-    profiles = [d for d in flatten(_load_yaml(path)) if d.get("kind") == KIND]
+    profiles = [d for d in flatten(_load_yaml(path, "--profile")) if d.get("kind") == KIND]
     if len(profiles) != 1:
         raise _BadInput(f"{path}: expected exactly one {KIND}, found {len(profiles)}")
     problems = validate_profile(profiles[0])
@@ -125,18 +144,46 @@ def _state_of(profile: PerformanceProfile) -> TuningState:
         return TuningState()
 
 
-def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
+def _headers(raw_headers: list[str]) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for raw in args.header:
+    for raw in raw_headers:
         name, separator, value = raw.partition("=")
+        name, value = name.strip(), value.strip()
         if not separator or not name:
             raise _BadInput(f"--header: expected NAME=VALUE, got {raw!r}")
-        headers[name.strip()] = value.strip()
-    if not url.startswith(("http://", "https://")):
-        raise _BadInput(f"--prometheus: expected an http:// or https:// URL (got {url!r})")
+        # Checked here as well as in the settings, so the message shows the flag's value as it was typed.
+        problem = header_problem(name, value)
+        if problem is not None:
+            raise _BadInput(f"--header: {problem} (got {raw!r})")
+        headers[name] = value
+    return headers
+
+
+def _seconds_rule(field: str) -> str:
+    """What a seconds setting accepts, worded from the settings' own bounds so the two cannot drift apart."""
+    info = PrometheusSettings.model_fields[field]
+    bounds = {name: getattr(constraint, name) for constraint in info.metadata
+              for name in ("gt", "ge", "lt", "le") if getattr(constraint, name, None) is not None}
+    if "ge" in bounds and "le" in bounds:
+        text = f"from {bounds['ge']:g} to {bounds['le']:g}"
+    else:
+        words = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
+        text = " and ".join(f"{words[name]} {value:g}" for name, value in bounds.items())
+    kind = "a whole number" if info.annotation is int else "a finite number"
+    return f"must be {kind} of seconds {text}".rstrip()
+
+
+def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
+    headers = _headers(args.header)
     for flag, path in (("--bearer-token-file", args.bearer_token_file), ("--ca-file", args.ca_file)):
         if path is not None and not path.is_file():
             raise _BadInput(f"{flag}: no readable file (got {str(path)!r})")
+    if args.bearer_token_file is not None:
+        # The reader re-reads it on every query and would only report a bad token as every signal unknown.
+        try:
+            read_bearer_token(args.bearer_token_file)
+        except BearerTokenError as error:
+            raise _BadInput(f"--bearer-token-file: {error}") from error
     try:
         return PrometheusSettings(
             url=url, timeout_seconds=args.timeout, bearer_token_file=args.bearer_token_file, ca_file=args.ca_file,
@@ -144,13 +191,54 @@ def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
             rate_window_seconds=args.rate_window,
         )
     except ValidationError as error:
-        flags = {"timeout_seconds": "--timeout", "step_seconds": "--step", "rate_window_seconds": "--rate-window"}
-        details = error.errors(include_url=False)
-        raise _BadInput("; ".join(
-            f"{flags.get(str(d['loc'][0]), str(d['loc'][0])) if d['loc'] else 'settings'}: "
-            f"{d['msg']} (got {d.get('input')!r})"
-            for d in details
-        )) from error
+        url_source = "--prometheus" if args.prometheus else f"{args.profile}: spec.metrics.prometheusURL"
+        flags = {"url": url_source, "timeout_seconds": "--timeout", "step_seconds": "--step",
+                 "rate_window_seconds": "--rate-window"}
+        messages = []
+        for detail in error.errors(include_url=False):
+            field = str(detail["loc"][0]) if detail["loc"] else ""
+            # pydantic's bound messages ("less than or equal to 300" for nan) do not say what the flag takes.
+            rule = _seconds_rule(field) if field.endswith("_seconds") else detail["msg"]
+            messages.append(f"{flags.get(field, field or 'settings')}: {rule} (got {detail.get('input')!r})")
+        raise _BadInput("; ".join(messages)) from error
+
+
+class _TallyingReader(PrometheusReader):
+    """A reader that keeps how its queries ended. A server can answer every query without a result (each one
+    refused, or answered with something that is not a result); the cycle reports only a server that could
+    not be reached, and a plan made of such answers would look like a plan."""
+
+    def __init__(self, settings: PrometheusSettings) -> None:
+        super().__init__(settings)
+        self.results = 0
+        self.failures: list[PrometheusError] = []
+
+    def query_range(
+        self, promql: str, *, signal: str, end: datetime, window_seconds: float, step_seconds: int
+    ) -> list[RangeSeries]:
+        try:
+            series = super().query_range(promql, signal=signal, end=end, window_seconds=window_seconds,
+                                         step_seconds=step_seconds)
+        except PrometheusError as error:
+            self.failures.append(error)
+            raise
+        self.results += 1
+        return series
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _no_result_reason(url: str, readers: list[_TallyingReader]) -> str | None:
+    """Why the cycle has nothing to plan from although the server was reached, or None when a query got a result."""
+    failures = [failure for reader in readers for failure in reader.failures]
+    if not failures or any(reader.results for reader in readers):
+        return None
+    # One line, and not a whole HTML error page: the first 200 characters say what answered.
+    causes = list(dict.fromkeys(_shortened(" ".join(failure.cause.split())) for failure in failures))
+    shown = "; ".join(causes[:3]) + (f"; and {len(causes) - 3} other errors" if len(causes) > 3 else "")
+    return f"no query to prometheus {url} got a result ({len(failures)} failed), nothing to plan from: {shown}"
 
 
 # --- output -------------------------------------------------------------------------------------------
@@ -289,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
             raise _BadInput("no Prometheus URL: pass --prometheus or set spec.metrics.prometheusURL")
         settings = _settings(args, url)
         if args.workload_spec is not None:
-            live = live_config_from_manifests(_load_yaml(args.workload_spec), profile, now=at)
+            live = live_config_from_manifests(_load_yaml(args.workload_spec, "--workload-spec"), profile, now=at)
         else:
             live = live_config_without_manifests(profile)
     except (_BadInput, WorkloadSpecError, ValueError) as error:
@@ -299,10 +387,22 @@ def run(args: argparse.Namespace) -> int:
     # --prometheus wins over the profile's URL for this run: plan is pointed at a server on purpose.
     profile_for_run = profile.model_copy(deep=True)
     profile_for_run.spec.metrics.prometheus_url = url
-    cycle = fetch_observations([ProfileTarget(profile_for_run, live)], at=at, settings=settings)
+    readers: list[_TallyingReader] = []
+
+    def reader_for(server: PrometheusSettings) -> PrometheusReader:
+        reader = _TallyingReader(server)
+        readers.append(reader)
+        return reader
+
+    cycle = fetch_observations([ProfileTarget(profile_for_run, live)], at=at, settings=settings,
+                               reader_factory=reader_for)
     unreachable = cycle.unreachable.get(url)
     if unreachable is not None:  # no query got an answer: nothing to plan from
         print(f"perfpilot plan: {unreachable_reason(unreachable)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    no_result = _no_result_reason(url, readers)
+    if no_result is not None:
+        print(f"perfpilot plan: {no_result}", file=sys.stderr)
         return EXIT_UNREACHABLE
     observations = cycle[(profile.metadata.namespace, profile.metadata.name)]
     decision = decide(profile.spec, observations, _state_of(profile), at)

@@ -9,20 +9,67 @@ service-account tokens rotate), a CA file or ``insecure``, and extra headers suc
 
 from __future__ import annotations
 
+import re
 import time
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 from urllib3.util.retry import Retry
 
 from perfpilot.observe.instrumentation import PROMQL_QUERIES, PROMQL_QUERY_SECONDS, PROMQL_RETRIES
+
+# RFC 9110 "token": anything else in a header name is either refused by requests or sent as a malformed request.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def prometheus_url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as a Prometheus base URL, or None; checked before any request is sent,
+    since requests only finds out per query and reports it as an odd answer, not as a bad address."""
+    # Before urlsplit, which silently drops tabs and newlines and so would accept a URL the user did not type.
+    if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in url):
+        return "expected a URL without spaces or control characters"
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # an unclosed "[" or a bracketed host that is no IPv6 address
+        return f"expected a valid URL: {error}"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "expected an http:// or https:// URL"
+    if not parts.hostname:
+        return "expected a URL with a host"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "expected a port from 1 to 65535 after the host"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        # The API path is appended to the base URL: it would land inside the query or the fragment.
+        return "expected a URL without a query (?) or fragment (#)"
+    return None
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """What makes ``name: value`` unusable as an HTTP header, or None. requests refuses only some of these
+    (per query, as an odd answer) and sends the rest as a malformed request."""
+    if not _HEADER_NAME.fullmatch(name):
+        return "expected a header name of letters, digits and !#$%&'*+-.^_`|~ only"
+    if any(ch != "\t" and unicodedata.category(ch) == "Cc" for ch in value):
+        return "expected a header value without control characters such as a newline"
+    if any(ord(ch) > 0xFF for ch in value):
+        return "expected a header value of Latin-1 characters (HTTP sends header values as Latin-1)"
+    if value != value.strip():
+        return "expected a header value without leading or trailing whitespace"
+    return None
 
 
 class PrometheusSettings(BaseModel):
@@ -63,8 +110,47 @@ class PrometheusSettings(BaseModel):
         description="Extra label matchers for the cAdvisor series (e.g. cluster on a multi-cluster store).",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, url: str) -> str:
+        problem = prometheus_url_problem(url) if url else None  # empty: every profile names its own
+        if problem is not None:
+            raise PydanticCustomError("prometheus_url", problem)
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _usable_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            problem = header_problem(name, value)
+            if problem is not None:
+                # The name goes in as context: pydantic fills "{...}" in a template, and a name is user text.
+                raise PydanticCustomError("http_header", "header {name}: " + problem, {"name": repr(name)})
+        return headers
+
     def for_url(self, url: str) -> PrometheusSettings:
         return self.model_copy(update={"url": url})
+
+
+class BearerTokenError(Exception):
+    """A bearer token file gives no usable token; the message names the file and why."""
+
+
+def read_bearer_token(path: Path) -> str:
+    """The token in ``path``; raises ``BearerTokenError`` when it is unreadable, not UTF-8, or not sendable in an
+    Authorization header (a control character would have requests refuse every query, or send it malformed)."""
+    try:
+        token = path.read_bytes().decode("utf-8").strip()
+    except OSError as error:
+        raise BearerTokenError(f"cannot read bearer token file {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise BearerTokenError(
+            f"bearer token file {path} is not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})"
+        ) from error
+    problem = header_problem("Authorization", f"Bearer {token}")
+    if problem is not None:
+        raise BearerTokenError(f"bearer token file {path} holds no usable token: {problem}")
+    return token
 
 
 class PrometheusError(Exception):
@@ -77,7 +163,8 @@ class PrometheusError(Exception):
 
 
 class PrometheusUnreachable(PrometheusError):
-    """Connection refused or reset, timed out, or 5xx until the deadline: nothing from this server now."""
+    """Connection refused or reset, timed out, or 5xx until the deadline: nothing from this server now. Also an
+    address no request can be sent to (an invalid URL): no query reached a server, and none will."""
 
 
 class PrometheusQueryError(PrometheusError):
@@ -112,6 +199,12 @@ class PrometheusReader:
             raise ValueError("no Prometheus URL: set --prometheus or spec.metrics.prometheusURL")
         self.settings = settings
         self.url = settings.url.rstrip("/")
+        # Settings made with for_url (a profile's own URL) are not validated; a bad address is this server's
+        # problem, reported on each query like an unreachable server, not an error that stops every profile.
+        self._url_problem = prometheus_url_problem(settings.url)
+        self._client: PrometheusConnect | None = None
+        if self._url_problem is not None:
+            return
         session = requests.Session()
         if settings.insecure_skip_verify:
             session.verify = False
@@ -124,7 +217,8 @@ class PrometheusReader:
         )
 
     def close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
 
     def __enter__(self) -> PrometheusReader:
         return self
@@ -136,11 +230,9 @@ class PrometheusReader:
         headers = dict(self.settings.headers)
         if self.settings.bearer_token_file is not None:
             try:
-                token = self.settings.bearer_token_file.read_text().strip()
-            except OSError as error:
-                raise PrometheusQueryError(
-                    url=self.url, cause=f"cannot read bearer token file {self.settings.bearer_token_file}: {error}"
-                ) from error
+                token = read_bearer_token(self.settings.bearer_token_file)
+            except BearerTokenError as error:
+                raise PrometheusQueryError(url=self.url, cause=str(error)) from error
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
@@ -168,6 +260,8 @@ class PrometheusReader:
     def _with_retries(
         self, promql: str, *, start: datetime, end: datetime, step_seconds: int, deadline: float
     ) -> list[RangeSeries]:
+        if self._client is None:
+            raise PrometheusUnreachable(url=self.url, cause=f"invalid URL: {self._url_problem}")
         attempts = 0
         backoff_seconds = self.settings.backoff_seconds
         while True:
@@ -196,6 +290,10 @@ class PrometheusReader:
                 time.sleep(backoff_seconds)
                 backoff_seconds *= 2
                 continue
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                    requests.exceptions.InvalidSchema) as error:
+                # Refused before sending: no server was asked, and retrying cannot change that.
+                raise PrometheusUnreachable(url=self.url, cause=f"invalid URL: {error}") from error
             except PrometheusApiClientException as error:
                 raise PrometheusQueryError(url=self.url, cause=f"query refused: {error}") from error
             except (requests.RequestException, ValueError, KeyError) as error:
