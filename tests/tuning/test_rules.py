@@ -823,7 +823,7 @@ class Rollout:
     rolls_out: bool
     rate: float = 81.0
     working_set_mi: int = 950
-    oom_kills: int = 0
+    oom_kills: int | Unknown = 0
     pods: int = 4
     written_hours_ago: float | None = 2.0
     waiting_hours: float | None = None
@@ -834,6 +834,7 @@ class Rollout:
     Rollout(rolls_out=True, rate=80.0),         # off-peak
     Rollout(rolls_out=True, working_set_mi=1850),  # 1850Mi >= 90% of the 2Gi limit: urgent
     Rollout(rolls_out=True, oom_kills=1),       # OOMKilled: urgent
+    Rollout(rolls_out=True, oom_kills=b.unknown("no Pods given")),  # kills may be what the raise is for
     Rollout(rolls_out=True, pods=2),            # at minReplicas the pods are under the target and cover the gap
     Rollout(rolls_out=False, waiting_hours=23.9),  # waiting since almost a day
     Rollout(rolls_out=True, waiting_hours=24.1),  # near the peak a day since the wait began: no quieter hour
@@ -870,10 +871,11 @@ def test_a_steady_service_at_its_peak_is_still_cut_at_min_replicas() -> None:
     (10, 0, 950, False),  # at maxReplicas: the rollout's unavailable pods could not be replaced
     (9, 0, 950, True),
     (10, 1, 950, True),   # OOMKilled pods are out already: more memory brings them back
+    (10, b.unknown("no Pods given"), 950, True),  # unknown kills may be what the raise is for
     (10, 0, 1850, True),  # 1850Mi >= 90% of the 2Gi limit: about to be OOMKilled
 ])
 def test_a_memory_only_rollout_waits_while_the_hpa_is_at_max_replicas(
-    current_replicas: int, oom_kills: int, working_set_mi: int, rolls_out: bool
+    current_replicas: int, oom_kills: int | Unknown, working_set_mi: int, rolls_out: bool
 ) -> None:
     observations = b.observations(
         memory_working_set_bytes_per_pod=b.series(working_set_mi * b.MI), replicas=b.series(current_replicas),

@@ -40,12 +40,14 @@ def resources_change_may_wait(change: ProposedChange, observations: Observations
 
     Not an emergency, not more CPU (the capacity it adds is what is short), and not while containers are
     OOMKilled or the largest working set of the window nears the memory limit: those pods are out, or about to
-    be, and more memory is what keeps them in. (A rollback does not come through the rules.)
+    be, and more memory is what keeps them in. An unknown OOM count does not let a memory raise wait either:
+    the kills it may hide are what the raise is for. (A rollback does not come through the rules.)
     """
     if change.edit.setting is not Setting.RESOURCES or change.emergency or guardrails.raises_pod_cpu(change.edit):
         return False
     live = observations.live
-    if isinstance(live.oom_kills_in_window, int) and live.oom_kills_in_window > 0:
+    oom = live.oom_kills_in_window
+    if (isinstance(oom, int) and oom > 0) or (isinstance(oom, Unknown) and guardrails.raises_pod_memory(change.edit)):
         return False
     working_set_bytes = observations.memory_working_set_bytes_per_pod
     limit_bytes = live.memory_limit_bytes_per_pod

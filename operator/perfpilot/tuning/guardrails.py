@@ -174,6 +174,13 @@ def raises_pod_cpu(edit: Edit) -> bool:
     return after > before
 
 
+def raises_pod_memory(edit: Edit) -> bool:
+    """Whether a resources edit raises the pod's total memory request."""
+    before = sum(memory or 0 for _, memory in _requests(edit.from_value))
+    after = sum(memory or 0 for _, memory in _requests(edit.to_value))
+    return after > before
+
+
 # Replica counts at which two behaviours are compared when the live HPA is not known: small counts
 # (where Pods policies matter most) up to large ones.
 DEFAULT_REPLICA_COUNTS: tuple[int, ...] = (1, 2, 3, 4, 6, 10, 20, 50)
