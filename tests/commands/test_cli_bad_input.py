@@ -8,21 +8,6 @@ import pytest
 
 from perfpilot.cli import main
 
-PROFILE = """\
-apiVersion: perfpilot.io/v1alpha1
-kind: PerformanceProfile
-metadata: {name: api, namespace: shop}
-spec:
-  targetRef: {kind: Deployment, name: api}
-"""
-
-
-@pytest.fixture
-def profile_file(tmp_path: Path) -> Path:
-    path = tmp_path / "profile.yaml"
-    path.write_text(PROFILE)
-    return path
-
 
 def test_plan_against_an_unreachable_prometheus_fails_with_the_servers_error(
     profile_file: Path, capsys: pytest.CaptureFixture[str]
@@ -61,9 +46,11 @@ def test_plan_rejects_bad_flags_naming_flag_and_value(
     assert captured.out == ""
 
 
-def test_plan_reports_an_invalid_profile_field_by_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_reports_an_invalid_profile_field_by_field(
+    profile_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text(PROFILE.replace("targetRef: {kind: Deployment, name: api}", "mode: Sometimes"))
+    path.write_text(profile_file.read_text().replace("targetRef: {kind: Deployment, name: api}", "mode: Sometimes"))
     status = main(["plan", "--profile", str(path), "--prometheus", "http://127.0.0.1:9"])
     err = capsys.readouterr().err
     assert status == 2

@@ -19,22 +19,8 @@ from perfpilot.observe.snapshot import ProfileTarget, fetch_observations
 from perfpilot.observe.workload import live_config_without_manifests
 from perfpilot.tuning.observations import Unknown
 
-PROFILE = """\
-apiVersion: perfpilot.io/v1alpha1
-kind: PerformanceProfile
-metadata: {name: api, namespace: shop}
-spec:
-  targetRef: {kind: Deployment, name: api}
-"""
 # Port 9 (discard) is closed on loopback: a valid URL that no test below ever gets to query.
 VALID_URL = "http://127.0.0.1:9"
-
-
-@pytest.fixture
-def profile_file(tmp_path: Path) -> Path:
-    path = tmp_path / "profile.yaml"
-    path.write_text(PROFILE)
-    return path
 
 
 def plan(profile: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[int, str, str]:
@@ -57,54 +43,22 @@ def assert_refused(status: int, out: str, err: str, *parts: str) -> None:
 # --- --prometheus -------------------------------------------------------------------------------------
 
 
-def test_plan_refuses_a_prometheus_url_with_a_port_out_of_range_naming_the_flag(
-    profile_file: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    result = plan(profile_file, capsys, "--prometheus", "http://127.0.0.1:99999")
-    assert_refused(*result, "--prometheus: expected a port from 1 to 65535", "(got 'http://127.0.0.1:99999')")
-
-
-def test_plan_refuses_a_prometheus_url_with_a_non_numeric_port_naming_the_flag(
-    profile_file: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    result = plan(profile_file, capsys, "--prometheus", "http://127.0.0.1:abc")
-    assert_refused(*result, "--prometheus: expected a port from 1 to 65535", "(got 'http://127.0.0.1:abc')")
-
-
-def test_plan_refuses_a_prometheus_url_with_port_zero_naming_the_flag(
-    profile_file: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    result = plan(profile_file, capsys, "--prometheus", "http://127.0.0.1:0")
-    assert_refused(*result, "--prometheus: expected a port from 1 to 65535", "(got 'http://127.0.0.1:0')")
-
-
-def test_plan_refuses_a_prometheus_url_without_a_host_naming_the_flag(
-    profile_file: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    result = plan(profile_file, capsys, "--prometheus", "http://")
-    assert_refused(*result, "--prometheus: expected a URL with a host", "(got 'http://')")
-
-
-@pytest.mark.parametrize("url", ["http://a b/", "http://prometheus:9090/\n", "http://prom\tetheus:9090"])
-def test_plan_refuses_a_prometheus_url_with_whitespace_or_control_characters_naming_the_flag(
-    profile_file: Path, capsys: pytest.CaptureFixture[str], url: str
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://127.0.0.1:99999", "expected a port from 1 to 65535"),
+    ("http://127.0.0.1:abc", "expected a port from 1 to 65535"),
+    ("http://127.0.0.1:0", "expected a port from 1 to 65535"),
+    ("http://", "expected a URL with a host"),
+    ("http://a b/", "expected a URL without spaces or control characters"),
+    ("http://prometheus:9090/\n", "expected a URL without spaces or control characters"),
+    ("http://prom\tetheus:9090", "expected a URL without spaces or control characters"),
+    ("http://[::1", "expected a valid URL: Invalid IPv6 URL"),  # raised a traceback
+    ("http://127.0.0.1:9090/?tenant=a", "expected a URL without a query"),  # the API path would land in it
+])
+def test_plan_refuses_an_unusable_prometheus_url_naming_the_flag_and_value(
+    profile_file: Path, capsys: pytest.CaptureFixture[str], url: str, problem: str
 ) -> None:
     result = plan(profile_file, capsys, "--prometheus", url)
-    assert_refused(*result, "--prometheus: expected a URL without spaces or control characters", f"(got {url!r})")
-
-
-def test_plan_refuses_a_prometheus_url_with_an_unclosed_ipv6_bracket_without_a_traceback(
-    profile_file: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    result = plan(profile_file, capsys, "--prometheus", "http://[::1")
-    assert_refused(*result, "--prometheus: expected a valid URL: Invalid IPv6 URL", "(got 'http://[::1')")
-
-
-def test_plan_refuses_a_prometheus_url_with_a_query_the_api_path_would_land_in(
-    profile_file: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    result = plan(profile_file, capsys, "--prometheus", "http://127.0.0.1:9090/?tenant=a")
-    assert_refused(*result, "--prometheus: expected a URL without a query", "(got 'http://127.0.0.1:9090/?tenant=a')")
+    assert_refused(*result, f"--prometheus: {problem}", f"(got {url!r})")
 
 
 def test_plan_accepts_a_bracketed_ipv6_prometheus_url_with_a_port(
@@ -118,10 +72,10 @@ def test_plan_accepts_a_bracketed_ipv6_prometheus_url_with_a_port(
 
 
 def test_plan_refuses_the_profiles_unusable_prometheus_url_naming_the_field(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    profile_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "profile.yaml"
-    path.write_text(PROFILE + "  metrics: {prometheusURL: 'http://prometheus:abc'}\n")
+    path = profile_file
+    path.write_text(path.read_text() + "  metrics: {prometheusURL: 'http://prometheus:abc'}\n")
     result = plan(path, capsys)
     assert_refused(*result, f"{path}: spec.metrics.prometheusURL: expected a port from 1 to 65535",
                    "(got 'http://prometheus:abc')")
