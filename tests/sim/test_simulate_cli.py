@@ -155,3 +155,14 @@ def test_simulate_refuses_one_path_for_both_json_and_plot(tmp_path: Path, capsys
     assert main(["simulate", "--hours", "1", "--json", str(same), "--plot", str(same)]) == 2
     assert "--json and --plot name the same file" in capsys.readouterr().err
     assert not same.exists()
+
+
+def test_simulate_says_where_it_replays_a_straight_line_across_a_gap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "gap.csv"
+    minutes = [*range(60), *range(240, 300)]  # three hours without a sample
+    trace.write_text("timestamp_seconds,rps\n" + "".join(f"{60 * m},{10 + m % 5}\n" for m in minutes))
+    assert main(["simulate", "--trace", str(trace), "--hours", "5"]) == 0
+    assert "note: the trace has no sample from 3540 to 14400 (3.0 h); the window replays a straight line" in (
+        capsys.readouterr().err)

@@ -269,6 +269,10 @@ def run(args: argparse.Namespace) -> int:
         trace = _load("--trace", args.trace or bundled_trace_path(), column=args.column)
         check_window(trace, start=args.start, hours=args.hours)
         window = trace.window(start_seconds=args.start, hours=args.hours)
+        for gap_start, gap_end in window.gaps:
+            # The straight line across a hole is made up: a result there says nothing about the real load.
+            print(f"perfpilot simulate: note: the trace has no sample from {gap_start:.0f} to {gap_end:.0f} "
+                  f"({_span(gap_end - gap_start)}); the window replays a straight line across it", file=sys.stderr)
         if window.duration_seconds < args.hours * 3600 - window.step_seconds:  # not just a part of a step
             print(f"perfpilot simulate: note: the trace ends {_span(window.duration_seconds)} after the "
                   f"window's start; --hours {args.hours:g} replays those {_span(window.duration_seconds)}",
