@@ -373,11 +373,46 @@ def test_a_rollback_written_just_before_a_restart_is_recorded_and_barred_when_th
     observations = after_change(latency=0.9, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
     decision = decide_with(state, observations)
     assert (decision.verdict, decision.change) == (Verdict.ROLLED_BACK, None)
-    assert "already back at its previous value" in decision.verdict_reason
+    assert "hpa.cpuTarget is back at its previous value" in decision.verdict_reason
     new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=False)
     assert new_state.last_change is not None and new_state.last_change.verdict is Verdict.ROLLED_BACK
     assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, to_value=70,
                                            until=b.NOW + timedelta(minutes=60))]
+
+
+def test_a_change_found_restored_is_not_judged_kept_even_when_the_service_is_fine_again() -> None:
+    # Down longer than verifyFor after writing the rollback: the window after shows only the good latency.
+    state = pending(minutes_ago=40)
+    observations = after_change(latency=0.35, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
+    decision = decide_with(state, observations)
+    assert (decision.verdict, decision.change, decision.found_restored) == (Verdict.ROLLED_BACK, None, True)
+    new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=False)
+    assert [move.to_value for move in new_state.barred] == [70]
+
+
+def test_a_regression_with_the_hpa_gone_is_not_taken_for_a_restored_value() -> None:
+    observations = after_change(latency=0.9, live=b.live(hpa=None))
+    decision = decide_with(pending(minutes_ago=16), observations)
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert "hpa.cpuTarget's object is gone; not rolled back" in decision.verdict_reason
+
+
+def test_a_half_written_rollback_is_not_finished_when_the_rest_would_take_capacity_during_a_shortage() -> None:
+    # The raise (CPU 1000m -> 1500m, target 70% -> 60%) is half rolled back: requests back, target still 60%.
+    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
+    before = [b.container()]
+    after = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
+    record = ChangeRecord(
+        at=b.NOW - b.minutes(16), target="Deployment/api",
+        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after), coupled=coupled,
+        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
+    )
+    observations = after_change(latency=0.6, live=b.live(containers=tuple(before), hpa=b.hpa(cpu_target_percent=60)))
+    decision = decide_with(TuningState(last_change=record), observations)
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert decision.change is None or not decision.change.rollback
+    assert "rolling back hpa.cpuTarget 60 -> 70 would take capacity away" in decision.verdict_reason
+    assert "(the rest of an earlier rollback is already written)" in decision.verdict_reason
 
 
 def test_a_rollback_interrupted_between_its_two_writes_is_written_again_whole() -> None:

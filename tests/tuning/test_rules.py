@@ -116,7 +116,7 @@ def test_breached_slo_with_cpu_above_target_is_not_latency_feedback() -> None:
     assert decision.change is None or decision.change.table_row != "latency feedback"
 
 
-def test_latency_feedback_is_blocked_not_crashed_when_no_sample_is_recent() -> None:
+def test_latency_feedback_is_skipped_not_crashed_when_no_sample_is_recent() -> None:
     # A reader step of a few minutes keeps a series known whose newest sample is older than the
     # 5-minute span latency feedback looks at.
     old = b.NOW - b.minutes(5.5)
@@ -125,7 +125,7 @@ def test_latency_feedback_is_blocked_not_crashed_when_no_sample_is_recent() -> N
     )
     decision = run(observations)
     assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET
-    assert "HPA CPU target: no recent p95 or CPU sample" in decision.reason
+    assert "HPA CPU target: no p95 or CPU sample in the last 5 minutes: no latency feedback" in decision.reason
 
 
 # --- HPA memory target table -----------------------------------------------------------------------
@@ -360,6 +360,12 @@ def test_guaranteed_sets_limits_to_requests_but_a_raise_never_lowers_a_limit() -
                              resources={"limits": "Guaranteed"}))
     _, after = resources(at_limit)
     assert (after[0].cpu_request_millicores, after[0].cpu_limit_millicores) == (1500, 1500)
+    # Under-provisioned with the CPU request at cpu.max: memory rises, CPU and its limit stay as they are.
+    capped = change_of(run(b.observations(cpu_throttled_ratio=b.series(0.2), live=b.live(oom_kills_in_window=1)),
+                           resources={"limits": "Guaranteed", "cpu": {"min": "100m", "max": "1000m"}}))
+    _, after = resources(capped)
+    assert (after[0].cpu_request_millicores, after[0].cpu_limit_millicores) == (1000, 2000)
+    assert after[0].memory_request_bytes == 1536 * b.MI
 
 
 def test_requests_only_never_raises_a_request_above_its_limit() -> None:

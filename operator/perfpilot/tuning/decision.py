@@ -57,3 +57,6 @@ class Decision:
     # A resources change that may wait for off-peak met the busy hour in this evaluation (it waited, or its
     # wait was over): the state keeps when the wait began.
     waits_for_off_peak: bool = False
+    # The pending change's values were found back where they were (RolledBack with nothing to write): the
+    # state records the verdict and bars the move as after a written rollback.
+    found_restored: bool = False

@@ -149,8 +149,8 @@ def decide(
             if judged.verdict is Verdict.ROLLED_BACK:
                 # Already back at the previous values: record the verdict and the bar, change nothing else now.
                 return Decision(
-                    None, f"Rolled back: {judged.reason}", False, classification,
-                    verdict=judged.verdict, verdict_reason=judged.reason,
+                    change=None, reason=f"Rolled back: {judged.reason}", apply=False, classification=classification,
+                    verdict=judged.verdict, verdict_reason=judged.reason, found_restored=True,
                     barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
                 )
             verdict, verdict_reason = judged.verdict, judged.reason

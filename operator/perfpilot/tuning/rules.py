@@ -199,7 +199,9 @@ def _follow_limit(policy: LimitsPolicy, *, limit: int | None, old: int, new: int
     if policy is LimitsPolicy.GUARANTEED:
         # Limits meet requests, but a raise never lowers a limit: a pod not yet Guaranteed (limit above
         # its request) would otherwise lose the room it already uses, an OOM kill for memory.
-        return max(new, limit) if limit is not None and new > old else new
+        if new == old:
+            return limit  # a request this change does not move (at its bound) keeps its limit as well
+        return limit if new > old and limit is not None and limit > new else new
     if policy is LimitsPolicy.REQUESTS_ONLY or limit is None:
         return limit
     return max(new, round(limit * new / old))
@@ -766,12 +768,10 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
     recent_latency = ctx.recent(latency, ctx.thresholds.recent_span_seconds)
     recent_cpu = ctx.recent(cpu, ctx.thresholds.recent_span_seconds)
     if isinstance(recent_latency, Unknown) or isinstance(recent_cpu, Unknown):
-        # A coarse reader step can leave a series known over the window yet without a sample this recent.
-        yield RuleOutcome(name, note="no recent p95 or CPU sample",
-                          blocked_by=_unknown_names({"latency_p95_seconds": recent_latency,
-                                                     "cpu_usage_millicores_per_pod": recent_cpu}))
-        return
-    if recent_latency.mean > ctx.slo_seconds and recent_cpu.mean < live:
+        # A coarse reader step can leave a series known over the window yet without a sample this recent:
+        # only latency feedback needs one; the table row below reads the whole window.
+        yield RuleOutcome(name, note="no p95 or CPU sample in the last 5 minutes: no latency feedback")
+    elif recent_latency.mean > ctx.slo_seconds and recent_cpu.mean < live:
         pool_growth = compute_pool_growth_for_breach(ctx, ctx.thresholds.recent_span_seconds)
         if pool_growth is not None:
             yield RuleOutcome(name, note=f"latency feedback: p95 {_ms(recent_latency.mean)} > SLO with "

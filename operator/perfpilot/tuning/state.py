@@ -28,7 +28,7 @@ def compute_next_state(
             last = last.model_copy(
                 update={"verdict": decision.verdict, "verdict_at": now, "verdict_reason": decision.verdict_reason}
             )
-        elif (applied and change is not None and change.rollback) or change is None:
+        elif (applied and change is not None and change.rollback) or decision.found_restored:
             # A rollback is recorded once written, or when the values were found already restored.
             last = last.model_copy(update={
                 "verdict": Verdict.ROLLED_BACK, "verdict_at": now, "verdict_reason": decision.verdict_reason,

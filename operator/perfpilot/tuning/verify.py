@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from perfpilot.api.spec import PerformanceProfileSpec
-from perfpilot.api.status import Baseline, ChangeRecord, Edit, Verdict
+from perfpilot.api.status import Baseline, ChangeRecord, Edit, Setting, Verdict
 from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.guardrails import compute_edit_direction, compute_replica_counts
-from perfpilot.tuning.observations import Observations, Series, Signal, Unknown
+from perfpilot.tuning.observations import LiveConfig, Observations, Series, Signal, Unknown
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.values import compute_live_value, compute_target_name, values_equal
 
@@ -57,6 +57,35 @@ def compute_rollback(
     )
 
 
+def _holds_setting(setting: Setting, live: LiveConfig) -> bool:
+    """Whether the object a setting lives on is there: a missing HPA or pool reads as the defaults otherwise."""
+    if setting is Setting.RESOURCES:
+        return bool(live.containers)
+    if setting is Setting.POOL_SIZE:
+        return live.pool is not None
+    return live.hpa is not None
+
+
+def compute_restored_edits(
+    change: ChangeRecord, *, profile: PerformanceProfileSpec, live: LiveConfig
+) -> tuple[list[Edit], list[Edit], Edit | None]:
+    """The change's edits split by their live value: (back at the value before, still perfpilot's), and the
+    first edit whose object is gone or whose value is neither (someone else's), or None."""
+    restored: list[Edit] = []
+    in_effect: list[Edit] = []
+    for edit in (change.edit, *([change.coupled] if change.coupled is not None else [])):
+        if not _holds_setting(edit.setting, live):
+            return restored, in_effect, edit
+        live_value = compute_live_value(edit.setting, profile=profile, live=live)
+        if values_equal(edit.setting, live_value, edit.to_value):
+            in_effect.append(edit)
+        elif values_equal(edit.setting, live_value, edit.from_value):
+            restored.append(edit)
+        else:
+            return restored, in_effect, edit
+    return restored, in_effect, None
+
+
 def _pct(value: float) -> str:
     return f"{value * 100:.2f}%"
 
@@ -69,7 +98,20 @@ def decide_verdict(
     now: datetime,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> VerdictOutcome:
-    """Compare after with before: load moved -> Inconclusive; regression -> RolledBack (or Kept); else Kept."""
+    """Compare after with before: load moved -> Inconclusive; regression -> RolledBack (or Kept); else Kept.
+
+    A change whose every value is found back where it was is not judged: it is no longer in effect.
+    """
+    restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
+    if foreign is None and not in_effect:
+        # A rollback written just before a restart whose status was not saved, someone's revert, or a write
+        # that never happened: recorded as rolled back, so the move is barred and not proposed again at once.
+        return VerdictOutcome(
+            Verdict.ROLLED_BACK,
+            f"{change.edit.setting.value} is back at its previous value (a rollback whose status was not saved, "
+            f"a revert, or a write that never took place): the change is not in effect, so it is not judged; "
+            f"the move is barred and nothing is written",
+        )
     verify_seconds = profile.guardrails.verify_for.seconds
     settle_end = change.at.timestamp() + verify_seconds * thresholds.verify_settle_fraction
     start = max(settle_end, now.timestamp() - verify_seconds)
@@ -112,42 +154,29 @@ def decide_verdict(
     what = "; ".join(regressions)
     if not profile.guardrails.rollback:
         return VerdictOutcome(Verdict.KEPT, f"regression ({what}) but guardrails.rollback is off; kept")
-    edits = (change.edit, *([change.coupled] if change.coupled is not None else []))
-    restored = 0
-    for edit in edits:
-        live_value = compute_live_value(edit.setting, profile=profile, live=observations.live)
-        if values_equal(edit.setting, live_value, edit.from_value):
-            restored += 1
-        elif not values_equal(edit.setting, live_value, edit.to_value):
-            what_edit = "coupled " if edit is change.coupled else ""
-            return VerdictOutcome(
-                Verdict.INCONCLUSIVE,
-                f"regression ({what}) but {what_edit}{edit.setting.value} was changed by someone else since; "
-                f"not rolled back",
-            )
-    if restored == len(edits):
-        # Every value is back where it was: a rollback written just before a restart lost its status, or
-        # someone reverted the change. Either way the verdict stands and the move is barred; nothing to write.
+    if foreign is not None:
+        what_edit = "coupled " if foreign is change.coupled else ""
+        since = ("'s object is gone" if not _holds_setting(foreign.setting, observations.live)
+                 else " was changed by someone else since")
         return VerdictOutcome(
-            Verdict.ROLLED_BACK,
-            f"regression: {what}; {change.edit.setting.value} is already back at its previous value (a rollback "
-            f"whose status was not saved, or a revert), so the move is barred and nothing is written",
+            Verdict.INCONCLUSIVE, f"regression ({what}) but {what_edit}{foreign.setting.value}{since}; not rolled back",
         )
+    # Edits already back (a rollback cut short by a restart) are rewritten as they are: writes are idempotent.
+    partly = " (the rest of an earlier rollback is already written)" if restored else ""
     if p95_after > slo:
         replicas = compute_replica_counts(observations.live.hpa)
         # Only a rollback that purely adds capacity (undoing a cut) may run during a shortage; undoing a
         # move toward capacity, or a mixed one, takes capacity away while users already wait.
-        backward = [edit for edit in (change.edit, *([change.coupled] if change.coupled is not None else []))
-                    if compute_edit_direction(edit, replicas=replicas) >= 0]
+        backward = [edit for edit in in_effect if compute_edit_direction(edit, replicas=replicas) >= 0]
         if backward:
             return VerdictOutcome(
                 Verdict.INCONCLUSIVE,
                 f"regression ({what}) but p95 {p95_after * 1000:.0f}ms is still above the SLO {slo * 1000:.0f}ms: "
                 f"rolling back {backward[0].setting.value} {backward[0].to_value} -> {backward[0].from_value} would "
-                f"take capacity away during the shortage; change kept, nothing barred",
+                f"take capacity away during the shortage; change kept{partly}, nothing barred",
             )
     reason = (f"Rollback of {change.edit.setting.value} on {change.target}: regression ({what}); restoring the "
-              f"previous value and barring the move for {thresholds.barred_cooldowns} x cooldown")
+              f"previous value{partly} and barring the move for {thresholds.barred_cooldowns} x cooldown")
     return VerdictOutcome(
         Verdict.ROLLED_BACK,
         f"regression: {what}",
