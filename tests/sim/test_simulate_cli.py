@@ -85,7 +85,9 @@ CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pgbouncer}\ndata
 
 @pytest.mark.parametrize(("arguments", "expected"), [
     (["--hours", "1e308"], "argument --hours: must be at most 8784 hours (got '1e308')"),
-    (["--slo-p95-ms", "1e6"], "argument --slo-p95-ms: must be at most 600000 ms (got '1e6')"),
+    (["--slo-p95-ms", "1e6"], "argument --slo-p95-ms: must be at least 1 and at most 600000 ms (got '1e6')"),
+    (["--slo-p95-ms", "1e-7"], "argument --slo-p95-ms: must be at least 1 and at most 600000 ms (got '1e-7')"),
+    (["--start", "2000000000"], "--start 2000000000: at or after the trace's end 898984800"),
     (["--hours", "1", "--scale", "1e300"], "--scale/--peak-rps: the scaled peak 5.2e+302 req/s is beyond what"),
     (["--hours", "0.001"], "--hours 0.001: shorter than one step of the trace (60 s)"),
     (["--start", "800000000"], "--start 800000000: before the trace's first timestamp 898812000 as a Unix time, "
@@ -104,10 +106,13 @@ def test_simulate_refuses_a_window_or_load_it_cannot_replay_naming_the_flag(
     assert not out.exists()
 
 
+RECOMMEND = PROFILE % "Deployment" + "  mode: Recommend\n"  # read from the file: simulated as Auto, with a note
+
+
 @pytest.mark.parametrize(("content", "runs"), [
-    (CONFIG_MAP + "---\n" + PROFILE % "Deployment", True),  # other objects beside it are ignored
-    ("apiVersion: v1\nkind: List\nitems:\n- " + (PROFILE % "Deployment").replace("\n", "\n  "), True),
-    ("targetRef: {kind: Deployment, name: api}\n", True),  # a bare spec
+    (CONFIG_MAP + "---\n" + RECOMMEND, True),  # other objects beside it are ignored
+    ("apiVersion: v1\nkind: List\nitems:\n- " + RECOMMEND.replace("\n", "\n  "), True),
+    ("targetRef: {kind: Deployment, name: api}\nmode: Recommend\n", True),  # a bare spec
     (CONFIG_MAP, False),
     (PROFILE % "Deployment" + "---\n" + PROFILE % "Deployment", False),
     ("", False),
@@ -120,6 +125,7 @@ def test_simulate_reads_the_one_profile_of_a_file_as_plan_does(
     status = main(["simulate", "--profile", str(path), "--hours", "1"])
     if runs:
         assert status == 0
+        assert "has mode Recommend; simulated as Auto" in capsys.readouterr().err
     else:
         assert status == 2
         assert f"--profile {path}: expected one PerformanceProfile (or a bare spec), found" in capsys.readouterr().err
@@ -166,3 +172,10 @@ def test_simulate_says_where_it_replays_a_straight_line_across_a_gap(
     assert main(["simulate", "--trace", str(trace), "--hours", "5"]) == 0
     assert "note: the trace has no sample from 3540 to 14400 (3.0 h); the window replays a straight line" in (
         capsys.readouterr().err)
+
+
+def test_simulate_says_when_the_peak_needs_more_pods_than_max_replicas(capsys: pytest.CaptureFixture[str]) -> None:
+    # 1000 req/s x 55 ms of CPU = 55 cores; the right-sized pods get 1.5 cores each: 37 pods, maxReplicas 10.
+    assert main(["simulate", "--hours", "1", "--peak-rps", "1000"]) == 0
+    assert ("the peak 1000 req/s needs 37 of the scenario's pods at 100% CPU, more than its maxReplicas 10: static "
+            "and k8s-default cannot meet the SLO there") in capsys.readouterr().err

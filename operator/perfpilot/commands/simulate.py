@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,17 +69,19 @@ def non_negative_number(raw: str) -> float:
 
 
 MAX_HOURS = 24.0 * 366  # a year: the replay keeps every minute in memory
+MIN_SLO_P95_MS = 1.0  # the duration is written in whole microseconds at most; a millisecond is already absurd
 MAX_SLO_P95_MS = 600_000.0  # ten minutes: beyond any request timeout the model has
 MAX_SCALED_PEAK_PER_SECOND = 100_000.0  # the oracle's 1000 pods serve about 27,000 req/s at most
 
 
-def bounded_number(*, upper: float, unit: str) -> Any:
-    """argparse ``type=``: a finite number > 0 and <= ``upper``."""
+def bounded_number(*, upper: float, unit: str, lower: float = 0.0) -> Callable[[str], float]:
+    """argparse ``type=``: a finite number > 0, >= ``lower`` and <= ``upper``."""
 
     def parse(raw: str) -> float:
         value = positive_number(raw)
-        if value > upper:
-            raise argparse.ArgumentTypeError(f"must be at most {upper:g} {unit} (got {raw!r})")
+        if not lower <= value <= upper:
+            low = f"at least {lower:g} and " if lower > 0 else ""
+            raise argparse.ArgumentTypeError(f"must be {low}at most {upper:g} {unit} (got {raw!r})")
         return value
 
     return parse
@@ -104,7 +107,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="right-sized",
                         help="starting configuration (default right-sized)")
     parser.add_argument("--profile", type=Path, help="PerformanceProfile YAML whose spec perfpilot runs with")
-    parser.add_argument("--slo-p95-ms", type=bounded_number(upper=MAX_SLO_P95_MS, unit="ms"),
+    parser.add_argument("--slo-p95-ms", type=bounded_number(lower=MIN_SLO_P95_MS, upper=MAX_SLO_P95_MS, unit="ms"),
                         help="p95 latency objective in ms (default: the profile's)")
     scaling = parser.add_mutually_exclusive_group()
     scaling.add_argument("--peak-rps", type=positive_number,
@@ -205,7 +208,7 @@ def check_outputs(args: argparse.Namespace) -> str | None:
         problem = check_writable(flag, path) if path is not None else None
         if problem is not None:
             return problem
-    if args.json is not None and args.plot is not None and args.json.absolute() == args.plot.absolute():
+    if args.json is not None and args.plot is not None and args.json.resolve() == args.plot.resolve():
         return f"--json and --plot name the same file ({args.json}): the plot would overwrite the JSON"
     if args.plot is None:
         return None
@@ -235,27 +238,36 @@ def check_window(trace: Trace, *, start: float | None, hours: float) -> None:
     if start is not None and trace.duration_seconds <= start < trace.start_seconds:
         raise ValueError(f"--start {start:.10g}: before the trace's first timestamp {trace.start_seconds:.0f} as a "
                          f"Unix time, and past its end ({_span(trace.duration_seconds)}) as seconds from its start")
+    end = trace.start_seconds + trace.duration_seconds
+    if start is not None and start >= end:
+        raise ValueError(f"--start {start:.10g}: at or after the trace's end {end:.0f}")
 
 
-def check_load(window: Trace, *, factor: float, scenario: Scenario, slo_seconds: float) -> None:
-    """Refuse a scaled load beyond the model; say when no run can meet the SLO (every minute a violation)."""
+def check_load(window: Trace, *, factor: float) -> None:
+    """Raise ValueError naming the flags when the scaled load is beyond what the model cluster can serve."""
     peak = window.peak_per_second * factor
     if not peak <= MAX_SCALED_PEAK_PER_SECOND:
         raise ValueError(f"--scale/--peak-rps: the scaled peak {peak:.3g} req/s is beyond what the model cluster "
                          f"can serve (at most {MAX_SCALED_PEAK_PER_SECOND:g} req/s)")
+
+
+def describe_unmeetable_slo(window: Trace, *, factor: float, scenario: Scenario, slo_seconds: float) -> list[str]:
+    """Why runs cannot meet the SLO, as notes (every minute there a violation): an SLO below the fastest
+    request, or a peak the scenario's pods cannot carry."""
+    notes = []
     params = scenario.params
     fastest_seconds = params.db_seconds + params.cpu_demand_seconds
     if slo_seconds < fastest_seconds:
-        print(f"perfpilot simulate: note: the SLO p95 {slo_seconds * 1000:g} ms is below the model's fastest "
-              f"request ({fastest_seconds * 1000:.0f} ms of database and CPU time): every run violates it every "
-              f"minute", file=sys.stderr)
+        notes.append(f"the SLO p95 {slo_seconds * 1000:g} ms is below the model's fastest request "
+                     f"({fastest_seconds * 1000:.0f} ms of database and CPU time): every run violates it every minute")
     hpa = scenario.settings.hpa
-    pod_millicores = params.effective_cpu_millicores(scenario.settings.resources)
-    needed = peak * params.cpu_demand_seconds * 1000.0 / pod_millicores
+    peak = window.peak_per_second * factor
+    needed = peak * params.cpu_demand_seconds * 1000.0 / params.effective_cpu_millicores(scenario.settings.resources)
     if needed > hpa.max_replicas:
-        print(f"perfpilot simulate: note: the peak {peak:.0f} req/s needs {needed:.0f} pods at 100% CPU, more than "
-              f"the scenario's maxReplicas {hpa.max_replicas}: no autoscaled run can meet the SLO there",
-              file=sys.stderr)
+        notes.append(f"the peak {peak:.0f} req/s needs {needed:.0f} of the scenario's pods at 100% CPU, more than its "
+                     f"maxReplicas {hpa.max_replicas}: static and k8s-default cannot meet the SLO there, and perfpilot "
+                     f"only by raising maxReplicas (up to maxReplicasCeiling) or the pods' CPU")
+    return notes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -284,10 +296,13 @@ def run(args: argparse.Namespace) -> int:
         before = history_before(history, window, seconds=profile.guardrails.peak_window.seconds)
         factor = scale_factor(window, peak_rps=args.peak_rps, scale=args.scale,
                               cpu_demand_seconds=scenario.params.cpu_demand_seconds)
-        check_load(window, factor=factor, scenario=scenario, slo_seconds=profile.slo.latency_p95.seconds)
+        check_load(window, factor=factor)
     except (OSError, ValueError) as error:
         print(f"perfpilot simulate: {error}", file=sys.stderr)
         return 2
+    for note in describe_unmeetable_slo(window, factor=factor, scenario=scenario,
+                                        slo_seconds=profile.slo.latency_p95.seconds):
+        print(f"perfpilot simulate: note: {note}", file=sys.stderr)
     scaled = window.scaled(factor)
     started = time.perf_counter()
     simulation = simulate(trace=scaled, scenario=scenario, profile=profile,
