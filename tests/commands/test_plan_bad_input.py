@@ -137,6 +137,15 @@ def test_plan_refuses_a_bearer_token_file_of_random_bytes_naming_the_flag_and_fi
     assert_refused(*result, f"--bearer-token-file: bearer token file {token} is not UTF-8 text (byte 0 is 0x89)")
 
 
+def test_plan_refuses_an_empty_bearer_token_file_saying_it_is_empty(
+    profile_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("\n")
+    result = plan(profile_file, capsys, "--prometheus", VALID_URL, "--bearer-token-file", str(token))
+    assert_refused(*result, f"--bearer-token-file: bearer token file {token} is empty")
+
+
 def test_plan_refuses_a_bearer_token_with_a_control_character_naming_the_flag_and_file(
     profile_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

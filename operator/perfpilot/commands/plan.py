@@ -123,7 +123,7 @@ def _load_yaml(path: Path, flag: str) -> list[Any]:
 def _load_profile(path: Path) -> PerformanceProfile:
     profiles = [d for d in flatten(_load_yaml(path, "--profile")) if d.get("kind") == KIND]
     if len(profiles) != 1:
-        raise _BadInput(f"{path}: expected exactly one {KIND}, found {len(profiles)}")
+        raise _BadInput(f"--profile {path}: expected exactly one {KIND}, found {len(profiles)}")
     problems = validate_profile(profiles[0])
     if problems:
         raise _BadInput("\n".join(f"{path}: {problem}" for problem in problems))

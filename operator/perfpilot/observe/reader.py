@@ -147,6 +147,8 @@ def read_bearer_token(path: Path) -> str:
         raise BearerTokenError(
             f"bearer token file {path} is not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})"
         ) from error
+    if not token:
+        raise BearerTokenError(f"bearer token file {path} is empty")
     problem = header_problem("Authorization", f"Bearer {token}")
     if problem is not None:
         raise BearerTokenError(f"bearer token file {path} holds no usable token: {problem}")
