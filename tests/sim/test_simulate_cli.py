@@ -106,6 +106,15 @@ def test_simulate_refuses_a_window_or_load_it_cannot_replay_naming_the_flag(
     assert not out.exists()
 
 
+@pytest.fixture
+def small_trace(tmp_path: Path) -> Path:
+    """An hour and a half of traffic with nothing before it: a replay in under a second (the bundled slice
+    warms perfpilot up on its week of history first)."""
+    path = tmp_path / "small.csv"
+    path.write_text("timestamp_seconds,rps\n" + "".join(f"{60 * i},{10 + i % 7}\n" for i in range(90)))
+    return path
+
+
 RECOMMEND = PROFILE % "Deployment" + "  mode: Recommend\n"  # read from the file: simulated as Auto, with a note
 
 
@@ -118,11 +127,11 @@ RECOMMEND = PROFILE % "Deployment" + "  mode: Recommend\n"  # read from the file
     ("", False),
 ])
 def test_simulate_reads_the_one_profile_of_a_file_as_plan_does(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, runs: bool
+    tmp_path: Path, small_trace: Path, capsys: pytest.CaptureFixture[str], content: str, runs: bool
 ) -> None:
     path = tmp_path / "profile.yaml"
     path.write_text(content)
-    status = main(["simulate", "--profile", str(path), "--hours", "1"])
+    status = main(["simulate", "--trace", str(small_trace), "--profile", str(path)])
     if runs:
         assert status == 0
         assert "has mode Recommend; simulated as Auto" in capsys.readouterr().err
@@ -141,16 +150,18 @@ def test_simulate_names_the_profile_flag_for_a_file_that_is_not_text(
 
 
 def test_simulate_says_a_statefulset_is_rolled_out_as_a_deployment(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, small_trace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "profile.yaml"
     path.write_text(PROFILE % "StatefulSet")
-    assert main(["simulate", "--profile", str(path), "--hours", "1"]) == 0
+    assert main(["simulate", "--trace", str(small_trace), "--profile", str(path)]) == 0
     assert "targets a StatefulSet; the model cluster rolls pods out as a Deployment does" in capsys.readouterr().err
 
 
-def test_simulate_says_when_the_slo_is_below_the_fastest_request(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["simulate", "--hours", "1", "--slo-p95-ms", "100"]) == 0
+def test_simulate_says_when_the_slo_is_below_the_fastest_request(
+    small_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--trace", str(small_trace), "--slo-p95-ms", "100"]) == 0
     captured = capsys.readouterr()
     assert "the SLO p95 100 ms is below the model's fastest request (175 ms" in captured.err
     assert "SLO p95 100 ms" in captured.out
@@ -158,7 +169,7 @@ def test_simulate_says_when_the_slo_is_below_the_fastest_request(capsys: pytest.
 
 def test_simulate_refuses_one_path_for_both_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     same = tmp_path / "same.png"
-    assert main(["simulate", "--hours", "1", "--json", str(same), "--plot", str(same)]) == 2
+    assert main(["simulate", "--json", str(same), "--plot", str(same)]) == 2
     assert "--json and --plot name the same file" in capsys.readouterr().err
     assert not same.exists()
 
@@ -174,8 +185,10 @@ def test_simulate_says_where_it_replays_a_straight_line_across_a_gap(
         capsys.readouterr().err)
 
 
-def test_simulate_says_when_the_peak_needs_more_pods_than_max_replicas(capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_says_when_the_peak_needs_more_pods_than_max_replicas(
+    small_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # 1000 req/s x 55 ms of CPU = 55 cores; the right-sized pods get 1.5 cores each: 37 pods, maxReplicas 10.
-    assert main(["simulate", "--hours", "1", "--peak-rps", "1000"]) == 0
+    assert main(["simulate", "--trace", str(small_trace), "--peak-rps", "1000"]) == 0
     assert ("the peak 1000 req/s needs 37 of the scenario's pods at 100% CPU, more than its maxReplicas 10: static "
             "and k8s-default cannot meet the SLO there") in capsys.readouterr().err
