@@ -366,27 +366,41 @@ def test_an_applied_rollback_marks_the_change_rolled_back_and_bars_the_move_for_
                                            until=b.NOW + timedelta(minutes=60))]
 
 
-def test_a_rollback_written_just_before_a_restart_is_recorded_and_barred_when_the_value_is_found_restored() -> None:
+def test_a_rollback_written_just_before_a_restart_is_recorded_reverted_and_barred() -> None:
     # The rollback 70 -> 60 reached the HPA but the status (still Pending) did not: the next cycle must not
     # call it someone else's change, or the regressing move would come back unbarred.
     state = pending(minutes_ago=17)
     observations = after_change(latency=0.9, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
     decision = decide_with(state, observations)
-    assert (decision.verdict, decision.change) == (Verdict.ROLLED_BACK, None)
+    assert decision.verdict is Verdict.REVERTED
+    assert decision.change is None or decision.change.edit.to_value != 70
     assert "hpa.cpuTarget is back at its previous value" in decision.verdict_reason
     new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=False)
-    assert new_state.last_change is not None and new_state.last_change.verdict is Verdict.ROLLED_BACK
+    assert new_state.last_change is not None and new_state.last_change.verdict is Verdict.REVERTED
     assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, to_value=70,
                                            until=b.NOW + timedelta(minutes=60))]
 
 
-def test_a_change_found_restored_is_not_judged_kept_even_when_the_service_is_fine_again() -> None:
+def test_a_change_found_reverted_is_not_judged_kept_even_when_the_service_is_fine_again() -> None:
     # Down longer than verifyFor after writing the rollback: the window after shows only the good latency.
     state = pending(minutes_ago=40)
     observations = after_change(latency=0.35, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
     decision = decide_with(state, observations)
-    assert (decision.verdict, decision.change, decision.found_restored) == (Verdict.ROLLED_BACK, None, True)
+    assert decision.verdict is Verdict.REVERTED
     new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=False)
+    assert [move.to_value for move in new_state.barred] == [70]
+
+
+def test_a_reverted_change_is_not_a_write_so_an_emergency_acts_at_once() -> None:
+    # Someone reverted 60 -> 70 back to 60 and p95 is over twice the SLO: nothing was written now, so neither
+    # a cooldown nor the emergency's wait after a write starts from this verdict.
+    state = pending(minutes_ago=16, baseline=Baseline(p95_latency_seconds=1.15, error_ratio=0.001, request_rate=100))
+    observations = after_change(latency=1.2, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
+    decision = decide_with(state, observations)
+    assert decision.verdict is Verdict.REVERTED
+    assert decision.change is not None and decision.change.emergency
+    new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
+    assert new_state.history[-1].verdict is Verdict.REVERTED
     assert [move.to_value for move in new_state.barred] == [70]
 
 
@@ -412,7 +426,24 @@ def test_a_half_written_rollback_is_not_finished_when_the_rest_would_take_capaci
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert decision.change is None or not decision.change.rollback
     assert "rolling back hpa.cpuTarget 60 -> 70 would take capacity away" in decision.verdict_reason
-    assert "(the rest of an earlier rollback is already written)" in decision.verdict_reason
+    assert decision.verdict_reason.startswith("a rollback cut short between its writes (resources already back)")
+
+
+def test_a_rollback_cut_short_is_finished_even_once_the_service_is_fine_again() -> None:
+    # A cut (CPU 1500m -> 1000m, target 60% -> 70%) half rolled back: requests back at 1500m, target still 70%.
+    # Judged afresh it would be Kept, leaving a mix with fewer replicas than either configuration.
+    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70)
+    before = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
+    record = ChangeRecord(
+        at=b.NOW - b.minutes(40), target="Deployment/api",
+        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=[b.container()]), coupled=coupled,
+        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
+    )
+    observations = after_change(latency=0.3, live=b.live(containers=tuple(before), hpa=b.hpa(cpu_target_percent=70)))
+    decision = decide_with(TuningState(last_change=record), observations)
+    assert decision.verdict is Verdict.ROLLED_BACK
+    assert decision.change is not None and decision.change.rollback
+    assert decision.change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
 
 
 def test_a_rollback_interrupted_between_its_two_writes_is_written_again_whole() -> None:

@@ -128,6 +128,18 @@ def test_latency_feedback_is_skipped_not_crashed_when_no_sample_is_recent() -> N
     assert "HPA CPU target: no p95 or CPU sample in the last 5 minutes: no latency feedback" in decision.reason
 
 
+def test_a_cpu_target_is_not_raised_on_a_p95_series_without_a_recent_sample() -> None:
+    # Low p95 all window but nothing in the last 5 minutes (a coarse reader step): a raise takes capacity away.
+    old = b.NOW - b.minutes(9)
+    observations = b.observations(
+        latency_p95_seconds=b.series(0.2, at=old), cpu_usage_millicores_per_pod=b.series(500, at=old),
+        live=b.live(hpa=b.hpa(cpu_target_percent=60)),
+    )
+    decision = run(observations)
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET
+    assert "raising needs a p95 sample in the last 5 minutes" in decision.reason
+
+
 # --- HPA memory target table -----------------------------------------------------------------------
 
 
@@ -742,8 +754,10 @@ def test_a_coupled_cpu_target_returns_toward_its_row_once_the_raise_is_kept_and_
 
 @pytest.mark.parametrize("verdict", [Verdict.PENDING, Verdict.ROLLED_BACK])
 def test_a_coupled_cpu_target_waits_for_the_raise_to_be_kept(verdict: Verdict) -> None:
-    # Long past cooldown and verification: only the verdict keeps the 60%-of-SLO bar in place.
-    observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=50)))
+    # Long past cooldown and verification: only the verdict keeps the 60%-of-SLO bar in place. The raise is
+    # live (1500m requests, 50% target), so a pending one is judged, not found reverted or half rolled back.
+    raised = (b.container(cpu_request_millicores=1500),)
+    observations = b.observations(live=b.live(containers=raised, hpa=b.hpa(cpu_target_percent=50)))
     state = TuningState(last_change=_request_raise(verdict=verdict, minutes_ago=180))
     decision = decide(b.profile(), observations, state, b.NOW)
     assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET, decision.reason

@@ -45,7 +45,7 @@ PRINTER_COLUMNS: tuple[JsonDict, ...] = (
     {"name": "Last-Change", "type": "string", "jsonPath": ".status.lastChange.edit.setting",
      "description": "The setting perfpilot changed last."},
     {"name": "Verdict", "type": "string", "jsonPath": ".status.lastChange.verdict",
-     "description": "Verdict on the last change: Pending, Kept, RolledBack or Inconclusive."},
+     "description": "Verdict on the last change: Pending, Kept, RolledBack, Inconclusive or Reverted."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 )
 

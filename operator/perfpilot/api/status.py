@@ -32,6 +32,9 @@ class Verdict(StrEnum):
     KEPT = "Kept"
     ROLLED_BACK = "RolledBack"
     INCONCLUSIVE = "Inconclusive"
+    # Found back at its previous values without a rollback on record (a rollback whose status was lost in a
+    # restart, or someone's revert): not in effect, so not judged; its move is barred as after a rollback.
+    REVERTED = "Reverted"
 
 
 class Setting(StrEnum):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from perfpilot.api.spec import Mode, PerformanceProfileSpec
-from perfpilot.api.status import ChangeRecord, Edit, Setting, TuningState, Verdict
+from perfpilot.api.status import BarredMove, ChangeRecord, Edit, Setting, TuningState, Verdict
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
@@ -122,6 +122,7 @@ def decide(
 
     verdict: Verdict | None = None
     verdict_reason = ""
+    barred_until: datetime | None = None
     hold_until: datetime | None = None
     hold_why = ""
     last = state.last_change
@@ -146,14 +147,12 @@ def decide(
                     verdict_reason=judged.reason,
                     barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
                 )
-            if judged.verdict is Verdict.ROLLED_BACK:
-                # Already back at the previous values: record the verdict and the bar, change nothing else now.
-                return Decision(
-                    change=None, reason=f"Rolled back: {judged.reason}", apply=False, classification=classification,
-                    verdict=judged.verdict, verdict_reason=judged.reason, found_restored=True,
-                    barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
-                )
             verdict, verdict_reason = judged.verdict, judged.reason
+            if judged.verdict is Verdict.REVERTED:
+                # Nothing was written now: the rules go on as after the change, with its move barred already.
+                barred_until = now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds)
+                bar = BarredMove(setting=last.edit.setting, to_value=last.edit.to_value, until=barred_until)
+                state = state.model_copy(update={"barred": [*state.barred, bar]})
     cooldown_end = guardrails.compute_cooldown_end(state, profile)
     if cooldown_end is not None and now < cooldown_end and (hold_until is None or cooldown_end > hold_until):
         hold_until, hold_why = cooldown_end, f"cooldown until {cooldown_end:%H:%M:%S}"
@@ -238,6 +237,7 @@ def decide(
                 blocked_by=_dedupe(blocked),
                 cooldown_until_seconds=hold_until.timestamp() if hold_until is not None else None,
                 baseline=compute_baseline(observations, span_seconds=guard.verify_for.seconds),
+                barred_until=barred_until,
                 waits_for_off_peak=waits_for_off_peak,
             )
     if hold_until is not None:
@@ -255,5 +255,6 @@ def decide(
         verdict_reason=verdict_reason,
         blocked_by=_dedupe(blocked),
         cooldown_until_seconds=hold_until.timestamp() if hold_until is not None else None,
+        barred_until=barred_until,
         waits_for_off_peak=waits_for_off_peak,
     )

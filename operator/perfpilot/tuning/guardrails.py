@@ -301,7 +301,8 @@ def find_reversal(
     ``change`` that reverses and the recorded change it reverses.
     """
     since = now - timedelta(seconds=hold_seconds)
-    recent = [r for r in list_records(state) if r.verdict is not Verdict.ROLLED_BACK and r.at > since]
+    recent = [r for r in list_records(state)
+              if r.verdict not in (Verdict.ROLLED_BACK, Verdict.REVERTED) and r.at > since]
     proposed = [change.edit] + ([change.coupled] if change.coupled is not None else [])
     for edit in proposed:
         direction = compute_edit_direction(edit, replicas=replicas)

@@ -739,7 +739,7 @@ def find_coupled_target_origin(state: TuningState, *, live_percent: int) -> int 
     not judged yet; a live value other than the coupled one was set by someone else.
     """
     for record in reversed(guardrails.list_records(state)):
-        if record.verdict is Verdict.ROLLED_BACK:
+        if record.verdict in (Verdict.ROLLED_BACK, Verdict.REVERTED):
             continue
         if record.edit.setting is Setting.HPA_CPU_TARGET:
             return None
@@ -805,6 +805,11 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
         yield RuleOutcome(name, note=f"{head}: no change")
         return
     if new > live:
+        if isinstance(recent_latency, Unknown):
+            # A raise takes capacity away: "p95 low all window" must include the last minutes.
+            yield RuleOutcome(name, note=f"{head}: raising needs a p95 sample in the last "
+                                         f"{ctx.thresholds.recent_span_seconds / 60:g} minutes")
+            return
         covered = ctx.covers(latency, ctx.observations.window_seconds)
         origin = find_coupled_target_origin(ctx.state, live_percent=live)
         if origin is not None:

@@ -28,8 +28,10 @@ def compute_next_state(
             last = last.model_copy(
                 update={"verdict": decision.verdict, "verdict_at": now, "verdict_reason": decision.verdict_reason}
             )
-        elif (applied and change is not None and change.rollback) or decision.found_restored:
-            # A rollback is recorded once written, or when the values were found already restored.
+            if decision.verdict is Verdict.REVERTED and decision.barred_until is not None:
+                barred.append(BarredMove(setting=last.edit.setting, to_value=last.edit.to_value,
+                                         until=decision.barred_until))
+        elif applied and change is not None and change.rollback:
             last = last.model_copy(update={
                 "verdict": Verdict.ROLLED_BACK, "verdict_at": now, "verdict_reason": decision.verdict_reason,
             })

@@ -90,33 +90,12 @@ def _pct(value: float) -> str:
     return f"{value * 100:.2f}%"
 
 
-def decide_verdict(
-    profile: PerformanceProfileSpec,
-    observations: Observations,
-    change: ChangeRecord,
-    *,
-    now: datetime,
-    thresholds: Thresholds = DEFAULT_THRESHOLDS,
-) -> VerdictOutcome:
-    """Compare after with before: load moved -> Inconclusive; regression -> RolledBack (or Kept); else Kept.
-
-    A change whose every value is found back where it was is not judged: it is no longer in effect.
-    """
-    restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
-    if foreign is None and not in_effect:
-        # A rollback written just before a restart whose status was not saved, someone's revert, or a write
-        # that never happened: recorded as rolled back, so the move is barred and not proposed again at once.
-        return VerdictOutcome(
-            Verdict.ROLLED_BACK,
-            f"{change.edit.setting.value} is back at its previous value (a rollback whose status was not saved, "
-            f"a revert, or a write that never took place): the change is not in effect, so it is not judged; "
-            f"the move is barred and nothing is written",
-        )
-    verify_seconds = profile.guardrails.verify_for.seconds
-    settle_end = change.at.timestamp() + verify_seconds * thresholds.verify_settle_fraction
-    start = max(settle_end, now.timestamp() - verify_seconds)
+def _judge(
+    change: ChangeRecord, *, profile: PerformanceProfileSpec, observations: Observations, start: float,
+    p95_after: float | None, thresholds: Thresholds,
+) -> VerdictOutcome | str:
+    """The verdict on a change in effect when it stands (Inconclusive, Kept), else what regressed."""
     before = change.baseline
-    p95_after = _mean_since(observations.latency_p95_seconds, start)
     errors_after = _mean_since(observations.error_ratio, start)
     rate_after = _mean_since(observations.request_rate_per_second, start)
     if p95_after is None or before.p95_latency_seconds is None:
@@ -154,16 +133,57 @@ def decide_verdict(
     what = "; ".join(regressions)
     if not profile.guardrails.rollback:
         return VerdictOutcome(Verdict.KEPT, f"regression ({what}) but guardrails.rollback is off; kept")
-    if foreign is not None:
-        what_edit = "coupled " if foreign is change.coupled else ""
-        since = ("'s object is gone" if not _holds_setting(foreign.setting, observations.live)
-                 else " was changed by someone else since")
+    return what
+
+
+def decide_verdict(
+    profile: PerformanceProfileSpec,
+    observations: Observations,
+    change: ChangeRecord,
+    *,
+    now: datetime,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> VerdictOutcome:
+    """Compare after with before: load moved -> Inconclusive; regression -> RolledBack (or Kept); else Kept.
+
+    A change whose every value is found back where it was is not judged: Reverted, it is no longer in effect.
+    """
+    restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
+    if foreign is None and not in_effect:
+        # A rollback written just before a restart whose status was not saved, someone's revert, or a write
+        # that never happened: recorded Reverted, and the move barred so that it is not proposed again at once.
         return VerdictOutcome(
-            Verdict.INCONCLUSIVE, f"regression ({what}) but {what_edit}{foreign.setting.value}{since}; not rolled back",
+            Verdict.REVERTED,
+            f"{change.edit.setting.value} is back at its previous value (a rollback whose status was not saved, "
+            f"a revert, or a write that never took place): the change is not in effect, so it is not judged; "
+            f"the move is barred",
         )
-    # Edits already back (a rollback cut short by a restart) are rewritten as they are: writes are idempotent.
-    partly = " (the rest of an earlier rollback is already written)" if restored else ""
-    if p95_after > slo:
+    verify_seconds = profile.guardrails.verify_for.seconds
+    settle_end = change.at.timestamp() + verify_seconds * thresholds.verify_settle_fraction
+    start = max(settle_end, now.timestamp() - verify_seconds)
+    p95_after = _mean_since(observations.latency_p95_seconds, start)
+    slo = profile.slo.latency_p95.seconds
+    if foreign is None and restored:
+        # Some values back, the others still perfpilot's: a rollback cut short between its writes (a restart).
+        # It was decided already; it is finished, the written edits rewritten as they are (writes are
+        # idempotent), whatever the latency says now.
+        back = ", ".join(edit.setting.value for edit in restored)
+        cause = f"a rollback cut short between its writes ({back} already back)"
+        partly = " (the rest of it is already written)"
+    else:
+        judged = _judge(change, profile=profile, observations=observations, start=start, p95_after=p95_after,
+                        thresholds=thresholds)
+        if isinstance(judged, VerdictOutcome):
+            return judged
+        cause, partly = f"regression ({judged})", ""
+        if foreign is not None:
+            what_edit = "coupled " if foreign is change.coupled else ""
+            since = ("'s object is gone" if not _holds_setting(foreign.setting, observations.live)
+                     else " was changed by someone else since")
+            return VerdictOutcome(
+                Verdict.INCONCLUSIVE, f"{cause} but {what_edit}{foreign.setting.value}{since}; not rolled back",
+            )
+    if p95_after is not None and p95_after > slo:
         replicas = compute_replica_counts(observations.live.hpa)
         # Only a rollback that purely adds capacity (undoing a cut) may run during a shortage; undoing a
         # move toward capacity, or a mixed one, takes capacity away while users already wait.
@@ -171,14 +191,14 @@ def decide_verdict(
         if backward:
             return VerdictOutcome(
                 Verdict.INCONCLUSIVE,
-                f"regression ({what}) but p95 {p95_after * 1000:.0f}ms is still above the SLO {slo * 1000:.0f}ms: "
+                f"{cause} but p95 {p95_after * 1000:.0f}ms is still above the SLO {slo * 1000:.0f}ms: "
                 f"rolling back {backward[0].setting.value} {backward[0].to_value} -> {backward[0].from_value} would "
                 f"take capacity away during the shortage; change kept{partly}, nothing barred",
             )
-    reason = (f"Rollback of {change.edit.setting.value} on {change.target}: regression ({what}); restoring the "
+    reason = (f"Rollback of {change.edit.setting.value} on {change.target}: {cause}; restoring the "
               f"previous value{partly} and barring the move for {thresholds.barred_cooldowns} x cooldown")
     return VerdictOutcome(
         Verdict.ROLLED_BACK,
-        f"regression: {what}",
+        cause,
         rollback=compute_rollback(change, profile=profile, observations=observations, reason=reason),
     )
