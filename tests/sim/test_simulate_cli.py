@@ -188,7 +188,28 @@ def test_simulate_says_where_it_replays_a_straight_line_across_a_gap(
 def test_simulate_says_when_the_peak_needs_more_pods_than_max_replicas(
     small_trace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # 1000 req/s x 55 ms of CPU = 55 cores; the right-sized pods get 1.5 cores each: 37 pods, maxReplicas 10.
+    # 1000 req/s x 55 ms of CPU = 55 cores; 10 right-sized pods get 1.5 cores each.
     assert main(["simulate", "--trace", str(small_trace), "--peak-rps", "1000"]) == 0
-    assert ("the peak 1000 req/s needs 37 of the scenario's pods at 100% CPU, more than its maxReplicas 10: static "
-            "and k8s-default cannot meet the SLO there") in capsys.readouterr().err
+    assert ("the peak 1000 req/s needs 55.0 CPU cores, more than the scenario's 10 pods get (15.0): static and "
+            "k8s-default cannot meet the SLO there; perfpilot only by raising maxReplicas") in capsys.readouterr().err
+    # 90,000 req/s need 4950 cores: beyond 10 pods of resources.cpu.max too (no maxReplicasCeiling by default).
+    assert main(["simulate", "--trace", str(small_trace), "--peak-rps", "90000"]) == 0
+    assert "no run can meet the SLO there, perfpilot's bounds included" in capsys.readouterr().err
+
+
+def test_simulate_names_a_profile_without_its_kind(
+    tmp_path: Path, small_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text((PROFILE % "Deployment").replace("kind: PerformanceProfile\n", ""))
+    assert main(["simulate", "--trace", str(small_trace), "--profile", str(path)]) == 2
+    assert f"--profile {path}: kind is required (kind: PerformanceProfile)" in capsys.readouterr().err
+
+
+def test_simulate_refuses_a_profile_slo_under_a_millisecond_as_it_refuses_the_flag(
+    tmp_path: Path, small_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text(PROFILE % "Deployment" + "  slo: {latencyP95: 0.5ms}\n")
+    assert main(["simulate", "--trace", str(small_trace), "--profile", str(path)]) == 2
+    assert f"--profile {path}: spec.slo.latencyP95: the simulator needs at least 1 ms (got " in capsys.readouterr().err

@@ -143,6 +143,8 @@ def _profile_document(path: Path) -> dict[str, Any]:
         return profiles[0]
     if not profiles and len(documents) == 1 and isinstance(documents[0], dict) and "kind" not in documents[0]:
         bare = documents[0]
+        if {"apiVersion", "metadata"} & set(bare):
+            raise ValueError(f"--profile {path}: kind is required (kind: {KIND})")
         return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": "simulated"},
                 "spec": bare["spec"] if set(bare) == {"spec"} else bare}
     kinds = ", ".join(sorted({str(document.get("kind")) for document in objects})) or "none"
@@ -165,6 +167,9 @@ def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileS
     if spec.target_ref.kind != "Deployment":
         print(f"perfpilot simulate: note: {path} targets a {spec.target_ref.kind}; the model cluster rolls "
               f"pods out as a Deployment does (maxSurge 25%, maxUnavailable 25%)", file=sys.stderr)
+    if slo_p95_ms is None and spec.slo.latency_p95.seconds * 1000 < MIN_SLO_P95_MS:
+        raise ValueError(f"--profile {path}: spec.slo.latencyP95: the simulator needs at least {MIN_SLO_P95_MS:g} ms "
+                         f"(got {spec.slo.latency_p95})")
     if slo_p95_ms is not None:
         raw = spec.model_dump(by_alias=True, mode="json")
         raw["slo"] = {**raw.get("slo", {}), "latencyP95": milliseconds_duration(slo_p95_ms)}
@@ -251,22 +256,35 @@ def check_load(window: Trace, *, factor: float) -> None:
                          f"can serve (at most {MAX_SCALED_PEAK_PER_SECOND:g} req/s)")
 
 
-def describe_unmeetable_slo(window: Trace, *, factor: float, scenario: Scenario, slo_seconds: float) -> list[str]:
+def describe_unmeetable_slo(
+    window: Trace, *, factor: float, scenario: Scenario, profile: PerformanceProfileSpec
+) -> list[str]:
     """Why runs cannot meet the SLO, as notes (every minute there a violation): an SLO below the fastest
-    request, or a peak the scenario's pods cannot carry."""
+    request, or a peak the scenario's pods cannot carry, nor the most perfpilot may give them."""
     notes = []
     params = scenario.params
+    slo_seconds = profile.slo.latency_p95.seconds
     fastest_seconds = params.db_seconds + params.cpu_demand_seconds
     if slo_seconds < fastest_seconds:
         notes.append(f"the SLO p95 {slo_seconds * 1000:g} ms is below the model's fastest request "
                      f"({fastest_seconds * 1000:.0f} ms of database and CPU time): every run violates it every minute")
-    hpa = scenario.settings.hpa
-    peak = window.peak_per_second * factor
-    needed = peak * params.cpu_demand_seconds * 1000.0 / params.effective_cpu_millicores(scenario.settings.resources)
-    if needed > hpa.max_replicas:
-        notes.append(f"the peak {peak:.0f} req/s needs {needed:.0f} of the scenario's pods at 100% CPU, more than its "
-                     f"maxReplicas {hpa.max_replicas}: static and k8s-default cannot meet the SLO there, and perfpilot "
-                     f"only by raising maxReplicas (up to maxReplicasCeiling) or the pods' CPU")
+    peak_cores = window.peak_per_second * factor * params.cpu_demand_seconds
+    resources = scenario.settings.resources
+    static_cores = scenario.settings.hpa.max_replicas * params.effective_cpu_millicores(resources) / 1000.0
+    if peak_cores <= static_cores:
+        return notes
+    # What perfpilot could reach: maxReplicas up to maxReplicasCeiling, requests up to resources.cpu.max.
+    most_pods = max(scenario.settings.hpa.max_replicas, profile.hpa.max_replicas_ceiling if profile.hpa.enabled else 0)
+    largest = resources.model_copy(update={
+        "cpu_request_millicores": profile.resources.cpu.max.millicores, "cpu_limit_millicores": None,
+    }) if profile.resources.enabled else resources
+    pod_millicores = max(params.effective_cpu_millicores(largest), params.effective_cpu_millicores(resources))
+    tuned_cores = most_pods * pod_millicores / 1000.0
+    who = ("no run can meet the SLO there, perfpilot's bounds included" if peak_cores > tuned_cores
+           else "static and k8s-default cannot meet the SLO there; perfpilot only by raising maxReplicas (up to "
+                "maxReplicasCeiling) or the pods' CPU")
+    notes.append(f"the peak {window.peak_per_second * factor:.0f} req/s needs {peak_cores:.1f} CPU cores, more than "
+                 f"the scenario's {scenario.settings.hpa.max_replicas} pods get ({static_cores:.1f}): {who}")
     return notes
 
 
@@ -300,8 +318,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print(f"perfpilot simulate: {error}", file=sys.stderr)
         return 2
-    for note in describe_unmeetable_slo(window, factor=factor, scenario=scenario,
-                                        slo_seconds=profile.slo.latency_p95.seconds):
+    for note in describe_unmeetable_slo(window, factor=factor, scenario=scenario, profile=profile):
         print(f"perfpilot simulate: note: {note}", file=sys.stderr)
     scaled = window.scaled(factor)
     started = time.perf_counter()
@@ -310,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     print(f"trace {scaled.name} ({scaled.column} x {factor:.4g}, peak {scaled.peak_per_second:.1f} req/s), "
           f"{scaled.duration_seconds / 3600:.1f} h; scenario {scenario.name}: {scenario.description}; "
-          f"SLO p95 {simulation.slo_seconds * 1000:.0f} ms")
+          f"SLO p95 {simulation.slo_seconds * 1000:g} ms")
     print(f"perfpilot's Prometheus history before the window: {before.duration_seconds / 3600:.1f} h"
           if before is not None else "perfpilot's Prometheus history before the window: none (the trace starts here)")
     print(format_table(simulation))
