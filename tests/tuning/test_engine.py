@@ -42,6 +42,23 @@ def pending(*, minutes_ago: float, setting: Setting = Setting.HPA_CPU_TARGET, ol
     return TuningState(last_change=record)
 
 
+BIG_PODS = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
+SMALL_PODS = [b.container()]
+
+
+def resize_pending(*, cut: bool, minutes_ago: float = 16) -> TuningState:
+    """A pending resources change with its coupled CPU target: a cut (1500m -> 1000m, 60% -> 70%) or a raise
+    (1000m -> 1500m, 70% -> 60%)."""
+    before, after = (BIG_PODS, SMALL_PODS) if cut else (SMALL_PODS, BIG_PODS)
+    return TuningState(last_change=ChangeRecord(
+        at=b.NOW - b.minutes(minutes_ago), target="Deployment/api",
+        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after),
+        coupled=Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70) if cut else Edit(
+            setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60),
+        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
+    ))
+
+
 def decide_with(state: TuningState, observations: Observations | None = None, now: datetime = b.NOW,
                 **profile: Any) -> Any:
     return decide(b.profile(**profile), observations or b.observations(), state, now)
@@ -239,21 +256,15 @@ def test_load_moved_more_than_thirty_percent_is_inconclusive(rate: float, verdic
 
 def test_rollback_restores_exactly_the_previous_values_including_the_coupled_edit() -> None:
     # A cut (CPU request down, coupled target up): its rollback only adds capacity, so it may run above the SLO.
-    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70)
-    before = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
-    after = [b.container()]
-    record = ChangeRecord(
-        at=b.NOW - b.minutes(16), target="Deployment/api",
-        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after), coupled=coupled,
-        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
-    )
-    observations = after_change(latency=0.9, live=b.live(containers=tuple(after), hpa=b.hpa(cpu_target_percent=70)))
-    decision = decide_with(TuningState(last_change=record), observations)
+    state = resize_pending(cut=True)
+    live = b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=70))
+    observations = after_change(latency=0.9, live=live)
+    decision = decide_with(state, observations)
     assert decision.verdict is Verdict.ROLLED_BACK and decision.apply is True
     change = decision.change
     assert change is not None and change.rollback
     assert (change.target, change.edit.setting, change.edit.from_value, change.edit.to_value) == (
-        "Deployment/api", Setting.RESOURCES, after, before)
+        "Deployment/api", Setting.RESOURCES, SMALL_PODS, BIG_PODS)
     assert change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
     assert change.coupled_target == "HorizontalPodAutoscaler/api"
 
@@ -297,17 +308,11 @@ def test_an_error_regression_within_the_slo_still_rolls_back_a_capacity_change()
 
 
 def test_no_rollback_when_someone_else_changed_the_coupled_value_since() -> None:
-    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70)
-    before = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
-    after = [b.container()]
-    record = ChangeRecord(
-        at=b.NOW - b.minutes(16), target="Deployment/api",
-        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after), coupled=coupled,
-        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
-    )
+    state = resize_pending(cut=True)
     # The requests are still perfpilot's, but someone set the CPU target to 75% since.
-    observations = after_change(latency=0.9, live=b.live(containers=tuple(after), hpa=b.hpa(cpu_target_percent=75)))
-    decision = decide_with(TuningState(last_change=record), observations)
+    live = b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=75))
+    observations = after_change(latency=0.9, live=live)
+    decision = decide_with(state, observations)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert "coupled hpa.cpuTarget was changed by someone else" in decision.verdict_reason
     assert decision.change is None or not decision.change.rollback
@@ -366,11 +371,17 @@ def test_an_applied_rollback_marks_the_change_rolled_back_and_bars_the_move_for_
                                            until=b.NOW + timedelta(minutes=60))]
 
 
-def test_a_rollback_written_just_before_a_restart_is_recorded_reverted_and_barred() -> None:
+@pytest.mark.parametrize(("minutes_ago", "p95_seconds"), [
+    (17, 0.9),   # the regression is still in the window after
+    (40, 0.35),  # down longer than verifyFor since the rollback: the window after shows only good latency
+])
+def test_a_rollback_written_just_before_a_restart_is_recorded_reverted_and_barred(
+    minutes_ago: float, p95_seconds: float
+) -> None:
     # The rollback 70 -> 60 reached the HPA but the status (still Pending) did not: the next cycle must not
-    # call it someone else's change, or the regressing move would come back unbarred.
-    state = pending(minutes_ago=17)
-    observations = after_change(latency=0.9, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
+    # call it someone else's change (nor judge it Kept), or the regressing move would come back unbarred.
+    state = pending(minutes_ago=minutes_ago)
+    observations = after_change(latency=p95_seconds, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
     decision = decide_with(state, observations)
     assert decision.verdict is Verdict.REVERTED
     assert decision.change is None or decision.change.edit.to_value != 70
@@ -379,16 +390,6 @@ def test_a_rollback_written_just_before_a_restart_is_recorded_reverted_and_barre
     assert new_state.last_change is not None and new_state.last_change.verdict is Verdict.REVERTED
     assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, to_value=70,
                                            until=b.NOW + timedelta(minutes=60))]
-
-
-def test_a_change_found_reverted_is_not_judged_kept_even_when_the_service_is_fine_again() -> None:
-    # Down longer than verifyFor after writing the rollback: the window after shows only the good latency.
-    state = pending(minutes_ago=40)
-    observations = after_change(latency=0.35, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
-    decision = decide_with(state, observations)
-    assert decision.verdict is Verdict.REVERTED
-    new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=False)
-    assert [move.to_value for move in new_state.barred] == [70]
 
 
 def test_a_reverted_change_is_not_a_write_so_an_emergency_acts_at_once() -> None:
@@ -413,16 +414,10 @@ def test_a_regression_with_the_hpa_gone_is_not_taken_for_a_restored_value() -> N
 
 def test_a_half_written_rollback_is_not_finished_when_the_rest_would_take_capacity_during_a_shortage() -> None:
     # The raise (CPU 1000m -> 1500m, target 70% -> 60%) is half rolled back: requests back, target still 60%.
-    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
-    before = [b.container()]
-    after = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
-    record = ChangeRecord(
-        at=b.NOW - b.minutes(16), target="Deployment/api",
-        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after), coupled=coupled,
-        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
-    )
-    observations = after_change(latency=0.6, live=b.live(containers=tuple(before), hpa=b.hpa(cpu_target_percent=60)))
-    decision = decide_with(TuningState(last_change=record), observations)
+    state = resize_pending(cut=False)
+    live = b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=60))
+    observations = after_change(latency=0.6, live=live)
+    decision = decide_with(state, observations)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert decision.change is None or not decision.change.rollback
     assert "rolling back hpa.cpuTarget 60 -> 70 would take capacity away" in decision.verdict_reason
@@ -432,15 +427,10 @@ def test_a_half_written_rollback_is_not_finished_when_the_rest_would_take_capaci
 def test_a_rollback_cut_short_is_finished_even_once_the_service_is_fine_again() -> None:
     # A cut (CPU 1500m -> 1000m, target 60% -> 70%) half rolled back: requests back at 1500m, target still 70%.
     # Judged afresh it would be Kept, leaving a mix with fewer replicas than either configuration.
-    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70)
-    before = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
-    record = ChangeRecord(
-        at=b.NOW - b.minutes(40), target="Deployment/api",
-        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=[b.container()]), coupled=coupled,
-        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
-    )
-    observations = after_change(latency=0.3, live=b.live(containers=tuple(before), hpa=b.hpa(cpu_target_percent=70)))
-    decision = decide_with(TuningState(last_change=record), observations)
+    state = resize_pending(cut=True, minutes_ago=40)
+    live = b.live(containers=tuple(BIG_PODS), hpa=b.hpa(cpu_target_percent=70))
+    observations = after_change(latency=0.3, live=live)
+    decision = decide_with(state, observations)
     assert decision.verdict is Verdict.ROLLED_BACK
     assert decision.change is not None and decision.change.rollback
     assert decision.change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
@@ -448,19 +438,13 @@ def test_a_rollback_cut_short_is_finished_even_once_the_service_is_fine_again() 
 
 def test_a_rollback_interrupted_between_its_two_writes_is_written_again_whole() -> None:
     # The requests are back, the coupled target is not: the rollback is issued again (writes are idempotent).
-    coupled = Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70)
-    before = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
-    after = [b.container()]
-    record = ChangeRecord(
-        at=b.NOW - b.minutes(16), target="Deployment/api",
-        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after), coupled=coupled,
-        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
-    )
-    observations = after_change(latency=0.9, live=b.live(containers=tuple(before), hpa=b.hpa(cpu_target_percent=70)))
-    decision = decide_with(TuningState(last_change=record), observations)
+    state = resize_pending(cut=True)
+    live = b.live(containers=tuple(BIG_PODS), hpa=b.hpa(cpu_target_percent=70))
+    observations = after_change(latency=0.9, live=live)
+    decision = decide_with(state, observations)
     assert decision.verdict is Verdict.ROLLED_BACK
     assert decision.change is not None and decision.change.rollback
-    assert decision.change.edit.to_value == before
+    assert decision.change.edit.to_value == BIG_PODS
     assert decision.change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
 
 
