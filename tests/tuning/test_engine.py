@@ -412,40 +412,74 @@ def test_a_regression_with_the_hpa_gone_is_not_taken_for_a_restored_value() -> N
     assert "hpa.cpuTarget's object is gone; not rolled back" in decision.verdict_reason
 
 
+def test_a_reverted_record_does_not_start_a_cooldown() -> None:
+    # Judged Reverted a minute ago, written 16 minutes ago: the 10-minute cooldown counts from the write.
+    state = pending(minutes_ago=16, verdict=Verdict.REVERTED, verdict_minutes_ago=1)
+    decision = decide_with(state, b.observations(**NEEDS_CHANGE))
+    assert decision.change is not None, decision.reason
+
+
+def test_the_move_found_reverted_is_barred_in_the_same_evaluation() -> None:
+    # 60% -> 70% found back at 60%; with p95 low all window the Steady row would propose 70% again at once.
+    state = pending(minutes_ago=16)
+    observations = b.observations(latency_p95_seconds=b.series(0.2), live=b.live(hpa=b.hpa(cpu_target_percent=60)))
+    decision = decide_with(state, observations)
+    assert decision.verdict is Verdict.REVERTED
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_CPU_TARGET, decision.reason
+    assert "move hpa.cpuTarget -> 70 is barred (rolled back or found reverted)" in decision.reason
+
+
+def test_a_reverted_move_does_not_hold_the_setting_against_flapping() -> None:
+    # The target was lowered 70% -> 60% two hours ago and found reverted: a raise to the Cost row's 80%
+    # reverses nothing in effect, so the day's hold against flapping does not apply.
+    state = pending(minutes_ago=120, old=70, new=60, verdict=Verdict.REVERTED, verdict_minutes_ago=100)
+    observations = b.observations(latency_p95_seconds=b.series(0.2))
+    decision = decide_with(state, observations, objective="Cost")
+    assert decision.change is not None and decision.change.edit.setting is Setting.HPA_CPU_TARGET, decision.reason
+    assert decision.change.edit.to_value == 80
+
+
 def test_a_half_written_rollback_is_not_finished_when_the_rest_would_take_capacity_during_a_shortage() -> None:
-    # The raise (CPU 1000m -> 1500m, target 70% -> 60%) is half rolled back: requests back, target still 60%.
+    # The raise (CPU 1000m -> 1500m, target 70% -> 60%) half rolled back: the target (written first) is back at
+    # 70%, the requests are still 1500m; undoing them now would take capacity away while p95 is over the SLO.
     state = resize_pending(cut=False)
-    live = b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=60))
+    live = b.live(containers=tuple(BIG_PODS), hpa=b.hpa(cpu_target_percent=70))
     observations = after_change(latency=0.6, live=live)
     decision = decide_with(state, observations)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert decision.change is None or not decision.change.rollback
-    assert "rolling back hpa.cpuTarget 60 -> 70 would take capacity away" in decision.verdict_reason
-    assert decision.verdict_reason.startswith("a rollback cut short between its writes (resources already back)")
+    assert "rolling back resources" in decision.verdict_reason
+    assert decision.verdict_reason.startswith("a rollback cut short between its writes (hpa.cpuTarget already back)")
 
 
-def test_a_rollback_cut_short_is_finished_even_once_the_service_is_fine_again() -> None:
-    # A cut (CPU 1500m -> 1000m, target 60% -> 70%) half rolled back: requests back at 1500m, target still 70%.
-    # Judged afresh it would be Kept, leaving a mix with fewer replicas than either configuration.
+@pytest.mark.parametrize("p95_seconds", [0.9, 0.3])  # still regressed, or fine again: judged afresh, Kept
+def test_a_rollback_cut_short_between_its_writes_is_finished_whatever_the_latency(p95_seconds: float) -> None:
+    # A cut (CPU 1500m -> 1000m, target 60% -> 70%): its rollback wrote the target back to 60% (first), then
+    # stopped; the requests are still 1000m. The rollback is issued again whole (writes are idempotent).
     state = resize_pending(cut=True, minutes_ago=40)
-    live = b.live(containers=tuple(BIG_PODS), hpa=b.hpa(cpu_target_percent=70))
-    observations = after_change(latency=0.3, live=live)
-    decision = decide_with(state, observations)
-    assert decision.verdict is Verdict.ROLLED_BACK
-    assert decision.change is not None and decision.change.rollback
-    assert decision.change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
-
-
-def test_a_rollback_interrupted_between_its_two_writes_is_written_again_whole() -> None:
-    # The requests are back, the coupled target is not: the rollback is issued again (writes are idempotent).
-    state = resize_pending(cut=True)
-    live = b.live(containers=tuple(BIG_PODS), hpa=b.hpa(cpu_target_percent=70))
-    observations = after_change(latency=0.9, live=live)
-    decision = decide_with(state, observations)
+    live = b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=60))
+    decision = decide_with(state, after_change(latency=p95_seconds, live=live))
     assert decision.verdict is Verdict.ROLLED_BACK
     assert decision.change is not None and decision.change.rollback
     assert decision.change.edit.to_value == BIG_PODS
     assert decision.change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
+
+
+def test_a_main_edit_back_alone_is_someone_elses_change_not_a_rollback_cut_short() -> None:
+    # A rollback writes the coupled target first, so requests back with the target still 70% is not its work.
+    state = resize_pending(cut=True)
+    live = b.live(containers=tuple(BIG_PODS), hpa=b.hpa(cpu_target_percent=70))
+    decision = decide_with(state, after_change(latency=0.9, live=live))
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert "resources was changed by someone else since; not rolled back" in decision.verdict_reason
+
+
+def test_a_rollback_cut_short_is_not_finished_with_rollback_off() -> None:
+    state = resize_pending(cut=True)
+    live = b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=60))
+    decision = decide_with(state, after_change(latency=0.9, live=live), guardrails={"rollback": False})
+    assert decision.verdict is Verdict.KEPT
+    assert decision.change is None or not decision.change.rollback
 
 
 def test_a_rollback_that_failed_to_write_stays_pending_and_is_retried() -> None:

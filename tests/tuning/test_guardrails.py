@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import tuning_builders as b
 
-from perfpilot.api.status import Edit, ScalingPolicy, ScalingRules, Setting, TuningState
+from perfpilot.api.status import BarredMove, Edit, ScalingPolicy, ScalingRules, Setting, TuningState
+from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.engine import decide
-from perfpilot.tuning.guardrails import compute_behaviour_direction, is_edit_toward_capacity
+from perfpilot.tuning.guardrails import compute_behaviour_direction, find_barred_edit, is_edit_toward_capacity
 from perfpilot.tuning.tables import SCALE_UP_ROWS
 from perfpilot.tuning.values import compute_allowed_replicas, normalise_rules
 
@@ -78,3 +81,18 @@ def test_an_emergency_on_kubernetes_default_behaviour_at_two_replicas_does_not_w
     live = b.live(hpa=b.hpa(scale_up=None, scale_down=None, current_replicas=2, cpu_target_percent=70))
     decision = decide(profile, b.observations(live=live, latency_p95_seconds=b.series(1.5)), TuningState(), b.NOW)
     assert decision.change is None or not decision.change.emergency, decision.reason
+
+
+def test_a_change_whose_coupled_edit_makes_a_barred_move_find_barred_edit() -> None:
+    # The target 60% -> 70% was rolled back (or found reverted): a request cut coupled with the same move is
+    # that move too.
+    bar = BarredMove(setting=Setting.HPA_CPU_TARGET, to_value=70, until=b.NOW + b.minutes(30))
+    cut = ProposedChange(
+        target="Deployment/api", reason="", table_row="Over-provisioned",
+        edit=Edit(setting=Setting.RESOURCES, from_value=[b.container()],
+                  to_value=[b.container(cpu_request_millicores=750)]),
+        coupled=Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70),
+    )
+    assert find_barred_edit(cut, barred=[bar], now=b.NOW) == cut.coupled
+    assert find_barred_edit(cut, barred=[bar], now=b.NOW + b.minutes(31)) is None
+    assert find_barred_edit(replace(cut, coupled=None), barred=[bar], now=b.NOW) is None

@@ -201,7 +201,8 @@ def states(draw: st.DrawFn, *, within_minutes: float | None = None) -> TuningSta
     )
     if kind == "judged":
         record = record.model_copy(update={
-            "verdict": draw(st.sampled_from([Verdict.KEPT, Verdict.ROLLED_BACK, Verdict.INCONCLUSIVE])),
+            "verdict": draw(st.sampled_from([Verdict.KEPT, Verdict.ROLLED_BACK, Verdict.INCONCLUSIVE,
+                                             Verdict.REVERTED])),
             "verdict_at": record.at + timedelta(minutes=draw(st.floats(0, minutes_ago))),
         })
     return TuningState(last_change=record)

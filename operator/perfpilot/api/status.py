@@ -116,7 +116,7 @@ class ChangeRecord(ApiModel):
 
 
 class BarredMove(ApiModel):
-    """A move that made things worse, barred until ``until`` (6 x cooldown after its rollback)."""
+    """A move that made things worse, or was found reverted, barred until ``until`` (6 x cooldown after)."""
 
     setting: Setting
     to_value: Annotated[SettingValue, Field(alias="to", json_schema_extra=_ANY_JSON)] = None

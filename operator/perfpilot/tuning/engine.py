@@ -152,7 +152,8 @@ def decide(
                 # Nothing was written now: the rules go on as after the change, with its move barred already.
                 barred_until = now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds)
                 bar = BarredMove(setting=last.edit.setting, to_value=last.edit.to_value, until=barred_until)
-                state = state.model_copy(update={"barred": [*state.barred, bar]})
+                reverted = last.model_copy(update={"verdict": Verdict.REVERTED, "verdict_at": now})
+                state = state.model_copy(update={"barred": [*state.barred, bar], "last_change": reverted})
     cooldown_end = guardrails.compute_cooldown_end(state, profile)
     if cooldown_end is not None and now < cooldown_end and (hold_until is None or cooldown_end > hold_until):
         hold_until, hold_why = cooldown_end, f"cooldown until {cooldown_end:%H:%M:%S}"
@@ -177,8 +178,10 @@ def decide(
                 if outcome.note:
                     notes.append(f"{outcome.rule}: {outcome.note}")
                 continue
-            if guardrails.is_barred(change, barred=state.barred, now=now):
-                notes.append(f"{outcome.rule}: move {change.edit.setting.value} -> barred after a rollback")
+            barred_edit = guardrails.find_barred_edit(change, barred=state.barred, now=now)
+            if barred_edit is not None:
+                notes.append(f"{outcome.rule}: move {barred_edit.setting.value} -> {barred_edit.to_value} is barred "
+                             f"(rolled back or found reverted)")
                 continue
             if shortage is not None and guardrails.reduces_capacity(change, replicas=replica_counts):
                 # A move that is right on average (a slower scale-up row, a cut) is wrong while short of capacity.

@@ -117,12 +117,14 @@ def compute_max_replicas_step(*, live_max: int, ceiling: int, max_step_percent: 
     return min(ceiling, live_max + step)
 
 
-def is_barred(change: ProposedChange, *, barred: list[BarredMove], now: datetime) -> bool:
-    return any(
-        move.until > now and move.setting is change.edit.setting
-        and values_equal(move.setting, move.to_value, change.edit.to_value)
-        for move in barred
-    )
+def find_barred_edit(change: ProposedChange, *, barred: list[BarredMove], now: datetime) -> Edit | None:
+    """The edit of the change, or the one coupled with it, that makes a barred move, or None."""
+    for edit in [change.edit] + ([change.coupled] if change.coupled is not None else []):
+        for move in barred:
+            if move.until > now and move.setting is edit.setting and values_equal(
+                    move.setting, move.to_value, edit.to_value):
+                return edit
+    return None
 
 
 def compute_last_write(state: TuningState) -> datetime | None:

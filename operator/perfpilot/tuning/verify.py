@@ -41,7 +41,11 @@ def compute_baseline(observations: Observations, *, span_seconds: float) -> Base
 def compute_rollback(
     change: ChangeRecord, *, profile: PerformanceProfileSpec, observations: Observations, reason: str
 ) -> ProposedChange:
-    """The exact previous values of the change (and of its coupled edit) as one change."""
+    """The exact previous values of the change (and of its coupled edit) as one change.
+
+    Its writer writes the coupled edit first (the HPA target), then the main one: a restart between the two
+    leaves the coupled edit back and the main edit in effect, which ``decide_verdict`` finishes.
+    """
     live = observations.live
     coupled = change.coupled
     return ProposedChange(
@@ -163,14 +167,17 @@ def decide_verdict(
     start = max(settle_end, now.timestamp() - verify_seconds)
     p95_after = _mean_since(observations.latency_p95_seconds, start)
     slo = profile.slo.latency_p95.seconds
-    if foreign is None and restored:
-        # Some values back, the others still perfpilot's: a rollback cut short between its writes (a restart).
-        # It was decided already; it is finished, the written edits rewritten as they are (writes are
-        # idempotent), whatever the latency says now.
-        back = ", ".join(edit.setting.value for edit in restored)
-        cause = f"a rollback cut short between its writes ({back} already back)"
+    if foreign is None and restored == [change.coupled] and profile.guardrails.rollback:
+        # The coupled edit back, the main one still perfpilot's: a rollback cut short between its two writes
+        # (a restart), as a rollback writes its coupled edit first. It was decided already, so it is finished
+        # (the written edit rewritten as it is: writes are idempotent), whatever the latency says now.
+        assert change.coupled is not None
+        cause = f"a rollback cut short between its writes ({change.coupled.setting.value} already back)"
         partly = " (the rest of it is already written)"
     else:
+        if restored:
+            # Any other mix (the main edit back alone) is not what a rollback leaves: someone else's.
+            foreign = restored[0]
         judged = _judge(change, profile=profile, observations=observations, start=start, p95_after=p95_after,
                         thresholds=thresholds)
         if isinstance(judged, VerdictOutcome):
