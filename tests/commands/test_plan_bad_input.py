@@ -5,6 +5,7 @@ a result is exit status 3, like one that cannot be reached: there is nothing to 
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -198,6 +199,27 @@ def test_plan_exits_3_when_every_query_gets_an_unexpected_answer_and_says_what_f
     assert err.count("\n") == 1, err
     assert f"perfpilot plan: no query to prometheus {not_prometheus} got a result (" in err
     assert "nothing to plan from: unexpected answer: " in err
+
+
+def _matrix(result: str) -> tuple[int, bytes]:
+    body = {"status": "success", "data": {"resultType": "matrix", "result": json.loads(result)}}
+    return 200, json.dumps(body).encode()
+
+
+@pytest.mark.parametrize("not_prometheus", [
+    _matrix('["x"]'),
+    _matrix('[{"metric": null, "values": []}]'),
+    _matrix('[{"metric": {}, "values": [["a", "1"]]}]'),
+    _matrix('[{"metric": {}, "values": [[1]]}]'),
+], indirect=True)
+def test_plan_exits_3_without_a_traceback_when_every_answer_is_a_malformed_matrix(
+    profile_file: Path, capsys: pytest.CaptureFixture[str], not_prometheus: str
+) -> None:
+    status, out, err = plan(profile_file, capsys, "--prometheus", not_prometheus)
+    assert status == 3
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert "unexpected answer: not a range matrix (" in err
 
 
 @pytest.mark.parametrize("not_prometheus", [(404, b"404 page not found")], indirect=True)

@@ -320,8 +320,13 @@ def _parse(raw: Any, *, url: str) -> list[RangeSeries]:
     if not isinstance(raw, list):
         raise PrometheusQueryError(url=url, cause=f"expected a matrix, got {type(raw).__name__}")
     series: list[RangeSeries] = []
-    for item in raw:
-        labels = {str(k): str(v) for k, v in item.get("metric", {}).items()}
-        samples = tuple((float(stamp), str(value)) for stamp, value in item.get("values", []))
-        series.append(RangeSeries(labels=labels, samples=samples))
+    try:
+        for item in raw:
+            labels = {str(k): str(v) for k, v in item.get("metric", {}).items()}
+            samples = tuple((float(stamp), str(value)) for stamp, value in item.get("values", []))
+            series.append(RangeSeries(labels=labels, samples=samples))
+    except (AttributeError, TypeError, ValueError) as error:
+        # A server that answers 200 with something that is not a matrix (a proxy, a look-alike) is a failed
+        # query, not a crash of the cycle.
+        raise PrometheusQueryError(url=url, cause=f"unexpected answer: not a range matrix ({error})") from error
     return series
