@@ -187,9 +187,24 @@ def test_a_finer_trace_is_averaged_over_each_minute_so_a_spike_keeps_its_request
 
 def test_irregular_steps_average_the_short_intervals_each_sample_holding_until_the_next(tmp_path: Path) -> None:
     # Samples hold [0,45) 10, [45,90) 100, [90,150) 10, and the last one [150,210) 20 (as long as the one
-    # before it): minute 0 is (45*10 + 15*100)/60, minute 1 (30*100 + 30*10)/60, minute 2 (30*10 + 30*20)/60.
+    # before it): minute 0 is (45*10 + 15*100)/60, minute 1 (30*100 + 30*10)/60, minute 2 (30*10 + 30*20)/60,
+    # and minute 3, half covered by the last sample, is kept with its rate.
     trace = load_trace(_csv(tmp_path, HEADER + "0,10\n45,100\n90,10\n150,20\n"))
-    assert trace.rates_per_second == pytest.approx((32.5, 55.0, 15.0))
+    assert trace.rates_per_second == pytest.approx((32.5, 55.0, 15.0, 20.0))
+
+
+def test_a_finer_trace_keeps_its_request_count_to_the_last_minute(tmp_path: Path) -> None:
+    # 10 s samples over [0, 600): ten whole minutes, every request counted, none made up past the end.
+    rows = "".join(f"{10 * i},{i % 7}\n" for i in range(60))
+    trace = load_trace(_csv(tmp_path, HEADER + rows))
+    assert len(trace.rates_per_second) == 10
+    assert sum(rate * 60 for rate in trace.rates_per_second) == pytest.approx(sum(10 * (i % 7) for i in range(60)))
+
+
+def test_a_last_step_the_samples_barely_reach_is_left_out(tmp_path: Path) -> None:
+    # 10 s samples over [0, 610): the sample at 600 holds 10 s of the eleventh minute, not enough to fill it.
+    trace = load_trace(_csv(tmp_path, HEADER + "".join(f"{10 * i},4\n" for i in range(61))))
+    assert len(trace.rates_per_second) == 10
 
 
 def test_a_coarser_trace_is_still_interpolated_between_its_samples(tmp_path: Path) -> None:
@@ -203,6 +218,19 @@ def test_a_trace_at_the_grid_step_is_copied_without_rounding(tmp_path: Path) -> 
 
 
 # 7. Gaps are filled, and reported.
+
+def test_a_window_that_ends_on_a_gaps_first_sample_has_no_gap(tmp_path: Path) -> None:
+    # Samples 0..540 s, then 1800..2340 s: a window of the first ten minutes holds only real samples.
+    rows = "".join(f"{60 * i},5\n" for i in range(10)) + "".join(f"{60 * i},7\n" for i in range(30, 40))
+    trace = load_trace(_csv(tmp_path, HEADER + rows))
+    assert trace.window(start_seconds=0, hours=600 / 3600).gaps == ()
+    assert trace.window(start_seconds=0, hours=660 / 3600).gaps == ((540.0, 1800.0),)
+
+
+def test_a_lone_gap_of_a_three_row_trace_is_listed(tmp_path: Path) -> None:
+    trace = load_trace(_csv(tmp_path, HEADER + "0,1\n60,1\n4000,1\n"))
+    assert trace.gaps == ((60.0, 4000.0),)
+
 
 def test_a_gap_of_hours_is_filled_and_listed_in_gaps(tmp_path: Path) -> None:
     rows = "".join(f"{60 * i},5\n" for i in range(10)) + "".join(f"{60 * i},7\n" for i in range(250, 260))

@@ -3,9 +3,11 @@
 A trace CSV (UTF-8, a byte-order mark allowed) has a ``timestamp_seconds`` column (anywhere) and at least
 one rate column (``shared/traces/`` layout). Every row has as many fields as the header; timestamps are Unix
 seconds (or seconds from the start) and increase from row to row; every rate is a finite number >= 0. An
-empty rate cell is a gap: the row's timestamp is still checked, its rate is filled like any other gap. Bad
+empty rate cell between two rates is a gap: the row's timestamp is still checked, its rate is filled like any
+other gap; empty cells before the first rate or after the last have nothing to bridge from, so the trace
+starts at its first rate and ends at its last (a column that starts later than the file's first row). Bad
 input is refused with a ``ValueError`` naming the file, the line, the column and the value; nothing is
-clamped or dropped silently.
+clamped.
 
 Bounds, checked while reading so that nothing is allocated for a trace that breaks them:
 
@@ -21,7 +23,8 @@ rate holds from its timestamp until the next sample, but for at most one grid st
 the grid step (a coarser trace such as hourly Wikipedia, or a gap) is bridged by a straight line between its
 two samples. A grid step's rate is the time-weighted mean of the samples that hold over it, which keeps the
 request count of a finer trace (a 10 s spike still counts in its minute); a step over which no sample holds
-takes the line's value at the step's start; the last sample holds as long as the one before it did.
+takes the line's value at the step's start; the last sample holds as long as the one before it did, and a
+last step it covers less than half of is left out.
 Irregular steps follow from the same rule, interval by interval: short intervals are averaged, long ones
 are bridged. A 60 s trace is copied as is.
 
@@ -104,8 +107,9 @@ class Trace:
                              f"{self.duration_seconds / 3600:.1f} h from {self.start_seconds:.0f}")
         begin = self.start_seconds + first * self.step_seconds
         end = self.start_seconds + last * self.step_seconds
-        return Trace(self.name, self.column, begin, self.step_seconds, self.rates_per_second[first:last],
-                     tuple(gap for gap in self.gaps if gap[0] < end and gap[1] > begin))
+        # A gap's first sample is real over its own step: the window crosses the bridged part only past it.
+        bridged = tuple(gap for gap in self.gaps if min(gap[0] + self.step_seconds, gap[1]) < end and gap[1] > begin)
+        return Trace(self.name, self.column, begin, self.step_seconds, self.rates_per_second[first:last], bridged)
 
     def scaled(self, factor: float) -> Trace:
         return Trace(self.name, self.column, self.start_seconds, self.step_seconds,
@@ -222,7 +226,7 @@ def _read_points(path: Path, rows: Iterator[tuple[int, list[str]]], *, column: s
             raise ValueError(f"{path}:{line}: column {name}: a rate cannot be negative (got {rate_text!r})")
         if first is None:
             first = (stamp, line)
-        elif (stamp - first[0]) / step_seconds + 1 > MAX_GRID_POINTS:
+        elif math.floor((stamp - first[0]) / step_seconds) + 1 > MAX_GRID_POINTS:
             span = stamp - first[0]
             raise ValueError(
                 f"{path}:{line}: column {TIMESTAMP_COLUMN}: {stamp_text} is {span:,.0f} s "
@@ -264,8 +268,12 @@ def _resample(points: list[tuple[float, float]], step_seconds: float) -> list[fl
     """The module docstring's rule: each grid step is the time-weighted mean of the samples holding over it,
     or, when none does, the straight line across the interval at the step's start."""
     ends = _extent_ends(points, step_seconds)
-    start, end = points[0][0], points[-1][0]
-    count = math.floor((end - start) / step_seconds) + 1
+    start = points[0][0]
+    # Up to where the last sample holds; a last step the samples cover less than half of is left out rather
+    # than filled with a rate that held for seconds.
+    count = max(1, math.ceil((ends[-1] - start) / step_seconds - 1e-9))
+    if count > 1 and ends[-1] - (start + (count - 1) * step_seconds) < step_seconds / 2:
+        count -= 1
     rates: list[float] = []
     j = 0  # the first sample still holding at the current step's start (sample extents are ordered)
     for i in range(count):
@@ -296,7 +304,7 @@ def _resample(points: list[tuple[float, float]], step_seconds: float) -> list[fl
 
 def _gaps(points: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
     intervals = [t1 - t0 for (t0, _), (t1, _) in itertools.pairwise(points)]
-    threshold = max(GAP_NOTICE_SECONDS, 2 * statistics.median(intervals))
+    threshold = max(GAP_NOTICE_SECONDS, 2 * statistics.median_low(intervals))
     return tuple((t0, t1) for (t0, _), (t1, _) in itertools.pairwise(points) if t1 - t0 > threshold)
 
 
