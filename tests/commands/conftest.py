@@ -20,3 +20,4 @@ def profile_file(tmp_path: Path) -> Path:
     path = tmp_path / "profile.yaml"
     path.write_text(PROFILE)
     return path
+

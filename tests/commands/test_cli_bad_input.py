@@ -97,10 +97,10 @@ def test_simulate_names_the_field_of_an_invalid_profile(tmp_path: Path, capsys: 
 
 
 def test_simulate_runs_a_recommend_profile_as_auto_and_says_so(
-    profile_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    profile_file: Path, small_trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run.json"
-    status = main(["simulate", "--profile", str(profile_file), "--hours", "2", "--slo-p95-ms", "300",
+    status = main(["simulate", "--trace", str(small_trace), "--profile", str(profile_file), "--slo-p95-ms", "300",
                    "--json", str(out)])
     captured = capsys.readouterr()
     assert status == 0
@@ -130,8 +130,10 @@ def test_simulate_rejects_a_file_it_cannot_read_or_write_before_replaying(
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # and nothing written
 
 
-def test_simulate_says_when_the_trace_ends_before_the_hours_asked(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["simulate", "--start", str(47 * 3600), "--hours", "5"])
+def test_simulate_says_when_the_trace_ends_before_the_hours_asked(
+    small_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["simulate", "--trace", str(small_trace), "--start", "1800", "--hours", "5"])
     captured = capsys.readouterr()
     assert status == 0
     assert "the trace ends 1.0 h after the window's start; --hours 5 replays those 1.0 h" in captured.err
@@ -161,7 +163,7 @@ def test_simulate_refuses_an_output_path_it_could_not_write_before_replaying(
 
 
 def test_simulate_says_nothing_of_the_trace_end_for_hours_inside_the_last_step(
-    capsys: pytest.CaptureFixture[str]
+    small_trace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["simulate", "--start", str(46 * 3600), "--hours", "1.004"]) == 0
+    assert main(["simulate", "--trace", str(small_trace), "--start", "1800", "--hours", "1.004"]) == 0
     assert "the trace ends" not in capsys.readouterr().err

@@ -106,15 +106,6 @@ def test_simulate_refuses_a_window_or_load_it_cannot_replay_naming_the_flag(
     assert not out.exists()
 
 
-@pytest.fixture
-def small_trace(tmp_path: Path) -> Path:
-    """An hour and a half of traffic with nothing before it: a replay in under a second (the bundled slice
-    warms perfpilot up on its week of history first)."""
-    path = tmp_path / "small.csv"
-    path.write_text("timestamp_seconds,rps\n" + "".join(f"{60 * i},{10 + i % 7}\n" for i in range(90)))
-    return path
-
-
 RECOMMEND = PROFILE % "Deployment" + "  mode: Recommend\n"  # read from the file: simulated as Auto, with a note
 
 
