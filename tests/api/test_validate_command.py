@@ -53,6 +53,8 @@ def _delete(path: str) -> Callable[[Profile], None]:
 # (what is wrong, how to break the good profile, the one line perfpilot validate must print for it)
 INVALID_CASES: list[tuple[str, Callable[[Profile], None], str]] = [
     ("missing targetRef", _delete("spec.targetRef"), "spec.targetRef: is required (got nothing)"),
+    ("Prometheus URL with a bad port", _set("spec.metrics.prometheusURL", "http://prometheus:abc"),
+     "spec.metrics.prometheusURL: expected a port from 1 to 65535 after the host (got 'http://prometheus:abc')"),
     ("unknown workload kind", _set("spec.targetRef.kind", "ReplicaSet"),
      "spec.targetRef.kind: must be one of Deployment, StatefulSet (got 'ReplicaSet')"),
     ("cpuTarget min above max", _set("spec.hpa.cpuTarget", {"min": 90, "max": 50}),

@@ -84,14 +84,16 @@ def test_plan_refuses_the_profiles_unusable_prometheus_url_naming_the_field(
 
 
 def test_a_profiles_unusable_prometheus_url_makes_its_signals_unknown_as_unreachable_not_an_exception() -> None:
-    # The operator's path: settings for a profile's own URL come from for_url, which does not validate; one
-    # bad profile must not stop the cycle for the others, and must not be taken for a server's odd answers.
+    # The operator's path: the model refuses such a URL, but the CRD cannot check one, so the API server may
+    # hold a profile with it; settings for a profile's own URL come from for_url, which does not validate.
+    # One bad profile must not stop the cycle for the others, nor be taken for a server's odd answers.
     document = {
         "apiVersion": "perfpilot.io/v1alpha1", "kind": "PerformanceProfile",
         "metadata": {"name": "api", "namespace": "shop"},
-        "spec": {"targetRef": {"kind": "Deployment", "name": "api"}, "metrics": {"prometheusURL": "http://[::1"}},
+        "spec": {"targetRef": {"kind": "Deployment", "name": "api"}},
     }
     profile = PerformanceProfile.model_validate(document)
+    profile.spec.metrics = profile.spec.metrics.model_copy(update={"prometheus_url": "http://[::1"})
     target = ProfileTarget(profile, live_config_without_manifests(profile))
     cycle = fetch_observations([target], at=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
                                settings=PrometheusSettings(timeout_seconds=2))

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from perfpilot.api.quantities import CpuQuantity, Duration, MemoryQuantity
+from perfpilot.api.urls import prometheus_url_problem
 
 GROUP = "perfpilot.io"
 VERSION = "v1alpha1"
@@ -176,6 +177,15 @@ class Metrics(ApiModel):
     @classmethod
     def _matcher_labels(cls, value: dict[str, str]) -> dict[str, str]:
         return check_matcher_labels(value)
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _usable_url(cls, value: str) -> str:
+        problem = prometheus_url_problem(value) if value else None  # empty: the operator's own URL
+        if problem is not None:
+            raise ValueError(f"{problem} (got {value!r})")
+        return value
+
 
 class _Bounds(ApiModel, Generic[Ordered]):
     """A [min, max] range of one kind of value. The model and the CRD's CEL rule check min <= max alike."""

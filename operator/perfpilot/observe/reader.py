@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
@@ -26,36 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 from urllib3.util.retry import Retry
 
+from perfpilot.api.urls import prometheus_url_problem
 from perfpilot.observe.instrumentation import PROMQL_QUERIES, PROMQL_QUERY_SECONDS, PROMQL_RETRIES
 
 # RFC 9110 "token": anything else in a header name is either refused by requests or sent as a malformed request.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def prometheus_url_problem(url: str) -> str | None:
-    """What makes ``url`` unusable as a Prometheus base URL, or None; checked before any request is sent,
-    since requests only finds out per query and reports it as an odd answer, not as a bad address."""
-    # Before urlsplit, which silently drops tabs and newlines and so would accept a URL the user did not type.
-    if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in url):
-        return "expected a URL without spaces or control characters"
-    try:
-        parts = urlsplit(url)
-    except ValueError as error:  # an unclosed "[" or a bracketed host that is no IPv6 address
-        return f"expected a valid URL: {error}"
-    if parts.scheme.lower() not in ("http", "https"):
-        return "expected an http:// or https:// URL"
-    if not parts.hostname:
-        return "expected a URL with a host"
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
-    if port == 0:
-        return "expected a port from 1 to 65535 after the host"
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        # The API path is appended to the base URL: it would land inside the query or the fragment.
-        return "expected a URL without a query (?) or fragment (#)"
-    return None
 
 
 def header_problem(name: str, value: str) -> str | None:
