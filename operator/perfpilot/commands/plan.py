@@ -56,7 +56,9 @@ def register(subparsers: Any) -> None:
         "plan",
         help="show what perfpilot would change now, from live Prometheus (writes nothing)",
         description="Read a PerformanceProfile's signals from Prometheus, classify them, decide, and print the "
-        "change perfpilot would make now with its reason, table row and bounds. Nothing is written anywhere.",
+        "change perfpilot would make now with its reason, table row and bounds. Nothing is written anywhere. "
+        "Exit status: 0 a plan was printed (unknown signals say why), 2 bad input (named with its flag or field "
+        "and value), 3 Prometheus unreachable or no query got a result.",
     )
     parser.add_argument("--profile", required=True, type=Path, metavar="FILE", help="PerformanceProfile YAML")
     parser.add_argument("--prometheus", default="", metavar="URL",
@@ -68,14 +70,15 @@ def register(subparsers: Any) -> None:
                         "terminations) and the pgBouncer ConfigMap or Pooler, e.g. from kubectl get -o yaml; "
                         "without it requests and the HPA are unknown")
     parser.add_argument("--json", action="store_true", help="print {observed, classification, decision} as JSON")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per query, retries included")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="per query, retries included (over 0, at most 300)")
     parser.add_argument("--bearer-token-file", type=Path, metavar="FILE", help="file holding a bearer token")
     parser.add_argument("--ca-file", type=Path, metavar="FILE", help="CA bundle for the server's certificate")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
     parser.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
                         help="extra HTTP header, repeatable (e.g. X-Scope-OrgID=tenant)")
-    parser.add_argument("--step", type=int, default=60, metavar="SECONDS", help="query resolution")
-    parser.add_argument("--rate-window", type=int, default=120, metavar="SECONDS", help="range of rate()")
+    parser.add_argument("--step", type=int, default=60, metavar="SECONDS", help="query resolution (1 to 3600)")
+    parser.add_argument("--rate-window", type=int, default=120, metavar="SECONDS", help="range of rate() (1 to 3600)")
     parser.set_defaults(func=run)
 
 

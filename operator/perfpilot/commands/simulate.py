@@ -103,12 +103,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--start", type=non_negative_number,
                         help="window start: Unix seconds, or seconds from the trace start")
     parser.add_argument("--hours", type=bounded_number(upper=MAX_HOURS, unit="hours"), default=DEFAULT_HOURS,
-                        help="window length (default 48)")
+                        help=f"window length (default 48, at most {MAX_HOURS:g})")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="right-sized",
                         help="starting configuration (default right-sized)")
-    parser.add_argument("--profile", type=Path, help="PerformanceProfile YAML whose spec perfpilot runs with")
+    parser.add_argument("--profile", type=Path,
+                        help="the file's one PerformanceProfile (among other objects, in a List, or a bare spec) "
+                             "whose spec perfpilot runs with, in Auto mode whatever its mode")
     parser.add_argument("--slo-p95-ms", type=bounded_number(lower=MIN_SLO_P95_MS, upper=MAX_SLO_P95_MS, unit="ms"),
-                        help="p95 latency objective in ms (default: the profile's)")
+                        help=f"p95 latency objective in ms, {MIN_SLO_P95_MS:g} to {MAX_SLO_P95_MS:g} (default: the "
+                             f"profile's)")
     scaling = parser.add_mutually_exclusive_group()
     scaling.add_argument("--peak-rps", type=positive_number,
                          help="scale the window so that its peak is this many req/s")
@@ -169,7 +172,7 @@ def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileS
               f"pods out as a Deployment does (maxSurge 25%, maxUnavailable 25%)", file=sys.stderr)
     if slo_p95_ms is None and spec.slo.latency_p95.seconds * 1000 < MIN_SLO_P95_MS:
         raise ValueError(f"--profile {path}: spec.slo.latencyP95: the simulator needs at least {MIN_SLO_P95_MS:g} ms "
-                         f"(got {spec.slo.latency_p95})")
+                         f"(got {spec.slo.latency_p95.seconds * 1000:g} ms)")
     if slo_p95_ms is not None:
         raw = spec.model_dump(by_alias=True, mode="json")
         raw["slo"] = {**raw.get("slo", {}), "latencyP95": milliseconds_duration(slo_p95_ms)}
@@ -308,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
                   f"window's start; --hours {args.hours:g} replays those {_span(window.duration_seconds)}",
                   file=sys.stderr)
         # perfpilot is installed on a running service whose Prometheus already holds history: the peak
-        # window before the replayed one warms it up (the bundled slice ships with its day before).
+        # window before the replayed one warms it up (the bundled slice ships with the week before it).
         history = trace if args.trace is not None else join_traces(
             load_trace(bundled_history_path(), column=window.column), trace)
         before = history_before(history, window, seconds=profile.guardrails.peak_window.seconds)
