@@ -131,32 +131,19 @@ def test_plan_refuses_a_header_name_that_is_not_an_http_token_naming_the_flag_an
     assert_refused(*result, "--header: expected a header name of letters, digits and", f"(got {raw!r})")
 
 
-def test_plan_refuses_a_bearer_token_file_of_random_bytes_naming_the_flag_and_file(
-    profile_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"\x89\xfe\x00\xc3(binary", "is not UTF-8 text (byte 0 is 0x89)"),
+    (b"\n", "is empty"),
+    # the final newline is fine, the inner one is not
+    (b"first-line\nsecond-line\n", "holds no usable token: expected a header value without control characters"),
+])
+def test_plan_refuses_an_unusable_bearer_token_file_naming_the_flag_and_file(
+    profile_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, problem: str
 ) -> None:
     token = tmp_path / "token"
-    token.write_bytes(b"\x89\xfe\x00\xc3(binary")
+    token.write_bytes(content)
     result = plan(profile_file, capsys, "--prometheus", VALID_URL, "--bearer-token-file", str(token))
-    assert_refused(*result, f"--bearer-token-file: bearer token file {token} is not UTF-8 text (byte 0 is 0x89)")
-
-
-def test_plan_refuses_an_empty_bearer_token_file_saying_it_is_empty(
-    profile_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    token = tmp_path / "token"
-    token.write_text("\n")
-    result = plan(profile_file, capsys, "--prometheus", VALID_URL, "--bearer-token-file", str(token))
-    assert_refused(*result, f"--bearer-token-file: bearer token file {token} is empty")
-
-
-def test_plan_refuses_a_bearer_token_with_a_control_character_naming_the_flag_and_file(
-    profile_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    token = tmp_path / "token"
-    token.write_text("first-line\nsecond-line\n")  # the final newline is fine, the inner one is not
-    result = plan(profile_file, capsys, "--prometheus", VALID_URL, "--bearer-token-file", str(token))
-    assert_refused(*result, f"--bearer-token-file: bearer token file {token} holds no usable token",
-                   "without control characters")
+    assert_refused(*result, f"--bearer-token-file: bearer token file {token} {problem}")
 
 
 # --- a server that answers, but nothing usable --------------------------------------------------------

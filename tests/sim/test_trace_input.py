@@ -76,41 +76,22 @@ def test_the_latest_accepted_timestamp_leaves_the_replay_clock_a_year_of_dates(t
     assert datetime.fromtimestamp(end, tz=UTC) + timedelta(days=364) < datetime.max.replace(tzinfo=UTC)
 
 
-def test_the_timestamp_of_a_row_without_a_rate_is_still_checked(tmp_path: Path) -> None:
-    path = _csv(tmp_path, HEADER + "0,1\nsoon,\n120,3\n")
-    assert _refusal(path) == f"{path}:3: column timestamp_seconds: not a number (got 'soon')"
-
-
-def test_an_empty_timestamp_is_refused_as_empty(tmp_path: Path) -> None:
-    path = _csv(tmp_path, HEADER + "0,1\n,2\n")
-    assert _refusal(path) == f"{path}:3: column timestamp_seconds: empty; every row needs a timestamp"
-
-
-# 3. Rate cells: negative, blank, short rows; never clamped or skipped silently.
-
-def test_a_negative_rate_is_refused_not_clamped_to_zero(tmp_path: Path) -> None:
-    path = _csv(tmp_path, HEADER + "0,1\n60,-2.5\n120,3\n")
-    assert _refusal(path) == f"{path}:3: column rps: a rate cannot be negative (got '-2.5')"
-
-
-def test_a_trace_of_only_negative_rates_names_the_file_line_and_column(tmp_path: Path) -> None:
-    path = _csv(tmp_path, HEADER + "0,-1\n60,-2\n")
-    assert _refusal(path) == f"{path}:2: column rps: a rate cannot be negative (got '-1')"
-
-
-def test_a_blank_but_not_empty_rate_is_not_a_number(tmp_path: Path) -> None:
-    path = _csv(tmp_path, HEADER + "0,1\n60, \n")
-    assert _refusal(path) == f"{path}:3: column rps: not a number (got ' ')"
-
-
-def test_a_row_missing_its_rate_field_is_refused_not_taken_as_a_gap(tmp_path: Path) -> None:
-    path = _csv(tmp_path, HEADER + "0,1\n60\n120,3\n")
-    assert _refusal(path) == f"{path}:3: the row has 1 field, the header 2 (timestamp_seconds, rps)"
-
-
-def test_a_trace_whose_rates_are_all_empty_says_how_many_it_found(tmp_path: Path) -> None:
-    path = _csv(tmp_path, HEADER + "0,\n60,5\n120,\n")
-    assert _refusal(path) == f"{path}: column rps: a trace needs at least two rows with a rate (found 1)"
+@pytest.mark.parametrize(("rows", "expected"), [
+    # a row without a rate is a gap, but its timestamp is still checked
+    ("0,1\nsoon,\n120,3\n", "{path}:3: column timestamp_seconds: not a number (got 'soon')"),
+    ("0,1\n,2\n", "{path}:3: column timestamp_seconds: empty; every row needs a timestamp"),
+    # rates: never clamped or skipped silently
+    ("0,1\n60,-2.5\n120,3\n", "{path}:3: column rps: a rate cannot be negative (got '-2.5')"),
+    ("0,-1\n60,-2\n", "{path}:2: column rps: a rate cannot be negative (got '-1')"),
+    ("0,1\n60, \n", "{path}:3: column rps: not a number (got ' ')"),  # blank is not empty
+    ("0,1\n60\n120,3\n", "{path}:3: the row has 1 field, the header 2 (timestamp_seconds, rps)"),  # not a gap
+    ("0,\n60,5\n120,\n", "{path}: column rps: a trace needs at least two rows with a rate (found 1)"),
+])
+def test_a_bad_cell_or_row_is_refused_naming_file_line_column_and_value(
+    tmp_path: Path, rows: str, expected: str
+) -> None:
+    path = _csv(tmp_path, HEADER + rows)
+    assert _refusal(path) == expected.format(path=path)
 
 
 def test_a_window_with_no_traffic_names_the_trace_and_column_it_cannot_scale() -> None:
