@@ -474,6 +474,14 @@ def test_a_main_edit_back_alone_is_someone_elses_change_not_a_rollback_cut_short
     assert "resources was changed by someone else since; not rolled back" in decision.verdict_reason
 
 
+def test_a_gone_object_is_named_before_an_edit_found_back() -> None:
+    # Requests back at 1500m and the HPA deleted: what someone else did is the HPA's removal.
+    state = resize_pending(cut=True)
+    decision = decide_with(state, after_change(latency=0.9, live=b.live(containers=tuple(BIG_PODS), hpa=None)))
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert "coupled hpa.cpuTarget's object is gone; not rolled back" in decision.verdict_reason
+
+
 def test_a_rollback_cut_short_is_not_finished_with_rollback_off() -> None:
     state = resize_pending(cut=True)
     live = b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=60))

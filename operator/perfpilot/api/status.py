@@ -33,7 +33,8 @@ class Verdict(StrEnum):
     ROLLED_BACK = "RolledBack"
     INCONCLUSIVE = "Inconclusive"
     # Found back at its previous values without a rollback on record (a rollback whose status was lost in a
-    # restart, or someone's revert): not in effect, so not judged; its move is barred as after a rollback.
+    # restart, someone's revert, or a write that never took place): not in effect, so not judged; its move
+    # is barred as after a rollback.
     REVERTED = "Reverted"
 
 

@@ -312,9 +312,10 @@ def run_autoscaled(
         change = decision.change
         if decision.apply and change is not None:
             before = settings
-            settings = _apply(settings, change.edit)
+            # The coupled edit first, as ProposedChange asks of its writer.
             if change.coupled is not None:
                 settings = _apply(settings, change.coupled)
+            settings = _apply(settings, change.edit)
             applied = True
             if change.rollback:
                 rollbacks += 1

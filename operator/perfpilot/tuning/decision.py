@@ -21,7 +21,11 @@ class Classification:
 @dataclass(frozen=True)
 class ProposedChange:
     """One change. ``coupled`` is the paired move that keeps the two from fighting (it is not a second
-    change: a CPU request and the HPA target that keeps the computed replica count are one decision)."""
+    change: a CPU request and the HPA target that keeps the computed replica count are one decision).
+
+    Whoever writes it writes ``coupled`` first, then ``edit``: the verdict reads "coupled back, main edit in
+    effect" as a rollback cut short between its writes, and finishes it (``verify.decide_verdict``).
+    """
 
     target: str  # kind/name of the object, e.g. "HorizontalPodAutoscaler/api"
     edit: Edit
@@ -39,7 +43,8 @@ class Decision:
 
     ``change`` is what should happen now (``None``: nothing). ``apply`` says whether the caller may write
     it (only in ``Auto`` mode, not paused, spec valid); in ``Recommend`` mode the same change is only shown.
-    ``verdict`` is set when a pending change reached its verdict in this evaluation.
+    ``verdict`` is set when a pending change reached its verdict in this evaluation (for RolledBack: once the
+    rollback in ``change`` is written; unwritten, the change stays Pending).
     """
 
     change: ProposedChange | None

@@ -43,8 +43,9 @@ def compute_rollback(
 ) -> ProposedChange:
     """The exact previous values of the change (and of its coupled edit) as one change.
 
-    Its writer writes the coupled edit first (the HPA target), then the main one: a restart between the two
-    leaves the coupled edit back and the main edit in effect, which ``decide_verdict`` finishes.
+    Its writer must write the coupled edit first (the HPA target), then the main one (``ProposedChange``):
+    a restart between the two leaves the coupled edit back and the main edit in effect, which
+    ``decide_verdict`` finishes.
     """
     live = observations.live
     coupled = change.coupled
@@ -94,11 +95,11 @@ def _pct(value: float) -> str:
     return f"{value * 100:.2f}%"
 
 
-def _judge(
+def _find_regression(
     change: ChangeRecord, *, profile: PerformanceProfileSpec, observations: Observations, start: float,
     p95_after: float | None, thresholds: Thresholds,
 ) -> VerdictOutcome | str:
-    """The verdict on a change in effect when it stands (Inconclusive, Kept), else what regressed."""
+    """The verdict when the change stands (Inconclusive on unknown or moved load, Kept), else what regressed."""
     before = change.baseline
     errors_after = _mean_since(observations.error_ratio, start)
     rate_after = _mean_since(observations.request_rate_per_second, start)
@@ -140,6 +141,46 @@ def _judge(
     return what
 
 
+@dataclass(frozen=True)
+class _RollbackContext:
+    """What a rollback's last check needs: the edits it would undo and the latency now."""
+
+    change: ChangeRecord
+    profile: PerformanceProfileSpec
+    observations: Observations
+    thresholds: Thresholds
+    in_effect: list[Edit]
+    p95_after: float | None
+
+
+def _roll_back(context: _RollbackContext, *, cause: str, partly: str = "") -> VerdictOutcome:
+    """RolledBack with the exact previous values, unless undoing what is still in effect would take capacity
+    away while p95 is above the SLO (Inconclusive, kept, nothing barred)."""
+    change, slo = context.change, context.profile.slo.latency_p95.seconds
+    p95_after = context.p95_after
+    if p95_after is not None and p95_after > slo:
+        replicas = compute_replica_counts(context.observations.live.hpa)
+        # Only a rollback that purely adds capacity (undoing a cut) may run during a shortage; undoing a
+        # move toward capacity, or a mixed one, takes capacity away while users already wait.
+        undo_takes_capacity = [edit for edit in context.in_effect
+                               if compute_edit_direction(edit, replicas=replicas) >= 0]
+        if undo_takes_capacity:
+            edit = undo_takes_capacity[0]
+            return VerdictOutcome(
+                Verdict.INCONCLUSIVE,
+                f"{cause} but p95 {p95_after * 1000:.0f}ms is still above the SLO {slo * 1000:.0f}ms: "
+                f"rolling back {edit.setting.value} {edit.to_value} -> {edit.from_value} would "
+                f"take capacity away during the shortage; change kept{partly}, nothing barred",
+            )
+    reason = (f"Rollback of {change.edit.setting.value} on {change.target}: {cause}; restoring the "
+              f"previous value{partly} and barring the move for {context.thresholds.barred_cooldowns} x cooldown")
+    return VerdictOutcome(
+        Verdict.ROLLED_BACK,
+        cause,
+        rollback=compute_rollback(change, profile=context.profile, observations=context.observations, reason=reason),
+    )
+
+
 def decide_verdict(
     profile: PerformanceProfileSpec,
     observations: Observations,
@@ -148,9 +189,13 @@ def decide_verdict(
     now: datetime,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> VerdictOutcome:
-    """Compare after with before: load moved -> Inconclusive; regression -> RolledBack (or Kept); else Kept.
+    """The verdict on a pending change, in this order (docs/tuning-tables.md, section 7):
 
-    A change whose every value is found back where it was is not judged: Reverted, it is no longer in effect.
+    - every value back where it was: Reverted, not judged (the change is no longer in effect);
+    - only the coupled edit back, rollback on: a rollback cut short between its writes, finished;
+    - p95 or rate unknown, or the load moved: Inconclusive; no regression, or rollback off: Kept;
+    - a regression with a value changed by someone else (or its object gone): Inconclusive;
+    - a regression: RolledBack, unless undoing it takes capacity away during a shortage (Inconclusive).
     """
     restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
     if foreign is None and not in_effect:
@@ -166,46 +211,30 @@ def decide_verdict(
     settle_end = change.at.timestamp() + verify_seconds * thresholds.verify_settle_fraction
     start = max(settle_end, now.timestamp() - verify_seconds)
     p95_after = _mean_since(observations.latency_p95_seconds, start)
-    slo = profile.slo.latency_p95.seconds
-    if foreign is None and restored == [change.coupled] and profile.guardrails.rollback:
-        # The coupled edit back, the main one still perfpilot's: a rollback cut short between its two writes
-        # (a restart), as a rollback writes its coupled edit first. It was decided already, so it is finished
-        # (the written edit rewritten as it is: writes are idempotent), whatever the latency says now.
-        assert change.coupled is not None
-        cause = f"a rollback cut short between its writes ({change.coupled.setting.value} already back)"
-        partly = " (the rest of it is already written)"
-    else:
-        if restored:
-            # Any other mix (the main edit back alone) is not what a rollback leaves: someone else's.
-            foreign = restored[0]
-        judged = _judge(change, profile=profile, observations=observations, start=start, p95_after=p95_after,
-                        thresholds=thresholds)
-        if isinstance(judged, VerdictOutcome):
-            return judged
-        cause, partly = f"regression ({judged})", ""
-        if foreign is not None:
-            what_edit = "coupled " if foreign is change.coupled else ""
-            since = ("'s object is gone" if not _holds_setting(foreign.setting, observations.live)
-                     else " was changed by someone else since")
-            return VerdictOutcome(
-                Verdict.INCONCLUSIVE, f"{cause} but {what_edit}{foreign.setting.value}{since}; not rolled back",
-            )
-    if p95_after is not None and p95_after > slo:
-        replicas = compute_replica_counts(observations.live.hpa)
-        # Only a rollback that purely adds capacity (undoing a cut) may run during a shortage; undoing a
-        # move toward capacity, or a mixed one, takes capacity away while users already wait.
-        backward = [edit for edit in in_effect if compute_edit_direction(edit, replicas=replicas) >= 0]
-        if backward:
-            return VerdictOutcome(
-                Verdict.INCONCLUSIVE,
-                f"{cause} but p95 {p95_after * 1000:.0f}ms is still above the SLO {slo * 1000:.0f}ms: "
-                f"rolling back {backward[0].setting.value} {backward[0].to_value} -> {backward[0].from_value} would "
-                f"take capacity away during the shortage; change kept{partly}, nothing barred",
-            )
-    reason = (f"Rollback of {change.edit.setting.value} on {change.target}: {cause}; restoring the "
-              f"previous value{partly} and barring the move for {thresholds.barred_cooldowns} x cooldown")
-    return VerdictOutcome(
-        Verdict.ROLLED_BACK,
-        cause,
-        rollback=compute_rollback(change, profile=profile, observations=observations, reason=reason),
-    )
+    context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
+                               in_effect=in_effect, p95_after=p95_after)
+    if (foreign is None and change.coupled is not None and restored == [change.coupled]
+            and profile.guardrails.rollback):
+        # A rollback writes its coupled edit first (ProposedChange's contract with its writer), so this is one
+        # cut short by a restart: it was decided then, and is finished now (the written edit rewritten as it
+        # is: writes are idempotent), whatever the latency says now. Someone restoring only the coupled value
+        # looks the same, and gets the rollback too: the safe side, the move barred for a while.
+        return _roll_back(context, cause=f"a rollback cut short between its writes "
+                                         f"({change.coupled.setting.value} already back)",
+                          partly=" (the rest of it is already written)")
+    judged = _find_regression(change, profile=profile, observations=observations, start=start, p95_after=p95_after,
+                              thresholds=thresholds)
+    if isinstance(judged, VerdictOutcome):
+        return judged
+    cause = f"regression ({judged})"
+    # Someone else's: a value that is neither perfpilot's nor the one before, an object gone, or the main edit
+    # back alone (not what a rollback leaves).
+    theirs = foreign or (restored[0] if restored else None)
+    if theirs is not None:
+        what_edit = "coupled " if theirs is change.coupled else ""
+        since = ("'s object is gone" if not _holds_setting(theirs.setting, observations.live)
+                 else " was changed by someone else since")
+        return VerdictOutcome(
+            Verdict.INCONCLUSIVE, f"{cause} but {what_edit}{theirs.setting.value}{since}; not rolled back",
+        )
+    return _roll_back(context, cause=cause)
