@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from perfpilot.api.spec import Mode, PerformanceProfileSpec
-from perfpilot.api.status import BarredMove, ChangeRecord, Edit, Setting, TuningState, Verdict
+from perfpilot.api.status import ChangeRecord, Edit, Setting, TuningState, Verdict
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
 from perfpilot.tuning.observations import HpaLive, Observations, Series, Unknown
 from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage, find_coupled_target_origin
+from perfpilot.tuning.state import compute_judged_state
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.verify import compute_baseline, decide_verdict
 
@@ -151,9 +152,8 @@ def decide(
             if judged.verdict is Verdict.REVERTED:
                 # Nothing was written now: the rules go on as after the change, with its move barred already.
                 barred_until = now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds)
-                bar = BarredMove(setting=last.edit.setting, to_value=last.edit.to_value, until=barred_until)
-                reverted = last.model_copy(update={"verdict": Verdict.REVERTED, "verdict_at": now})
-                state = state.model_copy(update={"barred": [*state.barred, bar], "last_change": reverted})
+                state = compute_judged_state(state, verdict=Verdict.REVERTED, reason=judged.reason, now=now,
+                                             barred_until=barred_until)
     cooldown_end = guardrails.compute_cooldown_end(state, profile)
     if cooldown_end is not None and now < cooldown_end and (hold_until is None or cooldown_end > hold_until):
         hold_until, hold_why = cooldown_end, f"cooldown until {cooldown_end:%H:%M:%S}"

@@ -15,29 +15,33 @@ from perfpilot.tuning.observations import Observations
 from perfpilot.tuning.verify import compute_baseline
 
 
+def compute_judged_state(
+    state: TuningState, *, verdict: Verdict, reason: str, now: datetime, barred_until: datetime | None
+) -> TuningState:
+    """The state with its last change given ``verdict``, and its move barred until ``barred_until`` when one
+    is given (a rollback, or a change found reverted)."""
+    last = state.last_change
+    assert last is not None
+    judged = last.model_copy(update={"verdict": verdict, "verdict_at": now, "verdict_reason": reason})
+    bars = [] if barred_until is None else [
+        BarredMove(setting=last.edit.setting, to_value=last.edit.to_value, until=barred_until)]
+    return state.model_copy(update={"last_change": judged, "barred": [*state.barred, *bars]})
+
+
 def compute_next_state(
     state: TuningState, *, decision: Decision, observations: Observations, now: datetime, applied: bool
 ) -> TuningState:
-    barred = [move for move in state.barred if move.until > now]
+    change = decision.change
+    state = state.model_copy(update={"barred": [move for move in state.barred if move.until > now]})
+    pending = state.last_change is not None and state.last_change.verdict is Verdict.PENDING
+    # A RolledBack verdict is recorded only once its rollback is written.
+    rollback_written = applied and change is not None and change.rollback
+    if pending and decision.verdict is not None and (decision.verdict is not Verdict.ROLLED_BACK or rollback_written):
+        state = compute_judged_state(state, verdict=decision.verdict, reason=decision.verdict_reason, now=now,
+                                     barred_until=decision.barred_until)
+    barred = list(state.barred)
     history = list(state.history)
     last = state.last_change
-    change = decision.change
-
-    if last is not None and last.verdict is Verdict.PENDING and decision.verdict is not None:
-        if decision.verdict is not Verdict.ROLLED_BACK:
-            last = last.model_copy(
-                update={"verdict": decision.verdict, "verdict_at": now, "verdict_reason": decision.verdict_reason}
-            )
-            if decision.verdict is Verdict.REVERTED and decision.barred_until is not None:
-                barred.append(BarredMove(setting=last.edit.setting, to_value=last.edit.to_value,
-                                         until=decision.barred_until))
-        elif applied and change is not None and change.rollback:
-            last = last.model_copy(update={
-                "verdict": Verdict.ROLLED_BACK, "verdict_at": now, "verdict_reason": decision.verdict_reason,
-            })
-            if decision.barred_until is not None:
-                barred.append(BarredMove(setting=last.edit.setting, to_value=last.edit.to_value,
-                                         until=decision.barred_until))
 
     if applied and change is not None and not change.rollback:
         if last is not None:
