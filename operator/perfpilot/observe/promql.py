@@ -143,16 +143,22 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def _dns_label_matcher(label: str, names: Sequence[str]) -> str:
+    """``label=~"a|b"`` over the distinct names, sorted so equal sets give equal text. The names must be DNS
+    labels (as Kubernetes checks namespace and container names), so they never need regex escaping;
+    anything else is refused."""
+    distinct = sorted(set(names))
+    for name in distinct:
+        if not DNS_LABEL.fullmatch(name):
+            raise QueryBuildError(f"not a Kubernetes {label} name: {name!r}")
+    return f"{label}=~{quote('|'.join(distinct))}"
+
+
 def namespace_matcher(namespaces: Sequence[str]) -> str:
-    """``namespace=~"a|b"`` over the distinct namespaces, sorted so equal sets give equal text."""
-    distinct = sorted(set(namespaces))
-    if not distinct:
+    """``namespace=~"a|b"`` over the distinct namespaces."""
+    if not namespaces:
         raise QueryBuildError("a query needs at least one namespace")
-    for namespace in distinct:
-        # Namespace names are DNS labels, so they never need regex escaping; anything else is refused.
-        if not DNS_LABEL.fullmatch(namespace):
-            raise QueryBuildError(f"not a Kubernetes namespace name: {namespace!r}")
-    return f"namespace=~{quote('|'.join(distinct))}"
+    return _dns_label_matcher("namespace", namespaces)
 
 
 def selector(metric: str, *matchers: str) -> str:
@@ -185,12 +191,7 @@ def _app_selector(shape: AppShape, metric: str, namespaces: Sequence[str], *extr
 
 def container_matcher(containers: Sequence[str]) -> str:
     """``container=~"a|b"`` for the named containers; none for an empty list."""
-    distinct = sorted(set(containers))
-    for name in distinct:
-        # Container names are DNS labels, so they never need regex escaping; anything else is refused.
-        if not DNS_LABEL.fullmatch(name):
-            raise QueryBuildError(f"not a Kubernetes container name: {name!r}")
-    return f"container=~{quote('|'.join(distinct))}" if distinct else ""
+    return _dns_label_matcher("container", containers) if containers else ""
 
 
 def _container_selector(shape: ContainerShape, metric: str, namespaces: Sequence[str]) -> str:
