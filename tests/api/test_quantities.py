@@ -16,6 +16,9 @@ from perfpilot.api.quantities import CpuQuantity, Duration, MemoryQuantity
         ("10m", 600, "10m"),
         ("1h30m", 5400, "1h30m"),
         ("1.5h", 5400, "1h30m"),
+        ("0.5ms", 0.0005, "0.5ms"),  # under a millisecond it was written as "", which reads back as nothing
+        ("1.25s", 1.25, "1s250ms"),
+        ("123.4567ms", 0.1234567, "123.4567ms"),
     ],
 )
 def test_duration_parses_go_notation_and_normalises(text: str, seconds: float, normalised: str) -> None:

@@ -74,12 +74,17 @@ def format_duration(seconds: Decimal) -> str:
     """Shortest Go-style text for a duration: 5400 s -> ``1h30m``, 0.5 s -> ``500ms``."""
     if seconds == 0:
         return "0s"
-    millis = int((seconds * 1000).to_integral_value())
+    exact_millis = seconds * 1000
+    millis = int(exact_millis)
+    # Below a millisecond the pattern allows a decimal (0.5ms): dropping it wrote "" for a duration under 1ms.
+    fraction = exact_millis - millis
     parts: list[str] = []
-    for unit, size_ms in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+    for unit, size_ms in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
         count, millis = divmod(millis, size_ms)
         if count:
             parts.append(f"{count}{unit}")
+    if millis or fraction:
+        parts.append(f"{format((millis + fraction).normalize(), 'f')}ms")
     return "".join(parts)
 
 
