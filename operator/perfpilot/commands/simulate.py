@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from perfpilot.api.quantities import Duration
 from perfpilot.api.spec import API_VERSION, KIND, Mode, PerformanceProfile, PerformanceProfileSpec
 from perfpilot.api.validate import validate_profile
 from perfpilot.observe.workload import flatten
@@ -30,7 +31,6 @@ from perfpilot.sim.scenarios import (
     STATIC_SETTINGS,
     Scenario,
     default_profile,
-    milliseconds_duration,
 )
 from perfpilot.sim.trace import (
     Trace,
@@ -172,10 +172,10 @@ def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileS
               f"pods out as a Deployment does (maxSurge 25%, maxUnavailable 25%)", file=sys.stderr)
     if slo_p95_ms is None and spec.slo.latency_p95.seconds * 1000 < MIN_SLO_P95_MS:
         raise ValueError(f"--profile {path}: spec.slo.latencyP95: the simulator needs at least {MIN_SLO_P95_MS:g} ms "
-                         f"(got {spec.slo.latency_p95.seconds * 1000:g} ms)")
+                         f"(got {spec.slo.latency_p95})")
     if slo_p95_ms is not None:
         raw = spec.model_dump(by_alias=True, mode="json")
-        raw["slo"] = {**raw.get("slo", {}), "latencyP95": milliseconds_duration(slo_p95_ms)}
+        raw["slo"] = {**raw.get("slo", {}), "latencyP95": str(Duration(slo_p95_ms / 1000))}
         try:
             spec = PerformanceProfileSpec.model_validate(raw)
         except ValidationError as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from perfpilot.api.quantities import Duration
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import ContainerResources, PoolSize, ScalingPolicy, ScalingRules
 from perfpilot.sim.cluster import CONTAINER, MIB, ClusterParams
@@ -132,11 +133,6 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-def milliseconds_duration(value: float) -> str:
-    """A duration string the API accepts: plain decimals, never exponent notation (``1e+06ms``)."""
-    return f"{value:.6f}".rstrip("0").rstrip(".") + "ms"
-
-
 def default_profile(*, slo_p95_ms: float | None = None) -> PerformanceProfileSpec:
     """The profile perfpilot runs with in the simulator: Auto, Balanced, the pool tuned, defaults elsewhere."""
     raw: dict[str, object] = {
@@ -145,5 +141,5 @@ def default_profile(*, slo_p95_ms: float | None = None) -> PerformanceProfileSpe
         "pool": {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}}},
     }
     if slo_p95_ms is not None:
-        raw["slo"] = {"latencyP95": milliseconds_duration(slo_p95_ms)}
+        raw["slo"] = {"latencyP95": str(Duration(slo_p95_ms / 1000))}
     return PerformanceProfileSpec.model_validate(raw)
