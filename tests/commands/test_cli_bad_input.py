@@ -115,7 +115,7 @@ def test_simulate_runs_a_recommend_profile_as_auto_and_says_so(
         ("--plot", "out", "--plot {path}: cannot draw a file without a suffix"),
         ("--json", ".", "--json {path}: is a directory"),
         ("--trace", "missing.csv", "--trace {path}: No such file or directory"),
-        ("--profile", "missing.yaml", "--profile {path}: No such file or directory"),
+        ("--profile", "missing.yaml", "--profile {path}: cannot read: No such file or directory"),
     ],
 )
 def test_simulate_rejects_a_file_it_cannot_read_or_write_before_replaying(

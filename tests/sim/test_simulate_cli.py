@@ -137,7 +137,7 @@ def test_simulate_names_the_profile_flag_for_a_file_that_is_not_text(
     path = tmp_path / "profile.yaml"
     path.write_bytes(b"\xce\xff\x00\x81binary")
     assert main(["simulate", "--profile", str(path), "--hours", "1"]) == 2
-    assert f"--profile {path}: not a text file (not UTF-8)" in capsys.readouterr().err
+    assert f"--profile {path}: not UTF-8 text (byte 0 is 0xce)" in capsys.readouterr().err
 
 
 def test_simulate_says_a_statefulset_is_rolled_out_as_a_deployment(

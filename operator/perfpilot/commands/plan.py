@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from perfpilot.api.spec import KIND, PerformanceProfile, PerformanceProfileSpec
 from perfpilot.api.status import Edit, ObservedStatus, Setting, TuningState
 from perfpilot.api.validate import validate_profile
+from perfpilot.commands.inputs import load_yaml_documents
 from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import (
     BearerTokenError,
@@ -106,25 +106,8 @@ def parse_time(raw: str | None) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _load_yaml(path: Path, flag: str) -> list[Any]:
-    """Every YAML document of ``path``; a failure is one line naming ``flag``, the file and where it broke."""
-    try:
-        return list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except OSError as error:
-        raise _BadInput(f"{flag} {path}: cannot read: {error.strerror or error}") from error
-    except UnicodeDecodeError as error:
-        raise _BadInput(f"{flag} {path}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})") \
-            from error
-    except yaml.YAMLError as error:
-        # PyYAML's own text spans several lines and names "<unicode string>", not the file: its parts are kept.
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = " ".join(str(getattr(error, "problem", None) or error).split())
-        raise _BadInput(f"{flag} {path}: not valid YAML{where}: {problem}") from error
-
-
 def _load_profile(path: Path) -> PerformanceProfile:
-    profiles = [d for d in flatten(_load_yaml(path, "--profile")) if d.get("kind") == KIND]
+    profiles = [d for d in flatten(load_yaml_documents(path, flag="--profile")) if d.get("kind") == KIND]
     if len(profiles) != 1:
         raise _BadInput(f"--profile {path}: expected exactly one {KIND}, found {len(profiles)}")
     problems = validate_profile(profiles[0])
@@ -380,7 +363,8 @@ def run(args: argparse.Namespace) -> int:
             raise _BadInput("no Prometheus URL: pass --prometheus or set spec.metrics.prometheusURL")
         settings = _settings(args, url)
         if args.workload_spec is not None:
-            live = live_config_from_manifests(_load_yaml(args.workload_spec, "--workload-spec"), profile, now=at)
+            manifests = load_yaml_documents(args.workload_spec, flag="--workload-spec")
+            live = live_config_from_manifests(manifests, profile, now=at)
         else:
             live = live_config_without_manifests(profile)
     except (_BadInput, WorkloadSpecError, ValueError) as error:

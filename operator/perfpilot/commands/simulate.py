@@ -17,12 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from perfpilot.api.quantities import Duration
 from perfpilot.api.spec import API_VERSION, KIND, Mode, PerformanceProfile, PerformanceProfileSpec
 from perfpilot.api.validate import validate_profile
+from perfpilot.commands.inputs import load_yaml_documents
 from perfpilot.observe.workload import flatten
 from perfpilot.sim.replay import simulate
 from perfpilot.sim.report import format_table, to_json
@@ -69,7 +69,7 @@ def non_negative_number(raw: str) -> float:
 
 
 MAX_HOURS = 24.0 * 366  # a year: the replay keeps every minute in memory
-MIN_SLO_P95_MS = 1.0  # the duration is written in whole microseconds at most; a millisecond is already absurd
+MIN_SLO_P95_MS = 1.0  # far below the model's fastest request (175 ms): anything less is a typing slip
 MAX_SLO_P95_MS = 600_000.0  # ten minutes: beyond any request timeout the model has
 MAX_SCALED_PEAK_PER_SECOND = 100_000.0  # the oracle's 1000 pods serve about 27,000 req/s at most
 
@@ -121,25 +121,11 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _profile_documents(path: Path) -> list[object]:
-    try:
-        return list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except OSError as error:
-        raise ValueError(f"--profile {path}: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"--profile {path}: not a text file (not UTF-8)") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or error
-        raise ValueError(f"--profile {path}: not valid YAML{where}: {problem}") from None
-
-
 def _profile_document(path: Path) -> dict[str, Any]:
     """The file's one PerformanceProfile (``kind: List`` expanded, other objects ignored, as ``plan`` reads
     it), or a bare spec (a single mapping with no ``kind``, or only a ``spec:``), wrapped so it is checked
     like a profile."""
-    documents = [document for document in _profile_documents(path) if document is not None]
+    documents = [document for document in load_yaml_documents(path, flag="--profile") if document is not None]
     objects = flatten(documents)
     profiles = [document for document in objects if document.get("kind") == KIND]
     if len(profiles) == 1:

@@ -74,7 +74,8 @@ class Trace:
     """A regular request-rate series: ``rates_per_second[i]`` holds over ``[start + i*step, start + (i+1)*step)``.
 
     ``gaps`` are the ``(start_seconds, end_seconds)`` of the holes the loader filled by a straight line (the
-    timestamps of the samples on either side), oldest first; a window keeps those that overlap it, whole.
+    timestamps of the samples on either side), oldest first; a window keeps, whole, those whose bridged part
+    (past the first sample's own step) it crosses.
     """
 
     name: str
