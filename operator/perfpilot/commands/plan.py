@@ -29,9 +29,7 @@ from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import (
     BearerTokenError,
     PrometheusError,
-    PrometheusReader,
     PrometheusSettings,
-    RangeSeries,
     header_problem,
     read_bearer_token,
 )
@@ -189,39 +187,13 @@ def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
         raise _BadInput("; ".join(messages)) from error
 
 
-class _TallyingReader(PrometheusReader):
-    """A reader that keeps how its queries ended. A server can answer every query without a result (each one
-    refused, or answered with something that is not a result); the cycle reports only a server that could
-    not be reached, and a plan made of such answers would look like a plan."""
-
-    def __init__(self, settings: PrometheusSettings) -> None:
-        super().__init__(settings)
-        self.results = 0
-        self.failures: list[PrometheusError] = []
-
-    def query_range(
-        self, promql: str, *, signal: str, end: datetime, window_seconds: float, step_seconds: int
-    ) -> list[RangeSeries]:
-        try:
-            series = super().query_range(promql, signal=signal, end=end, window_seconds=window_seconds,
-                                         step_seconds=step_seconds)
-        except PrometheusError as error:
-            self.failures.append(error)
-            raise
-        self.results += 1
-        return series
-
-
 def _shortened(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _no_result_reason(url: str, readers: list[_TallyingReader]) -> str | None:
-    """Why the cycle has nothing to plan from although the server was reached, or None when a query got a result."""
-    failures = [failure for reader in readers for failure in reader.failures]
-    if not failures or any(reader.results for reader in readers):
-        return None
-    # One line, and not a whole HTML error page: the first 200 characters say what answered.
+def _no_result_reason(url: str, failures: tuple[PrometheusError, ...]) -> str:
+    """Why the cycle has nothing to plan from although the server was reached, on one line."""
+    # Not a whole HTML error page: the first 200 characters of each cause say what answered.
     causes = list(dict.fromkeys(_shortened(" ".join(failure.cause.split())) for failure in failures))
     shown = "; ".join(causes[:3]) + (f"; and {len(causes) - 3} other errors" if len(causes) > 3 else "")
     return f"no query to prometheus {url} got a result ({len(failures)} failed), nothing to plan from: {shown}"
@@ -374,22 +346,14 @@ def run(args: argparse.Namespace) -> int:
     # --prometheus wins over the profile's URL for this run: plan is pointed at a server on purpose.
     profile_for_run = profile.model_copy(deep=True)
     profile_for_run.spec.metrics.prometheus_url = url
-    readers: list[_TallyingReader] = []
-
-    def reader_for(server: PrometheusSettings) -> PrometheusReader:
-        reader = _TallyingReader(server)
-        readers.append(reader)
-        return reader
-
-    cycle = fetch_observations([ProfileTarget(profile_for_run, live)], at=at, settings=settings,
-                               reader_factory=reader_for)
+    cycle = fetch_observations([ProfileTarget(profile_for_run, live)], at=at, settings=settings)
     unreachable = cycle.unreachable.get(url)
     if unreachable is not None:  # no query got an answer: nothing to plan from
         print(f"perfpilot plan: {unreachable_reason(unreachable)}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    no_result = _no_result_reason(url, readers)
-    if no_result is not None:
-        print(f"perfpilot plan: {no_result}", file=sys.stderr)
+    failures = cycle.without_result.get(url)
+    if failures is not None:
+        print(f"perfpilot plan: {_no_result_reason(url, failures)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     observations = cycle[(profile.metadata.namespace, profile.metadata.name)]
     decision = decide(profile.spec, observations, _state_of(profile), at)

@@ -11,8 +11,9 @@ Failures never become zeros: a query that fails makes its signal Unknown for the
 (``"prometheus query failed: …"``); an unreachable server makes every signal of every profile on it
 Unknown (``"prometheus unreachable: …"``) and the remaining queries are not sent, so a dead server costs
 one timeout per cycle, not one per query. The error itself is kept as data: ``Snapshot.unreachable``, and
-``CycleObservations.unreachable`` for every server that answered no query of the cycle, so callers (``plan``)
-never have to recognise it from a reason's text.
+``CycleObservations.unreachable`` for every server that answered no query of the cycle, and
+``CycleObservations.without_result`` for every server reached that gave no query a result, so callers
+(``plan``) never have to recognise either from a reason's text.
 """
 
 from __future__ import annotations
@@ -235,6 +236,14 @@ class Snapshot:
     # The error that stopped the queries to this server (the rest were not sent), or None.
     unreachable: PrometheusUnreachable | None = None
     queries_answered: int = 0  # queries the server answered, with series or with a refusal
+    # Why each query sent failed (refused, an odd answer, the server gone), in the order they were sent.
+    failures: tuple[PrometheusError, ...] = ()
+
+    @property
+    def has_result(self) -> bool:
+        """Whether any query got a result (series, or none matching): a server that answered every query
+        with a refusal or something that is not a result gives nothing to plan from."""
+        return any(not isinstance(outcome, Unknown) for outcome in self.outcomes.values())
 
     def observations(self, profile: PerformanceProfile, live: LiveConfig) -> Observations:
         """The profile's signals over its own window, and its peaks, cut from the shared results."""
@@ -351,6 +360,7 @@ def fetch_snapshot(
     outcomes: dict[tuple[QueryName, Shape], QueryOutcome] = {}
     unreachable: PrometheusUnreachable | None = None
     answered = 0
+    failures: list[PrometheusError] = []
     for query in plan.queries:
         if unreachable is not None:
             outcomes[(query.signal, query.shape)] = Unknown(unreachable_reason(unreachable))
@@ -366,10 +376,12 @@ def fetch_snapshot(
             )
         except PrometheusUnreachable as error:
             unreachable = error
+            failures.append(error)
             outcomes[(query.signal, query.shape)] = Unknown(unreachable_reason(error))
             continue
         except PrometheusError as error:
             answered += 1
+            failures.append(error)
             outcomes[(query.signal, query.shape)] = Unknown(f"prometheus query failed: {error}")
             continue
         answered += 1
@@ -378,7 +390,7 @@ def fetch_snapshot(
             grouped[tuple(series.labels.get(label, "") for label in query.group_labels)].append(series)
         outcomes[(query.signal, query.shape)] = {key: tuple(found) for key, found in grouped.items()}
     return Snapshot(at=at, plan=plan, settings=reader.settings, outcomes=outcomes, unreachable=unreachable,
-                    queries_answered=answered)
+                    queries_answered=answered, failures=tuple(failures))
 
 
 @dataclass(frozen=True)
@@ -409,10 +421,14 @@ class CycleObservations(Mapping[ProfileKey, Observations]):
     ``unreachable`` maps a Prometheus URL (as the profiles name it, else the default) to the error of a
     server that answered no query of the cycle: every signal of every profile on it is Unknown. A server
     that answered some queries before it went away is not listed; its lost signals say why one by one.
+    ``without_result`` maps the URL of a server that was reached but gave no query a result (every query
+    refused, or answered with something that is not a result: a wrong path, a look-alike) to why each
+    query failed; nothing there is to be planned from either.
     """
 
     observations: Mapping[ProfileKey, Observations]
     unreachable: Mapping[str, PrometheusUnreachable] = field(default_factory=dict)
+    without_result: Mapping[str, tuple[PrometheusError, ...]] = field(default_factory=dict)
 
     def __getitem__(self, key: ProfileKey) -> Observations:
         return self.observations[key]
@@ -445,6 +461,7 @@ def fetch_observations(
         by_url[target.profile.spec.metrics.prometheus_url or settings.url].append(target)
     observed: dict[ProfileKey, Observations] = {}
     unreachable: dict[str, PrometheusUnreachable] = {}
+    without_result: dict[str, tuple[PrometheusError, ...]] = {}
     for url, group in by_url.items():
         if not url:
             for target in group:
@@ -456,6 +473,8 @@ def fetch_observations(
             snapshot = fetch_snapshot(reader, [t.profile for t in group], at=at, templates=template_containers(group))
         if snapshot.unreachable is not None and snapshot.queries_answered == 0:
             unreachable[url] = snapshot.unreachable
+        elif not snapshot.has_result:
+            without_result[url] = snapshot.failures
         for target in group:
             observed[profile_key(target.profile)] = snapshot.observations(target.profile, target.live)
-    return CycleObservations(observations=observed, unreachable=unreachable)
+    return CycleObservations(observations=observed, unreachable=unreachable, without_result=without_result)
