@@ -14,6 +14,7 @@ from perfpilot.api.status import (
     BarredMove,
     Baseline,
     ChangeRecord,
+    ContainerResources,
     Edit,
     Setting,
     TuningState,
@@ -57,6 +58,15 @@ def resize_pending(*, cut: bool, minutes_ago: float = 16) -> TuningState:
             setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60),
         baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
     ))
+
+
+def decide_on_resize(*, cut: bool, pods: list[ContainerResources], target_percent: int | None, p95_seconds: float,
+                     minutes_ago: float = 16, **profile: Any) -> Any:
+    """decide() on a pending ``resize_pending`` change with the live pods and CPU target given (no HPA for
+    None), p95 at ``p95_seconds`` since the change."""
+    hpa = b.hpa(cpu_target_percent=target_percent) if target_percent is not None else None
+    observations = after_change(latency=p95_seconds, live=b.live(containers=tuple(pods), hpa=hpa))
+    return decide_with(resize_pending(cut=cut, minutes_ago=minutes_ago), observations, **profile)
 
 
 def decide_with(state: TuningState, observations: Observations | None = None, now: datetime = b.NOW,
@@ -256,10 +266,7 @@ def test_load_moved_more_than_thirty_percent_is_inconclusive(rate: float, verdic
 
 def test_rollback_restores_exactly_the_previous_values_including_the_coupled_edit() -> None:
     # A cut (CPU request down, coupled target up): its rollback only adds capacity, so it may run above the SLO.
-    state = resize_pending(cut=True)
-    live = b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=70))
-    observations = after_change(latency=0.9, live=live)
-    decision = decide_with(state, observations)
+    decision = decide_on_resize(cut=True, pods=SMALL_PODS, target_percent=70, p95_seconds=0.9)
     assert decision.verdict is Verdict.ROLLED_BACK and decision.apply is True
     change = decision.change
     assert change is not None and change.rollback
@@ -308,11 +315,8 @@ def test_an_error_regression_within_the_slo_still_rolls_back_a_capacity_change()
 
 
 def test_no_rollback_when_someone_else_changed_the_coupled_value_since() -> None:
-    state = resize_pending(cut=True)
     # The requests are still perfpilot's, but someone set the CPU target to 75% since.
-    live = b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=75))
-    observations = after_change(latency=0.9, live=live)
-    decision = decide_with(state, observations)
+    decision = decide_on_resize(cut=True, pods=SMALL_PODS, target_percent=75, p95_seconds=0.9)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert "coupled hpa.cpuTarget was changed by someone else" in decision.verdict_reason
     assert decision.change is None or not decision.change.rollback
@@ -442,10 +446,7 @@ def test_a_reverted_move_does_not_hold_the_setting_against_flapping() -> None:
 def test_a_half_written_rollback_is_not_finished_when_the_rest_would_take_capacity_during_a_shortage() -> None:
     # The raise (CPU 1000m -> 1500m, target 70% -> 60%) half rolled back: the target (written first) is back at
     # 70%, the requests are still 1500m; undoing them now would take capacity away while p95 is over the SLO.
-    state = resize_pending(cut=False)
-    live = b.live(containers=tuple(BIG_PODS), hpa=b.hpa(cpu_target_percent=70))
-    observations = after_change(latency=0.6, live=live)
-    decision = decide_with(state, observations)
+    decision = decide_on_resize(cut=False, pods=BIG_PODS, target_percent=70, p95_seconds=0.6)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert decision.change is None or not decision.change.rollback
     assert "rolling back resources" in decision.verdict_reason
@@ -456,9 +457,7 @@ def test_a_half_written_rollback_is_not_finished_when_the_rest_would_take_capaci
 def test_a_rollback_cut_short_between_its_writes_is_finished_whatever_the_latency(p95_seconds: float) -> None:
     # A cut (CPU 1500m -> 1000m, target 60% -> 70%): its rollback wrote the target back to 60% (first), then
     # stopped; the requests are still 1000m. The rollback is issued again whole (writes are idempotent).
-    state = resize_pending(cut=True, minutes_ago=40)
-    live = b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=60))
-    decision = decide_with(state, after_change(latency=p95_seconds, live=live))
+    decision = decide_on_resize(cut=True, pods=SMALL_PODS, target_percent=60, p95_seconds=p95_seconds, minutes_ago=40)
     assert decision.verdict is Verdict.ROLLED_BACK
     assert decision.change is not None and decision.change.rollback
     assert decision.change.edit.to_value == BIG_PODS
@@ -467,25 +466,21 @@ def test_a_rollback_cut_short_between_its_writes_is_finished_whatever_the_latenc
 
 def test_a_main_edit_back_alone_is_someone_elses_change_not_a_rollback_cut_short() -> None:
     # A rollback writes the coupled target first, so requests back with the target still 70% is not its work.
-    state = resize_pending(cut=True)
-    live = b.live(containers=tuple(BIG_PODS), hpa=b.hpa(cpu_target_percent=70))
-    decision = decide_with(state, after_change(latency=0.9, live=live))
+    decision = decide_on_resize(cut=True, pods=BIG_PODS, target_percent=70, p95_seconds=0.9)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert "resources was changed by someone else since; not rolled back" in decision.verdict_reason
 
 
 def test_a_gone_object_is_named_before_an_edit_found_back() -> None:
     # Requests back at 1500m and the HPA deleted: what someone else did is the HPA's removal.
-    state = resize_pending(cut=True)
-    decision = decide_with(state, after_change(latency=0.9, live=b.live(containers=tuple(BIG_PODS), hpa=None)))
+    decision = decide_on_resize(cut=True, pods=BIG_PODS, target_percent=None, p95_seconds=0.9)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert "coupled hpa.cpuTarget's object is gone; not rolled back" in decision.verdict_reason
 
 
 def test_a_rollback_cut_short_is_not_finished_with_rollback_off() -> None:
-    state = resize_pending(cut=True)
-    live = b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=60))
-    decision = decide_with(state, after_change(latency=0.9, live=live), guardrails={"rollback": False})
+    decision = decide_on_resize(cut=True, pods=SMALL_PODS, target_percent=60, p95_seconds=0.9,
+                                guardrails={"rollback": False})
     assert decision.verdict is Verdict.KEPT
     assert decision.change is None or not decision.change.rollback
 
