@@ -332,6 +332,36 @@ def test_verdict_waits_for_verify_for() -> None:
     assert decision.verdict is None and decision.change is None
 
 
+# verifyFor 15m, window 30m, interval 1m: a verdict later than 15 + 30 + 1 minutes after the change is stale.
+@pytest.mark.parametrize(("minutes_ago", "verdict"), [(46, Verdict.ROLLED_BACK), (47, Verdict.INCONCLUSIVE),
+                                                      (60 * 24 * 3, Verdict.INCONCLUSIVE)])
+def test_a_regression_judged_later_than_window_plus_interval_after_verification_is_not_rolled_back(
+        minutes_ago: float, verdict: Verdict) -> None:
+    # Resumed after Off, a pause or a stopped operator: the latency now is not this change's evidence.
+    decision = decide_with(pending(minutes_ago=minutes_ago), after_change(latency=0.9))
+    assert decision.verdict is verdict
+    assert (decision.change is not None and decision.change.rollback) is (verdict is Verdict.ROLLED_BACK)
+    if verdict is Verdict.INCONCLUSIVE:
+        assert "after its verification ended" in decision.verdict_reason
+        assert decision.barred_until is None
+
+
+def test_the_stale_limit_follows_the_profiles_window_and_interval() -> None:
+    guardrails = {"window": "10m", "interval": "5m", "verifyFor": "15m"}
+    assert decide_with(pending(minutes_ago=30), after_change(latency=0.9),
+                       guardrails=guardrails).verdict is Verdict.ROLLED_BACK
+    assert decide_with(pending(minutes_ago=31), after_change(latency=0.9),
+                       guardrails=guardrails).verdict is Verdict.INCONCLUSIVE
+
+
+def test_a_change_found_reverted_long_after_its_verification_is_still_reverted_and_barred() -> None:
+    # Being late does not make a change that is no longer in effect one that is.
+    state = pending(minutes_ago=60 * 24)
+    decision = decide_with(state, after_change(latency=0.9, live=b.live(hpa=b.hpa(cpu_target_percent=60))))
+    assert decision.verdict is Verdict.REVERTED
+    assert decision.barred_until is not None
+
+
 # --- compute_next_state -------------------------------------------------------------------------------
 
 

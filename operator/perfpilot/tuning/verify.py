@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from perfpilot.api.quantities import Duration
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import Baseline, ChangeRecord, Edit, Setting, Verdict
 from perfpilot.tuning.decision import ProposedChange
@@ -181,6 +182,25 @@ def _roll_back(context: _RollbackContext, *, cause: str, partly: str = "") -> Ve
     )
 
 
+def _describe_late_verdict(change: ChangeRecord, *, profile: PerformanceProfileSpec, now: datetime) -> str | None:
+    """Why a pending change is judged too late to be judged at all, or None.
+
+    A verdict normally comes at the first evaluation after ``verifyFor``. One more than ``window`` +
+    ``interval`` later (the operator was down, the profile Off, paused or in Recommend, or a rollback was not
+    written or waited for a rollout) would set the latency of now, with whatever else changed meanwhile,
+    against a baseline from before the change: a rollback would undo a setting live for hours on evidence
+    that is not its own.
+    """
+    guard = profile.guardrails
+    verify_end = change.at.timestamp() + guard.verify_for.seconds
+    late_seconds = now.timestamp() - verify_end
+    if late_seconds <= guard.window.seconds + guard.interval.seconds:
+        return None
+    return (f"judged {Duration(round(late_seconds))} after its verification ended, over window {guard.window} + "
+            f"interval {guard.interval} (evaluation stopped, Off, paused or Recommend, or a rollback not "
+            f"written): latency now no longer shows this change alone; kept")
+
+
 def decide_verdict(
     profile: PerformanceProfileSpec,
     observations: Observations,
@@ -193,6 +213,7 @@ def decide_verdict(
 
     - every value back where it was: Reverted, not judged (the change is no longer in effect);
     - only the coupled edit back, rollback on: a rollback cut short between its writes, finished;
+    - judged more than window + interval after verifyFor ended: Inconclusive (the evidence is stale);
     - p95 or rate unknown, or the load moved: Inconclusive; no regression, or rollback off: Kept;
     - a regression with a value changed by someone else (or its object gone): Inconclusive;
     - a regression: RolledBack, unless undoing it takes capacity away during a shortage (Inconclusive).
@@ -222,6 +243,9 @@ def decide_verdict(
         return _roll_back(context, cause=f"a rollback cut short between its writes "
                                          f"({change.coupled.setting.value} already back)",
                           partly=" (the rest of it is already written)")
+    late = _describe_late_verdict(change, profile=profile, now=now)
+    if late is not None:
+        return VerdictOutcome(Verdict.INCONCLUSIVE, late)
     judged = _find_regression(change, profile=profile, observations=observations, start=start, p95_after=p95_after,
                               thresholds=thresholds)
     if isinstance(judged, VerdictOutcome):
