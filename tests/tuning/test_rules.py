@@ -847,6 +847,7 @@ class Rollout:
     pods: int = 4
     written_hours_ago: float | None = 2.0
     waiting_hours: float | None = None
+    p95_seconds: float = 0.35
 
 
 @pytest.mark.parametrize("moment", [
@@ -859,11 +860,15 @@ class Rollout:
     Rollout(rolls_out=False, waiting_hours=23.9),  # waiting since almost a day
     Rollout(rolls_out=True, waiting_hours=24.1),  # near the peak a day since the wait began: no quieter hour
     Rollout(rolls_out=False, written_hours_ago=None),  # perfpilot's first write waits too, from now
+    Rollout(rolls_out=False, rate=50.0, p95_seconds=0.45),  # off-peak, but p95 at 90% of the SLO: no room
+    Rollout(rolls_out=True, rate=50.0, p95_seconds=0.40),  # p95 at 80% of the SLO: room enough
+    Rollout(rolls_out=True, rate=50.0, p95_seconds=0.45, pods=2),  # at the floor the pods cover the gap
 ])
 def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(moment: Rollout) -> None:
     observations = b.observations(
         memory_working_set_bytes_per_pod=b.series(moment.working_set_mi * b.MI),
         request_rate_per_second=b.series(moment.rate), replicas=b.series(moment.pods),
+        latency_p95_seconds=b.series(moment.p95_seconds),
         cpu_usage_millicores_per_pod=b.series(600),  # under the 70% target: memory-bound only
         peak_request_rate_per_second=100.0,
         live=b.live(oom_kills_in_window=moment.oom_kills,
@@ -876,8 +881,10 @@ def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(moment: Rollout) -
         assert after[0].memory_request_bytes > 1024 * b.MI and after[0].cpu_request_millicores == 1000
     else:
         assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
-        assert ("resources change waits for off-peak (request rate 81.0/s > 80% of the 168h peak 100.0/s with the "
-                "HPA above minReplicas") in decision.reason
+        why = ("p95 450ms in the last 5 minutes > 80% of the SLO with the HPA above minReplicas"
+               if moment.p95_seconds > 0.4 else
+               "request rate 81.0/s > 80% of the 168h peak 100.0/s with the HPA above minReplicas")
+        assert f"resources change waits for off-peak ({why}" in decision.reason
 
 
 def test_a_steady_service_at_its_peak_is_still_cut_at_min_replicas() -> None:

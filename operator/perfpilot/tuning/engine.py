@@ -62,18 +62,26 @@ def is_hpa_at_max_replicas(hpa: HpaLive | None) -> bool:
     return hpa is not None and hpa.current_replicas >= hpa.max_replicas
 
 
-def check_rollout_at_peak(context: RuleContext) -> str | None:
+def check_rollout_at_busy_hour(context: RuleContext) -> str | None:
     """Why a rollout now would come at the busy hour, or None.
 
     A rollout takes maxUnavailable pods out; above minReplicas the HPA holds the others near its target, so
-    at the busy hour what they must carry instead pushes p95 over the SLO. At the floor the pods are under the
-    target and cover the gap. An unknown rate or peak does not make it the busy hour. (How long a change
-    waits for off-peak is ``decide``'s: at most rollout_peak_wait_max_seconds from when the wait began.)
+    what they must carry instead pushes p95 over the SLO when it has no room left: at the busy hour (the
+    request rate near the peak window's peak), or whenever p95 is already near the SLO (a day below a bigger
+    day of the week is still this one's peak). At the floor the pods are under the target and cover the gap.
+    Unknown signals do not make it the busy hour. (How long a change waits for off-peak is ``decide``'s: at
+    most rollout_peak_wait_max_seconds from when the wait began.)
     """
     observations, thresholds = context.observations, context.thresholds
     hpa = observations.live.hpa
     if hpa is None or hpa.current_replicas <= hpa.min_replicas:
         return None
+    latency = context.recent(observations.latency_p95_seconds, thresholds.recent_span_seconds)
+    near_slo_seconds = thresholds.rollout_latency_room_fraction * context.slo_seconds
+    if isinstance(latency, Series) and latency.maximum > near_slo_seconds:
+        return (f"p95 {latency.maximum * 1000:.0f}ms in the last {thresholds.recent_span_seconds / 60:g} minutes "
+                f"> {thresholds.rollout_latency_room_fraction:.0%} of the SLO with the HPA above minReplicas: the "
+                f"pods a rollout takes out now would push it over")
     rate = context.recent(observations.request_rate_per_second, thresholds.recent_span_seconds)
     peak = observations.peak_request_rate_per_second
     if isinstance(rate, Unknown) or isinstance(peak, Unknown) or peak <= 0:
@@ -199,7 +207,7 @@ def decide(
                              f"maxReplicas (a rollout takes pods out)")
                 held = held or change
                 continue
-            busy = check_rollout_at_peak(context) if may_wait else None
+            busy = check_rollout_at_busy_hour(context) if may_wait else None
             if busy is not None:
                 # The state keeps when the wait began for as long as the busy hour lasts, also once the wait is
                 # over and the change is held for another reason (a cooldown): the wait does not start again.
