@@ -182,6 +182,42 @@ def test_flash_crowd_picks_aggressive_scale_up() -> None:
     assert rules_of(change) == (0, 100, 15)
 
 
+@pytest.mark.parametrize(("peak", "rise", "live_row", "expected_row"), [
+    (100.0, 80.0, "Moderate", "Aggressive"),    # at least x5 within 5 minutes this week
+    (100.0, 50.0, "Moderate", "Aggressive"),    # at least x2: a flash crowd
+    (100.0, 45.0, "Moderate", "Moderate"),      # at least x1.8 only: not enough to enter...
+    (100.0, 45.0, "Aggressive", "Aggressive"),  # ...but enough to stay (x1.5)
+    (100.0, 30.0, "Aggressive", "Moderate"),    # at least x1.4: the row goes back
+    (100.0, 100.0, "Moderate", "Aggressive"),   # from nothing to the peak
+])
+def test_a_flash_crowd_of_the_peak_window_keeps_aggressive_scale_up_through_a_quiet_window(
+    peak: float, rise: float, live_row: str, expected_row: str
+) -> None:
+    # The window itself is flat (x1.0): only the week's largest rise can call for Aggressive.
+    observations = b.observations(
+        peak_request_rate_per_second=peak, peak_request_rate_rise_per_second=rise,
+        live=b.live(hpa=b.hpa(scale_up=SCALE_UP_ROWS[live_row].to_rules())),
+    )
+    decision = run(observations, hpa={"scaleDown": "Moderate"})
+    if expected_row == live_row:
+        assert decision.change is None or decision.change.edit.setting is not Setting.HPA_SCALE_UP, decision.reason
+        assert f"scale-up row '{expected_row}'" in decision.reason
+    else:
+        change = change_of(decision)
+        assert change.edit.setting is Setting.HPA_SCALE_UP
+        assert change.edit.to_value == SCALE_UP_ROWS[expected_row].to_rules()
+    if expected_row == "Aggressive":
+        assert "flash crowd in the last 168h" in decision.reason
+
+
+def test_an_unknown_largest_rise_leaves_the_scale_up_row_to_the_window() -> None:
+    observations = b.observations(peak_request_rate_rise_per_second=b.unknown("no series"),
+                                  peak_request_rate_per_second=100.0)
+    decision = run(observations, hpa={"scaleDown": "Moderate"})
+    assert decision.change is None, decision.reason
+    assert "scale-up row 'Moderate' (window 0s, +50% per 30s): already in place" in decision.reason
+
+
 def test_slo_breach_while_scaling_up_picks_aggressive_scale_up() -> None:
     replicas = b.series([4.0] * 15 + [5.0] * (b.SAMPLES - 15))
     latency = b.series([0.35] * 15 + [0.6] + [0.35] * (b.SAMPLES - 16))

@@ -885,6 +885,19 @@ def _slo_breached_while_scaling_up(
     return False
 
 
+def compute_peak_window_rise_multiple(observations: Observations) -> float | None:
+    """The least multiple the peak window's largest rise can have been, or None when unknown or none.
+
+    The rise ended at or below the window's peak, so it started from at most the peak minus the rise
+    (infinite when from nothing): a lower bound that needs no more than the two peaks already read.
+    """
+    rise = observations.peak_request_rate_rise_per_second
+    peak = observations.peak_request_rate_per_second
+    if isinstance(rise, Unknown) or isinstance(peak, Unknown) or rise <= 0 or peak <= 0:
+        return None
+    return math.inf if rise >= peak else peak / (peak - rise)
+
+
 def compute_scale_up_row(ctx: RuleContext) -> tuple[BehaviourRow, str] | tuple[None, tuple[str, ...]]:
     pinned = ctx.profile.hpa.scale_up
     if pinned is not ScaleUpSpeed.AUTO:
@@ -912,6 +925,15 @@ def compute_scale_up_row(ctx: RuleContext) -> tuple[BehaviourRow, str] | tuple[N
             f">= x{multiple:g}{' to stay Aggressive' if staying else ''})")
     if _slo_breached_while_scaling_up(latency, replicas, ctx.slo_seconds):
         return SCALE_UP_ROWS["Aggressive"], f"SLO {_ms(ctx.slo_seconds)} breached while scaling up"
+    week = compute_peak_window_rise_multiple(observations)
+    if week is not None and week >= multiple:
+        # A quiet half hour does not end the week's flash crowds: the row stays for the next one.
+        hours = observations.peak_window_seconds / 3600
+        return aggressive, (
+            f"flash crowd in the last {hours:g}h (a rise of {observations.peak_request_rate_rise_per_second:.1f}/s "
+            f"within {thresholds.flash_crowd_span_seconds:.0f}s to at most the peak "
+            f"{observations.peak_request_rate_per_second:.1f}/s: "
+            f"{'from nothing' if math.isinf(week) else f'at least x{week:.1f}'} >= x{multiple:g})")
     if ctx.profile.objective is Objective.COST:
         load = ctx.detail.load
         if load.label == "Unknown":
