@@ -1,0 +1,67 @@
+"""What every rule is given (``RuleContext``) and yields (``RuleOutcome``), and the wording they share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from perfpilot.api.spec import PerformanceProfileSpec
+from perfpilot.api.status import TuningState
+from perfpilot.tuning import signals
+from perfpilot.tuning.classify import ClassificationDetail
+from perfpilot.tuning.decision import ProposedChange
+from perfpilot.tuning.observations import HpaLive, Observations, PoolLive, Series, Signal, Unknown
+from perfpilot.tuning.thresholds import Thresholds
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    profile: PerformanceProfileSpec
+    observations: Observations
+    detail: ClassificationDetail
+    thresholds: Thresholds
+    now_seconds: float
+    state: TuningState = field(default_factory=TuningState)
+
+    @property
+    def slo_seconds(self) -> float:
+        return self.profile.slo.latency_p95.seconds
+
+    @property
+    def tuned_hpa(self) -> HpaLive | None:
+        """The live HPA when the profile tunes it."""
+        return self.observations.live.hpa if self.profile.hpa.enabled else None
+
+    @property
+    def tuned_pool(self) -> PoolLive | None:
+        return self.observations.live.pool if self.profile.pool.enabled else None
+
+    def recent(self, signal: Signal, span_seconds: float) -> Signal:
+        return signals.recent(signal, now_seconds=self.now_seconds, span_seconds=span_seconds)
+
+    def covers(self, series: Series, span_seconds: float) -> bool:
+        """Whether a series reaches back over ``span_seconds`` (one missing step tolerated)."""
+        return series.timestamps_seconds[0] <= self.now_seconds - span_seconds + self.observations.step_seconds
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    rule: str
+    change: ProposedChange | None = None
+    note: str = ""  # why this rule proposes nothing
+    blocked_by: tuple[str, ...] = ()
+
+
+Rule = Callable[[RuleContext], Iterator[RuleOutcome]]
+
+
+def unknown_names(named: dict[str, Signal]) -> tuple[str, ...]:
+    return tuple(name for name, signal in named.items() if isinstance(signal, Unknown))
+
+
+def format_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}ms"
+
+
+def format_hours(seconds: float) -> str:
+    return f"{seconds / 3600:g}h"

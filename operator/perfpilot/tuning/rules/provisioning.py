@@ -1,0 +1,259 @@
+"""Pod size: under-provisioned (saturated at maxReplicas), spike headroom at the floor, over-provisioned cuts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+
+from perfpilot.api.status import Setting, TuningState
+from perfpilot.tuning import guardrails
+from perfpilot.tuning.decision import ProposedChange
+from perfpilot.tuning.observations import Series, Unknown
+from perfpilot.tuning.rules.behaviour import is_slo_breached_while_scaling_up
+from perfpilot.tuning.rules.changes import build_behaviour_change, build_max_replicas_change
+from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, format_hours, format_ms
+from perfpilot.tuning.rules.resize import compute_resource_change
+from perfpilot.tuning.rules.shortage import compute_saturation
+from perfpilot.tuning.rules.spikes import (
+    check_cut_pods_carry_the_largest_rise,
+    compute_spike_need,
+    find_spike_signals_missing,
+)
+from perfpilot.tuning.tables import RESOURCE_ROWS, SCALE_UP_ROWS
+
+
+def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
+    """Containers bound on CPU or memory get the resources row; a saturated HPA gets more maxReplicas, or,
+    without maxReplicasCeiling room, bigger pods (the CPU-bound row: the pods are too small at maxReplicas)."""
+    name = "under-provisioning"
+    provisioning = ctx.detail.provisioning
+    if provisioning.label == "Unknown":
+        yield RuleOutcome(name, note="provisioning unknown", blocked_by=provisioning.blocked_by)
+    elif provisioning.cpu_bound or provisioning.memory_bound:
+        row = RESOURCE_ROWS[provisioning.label]
+        cpu_bound, why = provisioning.cpu_bound, f"{row.label} ({provisioning.evidence})"
+        saturated_now = compute_saturation(ctx)
+        live_hpa = ctx.tuned_hpa
+        if (not cpu_bound and saturated_now is not None and live_hpa is not None
+                and ctx.profile.hpa.max_replicas_ceiling <= live_hpa.max_replicas):
+            # Memory-bound with a saturated HPA: both rows at once (Under), one rollout instead of two.
+            row, cpu_bound = RESOURCE_ROWS["Under"], True
+            why = f"{why}; {saturated_now}, no maxReplicasCeiling room: one rollout for both"
+        change = compute_resource_change(
+            ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound, why=why,
+        )
+        yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
+    hpa = ctx.tuned_hpa
+    if hpa is None or hpa.current_replicas < hpa.max_replicas:
+        return
+    latency = ctx.recent(ctx.observations.latency_p95_seconds, ctx.thresholds.recent_span_seconds)
+    if isinstance(latency, Unknown):
+        yield RuleOutcome(name, note="p95 unknown", blocked_by=("latency_p95_seconds",))
+        return
+    saturated = compute_saturation(ctx)
+    breached = latency.mean > ctx.slo_seconds
+    if not breached and saturated is None:
+        return
+    why = saturated or f"SLO breached (p95 {format_ms(latency.mean)} > {format_ms(ctx.slo_seconds)}) at maxReplicas"
+    if ctx.profile.hpa.max_replicas_ceiling > hpa.max_replicas:
+        change = build_max_replicas_change(ctx, hpa, why=why, emergency=False)
+        yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
+        return
+    if saturated is None:
+        yield RuleOutcome(name, note=f"{why}, CPU under its target and no maxReplicasCeiling room (the pods are "
+                                     f"not what is short)")
+        return
+    if provisioning.label == "Unknown":
+        return  # a resources change needs what provisioning needs (said above)
+    row = RESOURCE_ROWS["CpuBound"]
+    change_or_note = compute_resource_change(
+        ctx, row=row, cpu=True, memory=False, why=f"{saturated}, no maxReplicasCeiling room: pods too small",
+    )
+    if isinstance(change_or_note, ProposedChange):
+        yield RuleOutcome(name, change=change_or_note)
+    else:
+        yield RuleOutcome(name, note=change_or_note)
+
+
+def compute_last_resize_settled(state: TuningState) -> datetime | None:
+    """When perfpilot's last change of the pods' resources (or its rollback) was judged: until its verdict
+    the rollout and the HPA's reaction to it are still in the signals, so a breach then says nothing about
+    the new size. A change not judged yet counts from when it was written (the hold covers it anyway)."""
+    for record in reversed(guardrails.list_records(state)):
+        if record.edit.setting is Setting.RESOURCES:
+            return max(record.at, record.verdict_at) if record.verdict_at is not None else record.at
+    return None
+
+
+def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
+    """Pods too small for the spikes: the SLO was breached while the HPA scaled up, the fastest scale-up row
+    (Aggressive) is already live, and minReplicas pods cannot carry a spike like the largest of the peak
+    window while new pods start (``compute_spike_need``). Bigger pods are the one lever left: the CPU-bound
+    row, CPU +50%, with the coupled target (the over-provisioning rule will not cut them back while the
+    spike check fails)."""
+    name = "spike headroom"
+    hpa = ctx.tuned_hpa
+    if hpa is None or hpa.cpu_target_percent is None:
+        return
+    latency, replicas = ctx.observations.latency_p95_seconds, ctx.observations.replicas
+    if isinstance(latency, Unknown) or isinstance(replicas, Unknown):
+        return  # the behaviour rule says which is missing
+    settled = compute_last_resize_settled(ctx.state)
+    # Only a breach since the last resize was judged says the pods are still too small; an older one was
+    # answered already, or came from the resize's own rollout.
+    after = settled.timestamp() if settled is not None else -math.inf
+    if not is_slo_breached_while_scaling_up(latency, replicas, ctx.slo_seconds, after_seconds=after):
+        return
+    aggressive = SCALE_UP_ROWS["Aggressive"]
+    if build_behaviour_change(ctx, hpa, scale_up=True, row=aggressive, reason="") is not None:
+        yield RuleOutcome(name, note="SLO breached while scaling up: the Aggressive scale-up row comes first")
+        return
+    pod = ctx.observations.live.cpu_request_millicores_per_pod
+    if not pod:
+        return
+    missing = find_spike_signals_missing(ctx.observations)
+    if missing:
+        yield RuleOutcome(name, note=f"SLO breached while scaling up, but {', '.join(missing)} unknown",
+                          blocked_by=missing)
+        return
+    need = compute_spike_need(ctx.observations, pods=max(1, hpa.min_replicas))
+    carried = need.pods * pod
+    head = f"SLO {format_ms(ctx.slo_seconds)} breached while scaling up with the Aggressive scale-up row live"
+    usual_pods = math.ceil(need.usual_millicores / (pod * hpa.cpu_target_percent / 100))
+    if usual_pods > need.pods:
+        # Above minReplicas the HPA sizes the fleet to the target: bigger pods mean fewer of them, not more
+        # headroom; only the minReplicas floor gains from bigger pods.
+        yield RuleOutcome(name, note=f"{head}; the usual load needs {usual_pods} pods > minReplicas {need.pods}: "
+                                     f"the CPU target, not the pod size, sets the headroom there")
+        return
+    if carried >= need.needed_millicores:
+        yield RuleOutcome(name, note=f"{head}; minReplicas {need.pods} x {pod}m = {carried}m carry a spike "
+                                     f"({need.evidence})")
+        return
+    if ctx.detail.provisioning.label == "Unknown":
+        return  # a resources change needs what provisioning needs (the under-provisioning rule said it)
+    change = compute_resource_change(
+        ctx, row=RESOURCE_ROWS["CpuBound"], cpu=True, memory=False,
+        why=f"{head}; minReplicas {need.pods} x {pod}m = {carried}m cannot carry a spike while new pods start "
+            f"({need.evidence}): pods too small for the spikes",
+    )
+    yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
+
+
+def check_cpu_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str | None:
+    """None when the cut pods still carry the peak window's total CPU with headroom, else why not.
+
+    Capacity is maxReplicas x the new pod request x the CPU target the HPA will have (the coupled one), or,
+    without a CPU-target HPA, the largest replica count of the window x the new pod request.
+    """
+    observations = ctx.observations
+    peak = observations.peak_cpu_usage_millicores_total
+    span = format_hours(observations.peak_window_seconds)
+    if isinstance(peak, Unknown):
+        return f"CPU peak over {span} unknown ({peak.reason}): no CPU cut"
+    before = sum(c.cpu_request_millicores or 0 for c in change.edit.from_value) if isinstance(
+        change.edit.from_value, list) else 0
+    after = sum(c.cpu_request_millicores or 0 for c in change.edit.to_value) if isinstance(
+        change.edit.to_value, list) else 0
+    old_pod = observations.live.cpu_request_millicores_per_pod or 0
+    new_pod = old_pod - before + after
+    hpa = ctx.tuned_hpa or observations.live.hpa
+    if hpa is not None and hpa.cpu_target_percent is not None:
+        target = hpa.cpu_target_percent
+        if change.coupled is not None and change.coupled.setting is Setting.HPA_CPU_TARGET:
+            assert isinstance(change.coupled.to_value, int)
+            target = change.coupled.to_value
+        capacity = hpa.max_replicas * new_pod * target / 100
+        how = f"maxReplicas {hpa.max_replicas} x {new_pod}m x target {target}%"
+    else:
+        replicas = observations.replicas
+        if isinstance(replicas, Unknown):
+            return f"replicas unknown ({replicas.reason}): no CPU cut"
+        capacity = replicas.maximum * new_pod
+        how = f"{replicas.maximum:.0f} replicas x {new_pod}m"
+    needed = ctx.thresholds.peak_cpu_headroom_multiple * peak
+    if capacity < needed:
+        return (f"{how} = {capacity:.0f}m would not cover {ctx.thresholds.peak_cpu_headroom_multiple:g} x the "
+                f"{span} CPU peak {peak:.0f}m = {needed:.0f}m")
+    usage = observations.cpu_usage_millicores_per_pod
+    if isinstance(usage, Series):
+        surge = ctx.thresholds.flash_crowd_multiple * usage.maximum
+        if new_pod < surge:
+            return (f"{new_pod}m per pod would not hold a flash crowd ({ctx.thresholds.flash_crowd_multiple:g} x the "
+                    f"window's peak {usage.maximum:.0f}m = {surge:.0f}m) while new pods start")
+    return check_cut_pods_carry_the_largest_rise(ctx, new_pod_millicores=new_pod)
+
+
+def check_memory_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str | None:
+    """None when the cut memory request still holds the peak window's largest working set with headroom."""
+    observations = ctx.observations
+    peak = observations.peak_memory_working_set_bytes_per_pod
+    span = format_hours(observations.peak_window_seconds)
+    if isinstance(peak, Unknown):
+        return f"memory peak over {span} unknown ({peak.reason}): no memory cut"
+    before = sum(c.memory_request_bytes or 0 for c in change.edit.from_value) if isinstance(
+        change.edit.from_value, list) else 0
+    after = sum(c.memory_request_bytes or 0 for c in change.edit.to_value) if isinstance(
+        change.edit.to_value, list) else 0
+    new_pod = (observations.live.memory_request_bytes_per_pod or 0) - before + after
+    hpa = ctx.tuned_hpa or observations.live.hpa
+    fraction = ctx.thresholds.memory_bound_request_fraction
+    if hpa is not None and hpa.memory_target_percent is not None:
+        fraction = min(fraction, hpa.memory_target_percent / 100)
+    needed = ctx.thresholds.peak_memory_headroom_multiple * peak
+    if new_pod * fraction < needed:
+        multiple = ctx.thresholds.peak_memory_headroom_multiple
+        return (f"{new_pod / 2**20:.0f}Mi x {fraction:.0%} would not hold {multiple:g} x the {span} working-set "
+                f"peak {peak / 2**20:.0f}Mi")
+    return None
+
+
+def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
+    """The Over row, for each resource only while the cut still covers the peak of guardrails.peakWindow."""
+    name = "over-provisioning"
+    provisioning = ctx.detail.provisioning
+    if provisioning.label == "Unknown":
+        yield RuleOutcome(name, note="provisioning unknown", blocked_by=provisioning.blocked_by)
+        return
+    if not (provisioning.cpu_over or provisioning.memory_over):
+        return
+    latency = ctx.observations.latency_p95_seconds
+    if isinstance(latency, Series) and not ctx.covers(latency, ctx.observations.window_seconds):
+        yield RuleOutcome(name, note="over-provisioned, but the window is not yet covered")
+        return
+    row = RESOURCE_ROWS["Over"]
+    cpu, memory = provisioning.cpu_over, provisioning.memory_over
+    notes: list[str] = []
+    blocked: list[str] = []
+    while cpu or memory:
+        change = compute_resource_change(
+            ctx, row=row, cpu=cpu, memory=memory, why=f"{row.label} ({provisioning.evidence})",
+        )
+        if not isinstance(change, ProposedChange):
+            notes.append(change)
+            break
+        cpu_problem = check_cpu_cut_covers_peak(ctx, change) if cpu else None
+        memory_problem = check_memory_cut_covers_peak(ctx, change) if memory else None
+        if cpu_problem is None and memory_problem is None:
+            headroom = []
+            if cpu:
+                headroom.append(f"CPU peak over {format_hours(ctx.observations.peak_window_seconds)} covered")
+            if memory:
+                headroom.append("memory peak covered")
+            headroom.extend(notes)  # why the other resource stays
+            yield RuleOutcome(name, change=replace(change, reason=f"{change.reason} ({'; '.join(headroom)})"))
+            return
+        if cpu_problem is not None:
+            notes.append(f"CPU stays: {cpu_problem}")
+            if isinstance(ctx.observations.peak_cpu_usage_millicores_total, Unknown):
+                blocked.append("peak_cpu_usage_millicores_total")
+            blocked.extend(find_spike_signals_missing(ctx.observations))
+            cpu = False
+        if memory_problem is not None:
+            notes.append(f"memory stays: {memory_problem}")
+            if isinstance(ctx.observations.peak_memory_working_set_bytes_per_pod, Unknown):
+                blocked.append("peak_memory_working_set_bytes_per_pod")
+            memory = False
+    yield RuleOutcome(name, note="over-provisioned, but " + "; ".join(notes), blocked_by=tuple(blocked))
