@@ -9,7 +9,7 @@ from perfpilot.api.spec import Objective, ScaleDownSpeed, ScaleUpSpeed
 from perfpilot.tuning import signals
 from perfpilot.tuning.observations import Observations, Series, Unknown
 from perfpilot.tuning.rules.changes import build_behaviour_change
-from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, format_ms, unknown_names
+from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, find_unknown_names, format_ms
 from perfpilot.tuning.tables import SCALE_DOWN_ROWS, SCALE_UP_ROWS, BehaviourRow
 
 
@@ -45,7 +45,7 @@ def compute_scale_up_row(ctx: RuleContext) -> tuple[BehaviourRow, str] | tuple[N
     observations = ctx.observations
     needed = {"request_rate_per_second": observations.request_rate_per_second,
               "latency_p95_seconds": observations.latency_p95_seconds, "replicas": observations.replicas}
-    blocked = unknown_names(needed)
+    blocked = find_unknown_names(needed)
     rate = observations.request_rate_per_second
     latency = observations.latency_p95_seconds
     replicas = observations.replicas
@@ -90,7 +90,7 @@ def compute_scale_down_row(ctx: RuleContext) -> tuple[BehaviourRow, str] | tuple
     replicas = ctx.observations.replicas
     load = ctx.detail.load
     if not isinstance(replicas, Series) or load.label == "Unknown":
-        return None, unknown_names({"replicas": replicas}) + load.blocked_by
+        return None, find_unknown_names({"replicas": replicas}) + load.blocked_by
     reversals = signals.compute_direction_reversals(replicas.values)
     slow = SCALE_DOWN_ROWS["Slow"]
     hpa = ctx.observations.live.hpa

@@ -1,4 +1,5 @@
-"""Building the ``ProposedChange`` of each setting from its live value: targets, behaviour, pool, maxReplicas."""
+"""Building a ``ProposedChange`` from a setting's live value: targets, behaviour, pool size, maxReplicas (a
+resources change is ``resize.compute_resource_change``'s, with its coupled target)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,6 @@ def build_target_change(
         table_row=table_row,
         emergency=emergency,
     )
-
-
-def describe_step_limit(goal: int, new: int, max_step: int, unit: str) -> str:
-    return f", step limited to {max_step}{unit}" if goal != new else ""
 
 
 def build_pool_change(

@@ -55,7 +55,7 @@ class RuleOutcome:
 Rule = Callable[[RuleContext], Iterator[RuleOutcome]]
 
 
-def unknown_names(named: dict[str, Signal]) -> tuple[str, ...]:
+def find_unknown_names(named: dict[str, Signal]) -> tuple[str, ...]:
     return tuple(name for name, signal in named.items() if isinstance(signal, Unknown))
 
 

@@ -1,4 +1,6 @@
-"""pgBouncer pool rules: grow a tier on sustained waiting clients or saturation, shrink one when idle."""
+"""pgBouncer pool rules: grow a tier on sustained waiting clients or > 90% use, shrink one when idle; and the
+growth an SLO breach calls for while clients wait (``compute_pool_growth_for_breach``, for the emergency and
+latency feedback)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from perfpilot.tuning import guardrails, signals
 from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.observations import PoolLive, Series, Unknown
 from perfpilot.tuning.rules.changes import build_pool_change
-from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, format_hours, format_ms, unknown_names
+from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, find_unknown_names, format_hours, format_ms
 from perfpilot.tuning.tables import BEYOND_PEAK, POOL_TIERS
 
 
@@ -78,10 +80,10 @@ def compute_pool_growth_for_breach(ctx: RuleContext, span_seconds: float) -> Poo
     if isinstance(grown, str):
         return None
     size, row = grown
-    return PoolGrowth(pool, size, row, describe_waiting(waiting, span_seconds))
+    return PoolGrowth(pool, size, row, _describe_waiting(waiting, span_seconds))
 
 
-def describe_waiting(waiting: Series, span_seconds: float) -> str:
+def _describe_waiting(waiting: Series, span_seconds: float) -> str:
     fraction = signals.compute_fraction(waiting.values, lambda v: v > 0)
     return f"pool clients waiting in {fraction:.0%} of the last {span_seconds:.0f}s"
 
@@ -105,8 +107,8 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
     span = thresholds.pool_sustained_span_seconds
     waiting = ctx.recent(ctx.observations.pool_client_waiting, span)
     utilisation = ctx.recent(signals.compute_pool_utilisation_percent(ctx.observations), span)
-    blocked = unknown_names({"pool_client_waiting": ctx.observations.pool_client_waiting,
-                              "pool_server_active": ctx.observations.pool_server_active})
+    blocked = find_unknown_names({"pool_client_waiting": ctx.observations.pool_client_waiting,
+                                  "pool_server_active": ctx.observations.pool_server_active})
     if blocked or isinstance(waiting, Unknown) or isinstance(utilisation, Unknown):
         yield RuleOutcome(name, note="pool signals unknown", blocked_by=blocked or ("pool_client_waiting",))
         return
@@ -155,7 +157,7 @@ def compute_breach_with_pool_waiting(ctx: RuleContext) -> str | None:
         return None
     if latency.mean <= ctx.slo_seconds or waiting.maximum <= 0:
         return None
-    return f"p95 {format_ms(latency.mean)} > SLO {format_ms(ctx.slo_seconds)} with {describe_waiting(waiting, span)}"
+    return f"p95 {format_ms(latency.mean)} > SLO {format_ms(ctx.slo_seconds)} with {_describe_waiting(waiting, span)}"
 
 
 def compute_pool_outgrown(ctx: RuleContext, pool: PoolLive) -> str | None:
@@ -186,7 +188,7 @@ def decide_pool_shrink(ctx: RuleContext) -> Iterator[RuleOutcome]:
     demand = signals.compute_pool_demand_connections(observations)
     waiting = observations.pool_client_waiting
     if isinstance(utilisation, Unknown) or isinstance(demand, Unknown) or isinstance(waiting, Unknown):
-        yield RuleOutcome(name, note="pool signals unknown", blocked_by=unknown_names(
+        yield RuleOutcome(name, note="pool signals unknown", blocked_by=find_unknown_names(
             {"pool_server_active": observations.pool_server_active, "pool_client_waiting": waiting}))
         return
     thresholds = ctx.thresholds

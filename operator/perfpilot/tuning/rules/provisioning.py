@@ -1,13 +1,14 @@
-"""Pod size: under-provisioned (saturated at maxReplicas), spike headroom at the floor, over-provisioned cuts."""
+"""Pod size and maxReplicas: under-provisioning (CPU- or memory-bound, or saturated at maxReplicas), the
+spike-headroom rule (pods at the floor too small for the week's spikes), and over-provisioned cuts."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 
-from perfpilot.api.status import Setting, TuningState
+from perfpilot.api.status import ContainerResources, Setting, TuningState
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.observations import Series, Unknown
@@ -142,6 +143,17 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
     yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
 
 
+def _compute_pod_request_after(
+    change: ProposedChange, *, live_pod: int | None, request: Callable[[ContainerResources], int | None]
+) -> int:
+    """The pod's total request once a resources change is written: the live total, the changed containers'
+    requests swapped for their new ones (containers the profile does not select keep theirs)."""
+    def total(containers: object) -> int:
+        return sum(request(c) or 0 for c in containers) if isinstance(containers, list) else 0
+
+    return (live_pod or 0) - total(change.edit.from_value) + total(change.edit.to_value)
+
+
 def check_cpu_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str | None:
     """None when the cut pods still carry the peak window's total CPU with headroom, else why not.
 
@@ -153,12 +165,8 @@ def check_cpu_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str |
     span = format_hours(observations.peak_window_seconds)
     if isinstance(peak, Unknown):
         return f"CPU peak over {span} unknown ({peak.reason}): no CPU cut"
-    before = sum(c.cpu_request_millicores or 0 for c in change.edit.from_value) if isinstance(
-        change.edit.from_value, list) else 0
-    after = sum(c.cpu_request_millicores or 0 for c in change.edit.to_value) if isinstance(
-        change.edit.to_value, list) else 0
-    old_pod = observations.live.cpu_request_millicores_per_pod or 0
-    new_pod = old_pod - before + after
+    new_pod = _compute_pod_request_after(change, live_pod=observations.live.cpu_request_millicores_per_pod,
+                                         request=lambda container: container.cpu_request_millicores)
     hpa = ctx.tuned_hpa or observations.live.hpa
     if hpa is not None and hpa.cpu_target_percent is not None:
         target = hpa.cpu_target_percent
@@ -193,11 +201,8 @@ def check_memory_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> st
     span = format_hours(observations.peak_window_seconds)
     if isinstance(peak, Unknown):
         return f"memory peak over {span} unknown ({peak.reason}): no memory cut"
-    before = sum(c.memory_request_bytes or 0 for c in change.edit.from_value) if isinstance(
-        change.edit.from_value, list) else 0
-    after = sum(c.memory_request_bytes or 0 for c in change.edit.to_value) if isinstance(
-        change.edit.to_value, list) else 0
-    new_pod = (observations.live.memory_request_bytes_per_pod or 0) - before + after
+    new_pod = _compute_pod_request_after(change, live_pod=observations.live.memory_request_bytes_per_pod,
+                                         request=lambda container: container.memory_request_bytes)
     hpa = ctx.tuned_hpa or observations.live.hpa
     fraction = ctx.thresholds.memory_bound_request_fraction
     if hpa is not None and hpa.memory_target_percent is not None:

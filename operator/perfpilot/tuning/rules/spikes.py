@@ -1,5 +1,5 @@
-"""What the pods at minReplicas must carry while new ones start: the window's peak, or its median plus the
-peak window's largest rise."""
+"""What the running pods (at most minReplicas) must carry alone while new ones start: the larger of the window's
+peak rate and its median plus the peak window's largest rise, in CPU."""
 
 from __future__ import annotations
 

@@ -8,10 +8,14 @@ from perfpilot.api.spec import Objective
 from perfpilot.api.status import Setting, TuningState, Verdict
 from perfpilot.tuning import guardrails, signals
 from perfpilot.tuning.observations import HpaLive, Unknown
-from perfpilot.tuning.rules.changes import build_target_change, describe_step_limit
-from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, format_ms, unknown_names
+from perfpilot.tuning.rules.changes import build_target_change
+from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, find_unknown_names, format_ms
 from perfpilot.tuning.rules.pool import compute_pool_growth_for_breach
 from perfpilot.tuning.tables import CPU_TARGET_ROWS, MEMORY_TARGET_ROWS, TargetRow
+
+
+def _describe_step_limit(goal: int, new: int, max_step: int, unit: str) -> str:
+    return f", step limited to {max_step}{unit}" if goal != new else ""
 
 
 def compute_cpu_target_row(ctx: RuleContext) -> tuple[TargetRow, str] | None:
@@ -66,7 +70,7 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
     step = ctx.profile.guardrails.max_target_step
     latency = ctx.observations.latency_p95_seconds
     cpu = signals.compute_cpu_utilisation_percent(ctx.observations)
-    blocked = unknown_names({"latency_p95_seconds": latency, "cpu_usage_millicores_per_pod": cpu})
+    blocked = find_unknown_names({"latency_p95_seconds": latency, "cpu_usage_millicores_per_pod": cpu})
     if isinstance(latency, Unknown) or isinstance(cpu, Unknown):
         yield RuleOutcome(name, note="p95 or CPU unknown", blocked_by=blocked)
         return
@@ -138,7 +142,7 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
             head += f", p95 peak {format_ms(latency.maximum)} < {ctx.thresholds.relax_latency_fraction:.0%} of SLO"
     yield RuleOutcome(name, change=build_target_change(
         ctx, setting=Setting.HPA_CPU_TARGET, live_percent=live, new_percent=new, table_row=row.label,
-        reason=f"{head} -> {new}%{describe_step_limit(goal, new, step, ' points')}",
+        reason=f"{head} -> {new}%{_describe_step_limit(goal, new, step, ' points')}",
     ))
 
 
@@ -174,5 +178,5 @@ def _decide_memory_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcom
             return
     yield RuleOutcome(name, change=build_target_change(
         ctx, setting=Setting.HPA_MEMORY_TARGET, live_percent=live, new_percent=new, table_row=row.label,
-        reason=f"{head} -> {new}%{describe_step_limit(goal, new, step, ' points')}",
+        reason=f"{head} -> {new}%{_describe_step_limit(goal, new, step, ' points')}",
     ))
