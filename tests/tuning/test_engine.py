@@ -3,6 +3,7 @@ signals, verdicts and rollbacks, and compute_next_state()'s bookkeeping."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -346,6 +347,36 @@ def test_a_regression_judged_later_than_window_plus_interval_after_verification_
         assert decision.barred_until is None
 
 
+def test_a_rollback_due_while_a_rollout_runs_stays_due_however_long_the_rollout_takes() -> None:
+    state = resize_pending(cut=True)
+    hpa = b.hpa(cpu_target_percent=70)
+    rolling = after_change(latency=0.9, live=b.live(containers=tuple(SMALL_PODS), hpa=hpa, rollout_in_progress=True))
+    decision = decide_with(state, rolling)
+    assert decision.change is None and decision.rollback_due and "waiting for the rollout" in decision.reason
+    state = compute_next_state(state, decision=decision, observations=rolling, now=b.NOW, applied=False)
+    assert state.last_change is not None and state.last_change.rollback_due_since == b.NOW
+    later = b.NOW + b.minutes(120)
+    rolling_later = replace(rolling, at=later, latency_p95_seconds=b.series(0.9, at=later),
+                            error_ratio=b.series(0.001, at=later), request_rate_per_second=b.series(100, at=later))
+    assert "waiting for the rollout" in decide_with(state, rolling_later, now=later).reason
+    done = replace(rolling_later, live=b.live(containers=tuple(SMALL_PODS), hpa=hpa))
+    decision = decide_with(state, done, now=later)
+    assert decision.verdict is Verdict.ROLLED_BACK and decision.change is not None and decision.change.rollback
+
+
+def test_a_rollback_shown_in_recommend_mode_stays_due_past_the_late_limit() -> None:
+    state = pending(minutes_ago=16)
+    observations = after_change(latency=0.9)
+    decision = decide_with(state, observations, mode="Recommend")
+    assert decision.verdict is Verdict.ROLLED_BACK and decision.apply is False
+    state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=False)
+    later = b.NOW + b.minutes(60)
+    observations = after_change(latency=0.9)
+    observations = replace(observations, at=later, latency_p95_seconds=b.series(0.9, at=later),
+                           error_ratio=b.series(0.001, at=later), request_rate_per_second=b.series(100, at=later))
+    assert decide_with(state, observations, now=later, mode="Recommend").verdict is Verdict.ROLLED_BACK
+
+
 def test_the_stale_limit_follows_the_profiles_window_and_interval() -> None:
     guardrails = {"window": "10m", "interval": "5m", "verifyFor": "15m"}
     assert decide_with(pending(minutes_ago=30), after_change(latency=0.9),
@@ -484,10 +515,13 @@ def test_a_half_written_rollback_is_not_finished_when_the_rest_would_take_capaci
 
 
 @pytest.mark.parametrize("p95_seconds", [0.9, 0.3])  # still regressed, or fine again: judged afresh, Kept
-def test_a_rollback_cut_short_between_its_writes_is_finished_whatever_the_latency(p95_seconds: float) -> None:
+@pytest.mark.parametrize("minutes_ago", [40, 600])  # however late: it was decided when it was written
+def test_a_rollback_cut_short_between_its_writes_is_finished_whatever_the_latency(
+        p95_seconds: float, minutes_ago: float) -> None:
     # A cut (CPU 1500m -> 1000m, target 60% -> 70%): its rollback wrote the target back to 60% (first), then
     # stopped; the requests are still 1000m. The rollback is issued again whole (writes are idempotent).
-    decision = decide_on_resize(cut=True, pods=SMALL_PODS, target_percent=60, p95_seconds=p95_seconds, minutes_ago=40)
+    decision = decide_on_resize(cut=True, pods=SMALL_PODS, target_percent=60, p95_seconds=p95_seconds,
+                                minutes_ago=minutes_ago)
     assert decision.verdict is Verdict.ROLLED_BACK
     assert decision.change is not None and decision.change.rollback
     assert decision.change.edit.to_value == BIG_PODS

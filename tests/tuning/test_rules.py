@@ -19,11 +19,13 @@ from perfpilot.api.status import (
     TuningState,
     Verdict,
 )
-from perfpilot.tuning.classify import classify_load
+from perfpilot.tuning.classify import classify_load, compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
-from perfpilot.tuning.engine import decide
-from perfpilot.tuning.observations import Observations, PoolLive, Unknown
+from perfpilot.tuning.engine import check_rollout_at_busy_hour, decide
+from perfpilot.tuning.observations import Observations, PoolLive, Signal, Unknown
+from perfpilot.tuning.rules import RuleContext
 from perfpilot.tuning.tables import POOL_TIERS, SCALE_DOWN_ROWS, SCALE_UP_ROWS
+from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS
 
 STEADY_LOW_LATENCY = {"latency_p95_seconds": b.series(0.2)}  # under 60% of the SLO: raising targets allowed
 
@@ -897,7 +899,7 @@ class Rollout:
     Rollout(rolls_out=True, waiting_hours=24.1),  # near the peak a day since the wait began: no quieter hour
     Rollout(rolls_out=False, written_hours_ago=None),  # perfpilot's first write waits too, from now
     Rollout(rolls_out=False, rate=50.0, p95_seconds=0.45),  # off-peak, but p95 at 90% of the SLO: no room
-    Rollout(rolls_out=True, rate=50.0, p95_seconds=0.40),  # p95 at 80% of the SLO: room enough
+    Rollout(rolls_out=True, rate=50.0, p95_seconds=0.39),  # p95 under 80% of the SLO: room enough
     Rollout(rolls_out=True, rate=50.0, p95_seconds=0.45, pods=2),  # at the floor the pods cover the gap
 ])
 def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(moment: Rollout) -> None:
@@ -921,6 +923,33 @@ def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(moment: Rollout) -
                if moment.p95_seconds > 0.4 else
                "request rate 81.0/s > 80% of the 168h peak 100.0/s with the HPA above minReplicas")
         assert f"resources change waits for off-peak ({why}" in decision.reason
+
+
+@pytest.mark.parametrize(("latency", "rolls_out"), [
+    (b.series([0.45] * (b.SAMPLES - 6) + [0.35] * 6), True),  # near the SLO, but not in the last 5 minutes
+    (b.series([0.35] * (b.SAMPLES - 2) + [0.45] * 2), False),  # one minute near the SLO in the last 5 is enough
+])
+def test_only_the_last_five_minutes_of_a_known_p95_hold_a_rollout_off_peak(latency: Signal, rolls_out: bool) -> None:
+    observations = b.observations(
+        memory_working_set_bytes_per_pod=b.series(950 * b.MI), request_rate_per_second=b.series(50.0),
+        replicas=b.series(4), latency_p95_seconds=latency, cpu_usage_millicores_per_pod=b.series(600),
+        peak_request_rate_per_second=100.0, live=b.live(hpa=b.hpa(current_replicas=4, desired_replicas=4)),
+    )
+    decision = decide(b.profile(), observations, _written(2.0), b.NOW)
+    rolled = decision.change is not None and decision.change.edit.setting is Setting.RESOURCES
+    assert rolled is rolls_out, decision.reason
+
+
+@pytest.mark.parametrize(("latency", "busy"), [(b.unknown("no series"), False), (b.series(0.45), True)])
+def test_an_unknown_p95_does_not_make_it_the_busy_hour(latency: Signal, busy: bool) -> None:
+    observations = b.observations(latency_p95_seconds=latency, request_rate_per_second=b.series(50.0),
+                                  peak_request_rate_per_second=100.0)
+    profile = b.profile()
+    context = RuleContext(
+        profile=profile, observations=observations, thresholds=DEFAULT_THRESHOLDS, now_seconds=b.NOW.timestamp(),
+        detail=compute_classification_detail(profile, observations, thresholds=DEFAULT_THRESHOLDS),
+    )
+    assert (check_rollout_at_busy_hour(context) is not None) is busy
 
 
 def test_a_steady_service_at_its_peak_is_still_cut_at_min_replicas() -> None:

@@ -114,6 +114,10 @@ class ChangeRecord(ApiModel):
     verdict: Verdict = Verdict.PENDING
     verdict_at: datetime | None = None
     verdict_reason: str = ""
+    rollback_due_since: datetime | None = Field(
+        None, description="When this change's rollback was first found due but not written (Recommend mode, a "
+                          "failed write, a rollout in progress): it stays due, however late its verdict.",
+    )
 
 
 class BarredMove(ApiModel):

@@ -62,3 +62,6 @@ class Decision:
     # A resources change that may wait for off-peak met the busy hour in this evaluation (it waited, or its
     # wait was over): the state keeps when the wait began.
     waits_for_off_peak: bool = False
+    # The pending change's rollback was found due (written or not: Recommend mode, a write that failed, a
+    # rollout in progress): the state keeps when, so the rollback stays due however late it is written.
+    rollback_due: bool = False

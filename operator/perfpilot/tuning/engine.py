@@ -145,7 +145,7 @@ def decide(
                     and observations.live.rollout_in_progress):
                 # Never stack a rollout on a rollout: the verdict stays Pending and the rollback is retried.
                 return Decision(None, f"Rollback due ({judged.reason}), waiting for the rollout in progress",
-                                False, classification)
+                                False, classification, rollback_due=True)
             if judged.rollback is not None:
                 return Decision(
                     change=judged.rollback,
@@ -155,6 +155,7 @@ def decide(
                     verdict=judged.verdict,
                     verdict_reason=judged.reason,
                     barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
+                    rollback_due=True,
                 )
             verdict, verdict_reason = judged.verdict, judged.reason
             if judged.verdict is Verdict.REVERTED:

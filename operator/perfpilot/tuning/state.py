@@ -39,9 +39,13 @@ def compute_next_state(
     if pending and decision.verdict is not None and (decision.verdict is not Verdict.ROLLED_BACK or rollback_written):
         state = compute_judged_state(state, verdict=decision.verdict, reason=decision.verdict_reason, now=now,
                                      barred_until=decision.barred_until)
+    last = state.last_change
+    if last is not None and last.verdict is Verdict.PENDING and decision.rollback_due and not rollback_written:
+        # Found due on the change's own evidence: a late verdict (verify.py) must not drop it.
+        last = last.model_copy(update={"rollback_due_since": last.rollback_due_since or now})
+        state = state.model_copy(update={"last_change": last})
     barred = list(state.barred)
     history = list(state.history)
-    last = state.last_change
 
     if applied and change is not None and not change.rollback:
         if last is not None:

@@ -119,7 +119,7 @@ class Thresholds:
     # rate of the last recent_span_seconds is above this fraction of the peak window's peak: its rollout takes
     # maxUnavailable pods out that the others, held near the target, cannot cover at the busy hour…
     rollout_busy_rate_fraction: float = 0.80
-    # …or while p95 of the last recent_span_seconds is above this fraction of the SLO: the pods have no room
+    # …or while p95 went above this fraction of the SLO in the last recent_span_seconds: the pods have no room
     # for what the ones taken out carried, whatever the week's peak was (a day after a bigger one)…
     rollout_latency_room_fraction: float = 0.80
     # …but no longer than this after the wait began (TuningState.off_peak_wait_since): a workload near its peak

@@ -186,19 +186,21 @@ def _describe_late_verdict(change: ChangeRecord, *, profile: PerformanceProfileS
     """Why a pending change is judged too late to be judged at all, or None.
 
     A verdict normally comes at the first evaluation after ``verifyFor``. One more than ``window`` +
-    ``interval`` later (the operator was down, the profile Off, paused or in Recommend, or a rollback was not
-    written or waited for a rollout) would set the latency of now, with whatever else changed meanwhile,
-    against a baseline from before the change: a rollback would undo a setting live for hours on evidence
-    that is not its own.
+    ``interval`` later (the operator was down, or the profile Off or paused) would set the latency of now,
+    with whatever else changed meanwhile, against a baseline from before the change: a rollback would undo a
+    setting live for hours on evidence that is not its own. A rollback found due in time and not yet written
+    (Recommend mode, a failed write, a rollout in progress: ``rollback_due_since``) is not late: it stays due.
     """
+    if change.rollback_due_since is not None:
+        return None  # judged in time, its rollback found due and not yet written: still due
     guard = profile.guardrails
     verify_end = change.at.timestamp() + guard.verify_for.seconds
     late_seconds = now.timestamp() - verify_end
     if late_seconds <= guard.window.seconds + guard.interval.seconds:
         return None
     return (f"judged {Duration(round(late_seconds))} after its verification ended, over window {guard.window} + "
-            f"interval {guard.interval} (evaluation stopped, Off, paused or Recommend, or a rollback not "
-            f"written): latency now no longer shows this change alone; kept")
+            f"interval {guard.interval} (the operator stopped, or the profile Off or paused): latency now no "
+            f"longer shows this change alone; kept")
 
 
 def decide_verdict(

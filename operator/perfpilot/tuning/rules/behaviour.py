@@ -29,7 +29,10 @@ def compute_peak_window_rise_multiple(observations: Observations) -> float | Non
     """The least multiple the peak window's largest rise can have been, or None when unknown or none.
 
     The rise ended at or below the window's peak, so it started from at most the peak minus the rise
-    (infinite when from nothing): a lower bound that needs no more than the two peaks already read.
+    (infinite when from nothing): a lower bound that needs no more than the two peaks already read. It is
+    relative to the week's own peak, so a quiet night only counts when it jumps to the week's busiest level
+    within minutes (as an idle service woken at once does); the Aggressive row it keeps costs nothing until
+    the HPA wants more pods.
     """
     rise = observations.peak_request_rate_rise_per_second
     peak = observations.peak_request_rate_per_second
