@@ -20,4 +20,5 @@ bench:
 	scripts/setup.sh sim
 	.venv/bin/python bench/decision_quality.py
 	.venv/bin/python bench/decision_quality.py --held-out
+	.venv/bin/python bench/decision_quality.py --further
 	.venv/bin/python bench/observe_cycle.py
