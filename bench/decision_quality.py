@@ -6,8 +6,7 @@ pass/fail, the time of each replay, and writes the numbers as JSON (``--json``, 
 ``--update-doc docs/benchmarks.md`` rewrites the measured table between the file's table markers, so the
 published numbers are always this script's output. ``--held-out`` replays windows of the same traces that
 the engine's rules were not tuned on (``HELD_OUT_WINDOWS``) and writes their own JSON and table;
-``--further`` does the same for ten more (``FURTHER_WINDOWS``), first replayed after the engine's last
-round of rules, to see whether those carry over too.
+``--further`` does the same for ten more (``FURTHER_WINDOWS``, two of which the last round of rules used).
 """
 
 from __future__ import annotations
@@ -125,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES, help="folder of the trace CSVs")
     parser.add_argument("--json", type=Path, help=f"where to write the results (default {DEFAULT_JSON.name}, "
-                                                  f"with --held-out {HELD_OUT_JSON.name}, in bench/results)")
+                                                  f"with --held-out {HELD_OUT_JSON.name}, with --further "
+                                                  f"{FURTHER_JSON.name}, in bench/results)")
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="only these scenarios")
     parser.add_argument("--window", action="append",
                         choices=[w.name for w in (*WINDOWS, *HELD_OUT_WINDOWS, *FURTHER_WINDOWS)],

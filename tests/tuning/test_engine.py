@@ -347,34 +347,78 @@ def test_a_regression_judged_later_than_window_plus_interval_after_verification_
         assert decision.barred_until is None
 
 
+def _after_change_at(at: datetime, *, latency: float = 0.9, **live: Any) -> Observations:
+    """``after_change`` observed at ``at``: the resized pods live, the CPU target at 70%."""
+    return replace(after_change(latency=latency), at=at, latency_p95_seconds=b.series(latency, at=at),
+                   error_ratio=b.series(0.001, at=at), request_rate_per_second=b.series(100, at=at),
+                   live=b.live(containers=tuple(SMALL_PODS), hpa=b.hpa(cpu_target_percent=70), **live))
+
+
+def _evaluate_every_ten_minutes(state: TuningState, *, minutes: int, **live: Any) -> TuningState:
+    """``minutes`` of evaluations from b.NOW, each decision recorded (nothing written)."""
+    for minute in range(0, minutes + 1, 10):
+        at = b.NOW + b.minutes(minute)
+        observations = _after_change_at(at, **live)
+        decision = decide_with(state, observations, now=at)
+        state = compute_next_state(state, decision=decision, observations=observations, now=at, applied=False)
+    return state
+
+
 def test_a_rollback_due_while_a_rollout_runs_stays_due_however_long_the_rollout_takes() -> None:
     state = resize_pending(cut=True)
-    hpa = b.hpa(cpu_target_percent=70)
-    rolling = after_change(latency=0.9, live=b.live(containers=tuple(SMALL_PODS), hpa=hpa, rollout_in_progress=True))
-    decision = decide_with(state, rolling)
+    decision = decide_with(state, _after_change_at(b.NOW, rollout_in_progress=True))
     assert decision.change is None and decision.rollback_due and "waiting for the rollout" in decision.reason
-    state = compute_next_state(state, decision=decision, observations=rolling, now=b.NOW, applied=False)
-    assert state.last_change is not None and state.last_change.rollback_due_since == b.NOW
-    later = b.NOW + b.minutes(120)
-    rolling_later = replace(rolling, at=later, latency_p95_seconds=b.series(0.9, at=later),
-                            error_ratio=b.series(0.001, at=later), request_rate_per_second=b.series(100, at=later))
-    assert "waiting for the rollout" in decide_with(state, rolling_later, now=later).reason
-    done = replace(rolling_later, live=b.live(containers=tuple(SMALL_PODS), hpa=hpa))
-    decision = decide_with(state, done, now=later)
+    state = _evaluate_every_ten_minutes(state, minutes=120, rollout_in_progress=True)
+    assert state.last_change is not None and state.last_change.verdict is Verdict.PENDING
+    assert state.last_change.rollback_due_at == b.NOW + b.minutes(120)  # found due again at every evaluation
+    later = b.NOW + b.minutes(121)
+    decision = decide_with(state, _after_change_at(later), now=later)
     assert decision.verdict is Verdict.ROLLED_BACK and decision.change is not None and decision.change.rollback
+
+
+def test_a_due_rollback_left_through_a_long_pause_is_late_like_any_verdict() -> None:
+    state = _evaluate_every_ten_minutes(resize_pending(cut=True), minutes=20, rollout_in_progress=True)
+    resumed = b.NOW + b.minutes(20 + 60 * 24 * 3)  # paused for three days, then resumed
+    decision = decide_with(state, _after_change_at(resumed), now=resumed)
+    assert decision.verdict is Verdict.INCONCLUSIVE and "after its verification ended" in decision.verdict_reason
+
+
+def test_an_emergency_toward_capacity_still_acts_while_a_rollback_waits_for_a_rollout() -> None:
+    # A stuck rollout must not silence the emergency rules: p95 2.4x the SLO, the HPA below maxReplicas.
+    decision = decide_with(resize_pending(cut=True), _after_change_at(b.NOW, latency=1.2, rollout_in_progress=True))
+    assert decision.change is not None and decision.change.emergency, decision.reason
+    assert decision.change.edit.setting is Setting.HPA_CPU_TARGET
+    assert "waiting for the rollout in progress" in decision.reason and decision.rollback_due
+
+
+def test_only_a_due_rollback_is_recorded_due_and_a_verdict_clears_it() -> None:
+    verifying = pending(minutes_ago=5)
+    regressing = after_change(latency=0.9)
+    decision = decide_with(verifying, regressing)
+    assert decision.verdict is None and not decision.rollback_due
+    recorded = compute_next_state(verifying, decision=decision, observations=regressing, now=b.NOW, applied=False)
+    assert recorded.last_change is not None and recorded.last_change.verdict is Verdict.PENDING
+    assert recorded.last_change.rollback_due_at is None
+    state = pending(minutes_ago=16)
+    regressed = after_change(latency=0.9)
+    decision = decide_with(state, regressed, mode="Recommend")
+    due = compute_next_state(state, decision=decision, observations=regressed, now=b.NOW, applied=False)
+    assert due.last_change is not None and due.last_change.rollback_due_at == b.NOW
+    decision = decide_with(due, regressed)
+    rolled = compute_next_state(due, decision=decision, observations=regressed, now=b.NOW, applied=True)
+    assert rolled.last_change is not None and rolled.last_change.verdict is Verdict.ROLLED_BACK
+    assert rolled.last_change.rollback_due_at is None
 
 
 def test_a_rollback_shown_in_recommend_mode_stays_due_past_the_late_limit() -> None:
     state = pending(minutes_ago=16)
-    observations = after_change(latency=0.9)
-    decision = decide_with(state, observations, mode="Recommend")
-    assert decision.verdict is Verdict.ROLLED_BACK and decision.apply is False
-    state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=False)
-    later = b.NOW + b.minutes(60)
-    observations = after_change(latency=0.9)
-    observations = replace(observations, at=later, latency_p95_seconds=b.series(0.9, at=later),
-                           error_ratio=b.series(0.001, at=later), request_rate_per_second=b.series(100, at=later))
-    assert decide_with(state, observations, now=later, mode="Recommend").verdict is Verdict.ROLLED_BACK
+    for minute in range(0, 61, 10):
+        at = b.NOW + b.minutes(minute)
+        observations = replace(after_change(latency=0.9), at=at, latency_p95_seconds=b.series(0.9, at=at),
+                               error_ratio=b.series(0.001, at=at), request_rate_per_second=b.series(100, at=at))
+        decision = decide_with(state, observations, now=at, mode="Recommend")
+        assert decision.verdict is Verdict.ROLLED_BACK and decision.apply is False
+        state = compute_next_state(state, decision=decision, observations=observations, now=at, applied=False)
 
 
 def test_the_stale_limit_follows_the_profiles_window_and_interval() -> None:

@@ -899,7 +899,8 @@ class Rollout:
     Rollout(rolls_out=True, waiting_hours=24.1),  # near the peak a day since the wait began: no quieter hour
     Rollout(rolls_out=False, written_hours_ago=None),  # perfpilot's first write waits too, from now
     Rollout(rolls_out=False, rate=50.0, p95_seconds=0.45),  # off-peak, but p95 at 90% of the SLO: no room
-    Rollout(rolls_out=True, rate=50.0, p95_seconds=0.39),  # p95 under 80% of the SLO: room enough
+    Rollout(rolls_out=True, rate=50.0, p95_seconds=0.40),  # p95 at 80% of the SLO, not above: room enough
+    Rollout(rolls_out=False, rate=50.0, p95_seconds=0.41),  # just above it: no room
     Rollout(rolls_out=True, rate=50.0, p95_seconds=0.45, pods=2),  # at the floor the pods cover the gap
 ])
 def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(moment: Rollout) -> None:
@@ -919,7 +920,8 @@ def test_a_memory_raise_that_is_not_urgent_waits_for_off_peak(moment: Rollout) -
         assert after[0].memory_request_bytes > 1024 * b.MI and after[0].cpu_request_millicores == 1000
     else:
         assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
-        why = ("p95 450ms in the last 5 minutes > 80% of the SLO with the HPA above minReplicas"
+        why = (f"p95 {moment.p95_seconds * 1000:.0f}ms in the last 5 minutes > 80% of the SLO with the HPA above "
+               f"minReplicas"
                if moment.p95_seconds > 0.4 else
                "request rate 81.0/s > 80% of the 168h peak 100.0/s with the HPA above minReplicas")
         assert f"resources change waits for off-peak ({why}" in decision.reason

@@ -114,9 +114,9 @@ class ChangeRecord(ApiModel):
     verdict: Verdict = Verdict.PENDING
     verdict_at: datetime | None = None
     verdict_reason: str = ""
-    rollback_due_since: datetime | None = Field(
-        None, description="When this change's rollback was first found due but not written (Recommend mode, a "
-                          "failed write, a rollout in progress): it stays due, however late its verdict.",
+    rollback_due_at: datetime | None = Field(
+        None, description="When this change's rollback was last found due but not written (Recommend mode, a "
+                          "failed write, a rollout in progress): the verdict's lateness counts from then.",
     )
 
 

@@ -134,6 +134,7 @@ def decide(
     barred_until: datetime | None = None
     hold_until: datetime | None = None
     hold_why = ""
+    rollback_waits = ""
     last = state.last_change
     if last is not None and last.verdict is Verdict.PENDING:
         verify_end = last.at + timedelta(seconds=guard.verify_for.seconds)
@@ -144,9 +145,9 @@ def decide(
             if (judged.rollback is not None and judged.rollback.edit.setting is Setting.RESOURCES
                     and observations.live.rollout_in_progress):
                 # Never stack a rollout on a rollout: the verdict stays Pending and the rollback is retried.
-                return Decision(None, f"Rollback due ({judged.reason}), waiting for the rollout in progress",
-                                False, classification, rollback_due=True)
-            if judged.rollback is not None:
+                # Meanwhile only an emergency toward capacity may act: a stuck rollout must not silence it.
+                rollback_waits = f"rollback due ({judged.reason}), waiting for the rollout in progress"
+            elif judged.rollback is not None:
                 return Decision(
                     change=judged.rollback,
                     reason=judged.rollback.reason,
@@ -157,7 +158,8 @@ def decide(
                     barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
                     rollback_due=True,
                 )
-            verdict, verdict_reason = judged.verdict, judged.reason
+            else:
+                verdict, verdict_reason = judged.verdict, judged.reason
             if judged.verdict is Verdict.REVERTED:
                 # Nothing was written now: the rules go on as after the change, with its move barred already.
                 barred_until = now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds)
@@ -167,6 +169,7 @@ def decide(
     if cooldown_end is not None and now < cooldown_end and (hold_until is None or cooldown_end > hold_until):
         hold_until, hold_why = cooldown_end, f"cooldown until {cooldown_end:%H:%M:%S}"
 
+    holds = [why for why in (hold_why if hold_until is not None else "", rollback_waits) if why]
     emergency_from = compute_emergency_start(state, profile, thresholds=thresholds)
     hold_seconds = thresholds.reversal_hold_seconds
     context = RuleContext(
@@ -232,13 +235,12 @@ def decide(
                              f"to show ({thresholds.emergency_after_change_intervals} intervals)")
                 held = held or change
                 continue
-            if hold_until is not None and not (
-                    change.emergency and guardrails.is_toward_capacity(change, replicas=replica_counts)):
+            if holds and not (change.emergency and guardrails.is_toward_capacity(change, replicas=replica_counts)):
                 held = held or change
                 continue
             reason = change.reason
-            if hold_until is not None:
-                reason = f"{reason} [emergency toward capacity during {hold_why}]"
+            if holds:
+                reason = f"{reason} [emergency toward capacity during {'; '.join(holds)}]"
             return Decision(
                 change=change,
                 reason=reason,
@@ -251,9 +253,10 @@ def decide(
                 baseline=compute_baseline(observations, span_seconds=guard.verify_for.seconds),
                 barred_until=barred_until,
                 waits_for_off_peak=waits_for_off_peak,
+                rollback_due=bool(rollback_waits),
             )
-    if hold_until is not None:
-        reason = f"Holding: {hold_why}" + (f"; next: {held.reason}" if held is not None else "; nothing due")
+    if holds:
+        reason = f"Holding: {'; '.join(holds)}" + (f"; next: {held.reason}" if held is not None else "; nothing due")
     else:
         reason = "No change: " + ("; ".join(notes) if notes else "nothing to tune")
     if verdict is not None:
@@ -269,4 +272,5 @@ def decide(
         cooldown_until_seconds=hold_until.timestamp() if hold_until is not None else None,
         barred_until=barred_until,
         waits_for_off_peak=waits_for_off_peak,
+        rollback_due=bool(rollback_waits),
     )

@@ -22,7 +22,8 @@ def compute_judged_state(
     is given (a rollback, or a change found reverted)."""
     last = state.last_change
     assert last is not None
-    judged = last.model_copy(update={"verdict": verdict, "verdict_at": now, "verdict_reason": reason})
+    judged = last.model_copy(update={"verdict": verdict, "verdict_at": now, "verdict_reason": reason,
+                                     "rollback_due_at": None})
     bars = [] if barred_until is None else [
         BarredMove(setting=last.edit.setting, to_value=last.edit.to_value, until=barred_until)]
     return state.model_copy(update={"last_change": judged, "barred": [*state.barred, *bars]})
@@ -41,8 +42,8 @@ def compute_next_state(
                                      barred_until=decision.barred_until)
     last = state.last_change
     if last is not None and last.verdict is Verdict.PENDING and decision.rollback_due and not rollback_written:
-        # Found due on the change's own evidence: a late verdict (verify.py) must not drop it.
-        last = last.model_copy(update={"rollback_due_since": last.rollback_due_since or now})
+        # Found due on the change's own evidence, again now: a late verdict (verify.py) counts from here.
+        last = last.model_copy(update={"rollback_due_at": now})
         state = state.model_copy(update={"last_change": last})
     barred = list(state.barred)
     history = list(state.history)

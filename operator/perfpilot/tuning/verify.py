@@ -188,17 +188,19 @@ def _describe_late_verdict(change: ChangeRecord, *, profile: PerformanceProfileS
     A verdict normally comes at the first evaluation after ``verifyFor``. One more than ``window`` +
     ``interval`` later (the operator was down, or the profile Off or paused) would set the latency of now,
     with whatever else changed meanwhile, against a baseline from before the change: a rollback would undo a
-    setting live for hours on evidence that is not its own. A rollback found due in time and not yet written
-    (Recommend mode, a failed write, a rollout in progress: ``rollback_due_since``) is not late: it stays due.
+    setting live for hours on evidence that is not its own. A rollback found due and not written (Recommend
+    mode, a failed write, a rollout in progress) is found due again at each evaluation, so its lateness counts
+    from the last time (``rollback_due_at``): a pause after it still makes it late.
     """
-    if change.rollback_due_since is not None:
-        return None  # judged in time, its rollback found due and not yet written: still due
     guard = profile.guardrails
-    verify_end = change.at.timestamp() + guard.verify_for.seconds
-    late_seconds = now.timestamp() - verify_end
+    due_from = change.at.timestamp() + guard.verify_for.seconds
+    if change.rollback_due_at is not None:
+        due_from = max(due_from, change.rollback_due_at.timestamp())
+    late_seconds = now.timestamp() - due_from
     if late_seconds <= guard.window.seconds + guard.interval.seconds:
         return None
-    return (f"judged {Duration(round(late_seconds))} after its verification ended, over window {guard.window} + "
+    return (f"judged {Duration(round(late_seconds))} after its verification ended (or its rollback was last found "
+            f"due), over window {guard.window} + "
             f"interval {guard.interval} (the operator stopped, or the profile Off or paused): latency now no "
             f"longer shows this change alone; kept")
 
