@@ -63,5 +63,5 @@ class Decision:
     # wait was over): the state keeps when the wait began.
     waits_for_off_peak: bool = False
     # The pending change's rollback was found due (written or not: Recommend mode, a write that failed, a
-    # rollout in progress): the state keeps when, so the rollback stays due however late it is written.
+    # rollout in progress): the state keeps when it was last found due, the late-verdict rule counts from it.
     rollback_due: bool = False

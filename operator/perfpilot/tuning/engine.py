@@ -1,8 +1,8 @@
 """``decide()``: at most one change per evaluation, or why nothing changes (DESIGN section 3, step 3).
 
 Order: mode and pause; the verdict on a pending change (a rollback is this evaluation's change); then
-the rules in precedence order, skipping barred moves, and while a change is being verified or the
-cooldown runs, taking only an emergency move toward more capacity.
+the rules in precedence order, skipping barred moves, and while a change is being verified, the
+cooldown runs or a due rollback waits for a rollout, taking only an emergency move toward more capacity.
 """
 
 from __future__ import annotations

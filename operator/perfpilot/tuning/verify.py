@@ -200,9 +200,8 @@ def _describe_late_verdict(change: ChangeRecord, *, profile: PerformanceProfileS
     if late_seconds <= guard.window.seconds + guard.interval.seconds:
         return None
     return (f"judged {Duration(round(late_seconds))} after its verification ended (or its rollback was last found "
-            f"due), over window {guard.window} + "
-            f"interval {guard.interval} (the operator stopped, or the profile Off or paused): latency now no "
-            f"longer shows this change alone; kept")
+            f"due), over window {guard.window} + interval {guard.interval} (the operator stopped, or the profile "
+            f"Off or paused): latency now no longer shows this change alone; kept")
 
 
 def decide_verdict(
@@ -217,7 +216,8 @@ def decide_verdict(
 
     - every value back where it was: Reverted, not judged (the change is no longer in effect);
     - only the coupled edit back, rollback on: a rollback cut short between its writes, finished;
-    - judged more than window + interval after verifyFor ended: Inconclusive (the evidence is stale);
+    - judged more than window + interval after verifyFor ended, or after its rollback was last found due:
+      Inconclusive (the evidence is stale);
     - p95 or rate unknown, or the load moved: Inconclusive; no regression, or rollback off: Kept;
     - a regression with a value changed by someone else (or its object gone): Inconclusive;
     - a regression: RolledBack, unless undoing it takes capacity away during a shortage (Inconclusive).
