@@ -412,10 +412,9 @@ def test_only_a_due_rollback_is_recorded_due_and_a_verdict_clears_it() -> None:
 
 def test_a_rollback_shown_in_recommend_mode_stays_due_past_the_late_limit() -> None:
     state = pending(minutes_ago=16)
-    for minute in range(0, 61, 10):
+    for minute in range(0, 61, 10):  # the last evaluation is 76 minutes after the change, past the 46-minute limit
         at = b.NOW + b.minutes(minute)
-        observations = replace(after_change(latency=0.9), at=at, latency_p95_seconds=b.series(0.9, at=at),
-                               error_ratio=b.series(0.001, at=at), request_rate_per_second=b.series(100, at=at))
+        observations = _after_change_at(at)
         decision = decide_with(state, observations, now=at, mode="Recommend")
         assert decision.verdict is Verdict.ROLLED_BACK and decision.apply is False
         state = compute_next_state(state, decision=decision, observations=observations, now=at, applied=False)
