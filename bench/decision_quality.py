@@ -83,6 +83,23 @@ FURTHER_WINDOWS = (
 
 
 @dataclass(frozen=True)
+class WindowSet:
+    """The windows one run replays, where its JSON goes and which table of the doc it rewrites."""
+
+    name: str
+    windows: tuple[Window, ...]
+    json: Path
+    markers: tuple[str, str]
+
+
+WINDOW_SETS = {
+    "measured": WindowSet("measured", WINDOWS, DEFAULT_JSON, (TABLE_START, TABLE_END)),
+    "held-out": WindowSet("held-out", HELD_OUT_WINDOWS, HELD_OUT_JSON, (HELD_OUT_START, HELD_OUT_END)),
+    "further": WindowSet("further", FURTHER_WINDOWS, FURTHER_JSON, (FURTHER_START, FURTHER_END)),
+}
+
+
+@dataclass(frozen=True)
 class Goal:
     name: str
     passed: bool
@@ -139,12 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="rewrite the measured (or, with --held-out or --further, that) table between its "
                              "markers in this file (docs/benchmarks.md)")
     args = parser.parse_args(argv)
-    windows, default_json, markers, table_name = (
-        (HELD_OUT_WINDOWS, HELD_OUT_JSON, (HELD_OUT_START, HELD_OUT_END), "held-out") if args.held_out else
-        (FURTHER_WINDOWS, FURTHER_JSON, (FURTHER_START, FURTHER_END), "further") if args.further else
-        (WINDOWS, DEFAULT_JSON, (TABLE_START, TABLE_END), "measured"))
+    chosen = WINDOW_SETS["held-out" if args.held_out else "further" if args.further else "measured"]
+    windows = chosen.windows
     if args.json is None:
-        args.json = default_json
+        args.json = chosen.json
 
     profile = default_profile()
     cells: list[dict[str, Any]] = []
@@ -218,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = (f"**Goals: {len(all_goals) - len(failed)} of {len(all_goals)} passed.** Slowest 2-day replay "
                    f"of all four runs: {slowest:.1f} s on one core (goal < {TIME_LIMIT_SECONDS:.0f} s: "
                    f"{'PASS' if slowest < TIME_LIMIT_SECONDS else 'FAIL'}).")
-        write_table(args.update_doc, rows=markdown_rows, summary=summary, markers=markers)
-        print(f"updated the {table_name} table in {args.update_doc}")
+        write_table(args.update_doc, rows=markdown_rows, summary=summary, markers=chosen.markers)
+        print(f"updated the {chosen.name} table in {args.update_doc}")
     return 0
 
 
