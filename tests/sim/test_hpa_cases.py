@@ -18,6 +18,7 @@ import pytest
 from perfpilot.api.status import ScalingRules
 from perfpilot.sim.hpa import (
     CPU,
+    MEMORY,
     Behavior,
     CalculatorConfig,
     Container,
@@ -53,6 +54,15 @@ START = {"hot": NOW, "cool": NOW - 180.0}
 CUSTOM_METRICS = "custom, object or external metrics: the simulator's HPA scales on CPU/memory resources only"
 API_FAILURE = "a failing scale-subresource update is API-server behaviour, not modelled"
 SKIPPED_IN_SOURCE = "skipped by the Kubernetes test body itself (skipped_in_source)"
+SINCE_1_21 = ("expects a scale-down while one metric is invalid; Kubernetes 1.21 restored the rule that this skips "
+              "the scale-down and removed the test (kubernetes/kubernetes#99514); the model follows 1.21+ "
+              "(test_no_scale_down_while_one_metric_fails)")
+# The file's cases come from about Kubernetes 1.20. Where 1.21+ (which the model follows) sets another
+# condition for the same replica count, the condition it sets.
+CONDITIONS_SINCE_1_21 = {
+    # The scale-down is skipped for the invalid metric before stabilisation runs (#99514).
+    "TestNoScaleDownOneMetricInvalid": "ScalingActive=False/InvalidMetricSourceType",
+}
 # Case name -> why the simulator's HPA model is not checked against it. Names are unique in the file.
 LEFT_OUT: dict[str, str] = {
     # replica_calculator: pods, object and external metrics
@@ -102,6 +112,8 @@ LEFT_OUT: dict[str, str] = {
     "TestNoBackoffUpscaleCM": CUSTOM_METRICS,
     "TestNoBackoffUpscaleCMNoBackoffCpu": CUSTOM_METRICS + " (this one pairs CPU with a pods metric)",
     "TestConditionFailedUpdateScale": API_FAILURE,
+    "TestScaleDownOneMetricInvalid": SINCE_1_21,
+    "TestScaleDownOneMetricEmpty": SINCE_1_21,
     # scaling_rules
     "TestScalingWithRules/scaleDownLimit is the limit because scaleDownLimit > minReplicas with user defined "
     "policies": SKIPPED_IN_SOURCE,
@@ -275,13 +287,36 @@ def test_horizontal_controller_matches_kubernetes(case: dict[str, Any]) -> None:
     )
 
     assert result.desired_replicas == case["expected_desired_replicas"]
-    if expected := case.get("expected_conditions"):
+    if expected := CONDITIONS_SINCE_1_21.get(case["test"], case.get("expected_conditions")):
         kind, status, reason = _parse_condition(expected)
         assert (controller.conditions[kind].status, controller.conditions[kind].reason) == (status, reason)
     if limiting := case.get("expected_limiting_reason"):
         assert controller.conditions["ScalingLimited"].reason == limiting
     if case.get("cpu_current") is not None:
         assert result.utilization_percent[CPU] == case["cpu_current"]
+
+
+def _five_pods_at_cpu_milli(levels: list[int]) -> tuple[list[Pod], dict[str, PodMetric]]:
+    pods = [Pod(f"p{i}", (Container("app", {CPU: 1000, MEMORY: 1000}),), start_seconds=ZERO_TIME)
+            for i in range(len(levels))]
+    return pods, {f"p{i}": PodMetric({"app": level}, NOW, 15.0) for i, level in enumerate(levels)}
+
+
+@pytest.mark.parametrize(("cpu_levels", "expected"), [([100, 300, 500, 250, 250], 5), ([900] * 5, 9)])
+def test_no_scale_down_while_one_metric_fails(cpu_levels: list[int], expected: int) -> None:
+    """Kubernetes 1.21+ (kubernetes/kubernetes#99514): with the memory metric failing, CPU alone may scale
+    up but not down, and the skipped scale-down records no recommendation."""
+    pods, cpu = _five_pods_at_cpu_milli(cpu_levels)
+    spec = HpaSpec(2, 10, (MetricTarget("Resource", CPU, 50), MetricTarget("Resource", MEMORY, 80)), None)
+    controller = HorizontalController(ControllerConfig(calculator=TEST_CALCULATOR))
+    controller.recommendations = []
+    result = controller.reconcile(spec=spec, spec_replicas=5, pods=pods, metrics={CPU: cpu}, now_seconds=NOW)
+    assert result.desired_replicas == expected
+    if expected == 5:  # CPU alone says 3 (28% of a 50% target)
+        assert controller.recommendations == []
+        assert controller.conditions["ScalingActive"].status == "False"
+    else:  # CPU alone says 9 (90% of a 50% target): a scale-up goes ahead without the memory metric
+        assert controller.conditions["ScalingActive"].reason == "ValidMetricFound"
 
 
 SCALING_RULES = _in_scope("scaling_rules")

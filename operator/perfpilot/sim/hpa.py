@@ -642,8 +642,10 @@ class HorizontalController:
                 utilizations[target.resource] = result.utilization_percent
                 if proposal == 0 or result.replicas > proposal:
                     proposal = result.replicas
-            if invalid >= len(spec.metrics):
-                # Every metric failed: the condition of the first failure, and the scale is left alone.
+            if invalid >= len(spec.metrics) or (invalid and proposal < current):
+                # Every metric failed, or one did and the rest would scale down (the failed one might have
+                # said to keep the pods; Kubernetes 1.21+, kubernetes/kubernetes#99514): the condition of
+                # the first failure, the scale left alone and no recommendation recorded.
                 self._set("ScalingActive", "False", first_error.reason if first_error else "InvalidMetricSourceType")
                 return ReconcileResult(current, False, utilizations, error=str(first_error or "no metrics"))
             self._set("ScalingActive", "True", "ValidMetricFound")
