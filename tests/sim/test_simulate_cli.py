@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import jsonschema
 import pytest
 
 from perfpilot.cli import main
+from perfpilot.sim import plot
 
 METRICS = {
     "type": "object",
@@ -197,10 +199,56 @@ def test_simulate_names_a_profile_without_its_kind(
     assert f"--profile {path}: kind is required (kind: PerformanceProfile)" in capsys.readouterr().err
 
 
-def test_simulate_refuses_a_profile_slo_under_a_millisecond_as_it_refuses_the_flag(
+@pytest.mark.parametrize("latency", ["0.5ms", "11m", "999999h"])
+def test_simulate_refuses_a_profile_slo_the_flag_would_refuse(
+    tmp_path: Path, small_trace: Path, capsys: pytest.CaptureFixture[str], latency: str
+) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text(PROFILE % "Deployment" + f"  slo: {{latencyP95: {latency}}}\n")
+    assert main(["simulate", "--trace", str(small_trace), "--profile", str(path)]) == 2
+    assert (f"--profile {path}: spec.slo.latencyP95: the simulator needs 1 to 600000 ms, as --slo-p95-ms does "
+            f"(got ") in capsys.readouterr().err
+
+
+def test_simulate_writes_neither_file_when_the_plot_fails_after_the_replay(
+    tmp_path: Path, small_trace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fill_the_disk(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(plot, "write_plot", fill_the_disk)
+    out, png = tmp_path / "out" / "o.json", tmp_path / "out" / "o.png"
+    assert main(["simulate", "--trace", str(small_trace), "--json", str(out), "--plot", str(png)]) == 1
+    assert f"perfpilot simulate: cannot write {png}: No space left on device" in capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []  # no lone JSON, no staging file
+
+
+def test_simulate_replaces_an_existing_json_only_when_the_new_one_is_complete(
+    tmp_path: Path, small_trace: Path
+) -> None:
+    out = tmp_path / "o.json"
+    out.write_text("previous results\n")
+    assert main(["simulate", "--trace", str(small_trace), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["scenario"] == "right-sized"
+    assert [path.name for path in tmp_path.iterdir() if path.name.endswith(".tmp")] == []
+
+
+def test_simulate_reads_header_names_with_spaces_after_the_commas(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp_seconds, other, rps\n" + "".join(f"{60 * i},1,{10 + i % 7}\n" for i in range(30)))
+    out = tmp_path / "o.json"
+    assert main(["simulate", "--trace", str(trace), "--column", "rps", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["trace"]["column"] == "rps"
+
+
+def test_simulate_prefixes_every_line_of_a_profile_with_several_problems(
     tmp_path: Path, small_trace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "profile.yaml"
-    path.write_text(PROFILE % "Deployment" + "  slo: {latencyP95: 0.5ms}\n")
+    path.write_text(PROFILE % "Deployment" + "  mode: Sometimes\n  objective: Cheap\n")
     assert main(["simulate", "--trace", str(small_trace), "--profile", str(path)]) == 2
-    assert f"--profile {path}: spec.slo.latencyP95: the simulator needs at least 1 ms (got " in capsys.readouterr().err
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 2
+    assert all(line.startswith(f"perfpilot simulate: --profile {path}: ") for line in lines), lines

@@ -24,7 +24,7 @@ from perfpilot.api.spec import API_VERSION, KIND, Mode, PerformanceProfile, Perf
 from perfpilot.api.validate import validate_profile
 from perfpilot.commands.inputs import load_yaml_documents
 from perfpilot.observe.workload import flatten
-from perfpilot.sim.replay import simulate
+from perfpilot.sim.replay import Simulation, simulate
 from perfpilot.sim.report import format_table, to_json
 from perfpilot.sim.scenarios import (
     SCENARIOS,
@@ -33,6 +33,7 @@ from perfpilot.sim.scenarios import (
     default_profile,
 )
 from perfpilot.sim.trace import (
+    PREFERRED_COLUMNS,
     Trace,
     bundled_history_path,
     bundled_trace_path,
@@ -99,7 +100,8 @@ def register(subparsers: Any) -> None:
         "--trace it replays the bundled 2-day WorldCup98 slice.",
     )
     parser.add_argument("--trace", type=Path, help="trace CSV (default: the bundled WorldCup98 slice)")
-    parser.add_argument("--column", help="rate column to replay (default: requests_per_second, else the first)")
+    parser.add_argument("--column", help=f"rate column to replay (default: the first of "
+                                         f"{', '.join(PREFERRED_COLUMNS)} in the header, else its first rate column)")
     parser.add_argument("--start", type=non_negative_number,
                         help="window start: Unix seconds, or seconds from the trace start")
     parser.add_argument("--hours", type=bounded_number(upper=MAX_HOURS, unit="hours"), default=DEFAULT_HOURS,
@@ -116,8 +118,10 @@ def register(subparsers: Any) -> None:
     scaling.add_argument("--peak-rps", type=positive_number,
                          help="scale the window so that its peak is this many req/s")
     scaling.add_argument("--scale", type=positive_number, help="multiply the trace's rate by this factor")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
-    parser.add_argument("--plot", type=Path, metavar="OUT.png", help="draw load, replicas, p95 and tuned values")
+    parser.add_argument("--json", type=Path, metavar="OUT",
+                        help="write the results as JSON (missing folders are created)")
+    parser.add_argument("--plot", type=Path, metavar="OUT.png",
+                        help="draw load, replicas, p95 and tuned values (missing folders are created)")
     parser.set_defaults(func=run)
 
 
@@ -156,9 +160,9 @@ def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileS
     if spec.target_ref.kind != "Deployment":
         print(f"perfpilot simulate: note: {path} targets a {spec.target_ref.kind}; the model cluster rolls "
               f"pods out as a Deployment does (maxSurge 25%, maxUnavailable 25%)", file=sys.stderr)
-    if slo_p95_ms is None and spec.slo.latency_p95.seconds * 1000 < MIN_SLO_P95_MS:
-        raise ValueError(f"--profile {path}: spec.slo.latencyP95: the simulator needs at least {MIN_SLO_P95_MS:g} ms "
-                         f"(got {spec.slo.latency_p95})")
+    if slo_p95_ms is None and not MIN_SLO_P95_MS <= spec.slo.latency_p95.seconds * 1000 <= MAX_SLO_P95_MS:
+        raise ValueError(f"--profile {path}: spec.slo.latencyP95: the simulator needs {MIN_SLO_P95_MS:g} to "
+                         f"{MAX_SLO_P95_MS:g} ms, as --slo-p95-ms does (got {spec.slo.latency_p95})")
     if slo_p95_ms is not None:
         raw = spec.model_dump(by_alias=True, mode="json")
         raw["slo"] = {**raw.get("slo", {}), "latencyP95": str(Duration(slo_p95_ms / 1000))}
@@ -212,6 +216,52 @@ def check_outputs(args: argparse.Namespace) -> str | None:
     except ImportError as error:
         return f"--plot needs matplotlib ({error}): pip install 'perfpilot[sim]'"
     return check_plot_path(args.plot)
+
+
+class OutputError(Exception):
+    """A result file could not be written; the message names it."""
+
+
+def _staging_path(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed over: beside it, so the rename is atomic. A device or
+    pipe (``/dev/stdout``) is written as it is: renaming over it would replace it."""
+    if path.exists() and not path.is_file():
+        return path
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | None, plot_path: Path | None) -> None:
+    """Write the JSON and the plot asked for, both or neither: each goes to a file beside its final path and
+    is renamed over it only once both are complete, so a full disk or a failing plot leaves no truncated file
+    and no lone JSON behind. Missing folders on the way are created."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for final in (json_path, plot_path):
+            if final is None:
+                continue
+            staging = _staging_path(final)
+            staged.append((staging, final))
+            try:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if final is json_path:
+                    staging.write_text(json.dumps(to_json(simulation, scale=scale), indent=2) + "\n")
+                else:
+                    # matplotlib (the optional "sim" extra) is loaded only when a plot is asked for.
+                    from perfpilot.sim.plot import write_plot  # noqa: PLC0415
+
+                    write_plot(simulation, staging, image_format=final.suffix.lstrip(".").lower())
+            except OSError as error:
+                raise OutputError(f"cannot write {final}: {error.strerror or error}") from None
+        for staging, final in staged:
+            try:
+                if staging != final:
+                    staging.replace(final)
+            except OSError as error:
+                raise OutputError(f"cannot write {final}: {error.strerror or error}") from None
+    finally:
+        for staging, final in staged:
+            if staging != final:
+                staging.unlink(missing_ok=True)
 
 
 def _load(flag: str, path: Path, *, column: str | None) -> Trace:
@@ -305,7 +355,8 @@ def run(args: argparse.Namespace) -> int:
                               cpu_demand_seconds=scenario.params.cpu_demand_seconds)
         check_load(window, factor=factor)
     except (OSError, ValueError) as error:
-        print(f"perfpilot simulate: {error}", file=sys.stderr)
+        for line in str(error).splitlines():  # a profile with several problems: one prefixed line each
+            print(f"perfpilot simulate: {line}", file=sys.stderr)
         return 2
     for note in describe_unmeetable_slo(window, factor=factor, scenario=scenario, profile=profile):
         print(f"perfpilot simulate: note: {note}", file=sys.stderr)
@@ -317,20 +368,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"trace {scaled.name} ({scaled.column} x {factor:.4g}, peak {scaled.peak_per_second:.1f} req/s), "
           f"{scaled.duration_seconds / 3600:.1f} h; scenario {scenario.name}: {scenario.description}; "
           f"SLO p95 {simulation.slo_seconds * 1000:g} ms")
-    print(f"perfpilot's Prometheus history before the window: {before.duration_seconds / 3600:.1f} h"
+    print(f"perfpilot's Prometheus history before the window: {_span(before.duration_seconds)}"
           if before is not None else "perfpilot's Prometheus history before the window: none (the trace starts here)")
     print(format_table(simulation))
     print(f"replayed in {elapsed:.1f} s")
     try:
-        if args.json is not None:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(to_json(simulation, scale=factor), indent=2) + "\n")
-        if args.plot is not None:
-            # matplotlib (the optional "sim" extra) is loaded only when a plot is asked for.
-            from perfpilot.sim.plot import write_plot  # noqa: PLC0415
-
-            write_plot(simulation, args.plot)
-    except OSError as error:  # checked before the replay; the disk can still fill or change under it
-        print(f"perfpilot simulate: cannot write {error.filename}: {error.strerror or error}", file=sys.stderr)
+        write_outputs(simulation, scale=factor, json_path=args.json, plot_path=args.plot)
+    except OutputError as error:  # checked before the replay; the disk can still fill or change under it
+        print(f"perfpilot simulate: {error}", file=sys.stderr)
         return 1
     return 0

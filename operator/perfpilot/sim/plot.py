@@ -39,7 +39,8 @@ def check_plot_path(path: Path) -> str | None:
     return None
 
 
-def write_plot(simulation: Simulation, path: Path) -> None:
+def write_plot(simulation: Simulation, path: Path, *, image_format: str | None = None) -> None:
+    """Draw ``simulation`` into ``path``, as ``image_format`` (default: from the path's suffix)."""
     runs = simulation.runs
     first = next(iter(runs.values()))
     hours = [(t - simulation.trace.start_seconds) / 3600 for t in first.timeline.at_seconds]
@@ -84,5 +85,7 @@ def write_plot(simulation: Simulation, path: Path) -> None:
     axes[-1].set_xlabel("hours since the window's start (blue lines: perfpilot changes, red: rollbacks)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    try:
+        figure.savefig(path, dpi=110, format=image_format)
+    finally:
+        plt.close(figure)

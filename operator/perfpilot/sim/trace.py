@@ -195,7 +195,8 @@ def _timestamp(text: str, *, path: Path, line: int, previous: tuple[float, int] 
 def _read_points(path: Path, rows: Iterator[tuple[int, list[str]]], *, column: str | None,
                  step_seconds: float) -> tuple[str, list[tuple[float, float]]]:
     """The picked column and its ``(timestamp, rate)`` samples, rows with an empty rate left out."""
-    _, header = next(rows, (0, []))
+    _, raw_header = next(rows, (0, []))
+    header = [name.strip() for name in raw_header]  # "timestamp_seconds, rps" names the column rps
     if not header:
         raise ValueError(f"{path}: the file is empty; a trace needs a header with a {TIMESTAMP_COLUMN} column")
     if TIMESTAMP_COLUMN not in header:
