@@ -22,6 +22,20 @@ def test_plan_against_an_unreachable_prometheus_fails_with_the_servers_error(
     assert captured.out == ""
 
 
+def test_plan_refuses_a_ca_file_that_holds_no_certificate_before_asking_prometheus(
+    profile_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("kind: NotACertificate\n")
+    status = main(["plan", "--profile", str(profile_file), "--prometheus", "https://127.0.0.1:9",
+                   "--ca-file", str(ca_file)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "--ca-file: not a PEM CA bundle (" in err
+    assert f"(got {str(ca_file)!r})" in err
+    assert "unreachable" not in err
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [

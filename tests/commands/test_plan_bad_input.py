@@ -289,3 +289,12 @@ def test_plan_names_the_workload_spec_flag_file_line_and_column_of_bad_yaml(
     workload.write_text("kind: Deployment\nspec: {replicas: 2\n")
     result = plan(profile_file, capsys, "--prometheus", VALID_URL, "--workload-spec", str(workload))
     assert_refused(*result, f"--workload-spec {workload}: not valid YAML at line 3, column 1: ")
+
+
+def test_plan_names_the_workload_spec_flag_and_file_when_the_manifests_lack_the_target(
+    profile_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workload = tmp_path / "workload.yaml"
+    workload.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n")
+    result = plan(profile_file, capsys, "--prometheus", VALID_URL, "--workload-spec", str(workload))
+    assert_refused(*result, f"--workload-spec {workload}: no Deployment named ")

@@ -13,6 +13,7 @@ import http.server
 import math
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -37,6 +38,29 @@ def require_binaries() -> tuple[str, str]:
     if prometheus is None or promtool is None:
         pytest.fail(INSTALL_HINT, pytrace=False)
     return prometheus, promtool
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
+
+    cert: Path
+    key: Path
+
+
+def make_self_signed_certificate(folder: Path) -> TlsFiles:
+    """A fresh certificate for 127.0.0.1 made by openssl (a Debian package scripts/test.sh installs)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl is missing: scripts/test.sh installs it (apt-get install openssl, as root)",
+                    pytrace=False)
+    files = TlsFiles(cert=folder / "cert.pem", key=folder / "key.pem")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(files.key), "-out", str(files.cert)],
+        check=True, capture_output=True,
+    )
+    return files
 
 
 def free_port() -> int:
@@ -146,10 +170,11 @@ class PrometheusServer:
     """A Prometheus process on a free loopback port; stopped (and its data removed) by ``stop``."""
 
     def __init__(self, *, data_dir: Path, scrape_targets: Sequence[ScrapeTarget] = (),
-                 scrape_interval_seconds: int = 1) -> None:
+                 scrape_interval_seconds: int = 1, tls: TlsFiles | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._targets = scrape_targets
         self._interval = scrape_interval_seconds
         self._process: subprocess.Popen[bytes] | None = None
@@ -170,13 +195,20 @@ class PrometheusServer:
         prometheus, _ = require_binaries()
         config = self.data_dir.parent / f"prometheus-{self.port}.yml"
         config.write_text(self._config())
+        web: list[str] = []
+        ready_context = None
+        if self.tls is not None:
+            web_config = self.data_dir.parent / f"prometheus-{self.port}-web.yml"
+            web_config.write_text(f"tls_server_config:\n  cert_file: {self.tls.cert}\n  key_file: {self.tls.key}\n")
+            web = [f"--web.config.file={web_config}"]
+            ready_context = ssl.create_default_context(cafile=str(self.tls.cert))
         with self._log.open("wb") as log:
             self._process = subprocess.Popen(
                 [prometheus, f"--config.file={config}", f"--storage.tsdb.path={self.data_dir}",
                  f"--web.listen-address=127.0.0.1:{self.port}",
                  # Retention counts from the newest block, and the history is years old: keep all of it.
                  "--storage.tsdb.retention.time=36500d",
-                 "--query.lookback-delta=5m"],
+                 "--query.lookback-delta=5m", *web],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + ready_timeout_seconds
@@ -184,7 +216,8 @@ class PrometheusServer:
             if self._process.poll() is not None:
                 log_tail = self._log.read_text()[-2000:]
                 raise RuntimeError(f"prometheus exited with {self._process.returncode}: {log_tail}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as answer:
+            with contextlib.suppress(OSError), urllib.request.urlopen(
+                    f"{self.url}/-/ready", timeout=1, context=ready_context) as answer:
                 if answer.status == 200:
                     return
             time.sleep(0.1)

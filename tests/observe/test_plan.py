@@ -101,7 +101,8 @@ def test_plan_with_an_hpa_lacking_max_replicas_fails_with_exit_status_2_naming_t
                    "--at", str(AT_SECONDS), "--workload-spec", str(workload)])
     captured = capsys.readouterr()
     assert status == 2
-    assert captured.err == "perfpilot plan: HorizontalPodAutoscaler/api: spec.maxReplicas is required\n"
+    assert captured.err == (f"perfpilot plan: --workload-spec {workload}: HorizontalPodAutoscaler/api: "
+                            f"spec.maxReplicas is required\n")
     assert captured.out == ""
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,6 +163,12 @@ def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
     for flag, path in (("--bearer-token-file", args.bearer_token_file), ("--ca-file", args.ca_file)):
         if path is not None and not path.is_file():
             raise _BadInput(f"{flag}: no readable file (got {str(path)!r})")
+    if args.ca_file is not None:
+        # A file that holds no certificate would otherwise fail every query as "unreachable", exit 3.
+        try:
+            ssl.create_default_context(cafile=str(args.ca_file))
+        except (ssl.SSLError, OSError, UnicodeDecodeError) as error:
+            raise _BadInput(f"--ca-file: not a PEM CA bundle ({error}) (got {str(args.ca_file)!r})") from error
     if args.bearer_token_file is not None:
         # The reader re-reads it on every query and would only report a bad token as every signal unknown.
         try:
@@ -336,11 +343,15 @@ def run(args: argparse.Namespace) -> int:
         settings = _settings(args, url)
         if args.workload_spec is not None:
             manifests = load_yaml_documents(args.workload_spec, flag="--workload-spec")
-            live = live_config_from_manifests(manifests, profile, now=at)
+            try:
+                live = live_config_from_manifests(manifests, profile, now=at)
+            except WorkloadSpecError as error:
+                raise _BadInput(f"--workload-spec {args.workload_spec}: {error}") from error
         else:
             live = live_config_without_manifests(profile)
     except (_BadInput, WorkloadSpecError, ValueError) as error:
-        print(f"perfpilot plan: {error}", file=sys.stderr)
+        for line in str(error).splitlines():  # a profile with several problems: one prefixed line each
+            print(f"perfpilot plan: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
     # --prometheus wins over the profile's URL for this run: plan is pointed at a server on purpose.

@@ -287,7 +287,16 @@ def _describe(error: Exception) -> str:
     for hint in ("Connection refused", "Name or service not known", "Connection reset", "No route to host"):
         if hint in text:
             return hint.lower()
+    if isinstance(error, requests.exceptions.SSLError):
+        # The reason sits at the end of urllib3's wrapping ("... (Caused by SSLError(SSLCertVerificationError(
+        # 1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate ...")));
+        # cutting the text short would drop it.
+        reason = _TLS_REASON.search(text)
+        return f"TLS handshake failed: {reason.group(0) if reason else text[-300:]} (check the CA bundle)"
     return f"connection error: {text[:200]}"
+
+
+_TLS_REASON = re.compile(r"\[(?:SSL|X509)[^\]]*\][^'\")]*")
 
 
 def _parse(raw: Any, *, url: str) -> list[RangeSeries]:
