@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from perfpilot.api.spec import PerformanceProfileSpec
-from perfpilot.sim.cluster import Cluster, ClusterParams
+from perfpilot.sim.cluster import CONTAINER, TICK_SECONDS, Cluster, ClusterParams
 from perfpilot.sim.hpa import CPU, MEMORY
 from perfpilot.sim.prometheus import Prometheus
 from perfpilot.sim.replay import RUN_NAMES, _HpaDriver, build_hpa_spec, simulate, warm_up
@@ -115,11 +115,12 @@ def test_the_hpa_gets_no_metric_for_a_container_started_under_two_scrapes_ago(mo
     settings = SCENARIOS["right-sized"].settings
     cluster = Cluster.started(params=ClusterParams(), resources=settings.resources, pool=settings.pool, replicas=2,
                               now_seconds=0.0)
+    driver = _HpaDriver()
     for _ in range(8):
         cluster.advance(rate_per_second=10.0)
+        driver.sync(cluster=cluster, spec=build_hpa_spec(settings.hpa), now=cluster.now_seconds)
     cluster.spec_replicas = 4
     cluster.advance(rate_per_second=10.0)  # the two new pods are created at the tick's start: 15 s old
-    driver = _HpaDriver()
     reconcile = driver.controller.reconcile
     seen: dict[str, set[str]] = {}
 
@@ -133,3 +134,34 @@ def test_the_hpa_gets_no_metric_for_a_container_started_under_two_scrapes_ago(mo
     old = {pod.name for pod in cluster.pods} - new
     assert len(new) == 2 and len(old) == 2
     assert seen[CPU] == old and seen[MEMORY] == old
+
+
+def test_the_hpa_sees_the_usage_metrics_server_scraped_one_tick_before_its_sync(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # metrics-server scrapes every 15 s and the HPA reads its latest sample: a jump in load shows in the
+    # HPA's metric one sync after the tick it happened in, with that tick's timestamp.
+    settings = SCENARIOS["right-sized"].settings
+    cluster = Cluster.started(params=ClusterParams(), resources=settings.resources, pool=settings.pool, replicas=2,
+                              now_seconds=0.0)
+    driver = _HpaDriver()
+    spec = build_hpa_spec(settings.hpa)
+    seen: list[tuple[float, float]] = []
+    reconcile = driver.controller.reconcile
+
+    def capture(**arguments: Any) -> Any:
+        samples = arguments["metrics"][CPU].values()
+        if samples:  # none in the first 30 s of the pods
+            seen.append((max(sample.timestamp_seconds for sample in samples),
+                         sum(sample.value(CONTAINER) for sample in samples)))
+        return reconcile(**arguments)
+
+    monkeypatch.setattr(driver.controller, "reconcile", capture)
+    usage: list[float] = []
+    for rate in (5.0, 5.0, 5.0, 5.0, 20.0, 20.0):
+        cluster.advance(rate_per_second=rate)
+        usage.append(sum(pod.usage_millicores for pod in cluster.pods))
+        driver.sync(cluster=cluster, spec=spec, now=cluster.now_seconds)
+    assert seen[-2] == (cluster.now_seconds - 2 * TICK_SECONDS, pytest.approx(usage[3], abs=2))  # before the jump
+    assert seen[-1] == (cluster.now_seconds - TICK_SECONDS, pytest.approx(usage[4], abs=2))
+    assert usage[4] > 2 * usage[3]

@@ -48,6 +48,9 @@ class ClusterParams:
     # metrics-server scrapes the kubelets every 15 s and a CPU rate needs two samples: a container has no
     # metric for about this long after it starts, and the HPA counts its pod as missing meanwhile.
     metrics_first_sample_seconds: float = 2 * TICK_SECONDS
+    # The HPA reads metrics-server's latest sample, scraped up to one resolution (15 s) before its sync and
+    # covering the window before that scrape: at a sync it sees the usage of the tick before the last.
+    metrics_delay_seconds: float = TICK_SECONDS
     reserve_pool_timeout_seconds: float = 5.0  # pgBouncer's default: reserve connections after 5 s of waiting
     max_surge: float = 0.25
     max_unavailable: float = 0.25

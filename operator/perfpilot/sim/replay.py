@@ -163,6 +163,8 @@ class _HpaDriver:
     def __init__(self) -> None:
         self.controller = HorizontalController()
         self._containers: dict[tuple[int | None, int | None], tuple[Container, ...]] = {}
+        # Per pod, the samples metrics-server holds but the HPA has not seen yet: (measured at, CPU, memory).
+        self._pending: dict[str, list[tuple[float, int, int]]] = {}
 
     def _containers_for(self, resources: ContainerResources) -> tuple[Container, ...]:
         key = (resources.cpu_request_millicores, resources.memory_request_bytes)
@@ -176,7 +178,9 @@ class _HpaDriver:
         pods = []
         cpu: dict[str, PodMetric] = {}
         memory: dict[str, PodMetric] = {}
-        window = cluster.params.metrics_window_seconds
+        params = cluster.params
+        window = params.metrics_window_seconds
+        pending: dict[str, list[tuple[float, int, int]]] = {}
         for pod in cluster.pods:
             ready = pod.ready_at_seconds <= now
             pods.append(Pod(
@@ -186,10 +190,21 @@ class _HpaDriver:
                 start_seconds=pod.created_seconds,
                 ready_transition_seconds=pod.ready_at_seconds if ready else pod.container_started_seconds,
             ))
-            if now - pod.container_started_seconds < cluster.params.metrics_first_sample_seconds:
+            samples = [sample for sample in self._pending.get(pod.name, ())
+                       if sample[0] >= pod.container_started_seconds]  # a restart starts afresh
+            # The first sample a CPU rate can be made of is measured this long after the container starts,
+            # so the HPA sees it metrics_first_sample_seconds after the start.
+            first_measured_after = params.metrics_first_sample_seconds - params.metrics_delay_seconds
+            if now - pod.container_started_seconds >= first_measured_after:
+                samples.append((now, int(pod.usage_millicores), int(pod.working_set_bytes)))
+            visible = [sample for sample in samples if sample[0] <= now - params.metrics_delay_seconds]
+            pending[pod.name] = [sample for sample in samples if sample[0] > now - params.metrics_delay_seconds]
+            if not visible:
                 continue  # no sample yet: a missing pod to the HPA (100% of its request on a scale-down)
-            cpu[pod.name] = PodMetric({CONTAINER: int(pod.usage_millicores)}, now, window)
-            memory[pod.name] = PodMetric({CONTAINER: int(pod.working_set_bytes)}, now, window)
+            measured_at, cpu_millicores, working_set_bytes = visible[-1]
+            cpu[pod.name] = PodMetric({CONTAINER: cpu_millicores}, measured_at, window)
+            memory[pod.name] = PodMetric({CONTAINER: working_set_bytes}, measured_at, window)
+        self._pending = pending
         result = self.controller.reconcile(
             spec=spec, spec_replicas=cluster.spec_replicas, pods=pods, metrics={CPU: cpu, MEMORY: memory},
             now_seconds=now,
