@@ -329,7 +329,7 @@ def test_one_cycle_for_many_profiles_issues_as_many_queries_as_for_one(prometheu
     result = fetch_observations(many, at=AT, settings=settings)
     for_many = queries_sent(prometheus.url) - before - for_one
 
-    assert for_one == 15  # 3 application + 4 container + 3 pool signals, and 2 + 2 + 1 peaks
+    assert for_one == 16  # 3 application + 4 container + 3 pool signals, 2 + 2 + 1 peaks, and the CPU history
     assert for_many == for_one
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
     assert result[("team-7", "svc-7")].request_rate_per_second == Unknown("no series for team-7/svc-7")
@@ -348,8 +348,8 @@ def test_profiles_with_other_metric_names_share_queries_by_shape(prometheus: Pro
     ]
     before = queries_sent(prometheus.url)
     result = fetch_observations(targets, at=AT, settings=settings)
-    # 2 app shapes x (3 + 2 peaks) + (4 + 2 peaks) container + 2 pool shapes x (3 + 1 peak)
-    assert queries_sent(prometheus.url) - before == 24
+    # 2 app shapes x (3 + 2 peaks) + (4 + 2 peaks + the CPU history) container + 2 pool shapes x (3 + 1 peak)
+    assert queries_sent(prometheus.url) - before == 25
     assert result[("billing", "invoices")].latency_p95_seconds == Unknown("no series for billing/invoices")
     assert isinstance(result[("analytics", "reports")].pool_server_active, Series)
 
@@ -520,6 +520,19 @@ def test_peaks_over_the_peak_window_match_the_largest_step_of_what_was_written(
               + _pool_expected(cluster, names[1:], "shop", t, math.fsum) for t in HOUR_STEPS]
     assert observed[("shop", "api")].peak_pool_demand_connections == pytest.approx(max(demand), rel=1e-9)
     assert max(demand) == 40.0  # 2 pooler pods x (10 active + 10 waiting) at the end
+
+
+def test_the_cpu_history_is_the_steps_of_the_peak_window_with_a_cpu_reading(
+    observed: dict[ProfileKey, Observations], cluster: OpenMetricsWriter
+) -> None:
+    shop = workload_named("shop", "api")
+    observations = observed[("shop", "api")]
+    window = int(observations.peak_window_seconds)
+    steps = range(AT_SECONDS - window + STEP_SECONDS, AT_SECONDS + 1, STEP_SECONDS)  # (at - window, at]
+    with_reading = [t for t in steps if _total_cpu_millicores(cluster, shop, t) is not None]
+    assert observations.cpu_history_seconds == len(with_reading) * STEP_SECONDS
+    assert 0 < len(with_reading) <= len(HOUR_STEPS)  # about an hour was written, in a window of a day
+    assert observed[("ghost", "nothing")].cpu_history_seconds == Unknown("no series for ghost/nothing")
 
 
 def test_the_largest_rise_is_the_rate_minus_the_rate_five_minutes_before_at_its_largest_step(

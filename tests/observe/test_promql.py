@@ -45,7 +45,7 @@ POOL = {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}}}
 def test_the_number_of_queries_does_not_grow_with_profiles() -> None:
     one = plan_queries([profile("shop", "api", pool=POOL)], SETTINGS)
     thousand = plan_queries([profile(f"ns-{i % 40}", f"svc-{i}", pool=POOL) for i in range(1000)], SETTINGS)
-    assert len(one.queries) == len(thousand.queries) == 15  # 10 signals and 5 peaks
+    assert len(one.queries) == len(thousand.queries) == 16  # 10 signals, 5 peaks and the CPU history
     assert [q.signal for q in one.queries] == [q.signal for q in thousand.queries]
 
 
@@ -160,8 +160,12 @@ def test_each_peak_is_a_max_over_time_subquery_of_its_signal_over_the_widest_pea
     assert plan.peak_window_seconds == 2 * 86400
     peaks = {q.signal: q.promql for q in plan.queries if isinstance(q.signal, PeakName)}
     assert set(peaks) == set(PeakName)
+    history = peaks.pop(PeakName.CPU_HISTORY)
     for promql in peaks.values():
         assert promql.startswith("max_over_time((") and promql.endswith(")[172800s:60s])")
+    # The CPU history counts the steps of the CPU peak's own subquery that have a value.
+    cpu_peak = peaks[PeakName.CPU_USAGE_TOTAL]
+    assert history == "60 * count_over_time(" + cpu_peak.removeprefix("max_over_time(")
     shape = AppShape.from_metrics(Metrics())
     rate = request_rate_query(shape, namespaces=["billing", "shop"], rate_window_seconds=120)
     assert peaks[PeakName.REQUEST_RATE] == f"max_over_time(({rate})[172800s:60s])"
@@ -178,7 +182,7 @@ def test_the_container_signals_name_the_template_containers_in_one_query_each() 
     shape = plan.container_shape_for(("shop", "api"))
     assert plan.container_shape_for(("media", "stream")) == shape
     container_queries = [q for q in plan.queries if q.shape == shape]
-    assert len(container_queries) == 6  # 4 signals + 2 peaks, whatever the number of profiles
+    assert len(container_queries) == 7  # 4 signals, 2 peaks and the CPU history, whatever the number of profiles
     assert all('container=~"app|worker"' in q.promql for q in container_queries)
     assert all('namespace=~"media|shop"' in q.promql for q in container_queries)
     assert not any("container=~" in q.promql for q in plan.queries if q.shape != shape)
@@ -190,7 +194,7 @@ def test_a_profile_whose_template_is_unknown_counts_every_container_and_only_it(
     filtered, unfiltered = plan.container_shape_for(("shop", "api")), plan.container_shape_for(("media", "stream"))
     assert filtered.containers == ("app",) and unfiltered.containers == ()
     by_shape = {shape: [q.promql for q in plan.queries if q.shape == shape] for shape in (filtered, unfiltered)}
-    assert len(by_shape[filtered]) == len(by_shape[unfiltered]) == 6
+    assert len(by_shape[filtered]) == len(by_shape[unfiltered]) == 7
     assert all('container=~"app"' in q and 'namespace=~"shop"' in q for q in by_shape[filtered])
     assert all("container=~" not in q and 'namespace=~"media"' in q for q in by_shape[unfiltered])
 

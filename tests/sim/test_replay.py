@@ -93,20 +93,48 @@ def test_the_largest_rise_is_the_request_rate_minus_the_rate_five_minutes_before
     assert isinstance(settled, float) and abs(settled) < 0.5
 
 
-def test_a_window_longer_than_an_hour_is_covered_and_acted_on_once_it_has_passed() -> None:
-    # The simulated Prometheus keeps what the profile's window needs: with a 2 h window, the first change
-    # that needs a covered window comes at 2 h, not never.
+def _over_provisioned_cuts_in_four_hours_without_history(guardrails: dict[str, str]) -> list[float]:
+    """When perfpilot's cuts come (seconds after the start) in 4 h of the bundled slice with no warm-up."""
     whole = load_trace(bundled_trace_path())
     trace = whole.window(start_seconds=0, hours=4)
     trace = trace.scaled(scale_for_peak(whole, cpu_demand_seconds=0.055, cpu_request_millicores=1000))
     raw = default_profile().model_dump(by_alias=True, mode="json")
-    raw["guardrails"]["window"] = "2h"
+    raw["guardrails"].update(guardrails)
     simulation = simulate(trace=trace, scenario=SCENARIOS["over-provisioned"],
                           profile=PerformanceProfileSpec.model_validate(raw), runs=("perfpilot",))
-    cuts = [at - trace.start_seconds for at, why in simulation.runs["perfpilot"].decisions
+    return [at - trace.start_seconds for at, why in simulation.runs["perfpilot"].decisions
             if "Over-provisioned" in why]
+
+
+def test_the_cpu_history_counts_the_warm_up_and_the_steps_since_within_the_peak_window() -> None:
+    # 3 h of warm-up, then 1 h more: the week's history is 4 h of steps; a 2 h peak window holds 2 h of it.
+    scenario = SCENARIOS["right-sized"]
+    warm = warm_up(trace=Trace("before", "rps", 0.0, 60.0, (20.0,) * 180), settings=scenario.settings,
+                   params=scenario.params, slo_seconds=0.5)
+    later = Prometheus()
+    later.continue_from(warm)
+    warm_again = warm_up(trace=Trace("after", "rps", 3 * 3600.0, 60.0, (20.0,) * 60), settings=scenario.settings,
+                         params=scenario.params, slo_seconds=0.5)
+    later.continue_from(warm_again)
+    at = 4 * 3600.0
+    week = later.cpu_history(at_seconds=at, window_seconds=7 * 86400.0)
+    assert isinstance(week, float) and 3.9 * 3600 <= week <= 4 * 3600  # the first steps have no rate yet
+    assert later.cpu_history(at_seconds=at, window_seconds=2 * 3600.0) == 2 * 3600.0
+    assert isinstance(Prometheus().cpu_history(at_seconds=at, window_seconds=3600.0), Unknown)
+
+
+def test_a_window_longer_than_an_hour_is_covered_and_acted_on_once_it_has_passed() -> None:
+    # The simulated Prometheus keeps what the profile's window needs: with a 2 h window (and a peak window as
+    # short, all of whose history a cut needs), the first change that needs a covered window comes at 2 h.
+    cuts = _over_provisioned_cuts_in_four_hours_without_history({"window": "2h", "peakWindow": "2h"})
     assert cuts
     assert cuts[0] >= 2 * 3600
+
+
+def test_no_cut_comes_before_a_day_of_history_in_the_default_week() -> None:
+    # The default peakWindow is a week: a replay with no history before it has 4 h of CPU readings, too few
+    # for the peaks a cut relies on, however over-provisioned the pods are.
+    assert _over_provisioned_cuts_in_four_hours_without_history({}) == []
 
 
 def test_the_hpa_gets_no_metric_for_a_container_started_under_two_scrapes_ago(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,7 @@ from perfpilot.tuning.guardrails import is_toward_capacity
 from perfpilot.tuning.observations import LiveConfig, Observations, PoolLive, Series, Unknown
 from perfpilot.tuning.state import compute_next_state
 from perfpilot.tuning.tables import SCALE_DOWN_ROWS, SCALE_UP_ROWS
+from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS
 
 SIGNALS = ("latency_p95_seconds", "request_rate_per_second", "error_ratio", "cpu_usage_millicores_per_pod",
            "cpu_throttled_ratio", "memory_working_set_bytes_per_pod", "replicas", "pool_server_active",
@@ -181,6 +182,8 @@ def observation_sets(draw: st.DrawFn, profile: PerformanceProfileSpec) -> Observ
             st.one_of(st.just(Unknown("generated")), st.floats(32.0 * b.MI, 4.0 * b.GI))),
         "peak_request_rate_per_second": draw(st.one_of(st.just(Unknown("generated")), st.floats(0.0, 500.0))),
         "peak_pool_demand_connections": draw(st.one_of(st.just(Unknown("generated")), st.floats(0.0, 160.0))),
+        "cpu_history_seconds": draw(st.one_of(st.just(Unknown("generated")), st.floats(0.0, 7 * 86400.0),
+                                              st.just(7 * 86400.0))),
     }
     return replace(b.observations(live=live, **signals), **peaks)
 
@@ -496,6 +499,22 @@ def test_a_decision_never_shrinks_with_an_unknown_peak(
         assert not isinstance(observations.peak_memory_working_set_bytes_per_pod, Unknown)
     if pool:
         assert not isinstance(observations.peak_pool_demand_connections, Unknown)
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_a_decision_never_cuts_on_less_than_a_day_of_history(
+    case: tuple[PerformanceProfileSpec, Observations, TuningState],
+) -> None:
+    profile, observations, state = case
+    change = decide(profile, observations, state, b.NOW).change
+    assume(change is not None and not change.rollback)
+    assert change is not None
+    if not any(_shrinks(change.edit)):
+        return
+    history = observations.cpu_history_seconds
+    assert not isinstance(history, Unknown)
+    assert history >= min(DEFAULT_THRESHOLDS.cut_min_history_seconds, observations.peak_window_seconds)
 
 
 @PROPERTY_SETTINGS

@@ -670,6 +670,34 @@ def test_nothing_is_cut_while_both_peaks_are_unknown() -> None:
     assert {"peak_cpu_usage_millicores_total", "peak_memory_working_set_bytes_per_pod"} <= set(decision.blocked_by)
 
 
+@pytest.mark.parametrize(("history_hours", "peak_window_hours", "cuts"), [
+    (24.0, 168.0, True), (23.9, 168.0, False),  # a day of the week's history
+    (12.0, 12.0, True), (11.9, 12.0, False),  # all of a peak window shorter than a day
+])
+def test_a_cut_waits_for_a_day_of_cpu_history_or_all_of_a_shorter_peak_window(
+    history_hours: float, peak_window_hours: float, cuts: bool
+) -> None:
+    observations = replace(over_provisioned_observations(), cpu_history_seconds=history_hours * 3600,
+                           peak_window_seconds=peak_window_hours * 3600)
+    decision = run(observations)
+    assert (decision.change is not None) is cuts, decision.reason
+    if not cuts:
+        assert f"only {history_hours:.1f}h of CPU history over {peak_window_hours:g}h" in decision.reason
+
+
+def test_an_unknown_cpu_history_blocks_every_cut() -> None:
+    decision = run(replace(over_provisioned_observations(), cpu_history_seconds=Unknown("no series")))
+    assert decision.change is None
+    assert "cpu_history_seconds" in decision.blocked_by
+
+
+@pytest.mark.parametrize(("history_hours", "shrinks"), [(24.0, True), (23.9, False)])
+def test_a_pool_shrink_waits_for_a_day_of_cpu_history(history_hours: float, shrinks: bool) -> None:
+    observations = replace(pool_observations(active=5, peak_demand=7.0), cpu_history_seconds=history_hours * 3600)
+    decision = run(observations)
+    assert (decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE) is shrinks
+
+
 @pytest.mark.parametrize(("peak_demand", "shrinks"), [(7.9, True), (8.0, False)])
 def test_a_pool_shrink_needs_the_peak_window_demand_under_the_warning_level_of_the_smaller_pool(
     peak_demand: float, shrinks: bool

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from perfpilot.api.spec import PerformanceProfileSpec
+from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS, PerformanceProfileSpec
 from perfpilot.api.status import ContainerResources, ScalingPolicy, ScalingRules, TuningState
 from perfpilot.tuning.observations import HpaLive, LiveConfig, Observations, Peak, PoolLive, Series, Signal, Unknown
 
@@ -102,6 +102,7 @@ def observations(*, at: datetime = NOW, **overrides: Signal | LiveConfig | Peak)
         pool_client_waiting=series(0, at=at),
         pool_max_wait_seconds=series(0, at=at),
         live=live(),
+        cpu_history_seconds=DEFAULT_PEAK_WINDOW_SECONDS,  # a workload Prometheus has seen for the whole week
     )
     return replace(base, **overrides)
 

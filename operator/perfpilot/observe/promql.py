@@ -60,9 +60,11 @@ class SignalName(StrEnum):
 
 
 class PeakName(StrEnum):
-    """The peaks over guardrails.peakWindow; each value is the ``Observations`` field it fills."""
+    """What is read as one value over guardrails.peakWindow (the peaks, and how much of the window has data);
+    each value is the ``Observations`` field it fills."""
 
     CPU_USAGE_TOTAL = "peak_cpu_usage_millicores_total"
+    CPU_HISTORY = "cpu_history_seconds"
     MEMORY_WORKING_SET = "peak_memory_working_set_bytes_per_pod"
     REQUEST_RATE = "peak_request_rate_per_second"
     REQUEST_RATE_RISE = "peak_request_rate_rise_per_second"
@@ -306,15 +308,31 @@ def _peak_over(expression: str, *, peak_window_seconds: int, step_seconds: int) 
     return f"max_over_time(({expression})[{_duration(peak_window_seconds)}:{_duration(step_seconds)}])"
 
 
+def _cpu_usage_total(shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
+    usage = _container_selector(shape, shape.names.cpu_usage_seconds_total, namespaces)
+    per_pod = _per_pod(f"rate({usage}[{_duration(rate_window_seconds)}])")
+    return f"1000 * sum {_by(BY_WORKLOAD)} ({per_pod})"
+
+
 def peak_cpu_usage_total_query(
     shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int, peak_window_seconds: int,
     step_seconds: int,
 ) -> str:
     """Largest total CPU of the workload (all its pods), millicores, over the peak window."""
-    usage = _container_selector(shape, shape.names.cpu_usage_seconds_total, namespaces)
-    per_pod = _per_pod(f"rate({usage}[{_duration(rate_window_seconds)}])")
-    return _peak_over(f"1000 * sum {_by(BY_WORKLOAD)} ({per_pod})", peak_window_seconds=peak_window_seconds,
-                      step_seconds=step_seconds)
+    return _peak_over(_cpu_usage_total(shape, namespaces=namespaces, rate_window_seconds=rate_window_seconds),
+                      peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
+
+
+def cpu_history_query(
+    shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int, peak_window_seconds: int,
+    step_seconds: int,
+) -> str:
+    """Seconds of the peak window in which the workload had a CPU reading: the steps of the CPU peak's
+    subquery that have a value, times the step. A peak read from less than a day of it may miss the day's
+    high, which is what a cut must not rely on."""
+    expression = _cpu_usage_total(shape, namespaces=namespaces, rate_window_seconds=rate_window_seconds)
+    return (f"{step_seconds} * count_over_time(({expression})"
+            f"[{_duration(peak_window_seconds)}:{_duration(step_seconds)}])")
 
 
 def peak_memory_working_set_query(

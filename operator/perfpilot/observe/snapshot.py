@@ -3,9 +3,10 @@
 ``plan_queries`` (pure) groups the cycle's profiles by query shape and builds one query per signal and
 shape, covering all their namespaces; ``fetch_snapshot`` runs them through a ``PrometheusReader``;
 ``Snapshot.observations`` cuts each profile's ``Observations`` out of the shared results. With every
-profile on the default metric names a cycle issues 11 queries (7 signals over the window, 4 peaks over
-the peak window), or 15 when any profile tunes a pool, whether it has one profile or a thousand (6 more
-when some profiles' pod templates are known and others' are not: their container signals are counted apart).
+profile on the default metric names a cycle issues 12 queries (7 signals over the window; 4 peaks and the
+CPU history over the peak window), or 16 when any profile tunes a pool, whether it has one profile or a
+thousand (7 more when some profiles' pod templates are known and others' are not: their container signals
+are counted apart).
 
 Failures never become zeros: a query that fails makes its signal Unknown for the profiles it served
 (``"prometheus query failed: …"``); an unreachable server makes every signal of every profile on it
@@ -36,6 +37,7 @@ from perfpilot.observe.promql import (
     PoolShape,
     QueryBuildError,
     SignalName,
+    cpu_history_query,
     cpu_throttled_query,
     cpu_usage_query,
     error_ratio_query,
@@ -206,6 +208,10 @@ def _container_queries(shape: ContainerShape, namespaces: Sequence[str], *, rate
     }
     peaks: dict[QueryName, str] = {
         PeakName.CPU_USAGE_TOTAL: peak_cpu_usage_total_query(
+            shape, namespaces=namespaces, rate_window_seconds=rate, peak_window_seconds=peak_window_seconds,
+            step_seconds=step_seconds,
+        ),
+        PeakName.CPU_HISTORY: cpu_history_query(
             shape, namespaces=namespaces, rate_window_seconds=rate, peak_window_seconds=peak_window_seconds,
             step_seconds=step_seconds,
         ),

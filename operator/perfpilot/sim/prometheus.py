@@ -183,6 +183,8 @@ class Prometheus:
     # subqueries of the reader. A warm-up replay before the window fills it. Peak windows are asked for with
     # start times that never go back, which is what lets old entries go.
     peak_history: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
+    # The steps with a CPU reading, for ``count_over_time(...[peakWindow:step])`` (the CPU history).
+    cpu_steps: deque[float] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         self.signals = {name: deque(maxlen=self.history_points) for name in SIGNALS}
@@ -193,6 +195,7 @@ class Prometheus:
         for name, samples in earlier.peak_history.items():
             for stamp, value in samples:
                 self._record_peak(name, stamp, value)
+        self.cpu_steps.extend(earlier.cpu_steps)
 
     def _record_peak(self, name: str, stamp: float, value: float) -> None:
         kept = self.peak_history[name]
@@ -322,6 +325,7 @@ class Prometheus:
         if cpu:
             values["cpu_usage_millicores_per_pod"] = 1000.0 * math.fsum(cpu) / len(cpu)
             self._record_peak("peak_cpu_usage_millicores_total", now, 1000.0 * math.fsum(cpu))
+            self.cpu_steps.append(now)
         if self._has_limit:
             shares = []
             for s in rated_pods:
@@ -364,6 +368,18 @@ class Prometheus:
             return Unknown(f"no samples in the last {window_seconds / 3600:g}h")
         return kept[0][1]
 
+    def cpu_history(self, *, at_seconds: float, window_seconds: float) -> Peak:
+        """Seconds of ``(at - window, at]`` with a CPU reading (steps x the step); Unknown with none."""
+        kept = self.cpu_steps
+        while kept and kept[0] <= at_seconds - window_seconds:
+            kept.popleft()
+        steps = len(kept)
+        while steps and kept[steps - 1] > at_seconds:  # steps after ``at`` (none in a replay, which goes forward)
+            steps -= 1
+        if steps == 0:
+            return Unknown(f"no samples in the last {window_seconds / 3600:g}h")
+        return steps * STEP_SECONDS
+
     def observations(
         self, *, at_seconds: float, window_seconds: float, live: LiveConfig,
         peak_window_seconds: float = DEFAULT_PEAK_WINDOW_SECONDS,
@@ -379,6 +395,8 @@ class Prometheus:
             live=live,
             signals={name: signal(name) for name in SIGNALS},
             peak_window_seconds=peak_window_seconds,
-            peaks={name: self.peak(name, at_seconds=at_seconds, window_seconds=peak_window_seconds)
-                   for name in PEAK_SIGNALS},
+            peaks={**{name: self.peak(name, at_seconds=at_seconds, window_seconds=peak_window_seconds)
+                      for name in PEAK_SIGNALS},
+                   "cpu_history_seconds": self.cpu_history(at_seconds=at_seconds,
+                                                           window_seconds=peak_window_seconds)},
         )

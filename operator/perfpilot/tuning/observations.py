@@ -175,6 +175,8 @@ class Observations:
     # still covers the busy one. Unknown (the default) blocks every shrink that needs it.
     peak_window_seconds: float = DEFAULT_PEAK_WINDOW_SECONDS
     peak_cpu_usage_millicores_total: Peak = field(default_factory=_not_read)  # sum over the workload's pods
+    # Seconds of the peak window with a CPU reading for the workload: how much history the peaks were read from.
+    cpu_history_seconds: Peak = field(default_factory=_not_read)
     peak_memory_working_set_bytes_per_pod: Peak = field(default_factory=_not_read)  # largest pod
     peak_request_rate_per_second: Peak = field(default_factory=_not_read)
     # The largest rise of the request rate within RISE_SPAN_SECONDS: what the running pods must carry while
@@ -209,6 +211,7 @@ class Observations:
             pool_max_wait_seconds=signal("pool_max_wait_seconds"),
             peak_window_seconds=peak_window_seconds,
             peak_cpu_usage_millicores_total=peak("peak_cpu_usage_millicores_total"),
+            cpu_history_seconds=peak("cpu_history_seconds"),
             peak_memory_working_set_bytes_per_pod=peak("peak_memory_working_set_bytes_per_pod"),
             peak_request_rate_per_second=peak("peak_request_rate_per_second"),
             peak_request_rate_rise_per_second=peak("peak_request_rate_rise_per_second"),

@@ -65,3 +65,18 @@ def format_ms(seconds: float) -> str:
 
 def format_hours(seconds: float) -> str:
     return f"{seconds / 3600:g}h"
+
+
+def check_history_for_a_cut(ctx: RuleContext) -> tuple[str, tuple[str, ...]] | None:
+    """None when the peak window holds enough history for a cut to rely on its peaks, else why not and the
+    signals that blocked it (the KRR/VPA stance: little data is no basis for taking capacity away)."""
+    observations = ctx.observations
+    history = observations.cpu_history_seconds
+    span = format_hours(observations.peak_window_seconds)
+    if isinstance(history, Unknown):
+        return f"CPU history over {span} unknown ({history.reason}): no cut", ("cpu_history_seconds",)
+    needed = min(ctx.thresholds.cut_min_history_seconds, observations.peak_window_seconds)
+    if history < needed:
+        return (f"only {history / 3600:.1f}h of CPU history over {span} (a cut waits for {format_hours(needed)}: "
+                f"peaks read from less may miss the day's high)"), ()
+    return None

@@ -13,7 +13,14 @@ from perfpilot.tuning import guardrails, signals
 from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.observations import PoolLive, Series, Unknown
 from perfpilot.tuning.rules.changes import build_pool_change
-from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, find_unknown_names, format_hours, format_ms
+from perfpilot.tuning.rules.context import (
+    RuleContext,
+    RuleOutcome,
+    check_history_for_a_cut,
+    find_unknown_names,
+    format_hours,
+    format_ms,
+)
 from perfpilot.tuning.tables import BEYOND_PEAK, POOL_TIERS
 
 
@@ -196,6 +203,11 @@ def decide_pool_shrink(ctx: RuleContext) -> Iterator[RuleOutcome]:
         return
     if not ctx.covers(utilisation, observations.window_seconds):
         yield RuleOutcome(name, note="pool under 50%, but the window is not yet covered")
+        return
+    short_history = check_history_for_a_cut(ctx)
+    if short_history is not None:
+        why, blocked_by = short_history
+        yield RuleOutcome(name, note=f"pool under 50%, but {why}", blocked_by=blocked_by)
         return
     live_default = pool.default_pool_size
     lower_tier = next((t for t in reversed(POOL_TIERS) if t.default_pool_size < live_default), None)

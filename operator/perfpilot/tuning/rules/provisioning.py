@@ -14,7 +14,7 @@ from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.observations import Series, Unknown
 from perfpilot.tuning.rules.behaviour import is_slo_breached_while_scaling_up
 from perfpilot.tuning.rules.changes import build_behaviour_change, build_max_replicas_change
-from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, format_hours, format_ms
+from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, check_history_for_a_cut, format_hours, format_ms
 from perfpilot.tuning.rules.resize import compute_resource_change
 from perfpilot.tuning.rules.shortage import compute_saturation
 from perfpilot.tuning.rules.spikes import (
@@ -227,6 +227,11 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
     latency = ctx.observations.latency_p95_seconds
     if isinstance(latency, Series) and not ctx.covers(latency, ctx.observations.window_seconds):
         yield RuleOutcome(name, note="over-provisioned, but the window is not yet covered")
+        return
+    short_history = check_history_for_a_cut(ctx)
+    if short_history is not None:
+        why, blocked_by = short_history
+        yield RuleOutcome(name, note=f"over-provisioned, but {why}", blocked_by=blocked_by)
         return
     row = RESOURCE_ROWS["Over"]
     cpu, memory = provisioning.cpu_over, provisioning.memory_over
