@@ -116,10 +116,11 @@ def test_the_cpu_history_counts_the_warm_up_and_the_steps_since_within_the_peak_
     warm_again = warm_up(trace=Trace("after", "rps", 3 * 3600.0, 60.0, (20.0,) * 60), settings=scenario.settings,
                          params=scenario.params, slo_seconds=0.5)
     later.continue_from(warm_again)
+    later.continue_from(warm_again)  # handed over twice: counted once
     at = 4 * 3600.0
     week = later.cpu_history(at_seconds=at, window_seconds=7 * 86400.0)
     assert isinstance(week, float) and 3.9 * 3600 <= week <= 4 * 3600  # the first steps have no rate yet
-    assert later.cpu_history(at_seconds=at, window_seconds=2 * 3600.0) == 2 * 3600.0
+    assert later.cpu_history(at_seconds=at, window_seconds=2 * 3600.0) == 2 * 3600.0 + 60.0  # both ends count
     assert isinstance(Prometheus().cpu_history(at_seconds=at, window_seconds=3600.0), Unknown)
 
 
@@ -162,6 +163,51 @@ def test_the_hpa_gets_no_metric_for_a_container_started_under_two_scrapes_ago(mo
     old = {pod.name for pod in cluster.pods} - new
     assert len(new) == 2 and len(old) == 2
     assert seen[CPU] == old and seen[MEMORY] == old
+
+
+def _metrics_seen_at_each_sync(driver: _HpaDriver, monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """The pods with a CPU metric at each of ``driver``'s syncs from now on."""
+    seen: list[set[str]] = []
+    reconcile = driver.controller.reconcile
+
+    def capture(**arguments: Any) -> Any:
+        seen.append(set(arguments["metrics"][CPU]))
+        return reconcile(**arguments)
+
+    monkeypatch.setattr(driver.controller, "reconcile", capture)
+    return seen
+
+
+def test_pods_running_before_the_first_sync_have_metrics_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = SCENARIOS["right-sized"].settings
+    cluster = Cluster.started(params=ClusterParams(), resources=settings.resources, pool=settings.pool, replicas=3,
+                              now_seconds=0.0)
+    cluster.advance(rate_per_second=10.0)
+    driver = _HpaDriver()
+    seen = _metrics_seen_at_each_sync(driver, monkeypatch)
+    driver.sync(cluster=cluster, spec=build_hpa_spec(settings.hpa), now=cluster.now_seconds)
+    assert seen == [{pod.name for pod in cluster.pods}]
+
+
+def test_a_restarted_container_has_no_metric_until_30_s_after_its_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An OOM kill restarts the container at the tick's start, the time of the sync before: that sync's sample
+    # was the old container's and must not stand for the new one.
+    settings = SCENARIOS["right-sized"].settings
+    cluster = Cluster.started(params=ClusterParams(), resources=settings.resources, pool=settings.pool, replicas=2,
+                              now_seconds=0.0)
+    driver = _HpaDriver()
+    spec = build_hpa_spec(settings.hpa)
+    seen = _metrics_seen_at_each_sync(driver, monkeypatch)
+    for _ in range(3):
+        cluster.advance(rate_per_second=10.0)
+        driver.sync(cluster=cluster, spec=spec, now=cluster.now_seconds)
+    restarted = cluster.pods[0]
+    restarted.container_started_seconds = cluster.now_seconds
+    for _ in range(3):
+        cluster.advance(rate_per_second=10.0)
+        driver.sync(cluster=cluster, spec=spec, now=cluster.now_seconds)
+    ages = [15.0, 30.0, 45.0]  # the restarted container's age at the three syncs after it
+    assert [restarted.name in pods for pods in seen[3:]] == [age >= 30.0 for age in ages]
 
 
 def test_the_hpa_sees_the_usage_metrics_server_scraped_one_tick_before_its_sync(

@@ -195,7 +195,9 @@ class Prometheus:
         for name, samples in earlier.peak_history.items():
             for stamp, value in samples:
                 self._record_peak(name, stamp, value)
-        self.cpu_steps.extend(earlier.cpu_steps)
+        # Only steps after the ones held, so a history handed over twice, or overlapping, is counted once.
+        last = self.cpu_steps[-1] if self.cpu_steps else -math.inf
+        self.cpu_steps.extend(stamp for stamp in earlier.cpu_steps if stamp > last)
 
     def _record_peak(self, name: str, stamp: float, value: float) -> None:
         kept = self.peak_history[name]
@@ -369,9 +371,11 @@ class Prometheus:
         return kept[0][1]
 
     def cpu_history(self, *, at_seconds: float, window_seconds: float) -> Peak:
-        """Seconds of ``(at - window, at]`` with a CPU reading (steps x the step); Unknown with none."""
+        """Seconds of ``[at - window, at]`` with a CPU reading (steps x the step); Unknown with none. Both ends
+        count: Prometheus 2's subquery starts on the first aligned step at or after ``at - window`` and its
+        range functions keep a point on the range's start."""
         kept = self.cpu_steps
-        while kept and kept[0] <= at_seconds - window_seconds:
+        while kept and kept[0] < at_seconds - window_seconds:
             kept.popleft()
         steps = len(kept)
         while steps and kept[steps - 1] > at_seconds:  # steps after ``at`` (none in a replay, which goes forward)

@@ -190,12 +190,20 @@ class _HpaDriver:
                 start_seconds=pod.created_seconds,
                 ready_transition_seconds=pod.ready_at_seconds if ready else pod.container_started_seconds,
             ))
-            samples = [sample for sample in self._pending.get(pod.name, ())
-                       if sample[0] >= pod.container_started_seconds]  # a restart starts afresh
+            age = now - pod.container_started_seconds
+            if pod.name not in self._pending and age >= params.metrics_first_sample_seconds:
+                # A pod running before this driver's first sync (a run starts on a running service):
+                # metrics-server already holds its sample of a tick ago, taken as the usage of now.
+                samples = [(now - params.metrics_delay_seconds, int(pod.usage_millicores),
+                            int(pod.working_set_bytes))]
+            else:
+                # A sample taken at (or before) a restart is the old container's: the new one starts afresh.
+                samples = [sample for sample in self._pending.get(pod.name, ())
+                           if sample[0] > pod.container_started_seconds]
             # The first sample a CPU rate can be made of is measured this long after the container starts,
             # so the HPA sees it metrics_first_sample_seconds after the start.
             first_measured_after = params.metrics_first_sample_seconds - params.metrics_delay_seconds
-            if now - pod.container_started_seconds >= first_measured_after:
+            if age >= first_measured_after:
                 samples.append((now, int(pod.usage_millicores), int(pod.working_set_bytes)))
             visible = [sample for sample in samples if sample[0] <= now - params.metrics_delay_seconds]
             pending[pod.name] = [sample for sample in samples if sample[0] > now - params.metrics_delay_seconds]
