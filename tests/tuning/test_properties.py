@@ -514,7 +514,9 @@ def test_a_decision_never_cuts_on_less_than_a_day_of_history(
         return
     history = observations.cpu_history_seconds
     assert not isinstance(history, Unknown)
-    assert history >= min(DEFAULT_THRESHOLDS.cut_min_history_seconds, observations.peak_window_seconds)
+    own_window = profile.guardrails.peak_window.seconds
+    assert history >= min(DEFAULT_THRESHOLDS.cut_min_history_seconds,
+                          DEFAULT_THRESHOLDS.cut_history_fraction * own_window)
 
 
 @PROPERTY_SETTINGS

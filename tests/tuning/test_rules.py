@@ -672,17 +672,24 @@ def test_nothing_is_cut_while_both_peaks_are_unknown() -> None:
 
 @pytest.mark.parametrize(("history_hours", "peak_window_hours", "cuts"), [
     (24.0, 168.0, True), (23.9, 168.0, False),  # a day of the week's history
-    (12.0, 12.0, True), (11.9, 12.0, False),  # all of a peak window shorter than a day
+    (11.4, 12.0, True), (11.3, 12.0, False),  # 95% of a peak window shorter than a day (a scrape gap allowed)
 ])
-def test_a_cut_waits_for_a_day_of_cpu_history_or_all_of_a_shorter_peak_window(
+def test_a_cut_waits_for_a_day_of_cpu_history_or_nearly_all_of_a_shorter_peak_window(
     history_hours: float, peak_window_hours: float, cuts: bool
 ) -> None:
     observations = replace(over_provisioned_observations(), cpu_history_seconds=history_hours * 3600,
                            peak_window_seconds=peak_window_hours * 3600)
-    decision = run(observations)
+    decision = run(observations, guardrails={"peakWindow": f"{peak_window_hours:g}h"})
     assert (decision.change is not None) is cuts, decision.reason
     if not cuts:
         assert f"only {history_hours:.1f}h of CPU history over {peak_window_hours:g}h" in decision.reason
+
+
+def test_the_history_a_cut_needs_follows_the_profiles_own_peak_window_not_the_snapshots_widest() -> None:
+    # The snapshot read a week (another profile's peakWindow); this profile's 6 h needs 5.7 h of it.
+    observations = replace(over_provisioned_observations(), cpu_history_seconds=6 * 3600.0)
+    assert run(observations, guardrails={"peakWindow": "6h"}).change is not None
+    assert run(observations).change is None
 
 
 def test_an_unknown_cpu_history_blocks_every_cut() -> None:

@@ -103,9 +103,11 @@ class Thresholds:
     # multiple of the largest pod's peak working set of the peak window.
     peak_memory_headroom_multiple: float = 1.25
     # Ours: a cut (the Over resources row, a pool shrink) waits until the peak window holds at least this much
-    # CPU history of the workload (all of it when guardrails.peakWindow is shorter): a peak read from less may
-    # have missed the day's high. A new workload, or a Prometheus with short retention, is left as it is.
+    # CPU history of the workload (or cut_history_fraction of guardrails.peakWindow when that is less): a peak
+    # read from less may have missed the day's high. A new workload, or a Prometheus with short retention, is
+    # left as it is.
     cut_min_history_seconds: float = 86_400.0
+    cut_history_fraction: float = 0.95
 
     # --- pacing ---------------------------------------------------------------------------------------
     # Ours: no emergency follows a change before the change can show in the signals: this many intervals

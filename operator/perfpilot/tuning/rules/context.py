@@ -75,8 +75,11 @@ def check_history_for_a_cut(ctx: RuleContext) -> tuple[str, tuple[str, ...]] | N
     span = format_hours(observations.peak_window_seconds)
     if isinstance(history, Unknown):
         return f"CPU history over {span} unknown ({history.reason}): no cut", ("cpu_history_seconds",)
-    needed = min(ctx.thresholds.cut_min_history_seconds, observations.peak_window_seconds)
+    # The profile's own peakWindow (the snapshot reads the widest of its profiles'), less a tolerance for scrape
+    # gaps when it is shorter than a day: a Prometheus restart must not block cuts for the whole window.
+    own_window = ctx.profile.guardrails.peak_window.seconds
+    needed = min(ctx.thresholds.cut_min_history_seconds, ctx.thresholds.cut_history_fraction * own_window)
     if history < needed:
-        return (f"only {history / 3600:.1f}h of CPU history over {span} (a cut waits for {format_hours(needed)}: "
+        return (f"only {history / 3600:.1f}h of CPU history over {span} (a cut waits for {needed / 3600:.1f}h: "
                 f"peaks read from less may miss the day's high)"), ()
     return None
