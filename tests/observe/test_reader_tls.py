@@ -62,3 +62,14 @@ def test_a_certificate_the_reader_cannot_verify_is_named_as_the_tls_failure(
         assert message.startswith(f"prometheus {tls_prometheus.url}: TLS handshake failed: "
                                   f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), message
         assert "(check the CA bundle)" in message
+
+
+def test_a_certificate_for_another_host_is_named_with_the_host(
+    tls_prometheus: PrometheusServer, certificate: TlsFiles
+) -> None:
+    url = tls_prometheus.url.replace("127.0.0.1", "localhost")  # the certificate names only 127.0.0.1
+    with pytest.raises(PrometheusUnreachable) as raised:
+        _read_a_constant(PrometheusSettings(url=url, retries=0, ca_file=certificate.cert))
+    message = str(raised.value)
+    assert "TLS handshake failed: [SSL: CERTIFICATE_VERIFY_FAILED]" in message, message
+    assert "'localhost'" in message and "_ssl.c" not in message, message

@@ -252,3 +252,14 @@ def test_simulate_prefixes_every_line_of_a_profile_with_several_problems(
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) >= 2
     assert all(line.startswith(f"perfpilot simulate: --profile {path}: ") for line in lines), lines
+
+
+def test_simulate_writes_through_a_symlinked_json_and_keeps_the_link(tmp_path: Path, small_trace: Path) -> None:
+    target = tmp_path / "results" / "latest.json"
+    target.parent.mkdir()
+    target.write_text("{}\n")
+    link = tmp_path / "out.json"
+    link.symlink_to(target)
+    assert main(["simulate", "--trace", str(small_trace), "--json", str(link)]) == 0
+    assert link.is_symlink()
+    assert json.loads(target.read_text())["scenario"] == "right-sized"

@@ -83,7 +83,8 @@ def test_the_latest_accepted_timestamp_leaves_the_replay_clock_a_year_of_dates(t
     # rates: never clamped or skipped silently
     ("0,1\n60,-2.5\n120,3\n", "{path}:3: column rps: a rate cannot be negative (got '-2.5')"),
     ("0,-1\n60,-2\n", "{path}:2: column rps: a rate cannot be negative (got '-1')"),
-    ("0,1\n60, \n", "{path}:3: column rps: not a number (got ' ')"),  # blank is not empty
+    # a blank cell is an empty one (", "-separated files): here it leaves one rate
+    ("0,1\n60, \n", "{path}: column rps: a trace needs at least two rows with a rate (found 1)"),
     ("0,1\n60\n120,3\n", "{path}:3: the row has 1 field, the header 2 (timestamp_seconds, rps)"),  # not a gap
     ("0,\n60,5\n120,\n", "{path}: column rps: a trace needs at least two rows with a rate (found 1)"),
 ])

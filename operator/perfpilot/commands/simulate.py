@@ -231,27 +231,29 @@ def _staging_path(path: Path) -> Path:
 
 
 def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | None, plot_path: Path | None) -> None:
-    """Write the JSON and the plot asked for, both or neither: each goes to a file beside its final path and
-    is renamed over it only once both are complete, so a full disk or a failing plot leaves no truncated file
-    and no lone JSON behind. Missing folders on the way are created."""
+    """Write the JSON and the plot asked for. Each goes to a file beside its final path (the file a symlink
+    points to) and is renamed over it once both are complete: a full disk or a failing plot leaves no
+    truncated file and no lone new JSON behind (only a failing second rename, rarer, could). Missing folders
+    on the way are created."""
     staged: list[tuple[Path, Path]] = []
     try:
-        for final in (json_path, plot_path):
-            if final is None:
+        for asked in (json_path, plot_path):
+            if asked is None:
                 continue
+            final = asked.resolve() if asked.is_symlink() else asked  # the link stays a link
             staging = _staging_path(final)
             staged.append((staging, final))
             try:
                 final.parent.mkdir(parents=True, exist_ok=True)
-                if final is json_path:
+                if asked is json_path:
                     staging.write_text(json.dumps(to_json(simulation, scale=scale), indent=2) + "\n")
                 else:
                     # matplotlib (the optional "sim" extra) is loaded only when a plot is asked for.
                     from perfpilot.sim.plot import write_plot  # noqa: PLC0415
 
-                    write_plot(simulation, staging, image_format=final.suffix.lstrip(".").lower())
+                    write_plot(simulation, staging, image_format=asked.suffix.lstrip(".").lower())
             except OSError as error:
-                raise OutputError(f"cannot write {final}: {error.strerror or error}") from None
+                raise OutputError(f"cannot write {asked}: {error.strerror or error}") from None
         for staging, final in staged:
             try:
                 if staging != final:

@@ -296,7 +296,8 @@ def _describe(error: Exception) -> str:
     return f"connection error: {text[:200]}"
 
 
-_TLS_REASON = re.compile(r"\[(?:SSL|X509)[^\]]*\][^'\")]*")
+# "[SSL: CODE] text" up to OpenSSL's " (_ssl.c:N)" (the text may quote a host name), or the quote closing it.
+_TLS_REASON = re.compile(r"\[(?:SSL|X509)[^\]]*\].*?(?= \(_ssl\.c:\d+\)|'\)|\"\)|$)")
 
 
 def _parse(raw: Any, *, url: str) -> list[RangeSeries]:

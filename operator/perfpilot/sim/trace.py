@@ -215,7 +215,7 @@ def _read_points(path: Path, rows: Iterator[tuple[int, list[str]]], *, column: s
         if len(fields) != len(header):
             raise ValueError(f"{path}:{line}: the row has {len(fields)} field{'s' * (len(fields) != 1)}, the "
                              f"header {len(header)} ({', '.join(header)})")
-        stamp_text, rate_text = fields[stamp_at], fields[rate_at]
+        stamp_text, rate_text = fields[stamp_at].strip(), fields[rate_at].strip()  # "60, 12" as the header's ", "
         stamp = _timestamp(stamp_text, path=path, line=line, previous=previous)
         if previous is not None and stamp <= previous[0]:
             raise ValueError(f"{path}:{line}: column {TIMESTAMP_COLUMN}: {stamp:g} does not increase on "
