@@ -204,10 +204,9 @@ def decide_pool_shrink(ctx: RuleContext) -> Iterator[RuleOutcome]:
     if not ctx.covers(utilisation, observations.window_seconds):
         yield RuleOutcome(name, note="pool under 50%, but the window is not yet covered")
         return
-    short_history = check_history_for_a_cut(ctx)
-    if short_history is not None:
-        why, blocked_by = short_history
-        yield RuleOutcome(name, note=f"pool under 50%, but {why}", blocked_by=blocked_by)
+    held = check_history_for_a_cut(ctx, rule=name, finding="pool under 50%")
+    if held is not None:
+        yield held
         return
     live_default = pool.default_pool_size
     lower_tier = next((t for t in reversed(POOL_TIERS) if t.default_pool_size < live_default), None)

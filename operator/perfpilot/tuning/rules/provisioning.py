@@ -228,10 +228,9 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
     if isinstance(latency, Series) and not ctx.covers(latency, ctx.observations.window_seconds):
         yield RuleOutcome(name, note="over-provisioned, but the window is not yet covered")
         return
-    short_history = check_history_for_a_cut(ctx)
-    if short_history is not None:
-        why, blocked_by = short_history
-        yield RuleOutcome(name, note=f"over-provisioned, but {why}", blocked_by=blocked_by)
+    held = check_history_for_a_cut(ctx, rule=name, finding="over-provisioned")
+    if held is not None:
+        yield held
         return
     row = RESOURCE_ROWS["Over"]
     cpu, memory = provisioning.cpu_over, provisioning.memory_over
