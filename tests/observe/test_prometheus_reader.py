@@ -329,7 +329,7 @@ def test_one_cycle_for_many_profiles_issues_as_many_queries_as_for_one(prometheu
     result = fetch_observations(many, at=AT, settings=settings)
     for_many = queries_sent(prometheus.url) - before - for_one
 
-    assert for_one == 16  # 3 application + 4 container + 3 pool signals, 2 + 2 + 1 peaks, and the CPU history
+    assert for_one == 17  # 3 application + 4 container + 3 pool signals, 2 + 2 + 1 peaks, 2 histories
     assert for_many == for_one
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
     assert result[("team-7", "svc-7")].request_rate_per_second == Unknown("no series for team-7/svc-7")
@@ -348,8 +348,9 @@ def test_profiles_with_other_metric_names_share_queries_by_shape(prometheus: Pro
     ]
     before = queries_sent(prometheus.url)
     result = fetch_observations(targets, at=AT, settings=settings)
-    # 2 app shapes x (3 + 2 peaks) + (4 + 2 peaks + the CPU history) container + 2 pool shapes x (3 + 1 peak)
-    assert queries_sent(prometheus.url) - before == 25
+    # 2 app shapes x (3 + 2 peaks) + (4 + 2 peaks + the CPU history) container
+    # + 2 pool shapes x (3 + 1 peak + the pool history)
+    assert queries_sent(prometheus.url) - before == 27
     assert result[("billing", "invoices")].latency_p95_seconds == Unknown("no series for billing/invoices")
     assert isinstance(result[("analytics", "reports")].pool_server_active, Series)
 
@@ -533,6 +534,21 @@ def test_the_cpu_history_is_the_steps_of_the_peak_window_with_a_cpu_reading(
     assert observations.cpu_history_seconds == len(with_reading) * STEP_SECONDS
     assert 0 < len(with_reading) <= len(HOUR_STEPS)  # about an hour was written, in a window of a day
     assert observed[("ghost", "nothing")].cpu_history_seconds == Unknown("no series for ghost/nothing")
+
+
+def test_the_pool_history_is_the_steps_of_the_peak_window_with_a_pool_demand_reading(
+    observed: dict[ProfileKey, Observations], cluster: OpenMetricsWriter
+) -> None:
+    observations = observed[("shop", "api")]
+    window = int(observations.peak_window_seconds)
+    steps = range(AT_SECONDS - window + STEP_SECONDS, AT_SECONDS + 1, STEP_SECONDS)
+    # shop has one pooler workload (two pods): a step counts when one of its server-active series has a point.
+    shop_active = [points for labels, points in cluster.series("pgbouncer_pools_server_active_connections")
+                   if labels["namespace"] == "shop" and labels["database"] == "app"]
+    with_reading = [t for t in steps if any(instant_at(points, at_seconds=t) is not None for points in shop_active)]
+    assert observations.pool_history_seconds == len(with_reading) * STEP_SECONDS
+    assert 0 < len(with_reading) <= len(HOUR_STEPS) + 1  # the hour written, its first scrape included
+    assert observed[("ghost", "nothing")].pool_history_seconds == Unknown("pool tuning is off")
 
 
 def test_the_largest_rise_is_the_rate_minus_the_rate_five_minutes_before_at_its_largest_step(

@@ -45,7 +45,7 @@ POOL = {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}}}
 def test_the_number_of_queries_does_not_grow_with_profiles() -> None:
     one = plan_queries([profile("shop", "api", pool=POOL)], SETTINGS)
     thousand = plan_queries([profile(f"ns-{i % 40}", f"svc-{i}", pool=POOL) for i in range(1000)], SETTINGS)
-    assert len(one.queries) == len(thousand.queries) == 16  # 10 signals, 5 peaks and the CPU history
+    assert len(one.queries) == len(thousand.queries) == 17  # 10 signals, 5 peaks, the CPU and pool histories
     assert [q.signal for q in one.queries] == [q.signal for q in thousand.queries]
 
 
@@ -160,12 +160,13 @@ def test_each_peak_is_a_max_over_time_subquery_of_its_signal_over_the_widest_pea
     assert plan.peak_window_seconds == 2 * 86400
     peaks = {q.signal: q.promql for q in plan.queries if isinstance(q.signal, PeakName)}
     assert set(peaks) == set(PeakName)
-    history = peaks.pop(PeakName.CPU_HISTORY)
+    histories = {name: peaks.pop(name) for name in (PeakName.CPU_HISTORY, PeakName.POOL_HISTORY)}
     for promql in peaks.values():
         assert promql.startswith("max_over_time((") and promql.endswith(")[172800s:60s])")
-    # The CPU history counts the steps of the CPU peak's own subquery that have a value.
-    cpu_peak = peaks[PeakName.CPU_USAGE_TOTAL]
-    assert history == "60 * count_over_time(" + cpu_peak.removeprefix("max_over_time(")
+    # Each history counts the steps of its peak's own subquery that have a value.
+    for history, peak in ((PeakName.CPU_HISTORY, PeakName.CPU_USAGE_TOTAL),
+                          (PeakName.POOL_HISTORY, PeakName.POOL_DEMAND)):
+        assert histories[history] == "60 * count_over_time(" + peaks[peak].removeprefix("max_over_time(")
     shape = AppShape.from_metrics(Metrics())
     rate = request_rate_query(shape, namespaces=["billing", "shop"], rate_window_seconds=120)
     assert peaks[PeakName.REQUEST_RATE] == f"max_over_time(({rate})[172800s:60s])"

@@ -106,7 +106,7 @@ def _over_provisioned_cuts_in_four_hours_without_history(guardrails: dict[str, s
             if "Over-provisioned" in why]
 
 
-def test_the_cpu_history_counts_the_warm_up_and_the_steps_since_within_the_peak_window() -> None:
+def test_the_histories_count_the_warm_up_and_the_steps_since_within_the_peak_window() -> None:
     # 3 h of warm-up, then 1 h more: the week's history is 4 h of steps; a 2 h peak window holds 2 h of it.
     scenario = SCENARIOS["right-sized"]
     warm = warm_up(trace=Trace("before", "rps", 0.0, 60.0, (20.0,) * 180), settings=scenario.settings,
@@ -118,10 +118,12 @@ def test_the_cpu_history_counts_the_warm_up_and_the_steps_since_within_the_peak_
     later.continue_from(warm_again)
     later.continue_from(warm_again)  # handed over twice: counted once
     at = 4 * 3600.0
-    week = later.cpu_history(at_seconds=at, window_seconds=7 * 86400.0)
-    assert isinstance(week, float) and 3.9 * 3600 <= week <= 4 * 3600  # the first steps have no rate yet
-    assert later.cpu_history(at_seconds=at, window_seconds=2 * 3600.0) == 2 * 3600.0 + 60.0  # both ends count
-    assert isinstance(Prometheus().cpu_history(at_seconds=at, window_seconds=3600.0), Unknown)
+    for name in ("cpu_history_seconds", "pool_history_seconds"):
+        week = later.history(name, at_seconds=at, window_seconds=7 * 86400.0)
+        assert isinstance(week, float) and 3.9 * 3600 <= week <= 4 * 3600, name  # the first steps have no rate
+        two_hours = later.history(name, at_seconds=at, window_seconds=2 * 3600.0)
+        assert two_hours == 2 * 3600.0 + 60.0, name  # both ends count
+        assert isinstance(Prometheus().history(name, at_seconds=at, window_seconds=3600.0), Unknown)
 
 
 def test_a_window_longer_than_an_hour_is_covered_and_acted_on_once_it_has_passed() -> None:

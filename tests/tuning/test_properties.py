@@ -184,6 +184,8 @@ def observation_sets(draw: st.DrawFn, profile: PerformanceProfileSpec) -> Observ
         "peak_pool_demand_connections": draw(st.one_of(st.just(Unknown("generated")), st.floats(0.0, 160.0))),
         "cpu_history_seconds": draw(st.one_of(st.just(Unknown("generated")), st.floats(0.0, 7 * 86400.0),
                                               st.just(7 * 86400.0))),
+        "pool_history_seconds": draw(st.one_of(st.just(Unknown("generated")), st.floats(0.0, 7 * 86400.0),
+                                               st.just(7 * 86400.0))),
     }
     return replace(b.observations(live=live, **signals), **peaks)
 
@@ -501,8 +503,8 @@ def test_a_decision_never_shrinks_with_an_unknown_peak_or_little_history(
         assert not isinstance(observations.peak_pool_demand_connections, Unknown)
     if not (cpu or memory or pool):
         return
-    # ... nor on less than a day of history (or nearly all of a shorter peakWindow).
-    history = observations.cpu_history_seconds
+    # ... nor on less than a day of the history its peak was read from (or nearly all of a shorter peakWindow).
+    history = observations.pool_history_seconds if pool else observations.cpu_history_seconds
     assert not isinstance(history, Unknown)
     own_window = profile.guardrails.peak_window.seconds
     assert history >= min(DEFAULT_THRESHOLDS.cut_min_history_seconds,

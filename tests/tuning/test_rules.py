@@ -699,10 +699,19 @@ def test_an_unknown_cpu_history_blocks_every_cut() -> None:
 
 
 @pytest.mark.parametrize(("history_hours", "shrinks"), [(24.0, True), (23.9, False)])
-def test_a_pool_shrink_waits_for_a_day_of_cpu_history(history_hours: float, shrinks: bool) -> None:
-    observations = replace(pool_observations(active=5, peak_demand=7.0), cpu_history_seconds=history_hours * 3600)
+def test_a_pool_shrink_waits_for_a_day_of_the_pools_own_history(history_hours: float, shrinks: bool) -> None:
+    # The workload was watched all week, its pooler's exporter only since history_hours ago.
+    observations = replace(pool_observations(active=5, peak_demand=7.0), pool_history_seconds=history_hours * 3600)
     decision = run(observations)
     assert (decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE) is shrinks
+    if not shrinks:
+        assert f"only {history_hours:.1f}h of pool-demand history over 168h" in decision.reason
+
+
+def test_an_unknown_pool_history_blocks_the_shrink() -> None:
+    decision = run(replace(pool_observations(active=5, peak_demand=7.0), pool_history_seconds=Unknown("no series")))
+    assert decision.change is None
+    assert "pool_history_seconds" in decision.blocked_by
 
 
 @pytest.mark.parametrize(("peak_demand", "shrinks"), [(7.9, True), (8.0, False)])

@@ -102,7 +102,9 @@ def observations(*, at: datetime = NOW, **overrides: Signal | LiveConfig | Peak)
         pool_client_waiting=series(0, at=at),
         pool_max_wait_seconds=series(0, at=at),
         live=live(),
-        cpu_history_seconds=DEFAULT_PEAK_WINDOW_SECONDS,  # a workload Prometheus has seen for the whole week
+        # A workload and a pooler Prometheus has seen for the whole week.
+        cpu_history_seconds=DEFAULT_PEAK_WINDOW_SECONDS,
+        pool_history_seconds=DEFAULT_PEAK_WINDOW_SECONDS,
     )
     return replace(base, **overrides)
 

@@ -69,6 +69,7 @@ class PeakName(StrEnum):
     REQUEST_RATE = "peak_request_rate_per_second"
     REQUEST_RATE_RISE = "peak_request_rate_rise_per_second"
     POOL_DEMAND = "peak_pool_demand_connections"
+    POOL_HISTORY = "pool_history_seconds"
 
 
 APP_SIGNALS = (SignalName.LATENCY_P95, SignalName.REQUEST_RATE, SignalName.ERROR_RATIO)
@@ -330,9 +331,8 @@ def cpu_history_query(
     """Seconds of the peak window in which the workload had a CPU reading: the steps of the CPU peak's
     subquery that have a value, times the step. A peak read from less than a day of it may miss the day's
     high, which is what a cut must not rely on."""
-    expression = _cpu_usage_total(shape, namespaces=namespaces, rate_window_seconds=rate_window_seconds)
-    return (f"{step_seconds} * count_over_time(({expression})"
-            f"[{_duration(peak_window_seconds)}:{_duration(step_seconds)}])")
+    return _history_over(_cpu_usage_total(shape, namespaces=namespaces, rate_window_seconds=rate_window_seconds),
+                         peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
 
 
 def peak_memory_working_set_query(
@@ -374,7 +374,26 @@ def peak_pool_demand_query(
 
     A pooler that exports no waiting series counts as 0 waiting (``or 0 x active``), as for the error ratio.
     """
+    return _peak_over(_pool_demand(shape, namespaces=namespaces), peak_window_seconds=peak_window_seconds,
+                      step_seconds=step_seconds)
+
+
+def _pool_demand(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
     active = pool_sum_query(shape, shape.names.server_active, namespaces=namespaces)
     waiting = pool_sum_query(shape, shape.names.client_waiting, namespaces=namespaces)
-    return _peak_over(f"{active} + ({waiting} or 0 * {active})", peak_window_seconds=peak_window_seconds,
-                      step_seconds=step_seconds)
+    return f"{active} + ({waiting} or 0 * {active})"
+
+
+def _history_over(expression: str, *, peak_window_seconds: int, step_seconds: int) -> str:
+    """Seconds of the peak window in which ``expression`` had a value: its steps there, times the step."""
+    return (f"{step_seconds} * count_over_time(({expression})"
+            f"[{_duration(peak_window_seconds)}:{_duration(step_seconds)}])")
+
+
+def pool_history_query(
+    shape: PoolShape, *, namespaces: Sequence[str], peak_window_seconds: int, step_seconds: int
+) -> str:
+    """Seconds of the peak window with a pool-demand reading (per pooler workload): how much history the
+    pool-demand peak, which a shrink relies on, was read from. An exporter added an hour ago has an hour."""
+    return _history_over(_pool_demand(shape, namespaces=namespaces), peak_window_seconds=peak_window_seconds,
+                         step_seconds=step_seconds)

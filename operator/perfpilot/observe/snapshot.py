@@ -4,9 +4,9 @@
 shape, covering all their namespaces; ``fetch_snapshot`` runs them through a ``PrometheusReader``;
 ``Snapshot.observations`` cuts each profile's ``Observations`` out of the shared results. With every
 profile on the default metric names a cycle issues 12 queries (7 signals over the window; 4 peaks and the
-CPU history over the peak window), or 16 when any profile tunes a pool, whether it has one profile or a
-thousand (7 more when some profiles' pod templates are known and others' are not: their container signals
-are counted apart).
+CPU history over the peak window), or 17 when any profile tunes a pool (its 3 signals, its demand peak and
+history), whether it has one profile or a thousand (7 more when some profiles' pod templates are known and
+others' are not: their container signals are counted apart).
 
 Failures never become zeros: a query that fails makes its signal Unknown for the profiles it served
 (``"prometheus query failed: …"``); an unreachable server makes every signal of every profile on it
@@ -49,6 +49,7 @@ from perfpilot.observe.promql import (
     peak_pool_demand_query,
     peak_request_rate_query,
     peak_request_rate_rise_query,
+    pool_history_query,
     pool_max_wait_query,
     pool_sum_query,
     replicas_query,
@@ -186,6 +187,8 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
         queries.extend(PlannedQuery(s, pool_shape, q, BY_POOL) for s, q in pool_queries.items())
         demand = peak_pool_demand_query(pool_shape, namespaces=ns, peak_window_seconds=peak_window, step_seconds=step)
         queries.append(PlannedQuery(PeakName.POOL_DEMAND, pool_shape, demand, BY_POOL))
+        history = pool_history_query(pool_shape, namespaces=ns, peak_window_seconds=peak_window, step_seconds=step)
+        queries.append(PlannedQuery(PeakName.POOL_HISTORY, pool_shape, history, BY_POOL))
 
     return QueryPlan(
         queries=tuple(queries),
@@ -271,7 +274,7 @@ class Snapshot:
         namespace = profile.metadata.namespace
         workload = profile.spec.target_ref.name
         shape: Shape
-        is_pool = signal in POOL_SIGNALS or signal is PeakName.POOL_DEMAND
+        is_pool = signal in POOL_SIGNALS or signal in (PeakName.POOL_DEMAND, PeakName.POOL_HISTORY)
         if is_pool:
             pgbouncer = profile.spec.pool.pgbouncer
             if not profile.spec.pool.enabled or pgbouncer is None:
@@ -327,7 +330,8 @@ class Snapshot:
 
 
     def _peak(self, profile: PerformanceProfile, peak: PeakName) -> Peak:
-        """The peak's value at the evaluation time; several pool series (poolers) add up."""
+        """The peak's value at the evaluation time; several pool series (poolers) add up, except their
+        histories: the pool has the history of its longest-watched pooler."""
         found = self._matching(profile, peak)
         if isinstance(found, Unknown):
             return found
@@ -337,7 +341,7 @@ class Snapshot:
         values = [float(series.samples[-1][1]) for series in matching if series.samples]
         if not values or any(not math.isfinite(value) for value in values):
             return Unknown(f"no finite peak for {where}")
-        return math.fsum(values)
+        return max(values) if peak is PeakName.POOL_HISTORY else math.fsum(values)
 
 
 def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], float]) -> list[tuple[float, float]]:

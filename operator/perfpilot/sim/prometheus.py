@@ -66,6 +66,8 @@ PEAK_SIGNALS = (
     "peak_request_rate_rise_per_second",  # request rate minus the request rate RISE_SPAN_SECONDS before
     "peak_pool_demand_connections",  # server active + clients waiting
 )
+# How much of the peak window has a reading: the Observations field, counted at the steps of its signal.
+HISTORY_SIGNALS = ("cpu_history_seconds", "pool_history_seconds")
 
 
 # What the model's application and pooler export (spec.metrics' defaults; the prometheus-community exporter).
@@ -183,12 +185,14 @@ class Prometheus:
     # subqueries of the reader. A warm-up replay before the window fills it. Peak windows are asked for with
     # start times that never go back, which is what lets old entries go.
     peak_history: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
-    # The steps with a CPU reading, for ``count_over_time(...[peakWindow:step])`` (the CPU history).
-    cpu_steps: deque[float] = field(default_factory=deque)
+    # The steps with a reading of each history's signal (CPU total, pool demand), for the reader's
+    # ``count_over_time(...[peakWindow:step])``.
+    history_steps: dict[str, deque[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.signals = {name: deque(maxlen=self.history_points) for name in SIGNALS}
         self.peak_history = {name: deque() for name in PEAK_SIGNALS}
+        self.history_steps = {name: deque() for name in HISTORY_SIGNALS}
 
     def continue_from(self, earlier: Prometheus) -> None:
         """Keep ``earlier``'s peak history (a warm-up replay before the window): Prometheus already has it."""
@@ -196,8 +200,9 @@ class Prometheus:
             for stamp, value in samples:
                 self._record_peak(name, stamp, value)
         # Only steps after the ones held, so a history handed over twice, or overlapping, is counted once.
-        last = self.cpu_steps[-1] if self.cpu_steps else -math.inf
-        self.cpu_steps.extend(stamp for stamp in earlier.cpu_steps if stamp > last)
+        for name, steps in self.history_steps.items():
+            last = steps[-1] if steps else -math.inf
+            steps.extend(stamp for stamp in earlier.history_steps[name] if stamp > last)
 
     def _record_peak(self, name: str, stamp: float, value: float) -> None:
         kept = self.peak_history[name]
@@ -327,7 +332,7 @@ class Prometheus:
         if cpu:
             values["cpu_usage_millicores_per_pod"] = 1000.0 * math.fsum(cpu) / len(cpu)
             self._record_peak("peak_cpu_usage_millicores_total", now, 1000.0 * math.fsum(cpu))
-            self.cpu_steps.append(now)
+            self.history_steps["cpu_history_seconds"].append(now)
         if self._has_limit:
             shares = []
             for s in rated_pods:
@@ -360,6 +365,7 @@ class Prometheus:
         active, waiting = values["pool_server_active"], values["pool_client_waiting"]
         if active is not None and waiting is not None:
             self._record_peak("peak_pool_demand_connections", now, active + waiting)
+            self.history_steps["pool_history_seconds"].append(now)
 
     def peak(self, name: str, *, at_seconds: float, window_seconds: float) -> Peak:
         """The largest value of a peak signal over ``(at - window, at]``; Unknown with no sample there."""
@@ -370,11 +376,11 @@ class Prometheus:
             return Unknown(f"no samples in the last {window_seconds / 3600:g}h")
         return kept[0][1]
 
-    def cpu_history(self, *, at_seconds: float, window_seconds: float) -> Peak:
-        """Seconds of ``[at - window, at]`` with a CPU reading (steps x the step); Unknown with none. Both ends
-        count: Prometheus 2's subquery starts on the first aligned step at or after ``at - window`` and its
-        range functions keep a point on the range's start."""
-        kept = self.cpu_steps
+    def history(self, name: str, *, at_seconds: float, window_seconds: float) -> Peak:
+        """Seconds of ``[at - window, at]`` with a reading of history ``name``'s signal (steps x the step);
+        Unknown with none. Both ends count: Prometheus 2's subquery starts on the first aligned step at or
+        after ``at - window`` and its range functions keep a point on the range's start."""
+        kept = self.history_steps[name]
         while kept and kept[0] < at_seconds - window_seconds:
             kept.popleft()
         steps = len(kept)
@@ -401,6 +407,6 @@ class Prometheus:
             peak_window_seconds=peak_window_seconds,
             peaks={**{name: self.peak(name, at_seconds=at_seconds, window_seconds=peak_window_seconds)
                       for name in PEAK_SIGNALS},
-                   "cpu_history_seconds": self.cpu_history(at_seconds=at_seconds,
-                                                           window_seconds=peak_window_seconds)},
+                   **{name: self.history(name, at_seconds=at_seconds, window_seconds=peak_window_seconds)
+                      for name in HISTORY_SIGNALS}},
         )

@@ -183,6 +183,8 @@ class Observations:
     # new ones start.
     peak_request_rate_rise_per_second: Peak = field(default_factory=_not_read)
     peak_pool_demand_connections: Peak = field(default_factory=_not_read)  # server active + clients waiting
+    # Seconds of the peak window with a pool-demand reading: how much history the pool peak was read from.
+    pool_history_seconds: Peak = field(default_factory=_not_read)
 
     @classmethod
     def of_signals(
@@ -212,6 +214,7 @@ class Observations:
             peak_window_seconds=peak_window_seconds,
             peak_cpu_usage_millicores_total=peak("peak_cpu_usage_millicores_total"),
             cpu_history_seconds=peak("cpu_history_seconds"),
+            pool_history_seconds=peak("pool_history_seconds"),
             peak_memory_working_set_bytes_per_pod=peak("peak_memory_working_set_bytes_per_pod"),
             peak_request_rate_per_second=peak("peak_request_rate_per_second"),
             peak_request_rate_rise_per_second=peak("peak_request_rate_rise_per_second"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import TuningState
@@ -67,22 +68,35 @@ def format_hours(seconds: float) -> str:
     return f"{seconds / 3600:g}h"
 
 
-def check_history_for_a_cut(ctx: RuleContext, *, rule: str, finding: str) -> RuleOutcome | None:
-    """None when the peak window holds enough history for a cut to rely on its peaks, else the outcome that
-    holds the cut: ``finding`` (what called for it), why not, and the unknown signal that blocked it (the
-    KRR/VPA stance: little data is no basis for taking capacity away)."""
+class History(NamedTuple):
+    """How much of the peak window a cut's peaks were read from: the ``Observations`` field and its words."""
+
+    field: str
+    label: str
+
+
+CPU_HISTORY = History("cpu_history_seconds", "CPU history")
+POOL_HISTORY = History("pool_history_seconds", "pool-demand history")
+
+
+def check_history_for_a_cut(
+    ctx: RuleContext, *, rule: str, finding: str, of: History = CPU_HISTORY
+) -> RuleOutcome | None:
+    """None when the peak window holds enough history (``of``) for a cut to rely on its peaks, else the
+    outcome that holds the cut: ``finding`` (what called for it), why not, and the unknown signal that
+    blocked it (the KRR/VPA stance: little data is no basis for taking capacity away)."""
     observations = ctx.observations
-    history = observations.cpu_history_seconds
+    history = getattr(observations, of.field)
     span = format_hours(observations.peak_window_seconds)
     if isinstance(history, Unknown):
-        return RuleOutcome(rule, note=f"{finding}, but the CPU history over {span} is unknown ({history.reason}): "
-                                      f"no cut", blocked_by=("cpu_history_seconds",))
+        return RuleOutcome(rule, note=f"{finding}, but the {of.label} over {span} is unknown ({history.reason}): "
+                                      f"no cut", blocked_by=(of.field,))
     # The profile's own peakWindow (the snapshot reads the widest of its profiles'), less a tolerance for scrape
     # gaps when it is shorter than a day: a Prometheus restart must not block cuts for the whole window.
     own_window = ctx.profile.guardrails.peak_window.seconds
     needed = min(ctx.thresholds.cut_min_history_seconds, ctx.thresholds.cut_history_fraction * own_window)
     if history < needed:
-        return RuleOutcome(rule, note=f"{finding}, but only {history / 3600:.1f}h of CPU history over {span} (a "
+        return RuleOutcome(rule, note=f"{finding}, but only {history / 3600:.1f}h of {of.label} over {span} (a "
                                       f"cut waits for {needed / 3600:.1f}h: peaks read from less may miss the "
                                       f"day's high)")
     return None

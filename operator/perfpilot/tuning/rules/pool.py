@@ -14,6 +14,7 @@ from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.observations import PoolLive, Series, Unknown
 from perfpilot.tuning.rules.changes import build_pool_change
 from perfpilot.tuning.rules.context import (
+    POOL_HISTORY,
     RuleContext,
     RuleOutcome,
     check_history_for_a_cut,
@@ -204,7 +205,7 @@ def decide_pool_shrink(ctx: RuleContext) -> Iterator[RuleOutcome]:
     if not ctx.covers(utilisation, observations.window_seconds):
         yield RuleOutcome(name, note="pool under 50%, but the window is not yet covered")
         return
-    held = check_history_for_a_cut(ctx, rule=name, finding="pool under 50%")
+    held = check_history_for_a_cut(ctx, rule=name, finding="pool under 50%", of=POOL_HISTORY)
     if held is not None:
         yield held
         return
