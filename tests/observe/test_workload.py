@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,13 +88,23 @@ def _deployment(generation: int, status: dict[str, int] | None) -> dict[str, obj
     (3, {"observedGeneration": 3, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 4}, False),
     (4, {"observedGeneration": 3, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 4}, True),
     (3, {"observedGeneration": 3, "replicas": 5, "updatedReplicas": 3, "availableReplicas": 4}, True),
-    (3, {"observedGeneration": 3, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 3}, True),
+    (3, {"observedGeneration": 3, "replicas": 5, "updatedReplicas": 4, "availableReplicas": 5}, True),  # old pod left
+    # Every pod on the latest template, one not available (starting, or crash-looping on OOM): no rollout.
+    (3, {"observedGeneration": 3, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 3}, False),
     (3, None, False),
 ])
-def test_a_rollout_is_in_progress_until_the_status_shows_every_pod_updated_and_available(
+def test_a_rollout_is_in_progress_until_every_pod_runs_the_latest_template_and_no_older_one_is_left(
     generation: int, status: dict[str, int] | None, rolling: bool
 ) -> None:
     assert rollout_in_progress(_deployment(generation, status)) is rolling
+
+
+@pytest.mark.parametrize(("strategy", "rolling"), [("RollingUpdate", True), ("OnDelete", False)])
+def test_an_on_delete_statefulset_is_never_rolling_out_by_itself(strategy: str, rolling: bool) -> None:
+    manifest = {"kind": "StatefulSet", "metadata": {"name": "api", "generation": 2},
+                "spec": {"replicas": 3, "updateStrategy": {"type": strategy}},
+                "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 0, "readyReplicas": 3}}
+    assert rollout_in_progress(manifest) is rolling
 
 
 # --- every field read from a manifest: missing, null or of the wrong type is an error naming the object,
@@ -406,3 +417,70 @@ def test_not_in_and_exists_select_pods_like_the_api_server() -> None:
         _pod("web-1", {"tier": "web"}, last=_oom(1)),  # no app label
     ]
     assert live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window == 1
+
+
+# --- review of real kubectl output: namespaces, HPA forms, named objects, newer fields, API units ---------
+
+def _in(namespace: str, manifest: dict[str, object]) -> dict[str, object]:
+    metadata = dict(manifest["metadata"])  # type: ignore[arg-type]
+    return {**manifest, "metadata": {**metadata, "namespace": namespace}}
+
+
+def test_objects_of_other_namespaces_are_not_the_profiles_even_when_listed_first() -> None:
+    # kubectl get -A: another namespace's api, with bigger pods and another HPA, comes first.
+    other = [_in("other", _workload([{"name": "app", "resources": {"requests": {"cpu": "4"}}}])),
+             _in("other", _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 50},
+                               {"currentReplicas": 3, "desiredReplicas": 3}, name="api"))]
+    own = [_in("shop", _workload()), _in("shop", _hpa(status={"currentReplicas": 3, "desiredReplicas": 3}))]
+    live = live_config_from_manifests([*other, *own], profile(), now=NOW)
+    assert live.cpu_request_millicores_per_pod == 500
+    assert live.hpa is not None and live.hpa.max_replicas == 10
+
+
+def test_an_autoscaling_v1_hpa_has_its_cpu_target() -> None:
+    hpa = _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "minReplicas": 2, "maxReplicas": 10,
+                "targetCPUUtilizationPercentage": 60}, {"currentReplicas": 3, "desiredReplicas": 3})
+    live = live_config_from_manifests([_workload(), hpa], profile(), now=NOW)
+    assert live.hpa is not None and live.hpa.cpu_target_percent == 60
+
+
+def test_a_container_resource_cpu_target_is_refused_rather_than_read_as_none() -> None:
+    metric = {"type": "ContainerResource", "containerResource": {
+        "name": "cpu", "container": "app", "target": {"type": "Utilization", "averageUtilization": 60}}}
+    hpa = _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 10, "metrics": [metric]},
+               {"currentReplicas": 3, "desiredReplicas": 3})
+    expected = (r"HorizontalPodAutoscaler/checkout-api: spec\.metrics\[0\]\.type: ContainerResource cpu targets are "
+                r"not supported.*'ContainerResource'")
+    with pytest.raises(WorkloadSpecError, match=expected):
+        live_config_from_manifests([_workload(), hpa], profile(), now=NOW)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"hpa": {"name": "api-hpa"}}, "spec.hpa.name api-hpa: no HorizontalPodAutoscaler of that name"),
+    ({"pool": {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}}}},
+     "spec.pool.pgbouncer.configMapRef.name pgbouncer: no ConfigMap of that name"),
+    ({"pool": {"enabled": True, "pgbouncer": {"poolerRef": {"name": "warehouse"}}}},
+     "spec.pool.pgbouncer.poolerRef.name warehouse: no Pooler of that name"),
+])
+def test_an_object_the_profile_names_but_the_manifests_lack_is_an_error_not_none(
+    spec: dict[str, object], message: str
+) -> None:
+    with pytest.raises(WorkloadSpecError, match=re.escape(message)):
+        live_config_from_manifests([_workload()], profile(**spec), now=NOW)
+
+
+def test_a_behaviour_field_perfpilot_does_not_tune_is_left_out_not_refused() -> None:
+    hpa = _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 10, "behavior": {
+        "scaleDown": {"tolerance": "0.05", "stabilizationWindowSeconds": 120,
+                      "policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}]}}},
+               {"currentReplicas": 3, "desiredReplicas": 3})
+    live = live_config_from_manifests([_workload(), hpa], profile(), now=NOW)
+    assert live.hpa is not None and live.hpa.scale_down is not None
+    assert live.hpa.scale_down.stabilization_window_seconds == 120
+
+
+@pytest.mark.parametrize(("cpu", "millicores"), [("250000n", 1), ("100u", 1), ("1500000000n", 1500)])
+def test_cpu_in_the_api_servers_nano_and_micro_units_is_read_rounded_up(cpu: str, millicores: int) -> None:
+    live = live_config_from_manifests([_workload([{"name": "app", "resources": {"requests": {"cpu": cpu}}}])],
+                                      profile(), now=NOW)
+    assert live.cpu_request_millicores_per_pod == millicores

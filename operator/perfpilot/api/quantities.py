@@ -46,7 +46,9 @@ _DECIMAL_SUFFIXES: dict[str, int] = {
     "P": 10**15,
     "E": 10**18,
 }
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)|[eE]([+-]?[0-9]+))?$")
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m|u|n)|[eE]([+-]?[0-9]+))?$")
+# The API server writes what it canonicalises below a millicore in micro (u) and nano (n) units.
+_SUBMILLI_SUFFIXES: dict[str, Decimal] = {"u": Decimal("1e-6"), "n": Decimal("1e-9")}
 # The schema pattern is Kubernetes' own for resource.Quantity, unsigned: negatives never make sense here.
 QUANTITY_PATTERN = r"^(\+)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"  # noqa: E501
 
@@ -185,6 +187,8 @@ def parse_quantity(raw: object) -> Decimal:
         return number * (Decimal(10) ** int(exponent))
     if suffix == "m":
         return number / 1000
+    if suffix in _SUBMILLI_SUFFIXES:
+        return number * _SUBMILLI_SUFFIXES[suffix]
     if suffix in _BINARY_SUFFIXES:
         return number * _BINARY_SUFFIXES[suffix]
     if suffix in _DECIMAL_SUFFIXES:

@@ -57,6 +57,12 @@ def _name_of(manifest: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _namespace_of(manifest: Mapping[str, Any]) -> str | None:
+    metadata = manifest.get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    return namespace if isinstance(namespace, str) else None
+
+
 def _where(manifest: Mapping[str, Any]) -> str:
     return f"{manifest.get('kind')}/{_name_of(manifest) or '?'}"
 
@@ -187,12 +193,16 @@ def containers_of(workload: Mapping[str, Any]) -> tuple[ContainerResources, ...]
 # --- the HPA ----------------------------------------------------------------------------------------------
 
 
+_SCALING_RULES_KEYS = frozenset(field.alias or name for name, field in ScalingRules.model_fields.items())
+
+
 def _scaling_rules(where: str, path: str, raw: object) -> ScalingRules | None:
     rules = _mapping(where, path, raw)
     if not rules:
         return None
     try:
-        return ScalingRules.model_validate(rules)
+        # Fields perfpilot does not tune (``tolerance``, Kubernetes 1.33+) are left out, not refused.
+        return ScalingRules.model_validate({k: v for k, v in rules.items() if k in _SCALING_RULES_KEYS})
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in d['loc']) or 'value'}: {d['msg']} {_got(d.get('input'))}"
@@ -203,10 +213,22 @@ def _scaling_rules(where: str, path: str, raw: object) -> ScalingRules | None:
 
 def _utilisation_target(hpa: Mapping[str, Any], resource: str) -> int | None:
     where = _where(hpa)
-    for index, raw in enumerate(_list(where, "spec.metrics", _spec(hpa).get("metrics"))):
+    spec = _spec(hpa)
+    if resource == "cpu" and spec.get("targetCPUUtilizationPercentage") is not None:  # autoscaling/v1
+        return _int(where, "spec.targetCPUUtilizationPercentage", spec.get("targetCPUUtilizationPercentage"),
+                    minimum=1)
+    for index, raw in enumerate(_list(where, "spec.metrics", spec.get("metrics"))):
         path = f"spec.metrics[{index}]"
         metric = _mapping(where, path, raw)
-        if _str(where, f"{path}.type", metric.get("type")) != "Resource":
+        kind = _str(where, f"{path}.type", metric.get("type"))
+        if kind == "ContainerResource":
+            source = _mapping(where, f"{path}.containerResource", metric.get("containerResource"))
+            if _str(where, f"{path}.containerResource.name", source.get("name")) == resource:
+                # Its utilisation is one container's, which a pod-wide coupling of request and target would
+                # get wrong: refused rather than read as "no target" (a cut would then scale the HPA out).
+                raise _fail(where, f"{path}.type", f"ContainerResource {resource} targets are not supported: "
+                            f"perfpilot pairs request changes with a Resource {resource} target {_got(kind)}")
+        if kind != "Resource":
             continue
         source = _mapping(where, f"{path}.resource", metric.get("resource"))
         if _str(where, f"{path}.resource.name", source.get("name")) != resource:
@@ -257,6 +279,9 @@ def hpa_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile,
     hpas = [o for o in objects if o.get("kind") == "HorizontalPodAutoscaler"]
     if profile.spec.hpa.name:
         hpa = _find(hpas, "HorizontalPodAutoscaler", profile.spec.hpa.name)
+        if hpa is None:
+            raise WorkloadSpecError(f"spec.hpa.name {profile.spec.hpa.name}: no HorizontalPodAutoscaler of that name "
+                                    f"among the manifests (add hpa to kubectl get)")
     else:
         hpa = next((h for h in hpas if _scales(h, target.kind.value, target.name)), None)
     if hpa is None:
@@ -345,7 +370,8 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
         ref = pgbouncer.config_map_ref
         config_map = _find(objects, "ConfigMap", ref.name)
         if config_map is None:
-            return None
+            raise WorkloadSpecError(f"spec.pool.pgbouncer.configMapRef.name {ref.name}: no ConfigMap of that name "
+                                    f"among the manifests (add configmap to kubectl get)")
         where = _where(config_map)
         data = _mapping(where, "data", config_map.get("data"))
         ini = _str(where, f"data.{ref.key}", data.get(ref.key))
@@ -357,7 +383,8 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
     if pgbouncer.pooler_ref is not None:
         pooler = _find(objects, "Pooler", pgbouncer.pooler_ref.name)
         if pooler is None:
-            return None
+            raise WorkloadSpecError(f"spec.pool.pgbouncer.poolerRef.name {pgbouncer.pooler_ref.name}: no Pooler of "
+                                    f"that name among the manifests (add poolers.postgresql.cnpg.io to kubectl get)")
         where = _where(pooler)
         spec = _spec(pooler)
         settings = _mapping(where, "spec.pgbouncer", spec.get("pgbouncer"))
@@ -379,10 +406,12 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
 def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
     """Whether the Deployment/StatefulSet has not finished rolling out, from its status.
 
-    In progress when the controller has not seen the latest spec (``observedGeneration < generation``) or
-    fewer pods than wanted run the latest template (``updatedReplicas``) or are available
-    (``availableReplicas``; a StatefulSet without it: ``readyReplicas``). No status at all: not known to
-    roll out (a manifest written by hand).
+    In progress when the controller has not seen the latest spec (``observedGeneration < generation``), or
+    fewer pods than wanted run the latest template (``updatedReplicas``), or pods of an older one remain
+    (``replicas > updatedReplicas``). Availability alone does not count: pods still starting after a
+    scale-up, or one crash-looping, are no rollout, and the memory raise that would end an OOM loop must not
+    wait for that loop to end. A StatefulSet with ``updateStrategy: OnDelete`` never rolls out by itself.
+    No status at all: not known to roll out (a manifest written by hand).
     """
     where = _where(workload)
     status = _status(workload)
@@ -393,13 +422,15 @@ def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
     observed = _int(where, "status.observedGeneration", status.get("observedGeneration"))
     if generation is not None and observed is not None and observed < generation:
         return True
-    counts = {key: _int(where, f"status.{key}", status.get(key))
-              for key in ("replicas", "updatedReplicas", "availableReplicas", "readyReplicas")}
+    if workload.get("kind") == "StatefulSet":
+        strategy = _mapping(where, "spec.updateStrategy", _spec(workload).get("updateStrategy"))
+        if _str(where, "spec.updateStrategy.type", strategy.get("type")) == "OnDelete":
+            return False
+    replicas = _int(where, "status.replicas", status.get("replicas"))
     spec_replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
-    wanted = next((n for n in (spec_replicas, counts["replicas"]) if n is not None), 1)
-    updated = counts["updatedReplicas"] or 0  # absent from the status: none yet
-    available = next((n for n in (counts["availableReplicas"], counts["readyReplicas"]) if n is not None), 0)
-    return updated < wanted or available < wanted
+    wanted = next((n for n in (spec_replicas, replicas) if n is not None), 1)
+    updated = _int(where, "status.updatedReplicas", status.get("updatedReplicas")) or 0  # absent: none yet
+    return updated < wanted or (replicas or 0) > updated
 
 
 def _selects(where: str, selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
@@ -512,7 +543,9 @@ def live_config_from_manifests(documents: Iterable[Any], profile: PerformancePro
                                now: datetime) -> LiveConfig:
     """The ``LiveConfig`` of ``profile``'s workload from its manifests at ``now`` (OOMKilled terminations
     count over ``guardrails.window`` before it); raises ``WorkloadSpecError``."""
-    objects = flatten(documents)
+    # kubectl get -A lists every namespace's objects: only the profile's (or those written without one) count.
+    namespace = profile.metadata.namespace
+    objects = [o for o in flatten(documents) if _namespace_of(o) in (None, namespace)]
     target = profile.spec.target_ref
     workload = _find(objects, target.kind.value, target.name)
     if workload is None:
