@@ -77,18 +77,27 @@ def test_a_pool_below_the_offered_connections_builds_a_backlog_of_waiting_client
     assert outcome.latency.shift_seconds > PARAMS.db_seconds + 0.5
 
 
-def test_a_new_pod_template_is_a_rollout_in_progress_until_every_new_pod_is_ready() -> None:
+def test_a_new_pod_template_is_a_rollout_in_progress_until_no_pod_of_the_old_one_is_left() -> None:
     cluster = _cluster(4)
     cluster.advance(rate_per_second=10.0)
-    assert not cluster.rollout_in_progress(cluster.now_seconds)
+    assert not cluster.rollout_in_progress()
     cluster.set_resources(RESOURCES.model_copy(update={"cpu_request_millicores": 1500}))
-    assert cluster.rollout_in_progress(cluster.now_seconds)
+    assert cluster.rollout_in_progress()
     for _ in range(200):
         cluster.advance(rate_per_second=10.0)
-        if not cluster.rollout_in_progress(cluster.now_seconds):
+        if not cluster.rollout_in_progress():
             break
-    assert not cluster.rollout_in_progress(cluster.now_seconds)
+    assert not cluster.rollout_in_progress()
     assert all(p.resources.cpu_request_millicores == 1500 for p in cluster.pods)
+
+
+def test_pods_starting_after_a_scale_up_are_no_rollout() -> None:
+    cluster = _cluster(2)
+    cluster.advance(rate_per_second=10.0)
+    cluster.spec_replicas = 4
+    cluster.advance(rate_per_second=10.0)
+    assert len(cluster.pods) == 4 and not all(p.ready(cluster.now_seconds) for p in cluster.pods)
+    assert not cluster.rollout_in_progress()
 
 
 def test_the_pools_gauges_are_counts_at_the_scrape_not_the_mean_load() -> None:

@@ -135,11 +135,13 @@ class Cluster:
             self.resources = resources
             self.template_version += 1
 
-    def rollout_in_progress(self, now_seconds: float) -> bool:
-        """What the Deployment's status says: pods of an older template left, or fewer available than wanted."""
+    def rollout_in_progress(self) -> bool:
+        """What the reader makes of the Deployment's status (``observe.workload.rollout_in_progress``): pods
+        of an older template left, or fewer pods on the latest one than wanted. Pods still starting are no
+        rollout."""
         if any(p.version != self.template_version for p in self.pods):
             return True
-        return sum(1 for p in self.pods if p.ready(now_seconds)) < self.spec_replicas
+        return sum(1 for p in self.pods if p.version == self.template_version) < self.spec_replicas
 
     def _create_pod(self, now_seconds: float) -> None:
         self._serial += 1

@@ -326,7 +326,7 @@ def run_autoscaled(
             containers=(settings.resources,),
             pool=PoolLive(settings.pool.default_pool_size, settings.pool.reserve_pool_size),
             oom_kills_in_window=sum(1 for t in cluster.oom_kill_seconds if t > now - window_seconds),
-            rollout_in_progress=cluster.rollout_in_progress(now),
+            rollout_in_progress=cluster.rollout_in_progress(),
         )
         observations = prometheus.observations(at_seconds=now, window_seconds=window_seconds, live=live,
                                                peak_window_seconds=peak_window_seconds)
