@@ -207,7 +207,11 @@ def test_an_hpa_is_the_workloads_only_when_its_scale_target_ref_names_it(
      "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (got 'many')"),
     ({"data": {"pgbouncer.ini": "[databases]\napp = host=db pool_size=-1\n"}},
      "ConfigMap/pgbouncer: data.pgbouncer.ini: [databases] app pool_size: expected a whole number (got '-1')"),
-    ({"data": {"pgbouncer.ini": "default_pool_size = 5\n"}}, "ConfigMap/pgbouncer: data.pgbouncer.ini: not an ini"),
+    ({"data": {"pgbouncer.ini": "default_pool_size = 5\n"}},
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: line 1: a setting before any [section] (got 'default_pool_size = 5')"),
+    ({"data": {"pgbouncer.ini": "[pgbouncer]\n%include /etc/pgbouncer/extra.ini\n"}},
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: line 2: the included file is not among the manifests"),
+    ({"data": {"pgbouncer.ini": "[pgbouncer\n"}}, "ConfigMap/pgbouncer: data.pgbouncer.ini: line 1: not a [section]"),
 ])
 def test_an_unusable_pgbouncer_config_map_names_the_key_and_setting(config_map: dict[str, object],
                                                                     expected: str) -> None:
@@ -253,19 +257,67 @@ def test_with_no_replica_count_anywhere_current_replicas_are_an_error_not_min_re
                               "Deployment/api has no status.replicas or spec.replicas")
 
 
+@pytest.mark.parametrize(("ini", "database", "sizes"), [
+    # spaces around = in a connection string, as pgBouncer allows
+    ("[databases]\napp = host=db pool_size = 50\n", "app", (50, 0)),
+    # a quoted value holding what looks like a setting
+    ("[databases]\napp = host=db password='x pool_size=1' pool_size=9\n", "app", (9, 0)),
+    # an indented setting is a setting, not a continuation of the line before
+    ("[pgbouncer]\nlisten_port = 6432\n    default_pool_size = 30\n", "app", (30, 0)),
+    # database names are case-sensitive, setting and section names are not
+    ("[databases]\nApp = host=db pool_size=4\napp = host=db pool_size=6\n[PgBouncer]\nDEFAULT_POOL_SIZE = 8\n",
+     "App", (4, 0)),
+    ("[databases]\nApp = host=db pool_size=4\n[PgBouncer]\nDEFAULT_POOL_SIZE = 8\nreserve_pool_size=2\n",
+     "app", (8, 2)),
+    # comments with ; or #, a later setting wins
+    ("; sizes\n[pgbouncer]\n# old\ndefault_pool_size = 10\ndefault_pool_size = 12\n", "app", (12, 0)),
+])
+def test_pgbouncer_ini_is_read_as_pgbouncer_reads_it(ini: str, database: str, sizes: tuple[int, int]) -> None:
+    pool = parse_pgbouncer_ini(ini, database=database)
+    assert (pool.default_pool_size, pool.reserve_pool_size) == sizes
+
+
 def test_the_star_fallback_databases_pool_size_applies_to_a_database_without_a_line() -> None:
     ini = "[databases]\n* = host=db pool_size=12\nother = host=db pool_size=3\n[pgbouncer]\ndefault_pool_size = 30\n"
     assert parse_pgbouncer_ini(ini, database="app").default_pool_size == 12
     assert parse_pgbouncer_ini(ini, database="other").default_pool_size == 3
 
 
+CONFIG_MAP_POOL = {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}, "database": "app"}}
+
+
+def _pgbouncer_config_map(ini: str) -> dict[str, object]:
+    return {"kind": "ConfigMap", "metadata": {"name": "pgbouncer"}, "data": {"pgbouncer.ini": ini}}
+
+
+def _pgbouncer_deployment(volume: dict[str, object], replicas: int = 3) -> dict[str, object]:
+    return {"kind": "Deployment", "metadata": {"name": "pgbouncer"},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "pgbouncer"}],
+                                                                 "volumes": [{"name": "config", **volume}]}}}}
+
+
 def test_a_per_database_pool_size_in_the_config_map_is_the_live_pool_size() -> None:
     ini = "[databases]\napp = host=db pool_size=7\n[pgbouncer]\ndefault_pool_size = 30\n"
-    documents = [_workload(), {"kind": "ConfigMap", "metadata": {"name": "pgbouncer"}, "data": {"pgbouncer.ini": ini}}]
-    live = live_config_from_manifests(documents, profile(
-        pool={"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}, "database": "app"}}), now=NOW)
+    documents = [_workload(), _pgbouncer_config_map(ini),
+                 _pgbouncer_deployment({"configMap": {"name": "pgbouncer"}})]
+    live = live_config_from_manifests(documents, profile(pool=CONFIG_MAP_POOL), now=NOW)
     assert live.pool is not None
-    assert live.pool.default_pool_size == 7
+    assert (live.pool.default_pool_size, live.pool.pooler_replicas) == (7, 3)
+
+
+def test_a_config_map_mounted_through_a_projected_volume_counts_its_workloads_replicas() -> None:
+    volume = {"projected": {"sources": [{"secret": {"name": "tls"}}, {"configMap": {"name": "pgbouncer"}}]}}
+    documents = [_workload(), _pgbouncer_config_map("[pgbouncer]\n"), _pgbouncer_deployment(volume, replicas=4)]
+    live = live_config_from_manifests(documents, profile(pool=CONFIG_MAP_POOL), now=NOW)
+    assert live.pool is not None and live.pool.pooler_replicas == 4
+
+
+def test_pgbouncer_replicas_are_not_guessed_when_no_workload_mounts_the_config_map() -> None:
+    # Each replica runs its own pool: taking 1 would let the pool grow past maxServerConnections.
+    documents = [_workload(), _pgbouncer_config_map("[pgbouncer]\n")]
+    with pytest.raises(WorkloadSpecError, match="no Deployment or StatefulSet among the manifests mounts ConfigMap "
+                                                "pgbouncer: how many pgBouncer replicas"):
+        live_config_from_manifests(documents, profile(pool=CONFIG_MAP_POOL), now=NOW)
 
 
 # --- OOMKilled terminations of the workload's Pods ---------------------------------------------------------

@@ -12,7 +12,7 @@ the Pods the workload's ``spec.selector`` selects, for their OOMKilled terminati
 
 from __future__ import annotations
 
-import configparser
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -317,6 +317,40 @@ def _ini_int(where: str, path: str, raw: object, default: int) -> int:
     return int(text)
 
 
+# One ``key=value`` of a [databases] connection string: spaces around ``=`` allowed, a value in single quotes
+# may hold spaces ('' inside it is a quote), as pgBouncer's own parser reads them.
+_CONNECTION_PARAMETER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^']|'')*'|[^\s']*)")
+
+
+def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
+    """pgbouncer.ini's sections as pgBouncer reads them: comments start a line with ``;`` or ``#``, indented
+    lines are lines like any other, section and setting names are case-insensitive, [databases] names are
+    not, and a later setting wins. ``%include`` pulls in a file the manifests do not hold: refused."""
+    sections: dict[str, dict[str, str]] = {}
+    current: str | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line[0] in ";#":
+            continue
+        if line.startswith("%include"):
+            raise WorkloadSpecError(f"{where}: line {number}: the included file is not among the manifests, so the "
+                                    f"pool sizes are unknown (got {line!r})")
+        if line.startswith("["):
+            if not line.endswith("]") or not line[1:-1].strip():
+                raise WorkloadSpecError(f"{where}: line {number}: not a [section] header (got {line!r})")
+            current = line[1:-1].strip().lower()
+            sections.setdefault(current, {})
+            continue
+        key, equals, value = line.partition("=")
+        if not equals or not key.strip():
+            raise WorkloadSpecError(f"{where}: line {number}: expected name = value (got {line!r})")
+        if current is None:
+            raise WorkloadSpecError(f"{where}: line {number}: a setting before any [section] (got {line!r})")
+        name = key.strip() if current == "databases" else key.strip().lower()
+        sections[current][name] = value.strip()
+    return sections
+
+
 def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini") -> PoolLive:
     """Pool sizes from pgbouncer.ini, as pgBouncer applies them to ``database``.
 
@@ -324,42 +358,51 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
     has no line, on the ``*`` fallback line pgBouncer uses for it) overrides ``default_pool_size`` /
     ``reserve_pool_size``: the size reported is the one the pool really has.
     """
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    try:
-        parser.read_string(text)
-    except configparser.Error as error:
-        raise WorkloadSpecError(f"{where}: not an ini file: {error}") from error
-    section: Mapping[str, str] = parser["pgbouncer"] if parser.has_section("pgbouncer") else {}
+    sections = _ini_sections(text, where=where)
+    section = sections.get("pgbouncer", {})
     pool_size = _ini_int(where, "[pgbouncer] default_pool_size", section.get("default_pool_size"),
                          PGBOUNCER_DEFAULT_POOL_SIZE)
     reserve = _ini_int(where, "[pgbouncer] reserve_pool_size", section.get("reserve_pool_size"),
                        PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE)
-    if parser.has_section("databases"):
-        line = next((name for name in (database, "*") if parser.has_option("databases", name)), None)
-        if line is not None:
-            for part in parser.get("databases", line).split():
-                key, _, value = part.partition("=")
-                if key == "pool_size":
-                    pool_size = _ini_int(where, f"[databases] {line} pool_size", value, pool_size)
-                elif key == "reserve_pool":
-                    reserve = _ini_int(where, f"[databases] {line} reserve_pool", value, reserve)
+    databases = sections.get("databases", {})
+    line = next((name for name in (database, "*") if name in databases), None)
+    if line is not None:
+        for key, value in _CONNECTION_PARAMETER.findall(databases[line]):
+            if key.lower() == "pool_size":
+                pool_size = _ini_int(where, f"[databases] {line} pool_size", value, pool_size)
+            elif key.lower() == "reserve_pool":
+                reserve = _ini_int(where, f"[databases] {line} reserve_pool", value, reserve)
     return PoolLive(default_pool_size=pool_size, reserve_pool_size=reserve)
 
 
+def _mounted_config_maps(where: str, volume: Mapping[str, Any], path: str) -> list[str | None]:
+    """The ConfigMaps a volume mounts: its ``configMap``, or those among a ``projected`` volume's sources."""
+    names = [_str(where, f"{path}.configMap.name", _mapping(where, f"{path}.configMap", volume.get("configMap"))
+                  .get("name"))]
+    projected = _mapping(where, f"{path}.projected", volume.get("projected"))
+    for index, raw in enumerate(_list(where, f"{path}.projected.sources", projected.get("sources"))):
+        source = _mapping(where, f"{path}.projected.sources[{index}]", raw)
+        config_map = _mapping(where, f"{path}.projected.sources[{index}].configMap", source.get("configMap"))
+        names.append(_str(where, f"{path}.projected.sources[{index}].configMap.name", config_map.get("name")))
+    return names
+
+
 def _replicas_mounting(objects: Iterable[Mapping[str, Any]], config_map: str) -> int:
-    """Replicas of the pgBouncer workload that mounts the ConfigMap: each runs a pool of its own. 1 if none."""
+    """Replicas of the pgBouncer workload that mounts the ConfigMap: each runs a pool of its own. Not guessed
+    when no workload among the manifests mounts it: the server-connection budget multiplies by it."""
     for workload in objects:
         if workload.get("kind") not in ("Deployment", "StatefulSet"):
             continue
         where = _where(workload)
         volumes = _list(where, "spec.template.spec.volumes", _pod_spec(workload).get("volumes"))
         for index, raw in enumerate(volumes):
-            volume = _mapping(where, f"spec.template.spec.volumes[{index}]", raw)
-            source = _mapping(where, f"spec.template.spec.volumes[{index}].configMap", volume.get("configMap"))
-            if _str(where, f"spec.template.spec.volumes[{index}].configMap.name", source.get("name")) == config_map:
+            path = f"spec.template.spec.volumes[{index}]"
+            if config_map in _mounted_config_maps(where, _mapping(where, path, raw), path):
                 replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
                 return 1 if replicas is None else replicas  # the API server's default
-    return 1
+    raise WorkloadSpecError(f"no Deployment or StatefulSet among the manifests mounts ConfigMap {config_map}: how many "
+                            f"pgBouncer replicas run a pool of their own is unknown (add the pgBouncer workload to "
+                            f"kubectl get)")
 
 
 def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -> PoolLive | None:
