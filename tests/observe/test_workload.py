@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -473,9 +474,8 @@ def test_not_in_and_exists_select_pods_like_the_api_server() -> None:
 
 # --- review of real kubectl output: namespaces, HPA forms, named objects, newer fields, API units ---------
 
-def _in(namespace: str, manifest: dict[str, object]) -> dict[str, object]:
-    metadata = dict(manifest["metadata"])  # type: ignore[arg-type]
-    return {**manifest, "metadata": {**metadata, "namespace": namespace}}
+def _in(namespace: str, manifest: dict[str, Any]) -> dict[str, object]:
+    return {**manifest, "metadata": {**manifest["metadata"], "namespace": namespace}}
 
 
 def test_objects_of_other_namespaces_are_not_the_profiles_even_when_listed_first() -> None:
@@ -536,3 +536,33 @@ def test_cpu_in_the_api_servers_nano_and_micro_units_is_read_rounded_up(cpu: str
     live = live_config_from_manifests([_workload([{"name": "app", "resources": {"requests": {"cpu": cpu}}}])],
                                       profile(), now=NOW)
     assert live.cpu_request_millicores_per_pod == millicores
+
+
+def _owned(pod: dict[str, Any], kind: str, owner: str) -> dict[str, object]:
+    owners = [{"apiVersion": "apps/v1", "kind": kind, "name": owner, "controller": True}]
+    return {**pod, "metadata": {**pod["metadata"], "ownerReferences": owners}}
+
+
+def test_a_canary_the_selector_also_matches_is_another_workloads_pod() -> None:
+    documents = [
+        _selected_workload(),
+        _owned(_pod("api-7d9f-abcde", {"app": "api"}), "ReplicaSet", "api-7d9f8b6c5"),
+        _owned(_pod("api-canary-1", {"app": "api", "track": "canary"}, last=_oom(2)), "ReplicaSet",
+               "api-canary-5f6d7c8b9"),
+    ]
+    assert live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window == 0
+    owned = [documents[0], _owned(_pod("api-1", {"app": "api"}, last=_oom(2)), "ReplicaSet", "api-7d9f8b6c5")]
+    assert live_config_from_manifests(owned, profile(), now=NOW).oom_kills_in_window == 1
+
+
+def test_a_native_sidecar_counts_in_the_pod_request_and_its_oom_kills_are_seen() -> None:
+    sidecar = {"name": "proxy", "restartPolicy": "Always", "resources": {"requests": {"cpu": "500m"}}}
+    plain_init = {"name": "migrate", "resources": {"requests": {"cpu": "2"}}}  # runs to completion first
+    workload: dict[str, Any] = _selected_workload()
+    workload["spec"]["template"]["spec"]["initContainers"] = [plain_init, sidecar]
+    pod: dict[str, Any] = _pod("api-1", {"app": "api"})
+    pod["status"]["initContainerStatuses"] = [{"name": "proxy", "state": {"running": {}}, "lastState": _oom(3)}]
+    live = live_config_from_manifests([workload, pod], profile(), now=NOW)
+    assert [c.name for c in live.containers] == ["app", "proxy"]
+    assert live.cpu_request_millicores_per_pod == 1000
+    assert live.oom_kills_in_window == 1

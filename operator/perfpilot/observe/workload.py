@@ -160,23 +160,38 @@ def _pod_spec(workload: Mapping[str, Any]) -> Mapping[str, Any]:
     return _mapping(where, "spec.template.spec", template.get("spec"))
 
 
+def _sidecars(where: str, pod_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The native sidecars: init containers with ``restartPolicy: Always``, which run beside the others and
+    whose requests count in the pod's (and so in the HPA's utilisation)."""
+    path = "spec.template.spec.initContainers"
+    found = []
+    for index, raw in enumerate(_list(where, path, pod_spec.get("initContainers"))):
+        container = _mapping(where, f"{path}[{index}]", raw)
+        if _str(where, f"{path}[{index}].restartPolicy", container.get("restartPolicy")) == "Always":
+            found.append((f"{path}[{index}]", container))
+    return found
+
+
 def containers_of(workload: Mapping[str, Any]) -> tuple[ContainerResources, ...]:
-    """Requests and limits of every container of the pod template (an unset one is None, never 0)."""
+    """Requests and limits of every container of the pod template, native sidecars included (an unset one
+    is None, never 0)."""
     where = _where(workload)
     path = "spec.template.spec.containers"
-    containers = _list(where, path, _pod_spec(workload).get("containers"))
+    pod_spec = _pod_spec(workload)
+    containers = _list(where, path, pod_spec.get("containers"))
     if not containers:
         raise _fail(where, path, "is required (at least one container)")
     found: list[ContainerResources] = []
-    for index, raw in enumerate(containers):
-        container = _mapping(where, f"{path}[{index}]", raw)
-        name = _str(where, f"{path}[{index}].name", container.get("name"))
+    listed = [(f"{path}[{index}]", raw) for index, raw in enumerate(containers)] + _sidecars(where, pod_spec)
+    for at_index, raw in listed:
+        container = _mapping(where, at_index, raw)
+        name = _str(where, f"{at_index}.name", container.get("name"))
         if not name:
-            raise _fail(where, f"{path}[{index}].name", "is required")
+            raise _fail(where, f"{at_index}.name", "is required")
         if not DNS_LABEL.fullmatch(name):
             # Kubernetes refuses such a name; the readers' container matcher relies on it.
-            raise _fail(where, f"{path}[{index}].name", f"not a DNS-1123 label {_got(name)}")
-        at = f"{path}[{name}].resources"
+            raise _fail(where, f"{at_index}.name", f"not a DNS-1123 label {_got(name)}")
+        at = f"{at_index.rsplit('[', 1)[0]}[{name}].resources"
         resources = _mapping(where, at, container.get("resources"))
         requests = _mapping(where, f"{at}.requests", resources.get("requests"))
         limits = _mapping(where, f"{at}.limits", resources.get("limits"))
@@ -521,6 +536,25 @@ def _finished_at(where: str, path: str, terminated: Mapping[str, Any]) -> dateti
     return finished
 
 
+def _owned_by(pod: Mapping[str, Any], workload: Mapping[str, Any]) -> bool:
+    """Whether the Pod's controller is the workload (a StatefulSet) or one of its ReplicaSets (a Deployment's
+    are named ``<name>-<pod-template-hash>``): a canary whose labels the selector also matches is another
+    workload's. A Pod written without ``ownerReferences`` is taken on its labels alone."""
+    where = _where(pod)
+    metadata = _mapping(where, "metadata", pod.get("metadata"))
+    owners = [_mapping(where, f"metadata.ownerReferences[{index}]", raw)
+              for index, raw in enumerate(_list(where, "metadata.ownerReferences", metadata.get("ownerReferences")))]
+    controller = next((owner for owner in owners if owner.get("controller") is True), None)
+    if controller is None:
+        return True
+    name = _name_of(workload) or ""
+    if workload.get("kind") == "StatefulSet":
+        return controller.get("kind") == "StatefulSet" and controller.get("name") == name
+    owner_name = controller.get("name")
+    return (controller.get("kind") == "ReplicaSet" and isinstance(owner_name, str)
+            and re.fullmatch(rf"{re.escape(name)}-[a-z0-9]+", owner_name) is not None)
+
+
 def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, Any], *, containers: Iterable[str],
                  namespace: str, since: datetime, until: datetime) -> int | Unknown:
     """OOMKilled terminations between ``since`` and ``until`` of the template's ``containers`` in the Pods
@@ -545,7 +579,8 @@ def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, An
         metadata = _mapping(_where(pod), "metadata", pod.get("metadata"))
         if metadata.get("namespace") not in (None, namespace):
             continue
-        if _selects(where, selector, _mapping(_where(pod), "metadata.labels", metadata.get("labels"))):
+        if (_selects(where, selector, _mapping(_where(pod), "metadata.labels", metadata.get("labels")))
+                and _owned_by(pod, workload)):
             own.append(pod)
     wanted = _int(where, "spec.replicas", _spec(workload).get("replicas"))
     if not own and wanted != 0:
@@ -556,9 +591,11 @@ def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, An
         pod_where = _where(pod)
         if not _status(pod):
             return Unknown(f"{pod_where} has no status: OOMKilled terminations not read")
-        statuses = _list(pod_where, "status.containerStatuses", _status(pod).get("containerStatuses"))
-        for index, raw in enumerate(statuses):
-            path = f"status.containerStatuses[{index}]"
+        pod_status = _status(pod)
+        statuses = [(f"status.{key}[{index}]", raw)  # a native sidecar's status is among the init containers'
+                    for key in ("containerStatuses", "initContainerStatuses")
+                    for index, raw in enumerate(_list(pod_where, f"status.{key}", pod_status.get(key)))]
+        for path, raw in statuses:
             status = _mapping(pod_where, path, raw)
             if status.get("name") not in template:
                 continue  # a sidecar injected at admission
