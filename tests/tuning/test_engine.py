@@ -667,6 +667,32 @@ def _memory_raise_at_the_busy_hour(rate: float = 81.0) -> Observations:
     )
 
 
+def _memory_cut_with_p95(p95_seconds: float, at: datetime) -> Observations:
+    """Over-provisioned memory (300Mi of 1Gi) with p95 as given, the HPA above its floor."""
+    return b.observations(
+        at=at, memory_working_set_bytes_per_pod=b.series(300 * b.MI, at=at),
+        latency_p95_seconds=b.series(p95_seconds, at=at), cpu_usage_millicores_per_pod=b.series(600, at=at),
+        request_rate_per_second=b.series(100, at=at), replicas=b.series(4, at=at),
+        peak_memory_working_set_bytes_per_pod=300 * b.MI,
+        live=b.live(hpa=b.hpa(current_replicas=4, desired_replicas=4)),
+    )
+
+
+def test_a_cut_waits_for_off_peak_past_the_day_a_raise_waits_at_most() -> None:
+    # p95 at 450 ms, near the 500 ms SLO: a rollout now would push it over.
+    first = decide(b.profile(), _memory_cut_with_p95(0.45, b.NOW), b.EMPTY_STATE, b.NOW)
+    assert first.waits_for_off_peak and first.change is None
+    assert "a cut waits for off-peak (p95 450ms" in first.reason
+    state = compute_next_state(b.EMPTY_STATE, decision=first, observations=_memory_cut_with_p95(0.45, b.NOW),
+                               now=b.NOW, applied=False)
+    week_later = b.NOW + timedelta(days=7)
+    still = decide(b.profile(), _memory_cut_with_p95(0.45, week_later), state, week_later)
+    assert still.waits_for_off_peak and still.change is None
+    # With room under the SLO it goes.
+    cut = decide(b.profile(), _memory_cut_with_p95(0.35, week_later), state, week_later)
+    assert cut.change is not None and cut.change.edit.setting is Setting.RESOURCES, cut.reason
+
+
 def test_the_state_keeps_when_a_wait_for_off_peak_began_until_the_busy_hour_is_over() -> None:
     observations = _memory_raise_at_the_busy_hour()
     first = decide(b.profile(), observations, b.EMPTY_STATE, b.NOW)

@@ -216,6 +216,12 @@ def decide(
                 # The state keeps when the wait began for as long as the busy hour lasts, also once the wait is
                 # over and the change is held for another reason (a cooldown): the wait does not start again.
                 waits_for_off_peak = True
+                if guardrails.reduces_capacity(change, replicas=replica_counts):
+                    # A cut is never urgent: on a service whose p95 always sits near the SLO it waits for good
+                    # rather than roll out onto it at whatever hour a day's wait ends.
+                    notes.append(f"{outcome.rule}: a cut waits for off-peak ({busy}) for as long as that lasts")
+                    held = held or change
+                    continue
                 until = (state.off_peak_wait_since or now) + timedelta(
                     seconds=thresholds.rollout_peak_wait_max_seconds)
                 if now < until:
