@@ -73,8 +73,14 @@ def test_a_database_pool_size_overrides_the_default() -> None:
 
 
 def test_a_missing_workload_is_a_clear_error() -> None:
-    with pytest.raises(WorkloadSpecError, match="no Deployment named api among the manifests"):
+    with pytest.raises(WorkloadSpecError, match=r"no Deployment named api in namespace shop among the manifests$"):
         live_config_from_manifests([{"kind": "Deployment", "metadata": {"name": "web"}}], profile(), now=NOW)
+
+
+def test_a_workload_only_in_another_namespace_is_named_in_the_error() -> None:
+    with pytest.raises(WorkloadSpecError, match=r"no Deployment named api in namespace shop among the manifests "
+                                                r"\(there is one in namespace prod\)"):
+        live_config_from_manifests([_in("prod", _workload())], profile(), now=NOW)
 
 
 def _deployment(generation: int, status: dict[str, int] | None) -> dict[str, object]:
@@ -272,10 +278,24 @@ def test_with_no_replica_count_anywhere_current_replicas_are_an_error_not_min_re
      "app", (8, 2)),
     # comments with ; or #, a later setting wins
     ("; sizes\n[pgbouncer]\n# old\ndefault_pool_size = 10\ndefault_pool_size = 12\n", "app", (12, 0)),
+    # a comment after a section header
+    ("[pgbouncer] ; main\ndefault_pool_size = 14\n", "app", (14, 0)),
+    # a quoted value with '' inside it
+    ("[databases]\napp = host=db password='it''s pool_size=1' pool_size=5\n", "app", (5, 0)),
 ])
 def test_pgbouncer_ini_is_read_as_pgbouncer_reads_it(ini: str, database: str, sizes: tuple[int, int]) -> None:
     pool = parse_pgbouncer_ini(ini, database=database)
     assert (pool.default_pool_size, pool.reserve_pool_size) == sizes
+
+
+@pytest.mark.parametrize("connection", [
+    "host=db password='x pool_size=99",  # an unclosed quote
+    "host=db password=ab'pool_size=99",  # a quote inside a bare value
+    "host=db my.pool_size=9",  # not a parameter name
+])
+def test_a_connection_string_pgbouncer_would_refuse_is_refused_not_searched(connection: str) -> None:
+    with pytest.raises(WorkloadSpecError, match=r"pgbouncer.ini: \[databases\] app: not a key=value connection"):
+        parse_pgbouncer_ini(f"[databases]\napp = {connection}\n", database="app")
 
 
 def test_the_star_fallback_databases_pool_size_applies_to_a_database_without_a_line() -> None:
@@ -505,6 +525,9 @@ def test_a_container_resource_cpu_target_is_refused_rather_than_read_as_none() -
                 r"not supported.*'ContainerResource'")
     with pytest.raises(WorkloadSpecError, match=expected):
         live_config_from_manifests([_workload(), hpa], profile(), now=NOW)
+    # A profile that does not tune requests couples nothing with the target: it reads as none.
+    live = live_config_from_manifests([_workload(), hpa], profile(resources={"enabled": False}), now=NOW)
+    assert live.hpa is not None and live.hpa.cpu_target_percent is None
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -553,6 +576,15 @@ def test_a_canary_the_selector_also_matches_is_another_workloads_pod() -> None:
     assert live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window == 0
     owned = [documents[0], _owned(_pod("api-1", {"app": "api"}, last=_oom(2)), "ReplicaSet", "api-7d9f8b6c5")]
     assert live_config_from_manifests(owned, profile(), now=NOW).oom_kills_in_window == 1
+
+
+def test_with_a_pod_template_hash_only_the_replica_set_named_after_it_is_the_deployments() -> None:
+    # A hand-made ReplicaSet "api-v2" would pass a name pattern; the hash label settles it.
+    hashed = {"app": "api", "pod-template-hash": "7d9f8b6c5"}
+    documents = [_selected_workload(),
+                 _owned(_pod("api-v2-x", hashed, last=_oom(2)), "ReplicaSet", "api-v2"),
+                 _owned(_pod("api-7d9f8b6c5-y", hashed), "ReplicaSet", "api-7d9f8b6c5")]
+    assert live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window == 0
 
 
 def test_a_native_sidecar_counts_in_the_pod_request_and_its_oom_kills_are_seen() -> None:

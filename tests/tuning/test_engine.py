@@ -391,6 +391,36 @@ def test_an_emergency_toward_capacity_still_acts_while_a_rollback_waits_for_a_ro
     assert "waiting for the rollout in progress" in decision.reason and decision.rollback_due
 
 
+def test_an_emergency_memory_raise_supersedes_a_rollout_in_progress() -> None:
+    # p95 2.4x the SLO with the pods memory-bound (950Mi of 1Gi) and the CPU target already at its minimum: the
+    # raise goes ahead of a rollout that may be stuck on those very pods; without the emergency it waits.
+    def memory_bound(latency: float) -> Observations:
+        return b.observations(latency_p95_seconds=b.series(latency),
+                              memory_working_set_bytes_per_pod=b.series(950 * b.MI),
+                              live=b.live(rollout_in_progress=True, hpa=b.hpa(cpu_target_percent=50)))
+
+    emergency = decide_with(b.EMPTY_STATE, memory_bound(1.2))
+    assert emergency.change is not None and emergency.change.emergency, emergency.reason
+    assert emergency.change.edit.setting is Setting.RESOURCES
+    calm = decide_with(b.EMPTY_STATE, memory_bound(0.35))
+    assert calm.change is None or calm.change.edit.setting is not Setting.RESOURCES
+    assert "resources change waits for the rollout in progress" in calm.reason
+
+
+def test_a_cut_held_only_by_a_rate_near_the_weeks_peak_goes_after_a_day() -> None:
+    # p95 roomy (350 ms), the rate at 90% of the week's peak all day: no quieter hour to wait for.
+    def busy(at: datetime) -> Observations:
+        return replace(_memory_cut_with_p95(0.35, at), request_rate_per_second=b.series(90, at=at),
+                       peak_request_rate_per_second=100.0)
+
+    first = decide(b.profile(), busy(b.NOW), b.EMPTY_STATE, b.NOW)
+    assert first.waits_for_off_peak and first.change is None and "waits until" in first.reason
+    state = compute_next_state(b.EMPTY_STATE, decision=first, observations=busy(b.NOW), now=b.NOW, applied=False)
+    day_later = b.NOW + timedelta(hours=24, minutes=1)
+    over = decide(b.profile(), busy(day_later), state, day_later)
+    assert over.change is not None and over.change.edit.setting is Setting.RESOURCES, over.reason
+
+
 def test_only_a_due_rollback_is_recorded_due_and_a_verdict_clears_it() -> None:
     verifying = pending(minutes_ago=5)
     regressing = after_change(latency=0.9)

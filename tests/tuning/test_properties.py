@@ -513,13 +513,16 @@ def test_a_decision_never_shrinks_with_an_unknown_peak_or_little_history(
 
 @PROPERTY_SETTINGS
 @given(cases())
-def test_a_decision_never_changes_resources_during_a_rollout(
+def test_a_decision_never_changes_resources_during_a_rollout_but_in_an_emergency_toward_capacity(
     case: tuple[PerformanceProfileSpec, Observations, TuningState],
 ) -> None:
     profile, observations, state = case
     rolling = replace(observations, live=replace(observations.live, rollout_in_progress=True))
     change = decide(profile, rolling, state, b.NOW).change
-    assert change is None or change.edit.setting is not Setting.RESOURCES
+    if change is None or change.edit.setting is not Setting.RESOURCES:
+        return
+    # ... but an emergency toward capacity: a new template supersedes a stuck rollout.
+    assert change.emergency and is_toward_capacity(change), change.reason
 
 
 @PROPERTY_SETTINGS

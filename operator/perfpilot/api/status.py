@@ -135,7 +135,8 @@ class TuningState(ApiModel):
     history: list[ChangeRecord] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     barred: list[BarredMove] = Field(default_factory=list)
     off_peak_wait_since: datetime | None = Field(
-        None, description="When a resources change began waiting for off-peak; the wait ends a day after it."
+        None, description="When a resources change began waiting for off-peak. The wait ends a day after it, "
+        "except for a cut held by p95 near the SLO, which waits as long as that lasts."
     )
 
 

@@ -226,7 +226,7 @@ def _scaling_rules(where: str, path: str, raw: object) -> ScalingRules | None:
         raise _fail(where, path, problems) from error
 
 
-def _utilisation_target(hpa: Mapping[str, Any], resource: str) -> int | None:
+def _utilisation_target(hpa: Mapping[str, Any], resource: str, *, refuse_container_targets: bool) -> int | None:
     where = _where(hpa)
     spec = _spec(hpa)
     if resource == "cpu" and spec.get("targetCPUUtilizationPercentage") is not None:  # autoscaling/v1
@@ -236,11 +236,12 @@ def _utilisation_target(hpa: Mapping[str, Any], resource: str) -> int | None:
         path = f"spec.metrics[{index}]"
         metric = _mapping(where, path, raw)
         kind = _str(where, f"{path}.type", metric.get("type"))
-        if kind == "ContainerResource":
+        if kind == "ContainerResource" and refuse_container_targets:
             source = _mapping(where, f"{path}.containerResource", metric.get("containerResource"))
             if _str(where, f"{path}.containerResource.name", source.get("name")) == resource:
                 # Its utilisation is one container's, which a pod-wide coupling of request and target would
-                # get wrong: refused rather than read as "no target" (a cut would then scale the HPA out).
+                # get wrong: refused rather than read as "no target" (a cut would then scale the HPA out). A
+                # profile that does not tune requests couples nothing, and reads it as no target.
                 raise _fail(where, f"{path}.type", f"ContainerResource {resource} targets are not supported: "
                             f"perfpilot pairs request changes with a Resource {resource} target {_got(kind)}")
         if kind != "Resource":
@@ -312,8 +313,9 @@ def hpa_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile,
         max_replicas=_required_int(where, "spec.maxReplicas", spec.get("maxReplicas"), minimum=1),
         current_replicas=current,
         desired_replicas=desired,
-        cpu_target_percent=_utilisation_target(hpa, "cpu"),
-        memory_target_percent=_utilisation_target(hpa, "memory"),
+        cpu_target_percent=_utilisation_target(hpa, "cpu", refuse_container_targets=profile.spec.resources.enabled),
+        memory_target_percent=_utilisation_target(hpa, "memory",
+                                                  refuse_container_targets=profile.spec.resources.enabled),
         scale_up=_scaling_rules(where, "spec.behavior.scaleUp", behavior.get("scaleUp")),
         scale_down=_scaling_rules(where, "spec.behavior.scaleDown", behavior.get("scaleDown")),
     )
@@ -332,15 +334,35 @@ def _ini_int(where: str, path: str, raw: object, default: int) -> int:
     return int(text)
 
 
-# One ``key=value`` of a [databases] connection string: spaces around ``=`` allowed, a value in single quotes
-# may hold spaces ('' inside it is a quote), as pgBouncer's own parser reads them.
-_CONNECTION_PARAMETER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^']|'')*'|[^\s']*)")
+# "[name]", with a comment after it if any, as pgBouncer accepts.
+_SECTION_HEADER = re.compile(r"\[([^\]]*)\]\s*(?:[;#].*)?")
+# The next ``key=value`` of a [databases] connection string, read in order from where the last one ended:
+# spaces around ``=``, a value in single quotes that may hold spaces ('' inside it is a quote), or a bare one
+# up to the next space, as pgBouncer's own parser reads them.
+_CONNECTION_PARAMETER = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^']|'')*'|[^\s']*)(?=\s|$)")
+
+
+def _connection_parameters(text: str, *, where: str) -> list[tuple[str, str]]:
+    """A [databases] connection string's ``key=value`` pairs in order; anything else (an unclosed quote, a
+    key pgBouncer would not take) is refused rather than searched past."""
+    pairs: list[tuple[str, str]] = []
+    at = 0
+    while text[at:].strip():
+        match = _CONNECTION_PARAMETER.match(text, at)
+        if match is None:
+            raise WorkloadSpecError(f"{where}: not a key=value connection string from {text[at:].strip()!r} "
+                                    f"(got {text!r})")
+        pairs.append((match.group(1), match.group(2)))
+        at = match.end()
+    return pairs
 
 
 def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
     """pgbouncer.ini's sections as pgBouncer reads them: comments start a line with ``;`` or ``#``, indented
-    lines are lines like any other, section and setting names are case-insensitive, [databases] names are
-    not, and a later setting wins. ``%include`` pulls in a file the manifests do not hold: refused."""
+    lines are lines like any other, a section header may carry a comment, [databases] names are matched
+    exactly, and a later setting wins. Section and setting names are matched regardless of case (pgBouncer
+    matches them exactly and would not start on a file that misspells one). ``%include`` pulls in a file the
+    manifests do not hold: refused."""
     sections: dict[str, dict[str, str]] = {}
     current: str | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -351,9 +373,10 @@ def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
             raise WorkloadSpecError(f"{where}: line {number}: the included file is not among the manifests, so the "
                                     f"pool sizes are unknown (got {line!r})")
         if line.startswith("["):
-            if not line.endswith("]") or not line[1:-1].strip():
+            header = _SECTION_HEADER.fullmatch(line)
+            if header is None or not header.group(1).strip():
                 raise WorkloadSpecError(f"{where}: line {number}: not a [section] header (got {line!r})")
-            current = line[1:-1].strip().lower()
+            current = header.group(1).strip().lower()
             sections.setdefault(current, {})
             continue
         key, equals, value = line.partition("=")
@@ -382,7 +405,7 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
     databases = sections.get("databases", {})
     line = next((name for name in (database, "*") if name in databases), None)
     if line is not None:
-        for key, value in _CONNECTION_PARAMETER.findall(databases[line]):
+        for key, value in _connection_parameters(databases[line], where=f"{where}: [databases] {line}"):
             if key.lower() == "pool_size":
                 pool_size = _ini_int(where, f"[databases] {line} pool_size", value, pool_size)
             elif key.lower() == "reserve_pool":
@@ -551,6 +574,11 @@ def _owned_by(pod: Mapping[str, Any], workload: Mapping[str, Any]) -> bool:
     if workload.get("kind") == "StatefulSet":
         return controller.get("kind") == "StatefulSet" and controller.get("name") == name
     owner_name = controller.get("name")
+    labels = _mapping(where, "metadata.labels", metadata.get("labels"))
+    template_hash = labels.get("pod-template-hash")
+    if isinstance(template_hash, str) and template_hash:
+        # The Deployment controller names its ReplicaSets <deployment>-<pod-template-hash>, and labels the pods.
+        return controller.get("kind") == "ReplicaSet" and owner_name == f"{name}-{template_hash}"
     return (controller.get("kind") == "ReplicaSet" and isinstance(owner_name, str)
             and re.fullmatch(rf"{re.escape(name)}-[a-z0-9]+", owner_name) is not None)
 
@@ -629,7 +657,11 @@ def live_config_from_manifests(documents: Iterable[Any], profile: PerformancePro
     target = profile.spec.target_ref
     workload = _find(objects, target.kind.value, target.name)
     if workload is None:
-        raise WorkloadSpecError(f"no {target.kind.value} named {target.name} among the manifests")
+        elsewhere = sorted({_namespace_of(o) or "" for o in flatten(documents)
+                            if o.get("kind") == target.kind.value and _name_of(o) == target.name})
+        where_else = f" (there is one in namespace {', '.join(elsewhere)})" if elsewhere else ""
+        raise WorkloadSpecError(f"no {target.kind.value} named {target.name} in namespace {namespace} among the "
+                                f"manifests{where_else}")
     containers = containers_of(workload)
     return LiveConfig(
         hpa=hpa_of(objects, profile, workload),

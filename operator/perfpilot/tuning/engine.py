@@ -8,6 +8,7 @@ cooldown runs or a due rollback waits for a rollout, taking only an emergency mo
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from perfpilot.api.spec import Mode, PerformanceProfileSpec
 from perfpilot.api.status import ChangeRecord, Edit, Setting, TuningState, Verdict
@@ -62,15 +63,24 @@ def is_hpa_at_max_replicas(hpa: HpaLive | None) -> bool:
     return hpa is not None and hpa.current_replicas >= hpa.max_replicas
 
 
-def check_rollout_at_busy_hour(context: RuleContext) -> str | None:
+class BusyHour(NamedTuple):
+    """Why a rollout now would come at the busy hour; ``latency``: because p95 has no room under the SLO (not
+    only because the rate is near the week's peak)."""
+
+    reason: str
+    latency: bool
+
+
+def check_rollout_at_busy_hour(context: RuleContext) -> BusyHour | None:
     """Why a rollout now would come at the busy hour, or None.
 
     A rollout takes maxUnavailable pods out; above minReplicas the HPA holds the others near its target, so
     what they must carry instead pushes p95 over the SLO when it has no room left: at the busy hour (the
     request rate near the peak window's peak), or whenever p95 is already near the SLO (a day below a bigger
     day of the week is still this one's peak). At the floor the pods are under the target and cover the gap.
-    Unknown signals do not make it the busy hour. (How long a change waits for off-peak is ``decide``'s: at
-    most rollout_peak_wait_max_seconds from when the wait began.)
+    Unknown signals do not make it the busy hour. (How long a change waits for off-peak is ``decide``'s: a
+    change toward capacity at most rollout_peak_wait_max_seconds from when the wait began, a cut held by the
+    latency half for as long as that lasts.)
     """
     observations, thresholds = context.observations, context.thresholds
     hpa = observations.live.hpa
@@ -79,18 +89,18 @@ def check_rollout_at_busy_hour(context: RuleContext) -> str | None:
     latency = context.recent(observations.latency_p95_seconds, thresholds.recent_span_seconds)
     near_slo_seconds = thresholds.rollout_latency_room_fraction * context.slo_seconds
     if isinstance(latency, Series) and latency.maximum > near_slo_seconds:
-        return (f"p95 {latency.maximum * 1000:.0f}ms in the last {thresholds.recent_span_seconds / 60:g} minutes "
-                f"> {thresholds.rollout_latency_room_fraction:.0%} of the SLO with the HPA above minReplicas: the "
-                f"pods a rollout takes out now would push it over")
+        return BusyHour(f"p95 {latency.maximum * 1000:.0f}ms in the last {thresholds.recent_span_seconds / 60:g} "
+                        f"minutes > {thresholds.rollout_latency_room_fraction:.0%} of the SLO with the HPA above "
+                        f"minReplicas: the pods a rollout takes out now would push it over", latency=True)
     rate = context.recent(observations.request_rate_per_second, thresholds.recent_span_seconds)
     peak = observations.peak_request_rate_per_second
     if isinstance(rate, Unknown) or isinstance(peak, Unknown) or peak <= 0:
         return None
     if rate.mean <= thresholds.rollout_busy_rate_fraction * peak:
         return None
-    return (f"request rate {rate.mean:.1f}/s > {thresholds.rollout_busy_rate_fraction:.0%} of the "
-            f"{observations.peak_window_seconds / 3600:g}h peak {peak:.1f}/s with the HPA above minReplicas: a "
-            f"rollout now would take pods out at the busy hour")
+    return BusyHour(f"request rate {rate.mean:.1f}/s > {thresholds.rollout_busy_rate_fraction:.0%} of the "
+                    f"{observations.peak_window_seconds / 3600:g}h peak {peak:.1f}/s with the HPA above "
+                    f"minReplicas: a rollout now would take pods out at the busy hour", latency=False)
 
 
 def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, context: RuleContext) -> bool:
@@ -199,7 +209,10 @@ def decide(
                 # A move that is right on average (a slower scale-up row, a cut) is wrong while short of capacity.
                 notes.append(f"{outcome.rule}: would reduce capacity while short of it ({shortage})")
                 continue
-            if change.edit.setting is Setting.RESOURCES and observations.live.rollout_in_progress:
+            if (change.edit.setting is Setting.RESOURCES and observations.live.rollout_in_progress
+                    and not (change.emergency and guardrails.is_toward_capacity(change, replicas=replica_counts))):
+                # An emergency toward capacity goes ahead: a new template supersedes a rollout that is stuck
+                # (its new pods OOMKilled, say), which waiting would leave stuck.
                 notes.append(f"{outcome.rule}: resources change waits for the rollout in progress")
                 held = held or change
                 continue
@@ -216,16 +229,18 @@ def decide(
                 # The state keeps when the wait began for as long as the busy hour lasts, also once the wait is
                 # over and the change is held for another reason (a cooldown): the wait does not start again.
                 waits_for_off_peak = True
-                if guardrails.reduces_capacity(change, replicas=replica_counts):
-                    # A cut is never urgent: on a service whose p95 always sits near the SLO it waits for good
-                    # rather than roll out onto it at whatever hour a day's wait ends.
-                    notes.append(f"{outcome.rule}: a cut waits for off-peak ({busy}) for as long as that lasts")
+                if busy.latency and guardrails.reduces_capacity(change, replicas=replica_counts):
+                    # A cut is never urgent: on a service whose p95 always sits near the SLO it waits for room
+                    # rather than roll out onto it at whatever hour a day's wait ends. (A rate near the week's
+                    # peak all day is no reason to wait for good: such a workload has no quieter hour.)
+                    notes.append(f"{outcome.rule}: a cut waits for off-peak ({busy.reason}) for as long as that "
+                                 f"lasts")
                     held = held or change
                     continue
                 until = (state.off_peak_wait_since or now) + timedelta(
                     seconds=thresholds.rollout_peak_wait_max_seconds)
                 if now < until:
-                    notes.append(f"{outcome.rule}: resources change waits for off-peak ({busy}; waits until "
+                    notes.append(f"{outcome.rule}: resources change waits for off-peak ({busy.reason}; waits until "
                                  f"{until:%Y-%m-%d %H:%M} at most)")
                     held = held or change
                     continue

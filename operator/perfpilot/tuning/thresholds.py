@@ -128,8 +128,9 @@ class Thresholds:
     # …or while p95 went above this fraction of the SLO in the last recent_span_seconds: the pods have no room
     # for what the ones taken out carried, whatever the week's peak was (a day after a bigger one)…
     rollout_latency_room_fraction: float = 0.80
-    # …but no longer than this after the wait began (TuningState.off_peak_wait_since): a workload near its peak
-    # for a day has no quieter hour to wait for.
+    # …but a change toward capacity, or one held by the rate alone, no longer than this after the wait began
+    # (TuningState.off_peak_wait_since): a workload near its peak for a day has no quieter hour to wait for. A
+    # cut held by p95 near the SLO waits as long as that lasts: it is never urgent.
     rollout_peak_wait_max_seconds: float = 86400.0
     # Ours: the working set (largest pod, window peak) at this fraction of the pod's memory limit or more makes
     # a memory change urgent: it neither waits for off-peak nor for the HPA to leave maxReplicas.
