@@ -106,6 +106,24 @@ def test_a_rollout_is_in_progress_until_every_pod_runs_the_latest_template_and_n
     assert rollout_in_progress(_deployment(generation, status)) is rolling
 
 
+@pytest.mark.parametrize(("reason", "rolling"), [("ReplicaSetUpdated", True), ("NewReplicaSetAvailable", False)])
+def test_the_last_new_pod_coming_up_is_still_the_rollout_but_a_pod_failing_after_it_is_not(
+    reason: str, rolling: bool
+) -> None:
+    status = {"observedGeneration": 3, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 3,
+              "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+                             {"type": "Progressing", "status": "True", "reason": reason}]}
+    assert rollout_in_progress(_deployment(3, status)) is rolling
+
+
+@pytest.mark.parametrize(("updated", "rolling"), [(2, False), (1, True)])
+def test_a_statefulset_with_a_partition_rolls_out_only_the_pods_above_it(updated: int, rolling: bool) -> None:
+    manifest = {"kind": "StatefulSet", "metadata": {"name": "api", "generation": 2},
+                "spec": {"replicas": 5, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 3}}},
+                "status": {"observedGeneration": 2, "replicas": 5, "updatedReplicas": updated, "readyReplicas": 5}}
+    assert rollout_in_progress(manifest) is rolling
+
+
 @pytest.mark.parametrize(("strategy", "rolling"), [("RollingUpdate", True), ("OnDelete", False)])
 def test_an_on_delete_statefulset_is_never_rolling_out_by_itself(strategy: str, rolling: bool) -> None:
     manifest = {"kind": "StatefulSet", "metadata": {"name": "api", "generation": 2},

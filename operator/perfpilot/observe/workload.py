@@ -489,9 +489,11 @@ def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
 
     In progress when the controller has not seen the latest spec (``observedGeneration < generation``), or
     fewer pods than wanted run the latest template (``updatedReplicas``), or pods of an older one remain
-    (``replicas > updatedReplicas``). Availability alone does not count: pods still starting after a
-    scale-up, or one crash-looping, are no rollout, and the memory raise that would end an OOM loop must not
-    wait for that loop to end. A StatefulSet with ``updateStrategy: OnDelete`` never rolls out by itself.
+    (``replicas > updatedReplicas``), or the ``Progressing`` condition still says ``ReplicaSetUpdated`` (the
+    last new pod coming up). Availability alone does not count: pods still starting after a scale-up, or one
+    crash-looping after the rollout completed, are no rollout, and the memory raise that would end an OOM loop
+    must not wait for that loop to end. A StatefulSet rolls out the pods at or above its ``partition``; with
+    ``updateStrategy: OnDelete`` it never rolls out by itself.
     No status at all: not known to roll out (a manifest written by hand).
     """
     where = _where(workload)
@@ -503,15 +505,34 @@ def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
     observed = _int(where, "status.observedGeneration", status.get("observedGeneration"))
     if generation is not None and observed is not None and observed < generation:
         return True
+    replicas = _int(where, "status.replicas", status.get("replicas"))
+    spec_replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
+    wanted = next((n for n in (spec_replicas, replicas) if n is not None), 1)
     if workload.get("kind") == "StatefulSet":
         strategy = _mapping(where, "spec.updateStrategy", _spec(workload).get("updateStrategy"))
         if _str(where, "spec.updateStrategy.type", strategy.get("type")) == "OnDelete":
             return False
-    replicas = _int(where, "status.replicas", status.get("replicas"))
-    spec_replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
-    wanted = next((n for n in (spec_replicas, replicas) if n is not None), 1)
+        rolling = _mapping(where, "spec.updateStrategy.rollingUpdate", strategy.get("rollingUpdate"))
+        partition = _int(where, "spec.updateStrategy.rollingUpdate.partition", rolling.get("partition")) or 0
+        # Only the pods with an ordinal at or above the partition take the new template.
+        updated = _int(where, "status.updatedReplicas", status.get("updatedReplicas")) or 0
+        return updated < max(0, wanted - partition)
     updated = _int(where, "status.updatedReplicas", status.get("updatedReplicas")) or 0  # absent: none yet
-    return updated < wanted or (replicas or 0) > updated
+    if updated < wanted or (replicas or 0) > updated:
+        return True
+    # The counts are done, but the controller still reports the new ReplicaSet coming up (its last pod not yet
+    # available): the rollout's tail, as kubectl rollout status waits for it. Once it reported the rollout
+    # complete (NewReplicaSetAvailable), a pod that becomes unavailable later is no rollout.
+    return _progressing_reason(workload) == "ReplicaSetUpdated"
+
+
+def _progressing_reason(workload: Mapping[str, Any]) -> str | None:
+    where = _where(workload)
+    for index, raw in enumerate(_list(where, "status.conditions", _status(workload).get("conditions"))):
+        condition = _mapping(where, f"status.conditions[{index}]", raw)
+        if condition.get("type") == "Progressing":
+            return _str(where, f"status.conditions[{index}].reason", condition.get("reason"))
+    return None
 
 
 def _selects(where: str, selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
