@@ -235,23 +235,25 @@ def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | Non
     points to) and is renamed over it once both are complete: a full disk or a failing plot leaves no
     truncated file and no lone new JSON behind (only a failing second rename, rarer, could). Missing folders
     on the way are created."""
+    writers: list[tuple[Path, Callable[[Path], object]]] = []
+    if json_path is not None:
+        document = json.dumps(to_json(simulation, scale=scale), indent=2) + "\n"
+        writers.append((json_path, lambda staging: staging.write_text(document)))
+    if plot_path is not None:
+        # matplotlib (the optional "sim" extra) is loaded only when a plot is asked for.
+        from perfpilot.sim.plot import write_plot  # noqa: PLC0415
+
+        image_format = plot_path.suffix.lstrip(".").lower()
+        writers.append((plot_path, lambda staging: write_plot(simulation, staging, image_format=image_format)))
     staged: list[tuple[Path, Path]] = []
     try:
-        for asked in (json_path, plot_path):
-            if asked is None:
-                continue
+        for asked, write in writers:
             final = asked.resolve() if asked.is_symlink() else asked  # the link stays a link
             staging = _staging_path(final)
             staged.append((staging, final))
             try:
                 final.parent.mkdir(parents=True, exist_ok=True)
-                if asked is json_path:
-                    staging.write_text(json.dumps(to_json(simulation, scale=scale), indent=2) + "\n")
-                else:
-                    # matplotlib (the optional "sim" extra) is loaded only when a plot is asked for.
-                    from perfpilot.sim.plot import write_plot  # noqa: PLC0415
-
-                    write_plot(simulation, staging, image_format=asked.suffix.lstrip(".").lower())
+                write(staging)
             except OSError as error:
                 raise OutputError(f"cannot write {asked}: {error.strerror or error}") from None
         for staging, final in staged:
