@@ -354,8 +354,8 @@ def test_a_config_map_mounted_through_a_projected_volume_counts_its_workloads_re
 def test_pgbouncer_replicas_are_not_guessed_when_no_workload_mounts_the_config_map() -> None:
     # Each replica runs its own pool: taking 1 would let the pool grow past maxServerConnections.
     documents = [_workload(), _pgbouncer_config_map("[pgbouncer]\n")]
-    with pytest.raises(WorkloadSpecError, match="no Deployment or StatefulSet among the manifests mounts ConfigMap "
-                                                "pgbouncer: how many pgBouncer replicas"):
+    with pytest.raises(WorkloadSpecError, match=re.escape("spec.pool.pgbouncer.configMapRef.name pgbouncer: no "
+                                                          "Deployment or StatefulSet among the manifests mounts")):
         live_config_from_manifests(documents, profile(pool=CONFIG_MAP_POOL), now=NOW)
 
 

@@ -160,15 +160,15 @@ def _pod_spec(workload: Mapping[str, Any]) -> Mapping[str, Any]:
     return _mapping(where, "spec.template.spec", template.get("spec"))
 
 
-def _sidecars(where: str, pod_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """The native sidecars: init containers with ``restartPolicy: Always``, which run beside the others and
-    whose requests count in the pod's (and so in the HPA's utilisation)."""
+def _sidecars(where: str, pod_spec: Mapping[str, Any]) -> list[tuple[str, int, Mapping[str, Any]]]:
+    """The native sidecars, as (list path, index, container): init containers with ``restartPolicy: Always``,
+    which run beside the others and whose requests count in the pod's (and so in the HPA's utilisation)."""
     path = "spec.template.spec.initContainers"
     found = []
     for index, raw in enumerate(_list(where, path, pod_spec.get("initContainers"))):
         container = _mapping(where, f"{path}[{index}]", raw)
         if _str(where, f"{path}[{index}].restartPolicy", container.get("restartPolicy")) == "Always":
-            found.append((f"{path}[{index}]", container))
+            found.append((path, index, container))
     return found
 
 
@@ -182,16 +182,16 @@ def containers_of(workload: Mapping[str, Any]) -> tuple[ContainerResources, ...]
     if not containers:
         raise _fail(where, path, "is required (at least one container)")
     found: list[ContainerResources] = []
-    listed = [(f"{path}[{index}]", raw) for index, raw in enumerate(containers)] + _sidecars(where, pod_spec)
-    for at_index, raw in listed:
-        container = _mapping(where, at_index, raw)
-        name = _str(where, f"{at_index}.name", container.get("name"))
+    listed = [(path, index, raw) for index, raw in enumerate(containers)] + _sidecars(where, pod_spec)
+    for list_path, index, raw in listed:
+        container = _mapping(where, f"{list_path}[{index}]", raw)
+        name = _str(where, f"{list_path}[{index}].name", container.get("name"))
         if not name:
-            raise _fail(where, f"{at_index}.name", "is required")
+            raise _fail(where, f"{list_path}[{index}].name", "is required")
         if not DNS_LABEL.fullmatch(name):
             # Kubernetes refuses such a name; the readers' container matcher relies on it.
-            raise _fail(where, f"{at_index}.name", f"not a DNS-1123 label {_got(name)}")
-        at = f"{at_index.rsplit('[', 1)[0]}[{name}].resources"
+            raise _fail(where, f"{list_path}[{index}].name", f"not a DNS-1123 label {_got(name)}")
+        at = f"{list_path}[{name}].resources"
         resources = _mapping(where, at, container.get("resources"))
         requests = _mapping(where, f"{at}.requests", resources.get("requests"))
         limits = _mapping(where, f"{at}.limits", resources.get("limits"))
@@ -438,9 +438,9 @@ def _replicas_mounting(objects: Iterable[Mapping[str, Any]], config_map: str) ->
             if config_map in _mounted_config_maps(where, _mapping(where, path, raw), path):
                 replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
                 return 1 if replicas is None else replicas  # the API server's default
-    raise WorkloadSpecError(f"no Deployment or StatefulSet among the manifests mounts ConfigMap {config_map}: how many "
-                            f"pgBouncer replicas run a pool of their own is unknown (add the pgBouncer workload to "
-                            f"kubectl get)")
+    raise WorkloadSpecError(f"spec.pool.pgbouncer.configMapRef.name {config_map}: no Deployment or StatefulSet among "
+                            f"the manifests mounts that ConfigMap, so how many pgBouncer replicas run a pool of their "
+                            f"own is unknown (add the pgBouncer workload to kubectl get)")
 
 
 def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -> PoolLive | None:
@@ -638,9 +638,9 @@ def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, An
     kills = 0
     for pod in own:
         pod_where = _where(pod)
-        if not _status(pod):
-            return Unknown(f"{pod_where} has no status: OOMKilled terminations not read")
         pod_status = _status(pod)
+        if not pod_status:
+            return Unknown(f"{pod_where} has no status: OOMKilled terminations not read")
         statuses = [(f"status.{key}[{index}]", raw)  # a native sidecar's status is among the init containers'
                     for key in ("containerStatuses", "initContainerStatuses")
                     for index, raw in enumerate(_list(pod_where, f"status.{key}", pod_status.get(key)))]
