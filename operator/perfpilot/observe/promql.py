@@ -72,6 +72,9 @@ class PeakName(StrEnum):
     POOL_HISTORY = "pool_history_seconds"
 
 
+# The readings that count steps rather than take a maximum: several series of one profile (poolers) give
+# the longest-watched one's, where peaks add up.
+HISTORIES = frozenset({PeakName.CPU_HISTORY, PeakName.POOL_HISTORY})
 APP_SIGNALS = (SignalName.LATENCY_P95, SignalName.REQUEST_RATE, SignalName.ERROR_RATIO)
 CONTAINER_SIGNALS = (
     SignalName.CPU_USAGE,

@@ -30,6 +30,7 @@ from perfpilot.observe.promql import (
     APP_SIGNALS,
     BY_POOL,
     BY_WORKLOAD,
+    HISTORIES,
     POOL_SIGNALS,
     AppShape,
     ContainerShape,
@@ -341,7 +342,7 @@ class Snapshot:
         values = [float(series.samples[-1][1]) for series in matching if series.samples]
         if not values or any(not math.isfinite(value) for value in values):
             return Unknown(f"no finite peak for {where}")
-        return max(values) if peak is PeakName.POOL_HISTORY else math.fsum(values)
+        return max(values) if peak in HISTORIES else math.fsum(values)
 
 
 def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], float]) -> list[tuple[float, float]]:

@@ -11,7 +11,7 @@ from perfpilot.api.status import TuningState
 from perfpilot.tuning import signals
 from perfpilot.tuning.classify import ClassificationDetail
 from perfpilot.tuning.decision import ProposedChange
-from perfpilot.tuning.observations import HpaLive, Observations, PoolLive, Series, Signal, Unknown
+from perfpilot.tuning.observations import HpaLive, Observations, Peak, PoolLive, Series, Signal, Unknown
 from perfpilot.tuning.thresholds import Thresholds
 
 
@@ -69,14 +69,17 @@ def format_hours(seconds: float) -> str:
 
 
 class History(NamedTuple):
-    """How much of the peak window a cut's peaks were read from: the ``Observations`` field and its words."""
+    """How much of the peak window a cut's peaks were read from: the ``Observations`` field (named in
+    ``blocked_by``), how to read it, and its words."""
 
     field: str
+    read: Callable[[Observations], Peak]
     label: str
 
 
-CPU_HISTORY = History("cpu_history_seconds", "CPU history")
-POOL_HISTORY = History("pool_history_seconds", "pool-demand history")
+CPU_HISTORY = History("cpu_history_seconds", lambda observations: observations.cpu_history_seconds, "CPU history")
+POOL_HISTORY = History("pool_history_seconds", lambda observations: observations.pool_history_seconds,
+                       "pool-demand history")
 
 
 def check_history_for_a_cut(
@@ -86,7 +89,7 @@ def check_history_for_a_cut(
     outcome that holds the cut: ``finding`` (what called for it), why not, and the unknown signal that
     blocked it (the KRR/VPA stance: little data is no basis for taking capacity away)."""
     observations = ctx.observations
-    history = getattr(observations, of.field)
+    history = of.read(observations)
     span = format_hours(observations.peak_window_seconds)
     if isinstance(history, Unknown):
         return RuleOutcome(rule, note=f"{finding}, but the {of.label} over {span} is unknown ({history.reason}): "
