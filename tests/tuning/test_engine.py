@@ -749,3 +749,30 @@ def test_the_state_keeps_when_a_wait_for_off_peak_began_until_the_busy_hour_is_o
     assert not calm.waits_for_off_peak
     assert compute_next_state(kept, decision=calm, observations=quiet, now=day_later,
                               applied=False).off_peak_wait_since is None
+
+
+def test_a_moment_at_max_replicas_does_not_start_a_wait_for_off_peak_again() -> None:
+    observations = _memory_raise_at_the_busy_hour()
+    first = decide(b.profile(), observations, b.EMPTY_STATE, b.NOW)
+    state = compute_next_state(b.EMPTY_STATE, decision=first, observations=observations, now=b.NOW, applied=False)
+    assert state.off_peak_wait_since == b.NOW
+    # One evaluation with the HPA at maxReplicas holds the raise for that reason, and the busy hour goes on.
+    later = b.NOW + timedelta(hours=5)
+    at_max = replace(observations, live=b.live(hpa=b.hpa(current_replicas=10, desired_replicas=10)))
+    held = decide(b.profile(), at_max, state, later)
+    assert held.change is None and "maxReplicas" in held.reason
+    state = compute_next_state(state, decision=held, observations=at_max, now=later, applied=False)
+    assert state.off_peak_wait_since == b.NOW
+    day_later = b.NOW + timedelta(hours=24, minutes=1)
+    over = decide(b.profile(), observations, state, day_later)
+    assert over.change is not None and over.change.edit.setting is Setting.RESOURCES, over.reason
+
+
+def test_the_baseline_of_a_change_starts_no_earlier_than_the_last_write() -> None:
+    # A rollback 10 minutes ago (cooldown just over) undid a setting that had p95 at 0.9 s before it.
+    state = pending(minutes_ago=25, verdict=Verdict.ROLLED_BACK, verdict_minutes_ago=10)
+    p95 = [0.35] * (b.SAMPLES - 16) + [0.9] * 5 + [0.35] * 11
+    observations = b.observations(latency_p95_seconds=b.series(p95), **NEEDS_CHANGE)
+    decision = decide_with(state, observations)
+    assert decision.change is not None and decision.baseline is not None, decision.reason
+    assert decision.baseline.p95_latency_seconds == pytest.approx(0.35)

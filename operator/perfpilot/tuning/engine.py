@@ -167,6 +167,8 @@ def decide(
                     verdict_reason=judged.reason,
                     barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
                     rollback_due=True,
+                    # The rules did not run: a wait for off-peak under way is neither over nor begun again.
+                    waits_for_off_peak=state.off_peak_wait_since is not None,
                 )
             else:
                 verdict, verdict_reason = judged.verdict, judged.reason
@@ -209,6 +211,13 @@ def decide(
                 # A move that is right on average (a slower scale-up row, a cut) is wrong while short of capacity.
                 notes.append(f"{outcome.rule}: would reduce capacity while short of it ({shortage})")
                 continue
+            may_wait = resources_change_may_wait(change, observations, thresholds=thresholds)
+            busy = check_rollout_at_busy_hour(context) if may_wait else None
+            if busy is not None:
+                # The state keeps when the wait began for as long as the busy hour lasts, also when the change
+                # is held for another reason (a rollout, maxReplicas, a cooldown) or its wait is over: a
+                # moment at maxReplicas does not start the wait again.
+                waits_for_off_peak = True
             if (change.edit.setting is Setting.RESOURCES and observations.live.rollout_in_progress
                     and not (change.emergency and guardrails.is_toward_capacity(change, replicas=replica_counts))):
                 # An emergency toward capacity goes ahead: a new template supersedes a rollout that is stuck
@@ -216,7 +225,6 @@ def decide(
                 notes.append(f"{outcome.rule}: resources change waits for the rollout in progress")
                 held = held or change
                 continue
-            may_wait = resources_change_may_wait(change, observations, thresholds=thresholds)
             if may_wait and is_hpa_at_max_replicas(observations.live.hpa):
                 # A rollout takes pods out (maxUnavailable) that an HPA at maxReplicas cannot replace; one that
                 # gives the pods no more CPU buys nothing for that dip, so it waits for the HPA to come down.
@@ -224,11 +232,7 @@ def decide(
                              f"maxReplicas (a rollout takes pods out)")
                 held = held or change
                 continue
-            busy = check_rollout_at_busy_hour(context) if may_wait else None
             if busy is not None:
-                # The state keeps when the wait began for as long as the busy hour lasts, also once the wait is
-                # over and the change is held for another reason (a cooldown): the wait does not start again.
-                waits_for_off_peak = True
                 if busy.latency and guardrails.reduces_capacity(change, replicas=replica_counts):
                     # A cut is never urgent: on a service whose p95 always sits near the SLO it waits for room
                     # rather than roll out onto it at whatever hour a day's wait ends. (A rate near the week's
@@ -271,7 +275,8 @@ def decide(
                 verdict_reason=verdict_reason,
                 blocked_by=_dedupe(blocked),
                 cooldown_until_seconds=hold_until.timestamp() if hold_until is not None else None,
-                baseline=compute_baseline(observations, span_seconds=guard.verify_for.seconds),
+                baseline=compute_baseline(observations, span_seconds=guard.verify_for.seconds,
+                                          not_before=guardrails.compute_last_write(state)),
                 barred_until=barred_until,
                 waits_for_off_peak=waits_for_off_peak,
                 rollback_due=bool(rollback_waits),

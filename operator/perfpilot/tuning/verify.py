@@ -29,9 +29,15 @@ def _mean_since(signal: Signal, start_seconds: float) -> float | None:
     return recent.mean if isinstance(recent, Series) else None
 
 
-def compute_baseline(observations: Observations, *, span_seconds: float) -> Baseline:
-    """Means of p95, error ratio and request rate over the last ``span_seconds`` before a change."""
+def compute_baseline(
+    observations: Observations, *, span_seconds: float, not_before: datetime | None = None
+) -> Baseline:
+    """Means of p95, error ratio and request rate over the last ``span_seconds`` before a change, from no
+    earlier than ``not_before`` (the last write: what came before it is another configuration's, such as the
+    one a rollback just undid, and would make a worse "before" that hides this change's regression)."""
     start = observations.at.timestamp() - span_seconds
+    if not_before is not None:
+        start = max(start, not_before.timestamp())
     return Baseline(
         p95_latency_seconds=_mean_since(observations.latency_p95_seconds, start),
         error_ratio=_mean_since(observations.error_ratio, start),
