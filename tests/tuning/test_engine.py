@@ -364,15 +364,25 @@ def _evaluate_every_ten_minutes(state: TuningState, *, minutes: int, **live: Any
     return state
 
 
-def test_a_rollback_due_while_a_rollout_runs_stays_due_however_long_the_rollout_takes() -> None:
-    state = resize_pending(cut=True)
+def test_a_rollback_due_while_a_rollout_runs_waits_for_it_until_a_verify_for_after_it_fell_due() -> None:
+    state = resize_pending(cut=True)  # verified until a minute ago: the rollback fell due then
     decision = decide_with(state, _after_change_at(b.NOW, rollout_in_progress=True))
     assert decision.change is None and decision.rollback_due and "waiting for the rollout" in decision.reason
-    state = _evaluate_every_ten_minutes(state, minutes=120, rollout_in_progress=True)
+    state = _evaluate_every_ten_minutes(state, minutes=10, rollout_in_progress=True)
     assert state.last_change is not None and state.last_change.verdict is Verdict.PENDING
-    assert state.last_change.rollback_due_at == b.NOW + b.minutes(120)  # found due again at every evaluation
-    later = b.NOW + b.minutes(121)
-    decision = decide_with(state, _after_change_at(later), now=later)
+    assert state.last_change.rollback_due_at == b.NOW + b.minutes(10)  # found due again at every evaluation
+    # Ended in time: the rollback goes as soon as the rollout is over.
+    ended = b.NOW + b.minutes(11)
+    decision = decide_with(state, _after_change_at(ended), now=ended)
+    assert decision.verdict is Verdict.ROLLED_BACK and decision.change is not None and decision.change.rollback
+
+
+def test_a_rollback_supersedes_a_rollout_still_running_a_verify_for_after_it_fell_due() -> None:
+    # The cut's own rollout is stuck (its new pods OOMKilled, say): waiting for it would leave the regression
+    # in place for good, so the rollback's template replaces it.
+    state = _evaluate_every_ten_minutes(resize_pending(cut=True), minutes=10, rollout_in_progress=True)
+    stuck = b.NOW + b.minutes(14)
+    decision = decide_with(state, _after_change_at(stuck, rollout_in_progress=True), now=stuck)
     assert decision.verdict is Verdict.ROLLED_BACK and decision.change is not None and decision.change.rollback
 
 

@@ -152,11 +152,15 @@ def decide(
             hold_until, hold_why = verify_end, f"verifying {last.edit.setting.value} change until {verify_end:%H:%M:%S}"
         else:
             judged = decide_verdict(profile, observations, last, now=now, thresholds=thresholds)
+            # A rollout still running a verifyFor after the rollback fell due is stuck (the change's own new pods
+            # OOMKilled, say): the rollback's template supersedes it, as `kubectl rollout undo` would.
+            rollout_stuck_at = verify_end + timedelta(seconds=guard.verify_for.seconds)
             if (judged.rollback is not None and judged.rollback.edit.setting is Setting.RESOURCES
-                    and observations.live.rollout_in_progress):
-                # Never stack a rollout on a rollout: the verdict stays Pending and the rollback is retried.
-                # Meanwhile only an emergency toward capacity may act: a stuck rollout must not silence it.
-                rollback_waits = f"rollback due ({judged.reason}), waiting for the rollout in progress"
+                    and observations.live.rollout_in_progress and now < rollout_stuck_at):
+                # Otherwise no rollout is stacked on a rollout: the verdict stays Pending and the rollback is
+                # retried. Meanwhile only an emergency toward capacity may act: a stuck rollout must not silence it.
+                rollback_waits = (f"rollback due ({judged.reason}), waiting for the rollout in progress until "
+                                  f"{rollout_stuck_at:%H:%M:%S} at most")
             elif judged.rollback is not None:
                 return Decision(
                     change=judged.rollback,
