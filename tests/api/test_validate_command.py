@@ -100,7 +100,8 @@ INVALID_CASES: list[tuple[str, Callable[[Profile], None], str]] = [
      "spec.hpa.cpuTargets: is not a field of spec.hpa (got {'min': 50, 'max': 80})"),
     ("snake_case field name", _set("spec.max_step", 5), "spec.max_step: is not a field of spec (got 5)"),
     ("empty container name", _set("spec.resources.containers", ["api", ""]),
-     "spec.resources.containers[1]: must not be empty (got '')"),
+     "spec.resources.containers[1]: must be a container name: lower-case letters, digits and '-', starting and "
+     "ending with a letter or digit (got '')"),
     ("workload name not a Kubernetes name", _set("spec.targetRef.name", "API_v2"),
      "spec.targetRef.name: must be a Kubernetes object name: lower-case letters, digits, '-' and '.', "
      "starting and ending with a letter or digit (got 'API_v2')"),
@@ -123,6 +124,29 @@ INVALID_CASES: list[tuple[str, Callable[[Profile], None], str]] = [
     ("error matcher that is not PromQL", _set("spec.metrics.errorMatcher", "garbage"),
      'spec.metrics.errorMatcher: must be PromQL label matchers as written inside braces, such as code=~"5.." '
      "(got 'garbage')"),
+    # What the API server refuses, the model must refuse too (validate stands in for the API server).
+    ("duration longer than CEL's duration() holds", _set("spec.slo.latencyP95", "99999999999h"),
+     "spec.slo.latencyP95: a duration must be at most 2562047h (the longest Kubernetes' CEL can parse) "
+     "(got '99999999999h')"),
+    ("duration with spaces around it", _set("spec.guardrails.cooldown", " 30s"),
+     "spec.guardrails.cooldown: a duration must not have spaces around it (got ' 30s')"),
+    ("quantity with spaces around it", _set("spec.resources.memory.min", " 64Mi"),
+     "spec.resources.memory.min: a quantity must not have spaces around it (got ' 64Mi')"),
+    ("profile name not a Kubernetes name", _set("metadata.name", "Bad_Name"),
+     "metadata.name: must be a Kubernetes object name: lower-case letters, digits, '-' and '.', "
+     "starting and ending with a letter or digit (got 'Bad_Name')"),
+    ("HPA name not a Kubernetes name", _set("spec.hpa.name", "Bad Name"),
+     "spec.hpa.name: must be empty or a Kubernetes object name: lower-case letters, digits, '-' and '.', "
+     "starting and ending with a letter or digit (got 'Bad Name')"),
+    ("container name not a Kubernetes name", _set("spec.resources.containers", ["App_1"]),
+     "spec.resources.containers[0]: must be a container name: lower-case letters, digits and '-', starting and "
+     "ending with a letter or digit (got 'App_1')"),
+    ("workload of another API", _set("spec.targetRef.apiVersion", "v1"),
+     "spec.targetRef.apiVersion: must be apps/v1 (a Deployment or StatefulSet) (got 'v1')"),
+    # The API server estimates a CEL rule's cost from the largest map the schema allows.
+    ("more matchers than the CRD allows", _set("spec.metrics.matchers", {f"l{i}": "x" for i in range(17)}),
+     "spec.metrics.matchers: must have at most 16 entries (got {'l0': 'x', 'l1': 'x', 'l2': 'x', 'l3': 'x', "
+     "'l4': 'x', '...)"),
 ]
 
 

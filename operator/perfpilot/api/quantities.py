@@ -29,6 +29,8 @@ DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
 # Bounded so the API server's CEL cost estimate for rules that parse these strings stays small;
 # no real duration or quantity comes near it.
 MAX_TEXT_LENGTH = 64
+# Go's time.Duration (what CEL's duration() parses into) holds at most 2^63 - 1 nanoseconds.
+MAX_DURATION_SECONDS = Decimal("9223372036.854775807")
 
 _BINARY_SUFFIXES: dict[str, int] = {
     "Ki": 2**10,
@@ -61,15 +63,21 @@ def parse_duration_seconds(raw: object) -> Decimal:
     """Parse ``1h30m``-style text into seconds; raise ``ValueError`` naming the value otherwise."""
     if not isinstance(raw, str):
         raise ValueError(f"a duration must be a string such as 30s, 10m or 1h30m (got {raw!r})")
-    text = raw.strip()
+    text = raw
     if len(text) > MAX_TEXT_LENGTH:
         raise ValueError(f"a duration must be at most {MAX_TEXT_LENGTH} characters (got {raw!r})")
+    if text != text.strip():
+        # The CRD's pattern refuses them: the model must not accept what the API server will not.
+        raise ValueError(f"a duration must not have spaces around it (got {raw!r})")
     if not text or not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(f"not a duration: use a number with ms, s, m or h, e.g. 30s, 10m, 1h30m (got {raw!r})")
-    return sum(
+    seconds = sum(
         (Decimal(number) * _DURATION_UNITS_SECONDS[unit] for number, unit in _DURATION_PART.findall(text)),
         Decimal(0),
     )
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"a duration must be at most 2562047h (the longest Kubernetes' CEL can parse) (got {raw!r})")
+    return seconds
 
 
 def format_duration(seconds: Decimal) -> str:
@@ -166,9 +174,11 @@ def parse_quantity(raw: object) -> Decimal:
     """Parse a Kubernetes quantity into its plain value (cores for CPU, bytes for memory)."""
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise ValueError(f"a quantity must be a string or a number such as 500m, 2 or 1Gi (got {raw!r})")
-    text = str(raw).strip()
+    text = str(raw)
     if len(text) > MAX_TEXT_LENGTH:
         raise ValueError(f"a quantity must be at most {MAX_TEXT_LENGTH} characters (got {raw!r})")
+    if text != text.strip():
+        raise ValueError(f"a quantity must not have spaces around it (got {raw!r})")
     match = _QUANTITY.match(text)
     if not match:
         raise ValueError(f"not a quantity: use e.g. 500m, 2, 0.5, 64Mi or 1Gi (got {raw!r})")

@@ -49,6 +49,8 @@ class ApiModel(BaseModel):
 
 
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=NAME_PATTERN)]
+OPTIONAL_NAME_PATTERN = rf"^$|{NAME_PATTERN}"
+CONTAINER_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # an RFC 1123 label, as Kubernetes requires
 
 
 # Prometheus label names, and one-or-more PromQL label matchers as written inside braces.
@@ -61,6 +63,15 @@ _MATCHER_KEYS_CEL = (
     "self.all(k, k.matches('" + LABEL_NAME_PATTERN + "') && !k.startsWith('__') && "
     + " && ".join(f"k != '{label}'" for label in RESERVED_LABELS) + ")"
 )
+
+
+# The API server estimates a CEL rule's cost from the largest value the schema allows: a rule over every key
+# of a map with no maxProperties is refused at CRD creation ("estimated rule cost exceeds budget").
+MAX_MATCHERS = 16
+MatcherMap = Annotated[
+    dict[str, Annotated[str, Field(max_length=1024)]],
+    Field(max_length=MAX_MATCHERS),
+]
 
 
 def check_matcher_labels(matchers: dict[str, str]) -> dict[str, str]:
@@ -120,7 +131,7 @@ class PoolExporter(StrEnum):
 
 
 class TargetRef(ApiModel):
-    api_version: str = Field("apps/v1", description="API version of the workload; apps/v1.")
+    api_version: str = Field("apps/v1", pattern=r"^apps/v1$", description="API version of the workload; apps/v1.")
     kind: WorkloadKind = Field(description="Kind of the workload: Deployment or StatefulSet.")
     name: ObjectName = Field(description="Name of the workload in the profile's namespace.")
 
@@ -167,7 +178,7 @@ class Metrics(ApiModel):
         pattern=MATCHER_LIST_PATTERN,
         description="Label matcher that selects failed requests on the request counter.",
     )
-    matchers: dict[str, str] = Field(
+    matchers: MatcherMap = Field(
         default_factory=dict, description="Extra label matchers (label: value) for the application series."
     )
     CEL_RULES = ((_MATCHER_KEYS_CEL.replace("self.all", "self.matchers.all"),
@@ -209,7 +220,8 @@ class PercentRange(_Bounds[int]):
 class Hpa(ApiModel):
     enabled: bool = Field(True, description="Tune the HorizontalPodAutoscaler of the workload.")
     name: str = Field(
-        "", description="HPA name; empty means the HPA whose scaleTargetRef is the profile's targetRef."
+        "", max_length=253, pattern=OPTIONAL_NAME_PATTERN,
+        description="HPA name; empty means the HPA whose scaleTargetRef is the profile's targetRef.",
     )
     cpu_target: PercentRange = Field(
         default_factory=lambda: PercentRange(min=50, max=80),
@@ -258,7 +270,7 @@ class MemoryRange(_RequestBounds[MemoryQuantity]):
 
 class Resources(ApiModel):
     enabled: bool = Field(True, description="Tune the containers' resource requests (and limits).")
-    containers: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
+    containers: list[Annotated[str, Field(min_length=1, max_length=63, pattern=CONTAINER_NAME_PATTERN)]] = Field(
         default_factory=list, description="Containers to size; empty means every container."
     )
     cpu: CpuRange = Field(
@@ -299,7 +311,7 @@ class Pgbouncer(ApiModel):
     exporter: PoolExporter = Field(
         PoolExporter.AUTO, description="Metric-name preset of the pgBouncer exporter that Prometheus scrapes."
     )
-    matchers: dict[str, str] = Field(
+    matchers: MatcherMap = Field(
         default_factory=dict, description="Label matchers (label: value) of the exporter's series."
     )
     CEL_RULES = (

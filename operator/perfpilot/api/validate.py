@@ -22,12 +22,15 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from perfpilot.api.crd import open_api_schema
+from perfpilot.api.quantities import DURATION_PATTERN, QUANTITY_PATTERN
 from perfpilot.api.spec import (
+    CONTAINER_NAME_PATTERN,
     GROUP,
     KIND,
     MATCHER_LIST_PATTERN,
     METRIC_NAME_PATTERN,
     NAME_PATTERN,
+    OPTIONAL_NAME_PATTERN,
     VERSION,
     PerformanceProfile,
 )
@@ -50,6 +53,13 @@ _PATTERN_WORDING = {
     "starting and ending with a letter or digit",
     METRIC_NAME_PATTERN: "must be a Prometheus metric name: letters, digits, '_' and ':', not starting with a digit",
     MATCHER_LIST_PATTERN: 'must be PromQL label matchers as written inside braces, such as code=~"5.."',
+    OPTIONAL_NAME_PATTERN: "must be empty or a Kubernetes object name: lower-case letters, digits, '-' and '.', "
+    "starting and ending with a letter or digit",
+    CONTAINER_NAME_PATTERN: "must be a container name: lower-case letters, digits and '-', starting and ending "
+    "with a letter or digit",
+    DURATION_PATTERN: "must be a duration: a number with ms, s, m or h, e.g. 30s, 10m, 1h30m, no spaces",
+    QUANTITY_PATTERN: "must be a Kubernetes quantity such as 500m, 2, 64Mi or 1Gi, no spaces or sign",
+    "^apps/v1$": "must be apps/v1 (a Deployment or StatefulSet)",
     f"^{GROUP}/{VERSION}$": f"must be {GROUP}/{VERSION}",
     f"^{KIND}$": f"must be {KIND}",
 }
@@ -177,6 +187,7 @@ def _schema_problem(error: SchemaError) -> list[Problem]:
         "minLength": "must not be empty" if expected == 1 else f"must be at least {expected} characters",
         "maxLength": f"must be at most {expected} characters",
         "maxItems": f"must have at most {expected} items",
+        "maxProperties": f"must have at most {expected} entries",
         "minItems": f"must have at least {expected} items",
         "pattern": _PATTERN_WORDING.get(str(expected), f"must match {expected}"),
     }
@@ -221,6 +232,9 @@ def model_problems(document: object) -> list[Problem]:
         # The model lets metadata be partial (status updates need no name), but nothing can be applied
         # without one.
         return [Problem("metadata.name", "is required (got nothing)", _CLARITY_MODEL)]
+    name = profile.metadata.name
+    if len(name) > 253 or not re.fullmatch(NAME_PATTERN, name):
+        return [Problem("metadata.name", f"{_PATTERN_WORDING[NAME_PATTERN]} (got {show_value(name)})", _CLARITY_MODEL)]
     return []
 
 
