@@ -17,12 +17,13 @@ from perfpilot.api.status import (
     ChangeRecord,
     ContainerResources,
     Edit,
+    PoolSize,
     Setting,
     TuningState,
     Verdict,
 )
 from perfpilot.tuning.engine import decide
-from perfpilot.tuning.observations import Observations, Series
+from perfpilot.tuning.observations import Observations, PoolLive, Series
 from perfpilot.tuning.state import compute_next_state
 
 NEEDS_CHANGE = {"request_rate_per_second": b.series([60.0 if i % 2 else 140.0 for i in range(b.SAMPLES)])}
@@ -786,3 +787,25 @@ def test_the_baseline_of_a_change_starts_no_earlier_than_the_last_write() -> Non
     decision = decide_with(state, observations)
     assert decision.change is not None and decision.baseline is not None, decision.reason
     assert decision.baseline.p95_latency_seconds == pytest.approx(0.35)
+
+
+def test_a_pool_rollback_that_would_break_the_server_connection_budget_is_not_written() -> None:
+    # A shrink 30+20 -> 20+10 regressed while the pooler scaled out from 1 to 3 replicas: restoring 30+20 on
+    # 3 replicas is 150 server connections against a budget of 100.
+    profile = b.profile(pool={"maxServerConnections": 100, "size": {"min": 5, "max": 100}})
+    state = TuningState(last_change=ChangeRecord(
+        at=b.NOW - b.minutes(16), target="ConfigMap/pgbouncer",
+        edit=Edit(setting=Setting.POOL_SIZE, from_value=PoolSize(default_pool_size=30, reserve_pool_size=20),
+                  to_value=PoolSize(default_pool_size=20, reserve_pool_size=10)),
+        baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate=100)))
+
+    def regressed(pooler_replicas: int) -> Observations:
+        return b.observations(latency_p95_seconds=b.series(0.9), live=b.live(
+            pool=PoolLive(default_pool_size=20, reserve_pool_size=10, pooler_replicas=pooler_replicas)))
+
+    decision = decide(profile, regressed(3), state, b.NOW)
+    assert decision.verdict is Verdict.INCONCLUSIVE and "maxServerConnections 100" in decision.verdict_reason
+    assert decision.change is None or not decision.change.rollback
+    # On the one replica the change was made with, the same regression is rolled back.
+    fits = decide(profile, regressed(1), state, b.NOW)
+    assert fits.verdict is Verdict.ROLLED_BACK and fits.change is not None and fits.change.rollback

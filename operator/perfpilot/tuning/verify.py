@@ -7,9 +7,9 @@ from datetime import datetime
 
 from perfpilot.api.quantities import Duration
 from perfpilot.api.spec import PerformanceProfileSpec
-from perfpilot.api.status import Baseline, ChangeRecord, Edit, Setting, Verdict
+from perfpilot.api.status import Baseline, ChangeRecord, Edit, PoolSize, Setting, Verdict
 from perfpilot.tuning.decision import ProposedChange
-from perfpilot.tuning.guardrails import compute_edit_direction, compute_replica_counts
+from perfpilot.tuning.guardrails import compute_edit_direction, compute_replica_counts, fits_server_budget
 from perfpilot.tuning.observations import LiveConfig, Observations, Series, Signal, Unknown
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.values import compute_live_value, compute_target_name, values_equal
@@ -160,6 +160,23 @@ class _RollbackContext:
     p95_after: float | None
 
 
+def _find_pool_over_budget(context: _RollbackContext) -> str | None:
+    """Why restoring the pool size would break maxServerConnections, or None: the pooler may have scaled out
+    since the change, and the budget is a guardrail no write may break, a rollback included."""
+    pool = context.observations.live.pool
+    for edit in context.in_effect:
+        restored = edit.from_value
+        if edit.setting is not Setting.POOL_SIZE or not isinstance(restored, PoolSize) or pool is None:
+            continue
+        budget = context.profile.pool.max_server_connections
+        if not fits_server_budget(default_pool_size=restored.default_pool_size,
+                                  reserve_pool_size=restored.reserve_pool_size,
+                                  pooler_replicas=pool.pooler_replicas, max_server_connections=budget):
+            return (f"restoring pool {restored.default_pool_size}+{restored.reserve_pool_size} on "
+                    f"{pool.pooler_replicas} pooler replicas would exceed maxServerConnections {budget}")
+    return None
+
+
 def _roll_back(context: _RollbackContext, *, cause: str, partly: str = "") -> VerdictOutcome:
     """RolledBack with the exact previous values, unless undoing what is still in effect would take capacity
     away while p95 is above the SLO (Inconclusive, kept, nothing barred)."""
@@ -179,6 +196,10 @@ def _roll_back(context: _RollbackContext, *, cause: str, partly: str = "") -> Ve
                 f"rolling back {edit.setting.value} {edit.to_value} -> {edit.from_value} would "
                 f"take capacity away during the shortage; change kept{partly}, nothing barred",
             )
+    over_budget = _find_pool_over_budget(context)
+    if over_budget is not None:
+        return VerdictOutcome(Verdict.INCONCLUSIVE, f"{cause} but {over_budget}; change kept, nothing barred (the "
+                                                    f"pool rules grow it within the budget)")
     reason = (f"Rollback of {change.edit.setting.value} on {change.target}: {cause}; restoring the "
               f"previous value{partly} and barring the move for {context.thresholds.barred_cooldowns} x cooldown")
     return VerdictOutcome(
