@@ -575,6 +575,19 @@ def test_a_pool_below_size_min_grows_toward_it_by_at_most_one_step_and_says_why(
     assert "step limit +50% = 7" in change.reason
 
 
+def test_a_small_pool_grows_by_at_least_one_connection_when_its_step_rounds_down_to_none() -> None:
+    # live 3/1, maxStepPercent 20: 20% of 3 rounds down to 0, which would leave clients waiting for good.
+    change = change_of(run(pool_observations(active=3, waiting=4, default=3, reserve=1),
+                           pool={"size": {"min": 5, "max": 100}}, guardrails={"maxStepPercent": 20}))
+    assert isinstance(change.edit.to_value, PoolSize) and change.edit.to_value.default_pool_size == 4
+
+
+def test_a_pool_growth_never_lowers_a_reserve_set_above_the_tiers() -> None:
+    # 20 + 40 by hand: the next tier's 30 + 15 would be fewer server connections in all while clients wait.
+    change = change_of(run(pool_observations(active=20, waiting=5, default=20, reserve=40)))
+    assert change.edit.to_value == PoolSize(default_pool_size=30, reserve_pool_size=40)
+
+
 def test_pool_above_ninety_percent_grows_a_tier() -> None:
     change = change_of(run(pool_observations(active=19)))
     assert change.edit.to_value == PoolSize(default_pool_size=30, reserve_pool_size=20)

@@ -29,7 +29,8 @@ def compute_pool_grow(ctx: RuleContext, pool: PoolLive) -> tuple[PoolSize, str] 
     """One tier up (or one maxStepPercent step beyond Peak), within size.max, the step and the budget."""
     spec = ctx.profile.pool
     live_default = pool.default_pool_size
-    step_limit = math.floor(live_default * (1 + ctx.profile.guardrails.max_step_percent / 100))
+    # At least one connection a step, as maxReplicas: 20% of a pool of 3 rounds down to no growth at all.
+    step_limit = max(live_default + 1, math.floor(live_default * (1 + ctx.profile.guardrails.max_step_percent / 100)))
     tier = next((t for t in POOL_TIERS if t.default_pool_size > live_default), None)
     if tier is not None:
         goal, row = tier.default_pool_size, f"{tier.name} {tier.default_pool_size}/{tier.reserve_pool_size}"
@@ -49,8 +50,13 @@ def compute_pool_grow(ctx: RuleContext, pool: PoolLive) -> tuple[PoolSize, str] 
         limits.append(f"size.max {spec.size.max}")
     if new_default < bounded:
         limits.append(f"step limit +{ctx.profile.guardrails.max_step_percent}% = {new_default}")
+    def reserve_for(default_pool_size: int) -> int:
+        # A growth never lowers the reserve (one set by hand above the tier's): fewer server connections in
+        # all would be no growth.
+        return max(pool.reserve_pool_size, guardrails.compute_pool_reserve(default_pool_size))
+
     while new_default > live_default and not guardrails.fits_server_budget(
-        default_pool_size=new_default, reserve_pool_size=guardrails.compute_pool_reserve(new_default),
+        default_pool_size=new_default, reserve_pool_size=reserve_for(new_default),
         pooler_replicas=pool.pooler_replicas, max_server_connections=spec.max_server_connections,
     ):
         new_default -= 1
@@ -59,7 +65,7 @@ def compute_pool_grow(ctx: RuleContext, pool: PoolLive) -> tuple[PoolSize, str] 
     if new_default <= live_default:
         return (f"pool {live_default}/{pool.reserve_pool_size} cannot grow within maxServerConnections "
                 f"{spec.max_server_connections} x {pool.pooler_replicas} pooler(s)")
-    size = PoolSize(default_pool_size=new_default, reserve_pool_size=guardrails.compute_pool_reserve(new_default))
+    size = PoolSize(default_pool_size=new_default, reserve_pool_size=reserve_for(new_default))
     note = f" (limited by {', '.join(limits)})" if limits else ""
     return size, row + note
 
