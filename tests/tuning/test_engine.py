@@ -22,6 +22,7 @@ from perfpilot.api.status import (
     TuningState,
     Verdict,
 )
+from perfpilot.tuning import guardrails
 from perfpilot.tuning.engine import decide
 from perfpilot.tuning.observations import Observations, PoolLive, Series
 from perfpilot.tuning.state import compute_next_state
@@ -809,3 +810,17 @@ def test_a_pool_rollback_that_would_break_the_server_connection_budget_is_not_wr
     # On the one replica the change was made with, the same regression is rolled back.
     fits = decide(profile, regressed(1), state, b.NOW)
     assert fits.verdict is Verdict.ROLLED_BACK and fits.change is not None and fits.change.rollback
+
+
+def test_a_held_move_toward_capacity_keeps_a_lower_rules_move_away_from_it_from_going_first() -> None:
+    # OOMKilled, memory-bound pods whose raise waits for a rollout in progress; objective Cost would also
+    # pick a slower scale-up row. Written first, that row's verification would hold the raise for verifyFor.
+    observations = b.observations(memory_working_set_bytes_per_pod=b.series(950 * b.MI),
+                                  live=b.live(rollout_in_progress=True, oom_kills_in_window=3))
+    decision = decide(b.profile(objective="Cost"), observations, b.EMPTY_STATE, b.NOW)
+    assert decision.change is None, decision.reason
+    assert "waits for the move toward capacity held above it" in decision.reason
+    # Without the memory raise to wait for, the row goes.
+    calm = b.observations(live=b.live(rollout_in_progress=True))
+    row = decide(b.profile(objective="Cost"), calm, b.EMPTY_STATE, b.NOW).change
+    assert row is not None and not guardrails.is_toward_capacity(row), row

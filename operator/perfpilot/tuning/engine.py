@@ -211,6 +211,12 @@ def decide(
                 notes.append(f"{outcome.rule}: move {barred_edit.setting.value} -> {barred_edit.to_value} is barred "
                              f"(rolled back or found reverted)")
                 continue
+            if (held is not None and not guardrails.reduces_capacity(held, replicas=replica_counts)
+                    and not guardrails.is_toward_capacity(change, replicas=replica_counts)):
+                # A move toward capacity that waits (for a rollout, maxReplicas, off-peak) goes before a lower
+                # rule's move that is not: written first, that one's verification would hold it longer still.
+                notes.append(f"{outcome.rule}: waits for the move toward capacity held above it ({held.table_row})")
+                continue
             if shortage is not None and guardrails.reduces_capacity(change, replicas=replica_counts):
                 # A move that is right on average (a slower scale-up row, a cut) is wrong while short of capacity.
                 notes.append(f"{outcome.rule}: would reduce capacity while short of it ({shortage})")
