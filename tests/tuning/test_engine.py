@@ -613,11 +613,33 @@ def test_a_rollback_cut_short_between_its_writes_is_finished_whatever_the_latenc
     assert decision.change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
 
 
-def test_a_main_edit_back_alone_is_someone_elses_change_not_a_rollback_cut_short() -> None:
-    # A rollback writes the coupled target first, so requests back with the target still 70% is not its work.
-    decision = decide_on_resize(cut=True, pods=BIG_PODS, target_percent=70, p95_seconds=0.9)
+@pytest.mark.parametrize("minutes_ago", [5, 16])  # during its verification too: the writes did not finish
+def test_a_change_cut_short_between_its_writes_has_its_coupled_edit_undone(minutes_ago: float) -> None:
+    # A cut (CPU 1500m -> 1000m, target 60% -> 70%) writes the target first: the target at 70% with the
+    # requests still 1500m is a change whose writes stopped between the two (or whose requests someone put
+    # back). The target alone would take replicas away for a cut that did not happen: undone, the move barred.
+    decision = decide_on_resize(cut=True, pods=BIG_PODS, target_percent=70, p95_seconds=0.3, minutes_ago=minutes_ago)
+    assert decision.verdict is Verdict.ROLLED_BACK, decision.reason
+    assert decision.verdict_reason.startswith("the change was cut short between its writes")
+    assert decision.change is not None and decision.change.rollback
+    assert decision.change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
+    assert decision.barred_until is not None
+
+
+def test_a_change_cut_short_is_not_undone_when_that_takes_capacity_during_a_shortage() -> None:
+    # A raise (1000m -> 1500m, 70% -> 60%) stopped after its target: 60% alone means more replicas; taking
+    # them away while p95 is above the SLO waits (Inconclusive, kept).
+    decision = decide_on_resize(cut=False, pods=SMALL_PODS, target_percent=60, p95_seconds=0.6, minutes_ago=5)
     assert decision.verdict is Verdict.INCONCLUSIVE
-    assert "resources was changed by someone else since; not rolled back" in decision.verdict_reason
+    assert decision.change is None or not decision.change.rollback
+
+
+def test_a_change_never_written_is_found_reverted_during_its_verification() -> None:
+    # Recorded Pending before its write (the writer's contract), then the write never happened (a crash): seen
+    # at the next evaluation, the move barred, so a restarted operator does not take a second step from it.
+    decision = decide_on_resize(cut=True, pods=BIG_PODS, target_percent=60, p95_seconds=0.3, minutes_ago=1)
+    assert decision.verdict is Verdict.REVERTED
+    assert decision.barred_until is not None
 
 
 def test_a_gone_object_is_named_before_an_edit_found_back() -> None:
@@ -824,3 +846,24 @@ def test_a_held_move_toward_capacity_keeps_a_lower_rules_move_away_from_it_from_
     calm = b.observations(live=b.live(rollout_in_progress=True))
     row = decide(b.profile(objective="Cost"), calm, b.EMPTY_STATE, b.NOW).change
     assert row is not None and not guardrails.is_toward_capacity(row), row
+
+
+def test_a_restart_after_a_write_recorded_before_it_verifies_the_change_instead_of_stepping_again() -> None:
+    # The state is saved before the write (state.py's contract); the operator restarts right after writing.
+    # The next evaluation finds the change Pending and in effect: verified, not taken a second step further.
+    observations = b.observations(latency_p95_seconds=b.series(0.6), cpu_usage_millicores_per_pod=b.series(500))
+    first = decide(b.profile(), observations, b.EMPTY_STATE, b.NOW)
+    assert first.change is not None and first.change.edit == Edit(
+        setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
+    saved = compute_next_state(b.EMPTY_STATE, decision=first, observations=observations, now=b.NOW, applied=True)
+    later = b.NOW + b.minutes(1)
+    written = b.observations(at=later, latency_p95_seconds=b.series(0.6, at=later),
+                             cpu_usage_millicores_per_pod=b.series(500, at=later),
+                             live=b.live(hpa=b.hpa(cpu_target_percent=60)))
+    resumed = decide(b.profile(), written, saved, later)
+    assert resumed.change is None and resumed.verdict is None and "verifying" in resumed.reason
+    # Had the write not happened (a crash before it), the same status finds it Reverted, its move barred.
+    unwritten = replace(written, live=b.live(hpa=b.hpa(cpu_target_percent=70)))
+    found = decide(b.profile(), unwritten, saved, later)
+    assert found.verdict is Verdict.REVERTED and found.barred_until is not None
+    assert found.change is None or found.change.edit.to_value != 60

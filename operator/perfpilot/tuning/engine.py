@@ -19,7 +19,7 @@ from perfpilot.tuning.observations import HpaLive, Observations, Series, Unknown
 from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage, find_coupled_target_origin
 from perfpilot.tuning.state import compute_judged_state
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from perfpilot.tuning.verify import compute_baseline, decide_verdict
+from perfpilot.tuning.verify import compute_baseline, decide_unfinished_write, decide_verdict
 
 
 def _dedupe(names: list[str]) -> tuple[str, ...]:
@@ -148,10 +148,13 @@ def decide(
     last = state.last_change
     if last is not None and last.verdict is Verdict.PENDING:
         verify_end = last.at + timedelta(seconds=guard.verify_for.seconds)
-        if now < verify_end:
+        # A write that did not finish is seen at once, not after verifyFor: a change recorded before its
+        # write whose values never arrived, or arrived half (its coupled edit alone).
+        unfinished = decide_unfinished_write(profile, observations, last, now=now, thresholds=thresholds)
+        if unfinished is None and now < verify_end:
             hold_until, hold_why = verify_end, f"verifying {last.edit.setting.value} change until {verify_end:%H:%M:%S}"
         else:
-            judged = decide_verdict(profile, observations, last, now=now, thresholds=thresholds)
+            judged = unfinished or decide_verdict(profile, observations, last, now=now, thresholds=thresholds)
             # A rollout still running a verifyFor after the rollback fell due is stuck (the change's own new pods
             # OOMKilled, say): the rollback's template supersedes it, as `kubectl rollout undo` would.
             rollout_stuck_at = verify_end + timedelta(seconds=guard.verify_for.seconds)

@@ -1,8 +1,17 @@
 """The state machine's bookkeeping after an evaluation: verdicts, the new last change, history, bars.
 
-Callers do ``decision = decide(...)``, write ``decision.change`` when ``decision.apply``, then
-``state = compute_next_state(..., applied=<written>)``. Nothing is recorded as written unless it was:
-a rollback that failed to write leaves its change Pending, so the next evaluation tries again.
+The contract with whoever writes (``decision = decide(...)``, then, when ``decision.apply``):
+
+- a change: save ``compute_next_state(..., applied=True)`` FIRST, then write its coupled edit, then its
+  main edit; when the write fails having written nothing, save ``compute_next_state(..., applied=False)``
+  (from the state before) instead. A crash anywhere leaves the change Pending, and the next evaluation reads
+  the live values (``verify.decide_unfinished_write``): nothing written is Reverted, the coupled edit alone
+  is undone, all written is verified as usual. Saved after the write instead, a crash between the two
+  would let the next evaluation step again from the new value, unverified;
+- a rollback: write first (coupled edit first), then save with ``applied=<written>``: a rollback that failed
+  to write leaves its change Pending, so the next evaluation tries again, and one written whose status was
+  lost is found Reverted (or, cut short between its writes, finished) from the live values;
+- nothing to write: save ``compute_next_state(..., applied=False)``.
 """
 
 from __future__ import annotations

@@ -231,6 +231,49 @@ def _describe_late_verdict(change: ChangeRecord, *, profile: PerformanceProfileS
             f"Off or paused): latency now no longer shows this change alone; kept")
 
 
+def decide_unfinished_write(
+    profile: PerformanceProfileSpec,
+    observations: Observations,
+    change: ChangeRecord,
+    *,
+    now: datetime,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> VerdictOutcome | None:
+    """The verdict a pending change gets at once, during its verification too, when its live values show that
+    it is not (wholly) in effect; None when they do not.
+
+    A change is recorded Pending before it is written (``state``'s contract with its writer), and its coupled
+    edit is written first. So, with no value someone else's:
+
+    - every value back at the one before: the write never took place (or a rollback was written and its
+      status lost, or someone reverted it): **Reverted**, its move barred;
+    - the coupled edit in effect and the main edit not: the writes were cut short between the two (or
+      someone reverted the main value alone). The coupled edit is there only to keep the replica count
+      through the main one, so it is undone too: **RolledBack**, the move barred, the rollback written like
+      any (unless undoing it would take capacity away while p95 is above the SLO: Inconclusive, kept).
+    """
+    restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
+    if foreign is not None:
+        return None
+    if not in_effect:
+        return VerdictOutcome(
+            Verdict.REVERTED,
+            f"{change.edit.setting.value} is back at its previous value (a write that never took place, a "
+            f"rollback whose status was not saved, or a revert): the change is not in effect, so it is not "
+            f"judged; the move is barred",
+        )
+    coupled = change.coupled
+    if coupled is None or restored != [change.edit] or in_effect != [coupled]:
+        return None
+    recent_start = max(change.at.timestamp(), now.timestamp() - thresholds.recent_span_seconds)
+    context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
+                               in_effect=in_effect,
+                               p95_after=_mean_since(observations.latency_p95_seconds, recent_start))
+    return _roll_back(context, cause=(f"the change was cut short between its writes ({coupled.setting.value} "
+                                      f"written, {change.edit.setting.value} still at its previous value)"),
+                      partly=f" of {coupled.setting.value}")
+
+
 def decide_verdict(
     profile: PerformanceProfileSpec,
     observations: Observations,
@@ -249,16 +292,10 @@ def decide_verdict(
     - a regression with a value changed by someone else (or its object gone): Inconclusive;
     - a regression: RolledBack, unless undoing it takes capacity away during a shortage (Inconclusive).
     """
+    unfinished = decide_unfinished_write(profile, observations, change, now=now, thresholds=thresholds)
+    if unfinished is not None:
+        return unfinished
     restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
-    if foreign is None and not in_effect:
-        # A rollback written just before a restart whose status was not saved, someone's revert, or a write
-        # that never happened: recorded Reverted, and the move barred so that it is not proposed again at once.
-        return VerdictOutcome(
-            Verdict.REVERTED,
-            f"{change.edit.setting.value} is back at its previous value (a rollback whose status was not saved, "
-            f"a revert, or a write that never took place): the change is not in effect, so it is not judged; "
-            f"the move is barred",
-        )
     verify_seconds = profile.guardrails.verify_for.seconds
     settle_end = change.at.timestamp() + verify_seconds * thresholds.verify_settle_fraction
     start = max(settle_end, now.timestamp() - verify_seconds)
