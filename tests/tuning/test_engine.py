@@ -46,6 +46,10 @@ def pending(*, minutes_ago: float, setting: Setting = Setting.HPA_CPU_TARGET, ol
     return TuningState(last_change=record)
 
 
+# A pending move toward capacity (CPU target 80% -> 70%, in effect): an emergency during its verification acts
+# on its own (a pending cut would be rolled back first).
+RAISE_PENDING = pending(minutes_ago=2, old=80, new=70)
+
 BIG_PODS = [b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]
 SMALL_PODS = [b.container()]
 
@@ -128,7 +132,7 @@ def test_changes_resume_after_cooldown() -> None:
 
 
 def test_an_emergency_acts_during_verification_toward_more_capacity() -> None:
-    decision = decide_with(pending(minutes_ago=2), b.observations(**EMERGENCY))
+    decision = decide_with(RAISE_PENDING, b.observations(**EMERGENCY))
     assert decision.change is not None and decision.change.emergency
     assert (decision.change.edit.setting, decision.change.edit.to_value) == (Setting.HPA_CPU_TARGET, 60)
     assert decision.apply is True
@@ -158,13 +162,13 @@ def test_one_slow_scrape_after_a_gap_is_not_an_emergency() -> None:
 def test_slow_samples_over_the_whole_two_minutes_after_a_gap_are_an_emergency() -> None:
     full = b.series(0.3)
     latency = Series(full.timestamps_seconds[:-6] + full.timestamps_seconds[-3:], full.values[:-6] + (1.2,) * 3)
-    decision = decide_with(pending(minutes_ago=2), b.observations(latency_p95_seconds=latency))
+    decision = decide_with(RAISE_PENDING, b.observations(latency_p95_seconds=latency))
     assert decision.change is not None and decision.change.emergency
 
 
 def test_an_emergency_at_max_replicas_raises_max_replicas_within_the_ceiling() -> None:
     observations = b.observations(live=b.live(hpa=b.hpa(current_replicas=10)), replicas=b.series(10), **EMERGENCY)
-    decision = decide_with(pending(minutes_ago=2), observations, hpa={"maxReplicasCeiling": 20})
+    decision = decide_with(RAISE_PENDING, observations, hpa={"maxReplicasCeiling": 20})
     assert decision.change is not None
     assert (decision.change.edit.setting, decision.change.edit.to_value) == (Setting.HPA_MAX_REPLICAS, 15)
 
@@ -179,7 +183,7 @@ def test_an_emergency_with_no_capacity_move_left_holds() -> None:
 
 def test_a_pool_emergency_grows_the_pool_during_cooldown() -> None:
     observations = b.observations(pool_client_waiting=b.series([0.0] * 24 + [4.0] * 7), pool_server_active=b.series(20))
-    decision = decide_with(pending(minutes_ago=2), observations)
+    decision = decide_with(RAISE_PENDING, observations)
     assert decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE
     assert decision.change.emergency
 
@@ -395,12 +399,12 @@ def test_a_due_rollback_left_through_a_long_pause_is_late_like_any_verdict() -> 
     assert decision.verdict is Verdict.INCONCLUSIVE and "after its verification ended" in decision.verdict_reason
 
 
-def test_an_emergency_toward_capacity_still_acts_while_a_rollback_waits_for_a_rollout() -> None:
-    # A stuck rollout must not silence the emergency rules: p95 2.4x the SLO, the HPA below maxReplicas.
+def test_an_emergency_makes_a_rollback_waiting_for_a_rollout_go_at_once() -> None:
+    # A stuck rollout must not silence the emergency (p95 2.4x the SLO): the cut's due rollback is the move
+    # toward capacity, and its template supersedes the rollout.
     decision = decide_with(resize_pending(cut=True), _after_change_at(b.NOW, latency=1.2, rollout_in_progress=True))
-    assert decision.change is not None and decision.change.emergency, decision.reason
-    assert decision.change.edit.setting is Setting.HPA_CPU_TARGET
-    assert "waiting for the rollout in progress" in decision.reason and decision.rollback_due
+    assert decision.verdict is Verdict.ROLLED_BACK, decision.reason
+    assert decision.change is not None and decision.change.rollback and decision.change.edit.to_value == BIG_PODS
 
 
 def test_an_emergency_memory_raise_supersedes_a_rollout_in_progress() -> None:
@@ -673,7 +677,7 @@ def test_expired_bars_are_dropped() -> None:
 
 
 def test_an_emergency_before_the_verdict_makes_the_pending_change_inconclusive() -> None:
-    state = pending(minutes_ago=2)
+    state = RAISE_PENDING
     observations = b.observations(**EMERGENCY)
     decision = decide_with(state, observations)
     new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
@@ -867,3 +871,27 @@ def test_a_restart_after_a_write_recorded_before_it_verifies_the_change_instead_
     found = decide(b.profile(), unwritten, saved, later)
     assert found.verdict is Verdict.REVERTED and found.barred_until is not None
     assert found.change is None or found.change.edit.to_value != 60
+
+
+def test_an_slo_emergency_during_a_cuts_verification_rolls_the_cut_back_first() -> None:
+    # A CPU cut (1500m -> 1000m, target 60% -> 70%) 8 minutes into verifyFor; p95 jumps to 1.2 s (2.4 x SLO).
+    state = resize_pending(cut=True, minutes_ago=8)
+    observations = after_change(latency=1.2, live=b.live(containers=tuple(SMALL_PODS),
+                                                         hpa=b.hpa(cpu_target_percent=70)))
+    decision = decide_with(state, observations)
+    assert decision.verdict is Verdict.ROLLED_BACK, decision.reason
+    assert decision.change is not None and decision.change.rollback
+    assert decision.change.edit.to_value == BIG_PODS
+    assert decision.change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
+    after = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
+    assert after.last_change is not None and after.last_change.verdict is Verdict.ROLLED_BACK
+    assert [move.setting for move in after.barred] == [Setting.RESOURCES]
+
+
+def test_an_slo_emergency_during_a_raises_verification_acts_on_its_own() -> None:
+    # A raise took no capacity away: undoing it is no answer to the emergency, the emergency's move is.
+    state = resize_pending(cut=False, minutes_ago=8)
+    observations = after_change(latency=1.2, live=b.live(containers=tuple(BIG_PODS),
+                                                         hpa=b.hpa(cpu_target_percent=60)))
+    decision = decide_with(state, observations)
+    assert decision.change is not None and decision.change.emergency and not decision.change.rollback

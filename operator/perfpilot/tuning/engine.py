@@ -19,7 +19,13 @@ from perfpilot.tuning.observations import HpaLive, Observations, Series, Unknown
 from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage, find_coupled_target_origin
 from perfpilot.tuning.state import compute_judged_state
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from perfpilot.tuning.verify import compute_baseline, decide_unfinished_write, decide_verdict
+from perfpilot.tuning.verify import (
+    compute_baseline,
+    compute_restored_edits,
+    compute_rollback,
+    decide_unfinished_write,
+    decide_verdict,
+)
 
 
 def _dedupe(names: list[str]) -> tuple[str, ...]:
@@ -120,6 +126,28 @@ def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, conte
     if change.emergency and guardrails.is_toward_capacity(change, replicas=replicas):
         return True
     return compute_shortage(context) is not None
+
+
+def _undo_pending_cut(
+    context: RuleContext, *, emergency: ProposedChange, replicas: tuple[int, ...]
+) -> ProposedChange | None:
+    """The rollback of the pending change when it took capacity away and an SLO emergency came before its
+    verdict, or None. Undoing it is the emergency's first move: it restores values that held before, where the
+    emergency's own move would leave the likely cause in place and its verdict lost ("superseded")."""
+    state, profile, observations = context.state, context.profile, context.observations
+    last = state.last_change
+    if last is None or last.verdict is not Verdict.PENDING or not profile.guardrails.rollback:
+        return None
+    restored, in_effect, foreign = compute_restored_edits(last, profile=profile, live=observations.live)
+    if foreign is not None or restored or not in_effect:
+        return None
+    directions = [guardrails.compute_edit_direction(edit, replicas=replicas) for edit in in_effect]
+    if not directions or max(directions) > 0 or min(directions) >= 0:
+        return None  # only a pure cut is undone toward capacity; a mixed move would take some away again
+    reason = (f"Rollback of {last.edit.setting.value} on {last.target}: an SLO emergency came during its "
+              f"verification ({emergency.reason}); the cut is undone first, restoring the values that held, and "
+              f"the move barred")
+    return compute_rollback(last, profile=profile, observations=observations, reason=reason)
 
 
 def decide(
@@ -276,6 +304,16 @@ def decide(
             if holds and not (change.emergency and guardrails.is_toward_capacity(change, replicas=replica_counts)):
                 held = held or change
                 continue
+            if change.emergency and verdict is None:
+                undo = _undo_pending_cut(context, emergency=change, replicas=replica_counts)
+                if undo is not None:
+                    return Decision(
+                        change=undo, reason=undo.reason, apply=may_apply, classification=classification,
+                        verdict=Verdict.ROLLED_BACK, verdict_reason=undo.reason,
+                        blocked_by=_dedupe(blocked),
+                        barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
+                        rollback_due=True, waits_for_off_peak=waits_for_off_peak,
+                    )
             reason = change.reason
             if holds:
                 reason = f"{reason} [emergency toward capacity during {'; '.join(holds)}]"
