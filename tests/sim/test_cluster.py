@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from perfpilot.api.status import ContainerResources, PoolSize
-from perfpilot.sim.cluster import MIB, TICK_SECONDS, Cluster, ClusterParams
+from perfpilot.sim.baselines import latency_for
+from perfpilot.sim.cluster import MIB, TICK_SECONDS, Cluster, ClusterParams, timed_out_latency
+from perfpilot.sim.queueing import compute_cpu_sojourn_mean_seconds, mixture_quantile
+from perfpilot.sim.replay import _HpaDriver, build_hpa_spec
+from perfpilot.sim.scenarios import SCENARIOS
 
 RESOURCES = ContainerResources(name="app", cpu_request_millicores=1000, cpu_limit_millicores=2000,
                                memory_request_bytes=1024 * MIB, memory_limit_bytes=2048 * MIB)
@@ -110,3 +116,173 @@ def test_the_pools_gauges_are_counts_at_the_scrape_not_the_mean_load() -> None:
     assert all(value == int(value) for value in active)
     assert 5.0 < sum(active) / len(active) < 7.0
     assert max(active) >= 10
+
+
+BIG_POOL = PoolSize(default_pool_size=400, reserve_pool_size=0)  # no pool wait: the CPU side alone
+
+
+def _sized(request_millicores: int, limit_millicores: int) -> ContainerResources:
+    return RESOURCES.model_copy(update={"cpu_request_millicores": request_millicores,
+                                        "cpu_limit_millicores": limit_millicores})
+
+
+def _cpu_mean_seconds(cluster: Cluster, rate: float) -> float:
+    rates = cluster.advance(rate_per_second=rate).latency.cpu_rates_per_second
+    assert len(rates) == 1
+    return 1.0 / rates[0]
+
+
+def test_a_pod_with_more_cores_serves_faster_at_the_same_utilisation() -> None:
+    # 70% of the CPU a pod gets: M/M/1 for a 1-core pod; a 4.5-core pod (3000m request, 1.5 x) shares its
+    # cores among its requests, each on one core, and has far less queueing.
+    one = Cluster.started(params=PARAMS, resources=_sized(1000, 1000), pool=BIG_POOL, replicas=4, now_seconds=0.0)
+    big = Cluster.started(params=PARAMS, resources=_sized(3000, 6000), pool=BIG_POOL, replicas=4, now_seconds=0.0)
+    demand = PARAMS.cpu_demand_seconds
+    one_mean = _cpu_mean_seconds(one, 4 * 0.7 * 1.0 / demand)
+    big_mean = _cpu_mean_seconds(big, 4 * 0.7 * 4.5 / demand)
+    assert one_mean == pytest.approx(demand / 0.3)
+    assert big_mean == pytest.approx(
+        compute_cpu_sojourn_mean_seconds(demand_seconds=demand, cores=4.5, arrival_rate_per_second=0.7 * 4.5 / demand))
+    assert big_mean < 0.5 * one_mean
+
+
+def test_a_pod_under_one_core_never_serves_a_request_faster_than_its_demand_over_its_cores() -> None:
+    # 300m request, 450m limit: 0.45 of a core, so one request alone takes 55 ms / 0.45 = 122 ms of CPU.
+    small = Cluster.started(params=PARAMS, resources=_sized(300, 450), pool=BIG_POOL, replicas=2, now_seconds=0.0)
+    demand = PARAMS.cpu_demand_seconds
+    rho = 2 * 1.0 * demand / (2 * 0.45)
+    assert _cpu_mean_seconds(small, 2.0) == pytest.approx(demand / (0.45 * (1.0 - rho)))
+    assert _cpu_mean_seconds(small, 2.0) > demand / 0.45
+
+
+@pytest.mark.parametrize(("request_millicores", "limit_millicores", "rate"),
+                         [(1000, 2000, 60.0), (300, 450, 10.0), (3000, 6000, 200.0), (2000, 2000, 100.0)])
+def test_the_oracle_and_the_cluster_give_a_pod_the_same_cpu_sojourn(request_millicores: int, limit_millicores: int,
+                                                                     rate: float) -> None:
+    resources = _sized(request_millicores, limit_millicores)
+    cluster = Cluster.started(params=PARAMS, resources=resources, pool=BIG_POOL, replicas=5, now_seconds=0.0)
+    oracle = latency_for(rate_per_second=rate, replicas=5, cpu_millicores=PARAMS.effective_cpu_millicores(resources),
+                         pool_size=None, params=PARAMS)
+    assert oracle is not None
+    assert 1.0 / oracle.cpu_rates_per_second[0] == pytest.approx(_cpu_mean_seconds(cluster, rate), rel=1e-12)
+
+
+def _half_rolled_to_smaller_pods() -> Cluster:
+    """10 pods of 4500m (3000m request), 5 of them with 1500m (1000m request), as in the middle of a rollout
+    (held there: the controller sees one template, so it neither creates nor deletes pods)."""
+    big, small = _sized(3000, 6000), _sized(1000, 2000)
+    cluster = Cluster.started(params=PARAMS, resources=big, pool=BIG_POOL, replicas=10, now_seconds=0.0)
+    for pod in cluster.pods[5:]:
+        pod.resources = small
+    return cluster
+
+
+def test_smaller_pods_given_more_than_they_can_serve_queue_their_excess_and_fail_it_past_the_timeout() -> None:
+    # Round robin gives every pod 40 req/s (2.2 cores of work); a 1500m pod serves 26.7 at most (98%).
+    cluster = _half_rolled_to_smaller_pods()
+    demand, rate = PARAMS.cpu_demand_seconds, 10 * 2.2 / PARAMS.cpu_demand_seconds
+    small_capacity = 5 * 1.5 / demand * PARAMS.utilisation_cap
+    ticks = [cluster.advance(rate_per_second=rate) for _ in range(20)]
+    assert set(cluster.cpu_backlogs) == {1500.0}  # the big pods keep up
+    assert cluster.cpu_backlogs[1500.0].requests == pytest.approx(PARAMS.request_timeout_seconds * small_capacity)
+    # Once the queue is full, what the small pods cannot serve fails, every tick.
+    assert ticks[-1].failed == pytest.approx((rate / 2 - small_capacity) * TICK_SECONDS)
+    usage = sorted({round(pod.usage_millicores, 6) for pod in cluster.pods})
+    assert usage == [pytest.approx(1500 * PARAMS.utilisation_cap + 20), pytest.approx(2200 + 20)]
+    # The small pods' requests wait for their backlog; the big pods' do not.
+    latency = ticks[-1].latency
+    assert latency.cdf(2.0) == pytest.approx(latency.group_weights[0], abs=0.02)
+    assert mixture_quantile([(latency, 1.0)], 0.95) > PARAMS.request_timeout_seconds
+
+
+def _overloaded_then_backlogged(replicas: int = 4) -> tuple[Cluster, float]:
+    """1500m pods at 120 req/s for 3 ticks: above their 107 req/s, a backlog builds."""
+    cluster = Cluster.started(params=PARAMS, resources=RESOURCES, pool=BIG_POOL, replicas=replicas, now_seconds=0.0)
+    for _ in range(3):
+        cluster.advance(rate_per_second=120.0)
+    backlog = cluster.cpu_backlog_requests
+    assert backlog > 100
+    return cluster, backlog
+
+
+def test_the_queue_of_pods_that_are_deleted_fails_with_them() -> None:
+    cluster, backlog = _overloaded_then_backlogged()
+    cluster.scale(2)
+    tick = cluster.advance(rate_per_second=10.0)  # the two left drain their half at once
+    assert tick.failed == pytest.approx(backlog / 2)
+    assert cluster.cpu_backlog_requests == 0.0
+
+
+def test_draining_a_backlog_uses_cpu() -> None:
+    cluster, backlog = _overloaded_then_backlogged()
+    cluster.advance(rate_per_second=10.0)  # 4 pods serve 107 req/s: the backlog drains within the tick
+    served_per_pod = (10.0 + backlog / TICK_SECONDS) / 4
+    expected = served_per_pod * PARAMS.cpu_demand_seconds * 1000.0 + PARAMS.idle_cpu_millicores
+    assert [pod.usage_millicores for pod in cluster.pods] == [pytest.approx(expected)] * 4
+
+
+def test_a_request_that_times_out_is_seen_at_the_timeout() -> None:
+    timeout = PARAMS.request_timeout_seconds
+    mix = timed_out_latency(PARAMS)
+    assert mix.cdf(timeout - 1e-6) == 0.0
+    assert mix.cdf(timeout + 1e-6) == 1.0
+    # No pod ready: every request fails, at the timeout.
+    cluster = Cluster(PARAMS, RESOURCES, BIG_POOL, 2, 0.0)
+    tick = cluster.advance(rate_per_second=10.0)
+    assert tick.failed == pytest.approx(10.0 * TICK_SECONDS)
+    assert mixture_quantile([(tick.latency, 1.0)], 0.95) == pytest.approx(timeout, abs=1e-3)
+
+
+def _leaking(replicas: int) -> Cluster:
+    # The pods have run for an hour; at 1500 MiB/h they pass the 2 GiB limit 8 minutes in, then every 68 minutes.
+    leak = replace(PARAMS, memory_growth_bytes_per_hour=1500.0 * MIB)
+    return Cluster.started(params=leak, resources=RESOURCES, pool=BIG_POOL, replicas=replicas, now_seconds=0.0)
+
+
+def test_a_container_killed_twice_shows_one_oom_kill() -> None:
+    # A container status holds the last termination only (observe.workload.oom_kills_of counts that).
+    cluster = _leaking(1)
+    while len(cluster.oom_kill_seconds) < 2:
+        cluster.advance(rate_per_second=1.0)
+    assert cluster.oom_kill_seconds[0] > 0.0
+    assert cluster.oom_kills_shown(since_seconds=0.0, until_seconds=cluster.now_seconds) == 1
+
+
+def test_the_oom_kills_of_deleted_pods_are_not_shown() -> None:
+    cluster = _leaking(4)
+    while not cluster.oom_kill_seconds:
+        cluster.advance(rate_per_second=20.0)
+    assert cluster.oom_kills_shown(since_seconds=0.0, until_seconds=cluster.now_seconds) == 4
+    cluster.set_resources(RESOURCES.model_copy(update={"memory_limit_bytes": 8192 * MIB}))  # the raise rolls out
+    while cluster.rollout_in_progress():
+        cluster.advance(rate_per_second=20.0)
+    assert cluster.oom_kill_seconds[-1] > cluster.now_seconds - 600  # killed minutes ago, by pods now gone
+    assert cluster.oom_kills_shown(since_seconds=0.0, until_seconds=cluster.now_seconds) == 0
+
+
+def test_an_oom_kill_is_shown_in_a_window_that_includes_either_end() -> None:
+    cluster = _leaking(1)
+    while not cluster.oom_kill_seconds:
+        cluster.advance(rate_per_second=1.0)
+    killed = cluster.oom_kill_seconds[0]
+    assert cluster.oom_kills_shown(since_seconds=killed, until_seconds=killed + 60) == 1
+    assert cluster.oom_kills_shown(since_seconds=killed - 60, until_seconds=killed) == 1
+    assert cluster.oom_kills_shown(since_seconds=killed + 1e-3, until_seconds=killed + 60) == 0
+    assert cluster.oom_kills_shown(since_seconds=killed - 60, until_seconds=killed - 1e-3) == 0
+
+
+def test_an_hpa_scale_up_creates_its_pods_at_once_and_is_no_rollout() -> None:
+    # decide() reads the Deployment right after the minute's last HPA sync: a real controller has created the
+    # scale-up's pods by then, so updatedReplicas == spec.replicas.
+    cluster = _cluster(2)
+    driver = _HpaDriver()
+    spec = build_hpa_spec(SCENARIOS["right-sized"].settings.hpa)
+    for _ in range(20):
+        cluster.advance(rate_per_second=60.0)
+        if driver.sync(cluster=cluster, spec=spec, now=cluster.now_seconds):
+            break
+    else:
+        raise AssertionError("the HPA never scaled up")
+    assert cluster.spec_replicas > 2
+    assert len(cluster.pods) == cluster.spec_replicas
+    assert not cluster.rollout_in_progress()

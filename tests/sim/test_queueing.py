@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from perfpilot.sim.queueing import (
     LN_20,
     LatencyMix,
+    compute_cpu_sojourn_mean_seconds,
     draw_pool_instant,
     erlang_c,
     mean_wait_seconds,
@@ -81,3 +83,71 @@ def test_the_largest_pool_instant_of_a_window_sits_above_the_mean_load() -> None
     # Why the gauge is drawn and not the mean: pool shrinking reads the window's largest sv_active.
     instants = [draw_pool_instant(20, 6.0, (i + 0.5) / 30) for i in range(30)]
     assert max(i.busy_servers for i in instants) >= 10
+
+
+DEMAND = 0.055
+
+
+def _sojourn(cores: float, rate: float) -> float:
+    return compute_cpu_sojourn_mean_seconds(demand_seconds=DEMAND, cores=cores, arrival_rate_per_second=rate)
+
+
+def _sojourn_by_summing_the_chain(cores: float, rate: float, states: int = 4000) -> float:
+    """E[N] / lambda of the birth-death chain with service rate min(n, C) / demand, summed state by state."""
+    weights = [1.0]
+    for n in range(1, states):
+        weights.append(weights[-1] * rate * DEMAND / min(n, cores))
+    return sum(n * w for n, w in enumerate(weights)) / sum(weights) / rate
+
+
+@pytest.mark.parametrize(("cores", "rho"), [(0.45, 0.0), (0.45, 0.47), (0.45, 0.7), (0.75, 0.9), (0.3, 0.5)])
+def test_cpu_sojourn_under_one_core_is_mm1_at_that_speed(cores: float, rho: float) -> None:
+    # One request at a time on C < 1 core: a request takes demand / C at least.
+    expected = DEMAND / (cores * (1.0 - rho))
+    assert _sojourn(cores, rho * cores / DEMAND) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.2, 0.47, 0.7, 0.9, 0.98])
+def test_cpu_sojourn_of_one_core_is_the_mm1_mean(rho: float) -> None:
+    assert _sojourn(1.0, rho / DEMAND) == pytest.approx(DEMAND / (1.0 - rho), rel=1e-12)
+
+
+@pytest.mark.parametrize("cores", [2, 3, 4, 8])
+@pytest.mark.parametrize("rho", [0.1, 0.47, 0.7, 0.95])
+def test_cpu_sojourn_of_whole_cores_is_the_mmc_mean(cores: int, rho: float) -> None:
+    load = rho * cores
+    expected = DEMAND + _erlang_c_by_factorials(cores, load) * DEMAND / (cores - load)
+    assert _sojourn(float(cores), load / DEMAND) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize(("cores", "rho"), [(1.5, 0.47), (1.5, 0.9), (2.7, 0.8), (4.5, 0.7), (0.45, 0.6)])
+def test_cpu_sojourn_of_fractional_cores_is_the_chains_mean(cores: float, rho: float) -> None:
+    rate = rho * cores / DEMAND
+    assert _sojourn(cores, rate) == pytest.approx(_sojourn_by_summing_the_chain(cores, rate), rel=1e-9)
+
+
+@pytest.mark.parametrize("rate", [5.0, 25.0, 34.0])
+def test_cpu_sojourn_is_continuous_across_a_whole_number_of_cores(rate: float) -> None:
+    at_two = _sojourn(2.0, rate)
+    assert _sojourn(2.0 + 1e-9, rate) == pytest.approx(at_two, rel=1e-7)
+    assert _sojourn(2.0 - 1e-9, rate) == pytest.approx(at_two, rel=1e-7)
+
+
+@pytest.mark.parametrize("cores", [0.45, 1.0, 1.5, 2.0, 4.5])
+def test_cpu_sojourn_grows_with_load_from_the_demand_alone(cores: float) -> None:
+    rates = [cores / DEMAND * i / 50 for i in range(50)]
+    means = [_sojourn(cores, rate) for rate in rates]
+    assert means[0] == pytest.approx(DEMAND / min(1.0, cores), rel=1e-12)  # alone in the pod
+    assert all(later > earlier for earlier, later in itertools.pairwise(means))
+
+
+def test_cpu_sojourn_of_more_cores_at_the_same_load_lies_between_the_whole_numbers_around_it() -> None:
+    rate = 0.7 * 4 / DEMAND
+    assert _sojourn(5.0, rate) < _sojourn(4.5, rate) < _sojourn(4.0, rate)
+    # A 4.5-core pod at 70% of its CPU is much faster than a 1-core pod at 70%.
+    assert _sojourn(4.5, 0.7 * 4.5 / DEMAND) < 0.5 * _sojourn(1.0, 0.7 / DEMAND)
+
+
+def test_cpu_sojourn_is_infinite_at_saturation_or_without_cpu() -> None:
+    assert _sojourn(1.5, 1.5 / DEMAND) == math.inf
+    assert _sojourn(0.0, 1.0) == math.inf

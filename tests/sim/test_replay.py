@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.sim.cluster import CONTAINER, TICK_SECONDS, Cluster, ClusterParams
 from perfpilot.sim.hpa import CPU, MEMORY
 from perfpilot.sim.prometheus import Prometheus
-from perfpilot.sim.replay import RUN_NAMES, _HpaDriver, build_hpa_spec, simulate, warm_up
+from perfpilot.sim.replay import RUN_NAMES, _HpaDriver, build_hpa_spec, run_autoscaled, simulate, warm_up
 from perfpilot.sim.scenarios import SCENARIOS, default_profile
 from perfpilot.sim.trace import Trace, bundled_trace_path, load_trace, scale_for_peak
 from perfpilot.tuning.observations import Unknown
@@ -79,8 +80,10 @@ def test_perfpilot_sees_the_warm_up_peak_before_the_window() -> None:
 
 def test_the_largest_rise_is_the_request_rate_minus_the_rate_five_minutes_before() -> None:
     # 10 req/s for 20 minutes, then 60 req/s: once both ends of the 5 minutes are settled, rate - rate 5m ago
-    # is 50; a 2-minute rate window only smooths the edge, it never adds to the step.
-    trace = Trace("step", "rps", 0.0, 60.0, tuple([10.0] * 20 + [60.0] * 20))
+    # is 50; a 2-minute rate window only smooths the edge, it never adds to the step. The HPA's new pods
+    # are ready about 4 minutes after the step and their series start then, so the last 10 minutes of 30
+    # at 60 req/s are settled.
+    trace = Trace("step", "rps", 0.0, 60.0, tuple([10.0] * 20 + [60.0] * 30))
     scenario = SCENARIOS["right-sized"]
     prometheus = warm_up(trace=trace, settings=scenario.settings, params=scenario.params, slo_seconds=0.5)
     rise = prometheus.peak("peak_request_rate_rise_per_second", at_seconds=trace.duration_seconds,
@@ -241,3 +244,15 @@ def test_the_hpa_sees_the_usage_metrics_server_scraped_one_tick_before_its_sync(
     assert seen[-2] == (cluster.now_seconds - 2 * TICK_SECONDS, pytest.approx(usage[3], abs=2))  # before the jump
     assert seen[-1] == (cluster.now_seconds - TICK_SECONDS, pytest.approx(usage[4], abs=2))
     assert usage[4] > 2 * usage[3]
+
+
+def test_a_minute_whose_requests_all_time_out_has_the_timeout_as_its_p95() -> None:
+    # Pods that take two hours to start: none is ready in these 10 minutes, every request fails, and a
+    # client sees each one fail at the timeout.
+    scenario = SCENARIOS["right-sized"]
+    params = replace(scenario.params, startup_seconds=7200.0)
+    trace = Trace("flat", "rps", 0.0, 60.0, tuple([20.0] * 10))
+    run = run_autoscaled(name="static", trace=trace, settings=scenario.settings, params=params, slo_seconds=0.5)
+    assert run.metrics.slo_violation_minutes == 10
+    assert run.metrics.p95_max_seconds == pytest.approx(params.request_timeout_seconds, abs=1e-3)
+    assert run.timeline.p95_seconds == [pytest.approx(params.request_timeout_seconds, abs=1e-3)] * 10

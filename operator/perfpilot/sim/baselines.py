@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from perfpilot.sim.cluster import ClusterParams
-from perfpilot.sim.queueing import LatencyMix, erlang_c, mixture_quantile
+from perfpilot.sim.queueing import LatencyMix, compute_cpu_sojourn_mean_seconds, erlang_c, mixture_quantile
 from perfpilot.sim.scenarios import WorkloadSettings
 
 SLO_QUANTILE = 0.95
@@ -43,7 +43,9 @@ def latency_for(*, rate_per_second: float, replicas: int, cpu_millicores: float,
             return None
         wait_probability = erlang_c(pool_size, offered) if offered > 0 else 0.0
         wait_rate = (pool_size - offered) / params.db_seconds
-    return LatencyMix(params.db_seconds, ((1.0 - rho) / demand,), (1.0,), wait_probability, wait_rate)
+    mean = compute_cpu_sojourn_mean_seconds(demand_seconds=demand, cores=cpu_millicores / 1000.0,
+                                            arrival_rate_per_second=rate_per_second / replicas)
+    return LatencyMix(params.db_seconds, (1.0 / mean,), (1.0,), wait_probability, wait_rate)
 
 
 def _meets(mix: LatencyMix | None, slo_seconds: float) -> bool:

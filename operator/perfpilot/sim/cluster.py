@@ -4,9 +4,11 @@ The parameters are chosen once (``ClusterParams``, documented in ``docs/simulato
 in ticks of ``TICK_SECONDS``; within a tick the request rate is constant. Each tick:
 
 1. the Deployment controller creates and deletes pods toward ``spec_replicas`` (rolling update with
-   maxSurge/maxUnavailable 25% when the pod template changed);
-2. ready pods share the requests evenly (a round-robin Service); pods that are starting get none but
-   burn start-up CPU;
+   maxSurge/maxUnavailable 25% when the pod template changed); an HPA rescale (``scale``) reconciles at
+   once;
+2. ready pods share the requests evenly (a round-robin Service), whatever their size: each group of pods of
+   one size keeps its own CPU backlog against its own capacity; pods that are starting get none but burn
+   start-up CPU;
 3. per pod: CPU used, CFS throttling against the limit, working set (optionally growing), an OOM kill
    and restart when the working set passes the memory limit;
 4. latency (``queueing.LatencyMix``), failed requests (those that would wait longer than the timeout),
@@ -20,13 +22,14 @@ import random
 from dataclasses import dataclass, field
 
 from perfpilot.api.status import ContainerResources, PoolSize
-from perfpilot.sim.queueing import LatencyMix, draw_pool_instant, erlang_c
+from perfpilot.sim.queueing import LatencyMix, compute_cpu_sojourn_mean_seconds, draw_pool_instant, erlang_c
 
 TICK_SECONDS = 15.0
 MIB = 2**20
 CFS_PERIODS_PER_SECOND = 10.0  # the kernel's default 100 ms CFS period
 CONTAINER = "app"
 SEED = 1998  # the gauges are sampled; a fixed seed keeps every replay identical
+OOM_KILLED = "OOMKilled"  # the container status's termination reason
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class ClusterParams:
     burst_factor: float = 1.5  # CPU a pod gets = min(limit, burst_factor x request): nodes packed by requests
     base_memory_bytes: int = 350 * MIB
     memory_growth_bytes_per_hour: float = 0.0  # per pod, since its container started
-    utilisation_cap: float = 0.98  # above this the fluid backlog takes over from the M/M/1 formula
+    utilisation_cap: float = 0.98  # above this the fluid backlog takes over from the queueing formula
     request_timeout_seconds: float = 10.0  # a request that would wait longer fails
     metrics_window_seconds: float = TICK_SECONDS  # metrics-server's sample window
     # metrics-server scrapes the kubelets every 15 s and a CPU rate needs two samples: a container has no
@@ -62,6 +65,11 @@ class ClusterParams:
         return float(min(limit, burst) if limit else burst)
 
 
+def timed_out_latency(params: ClusterParams) -> LatencyMix:
+    """What the client sees of a request that times out: the timeout itself, for every one of them."""
+    return LatencyMix.point_mass(params.request_timeout_seconds)
+
+
 @dataclass(slots=True)
 class SimPod:
     name: str
@@ -76,6 +84,9 @@ class SimPod:
     usage_millicores: float = 0.0
     working_set_bytes: float = 0.0
     restarts: int = 0
+    # The container status's lastState.terminated: why and when the container last ended (None: never).
+    last_termination_reason: str | None = None
+    last_termination_seconds: float | None = None
 
     def ready(self, now_seconds: float) -> bool:
         return self.ready_at_seconds <= now_seconds
@@ -90,6 +101,55 @@ class TickOutcome:
     pool_server_active: float
     pool_client_waiting: float
     pool_max_wait_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CpuBacklog:
+    """The fluid CPU backlog of the ready pods of one size, and how many pods hold it."""
+
+    pods: int
+    requests: float
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupServed:
+    cpu_millicores: float
+    pods: int
+    served_rate_per_second: float  # requests whose CPU work the group did in the tick, per second
+    per_pod_rate_per_second: float
+    failed: float  # requests that would have waited past the timeout
+    ok_requests: float  # the group's arrivals in the tick, less what it failed
+    backlog_after: float
+    delay_seconds: float  # the backlog's delay, added to every request the group serves
+
+
+def _serve_group(*, params: ClusterParams, cpu_millicores: float, pods: int, ready_pods: int,
+                 rate_per_second: float, backlog_requests: float, dt_seconds: float) -> _GroupServed:
+    """One tick of the ready pods of one size: a round-robin share ``pods / ready_pods`` of the arrivals
+    against their own capacity; beyond ``utilisation_cap`` the excess queues as a fluid backlog, drained as
+    capacity allows, and what would wait past the timeout fails. Drained work is served work: CPU is used."""
+    per_pod_arrivals = rate_per_second / ready_pods
+    rate = rate_per_second * (pods / ready_pods)
+    capacity = pods * cpu_millicores / 1000.0 / params.cpu_demand_seconds * params.utilisation_cap
+    before = backlog_requests
+    if capacity <= 0:
+        failed = before + rate * dt_seconds
+        return _GroupServed(cpu_millicores, pods, 0.0, 0.0, failed, 0.0, 0.0, params.request_timeout_seconds)
+    after = max(0.0, before + (rate - capacity) * dt_seconds)
+    limit = params.request_timeout_seconds * capacity
+    failed = max(0.0, after - limit)
+    after = min(after, limit)
+    drained_per_second = (before - after - failed) / dt_seconds  # negative while the backlog grows
+    return _GroupServed(
+        cpu_millicores=cpu_millicores,
+        pods=pods,
+        served_rate_per_second=rate + drained_per_second,
+        per_pod_rate_per_second=per_pod_arrivals + drained_per_second / pods,
+        failed=failed,
+        ok_requests=max(0.0, rate * dt_seconds - failed),
+        backlog_after=after,
+        delay_seconds=(before + after) / 2 / capacity,
+    )
 
 
 def _throttled_share(usage_millicores: float, limit_millicores: int | None) -> float:
@@ -111,9 +171,9 @@ class Cluster:
     now_seconds: float
     pods: list[SimPod] = field(default_factory=list)
     template_version: int = 0
-    cpu_backlog_requests: float = 0.0
+    cpu_backlogs: dict[float, CpuBacklog] = field(default_factory=dict)  # per pod size (effective CPU)
     pool_backlog_requests: float = 0.0
-    oom_kill_seconds: list[float] = field(default_factory=list)
+    oom_kill_seconds: list[float] = field(default_factory=list)  # every kill, for tests; not what a reader sees
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
     _serial: int = 0
 
@@ -126,6 +186,11 @@ class Cluster:
         for _ in range(replicas):
             cluster._create_pod(now_seconds - 3600.0)
         return cluster
+
+    @property
+    def cpu_backlog_requests(self) -> float:
+        """Requests queued beyond what the ready pods serve, over every pod size."""
+        return sum(backlog.requests for backlog in self.cpu_backlogs.values())
 
     # --- Deployment controller -------------------------------------------------------------------------
 
@@ -142,6 +207,23 @@ class Cluster:
         if any(p.version != self.template_version for p in self.pods):
             return True
         return sum(1 for p in self.pods if p.version == self.template_version) < self.spec_replicas
+
+    def oom_kills_shown(self, *, since_seconds: float, until_seconds: float) -> int:
+        """OOM kills the current Pods' container statuses show between ``since`` and ``until`` (both
+        included), as ``observe.workload.oom_kills_of`` counts them: a container's last termination only, so
+        at most one per container (the model's container restarts at once, so its ``state`` is never
+        terminated), and none of a pod since deleted."""
+        return sum(
+            1 for pod in self.pods
+            if pod.last_termination_reason == OOM_KILLED and pod.last_termination_seconds is not None
+            and since_seconds <= pod.last_termination_seconds <= until_seconds
+        )
+
+    def scale(self, replicas: int) -> None:
+        """The HPA rescales the Deployment: its controller creates or deletes the pods at once (within
+        milliseconds on a cluster), so a scale-up is never read as a rollout in progress."""
+        self.spec_replicas = replicas
+        self._reconcile_deployment(self.now_seconds)
 
     def _create_pod(self, now_seconds: float) -> None:
         self._serial += 1
@@ -208,33 +290,51 @@ class Cluster:
         for pod in ready:
             cpu = p.effective_cpu_millicores(pod.resources)
             groups[cpu] = groups.get(cpu, 0) + 1
-        capacity = sum(count * cpu / 1000.0 / demand for cpu, count in groups.items()) * p.utilisation_cap
 
-        # CPU side: a fluid backlog when arrivals exceed what the ready pods can serve.
+        # CPU side: each group of same-size pods gets its round-robin share of the arrivals and keeps its own
+        # fluid backlog against its own capacity. The queues of pods that are gone (deleted, or restarting
+        # after an OOM kill) go with them: those requests fail.
         failed = 0.0
         backlog_before = self.cpu_backlog_requests
-        if capacity <= 0:
-            failed += arrivals + backlog_before  # nothing serves: every request times out
-            self.cpu_backlog_requests = 0.0
-            served_rate = 0.0
-            cpu_delay = p.request_timeout_seconds
-        else:
-            backlog_after = max(0.0, backlog_before + (rate_per_second - capacity) * dt_seconds)
-            limit = p.request_timeout_seconds * capacity
-            if backlog_after > limit:
-                failed += backlog_after - limit
-                backlog_after = limit
-            self.cpu_backlog_requests = backlog_after
-            cpu_delay = (backlog_before + backlog_after) / 2 / capacity
-            served_rate = min(rate_per_second, capacity) if backlog_after > 0 else rate_per_second
-        per_pod_rate = served_rate / len(ready) if ready else 0.0
+        carried: dict[float, float] = {}
+        for cpu, held in self.cpu_backlogs.items():
+            staying = min(groups.get(cpu, 0), held.pods)
+            carried[cpu] = held.requests * staying / held.pods
+            failed += held.requests - carried[cpu]
+        served_rate = 0.0
+        backlogs: dict[float, CpuBacklog] = {}
+        served: list[_GroupServed] = []
+        for cpu, count in groups.items():
+            group = _serve_group(
+                params=p, cpu_millicores=cpu, pods=count, ready_pods=len(ready), rate_per_second=rate_per_second,
+                backlog_requests=carried.get(cpu, 0.0), dt_seconds=dt_seconds,
+            )
+            failed += group.failed
+            served_rate += group.served_rate_per_second
+            if group.backlog_after > 0:
+                backlogs[cpu] = CpuBacklog(count, group.backlog_after)
+            served.append(group)
+        if not ready:
+            failed += arrivals  # nothing serves: every request times out
+        self.cpu_backlogs = backlogs
+        per_pod_rate = {group.cpu_millicores: group.per_pod_rate_per_second for group in served}
 
         rates: list[float] = []
-        weights: list[float] = []
-        for cpu, count in groups.items():
-            rho = min(p.utilisation_cap, per_pod_rate * demand * 1000.0 / cpu)
-            rates.append((1.0 - rho) / demand)
-            weights.append(count / len(ready))
+        ok = [group.ok_requests for group in served]
+        everything_served = all(group.failed == 0 for group in served)
+        for group in served:
+            # Utilisation capped at utilisation_cap: beyond it the backlog carries the delay.
+            cores = group.cpu_millicores / 1000.0
+            arrival = min(group.per_pod_rate_per_second, p.utilisation_cap * cores / demand)
+            mean = compute_cpu_sojourn_mean_seconds(demand_seconds=demand, cores=cores,
+                                                    arrival_rate_per_second=arrival)
+            rates.append(1.0 / mean)
+        # The share of the tick's successful requests each group served: its round-robin share, less what
+        # it failed.
+        if everything_served or sum(ok) <= 0:
+            weights = [group.pods / len(ready) for group in served]
+        else:
+            weights = [value / sum(ok) for value in ok]
 
         # Pods: CPU, throttling, memory, OOM.
         growth_per_second = p.memory_growth_bytes_per_hour / 3600.0
@@ -242,7 +342,7 @@ class Cluster:
             limit_m = pod.resources.cpu_limit_millicores
             if pod.ready(now):
                 cpu = p.effective_cpu_millicores(pod.resources)
-                usage = min(cpu, per_pod_rate * demand * 1000.0) + p.idle_cpu_millicores
+                usage = min(cpu, per_pod_rate[cpu] * demand * 1000.0) + p.idle_cpu_millicores
             else:
                 usage = float(p.startup_cpu_millicores)
             if limit_m:
@@ -257,6 +357,8 @@ class Cluster:
             if memory_limit and pod.working_set_bytes > memory_limit:
                 # OOMKilled: the kubelet restarts the container, which must start (and warm up) again.
                 self.oom_kill_seconds.append(now)
+                pod.last_termination_reason = OOM_KILLED
+                pod.last_termination_seconds = now
                 pod.restarts += 1
                 pod.container_started_seconds = now
                 pod.ready_at_seconds = now + p.startup_seconds
@@ -289,14 +391,15 @@ class Cluster:
         tail = queue_length / served_rate if served_rate > 0 and queue_length > 0 else 0.0
 
         if not ready:
-            latency = LatencyMix(p.request_timeout_seconds, (1.0 / demand,), (1.0,), 0.0, 1.0)
+            latency = timed_out_latency(p)
         else:
             latency = LatencyMix(
-                shift_seconds=hold + cpu_delay + pool_delay,
+                shift_seconds=hold + pool_delay,
                 cpu_rates_per_second=tuple(rates),
                 group_weights=tuple(weights),
                 wait_probability=wait_probability,
                 wait_rate_per_second=wait_rate,
+                group_shifts_seconds=tuple(group.delay_seconds for group in served),
             )
         self.now_seconds = now + dt_seconds
         return TickOutcome(

@@ -1,19 +1,21 @@
-"""Queueing formulas for the cluster model: Erlang C for the pool, an M/M/1 sojourn for CPU.
+"""Queueing formulas for the cluster model: Erlang C for the pool, a C-core sojourn for CPU.
 
 A request's latency is ``database time + CPU sojourn + pool wait + backlog delay``:
 
-- **CPU sojourn**: each ready pod is an M/M/1 queue whose service time is the request's CPU demand
-  (single-threaded, so a request never runs faster than its demand) and whose utilisation is the CPU the
-  requests use over the CPU the pod gets. Sojourn time is exponential with mean ``demand / (1 - rho)``.
+- **CPU sojourn**: each ready pod has ``C`` cores (the CPU it gets, possibly fractional) shared by the
+  requests in it, each single-threaded: on at most one core, so never faster than its demand, and on a pod
+  under one core never faster than ``demand / C``. The sojourn is exponential with the mean of that
+  birth-death chain (``compute_cpu_sojourn_mean_seconds``: M/M/1 at one core, M/M/c at ``c`` cores).
 - **Pool wait** (pgBouncer transaction pooling): ``N`` server connections each held for the database
   time; an arriving transaction waits with the Erlang-C probability ``C(N, A)`` for an exponential time
   with rate ``(N - A) / db_time``, where ``A`` is the offered load in connections (M/M/N).
 - **Backlog delay**: when offered work exceeds capacity the queue grows without bound in theory; the
-  model keeps a fluid backlog and adds ``backlog / capacity`` to every request (see ``cluster.py``).
+  model keeps a fluid backlog per pod size and adds ``backlog / capacity`` to every request that group
+  serves (see ``cluster.py``).
 
 The latency distribution of one 15 s tick is a mixture over pod groups (pods of different sizes during
-a rollout) of ``shift + Exp(a) [+ Exp(b) with probability C]``; its CDF is closed-form, so histogram
-buckets, the SLO check and the p95 are exact for the model, with no sampling noise.
+a rollout) of ``shift + group shift + Exp(a) [+ Exp(b) with probability C]``; its CDF is closed-form, so
+histogram buckets, the SLO check and the p95 are exact for the model, with no sampling noise.
 """
 
 from __future__ import annotations
@@ -88,24 +90,62 @@ def mean_wait_seconds(*, servers: int, offered_load: float, holding_seconds: flo
     return erlang_c(servers, offered_load) * holding_seconds / (servers - offered_load)
 
 
+def compute_cpu_sojourn_mean_seconds(*, demand_seconds: float, cores: float, arrival_rate_per_second: float) -> float:
+    """Mean CPU sojourn of a request in a pod with ``cores`` CPUs (possibly fractional), each request
+    single-threaded (on at most one core at a time) and the cores shared by the requests in the pod.
+
+    The pod is a birth-death chain: arrivals at ``lambda``, and with ``n`` requests in it the service rate
+    ``min(n, C) / demand``. With ``a = lambda x demand``, ``k = floor(C)``, ``rho = a / C``, its stationary
+    distribution is ``p(n) ~ a^n / n!`` up to ``k``, then a geometric tail ``p(k + m) = p(k) rho^m``. The busy
+    cores average ``a`` (flow balance), so ``E[N] = a + sum over n > k of p(n) (n - C)``, which with
+    ``f = C - k`` is ``a + p(k) rho (1 / (1 - rho)^2 - f / (1 - rho))``; ``p(k)`` follows from Erlang B as
+    ``B (1 - rho) / (1 - rho + B rho)``, ``B = erlang_b(k, a)``. Little's law gives
+    ``E[T] = E[N] / lambda = demand + p(k) (demand / C) (1 / (1 - rho)^2 - f / (1 - rho))``, which holds at
+    ``lambda = 0`` too. One core gives M/M/1's ``demand / (1 - rho)``; under one core, M/M/1 at that speed,
+    ``demand / (C (1 - rho))``; an integer ``c`` gives M/M/c's ``demand + ErlangC(c, a) demand / (c - a)``.
+
+    Infinite at or beyond saturation (``rho >= 1``) or without CPU.
+    """
+    if cores <= 0:
+        return math.inf
+    load = max(0.0, arrival_rate_per_second) * demand_seconds
+    rho = load / cores
+    if rho >= 1.0:
+        return math.inf
+    whole = math.floor(cores)
+    fraction = cores - whole
+    blocking = erlang_b(whole, load)
+    at_whole = blocking * (1.0 - rho) / (1.0 - rho + blocking * rho)  # p(k)
+    tail = 1.0 / (1.0 - rho) ** 2 - fraction / (1.0 - rho)
+    return demand_seconds + at_whole * demand_seconds / cores * tail
+
+
 @dataclass(frozen=True, slots=True)
 class LatencyMix:
     """The latency distribution of one tick (see the module docstring)."""
 
-    shift_seconds: float  # database time + backlog delays: every request pays it
+    shift_seconds: float  # database time + the pool's backlog delay: every request pays it
     cpu_rates_per_second: tuple[float, ...]  # exponential rate of the CPU sojourn, per pod group
     group_weights: tuple[float, ...]  # share of requests served by each group (sums to 1)
     wait_probability: float  # Erlang C of the pool
     wait_rate_per_second: float  # exponential rate of the pool wait when waiting
+    # The CPU backlog delay of each group's requests (its own queue), on top of shift_seconds; () for none.
+    group_shifts_seconds: tuple[float, ...] = ()
+
+    @classmethod
+    def point_mass(cls, seconds: float) -> LatencyMix:
+        """Every request takes exactly ``seconds`` (an infinitely fast CPU sojourn, no pool wait)."""
+        return cls(seconds, (math.inf,), (1.0,), 0.0, 1.0)
 
     def cdf(self, latency_seconds: float) -> float:
-        x = latency_seconds - self.shift_seconds
-        if x <= 0:
-            return 0.0
         c = self.wait_probability
         b = self.wait_rate_per_second
+        shifts = self.group_shifts_seconds or (0.0,) * len(self.group_weights)
         total = 0.0
-        for a, weight in zip(self.cpu_rates_per_second, self.group_weights, strict=True):
+        for a, weight, group_shift in zip(self.cpu_rates_per_second, self.group_weights, shifts, strict=True):
+            x = latency_seconds - self.shift_seconds - group_shift
+            if x <= 0:
+                continue
             cpu_only = 1.0 - math.exp(-a * x)
             if c <= 0.0:
                 total += weight * cpu_only

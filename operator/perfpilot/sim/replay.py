@@ -17,7 +17,7 @@ from typing import Any
 from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS, PerformanceProfileSpec
 from perfpilot.api.status import ContainerResources, Edit, PoolSize, ScalingRules, Setting, TuningState
 from perfpilot.sim.baselines import SLO_QUANTILE, oracle_minute
-from perfpilot.sim.cluster import CONTAINER, TICK_SECONDS, Cluster, ClusterParams
+from perfpilot.sim.cluster import CONTAINER, TICK_SECONDS, Cluster, ClusterParams, timed_out_latency
 from perfpilot.sim.hpa import (
     CPU,
     MEMORY,
@@ -218,12 +218,8 @@ class _HpaDriver:
             now_seconds=now,
         )
         if result.rescale:
-            cluster.spec_replicas = result.desired_replicas
+            cluster.scale(result.desired_replicas)
         return result.rescale
-
-
-def _timeout_mix(params: ClusterParams) -> LatencyMix:
-    return LatencyMix(params.request_timeout_seconds, (1.0,), (1.0,), 0.0, 1.0)
 
 
 def run_autoscaled(
@@ -263,7 +259,7 @@ def run_autoscaled(
         interval_minutes = max(1, round(profile.guardrails.interval.seconds / 60))
         window_seconds = float(profile.guardrails.window.seconds)
         peak_window_seconds = float(profile.guardrails.peak_window.seconds)
-    timeout_mix = _timeout_mix(params)
+    timeout_mix = timed_out_latency(params)
 
     violations = 0
     pod_seconds = 0.0
@@ -325,7 +321,7 @@ def run_autoscaled(
             ),
             containers=(settings.resources,),
             pool=PoolLive(settings.pool.default_pool_size, settings.pool.reserve_pool_size),
-            oom_kills_in_window=sum(1 for t in cluster.oom_kill_seconds if t > now - window_seconds),
+            oom_kills_in_window=cluster.oom_kills_shown(since_seconds=now - window_seconds, until_seconds=now),
             rollout_in_progress=cluster.rollout_in_progress(),
         )
         observations = prometheus.observations(at_seconds=now, window_seconds=window_seconds, live=live,
