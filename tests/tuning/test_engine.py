@@ -895,3 +895,53 @@ def test_an_slo_emergency_during_a_raises_verification_acts_on_its_own() -> None
                                                          hpa=b.hpa(cpu_target_percent=60)))
     decision = decide_with(state, observations)
     assert decision.change is not None and decision.change.emergency and not decision.change.rollback
+
+
+def test_an_emergency_does_not_undo_a_pool_shrink_when_that_breaks_the_server_budget() -> None:
+    # A shrink 30+20 -> 20+10 8 minutes ago; the pooler scaled out to 3 replicas since: 150 connections > 100.
+    profile = b.profile(pool={"maxServerConnections": 100, "size": {"min": 5, "max": 100}})
+    state = TuningState(last_change=ChangeRecord(
+        at=b.NOW - b.minutes(8), target="ConfigMap/pgbouncer",
+        edit=Edit(setting=Setting.POOL_SIZE, from_value=PoolSize(default_pool_size=30, reserve_pool_size=20),
+                  to_value=PoolSize(default_pool_size=20, reserve_pool_size=10)),
+        baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate=100)))
+    observations = b.observations(latency_p95_seconds=b.series(1.2), live=b.live(
+        pool=PoolLive(default_pool_size=20, reserve_pool_size=10, pooler_replicas=3)))
+    decision = decide(profile, observations, state, b.NOW)
+    assert decision.change is not None and not decision.change.rollback and decision.change.emergency
+
+
+def test_an_emergency_does_not_undo_a_memory_cut_whose_rollout_adds_no_cpu() -> None:
+    # At maxReplicas a rollout takes out pods that cannot be replaced; undoing a memory cut gives none more CPU.
+    cut = [b.container(memory_request_bytes=768 * b.MI, memory_limit_bytes=1536 * b.MI)]
+    state = TuningState(last_change=ChangeRecord(
+        at=b.NOW - b.minutes(8), target="Deployment/api",
+        edit=Edit(setting=Setting.RESOURCES, from_value=[b.container()], to_value=cut),
+        baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate=100)))
+    observations = b.observations(latency_p95_seconds=b.series(1.2), replicas=b.series(10), live=b.live(
+        containers=tuple(cut), hpa=b.hpa(current_replicas=10)))
+    decision = decide(b.profile(hpa={"maxReplicasCeiling": 20}), observations, state, b.NOW)
+    assert decision.change is not None and not decision.change.rollback
+    assert decision.change.edit.setting is Setting.HPA_MAX_REPLICAS
+
+
+def test_with_rollback_off_a_change_cut_short_is_left_to_its_verdict() -> None:
+    decision = decide_on_resize(cut=True, pods=BIG_PODS, target_percent=70, p95_seconds=0.3, minutes_ago=5,
+                                guardrails={"rollback": False})
+    assert decision.verdict is None and (decision.change is None or not decision.change.rollback)
+
+
+def test_a_rollback_cut_short_during_verify_for_is_finished_at_once() -> None:
+    # An emergency's undo of a cut (1500m -> 1000m, 60% -> 70%) wrote the target back to 60% and stopped.
+    decision = decide_on_resize(cut=True, pods=SMALL_PODS, target_percent=60, p95_seconds=1.2, minutes_ago=8)
+    assert decision.verdict is Verdict.ROLLED_BACK
+    assert decision.change is not None and decision.change.rollback and decision.change.edit.to_value == BIG_PODS
+
+
+def test_a_held_move_toward_capacity_lets_a_slower_scale_down_go() -> None:
+    # The HPA has Kubernetes' default scale-down (100% per 15 s): the Moderate row is slower, toward capacity.
+    live = {"rollout_in_progress": True, "hpa": b.hpa(scale_down=None)}
+    observations = b.observations(memory_working_set_bytes_per_pod=b.series(950 * b.MI),
+                                  live=b.live(oom_kills_in_window=3, **live))
+    decision = decide(b.profile(), observations, b.EMPTY_STATE, b.NOW)
+    assert decision.change is not None and decision.change.edit.setting is Setting.HPA_SCALE_DOWN, decision.reason

@@ -319,8 +319,8 @@ def test_a_decision_never_steps_further_than_the_step_limits(
                 assert _relative_step(before.memory_request_bytes, after.memory_request_bytes) <= limit
         elif edit.setting is Setting.POOL_SIZE:
             assert isinstance(old, PoolSize) and isinstance(new, PoolSize)
-            # At least one connection a step (as maxReplicas), else maxStepPercent of the live size.
-            assert (abs(new.default_pool_size - old.default_pool_size) <= 1
+            # A grow takes at least one connection (as maxReplicas), else maxStepPercent of the live size.
+            assert (new.default_pool_size == old.default_pool_size + 1
                     or _relative_step(old.default_pool_size, new.default_pool_size) <= limit)
         elif edit.setting is Setting.HPA_MAX_REPLICAS:
             assert isinstance(old, int) and isinstance(new, int)
@@ -575,4 +575,5 @@ def test_a_pool_outside_its_bounds_moves_toward_them_by_at_most_one_step_never_a
     assert isinstance(old, PoolSize) and isinstance(new, PoolSize)
     assert_within_or_toward(old.default_pool_size, new.default_pool_size, profile.pool.size.min, profile.pool.size.max)
     step = profile.guardrails.max_step_percent / 100
-    assert abs(new.default_pool_size - old.default_pool_size) <= max(1.0, old.default_pool_size * step + 1e-9)
+    grow_floor = 1.0 if new.default_pool_size > old.default_pool_size else 0.0  # a grow takes at least one
+    assert abs(new.default_pool_size - old.default_pool_size) <= max(grow_floor, old.default_pool_size * step + 1e-9)

@@ -20,9 +20,9 @@ from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage, find_co
 from perfpilot.tuning.state import compute_judged_state
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.verify import (
+    VerdictOutcome,
     compute_baseline,
-    compute_restored_edits,
-    compute_rollback,
+    decide_emergency_rollback,
     decide_unfinished_write,
     decide_verdict,
 )
@@ -128,26 +128,38 @@ def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, conte
     return compute_shortage(context) is not None
 
 
+def _adds_capacity(change: ProposedChange, *, replicas: tuple[int, ...]) -> bool:
+    """Whether every edit of the change (the coupled one included) moves toward more capacity; a slower
+    scale-down counts, unlike for an emergency (which only a faster scale-up may be)."""
+    edits = [change.edit, *([change.coupled] if change.coupled is not None else [])]
+    return all(guardrails.compute_edit_direction(edit, replicas=replicas) > 0 for edit in edits)
+
+
 def _undo_pending_cut(
-    context: RuleContext, *, emergency: ProposedChange, replicas: tuple[int, ...]
-) -> ProposedChange | None:
-    """The rollback of the pending change when it took capacity away and an SLO emergency came before its
+    context: RuleContext, *, emergency: ProposedChange, now: datetime, replicas: tuple[int, ...]
+) -> VerdictOutcome | None:
+    """RolledBack for the pending change when it took capacity away and an SLO emergency came before its
     verdict, or None. Undoing it is the emergency's first move: it restores values that held before, where the
-    emergency's own move would leave the likely cause in place and its verdict lost ("superseded")."""
+    emergency's own move would leave the likely cause in place and its verdict lost ("superseded").
+
+    Only a pure cut (every edit toward less) whose undo is a move an emergency may make: a resources undo must
+    give the pods more CPU (a memory cut's undo is a rollout that adds none, which at maxReplicas takes out
+    pods that cannot be replaced), and it is a rollback like any (the pool budget, rollback on)."""
     state, profile, observations = context.state, context.profile, context.observations
     last = state.last_change
-    if last is None or last.verdict is not Verdict.PENDING or not profile.guardrails.rollback:
+    if last is None or last.verdict is not Verdict.PENDING:
         return None
-    restored, in_effect, foreign = compute_restored_edits(last, profile=profile, live=observations.live)
-    if foreign is not None or restored or not in_effect:
-        return None
-    directions = [guardrails.compute_edit_direction(edit, replicas=replicas) for edit in in_effect]
-    if not directions or max(directions) > 0 or min(directions) >= 0:
+    edits = [last.edit, *([last.coupled] if last.coupled is not None else [])]
+    directions = [guardrails.compute_edit_direction(edit, replicas=replicas) for edit in edits]
+    if max(directions) > 0 or min(directions) >= 0:
         return None  # only a pure cut is undone toward capacity; a mixed move would take some away again
-    reason = (f"Rollback of {last.edit.setting.value} on {last.target}: an SLO emergency came during its "
-              f"verification ({emergency.reason}); the cut is undone first, restoring the values that held, and "
-              f"the move barred")
-    return compute_rollback(last, profile=profile, observations=observations, reason=reason)
+    if last.edit.setting is Setting.RESOURCES and not guardrails.raises_pod_cpu(
+            Edit(setting=last.edit.setting, from_value=last.edit.to_value, to_value=last.edit.from_value)):
+        return None
+    return decide_emergency_rollback(
+        profile, observations, last, now=now, thresholds=context.thresholds,
+        cause=f"an SLO emergency came during its verification ({emergency.reason}); the cut is undone first",
+    )
 
 
 def decide(
@@ -242,8 +254,8 @@ def decide(
                 notes.append(f"{outcome.rule}: move {barred_edit.setting.value} -> {barred_edit.to_value} is barred "
                              f"(rolled back or found reverted)")
                 continue
-            if (held is not None and not guardrails.reduces_capacity(held, replicas=replica_counts)
-                    and not guardrails.is_toward_capacity(change, replicas=replica_counts)):
+            if (held is not None and _adds_capacity(held, replicas=replica_counts)
+                    and not _adds_capacity(change, replicas=replica_counts)):
                 # A move toward capacity that waits (for a rollout, maxReplicas, off-peak) goes before a lower
                 # rule's move that is not: written first, that one's verification would hold it longer still.
                 notes.append(f"{outcome.rule}: waits for the move toward capacity held above it ({held.table_row})")
@@ -305,11 +317,11 @@ def decide(
                 held = held or change
                 continue
             if change.emergency and verdict is None:
-                undo = _undo_pending_cut(context, emergency=change, replicas=replica_counts)
-                if undo is not None:
+                undo = _undo_pending_cut(context, emergency=change, now=now, replicas=replica_counts)
+                if undo is not None and undo.rollback is not None:
                     return Decision(
-                        change=undo, reason=undo.reason, apply=may_apply, classification=classification,
-                        verdict=Verdict.ROLLED_BACK, verdict_reason=undo.reason,
+                        change=undo.rollback, reason=undo.rollback.reason, apply=may_apply,
+                        classification=classification, verdict=undo.verdict, verdict_reason=undo.reason,
                         blocked_by=_dedupe(blocked),
                         barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
                         rollback_due=True, waits_for_off_peak=waits_for_off_peak,

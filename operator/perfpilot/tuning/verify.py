@@ -242,15 +242,19 @@ def decide_unfinished_write(
     """The verdict a pending change gets at once, during its verification too, when its live values show that
     it is not (wholly) in effect; None when they do not.
 
-    A change is recorded Pending before it is written (``state``'s contract with its writer), and its coupled
-    edit is written first. So, with no value someone else's:
+    A change is recorded Pending before it is written (``state``'s contract with its writer), and a change
+    and a rollback alike write the coupled edit first. So, with no value someone else's:
 
     - every value back at the one before: the write never took place (or a rollback was written and its
       status lost, or someone reverted it): **Reverted**, its move barred;
-    - the coupled edit in effect and the main edit not: the writes were cut short between the two (or
-      someone reverted the main value alone). The coupled edit is there only to keep the replica count
-      through the main one, so it is undone too: **RolledBack**, the move barred, the rollback written like
-      any (unless undoing it would take capacity away while p95 is above the SLO: Inconclusive, kept).
+    - with ``guardrails.rollback`` on, the coupled edit back and the main edit in effect: a rollback cut short
+      between its writes, finished (**RolledBack**);
+    - with ``guardrails.rollback`` on, the coupled edit in effect and the main edit not: a change cut short
+      between its writes (or whose main value someone put back). The coupled edit is there only to keep the
+      replica count through the main one, so it is undone too: **RolledBack**, the move barred.
+
+    Either rollback is not written when it would take capacity away while p95 is above the SLO
+    (Inconclusive, kept).
     """
     restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
     if foreign is not None:
@@ -263,15 +267,49 @@ def decide_unfinished_write(
             f"judged; the move is barred",
         )
     coupled = change.coupled
-    if coupled is None or restored != [change.edit] or in_effect != [coupled]:
+    if coupled is None or not profile.guardrails.rollback:
+        return None  # with rollback off, a mix is judged at its verdict like any change (someone else's)
+    recent_start = max(change.at.timestamp(), now.timestamp() - thresholds.recent_span_seconds)
+    context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
+                               in_effect=in_effect,
+                               p95_after=_mean_since(observations.latency_p95_seconds, recent_start))
+    if restored == [coupled] and in_effect == [change.edit]:
+        # A rollback writes its coupled edit first too, so this is one cut short by a restart: it was decided
+        # then, and is finished now (the written edit rewritten as it is: writes are idempotent), whatever the
+        # latency says now. Someone restoring only the coupled value looks the same, and gets the rollback
+        # too: the safe side, the move barred for a while.
+        return _roll_back(context, cause=f"a rollback cut short between its writes ({coupled.setting.value} "
+                                         f"already back)", partly=" (the rest of it is already written)")
+    if restored == [change.edit] and in_effect == [coupled]:
+        return _roll_back(context, cause=(f"the change was cut short between its writes ({coupled.setting.value} "
+                                          f"written, {change.edit.setting.value} still at its previous value)"),
+                          partly=f" of {coupled.setting.value}")
+    return None
+
+
+def decide_emergency_rollback(
+    profile: PerformanceProfileSpec,
+    observations: Observations,
+    change: ChangeRecord,
+    *,
+    now: datetime,
+    cause: str,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> VerdictOutcome | None:
+    """RolledBack, before its verdict, for a pending change wholly in effect that an SLO emergency calls into
+    question, or None when it cannot be rolled back as any rollback is (rollback off, someone else's value,
+    the pool budget, capacity taken away during the shortage). Which changes qualify is the caller's."""
+    if not profile.guardrails.rollback:
+        return None
+    restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
+    if foreign is not None or restored or not in_effect:
         return None
     recent_start = max(change.at.timestamp(), now.timestamp() - thresholds.recent_span_seconds)
     context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
                                in_effect=in_effect,
                                p95_after=_mean_since(observations.latency_p95_seconds, recent_start))
-    return _roll_back(context, cause=(f"the change was cut short between its writes ({coupled.setting.value} "
-                                      f"written, {change.edit.setting.value} still at its previous value)"),
-                      partly=f" of {coupled.setting.value}")
+    outcome = _roll_back(context, cause=cause)
+    return outcome if outcome.rollback is not None else None
 
 
 def decide_verdict(
@@ -302,15 +340,6 @@ def decide_verdict(
     p95_after = _mean_since(observations.latency_p95_seconds, start)
     context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
                                in_effect=in_effect, p95_after=p95_after)
-    if (foreign is None and change.coupled is not None and restored == [change.coupled]
-            and profile.guardrails.rollback):
-        # A rollback writes its coupled edit first (ProposedChange's contract with its writer), so this is one
-        # cut short by a restart: it was decided then, and is finished now (the written edit rewritten as it
-        # is: writes are idempotent), whatever the latency says now. Someone restoring only the coupled value
-        # looks the same, and gets the rollback too: the safe side, the move barred for a while.
-        return _roll_back(context, cause=f"a rollback cut short between its writes "
-                                         f"({change.coupled.setting.value} already back)",
-                          partly=" (the rest of it is already written)")
     late = _describe_late_verdict(change, profile=profile, now=now)
     if late is not None:
         return VerdictOutcome(Verdict.INCONCLUSIVE, late)
