@@ -286,3 +286,29 @@ def test_an_hpa_scale_up_creates_its_pods_at_once_and_is_no_rollout() -> None:
     assert cluster.spec_replicas > 2
     assert len(cluster.pods) == cluster.spec_replicas
     assert not cluster.rollout_in_progress()
+
+
+def test_a_new_pod_of_the_same_size_takes_none_of_the_queue_of_the_pod_it_replaces() -> None:
+    cluster, backlog = _overloaded_then_backlogged()
+    # One backlogged pod goes and a fresh, ready pod of the same size takes its place within one tick.
+    gone = cluster.pods[0]
+    cluster.pods.remove(gone)
+    cluster._create_pod(cluster.now_seconds - PARAMS.startup_seconds)
+    tick = cluster.advance(rate_per_second=10.0)
+    assert tick.failed == pytest.approx(backlog / 4)  # the gone pod's share, not carried by the new one
+
+
+def test_an_hpa_rescale_during_a_rollout_leaves_the_rolling_update_to_its_own_pace() -> None:
+    def rollout(rescale_at: int | None) -> list[tuple[int, int]]:
+        cluster = _cluster(8)
+        cluster.set_resources(_sized(1500, 3000))
+        steps = []
+        for tick in range(8):
+            if tick == rescale_at:
+                cluster.scale(cluster.spec_replicas)  # the HPA writes the same count: nothing to do
+            cluster.advance(rate_per_second=10.0)
+            steps.append((sum(p.version != cluster.template_version for p in cluster.pods),
+                          sum(p.version == cluster.template_version for p in cluster.pods)))
+        return steps
+
+    assert rollout(rescale_at=5) == rollout(rescale_at=None)

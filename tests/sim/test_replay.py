@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from perfpilot.api.spec import PerformanceProfileSpec
+from perfpilot.api.status import ContainerResources
 from perfpilot.sim.cluster import CONTAINER, TICK_SECONDS, Cluster, ClusterParams
 from perfpilot.sim.hpa import CPU, MEMORY
 from perfpilot.sim.prometheus import Prometheus
 from perfpilot.sim.replay import RUN_NAMES, _HpaDriver, build_hpa_spec, run_autoscaled, simulate, warm_up
-from perfpilot.sim.scenarios import SCENARIOS, default_profile
+from perfpilot.sim.scenarios import GIB, SCENARIOS, default_profile
 from perfpilot.sim.trace import Trace, bundled_trace_path, load_trace, scale_for_peak
 from perfpilot.tuning.observations import Unknown
 
@@ -256,3 +257,24 @@ def test_a_minute_whose_requests_all_time_out_has_the_timeout_as_its_p95() -> No
     assert run.metrics.slo_violation_minutes == 10
     assert run.metrics.p95_max_seconds == pytest.approx(params.request_timeout_seconds, abs=1e-3)
     assert run.timeline.p95_seconds == [pytest.approx(params.request_timeout_seconds, abs=1e-3)] * 10
+
+
+def test_a_minute_whose_requests_all_time_out_violates_an_slo_longer_than_the_timeout() -> None:
+    # A failed request meets no latency objective: an SLO above the 10 s timeout does not make it one.
+    scenario = SCENARIOS["right-sized"]
+    params = replace(scenario.params, startup_seconds=7200.0)
+    trace = Trace("flat", "rps", 0.0, 60.0, tuple([20.0] * 5))
+    run = run_autoscaled(name="static", trace=trace, settings=scenario.settings, params=params, slo_seconds=30.0)
+    assert run.metrics.slo_violation_minutes == 5
+
+
+def test_no_minute_reports_a_p95_above_the_timeout() -> None:
+    # 200m pods saturated: their backlog delay alone reaches the timeout, so every request a client waited
+    # for that long has failed at it; the minute's p95 is the timeout, not the model's 15-40 s.
+    scenario = SCENARIOS["right-sized"]
+    small = ContainerResources(name=CONTAINER, cpu_request_millicores=200, cpu_limit_millicores=400,
+                               memory_request_bytes=GIB, memory_limit_bytes=2 * GIB)
+    settings = replace(scenario.settings, resources=small)
+    trace = Trace("flat", "rps", 0.0, 60.0, tuple([200.0] * 5))
+    run = run_autoscaled(name="static", trace=trace, settings=settings, params=scenario.params, slo_seconds=0.5)
+    assert run.metrics.p95_max_seconds == pytest.approx(scenario.params.request_timeout_seconds, abs=1e-3)

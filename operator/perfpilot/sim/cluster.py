@@ -105,10 +105,14 @@ class TickOutcome:
 
 @dataclass(frozen=True, slots=True)
 class CpuBacklog:
-    """The fluid CPU backlog of the ready pods of one size, and how many pods hold it."""
+    """The fluid CPU backlog of the ready pods of one size, and which pods hold it (a share each)."""
 
-    pods: int
+    pod_names: frozenset[str]
     requests: float
+
+    @property
+    def pods(self) -> int:
+        return len(self.pod_names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,9 +225,12 @@ class Cluster:
 
     def scale(self, replicas: int) -> None:
         """The HPA rescales the Deployment: its controller creates or deletes the pods at once (within
-        milliseconds on a cluster), so a scale-up is never read as a rollout in progress."""
+        milliseconds on a cluster), so a scale-up is never read as a rollout in progress. During a rollout
+        the next tick's reconcile does it: a second pass of the rolling update at one instant would move
+        the rollout a step ahead (deleting old pods frees surge room)."""
         self.spec_replicas = replicas
-        self._reconcile_deployment(self.now_seconds)
+        if all(pod.version == self.template_version for pod in self.pods):
+            self._reconcile_deployment(self.now_seconds)
 
     def _create_pod(self, now_seconds: float) -> None:
         self._serial += 1
@@ -286,10 +293,10 @@ class Cluster:
         arrivals = rate_per_second * dt_seconds
         demand = p.cpu_demand_seconds
 
-        groups: dict[float, int] = {}
+        members: dict[float, list[str]] = {}
         for pod in ready:
-            cpu = p.effective_cpu_millicores(pod.resources)
-            groups[cpu] = groups.get(cpu, 0) + 1
+            members.setdefault(p.effective_cpu_millicores(pod.resources), []).append(pod.name)
+        groups = {cpu: len(names) for cpu, names in members.items()}
 
         # CPU side: each group of same-size pods gets its round-robin share of the arrivals and keeps its own
         # fluid backlog against its own capacity. The queues of pods that are gone (deleted, or restarting
@@ -298,7 +305,8 @@ class Cluster:
         backlog_before = self.cpu_backlog_requests
         carried: dict[float, float] = {}
         for cpu, held in self.cpu_backlogs.items():
-            staying = min(groups.get(cpu, 0), held.pods)
+            # The pods that hold the queue and are still ready: a new pod of the same size holds none of it.
+            staying = len(held.pod_names.intersection(members.get(cpu, ())))
             carried[cpu] = held.requests * staying / held.pods
             failed += held.requests - carried[cpu]
         served_rate = 0.0
@@ -312,7 +320,7 @@ class Cluster:
             failed += group.failed
             served_rate += group.served_rate_per_second
             if group.backlog_after > 0:
-                backlogs[cpu] = CpuBacklog(count, group.backlog_after)
+                backlogs[cpu] = CpuBacklog(frozenset(members[cpu]), group.backlog_after)
             served.append(group)
         if not ready:
             failed += arrivals  # nothing serves: every request times out
