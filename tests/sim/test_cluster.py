@@ -312,3 +312,9 @@ def test_an_hpa_rescale_during_a_rollout_leaves_the_rolling_update_to_its_own_pa
         return steps
 
     assert rollout(rescale_at=5) == rollout(rescale_at=None)
+
+
+def test_a_container_with_a_limit_and_no_request_gets_the_limit_as_its_request() -> None:
+    limit_only = ContainerResources(name="app", cpu_request_millicores=None, cpu_limit_millicores=800)
+    assert PARAMS.effective_cpu_millicores(limit_only) == 800.0
+    assert PARAMS.effective_cpu_millicores(ContainerResources(name="app")) == 0.0

@@ -59,10 +59,16 @@ class ClusterParams:
     max_unavailable: float = 0.25
 
     def effective_cpu_millicores(self, resources: ContainerResources) -> float:
-        request = resources.cpu_request_millicores or 0
         limit = resources.cpu_limit_millicores
+        request = cpu_request_millicores(resources)
         burst = self.burst_factor * request
         return float(min(limit, burst) if limit else burst)
+
+
+def cpu_request_millicores(resources: ContainerResources) -> int:
+    """The container's CPU request as the API server stores it: one with a limit and no request gets the
+    limit (Kubernetes' defaulting)."""
+    return resources.cpu_request_millicores or resources.cpu_limit_millicores or 0
 
 
 def timed_out_latency(params: ClusterParams) -> LatencyMix:

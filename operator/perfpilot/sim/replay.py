@@ -17,7 +17,14 @@ from typing import Any
 from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS, PerformanceProfileSpec
 from perfpilot.api.status import ContainerResources, Edit, PoolSize, ScalingRules, Setting, TuningState
 from perfpilot.sim.baselines import SLO_QUANTILE, oracle_minute
-from perfpilot.sim.cluster import CONTAINER, TICK_SECONDS, Cluster, ClusterParams, timed_out_latency
+from perfpilot.sim.cluster import (
+    CONTAINER,
+    TICK_SECONDS,
+    Cluster,
+    ClusterParams,
+    cpu_request_millicores,
+    timed_out_latency,
+)
 from perfpilot.sim.hpa import (
     CPU,
     MEMORY,
@@ -284,7 +291,7 @@ def run_autoscaled(
                 mixes.append((timeout_mix, tick.failed))
             dt = step / ticks
             pod_seconds += len(cluster.pods) * dt
-            core_seconds += sum(p.resources.cpu_request_millicores or 0 for p in cluster.pods) / 1000.0 * dt
+            core_seconds += sum(cpu_request_millicores(p.resources) for p in cluster.pods) / 1000.0 * dt
             pool_seconds += cluster.pool.default_pool_size * dt
             if hpa.sync(cluster=cluster, spec=spec, now=now):
                 scale_events += 1
@@ -377,7 +384,7 @@ def warm_up(*, trace: Trace, settings: WorkloadSettings, params: ClusterParams, 
 def run_oracle(*, trace: Trace, settings: WorkloadSettings, params: ClusterParams, slo_seconds: float) -> RunResult:
     timeline = Timeline()
     step_hours = trace.step_seconds / 3600.0
-    cpu_cores = (settings.resources.cpu_request_millicores or 0) / 1000.0
+    cpu_cores = cpu_request_millicores(settings.resources) / 1000.0
     violations = 0
     replica_hours = core_hours = pool_hours = 0.0
     events = 0
