@@ -247,13 +247,19 @@ def test_the_hpa_sees_the_usage_metrics_server_scraped_one_tick_before_its_sync(
     assert usage[4] > 2 * usage[3]
 
 
-def test_a_minute_whose_requests_all_time_out_has_the_timeout_as_its_p95() -> None:
-    # Pods that take two hours to start: none is ready in these 10 minutes, every request fails, and a
-    # client sees each one fail at the timeout.
+def _run_with_no_pod_ready(*, minutes: int, slo_seconds: float) -> Any:
+    """Pods that take two hours to start: none is ready in these minutes, and every request fails."""
     scenario = SCENARIOS["right-sized"]
     params = replace(scenario.params, startup_seconds=7200.0)
-    trace = Trace("flat", "rps", 0.0, 60.0, tuple([20.0] * 10))
-    run = run_autoscaled(name="static", trace=trace, settings=scenario.settings, params=params, slo_seconds=0.5)
+    trace = Trace("flat", "rps", 0.0, 60.0, tuple([20.0] * minutes))
+    return run_autoscaled(name="static", trace=trace, settings=scenario.settings, params=params,
+                          slo_seconds=slo_seconds)
+
+
+def test_a_minute_whose_requests_all_time_out_has_the_timeout_as_its_p95() -> None:
+    # A client sees each request fail at the timeout.
+    params = SCENARIOS["right-sized"].params
+    run = _run_with_no_pod_ready(minutes=10, slo_seconds=0.5)
     assert run.metrics.slo_violation_minutes == 10
     assert run.metrics.p95_max_seconds == pytest.approx(params.request_timeout_seconds, abs=1e-3)
     assert run.timeline.p95_seconds == [pytest.approx(params.request_timeout_seconds, abs=1e-3)] * 10
@@ -261,10 +267,7 @@ def test_a_minute_whose_requests_all_time_out_has_the_timeout_as_its_p95() -> No
 
 def test_a_minute_whose_requests_all_time_out_violates_an_slo_longer_than_the_timeout() -> None:
     # A failed request meets no latency objective: an SLO above the 10 s timeout does not make it one.
-    scenario = SCENARIOS["right-sized"]
-    params = replace(scenario.params, startup_seconds=7200.0)
-    trace = Trace("flat", "rps", 0.0, 60.0, tuple([20.0] * 5))
-    run = run_autoscaled(name="static", trace=trace, settings=scenario.settings, params=params, slo_seconds=30.0)
+    run = _run_with_no_pod_ready(minutes=5, slo_seconds=30.0)
     assert run.metrics.slo_violation_minutes == 5
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import tuning_builders as b
 
+from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import (
     HISTORY_LIMIT,
     BarredMove,
@@ -816,15 +817,21 @@ def test_the_baseline_of_a_change_starts_no_earlier_than_the_last_write() -> Non
     assert decision.baseline.p95_latency_seconds == pytest.approx(0.35)
 
 
-def test_a_pool_rollback_that_would_break_the_server_connection_budget_is_not_written() -> None:
-    # A shrink 30+20 -> 20+10 regressed while the pooler scaled out from 1 to 3 replicas: restoring 30+20 on
-    # 3 replicas is 150 server connections against a budget of 100.
+def _pool_shrink_pending(*, minutes_ago: float) -> tuple[PerformanceProfileSpec, TuningState]:
+    """A pool shrink 30+20 -> 20+10 made ``minutes_ago``, under a profile whose budget is 100 server
+    connections (30+20 on 3 pooler replicas would be 150)."""
     profile = b.profile(pool={"maxServerConnections": 100, "size": {"min": 5, "max": 100}})
-    state = TuningState(last_change=ChangeRecord(
-        at=b.NOW - b.minutes(16), target="ConfigMap/pgbouncer",
+    return profile, TuningState(last_change=ChangeRecord(
+        at=b.NOW - b.minutes(minutes_ago), target="ConfigMap/pgbouncer",
         edit=Edit(setting=Setting.POOL_SIZE, from_value=PoolSize(default_pool_size=30, reserve_pool_size=20),
                   to_value=PoolSize(default_pool_size=20, reserve_pool_size=10)),
         baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate=100)))
+
+
+def test_a_pool_rollback_that_would_break_the_server_connection_budget_is_not_written() -> None:
+    # A shrink 30+20 -> 20+10 regressed while the pooler scaled out from 1 to 3 replicas: restoring 30+20 on
+    # 3 replicas is 150 server connections against a budget of 100.
+    profile, state = _pool_shrink_pending(minutes_ago=16)
 
     def regressed(pooler_replicas: int) -> Observations:
         return b.observations(latency_p95_seconds=b.series(0.9), live=b.live(
@@ -899,12 +906,7 @@ def test_an_slo_emergency_during_a_raises_verification_acts_on_its_own() -> None
 
 def test_an_emergency_does_not_undo_a_pool_shrink_when_that_breaks_the_server_budget() -> None:
     # A shrink 30+20 -> 20+10 8 minutes ago; the pooler scaled out to 3 replicas since: 150 connections > 100.
-    profile = b.profile(pool={"maxServerConnections": 100, "size": {"min": 5, "max": 100}})
-    state = TuningState(last_change=ChangeRecord(
-        at=b.NOW - b.minutes(8), target="ConfigMap/pgbouncer",
-        edit=Edit(setting=Setting.POOL_SIZE, from_value=PoolSize(default_pool_size=30, reserve_pool_size=20),
-                  to_value=PoolSize(default_pool_size=20, reserve_pool_size=10)),
-        baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate=100)))
+    profile, state = _pool_shrink_pending(minutes_ago=8)
     observations = b.observations(latency_p95_seconds=b.series(1.2), live=b.live(
         pool=PoolLive(default_pool_size=20, reserve_pool_size=10, pooler_replicas=3)))
     decision = decide(profile, observations, state, b.NOW)
