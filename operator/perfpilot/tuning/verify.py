@@ -231,6 +231,16 @@ def _describe_late_verdict(change: ChangeRecord, *, profile: PerformanceProfileS
             f"Off or paused): latency now no longer shows this change alone; kept")
 
 
+def _recent_rollback_context(
+    change: ChangeRecord, *, profile: PerformanceProfileSpec, observations: Observations, thresholds: Thresholds,
+    in_effect: list[Edit], now: datetime,
+) -> _RollbackContext:
+    """A rollback decided before the verdict's window: the shortage check reads p95 of the recent span."""
+    recent_start = max(change.at.timestamp(), now.timestamp() - thresholds.recent_span_seconds)
+    return _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
+                            in_effect=in_effect, p95_after=_mean_since(observations.latency_p95_seconds, recent_start))
+
+
 def decide_unfinished_write(
     profile: PerformanceProfileSpec,
     observations: Observations,
@@ -269,10 +279,8 @@ def decide_unfinished_write(
     coupled = change.coupled
     if coupled is None or not profile.guardrails.rollback:
         return None  # with rollback off, a mix is judged at its verdict like any change (someone else's)
-    recent_start = max(change.at.timestamp(), now.timestamp() - thresholds.recent_span_seconds)
-    context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
-                               in_effect=in_effect,
-                               p95_after=_mean_since(observations.latency_p95_seconds, recent_start))
+    context = _recent_rollback_context(change, profile=profile, observations=observations, thresholds=thresholds,
+                                       in_effect=in_effect, now=now)
     if restored == [coupled] and in_effect == [change.edit]:
         # A rollback writes its coupled edit first too, so this is one cut short by a restart: it was decided
         # then, and is finished now (the written edit rewritten as it is: writes are idempotent), whatever the
@@ -304,10 +312,8 @@ def decide_emergency_rollback(
     restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
     if foreign is not None or restored or not in_effect:
         return None
-    recent_start = max(change.at.timestamp(), now.timestamp() - thresholds.recent_span_seconds)
-    context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
-                               in_effect=in_effect,
-                               p95_after=_mean_since(observations.latency_p95_seconds, recent_start))
+    context = _recent_rollback_context(change, profile=profile, observations=observations, thresholds=thresholds,
+                                       in_effect=in_effect, now=now)
     outcome = _roll_back(context, cause=cause)
     return outcome if outcome.rollback is not None else None
 
