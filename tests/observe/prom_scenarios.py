@@ -40,7 +40,7 @@ LATENCY_SPREAD = 0.6  # sigma of the log-normal latency distribution
 
 # The live-scraped prometheus_client app (conftest.live_app), labelled by the scrape config.
 LIVE_NAMESPACE = "live"
-LIVE_POD = "web-5d8f7c9b6d-abcde"
+LIVE_POD = "web-5d8f7c9b6d-bbcdf"
 LIVE_LATENCY_SECONDS = 0.3  # every observation lands in the (0.25, 0.5] bucket
 LIVE_REQUESTS_PER_SECOND = 50.0
 
@@ -87,24 +87,24 @@ def _wiggle(t: int, amplitude: float) -> float:
 
 
 WORKLOADS = [
-    Workload("shop", "api", ["api-7d9f8b6c4d-x2k9z", "api-7d9f8b6c4d-q8w7e"],
+    Workload("shop", "api", ["api-7d9f8b6c4d-x2k9z", "api-7d9f8b6c4d-q8w7f"],
              request_rate=lambda t: 50 * _wiggle(t, 0.02), error_share=0.005, sidecar=True),
     Workload("media", "stream", ["stream-5b7c9d8f6-h4k2p", "stream-5b7c9d8f6-m7n8q",
-                                 "stream-5b7c9d8f6-r2s3t", "stream-5b7c9d8f6-w5x6z"],
+                                 "stream-5b7c9d8f6-r2s5t", "stream-5b7c9d8f6-w5x6z"],
              request_rate=lambda t: 120.0 if (minute(t) // 5) % 2 else 20.0,
              median_latency_seconds=lambda t: 0.2 if (minute(t) // 5) % 2 else 0.06,
              cpu_cores_per_pod=lambda t: 0.9 if (minute(t) // 5) % 2 else 0.2,
-             pod_start_seconds={"stream-5b7c9d8f6-r2s3t": START_SECONDS + 2400,
+             pod_start_seconds={"stream-5b7c9d8f6-r2s5t": START_SECONDS + 2400,
                                 "stream-5b7c9d8f6-w5x6z": START_SECONDS + 2400}),
-    Workload("billing", "invoices", ["invoices-6f5d4c3b2a-b1c2d", "invoices-6f5d4c3b2a-e3f4g"],
+    Workload("billing", "invoices", ["invoices-6f5d4c5b2b-b4c2d", "invoices-6f5d4c5b2b-f5f4g"],
              request_rate=lambda t: 90.0 if 10 <= minute(t) < 15 else 30.0, error_share=0.01,
              median_latency_seconds=lambda t: 0.4 if minute(t) >= 45 else 0.05),
     Workload("search", "index", ["index-0", "index-1"], request_rate=lambda t: 10.0,
              memory_bytes_per_pod=lambda t: (400 + 500 * (t - START_SECONDS) / 3600) * MIB,
              throttled_share=None),
-    Workload("analytics", "reports", ["reports-84c6d7b9f5-q1w2e"], request_rate=lambda t: 5.0),
-    Workload("quiet", "idle", ["idle-55d8c9f7b6-a1b2c"], request_rate=lambda t: 0.0),
-    Workload("quiet", "gappy", ["gappy-55d8c9f7b6-d3e4f"], request_rate=lambda t: 8.0,
+    Workload("analytics", "reports", ["reports-84c6d7b9f5-q4w2f"], request_rate=lambda t: 5.0),
+    Workload("quiet", "idle", ["idle-55d8c9f7b6-b4b2c"], request_rate=lambda t: 0.0),
+    Workload("quiet", "gappy", ["gappy-55d8c9f7b6-d5f4f"], request_rate=lambda t: 8.0,
              gap_seconds=(START_SECONDS + 32 * 60, START_SECONDS + 53 * 60)),
     Workload("quiet", "gone", ["gone-55d8c9f7b6-g5h6j"], request_rate=lambda t: 8.0,
              stops_at_seconds=START_SECONDS + 48 * 60),
@@ -132,7 +132,7 @@ POOLERS = [
            server_active_per_pod=lambda t: 10.0 if minute(t) >= 40 else 8.0,
            client_waiting_per_pod=lambda t: float(max(0, minute(t) - 40)) / 2,
            max_wait_seconds=lambda t: 0.05 * max(0, minute(t) - 40)),
-    Pooler("analytics", ["warehouse-6d7f8c9b5-z9y8x"], CNPG_NAMES, "cnpg_pgbouncer_pools_maxwait_us",
+    Pooler("analytics", ["warehouse-6d7f8c9b5-z9z8x"], CNPG_NAMES, "cnpg_pgbouncer_pools_maxwait_us",
            server_active_per_pod=lambda t: 3.0 + (minute(t) % 3), client_waiting_per_pod=lambda t: 0.0,
            max_wait_seconds=lambda t: 1.25 if minute(t) >= 50 else 0.0),
 ]

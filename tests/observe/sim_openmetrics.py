@@ -83,8 +83,13 @@ class SimRun:
     pod_names: dict[str, str] = field(default_factory=dict)  # model pod name -> Kubernetes pod name
 
 
+# apimachinery's rand alphabet, which pod-template-hashes and pod suffixes are drawn from.
+_RAND_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
 def _token(text: str, length: int) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
+    digest = hashlib.sha256(text.encode()).digest()
+    return "".join(_RAND_ALPHABET[byte % len(_RAND_ALPHABET)] for byte in digest[:length])
 
 
 def kubernetes_pod_name(workload: SimWorkload, *, template_version: int, model_name: str) -> str:

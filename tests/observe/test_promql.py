@@ -83,7 +83,10 @@ def test_the_workload_label_comes_from_the_pod_name_statefulset_first_then_deplo
     assert workload("api-7d9f8b6c4d-x2k9z") == "api"
     assert workload("web-frontend-5b7c9d8f6-h4k2p") == "web-frontend"
     assert workload("index-12") == "index"
-    assert workload("api-7d9f8b6c4d-12345") == "api"  # an all-digit suffix is still a Deployment pod
+    assert workload("api-7d9f8b6c4d-42545") == "api"  # an all-digit suffix is still a Deployment pod
+    # A Job's or DaemonSet's pod named after the workload: its own name has what no hash has (vowels).
+    assert workload("api-migrations-x7k2p") == "api-migrations-x7k2p"
+    assert workload("api-fluentbit-r2d2x") == "api-fluentbit-r2d2x"
 
 
 def test_extra_matchers_are_quoted() -> None:

@@ -22,9 +22,13 @@ from perfpilot.api.spec import MATCHER_LIST_PATTERN, RESERVED_LABELS, Metrics, P
 from perfpilot.observe.presets import CADVISOR, ContainerMetricNames, PoolMetricNames, pool_metric_names
 from perfpilot.tuning.observations import RISE_SPAN_SECONDS
 
-# Kubernetes' pod names: a Deployment's ReplicaSet adds the pod-template-hash (up to 10 characters) and the
-# pod a 5-character suffix; a StatefulSet adds the ordinal.
-DEPLOYMENT_POD_PATTERN = "^(.+)-[a-z0-9]{8,10}-[a-z0-9]{5}$"
+# Kubernetes' pod names: a Deployment's ReplicaSet adds the pod-template-hash (a 32-bit hash's decimal
+# digits, encoded: up to 10 characters, 6 or more but in ~1 of 50,000) and the pod a 5-character suffix, both
+# from apimachinery's rand alphabet, which has no vowels and no 0, 1 or 3 (no words, no look-alikes); a
+# StatefulSet adds the ordinal. Restricted to that alphabet, a Job's or DaemonSet's pod named after the
+# workload (`api-migrations-x7k2p`) is not taken for the Deployment's.
+_RAND_ALPHABET = "[bcdfghjklmnpqrstvwxz2456789]"
+DEPLOYMENT_POD_PATTERN = f"^(.+)-{_RAND_ALPHABET}{{6,10}}-{_RAND_ALPHABET}{{5}}$"
 STATEFULSET_POD_PATTERN = "^(.+)-[0-9]+$"
 WORKLOAD_LABEL = "workload"
 BY_WORKLOAD = ("namespace", WORKLOAD_LABEL)
