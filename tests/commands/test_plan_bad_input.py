@@ -211,6 +211,24 @@ def test_plan_exits_3_without_a_traceback_when_every_answer_is_a_malformed_matri
     assert "unexpected answer: not a range matrix (" in err
 
 
+@pytest.mark.parametrize("not_prometheus", [
+    (200, b"[]"),
+    (200, b"null"),
+    (200, b'{"status": "success", "data": null}'),
+    (200, b'{"status": "success", "data": []}'),
+    _matrix('[{"metric": {}, "values": [[1, "abc"]]}]'),
+    _matrix('[{"metric": {}, "values": [[1, null]]}]'),
+], indirect=True)
+def test_plan_exits_3_without_a_traceback_when_every_answer_is_json_but_not_a_result(
+    profile_file: Path, capsys: pytest.CaptureFixture[str], not_prometheus: str
+) -> None:
+    status, out, err = plan(profile_file, capsys, "--prometheus", not_prometheus)
+    assert status == 3
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert "unexpected answer: " in err
+
+
 @pytest.mark.parametrize("not_prometheus", [(404, b"404 page not found")], indirect=True)
 def test_plan_exits_3_when_every_query_is_refused_and_says_what_failed(
     profile_file: Path, capsys: pytest.CaptureFixture[str], not_prometheus: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import math
 import shutil
 import socket
@@ -18,10 +19,12 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -258,18 +261,31 @@ class RecordingProxy:
     def __init__(self, upstream_url: str) -> None:
         self.upstream_url = upstream_url
         self.headers_seen: list[dict[str, str]] = []
+        self.queries_seen: list[dict[str, str]] = []  # each request's URL parameters
         self.fail_next = 0
+        # Given a request's PromQL, an answer to send instead of Prometheus's: (status, body), or None.
+        self.answer_for: Callable[[str], tuple[int, bytes] | None] = lambda _: None
+        # Given Prometheus's JSON answer and the PromQL, the answer to pass on (warnings added, say).
+        self.rewrite: Callable[[dict[str, Any], str], dict[str, Any]] = lambda answer, _: answer
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 proxy.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
+                parameters = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                proxy.queries_seen.append(parameters)
                 if proxy.fail_next > 0:
                     proxy.fail_next -= 1
                     self._answer(503, b"upstream overloaded")
                     return
+                instead = proxy.answer_for(parameters.get("query", ""))
+                if instead is not None:
+                    self._answer(*instead)
+                    return
                 with urllib.request.urlopen(proxy.upstream_url + self.path, timeout=10) as answer:
-                    self._answer(answer.status, answer.read())
+                    status, body = answer.status, answer.read()
+                rewritten = proxy.rewrite(json.loads(body), parameters.get("query", ""))
+                self._answer(status, json.dumps(rewritten).encode())
 
             def _answer(self, status: int, body: bytes) -> None:
                 self.send_response(status)

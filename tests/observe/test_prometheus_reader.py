@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -625,3 +626,51 @@ def test_a_profile_with_an_unknown_template_does_not_unfilter_the_others(
     per_pod = _per_pod(series, lambda points: rate_at(points, at_seconds=AT_SECONDS,
                                                            range_seconds=RATE_WINDOW_SECONDS))
     assert cpu.values[-1] == pytest.approx(1000 * math.fsum(per_pod.values()) / len(per_pod), rel=1e-9)
+
+
+# What Prometheus answers when a query runs past the timeout it was given (web/api/v1: errorTimeout -> 503).
+_SERVER_TIMEOUT = (503, json.dumps({"status": "error", "errorType": "timeout",
+                                    "error": "query timed out in expression evaluation"}).encode())
+
+
+def test_a_query_the_server_times_out_fails_alone_and_the_rest_of_the_cycle_is_still_asked(
+    prometheus: PrometheusServer,
+) -> None:
+    # The 7-day peak subqueries are the heaviest: on a large cluster they are the ones to time out.
+    proxy = RecordingProxy(prometheus.url)
+    proxy.answer_for = lambda promql: _SERVER_TIMEOUT if promql.startswith("max_over_time(") else None
+    try:
+        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
+                                    settings=settings_for(proxy.url, retries=0))
+    finally:
+        proxy.close()
+    assert result.unreachable == {}
+    observations = result[("shop", "api")]
+    peak = observations.peak_request_rate_per_second
+    assert isinstance(peak, Unknown) and "query timed out on the server" in peak.reason
+    assert isinstance(observations.cpu_usage_millicores_per_pod, Series)  # asked after the peaks, answered
+    assert isinstance(observations.replicas, Series)
+    # The server is given a little less time than the client waits, so that it is the one to answer.
+    sent = [float(query["timeout"].removesuffix("ms")) / 1000 for query in proxy.queries_seen]
+    assert all(0 < seconds < settings_for(proxy.url).timeout_seconds for seconds in sent)
+
+
+def test_an_answer_with_warnings_is_a_failed_query_not_partial_data(prometheus: PrometheusServer) -> None:
+    # Thanos answers with the stores it could reach and a warning for the rest: a sum over a subset reads low.
+    proxy = RecordingProxy(prometheus.url)
+
+    def warn_on_replicas(answer: dict[str, Any], promql: str) -> dict[str, Any]:
+        return {**answer, "warnings": ["No StoreAPIs matched for this query"]} if promql.startswith("count by") \
+            else answer
+
+    proxy.rewrite = warn_on_replicas
+    try:
+        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
+                                    settings=settings_for(proxy.url, retries=0))
+    finally:
+        proxy.close()
+    observations = result[("shop", "api")]
+    assert isinstance(observations.replicas, Unknown)
+    assert "answer with warnings (partial data?): No StoreAPIs matched" in observations.replicas.reason
+    assert isinstance(observations.cpu_usage_millicores_per_pod, Series)
+    assert {query.get("partial_response") for query in proxy.queries_seen} == {"false"}

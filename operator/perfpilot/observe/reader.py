@@ -9,6 +9,7 @@ service-account tokens rotate), a CA file or ``insecure``, and extra headers suc
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import unicodedata
@@ -155,16 +156,45 @@ class RangeSeries:
     samples: tuple[tuple[float, str], ...]
 
 
+# The share of the time left that the server is given for a query (the rest covers the answer's transfer).
+_SERVER_TIMEOUT_SHARE = 0.9
+
+
 class _ServerError(Exception):
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"HTTP {status}: {body[:300]}")
+        self.query_timed_out = _error_type(body) == "timeout"
+
+
+class _AnswerWithWarnings(Exception):
+    """A 200 answer that carries warnings: partial data (a Thanos store or a remote-read endpoint down) or
+    data PromQL had to guess about; summed over a subset, a rate or a count would read low, not unknown."""
+
+    def __init__(self, warnings: list[str]) -> None:
+        super().__init__("; ".join(warnings)[:300])
+
+
+def _error_type(body: str) -> str | None:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    return str(answer.get("errorType")) if isinstance(answer, dict) else None
 
 
 def _raise_on_server_error(response: requests.Response, *_: Any, **__: Any) -> None:
-    # prometheus-api-client turns every non-200 into one exception type; this hook keeps 5xx apart so only
-    # they are retried.
+    # prometheus-api-client turns every non-200 into one exception type and returns only data.result of a 200;
+    # this hook keeps 5xx apart, so only they are retried, and refuses an answer that carries warnings.
     if response.status_code >= 500:
         raise _ServerError(response.status_code, response.text)
+    if response.status_code == 200 and '"warnings"' in response.text:  # a cheap look before parsing twice
+        try:
+            answer = response.json()
+        except ValueError:
+            return  # not JSON: the client reports it
+        warnings = answer.get("warnings") if isinstance(answer, dict) else None
+        if warnings:
+            raise _AnswerWithWarnings([str(warning) for warning in warnings])
 
 
 class PrometheusReader:
@@ -244,17 +274,28 @@ class PrometheusReader:
             attempts += 1
             self._client.headers = self._headers()
             remaining_seconds = max(deadline - time.monotonic(), 0.001)
+            # The server is told to give up a little before we do, so a query too heavy for the time left is
+            # answered as such (503, errorType timeout): that query failed, the server is still there.
+            server_timeout_ms = max(1, int(remaining_seconds * 1000 * _SERVER_TIMEOUT_SHARE))
             try:
                 raw = self._client.custom_query_range(
                     promql,
                     start_time=start,
                     end_time=end,
                     step=str(step_seconds),
-                    # Also tell the server, so a slow query is abandoned there and not only here.
-                    params={"timeout": f"{max(1, int(remaining_seconds * 1000))}ms"},
+                    # partial_response: Thanos answers a query some stores could not serve with an error,
+                    # not with partial data (Prometheus ignores the parameter).
+                    params={"timeout": f"{server_timeout_ms}ms", "partial_response": "false"},
                     timeout=remaining_seconds,  # type: ignore[arg-type]  # annotated int, passed to requests
                 )
+            except _AnswerWithWarnings as error:
+                raise PrometheusQueryError(url=self.url, cause=f"answer with warnings (partial data?): {error}") \
+                    from error
             except (requests.ConnectionError, requests.Timeout, _ServerError) as error:
+                if isinstance(error, _ServerError) and error.query_timed_out:
+                    # This query is too heavy for the time given; the next ones may not be.
+                    raise PrometheusQueryError(url=self.url, cause=f"query timed out on the server: {error}") \
+                        from error
                 cause = _describe(error)
                 elapsed = self.settings.timeout_seconds - (deadline - time.monotonic())
                 out_of_time = time.monotonic() + backoff_seconds >= deadline
@@ -272,7 +313,8 @@ class PrometheusReader:
                 raise PrometheusUnreachable(url=self.url, cause=f"invalid URL: {error}") from error
             except PrometheusApiClientException as error:
                 raise PrometheusQueryError(url=self.url, cause=f"query refused: {error}") from error
-            except (requests.RequestException, ValueError, KeyError) as error:
+            except (requests.RequestException, ValueError, KeyError, TypeError) as error:
+                # TypeError: a 200 whose JSON is not {"data": {"result": ...}} (a list, null) trips the client.
                 raise PrometheusQueryError(url=self.url, cause=f"unexpected answer: {error}") from error
             return _parse(raw, url=self.url)
 
@@ -300,6 +342,15 @@ def _describe(error: Exception) -> str:
 _TLS_REASON = re.compile(r"\[(?:SSL|X509)[^\]]*\].*?(?= \(_ssl\.c:\d+\)|'\)|\"\)|$)")
 
 
+def _sample_text(value: object) -> str:
+    """A sample's value as Prometheus sends it (a string holding a float, NaN or +Inf included); anything else
+    raises ValueError here rather than later, when the snapshot turns it into a number."""
+    if not isinstance(value, str):
+        raise ValueError(f"sample value {value!r} is not a string")
+    float(value)
+    return value
+
+
 def _parse(raw: Any, *, url: str) -> list[RangeSeries]:
     if not isinstance(raw, list):
         raise PrometheusQueryError(url=url, cause=f"expected a matrix, got {type(raw).__name__}")
@@ -307,7 +358,7 @@ def _parse(raw: Any, *, url: str) -> list[RangeSeries]:
     try:
         for item in raw:
             labels = {str(k): str(v) for k, v in item.get("metric", {}).items()}
-            samples = tuple((float(stamp), str(value)) for stamp, value in item.get("values", []))
+            samples = tuple((float(stamp), _sample_text(value)) for stamp, value in item.get("values", []))
             series.append(RangeSeries(labels=labels, samples=samples))
     except (AttributeError, TypeError, ValueError) as error:
         # A server that answers 200 with something that is not a matrix (a proxy, a look-alike) is a failed
