@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import tuning_builders as b
 
@@ -88,6 +90,28 @@ def test_memory_bound_above_ninety_percent_of_the_request(fraction: float, expec
 def test_an_oom_kill_makes_a_container_memory_bound() -> None:
     observations = b.observations(live=b.live(oom_kills_in_window=1))
     assert classify(b.profile(), observations).provisioning == "MemoryBound"
+
+
+def test_a_pod_without_a_cpu_limit_needs_no_throttling_signal_to_be_classified() -> None:
+    # No CFS quota, no throttling: the reader has no series for it, and none is needed.
+    no_limit = b.live(containers=(b.container(cpu_limit_millicores=None),), oom_kills_in_window=3)
+    observations = b.observations(cpu_throttled_ratio=b.unknown("no CFS throttling series: no CPU limit"),
+                                  live=no_limit)
+    assert classify(b.profile(), observations).provisioning == "MemoryBound"
+    calm = b.observations(cpu_throttled_ratio=b.unknown("no CFS throttling series: no CPU limit"),
+                          live=b.live(containers=(b.container(cpu_limit_millicores=None),)))
+    assert classify(b.profile(), calm).provisioning == "Right"
+
+
+def test_oom_kills_make_a_pod_memory_bound_whatever_the_cpu_and_latency_signals_say() -> None:
+    observations = b.observations(latency_p95_seconds=b.unknown("no traffic"),
+                                  cpu_usage_millicores_per_pod=b.unknown("no series"),
+                                  live=b.live(oom_kills_in_window=2))
+    detail = compute_classification_detail(b.profile(), observations).provisioning
+    assert detail.label == "MemoryBound" and detail.memory_bound and not detail.cpu_bound
+    assert "cpu_usage_millicores_per_pod unknown" in detail.evidence
+    # Not bound, the same unknown signals leave provisioning unknown.
+    assert classify(b.profile(), replace(observations, live=b.live())).provisioning == "Unknown"
 
 
 def test_cpu_bound_and_memory_bound_together_is_under_provisioned() -> None:

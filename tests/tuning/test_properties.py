@@ -24,7 +24,7 @@ from perfpilot.api.status import (
 )
 from perfpilot.tuning.decision import Decision, ProposedChange
 from perfpilot.tuning.engine import decide
-from perfpilot.tuning.guardrails import is_toward_capacity
+from perfpilot.tuning.guardrails import is_toward_capacity, raises_pod_cpu, raises_pod_memory, reduces_capacity
 from perfpilot.tuning.observations import LiveConfig, Observations, PoolLive, Series, Unknown
 from perfpilot.tuning.state import compute_next_state
 from perfpilot.tuning.tables import SCALE_DOWN_ROWS, SCALE_UP_ROWS
@@ -381,8 +381,22 @@ def test_a_decision_never_acts_on_unknown_signals(
     pinned = (setting is Setting.HPA_SCALE_UP and profile.hpa.scale_up.value != "Auto") or (
         setting is Setting.HPA_SCALE_DOWN and profile.hpa.scale_down.value != "Auto")
     assume(not pinned)  # a pinned row is the user's choice, written without looking at signals
+    def known(name: str) -> bool:
+        return not isinstance(getattr(observations, name), Unknown)
+
+    if setting is Setting.RESOURCES and (raises_pod_cpu(change.edit) or raises_pod_memory(change.edit)) \
+            and not reduces_capacity(change):
+        # A raise stands on its own evidence: OOM kills or the working set for memory, throttling or usage
+        # (or p95, for an emergency or the spike headroom) for CPU; a side it does not move needs nothing.
+        oom = observations.live.oom_kills_in_window
+        if raises_pod_memory(change.edit):
+            assert (isinstance(oom, int) and oom > 0) or known("memory_working_set_bytes_per_pod"), change.reason
+        if raises_pod_cpu(change.edit):
+            assert any(known(name) for name in ("cpu_throttled_ratio", "cpu_usage_millicores_per_pod",
+                                                "latency_p95_seconds")), change.reason
+        return
     for name in NEEDS[setting]:
-        assert not isinstance(getattr(observations, name), Unknown), (setting, name)
+        assert known(name), (setting, name)
 
 
 @PROPERTY_SETTINGS

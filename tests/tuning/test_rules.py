@@ -324,6 +324,14 @@ def test_a_raise_never_couples_a_higher_cpu_target_when_the_live_one_is_below_it
     assert "CPU target stays: live 30% is outside cpuTarget 50-80%" in change.reason
 
 
+def test_oom_kills_raise_memory_on_a_pod_without_a_cpu_limit() -> None:
+    # The common "no CPU limits" setup has no throttling series; the kills alone call for more memory.
+    live = b.live(containers=(b.container(cpu_limit_millicores=None),), oom_kills_in_window=3)
+    change = change_of(run(b.observations(cpu_throttled_ratio=b.unknown("no CPU limit"), live=live)))
+    _, after = resources(change)
+    assert after[0].memory_request_bytes == 1536 * b.MI and after[0].cpu_request_millicores == 1000
+
+
 def test_memory_bound_raises_memory_only() -> None:
     change = change_of(run(b.observations(live=b.live(oom_kills_in_window=1))))
     _, after = resources(change)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.tuning import signals
 from perfpilot.tuning.decision import Classification
-from perfpilot.tuning.observations import Observations, Series, Unknown
+from perfpilot.tuning.observations import Observations, Series, Signal, Unknown
 from perfpilot.tuning.tables import CPU_TARGET_ROWS, POOL_TIERS, SCALE_DOWN_ROWS
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.values import normalise_rules
@@ -154,59 +154,70 @@ def classify_provisioning(
     live = observations.live
     hpa = live.hpa
     cpu_hpa = hpa is not None and hpa.cpu_target_percent is not None
-    needed = {
-        "latency_p95_seconds": observations.latency_p95_seconds,
-        "cpu_usage_millicores_per_pod": observations.cpu_usage_millicores_per_pod,
-        "cpu_throttled_ratio": observations.cpu_throttled_ratio,
-        "memory_working_set_bytes_per_pod": observations.memory_working_set_bytes_per_pod,
-    }
-    if cpu_hpa:
-        needed["replicas"] = observations.replicas
-    missing = tuple(name for name, signal in needed.items() if isinstance(signal, Unknown))
     cpu_request = live.cpu_request_millicores_per_pod
     memory_request = live.memory_request_bytes_per_pod
-    if not cpu_request:
-        missing += ("live.cpu_request",)
-    if not memory_request:
-        missing += ("live.memory_request",)
-    if missing:
-        return ProvisioningFinding(UNKNOWN, "unknown: " + ", ".join(missing), missing)
+    limit = signals.compute_cpu_limit_millicores_per_pod(live)
+    # Each bound is found from the signals it needs: OOM kills are evidence whatever CPU says, and a pod
+    # with no CPU limit anywhere is never throttled (no CFS quota), so its throttling is not needed.
+    throttling_needed = any(c.cpu_limit_millicores for c in live.containers)
     latency = observations.latency_p95_seconds
     usage = observations.cpu_usage_millicores_per_pod
     throttled = observations.cpu_throttled_ratio
     working_set = observations.memory_working_set_bytes_per_pod
-    assert isinstance(latency, Series) and isinstance(usage, Series) and isinstance(throttled, Series)
-    assert isinstance(working_set, Series) and cpu_request and memory_request
     evidence: list[str] = []
 
-    throttled_mean = throttled.mean
-    limit = signals.compute_cpu_limit_millicores_per_pod(live)
-    usage_q95 = usage.quantile(0.95)
-    cpu_bound = throttled_mean > thresholds.cpu_bound_throttled_ratio
-    if cpu_bound:
-        evidence.append(f"throttled {throttled_mean:.0%} of CFS periods > {thresholds.cpu_bound_throttled_ratio:.0%}")
-    if limit and usage_q95 > thresholds.cpu_bound_limit_fraction * limit:
+    cpu_bound = False
+    if isinstance(throttled, Series) and throttled.mean > thresholds.cpu_bound_throttled_ratio:
         cpu_bound = True
+        evidence.append(f"throttled {throttled.mean:.0%} of CFS periods > {thresholds.cpu_bound_throttled_ratio:.0%}")
+    if isinstance(usage, Series) and limit and usage.quantile(0.95) > thresholds.cpu_bound_limit_fraction * limit:
+        cpu_bound = True
+        usage_q95 = usage.quantile(0.95)
         evidence.append(f"CPU p95 {usage_q95:.0f}m = {usage_q95 / limit:.0%} of limit "
                         f"> {thresholds.cpu_bound_limit_fraction:.0%}")
 
     oom = live.oom_kills_in_window
-    working_set_peak = working_set.maximum
     memory_bound = False
     if isinstance(oom, int) and oom > 0:
         memory_bound = True
         evidence.append(f"{oom} OOMKilled in the window")
-    if working_set_peak > thresholds.memory_bound_request_fraction * memory_request:
+    if (isinstance(working_set, Series) and memory_request
+            and working_set.maximum > thresholds.memory_bound_request_fraction * memory_request):
         memory_bound = True
-        evidence.append(f"memory peak {working_set_peak / memory_request:.0%} of request "
+        evidence.append(f"memory peak {working_set.maximum / memory_request:.0%} of request "
                         f"> {thresholds.memory_bound_request_fraction:.0%}")
+
+    needed: dict[str, Signal] = {
+        "latency_p95_seconds": latency,
+        "cpu_usage_millicores_per_pod": usage,
+        "memory_working_set_bytes_per_pod": working_set,
+    }
+    if throttling_needed:
+        needed["cpu_throttled_ratio"] = throttled
+    if cpu_hpa:
+        needed["replicas"] = observations.replicas
+    missing = tuple(name for name, signal in needed.items() if isinstance(signal, Unknown))
+    if not cpu_request:
+        missing += ("live.cpu_request",)
+    if not memory_request:
+        missing += ("live.memory_request",)
+    cpu_signals = ("cpu_usage_millicores_per_pod", "cpu_throttled_ratio", "live.cpu_request")
+    memory_signals = ("memory_working_set_bytes_per_pod", "live.memory_request")
 
     if cpu_bound and memory_bound:
         return ProvisioningFinding("Under", "; ".join(evidence), cpu_bound=True, memory_bound=True)
-    if cpu_bound:
-        return ProvisioningFinding("CpuBound", "; ".join(evidence), cpu_bound=True)
-    if memory_bound:
-        return ProvisioningFinding("MemoryBound", "; ".join(evidence), memory_bound=True)
+    if cpu_bound or memory_bound:
+        # A bound stands on its own signals (its move needs no others); the other side unknown is named, as it
+        # could not be checked (an Under it would have made).
+        other = [name for name in missing if name in (memory_signals if cpu_bound else cpu_signals)]
+        reason = "; ".join(evidence) + (f" ({', '.join(other)} unknown)" if other else "")
+        return ProvisioningFinding("CpuBound" if cpu_bound else "MemoryBound", reason, tuple(other),
+                                   cpu_bound=cpu_bound, memory_bound=memory_bound)
+    if missing:
+        return ProvisioningFinding(UNKNOWN, "unknown: " + ", ".join(missing), missing)
+    assert isinstance(latency, Series) and isinstance(usage, Series) and isinstance(working_set, Series)
+    assert cpu_request and memory_request
+    working_set_peak = working_set.maximum
 
     slo_seconds = profile.slo.latency_p95.seconds
     if not _slo_met_whole_window(latency, slo_seconds):
