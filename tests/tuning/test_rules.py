@@ -765,12 +765,20 @@ def test_bursty_load_is_left_only_under_the_leave_thresholds(
     assert classify_load(b.observations(request_rate_per_second=rate), was_bursty=was_bursty).label == label
 
 
-@pytest.mark.parametrize(("live_cpu_target", "label"), [(60, "Bursty"), (70, "Steady")])
-def test_the_live_bursty_row_is_what_engages_the_leave_thresholds(live_cpu_target: int, label: str) -> None:
-    rate = b.series([73.0 if i % 2 else 127.0 for i in range(b.SAMPLES)])
-    observations = b.observations(request_rate_per_second=rate,
-                                  live=b.live(hpa=b.hpa(cpu_target_percent=live_cpu_target)))
-    assert decide(b.profile(), observations, TuningState(), b.NOW).classification.load_pattern == label
+@pytest.mark.parametrize(("table_row", "label"), [
+    ("Bursty, unpredictable", "Bursty"),  # perfpilot's own Bursty-row decision: the leave thresholds apply
+    ("latency feedback", "Steady"),  # the same 60% from the latency feedback says nothing about the load
+])
+def test_perfpilots_own_bursty_decision_is_what_engages_the_leave_thresholds(table_row: str, label: str) -> None:
+    rate = b.series([73.0 if i % 2 else 127.0 for i in range(b.SAMPLES)])  # CV 0.27: between the thresholds
+    observations = b.observations(request_rate_per_second=rate, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
+    state = TuningState(last_change=ChangeRecord(
+        at=b.NOW - b.minutes(300), target="HorizontalPodAutoscaler/api",
+        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60), table_row=table_row,
+        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(285)))
+    assert decide(b.profile(), observations, state, b.NOW).classification.load_pattern == label
+    # The live 60% alone (no record: set by hand, or before perfpilot) engages nothing either.
+    assert decide(b.profile(), observations, TuningState(), b.NOW).classification.load_pattern == "Steady"
 
 
 HPA_TARGET, POOL_TARGET = "HorizontalPodAutoscaler/api", "ConfigMap/pgbouncer"

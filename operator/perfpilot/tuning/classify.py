@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from perfpilot.api.spec import PerformanceProfileSpec
+from perfpilot.api.status import Setting, TuningState, Verdict
 from perfpilot.tuning import signals
 from perfpilot.tuning.decision import Classification
 from perfpilot.tuning.observations import Observations, Series, Signal, Unknown
-from perfpilot.tuning.tables import CPU_TARGET_ROWS, POOL_TIERS, SCALE_DOWN_ROWS
+from perfpilot.tuning.tables import CPU_TARGET_ROWS, POOL_TIERS
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from perfpilot.tuning.values import normalise_rules
 
 UNKNOWN = "Unknown"
 
@@ -56,27 +56,36 @@ def classify(profile: PerformanceProfileSpec, observations: Observations) -> Cla
 
 
 def compute_classification_detail(
-    profile: PerformanceProfileSpec, observations: Observations, *, thresholds: Thresholds = DEFAULT_THRESHOLDS
+    profile: PerformanceProfileSpec, observations: Observations, *, thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    state: TuningState | None = None,
 ) -> ClassificationDetail:
     memory = classify_memory(observations, thresholds=thresholds)
+    was_bursty = state is not None and find_bursty_decision(state, observations)
     return ClassificationDetail(
-        load=classify_load(observations, thresholds=thresholds, was_bursty=live_shows_bursty(observations)),
+        load=classify_load(observations, thresholds=thresholds, was_bursty=was_bursty),
         memory=memory,
         provisioning=classify_provisioning(profile, observations, memory=memory, thresholds=thresholds),
         pool=classify_pool(profile, observations),
     )
 
 
-def live_shows_bursty(observations: Observations) -> bool:
-    """Whether the live HPA carries an earlier Bursty decision: the Bursty CPU-target row or the Slow
-    scale-down row. Leaving Bursty then takes the (lower) leave thresholds: hysteresis."""
+def find_bursty_decision(state: TuningState, observations: Observations) -> bool:
+    """Whether the live CPU target is perfpilot's own Bursty-row decision: the newest record that moved the
+    target (and was not undone) set the live value from the Bursty row. Leaving Bursty then takes the (lower)
+    leave thresholds: hysteresis. The live values alone do not say it: the latency feedback steps a 70%
+    target to 60% too, and a Slow scale-down row answers flapping or is pinned."""
     hpa = observations.live.hpa
-    if hpa is None:
+    if hpa is None or hpa.cpu_target_percent is None:
         return False
-    slow = SCALE_DOWN_ROWS["Slow"]
-    slow_rules = (slow.stabilization_window_seconds, "Max", (("Percent", slow.percent, slow.period_seconds),))
-    return (hpa.cpu_target_percent == CPU_TARGET_ROWS["Bursty"].target_percent
-            or normalise_rules(hpa.scale_down, scale_up=False) == slow_rules)
+    records = [*state.history, *([state.last_change] if state.last_change is not None else [])]
+    for record in reversed(records):
+        if record.verdict in (Verdict.ROLLED_BACK, Verdict.REVERTED):
+            continue
+        for edit in (record.edit, record.coupled):
+            if edit is not None and edit.setting is Setting.HPA_CPU_TARGET:
+                return (record.table_row == CPU_TARGET_ROWS["Bursty"].label and edit is record.edit
+                        and edit.to_value == hpa.cpu_target_percent)
+    return False
 
 
 def classify_load(

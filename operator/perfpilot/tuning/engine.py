@@ -170,7 +170,7 @@ def decide(
     *,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> Decision:
-    detail = compute_classification_detail(profile, observations, thresholds=thresholds)
+    detail = compute_classification_detail(profile, observations, thresholds=thresholds, state=state)
     classification = detail.summary
     if profile.mode is Mode.OFF:
         return Decision(None, "Off: perfpilot neither recommends nor writes", False, classification)
