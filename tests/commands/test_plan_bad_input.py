@@ -195,38 +195,30 @@ def _matrix(result: str) -> tuple[int, bytes]:
     return 200, json.dumps(body).encode()
 
 
-@pytest.mark.parametrize("not_prometheus", [
-    _matrix('["x"]'),
-    _matrix('[{"metric": null, "values": []}]'),
-    _matrix('[{"metric": {}, "values": [["a", "1"]]}]'),
-    _matrix('[{"metric": {}, "values": [[1]]}]'),
-], indirect=True)
-def test_plan_exits_3_without_a_traceback_when_every_answer_is_a_malformed_matrix(
-    profile_file: Path, capsys: pytest.CaptureFixture[str], not_prometheus: str
+_NOT_A_MATRIX = "unexpected answer: not a range matrix ("
+
+
+@pytest.mark.parametrize(("not_prometheus", "said"), [
+    (_matrix('["x"]'), _NOT_A_MATRIX),
+    (_matrix('[{"metric": null, "values": []}]'), _NOT_A_MATRIX),
+    (_matrix('[{"metric": {}, "values": [["a", "1"]]}]'), _NOT_A_MATRIX),
+    (_matrix('[{"metric": {}, "values": [[1]]}]'), _NOT_A_MATRIX),
+    (_matrix('[{"metric": {}, "values": [[1, "abc"]]}]'), _NOT_A_MATRIX),  # a sample value that is no number
+    (_matrix('[{"metric": {}, "values": [[1, null]]}]'), _NOT_A_MATRIX),
+    # JSON, but not {"data": {"result": ...}}: the client trips over it before any matrix is seen.
+    ((200, b"[]"), "unexpected answer: "),
+    ((200, b"null"), "unexpected answer: "),
+    ((200, b'{"status": "success", "data": null}'), "unexpected answer: "),
+    ((200, b'{"status": "success", "data": []}'), "unexpected answer: "),
+], indirect=["not_prometheus"])
+def test_plan_exits_3_without_a_traceback_when_every_answer_is_not_a_result(
+    profile_file: Path, capsys: pytest.CaptureFixture[str], not_prometheus: str, said: str
 ) -> None:
     status, out, err = plan(profile_file, capsys, "--prometheus", not_prometheus)
     assert status == 3
     assert out == ""
     assert err.count("\n") == 1, err
-    assert "unexpected answer: not a range matrix (" in err
-
-
-@pytest.mark.parametrize("not_prometheus", [
-    (200, b"[]"),
-    (200, b"null"),
-    (200, b'{"status": "success", "data": null}'),
-    (200, b'{"status": "success", "data": []}'),
-    _matrix('[{"metric": {}, "values": [[1, "abc"]]}]'),
-    _matrix('[{"metric": {}, "values": [[1, null]]}]'),
-], indirect=True)
-def test_plan_exits_3_without_a_traceback_when_every_answer_is_json_but_not_a_result(
-    profile_file: Path, capsys: pytest.CaptureFixture[str], not_prometheus: str
-) -> None:
-    status, out, err = plan(profile_file, capsys, "--prometheus", not_prometheus)
-    assert status == 3
-    assert out == ""
-    assert err.count("\n") == 1, err
-    assert "unexpected answer: " in err
+    assert said in err
 
 
 @pytest.mark.parametrize("not_prometheus", [(404, b"404 page not found")], indirect=True)
