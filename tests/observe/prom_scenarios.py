@@ -96,7 +96,7 @@ WORKLOADS = [
              cpu_cores_per_pod=lambda t: 0.9 if (minute(t) // 5) % 2 else 0.2,
              pod_start_seconds={"stream-5b7c9d8f6-r2s5t": START_SECONDS + 2400,
                                 "stream-5b7c9d8f6-w5x6z": START_SECONDS + 2400}),
-    Workload("billing", "invoices", ["invoices-6f5d4c5b2b-b4c2d", "invoices-6f5d4c5b2b-f5f4g"],
+    Workload("billing", "invoices", ["invoices-6f5d4c5b4b-b4c2d", "invoices-6f5d4c5b4b-f5f4g"],
              request_rate=lambda t: 90.0 if 10 <= minute(t) < 15 else 30.0, error_share=0.01,
              median_latency_seconds=lambda t: 0.4 if minute(t) >= 45 else 0.05),
     Workload("search", "index", ["index-0", "index-1"], request_rate=lambda t: 10.0,

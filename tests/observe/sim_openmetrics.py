@@ -83,23 +83,25 @@ class SimRun:
     pod_names: dict[str, str] = field(default_factory=dict)  # model pod name -> Kubernetes pod name
 
 
-# apimachinery's rand alphabet, which pod-template-hashes and pod suffixes are drawn from.
+# apimachinery's rand alphabet, which pod suffixes are drawn from, and the ten characters of it that a
+# pod-template-hash (decimal digits, encoded) is made of.
 _RAND_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_HASH_ALPHABET = "456789bcdf"
 
 
-def _token(text: str, length: int) -> str:
+def _token(text: str, length: int, alphabet: str = _RAND_ALPHABET) -> str:
     digest = hashlib.sha256(text.encode()).digest()
-    return "".join(_RAND_ALPHABET[byte % len(_RAND_ALPHABET)] for byte in digest[:length])
+    return "".join(alphabet[byte % len(alphabet)] for byte in digest[:length])
 
 
 def kubernetes_pod_name(workload: SimWorkload, *, template_version: int, model_name: str) -> str:
     """``<deployment>-<pod-template-hash>-<suffix>``: what the reader maps back to ``workload.deployment``."""
-    template_hash = _token(f"{workload.namespace}/{workload.deployment}/{template_version}", 10)
+    template_hash = _token(f"{workload.namespace}/{workload.deployment}/{template_version}", 10, _HASH_ALPHABET)
     return f"{workload.deployment}-{template_hash}-{_token(model_name, 5)}"
 
 
 def _pooler_pod(workload: SimWorkload) -> str:
-    return f"{workload.pooler}-{_token(workload.pooler, 10)}-{_token(workload.pooler + '-0', 5)}"
+    return f"{workload.pooler}-{_token(workload.pooler, 10, _HASH_ALPHABET)}-{_token(workload.pooler + '-0', 5)}"
 
 
 def _whole_seconds(value: float) -> int:

@@ -674,3 +674,17 @@ def test_an_answer_with_warnings_is_a_failed_query_not_partial_data(prometheus: 
     assert "answer with warnings (partial data?): No StoreAPIs matched" in observations.replicas.reason
     assert isinstance(observations.cpu_usage_millicores_per_pod, Series)
     assert {query.get("partial_response") for query in proxy.queries_seen} == {"false"}
+
+
+def test_a_promql_info_note_among_the_warnings_is_not_a_failure(prometheus: PrometheusServer) -> None:
+    # Prometheus 2.46-2.49 sent "PromQL info:" notes as warnings on ordinary answers (a counter whose name has
+    # no _total, a histogram fixed for monotonicity): routine, no data missing.
+    proxy = RecordingProxy(prometheus.url)
+    proxy.rewrite = lambda answer, _: {
+        **answer, "warnings": ['PromQL info: metric might not be a counter, name does not end in _total']}
+    try:
+        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
+                                    settings=settings_for(proxy.url, retries=0))
+    finally:
+        proxy.close()
+    assert isinstance(result[("shop", "api")].request_rate_per_second, Series)

@@ -87,6 +87,8 @@ def test_the_workload_label_comes_from_the_pod_name_statefulset_first_then_deplo
     # A Job's or DaemonSet's pod named after the workload: its own name has what no hash has (vowels).
     assert workload("api-migrations-x7k2p") == "api-migrations-x7k2p"
     assert workload("api-fluentbit-r2d2x") == "api-fluentbit-r2d2x"
+    # A CronJob's pod carries the minutes since the epoch, with digits no hash has.
+    assert workload("backup-29456788-x7k2p") == "backup-29456788-x7k2p"
 
 
 def test_extra_matchers_are_quoted() -> None:

@@ -28,7 +28,10 @@ from perfpilot.tuning.observations import RISE_SPAN_SECONDS
 # StatefulSet adds the ordinal. Restricted to that alphabet, a Job's or DaemonSet's pod named after the
 # workload (`api-migrations-x7k2p`) is not taken for the Deployment's.
 _RAND_ALPHABET = "[bcdfghjklmnpqrstvwxz2456789]"
-DEPLOYMENT_POD_PATTERN = f"^(.+)-{_RAND_ALPHABET}{{6,10}}-{_RAND_ALPHABET}{{5}}$"
+# The hash encodes decimal digits, each to one of ten characters (alphanums[ord(digit) % 27]): a CronJob's
+# pods (<name>-<minutes since the epoch>-<suffix>) have a '2' or '3' where a hash never does.
+_HASH_ALPHABET = "[4-9bcdf]"
+DEPLOYMENT_POD_PATTERN = f"^(.+)-{_HASH_ALPHABET}{{6,10}}-{_RAND_ALPHABET}{{5}}$"
 STATEFULSET_POD_PATTERN = "^(.+)-[0-9]+$"
 WORKLOAD_LABEL = "workload"
 BY_WORKLOAD = ("namespace", WORKLOAD_LABEL)

@@ -193,8 +193,11 @@ def _raise_on_server_error(response: requests.Response, *_: Any, **__: Any) -> N
         except ValueError:
             return  # not JSON: the client reports it
         warnings = answer.get("warnings") if isinstance(answer, dict) else None
-        if warnings:
-            raise _AnswerWithWarnings([str(warning) for warning in warnings])
+        # Prometheus 2.46-2.49 sent its "PromQL info:" notes ("metric might not be a counter", a histogram
+        # fixed for monotonicity) as warnings too: routine, not a sign of missing data.
+        serious = [str(warning) for warning in warnings or () if not str(warning).startswith("PromQL info:")]
+        if serious:
+            raise _AnswerWithWarnings(serious)
 
 
 class PrometheusReader:
