@@ -781,6 +781,24 @@ def test_perfpilots_own_bursty_decision_is_what_engages_the_leave_thresholds(tab
     assert decide(b.profile(), observations, TuningState(), b.NOW).classification.load_pattern == "Steady"
 
 
+def test_a_coupled_target_move_after_the_bursty_decision_keeps_it() -> None:
+    # Bursty row 70% -> 60%, then a CPU raise with its coupled target 60% -> 50% (the replica count kept).
+    rate = b.series([73.0 if i % 2 else 127.0 for i in range(b.SAMPLES)])  # CV 0.27: between the thresholds
+    observations = b.observations(request_rate_per_second=rate, live=b.live(hpa=b.hpa(cpu_target_percent=50)))
+    bursty = ChangeRecord(
+        at=b.NOW - b.minutes(600), target="HorizontalPodAutoscaler/api",
+        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60), table_row="Bursty, unpredictable",
+        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(585))
+    raise_ = ChangeRecord(
+        at=b.NOW - b.minutes(300), target="Deployment/api",
+        edit=Edit(setting=Setting.RESOURCES, from_value=[b.container()],
+                  to_value=[b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]),
+        coupled=Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=50), table_row="CPU-bound",
+        verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(285))
+    state = TuningState(history=[bursty], last_change=raise_)
+    assert decide(b.profile(), observations, state, b.NOW).classification.load_pattern == "Bursty"
+
+
 HPA_TARGET, POOL_TARGET = "HorizontalPodAutoscaler/api", "ConfigMap/pgbouncer"
 
 

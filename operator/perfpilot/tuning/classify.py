@@ -71,20 +71,25 @@ def compute_classification_detail(
 
 def find_bursty_decision(state: TuningState, observations: Observations) -> bool:
     """Whether the live CPU target is perfpilot's own Bursty-row decision: the newest record that moved the
-    target (and was not undone) set the live value from the Bursty row. Leaving Bursty then takes the (lower)
+    target as its own move (not undone) set the live value from the Bursty row, or set it before a coupled
+    move that only kept the replica count through a request change. Leaving Bursty then takes the (lower)
     leave thresholds: hysteresis. The live values alone do not say it: the latency feedback steps a 70%
     target to 60% too, and a Slow scale-down row answers flapping or is pinned."""
     hpa = observations.live.hpa
     if hpa is None or hpa.cpu_target_percent is None:
         return False
     records = [*state.history, *([state.last_change] if state.last_change is not None else [])]
+    coupled_since = False
     for record in reversed(records):
         if record.verdict in (Verdict.ROLLED_BACK, Verdict.REVERTED):
             continue
-        for edit in (record.edit, record.coupled):
-            if edit is not None and edit.setting is Setting.HPA_CPU_TARGET:
-                return (record.table_row == CPU_TARGET_ROWS["Bursty"].label and edit is record.edit
-                        and edit.to_value == hpa.cpu_target_percent)
+        if record.coupled is not None and record.coupled.setting is Setting.HPA_CPU_TARGET:
+            # A target moved with a request only keeps the replica count: the row decision is older.
+            coupled_since = True
+            continue
+        if record.edit.setting is Setting.HPA_CPU_TARGET:
+            return record.table_row == CPU_TARGET_ROWS["Bursty"].label and (
+                coupled_since or record.edit.to_value == hpa.cpu_target_percent)
     return False
 
 
