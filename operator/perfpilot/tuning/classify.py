@@ -12,6 +12,7 @@ from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import Setting, TuningState, Verdict
 from perfpilot.tuning import signals
 from perfpilot.tuning.decision import Classification
+from perfpilot.tuning.guardrails import list_records
 from perfpilot.tuning.observations import Observations, Series, Signal, Unknown
 from perfpilot.tuning.tables import CPU_TARGET_ROWS, POOL_TIERS
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
@@ -78,9 +79,8 @@ def find_bursty_decision(state: TuningState, observations: Observations) -> bool
     hpa = observations.live.hpa
     if hpa is None or hpa.cpu_target_percent is None:
         return False
-    records = [*state.history, *([state.last_change] if state.last_change is not None else [])]
     coupled_since = False
-    for record in reversed(records):
+    for record in reversed(list_records(state)):
         if record.verdict in (Verdict.ROLLED_BACK, Verdict.REVERTED):
             continue
         if record.coupled is not None and record.coupled.setting is Setting.HPA_CPU_TARGET:
@@ -184,9 +184,9 @@ def classify_provisioning(
     if isinstance(throttled, Series) and throttled.mean > thresholds.cpu_bound_throttled_ratio:
         cpu_bound = True
         evidence.append(f"throttled {throttled.mean:.0%} of CFS periods > {thresholds.cpu_bound_throttled_ratio:.0%}")
-    if isinstance(usage, Series) and limit and usage.quantile(0.95) > thresholds.cpu_bound_limit_fraction * limit:
+    usage_q95 = usage.quantile(0.95) if isinstance(usage, Series) else None
+    if usage_q95 is not None and limit and usage_q95 > thresholds.cpu_bound_limit_fraction * limit:
         cpu_bound = True
-        usage_q95 = usage.quantile(0.95)
         evidence.append(f"CPU p95 {usage_q95:.0f}m = {usage_q95 / limit:.0%} of limit "
                         f"> {thresholds.cpu_bound_limit_fraction:.0%}")
 

@@ -131,8 +131,7 @@ def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, conte
 def _adds_capacity(change: ProposedChange, *, replicas: tuple[int, ...]) -> bool:
     """Whether every edit of the change (the coupled one included) moves toward more capacity; a slower
     scale-down counts, unlike for an emergency (which only a faster scale-up may be)."""
-    edits = [change.edit, *([change.coupled] if change.coupled is not None else [])]
-    return all(guardrails.compute_edit_direction(edit, replicas=replicas) > 0 for edit in edits)
+    return all(guardrails.compute_edit_direction(edit, replicas=replicas) > 0 for edit in guardrails.list_edits(change))
 
 
 def _undo_pending_cut(
@@ -149,8 +148,7 @@ def _undo_pending_cut(
     last = state.last_change
     if last is None or last.verdict is not Verdict.PENDING:
         return None
-    edits = [last.edit, *([last.coupled] if last.coupled is not None else [])]
-    directions = [guardrails.compute_edit_direction(edit, replicas=replicas) for edit in edits]
+    directions = [guardrails.compute_edit_direction(edit, replicas=replicas) for edit in guardrails.list_edits(last)]
     if max(directions) > 0 or min(directions) >= 0:
         return None  # only a pure cut is undone toward capacity; a mixed move would take some away again
     if last.edit.setting is Setting.RESOURCES and not guardrails.raises_pod_cpu(

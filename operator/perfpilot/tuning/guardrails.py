@@ -119,7 +119,7 @@ def compute_max_replicas_step(*, live_max: int, ceiling: int, max_step_percent: 
 
 def find_barred_edit(change: ProposedChange, *, barred: list[BarredMove], now: datetime) -> Edit | None:
     """The edit of the change, or the one coupled with it, that makes a barred move, or None."""
-    for edit in [change.edit] + ([change.coupled] if change.coupled is not None else []):
+    for edit in list_edits(change):
         for move in barred:
             if move.until > now and move.setting is edit.setting and values_equal(
                     move.setting, move.to_value, edit.to_value):
@@ -278,12 +278,13 @@ def compute_edit_direction(edit: Edit, *, replicas: Sequence[int] = DEFAULT_REPL
 
 def reduces_capacity(change: ProposedChange, *, replicas: Sequence[int] = DEFAULT_REPLICA_COUNTS) -> bool:
     """Whether any edit of ``change`` (the coupled one included) moves toward less capacity."""
-    edits = [change.edit] + ([change.coupled] if change.coupled is not None else [])
+    edits = list_edits(change)
     return any(compute_edit_direction(edit, replicas=replicas) < 0 for edit in edits)
 
 
-def _edits_of(record: ChangeRecord) -> list[Edit]:
-    return [record.edit] + ([record.coupled] if record.coupled is not None else [])
+def list_edits(change: ProposedChange | ChangeRecord) -> list[Edit]:
+    """The edits of a change or a record of one: its own, then the coupled one."""
+    return [change.edit] + ([change.coupled] if change.coupled is not None else [])
 
 
 def list_records(state: TuningState) -> list[ChangeRecord]:
@@ -305,13 +306,13 @@ def find_reversal(
     since = now - timedelta(seconds=hold_seconds)
     recent = [r for r in list_records(state)
               if r.verdict not in (Verdict.ROLLED_BACK, Verdict.REVERTED) and r.at > since]
-    proposed = [change.edit] + ([change.coupled] if change.coupled is not None else [])
+    proposed = list_edits(change)
     for edit in proposed:
         direction = compute_edit_direction(edit, replicas=replicas)
         if direction == 0:
             continue
         for record in reversed(recent):
-            earlier = next((e for e in _edits_of(record) if e.setting is edit.setting), None)
+            earlier = next((e for e in list_edits(record) if e.setting is edit.setting), None)
             if earlier is None:
                 continue
             earlier_direction = compute_edit_direction(earlier, replicas=replicas)
