@@ -22,14 +22,12 @@ from perfpilot.api.spec import MATCHER_LIST_PATTERN, RESERVED_LABELS, Metrics, P
 from perfpilot.observe.presets import CADVISOR, ContainerMetricNames, PoolMetricNames, pool_metric_names
 from perfpilot.tuning.observations import RISE_SPAN_SECONDS
 
-# Kubernetes' pod names: a Deployment's ReplicaSet adds the pod-template-hash (a 32-bit hash's decimal
-# digits, encoded: up to 10 characters, 6 or more but in ~1 of 50,000) and the pod a 5-character suffix, both
-# from apimachinery's rand alphabet, which has no vowels and no 0, 1 or 3 (no words, no look-alikes); a
-# StatefulSet adds the ordinal. Restricted to that alphabet, a Job's or DaemonSet's pod named after the
-# workload (`api-migrations-x7k2p`) is not taken for the Deployment's.
+# Kubernetes' pod names: a Deployment's ReplicaSet adds the pod-template-hash and the pod a 5-character
+# suffix; a StatefulSet adds the ordinal. The suffix is drawn from apimachinery's rand alphabet (no vowels, no
+# 0, 1 or 3); the hash is a 32-bit hash's decimal digits (up to 10; fewer than 6 about once in 40,000), each
+# encoded to one of ten of those characters (alphanums[ord(digit) % 27]). A Job's or DaemonSet's pod named
+# after the workload (`api-migrations-x7k2p`) or a CronJob's (`backup-29456788-x7k2p`) does not match.
 _RAND_ALPHABET = "[bcdfghjklmnpqrstvwxz2456789]"
-# The hash encodes decimal digits, each to one of ten characters (alphanums[ord(digit) % 27]): a CronJob's
-# pods (<name>-<minutes since the epoch>-<suffix>) have a '2' or '3' where a hash never does.
 _HASH_ALPHABET = "[4-9bcdf]"
 DEPLOYMENT_POD_PATTERN = f"^(.+)-{_HASH_ALPHABET}{{6,10}}-{_RAND_ALPHABET}{{5}}$"
 STATEFULSET_POD_PATTERN = "^(.+)-[0-9]+$"
