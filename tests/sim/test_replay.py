@@ -171,6 +171,20 @@ def test_the_hpa_gets_no_metric_for_a_container_started_under_two_scrapes_ago(mo
     assert seen[CPU] == old and seen[MEMORY] == old
 
 
+def test_the_hpa_takes_a_limit_without_a_request_as_the_request_as_the_api_server_stores_it() -> None:
+    # Three 1-core pods (a limit, no request) at 60 req/s need about 3.3 cores: the HPA scales them on the
+    # defaulted request, where a missing request would leave it unable to compute any utilisation.
+    limit_only = ContainerResources(name=CONTAINER, cpu_limit_millicores=1000, memory_limit_bytes=2 * GIB)
+    settings = SCENARIOS["right-sized"].settings
+    cluster = Cluster.started(params=ClusterParams(), resources=limit_only, pool=settings.pool, replicas=3,
+                              now_seconds=0.0)
+    driver = _HpaDriver()
+    for _ in range(4):
+        cluster.advance(rate_per_second=60.0)
+        driver.sync(cluster=cluster, spec=build_hpa_spec(settings.hpa), now=cluster.now_seconds)
+    assert cluster.spec_replicas > 3
+
+
 def _metrics_seen_at_each_sync(driver: _HpaDriver, monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
     """The pods with a CPU metric at each of ``driver``'s syncs from now on."""
     seen: list[set[str]] = []

@@ -174,7 +174,9 @@ class _HpaDriver:
         self._pending: dict[str, list[tuple[float, int, int]]] = {}
 
     def _containers_for(self, resources: ContainerResources) -> tuple[Container, ...]:
-        key = (resources.cpu_request_millicores, resources.memory_request_bytes)
+        # The requests as the API server stores them: a limit without a request is the request too.
+        key = (resources.cpu_request_millicores or resources.cpu_limit_millicores,
+               resources.memory_request_bytes or resources.memory_limit_bytes)
         found = self._containers.get(key)
         if found is None:
             found = (Container(CONTAINER, {CPU: key[0], MEMORY: key[1]}),)
