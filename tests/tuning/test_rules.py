@@ -1154,3 +1154,86 @@ def test_a_window_without_requests_cuts_no_cpu_however_idle_the_pods() -> None:
     before, after = resources(change)
     assert after[0].cpu_request_millicores == before[0].cpu_request_millicores
     assert "CPU stays: no requests in the window to size a spike by: no CPU cut" in change.reason
+
+
+# --- memory per container (DESIGN section 4: "a container is ... memory-bound when ... above 90% of its
+# memory request") ---------------------------------------------------------------------------------------
+
+SIDECAR = "sql-proxy"
+
+
+def two_containers(*, app_mi: float, sidecar_mi: float, peak_app_mi: float | None = None,
+                   peak_sidecar_mi: float | None = None, pods: int = 2, **overrides: Any) -> Observations:
+    """An app container (1Gi request, 2Gi limit) beside a sidecar the template names (2Gi, 4Gi), both selected,
+    at these working sets all window (and, over the peak window, the peaks given, else the same)."""
+    live = b.live(containers=(b.container(), b.container(SIDECAR, cpu_request_millicores=100,
+                                                         cpu_limit_millicores=200, memory_request_bytes=2 * b.GI,
+                                                         memory_limit_bytes=4 * b.GI)),
+                  hpa=b.hpa(current_replicas=pods, desired_replicas=pods))
+    signals: dict[str, Any] = {"cpu_usage_millicores_per_pod": b.series(330), **overrides}
+    observations = b.observations(
+        replicas=b.series(pods), live=live, memory_working_set_bytes_per_pod=b.series((app_mi + sidecar_mi) * b.MI),
+        **signals,
+    )
+    return replace(
+        observations,
+        memory_working_set_bytes_by_container={"app": b.series(app_mi * b.MI), SIDECAR: b.series(sidecar_mi * b.MI)},
+        peak_memory_working_set_bytes_by_container={"app": (peak_app_mi or app_mi) * b.MI,
+                                                    SIDECAR: (peak_sidecar_mi or sidecar_mi) * b.MI},
+        peak_cpu_usage_millicores_total=700.0, peak_request_rate_rise_per_second=0.0,
+        peak_memory_working_set_bytes_per_pod=((peak_app_mi or app_mi) + (peak_sidecar_mi or sidecar_mi)) * b.MI,
+    )
+
+
+def memory_of(containers: list[ContainerResources]) -> dict[str, int | None]:
+    return {c.name: c.memory_request_bytes for c in containers}
+
+
+def test_a_container_at_its_own_memory_request_gets_the_raise_though_the_pod_total_is_low() -> None:
+    # 950Mi of the app's 1Gi (93%), beside an idle sidecar: the pod's 1050Mi is 34% of its 3Gi.
+    observations = two_containers(app_mi=950, sidecar_mi=100)
+    finding = compute_classification_detail(b.profile(), observations).provisioning
+    assert (finding.label, finding.memory_containers) == ("MemoryBound", ("app",))
+    assert "app memory peak 93% of request > 90%" in finding.evidence
+    _, after = resources(change_of(run(observations)))
+    assert memory_of(after) == {"app": 1536 * b.MI, SIDECAR: 2 * b.GI}
+
+
+def test_an_idle_sidecar_is_cut_and_the_main_container_at_its_own_size_is_not() -> None:
+    # The pod is at 26% of its requests, but the app uses 68% of its own: a pod-wide cut would take it to
+    # 768Mi, a breath above its 700Mi working set.
+    observations = two_containers(app_mi=700, sidecar_mi=100)
+    finding = compute_classification_detail(b.profile(), observations).provisioning
+    assert (finding.label, finding.memory_containers) == ("Over", (SIDECAR,))
+    _, after = resources(change_of(run(observations)))
+    assert memory_of(after) == {"app": b.GI, SIDECAR: 1536 * b.MI}
+
+
+def test_a_container_cut_must_hold_its_own_peak_of_the_peak_window() -> None:
+    # The sidecar is idle now but reached 1300Mi this week: 1536Mi x 80% = 1229Mi < 1.25 x 1300Mi.
+    decision = run(two_containers(app_mi=300, sidecar_mi=100, peak_sidecar_mi=1300))
+    change = change_of(decision)
+    _, after = resources(change)
+    assert memory_of(after) == {"app": 768 * b.MI, SIDECAR: 2 * b.GI}, change.reason
+
+
+def test_a_pod_of_several_containers_without_their_own_series_is_not_sized_on_its_total() -> None:
+    observations = replace(two_containers(app_mi=700, sidecar_mi=100), memory_working_set_bytes_by_container={})
+    finding = compute_classification_detail(b.profile(), observations).provisioning
+    assert finding.label == "Unknown"
+    assert "memory_working_set_bytes_by_container" in finding.blocked_by
+    decision = run(observations)
+    assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
+
+
+def test_a_memory_raise_does_not_wait_for_off_peak_while_one_container_nears_its_own_limit() -> None:
+    # The app at 1900Mi of its 2Gi limit (95%) is about to be killed; the pod's 2000Mi is a third of its 6Gi.
+    observations = two_containers(app_mi=1900, sidecar_mi=100, pods=4, request_rate_per_second=b.series(81.0),
+                                  cpu_usage_millicores_per_pod=b.series(600), peak_request_rate_per_second=100.0)
+    decision = decide(b.profile(), observations, _written(2.0), b.NOW)
+    _, after = resources(change_of(decision))
+    assert memory_of(after) == {"app": 1536 * b.MI, SIDECAR: 2 * b.GI}
+    # Far from its limit (950Mi, still 93% of its request), the same raise waits for off-peak at this busy hour.
+    calm = replace(observations, memory_working_set_bytes_by_container={"app": b.series(950 * b.MI),
+                                                                        SIDECAR: b.series(100 * b.MI)})
+    assert "resources change waits for off-peak" in decide(b.profile(), calm, _written(2.0), b.NOW).reason

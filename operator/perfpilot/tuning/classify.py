@@ -16,6 +16,7 @@ from perfpilot.tuning.guardrails import list_records
 from perfpilot.tuning.observations import Observations, Series, Signal, Unknown
 from perfpilot.tuning.tables import CPU_TARGET_ROWS, POOL_TIERS
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from perfpilot.tuning.values import selected_containers
 
 UNKNOWN = "Unknown"
 
@@ -33,6 +34,8 @@ class ProvisioningFinding(Finding):
     memory_bound: bool = False
     cpu_over: bool = False
     memory_over: bool = False
+    # The containers whose memory is bound (or, for Over, over-provisioned): a memory move sizes those only.
+    memory_containers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,11 @@ def classify_memory(observations: Observations, *, thresholds: Thresholds = DEFA
     return Finding("Stable", f"working-set CV {cv:.2f} <= {thresholds.memory_variable_cv:.2f}, no steady growth")
 
 
+def _container_label(name: str, named: bool) -> str:
+    """A container's name before its figures when the pod has several judged ones; nothing when one."""
+    return f"{name} " if named else ""
+
+
 def _slo_met_whole_window(latency: Series, slo_seconds: float) -> bool:
     return latency.maximum <= slo_seconds
 
@@ -177,7 +185,11 @@ def classify_provisioning(
     latency = observations.latency_p95_seconds
     usage = observations.cpu_usage_millicores_per_pod
     throttled = observations.cpu_throttled_ratio
-    working_set = observations.memory_working_set_bytes_per_pod
+    # Memory is judged per selected container against its own request (a pod's total would let an idle
+    # sidecar's request hide a container at its own); a pod of one container reads the pod's series.
+    judged = [c for c in selected_containers(profile, live) if c.memory_request_bytes]
+    named = len(judged) > 1
+    working_sets = {c.name: observations.find_container_working_set(c.name) for c in judged}
     evidence: list[str] = []
 
     cpu_bound = False
@@ -191,21 +203,31 @@ def classify_provisioning(
                         f"> {thresholds.cpu_bound_limit_fraction:.0%}")
 
     oom = live.oom_kills_in_window
-    memory_bound = False
+    memory_bound_containers: list[str] = []
     if isinstance(oom, int) and oom > 0:
-        memory_bound = True
+        # The kill count is the pod's: every judged container gets the raise (a sidecar's kill costs the main
+        # container memory it may not need, where the other way round would leave the killed one as it is).
+        memory_bound_containers = [c.name for c in judged]
         evidence.append(f"{oom} OOMKilled in the window")
-    if (isinstance(working_set, Series) and memory_request
-            and working_set.maximum > thresholds.memory_bound_request_fraction * memory_request):
-        memory_bound = True
-        evidence.append(f"memory peak {working_set.maximum / memory_request:.0%} of request "
-                        f"> {thresholds.memory_bound_request_fraction:.0%}")
+    for container in judged:
+        _, working_set = working_sets[container.name]
+        request_bytes = container.memory_request_bytes or 0
+        if (isinstance(working_set, Series)
+                and working_set.maximum > thresholds.memory_bound_request_fraction * request_bytes):
+            if container.name not in memory_bound_containers:
+                memory_bound_containers.append(container.name)
+            evidence.append(f"{_container_label(container.name, named)}memory peak "
+                            f"{working_set.maximum / request_bytes:.0%} of request "
+                            f"> {thresholds.memory_bound_request_fraction:.0%}")
+    memory_bound = bool(memory_bound_containers)
 
     needed: dict[str, Signal] = {
         "latency_p95_seconds": latency,
         "cpu_usage_millicores_per_pod": usage,
-        "memory_working_set_bytes_per_pod": working_set,
     }
+    for signal_name, working_set in working_sets.values():
+        if signal_name not in needed or isinstance(working_set, Unknown):
+            needed[signal_name] = working_set
     if throttling_needed:
         needed["cpu_throttled_ratio"] = throttled
     if cpu_hpa:
@@ -216,22 +238,24 @@ def classify_provisioning(
     if not memory_request:
         missing += ("live.memory_request",)
     cpu_signals = ("cpu_usage_millicores_per_pod", "cpu_throttled_ratio", "live.cpu_request")
-    memory_signals = ("memory_working_set_bytes_per_pod", "live.memory_request")
+    memory_signals = ("memory_working_set_bytes_per_pod", "memory_working_set_bytes_by_container",
+                      "live.memory_request")
 
+    bound_containers = tuple(memory_bound_containers)
     if cpu_bound and memory_bound:
-        return ProvisioningFinding("Under", "; ".join(evidence), cpu_bound=True, memory_bound=True)
+        return ProvisioningFinding("Under", "; ".join(evidence), cpu_bound=True, memory_bound=True,
+                                   memory_containers=bound_containers)
     if cpu_bound or memory_bound:
         # A bound stands on its own signals (its move needs no others); the other side unknown is named, as it
         # could not be checked (an Under it would have made).
         other = [name for name in missing if name in (memory_signals if cpu_bound else cpu_signals)]
         reason = "; ".join(evidence) + (f" ({', '.join(other)} unknown)" if other else "")
         return ProvisioningFinding("CpuBound" if cpu_bound else "MemoryBound", reason, tuple(other),
-                                   cpu_bound=cpu_bound, memory_bound=memory_bound)
+                                   cpu_bound=cpu_bound, memory_bound=memory_bound, memory_containers=bound_containers)
     if missing:
         return ProvisioningFinding(UNKNOWN, "unknown: " + ", ".join(missing), missing)
-    assert isinstance(latency, Series) and isinstance(usage, Series) and isinstance(working_set, Series)
+    assert isinstance(latency, Series) and isinstance(usage, Series)
     assert cpu_request and memory_request
-    working_set_peak = working_set.maximum
 
     slo_seconds = profile.slo.latency_p95.seconds
     if not _slo_met_whole_window(latency, slo_seconds):
@@ -246,13 +270,22 @@ def classify_provisioning(
         assert isinstance(replicas, Series)
         at_min_replicas = replicas.maximum <= hpa.min_replicas
     cpu_over = cpu_peak_fraction < over and at_min_replicas
-    memory_fraction = working_set_peak / memory_request
     growing = memory is not None and memory.label == "Growing"
-    memory_over = memory_fraction < over and isinstance(oom, int) and oom == 0 and not growing
-    parts = [f"CPU peak {cpu_peak_fraction:.0%} of request", f"memory peak {memory_fraction:.0%} of request"]
+    memory_may_cut = isinstance(oom, int) and oom == 0 and not growing
+    parts = [f"CPU peak {cpu_peak_fraction:.0%} of request"]
+    under: list[str] = []  # the judged containers whose memory peak is under the threshold
+    for container in judged:
+        _, working_set = working_sets[container.name]
+        assert isinstance(working_set, Series)  # an unknown one made the finding Unknown above
+        memory_fraction = working_set.maximum / (container.memory_request_bytes or 1)
+        parts.append(f"{_container_label(container.name, named)}memory peak {memory_fraction:.0%} of request")
+        if memory_fraction < over:
+            under.append(container.name)
+    over_containers = tuple(under) if memory_may_cut else ()
+    memory_over = bool(over_containers)
     if cpu_peak_fraction < over and not at_min_replicas:
         parts.append("CPU left alone: HPA above minReplicas holds utilisation near its target")
-    if memory_fraction < over and not memory_over:
+    if under and not memory_may_cut:
         if growing:
             why = "growing"
         elif isinstance(oom, Unknown):
@@ -262,7 +295,8 @@ def classify_provisioning(
         parts.append(f"memory left alone: {why}")
     if cpu_over or memory_over:
         parts.append(f"under {over:.0%} with the SLO met all window")
-        return ProvisioningFinding("Over", "; ".join(parts), cpu_over=cpu_over, memory_over=memory_over)
+        return ProvisioningFinding("Over", "; ".join(parts), cpu_over=cpu_over, memory_over=memory_over,
+                                   memory_containers=over_containers)
     return ProvisioningFinding("Right", "; ".join(parts))
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from perfpilot.api.spec import Mode, PerformanceProfileSpec
-from perfpilot.api.status import ChangeRecord, Edit, Setting, TuningState, Verdict
+from perfpilot.api.status import ChangeRecord, ContainerResources, Edit, Setting, TuningState, Verdict
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
@@ -57,11 +57,24 @@ def resources_change_may_wait(change: ProposedChange, observations: Observations
     oom = live.oom_kills_in_window
     if (isinstance(oom, int) and oom > 0) or (isinstance(oom, Unknown) and guardrails.raises_pod_memory(change.edit)):
         return False
+    # The pod's total near the pods' limits means one container is near its own: read where a container's
+    # own series is missing.
     working_set_bytes = observations.memory_working_set_bytes_per_pod
     limit_bytes = live.memory_limit_bytes_per_pod
-    near_limit = (isinstance(working_set_bytes, Series) and limit_bytes is not None
-                  and working_set_bytes.maximum >= thresholds.memory_near_limit_fraction * limit_bytes)
-    return not near_limit
+    pod_near_limit = (isinstance(working_set_bytes, Series) and limit_bytes is not None
+                      and working_set_bytes.maximum >= thresholds.memory_near_limit_fraction * limit_bytes)
+    return not pod_near_limit and not any(
+        _is_near_memory_limit(observations, container, thresholds=thresholds) for container in live.containers)
+
+
+def _is_near_memory_limit(observations: Observations, container: ContainerResources, *,
+                          thresholds: Thresholds) -> bool:
+    """Whether the container's largest working set of the window nears its own memory limit (the OOM killer
+    acts per container)."""
+    limit_bytes = container.memory_limit_bytes
+    _, working_set = observations.find_container_working_set(container.name)
+    return (isinstance(working_set, Series) and limit_bytes is not None
+            and working_set.maximum >= thresholds.memory_near_limit_fraction * limit_bytes)
 
 
 def is_hpa_at_max_replicas(hpa: HpaLive | None) -> bool:

@@ -185,12 +185,42 @@ class Observations:
     peak_pool_demand_connections: Peak = field(default_factory=_not_read)  # server active + clients waiting
     # Seconds of the peak window with a pool-demand reading: how much history the pool peak was read from.
     pool_history_seconds: Peak = field(default_factory=_not_read)
+    # Per container of the pod template (by name): that container's largest working set among the workload's
+    # pods at each step, and over the peak window. A container is memory-bound or over-provisioned
+    # against its own request (DESIGN section 4): a pod's total lets an idle sidecar's request hide a main
+    # container at its own, and a cut sized on it could take that container under its working set.
+    memory_working_set_bytes_by_container: Mapping[str, Signal] = field(default_factory=dict, hash=False)
+    peak_memory_working_set_bytes_by_container: Mapping[str, Peak] = field(default_factory=dict, hash=False)
+
+    def find_container_working_set(self, container: str) -> tuple[str, Signal]:
+        """The signal name and the working set of one container over the window: its own series, or, in a pod
+        of that one container, the pod's (the same series)."""
+        if container in self.memory_working_set_bytes_by_container:
+            return "memory_working_set_bytes_by_container", self.memory_working_set_bytes_by_container[container]
+        if self._is_only_container(container):
+            return "memory_working_set_bytes_per_pod", self.memory_working_set_bytes_per_pod
+        return "memory_working_set_bytes_by_container", Unknown(f"no working-set series for container {container}")
+
+    def find_container_peak_working_set(self, container: str) -> tuple[str, Peak]:
+        """The signal name and the largest working set of one container over the peak window (as above)."""
+        if container in self.peak_memory_working_set_bytes_by_container:
+            return ("peak_memory_working_set_bytes_by_container",
+                    self.peak_memory_working_set_bytes_by_container[container])
+        if self._is_only_container(container):
+            return "peak_memory_working_set_bytes_per_pod", self.peak_memory_working_set_bytes_per_pod
+        return ("peak_memory_working_set_bytes_by_container",
+                Unknown(f"no working-set series for container {container}"))
+
+    def _is_only_container(self, container: str) -> bool:
+        return len(self.live.containers) == 1 and self.live.containers[0].name == container
 
     @classmethod
     def of_signals(
         cls, *, at: datetime, window_seconds: float, step_seconds: float, live: LiveConfig,
         signals: Mapping[str, Signal], peak_window_seconds: float = DEFAULT_PEAK_WINDOW_SECONDS,
         peaks: Mapping[str, Peak] | None = None,
+        working_set_by_container: Mapping[str, Signal] | None = None,
+        peak_working_set_by_container: Mapping[str, Peak] | None = None,
     ) -> Observations:
         """Observations from signals (and peaks) keyed by field name; a missing one is Unknown("not read")."""
         def signal(name: str) -> Signal:
@@ -219,4 +249,6 @@ class Observations:
             peak_request_rate_per_second=peak("peak_request_rate_per_second"),
             peak_request_rate_rise_per_second=peak("peak_request_rate_rise_per_second"),
             peak_pool_demand_connections=peak("peak_pool_demand_connections"),
+            memory_working_set_bytes_by_container=dict(working_set_by_container or {}),
+            peak_memory_working_set_bytes_by_container=dict(peak_working_set_by_container or {}),
         )

@@ -77,7 +77,7 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
         where = f", at maxReplicas {hpa.max_replicas}" if hpa is not None and cpu_bound else ""
         change_or_note = compute_resource_change(
             ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound,
-            why=f"{why}, {evidence}{where}", emergency=True,
+            why=f"{why}, {evidence}{where}", emergency=True, memory_containers=provisioning.memory_containers,
         )
         if isinstance(change_or_note, ProposedChange):
             yield RuleOutcome(name, change=change_or_note)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from perfpilot.api.status import ContainerResources, Setting, TuningState
@@ -44,6 +44,7 @@ def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
             why = f"{why}; {saturated_now}, no maxReplicasCeiling room: one rollout for both"
         change = compute_resource_change(
             ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound, why=why,
+            memory_containers=provisioning.memory_containers,
         )
         yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
     hpa = ctx.tuned_hpa
@@ -194,25 +195,43 @@ def check_cpu_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str |
     return check_cut_pods_carry_the_largest_rise(ctx, new_pod_millicores=new_pod)
 
 
-def check_memory_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str | None:
-    """None when the cut memory request still holds the peak window's largest working set with headroom."""
+@dataclass(frozen=True)
+class MemoryCutProblem:
+    """A container whose memory cut would not hold its own peak of the peak window, and why."""
+
+    container: str
+    problem: str
+    unknown: tuple[str, ...] = ()  # the peak signal, when it is what is unknown
+
+
+def find_memory_cut_problems(ctx: RuleContext, change: ProposedChange) -> list[MemoryCutProblem]:
+    """The containers whose memory request the change cuts that would no longer hold their own largest
+    working set of the peak window with headroom (none: the cut is safe)."""
     observations = ctx.observations
-    peak = observations.peak_memory_working_set_bytes_per_pod
     span = format_hours(observations.peak_window_seconds)
-    if isinstance(peak, Unknown):
-        return f"memory peak over {span} unknown ({peak.reason}): no memory cut"
-    new_pod = _compute_pod_request_after(change, live_pod=observations.live.memory_request_bytes_per_pod,
-                                         request=lambda container: container.memory_request_bytes)
     hpa = ctx.tuned_hpa or observations.live.hpa
     fraction = ctx.thresholds.memory_bound_request_fraction
     if hpa is not None and hpa.memory_target_percent is not None:
         fraction = min(fraction, hpa.memory_target_percent / 100)
-    needed = ctx.thresholds.peak_memory_headroom_multiple * peak
-    if new_pod * fraction < needed:
-        multiple = ctx.thresholds.peak_memory_headroom_multiple
-        return (f"{new_pod / 2**20:.0f}Mi x {fraction:.0%} would not hold {multiple:g} x the {span} working-set "
-                f"peak {peak / 2**20:.0f}Mi")
-    return None
+    multiple = ctx.thresholds.peak_memory_headroom_multiple
+    before, after = change.edit.from_value, change.edit.to_value
+    assert isinstance(before, list) and isinstance(after, list)
+    named = len(before) > 1
+    problems: list[MemoryCutProblem] = []
+    for old, new in zip(before, after, strict=True):
+        old_bytes, new_bytes = old.memory_request_bytes, new.memory_request_bytes
+        if not old_bytes or not new_bytes or new_bytes >= old_bytes:
+            continue
+        signal_name, peak = observations.find_container_peak_working_set(new.name)
+        label = f"{new.name} " if named else ""
+        if isinstance(peak, Unknown):
+            problems.append(MemoryCutProblem(
+                new.name, f"{label}memory peak over {span} unknown ({peak.reason}): no memory cut", (signal_name,)))
+        elif new_bytes * fraction < multiple * peak:
+            problems.append(MemoryCutProblem(
+                new.name, f"{label}{new_bytes / 2**20:.0f}Mi x {fraction:.0%} would not hold {multiple:g} x the "
+                          f"{span} working-set peak {peak / 2**20:.0f}Mi"))
+    return problems
 
 
 def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
@@ -233,19 +252,23 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
         yield held
         return
     row = RESOURCE_ROWS["Over"]
-    cpu, memory = provisioning.cpu_over, provisioning.memory_over
+    cpu = provisioning.cpu_over
+    # The containers whose memory is cut: one whose cut would not hold its own peak is dropped, the rest go on.
+    memory_containers = list(provisioning.memory_containers) if provisioning.memory_over else []
     notes: list[str] = []
     blocked: list[str] = []
-    while cpu or memory:
+    while cpu or memory_containers:
+        memory = bool(memory_containers)
         change = compute_resource_change(
             ctx, row=row, cpu=cpu, memory=memory, why=f"{row.label} ({provisioning.evidence})",
+            memory_containers=memory_containers,
         )
         if not isinstance(change, ProposedChange):
             notes.append(change)
             break
         cpu_problem = check_cpu_cut_covers_peak(ctx, change) if cpu else None
-        memory_problem = check_memory_cut_covers_peak(ctx, change) if memory else None
-        if cpu_problem is None and memory_problem is None:
+        memory_problems = find_memory_cut_problems(ctx, change) if memory else []
+        if cpu_problem is None and not memory_problems:
             headroom = []
             if cpu:
                 headroom.append(f"CPU peak over {format_hours(ctx.observations.peak_window_seconds)} covered")
@@ -260,9 +283,8 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
                 blocked.append("peak_cpu_usage_millicores_total")
             blocked.extend(find_spike_signals_missing(ctx.observations))
             cpu = False
-        if memory_problem is not None:
-            notes.append(f"memory stays: {memory_problem}")
-            if isinstance(ctx.observations.peak_memory_working_set_bytes_per_pod, Unknown):
-                blocked.append("peak_memory_working_set_bytes_per_pod")
-            memory = False
+        for found in memory_problems:
+            notes.append(f"memory stays: {found.problem}")
+            blocked.extend(found.unknown)
+            memory_containers.remove(found.container)
     yield RuleOutcome(name, note="over-provisioned, but " + "; ".join(notes), blocked_by=tuple(blocked))

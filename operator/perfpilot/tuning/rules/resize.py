@@ -3,6 +3,8 @@ and the CPU target coupled so that the HPA keeps its replica count."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from perfpilot.api.spec import LimitsPolicy
 from perfpilot.api.status import ContainerResources, Edit, Setting
 from perfpilot.tuning import guardrails
@@ -14,9 +16,11 @@ from perfpilot.tuning.values import compute_target_name, selected_containers
 
 
 def compute_resource_change(
-    ctx: RuleContext, *, row: ResourceRow, cpu: bool, memory: bool, why: str, emergency: bool = False
+    ctx: RuleContext, *, row: ResourceRow, cpu: bool, memory: bool, why: str, emergency: bool = False,
+    memory_containers: Collection[str] | None = None,
 ) -> ProposedChange | str:
-    """Scale the selected containers' requests by the row's factors; a string says why nothing moves."""
+    """Scale the selected containers' requests by the row's factors (memory only in ``memory_containers``,
+    when given: the ones found bound or over-provisioned); a string says why nothing moves."""
     profile = ctx.profile
     live = ctx.observations.live
     if not profile.resources.enabled:
@@ -42,7 +46,8 @@ def compute_resource_change(
             )
             cpu_limit = _follow_limit(profile.resources.limits, limit=cpu_limit, old=cpu_request, new=new_cpu)
             cpu_request = new_cpu
-        if memory and row.memory_factor is not None and memory_request:
+        if (memory and row.memory_factor is not None and memory_request
+                and (memory_containers is None or container.name in memory_containers)):
             upper = bounds.memory.max.bytes
             if profile.resources.limits is LimitsPolicy.REQUESTS_ONLY and memory_limit is not None:
                 upper = min(upper, memory_limit)
