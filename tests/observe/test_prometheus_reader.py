@@ -6,6 +6,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -330,7 +331,7 @@ def test_one_cycle_for_many_profiles_issues_as_many_queries_as_for_one(prometheu
     result = fetch_observations(many, at=AT, settings=settings)
     for_many = queries_sent(prometheus.url) - before - for_one
 
-    assert for_one == 17  # 3 application + 4 container + 3 pool signals, 2 + 2 + 1 peaks, 2 histories
+    assert for_one == 19  # 3 application + 4 container + 3 pool signals, 2 + 2 + 1 peaks, 2 histories, 2 per container
     assert for_many == for_one
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
     assert result[("team-7", "svc-7")].request_rate_per_second == Unknown("no series for team-7/svc-7")
@@ -351,7 +352,7 @@ def test_profiles_with_other_metric_names_share_queries_by_shape(prometheus: Pro
     result = fetch_observations(targets, at=AT, settings=settings)
     # 2 app shapes x (3 + 2 peaks) + (4 + 2 peaks + the CPU history) container
     # + 2 pool shapes x (3 + 1 peak + the pool history)
-    assert queries_sent(prometheus.url) - before == 27
+    assert queries_sent(prometheus.url) - before == 29
     assert result[("billing", "invoices")].latency_p95_seconds == Unknown("no series for billing/invoices")
     assert isinstance(result[("analytics", "reports")].pool_server_active, Series)
 
@@ -610,6 +611,37 @@ def test_the_container_signals_count_the_containers_of_the_pod_template(
     per_pod = _per_pod(series, lambda points: rate_at(points, at_seconds=AT_SECONDS,
                                                            range_seconds=RATE_WINDOW_SECONDS))
     assert cpu.values[-1] == pytest.approx(1000 * math.fsum(per_pod.values()) / len(per_pod), rel=1e-9)
+
+
+def _container_working_set(cluster: OpenMetricsWriter, workload: Workload, container: str, t: int) -> float | None:
+    """The container's largest working set among the workload's pods at ``t``, as written."""
+    values = [instant_at(points, at_seconds=t) for _, points in _series_of(
+        cluster, "container_memory_working_set_bytes", workload, lambda la: la["container"] == container)]
+    known = [value for value in values if value is not None]
+    return max(known) if known else None
+
+
+def test_each_container_of_the_template_has_its_own_working_set_and_peak(
+    prometheus: PrometheusServer, cluster: OpenMetricsWriter
+) -> None:
+    shop = workload_named("shop", "api")
+    live = replace(WITH_SIDECAR_IN_TEMPLATE, containers=(
+        *WITH_SIDECAR_IN_TEMPLATE.containers, ContainerResources(name="migrations", memory_request_bytes=2**20)))
+    target = ProfileTarget(make_profile("shop", "api", url=prometheus.url), live)
+    observations = fetch_observations([target], at=AT, settings=settings_for(prometheus.url))[("shop", "api")]
+    for container in ("app", "istio-proxy"):
+        assert_matches(observations.memory_working_set_bytes_by_container[container],
+                       {t: _container_working_set(cluster, shop, container, t) for t in STEPS})
+        assert observations.peak_memory_working_set_bytes_by_container[container] == pytest.approx(
+            _largest([_container_working_set(cluster, shop, container, t) for t in HOUR_STEPS]), rel=1e-9)
+    app = observations.memory_working_set_bytes_by_container["app"]
+    proxy = observations.memory_working_set_bytes_by_container["istio-proxy"]
+    assert isinstance(app, Series) and isinstance(proxy, Series)
+    assert proxy.maximum == pytest.approx(0.1 * app.maximum, rel=0.05)  # the sidecar's tenth of the app's
+    # A container of the template that never ran (no cAdvisor series) is unknown, never zero.
+    missing = Unknown("no series for shop/api container migrations")
+    assert observations.memory_working_set_bytes_by_container["migrations"] == missing
+    assert observations.peak_memory_working_set_bytes_by_container["migrations"] == missing
 
 
 def test_a_profile_with_an_unknown_template_does_not_unfilter_the_others(

@@ -77,6 +77,17 @@ class PeakName(StrEnum):
     POOL_HISTORY = "pool_history_seconds"
 
 
+class ByContainerName(StrEnum):
+    """What is read per container of the pod template (grouped by ``container`` as well: a container is bound
+    or over-provisioned against its own request); each value is the ``Observations`` field it fills."""
+
+    MEMORY_WORKING_SET = "memory_working_set_bytes_by_container"
+    PEAK_MEMORY_WORKING_SET = "peak_memory_working_set_bytes_by_container"  # over guardrails.peakWindow
+
+
+BY_CONTAINER = (*BY_WORKLOAD, "container")
+
+
 # The readings that count steps rather than take a maximum: several series of one profile (poolers) give
 # the longest-watched one's, where peaks add up.
 HISTORIES = frozenset({PeakName.CPU_HISTORY, PeakName.POOL_HISTORY})
@@ -279,6 +290,13 @@ def memory_working_set_query(shape: ContainerShape, *, namespaces: Sequence[str]
     return f"max {_by(BY_WORKLOAD)} ({_per_pod(working_set)})"
 
 
+def memory_working_set_by_container_query(shape: ContainerShape, *, namespaces: Sequence[str]) -> str:
+    """Each container's largest working set among the workload's pods, bytes (the OOM killer acts per
+    container, against its own limit)."""
+    working_set = _container_selector(shape, shape.names.memory_working_set_bytes, namespaces)
+    return f"max {_by(BY_CONTAINER)} ({with_workload(working_set)})"
+
+
 def replicas_query(shape: ContainerShape, *, namespaces: Sequence[str]) -> str:
     """Pods of the workload that have CPU series at each step (the replica count over time)."""
     usage = _container_selector(shape, shape.names.cpu_usage_seconds_total, namespaces)
@@ -349,6 +367,14 @@ def peak_memory_working_set_query(
     """Largest working set of any pod of the workload, bytes, over the peak window."""
     return _peak_over(memory_working_set_query(shape, namespaces=namespaces), peak_window_seconds=peak_window_seconds,
                       step_seconds=step_seconds)
+
+
+def peak_memory_working_set_by_container_query(
+    shape: ContainerShape, *, namespaces: Sequence[str], peak_window_seconds: int, step_seconds: int
+) -> str:
+    """Each container's largest working set among the workload's pods, bytes, over the peak window."""
+    return _peak_over(memory_working_set_by_container_query(shape, namespaces=namespaces),
+                      peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
 
 
 def peak_request_rate_query(

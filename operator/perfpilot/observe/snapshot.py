@@ -3,10 +3,10 @@
 ``plan_queries`` (pure) groups the cycle's profiles by query shape and builds one query per signal and
 shape, covering all their namespaces; ``fetch_snapshot`` runs them through a ``PrometheusReader``;
 ``Snapshot.observations`` cuts each profile's ``Observations`` out of the shared results. With every
-profile on the default metric names a cycle issues 12 queries (7 signals over the window; 4 peaks and the
-CPU history over the peak window), or 17 when any profile tunes a pool (its 3 signals, its demand peak and
-history), whether it has one profile or a thousand (7 more when some profiles' pod templates are known and
-others' are not: their container signals are counted apart).
+profile on the default metric names a cycle issues 14 queries (7 signals over the window; 4 peaks and the
+CPU history over the peak window; each container's working set over both), or 19 when any profile tunes a
+pool (its 3 signals, its demand peak and history), whether it has one profile or a thousand (9 more when some
+profiles' pod templates are known and others' are not: their container signals are counted apart).
 
 Failures never become zeros: a query that fails makes its signal Unknown for the profiles it served
 (``"prometheus query failed: …"``); an unreachable server makes every signal of every profile on it
@@ -28,11 +28,13 @@ from datetime import datetime
 from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS, PerformanceProfile
 from perfpilot.observe.promql import (
     APP_SIGNALS,
+    BY_CONTAINER,
     BY_POOL,
     BY_WORKLOAD,
     HISTORIES,
     POOL_SIGNALS,
     AppShape,
+    ByContainerName,
     ContainerShape,
     PeakName,
     PoolShape,
@@ -44,8 +46,10 @@ from perfpilot.observe.promql import (
     error_ratio_query,
     freeze_matchers,
     latency_p95_query,
+    memory_working_set_by_container_query,
     memory_working_set_query,
     peak_cpu_usage_total_query,
+    peak_memory_working_set_by_container_query,
     peak_memory_working_set_query,
     peak_pool_demand_query,
     peak_request_rate_query,
@@ -75,12 +79,14 @@ def profile_key(profile: PerformanceProfile) -> ProfileKey:
     return (profile.metadata.namespace, profile.metadata.name)
 
 
-QueryName = SignalName | PeakName
+QueryName = SignalName | PeakName | ByContainerName
+# Read as one point at the evaluation time (the subquery looks back over the peak window); the rest over the window.
+POINT_QUERIES: frozenset[QueryName] = frozenset({*PeakName, ByContainerName.PEAK_MEMORY_WORKING_SET})
 
 
 @dataclass(frozen=True)
 class PlannedQuery:
-    signal: QueryName  # a PeakName is read as one point at the evaluation time, a SignalName over the window
+    signal: QueryName
     shape: Shape
     promql: str
     group_labels: tuple[str, ...]
@@ -223,7 +229,16 @@ def _container_queries(shape: ContainerShape, namespaces: Sequence[str], *, rate
             shape, namespaces=namespaces, peak_window_seconds=peak_window_seconds, step_seconds=step_seconds
         ),
     }
-    return [PlannedQuery(name, shape, promql, BY_WORKLOAD) for name, promql in (*signals.items(), *peaks.items())]
+    by_container = {
+        ByContainerName.MEMORY_WORKING_SET: memory_working_set_by_container_query(shape, namespaces=namespaces),
+        ByContainerName.PEAK_MEMORY_WORKING_SET: peak_memory_working_set_by_container_query(
+            shape, namespaces=namespaces, peak_window_seconds=peak_window_seconds, step_seconds=step_seconds
+        ),
+    }
+    return [
+        *(PlannedQuery(name, shape, promql, BY_WORKLOAD) for name, promql in (*signals.items(), *peaks.items())),
+        *(PlannedQuery(name, shape, promql, BY_CONTAINER) for name, promql in by_container.items()),
+    ]
 
 
 # A query's outcome: its series by grouping-label values, or why there is none.
@@ -265,6 +280,8 @@ class Snapshot:
             signals={signal.value: self._signal(profile, live, signal) for signal in SignalName},
             peak_window_seconds=float(self.plan.peak_window_seconds),
             peaks={peak.value: self._peak(profile, peak) for peak in PeakName},
+            working_set_by_container=self._working_set_by_container(profile, live),
+            peak_working_set_by_container=self._peak_working_set_by_container(profile, live),
         )
 
     def _matching(
@@ -345,6 +362,49 @@ class Snapshot:
         return max(values) if peak in HISTORIES else math.fsum(values)
 
 
+    def _series_by_container(self, profile: PerformanceProfile, live: LiveConfig,
+                             name: ByContainerName) -> tuple[dict[str, list[RangeSeries]], str] | Unknown:
+        """The series of each container of ``live``'s template (several for one container, a restart under
+        another id, are all kept), and where they were looked for."""
+        namespace, workload = profile.metadata.namespace, profile.spec.target_ref.name
+        outcome = self.outcomes.get((name, self.plan.container_shape_for(profile_key(profile))))
+        if outcome is None:
+            return Unknown("not queried")
+        if isinstance(outcome, Unknown):
+            return outcome
+        return ({container.name: list(outcome.get((namespace, workload, container.name), ()))
+                 for container in live.containers}, f"{namespace}/{workload}")
+
+    def _working_set_by_container(self, profile: PerformanceProfile, live: LiveConfig) -> dict[str, Signal]:
+        found = self._series_by_container(profile, live, ByContainerName.MEMORY_WORKING_SET)
+        if isinstance(found, Unknown):
+            return {container.name: found for container in live.containers}
+        by_container, where = found
+        return {
+            name: to_signal(_combine(series, max), at_seconds=self.at.timestamp(),
+                            window_seconds=float(profile.spec.guardrails.window.seconds),
+                            step_seconds=float(self.plan.step_seconds))
+            if series else Unknown(f"no series for {where} container {name}")
+            for name, series in by_container.items()
+        }
+
+    def _peak_working_set_by_container(self, profile: PerformanceProfile, live: LiveConfig) -> dict[str, Peak]:
+        found = self._series_by_container(profile, live, ByContainerName.PEAK_MEMORY_WORKING_SET)
+        if isinstance(found, Unknown):
+            return {container.name: found for container in live.containers}
+        by_container, where = found
+        peaks: dict[str, Peak] = {}
+        for name, series in by_container.items():
+            values = [float(one.samples[-1][1]) for one in series if one.samples]
+            if not series:
+                peaks[name] = Unknown(f"no series for {where} container {name}")
+            elif not values or any(not math.isfinite(value) for value in values):
+                peaks[name] = Unknown(f"no finite peak for {where} container {name}")
+            else:
+                peaks[name] = max(values)
+        return peaks
+
+
 def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], float]) -> list[tuple[float, float]]:
     """Samples of several series merged per timestamp (only pools have several series per profile)."""
     if len(series) == 1:
@@ -382,7 +442,7 @@ def fetch_snapshot(
                 signal=query.signal.value,
                 end=at,
                 # A peak is one point at the evaluation time: the subquery looks back over the peak window.
-                window_seconds=0 if isinstance(query.signal, PeakName) else plan.window_seconds,
+                window_seconds=0 if query.signal in POINT_QUERIES else plan.window_seconds,
                 step_seconds=plan.step_seconds,
             )
         except PrometheusUnreachable as error:
@@ -422,6 +482,8 @@ def _all_unknown(target: ProfileTarget, *, at: datetime, step_seconds: int, reas
         signals={signal.value: unknown for signal in SignalName},
         peak_window_seconds=float(target.profile.spec.guardrails.peak_window.seconds),
         peaks={peak.value: unknown for peak in PeakName},
+        working_set_by_container={c.name: unknown for c in target.live.containers},
+        peak_working_set_by_container={c.name: unknown for c in target.live.containers},
     )
 
 
