@@ -443,7 +443,11 @@ def test_requests_stay_within_the_cpu_bounds() -> None:
 
 def test_only_the_selected_containers_are_resized_and_coupling_uses_the_pod_total() -> None:
     containers = (b.container("app"), b.container("sidecar", cpu_request_millicores=200, cpu_limit_millicores=400))
-    observations = b.observations(cpu_throttled_ratio=b.series(0.2), live=b.live(containers=containers))
+    # The app, the one selected container, is throttled in 20% of its CFS periods.
+    observations = replace(b.observations(live=b.live(containers=containers)),
+                           cpu_throttled_ratio_by_container={"app": b.series(0.2)},
+                           cpu_usage_millicores_by_container={"app": b.series(700)},
+                           memory_working_set_bytes_by_container={"app": b.series(600 * b.MI)})
     change = change_of(run(observations, resources={"containers": ["app"]},
                            hpa={"cpuTarget": {"min": 30, "max": 80}}, guardrails={"maxTargetStep": 30}))
     before, after = resources(change)
@@ -1164,13 +1168,14 @@ SIDECAR = "sql-proxy"
 
 def two_containers(*, app_mi: float, sidecar_mi: float, peak_app_mi: float | None = None,
                    peak_sidecar_mi: float | None = None, pods: int = 2, **overrides: Any) -> Observations:
-    """An app container (1Gi request, 2Gi limit) beside a sidecar the template names (2Gi, 4Gi), both selected,
-    at these working sets all window (and, over the peak window, the peaks given, else the same)."""
+    """An app container (1000m/1Gi requests, 2Gi limit) beside a sidecar the template names (100m/2Gi, 4Gi),
+    both selected, at these working sets all window (and, over the peak window, the peaks given, else the
+    same)."""
     live = b.live(containers=(b.container(), b.container(SIDECAR, cpu_request_millicores=100,
                                                          cpu_limit_millicores=200, memory_request_bytes=2 * b.GI,
                                                          memory_limit_bytes=4 * b.GI)),
                   hpa=b.hpa(current_replicas=pods, desired_replicas=pods))
-    signals: dict[str, Any] = {"cpu_usage_millicores_per_pod": b.series(330), **overrides}
+    signals: dict[str, Any] = {"cpu_usage_millicores_per_pod": b.series(550), **overrides}
     observations = b.observations(
         replicas=b.series(pods), live=live, memory_working_set_bytes_per_pod=b.series((app_mi + sidecar_mi) * b.MI),
         **signals,
@@ -1178,6 +1183,9 @@ def two_containers(*, app_mi: float, sidecar_mi: float, peak_app_mi: float | Non
     return replace(
         observations,
         memory_working_set_bytes_by_container={"app": b.series(app_mi * b.MI), SIDECAR: b.series(sidecar_mi * b.MI)},
+        # Half of each one's CPU request, never throttled: CPU is neither bound nor over-provisioned.
+        cpu_usage_millicores_by_container={"app": b.series(500), SIDECAR: b.series(50)},
+        cpu_throttled_ratio_by_container={"app": b.series(0.0), SIDECAR: b.series(0.0)},
         peak_memory_working_set_bytes_by_container={"app": (peak_app_mi or app_mi) * b.MI,
                                                     SIDECAR: (peak_sidecar_mi or sidecar_mi) * b.MI},
         peak_cpu_usage_millicores_total=700.0, peak_request_rate_rise_per_second=0.0,
@@ -1237,3 +1245,70 @@ def test_a_memory_raise_does_not_wait_for_off_peak_while_one_container_nears_its
     calm = replace(observations, memory_working_set_bytes_by_container={"app": b.series(950 * b.MI),
                                                                         SIDECAR: b.series(100 * b.MI)})
     assert "resources change waits for off-peak" in decide(b.profile(), calm, _written(2.0), b.NOW).reason
+
+
+def test_a_container_throttled_on_its_own_limit_gets_the_cpu_raise_though_the_pod_is_not() -> None:
+    # The app is throttled in 30% of its CFS periods; the idle sidecar in none: summed over the pod's periods
+    # that is 15%, and the raise would go to both.
+    observations = replace(two_containers(app_mi=300, sidecar_mi=100),
+                           cpu_throttled_ratio_by_container={"app": b.series(0.3), SIDECAR: b.series(0.0)})
+    finding = compute_classification_detail(b.profile(), observations).provisioning
+    assert (finding.label, finding.cpu_containers) == ("CpuBound", ("app",))
+    assert "app throttled 30% of CFS periods > 10%" in finding.evidence
+    _, after = resources(change_of(run(observations)))
+    assert {c.name: c.cpu_request_millicores for c in after} == {"app": 1500, SIDECAR: 100}
+
+
+def test_only_the_idle_container_s_cpu_is_cut() -> None:
+    # At the floor, the app uses 45% of its CPU request and the sidecar 5%: the pod's 455m is 41% of 1100m.
+    observations = replace(two_containers(app_mi=500, sidecar_mi=1000, cpu_usage_millicores_per_pod=b.series(455)),
+                           cpu_usage_millicores_by_container={"app": b.series(450), SIDECAR: b.series(5)})
+    finding = compute_classification_detail(b.profile(), observations).provisioning
+    assert (finding.label, finding.cpu_containers) == ("Over", (SIDECAR,))
+    _, after = resources(change_of(run(observations)))
+    assert {c.name: c.cpu_request_millicores for c in after} == {"app": 1000, SIDECAR: 75}
+
+
+def test_a_cut_of_one_container_does_not_hold_back_a_raise_of_another() -> None:
+    # The sidecar's memory was cut 5 hours ago; now the app is at 93% of its own request.
+    cut = Edit(setting=Setting.RESOURCES,
+               from_value=[b.container(SIDECAR, memory_request_bytes=2 * b.GI)],
+               to_value=[b.container(SIDECAR, memory_request_bytes=1536 * b.MI)])
+    state = TuningState(last_change=_kept(cut, minutes_ago=300, target="Deployment/api"))
+    decision = decide(b.profile(), two_containers(app_mi=950, sidecar_mi=100), state, b.NOW)
+    _, after = resources(change_of(decision))
+    assert memory_of(after) == {"app": 1536 * b.MI, SIDECAR: 2 * b.GI}
+
+
+def test_oom_kills_let_a_memory_raise_reverse_a_recent_cut() -> None:
+    cut = Edit(setting=Setting.RESOURCES, from_value=[b.container()],
+               to_value=[b.container(memory_request_bytes=768 * b.MI)])
+    state = TuningState(last_change=_kept(cut, minutes_ago=300, target="Deployment/api"))
+    live = b.live(containers=(b.container(memory_request_bytes=768 * b.MI),), oom_kills_in_window=2)
+    decision = decide(b.profile(), b.observations(live=live), state, b.NOW)
+    _, after = resources(change_of(decision))
+    assert after[0].memory_request_bytes == 1152 * b.MI
+    # Without kills, the same raise (the working set at 95% of the cut request) waits out the hold.
+    calm = b.observations(live=replace(live, oom_kills_in_window=0),
+                          memory_working_set_bytes_per_pod=b.series(730 * b.MI))
+    assert "held 24h against flapping" in decide(b.profile(), calm, state, b.NOW).reason
+
+
+def test_a_sidecar_cut_must_keep_the_pod_under_the_hpa_memory_target() -> None:
+    # The sidecar (34% of its request) holds its own peak after the cut, but the pod's 2560Mi x 80% = 2048Mi
+    # would not hold 1.25 x the pod's peak of 1700Mi: the HPA compares the pod's total with its target.
+    observations = replace(two_containers(app_mi=500, sidecar_mi=700),
+                           peak_memory_working_set_bytes_per_pod=1700.0 * b.MI)
+    decision = run(observations)
+    assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
+    assert "the pod's 2560Mi x the memory target 80% would not hold 1.25 x its 168h working-set peak 1700Mi" in (
+        decision.reason)
+
+
+def test_no_memory_cut_while_the_pod_s_memory_pattern_is_unknown() -> None:
+    # The containers' series came back, the pod's did not: a leak could hide behind it.
+    observations = replace(two_containers(app_mi=300, sidecar_mi=100),
+                           memory_working_set_bytes_per_pod=b.unknown("prometheus query failed: timeout"))
+    finding = compute_classification_detail(b.profile(), observations).provisioning
+    assert not finding.memory_over
+    assert "memory left alone: memory pattern unknown" in finding.evidence

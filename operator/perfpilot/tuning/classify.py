@@ -6,10 +6,11 @@ also returns the numbers and the unknown signals, which the rules quote in their
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from perfpilot.api.spec import PerformanceProfileSpec
-from perfpilot.api.status import Setting, TuningState, Verdict
+from perfpilot.api.status import ContainerResources, Setting, TuningState, Verdict
 from perfpilot.tuning import signals
 from perfpilot.tuning.decision import Classification
 from perfpilot.tuning.guardrails import list_records
@@ -34,7 +35,8 @@ class ProvisioningFinding(Finding):
     memory_bound: bool = False
     cpu_over: bool = False
     memory_over: bool = False
-    # The containers whose memory is bound (or, for Over, over-provisioned): a memory move sizes those only.
+    # The containers whose CPU or memory is bound (or, for Over, over-provisioned): a move sizes those only.
+    cpu_containers: tuple[str, ...] = ()
     memory_containers: tuple[str, ...] = ()
 
 
@@ -178,38 +180,48 @@ def classify_provisioning(
     cpu_hpa = hpa is not None and hpa.cpu_target_percent is not None
     cpu_request = live.cpu_request_millicores_per_pod
     memory_request = live.memory_request_bytes_per_pod
-    limit = signals.compute_cpu_limit_millicores_per_pod(live)
-    # Each bound is found from the signals it needs: OOM kills are evidence whatever CPU says, and a pod
-    # with no CPU limit anywhere is never throttled (no CFS quota), so its throttling is not needed.
-    throttling_needed = any(c.cpu_limit_millicores for c in live.containers)
     latency = observations.latency_p95_seconds
-    usage = observations.cpu_usage_millicores_per_pod
-    throttled = observations.cpu_throttled_ratio
-    # Memory is judged per selected container against its own request (a pod's total would let an idle
-    # sidecar's request hide a container at its own); a pod of one container reads the pod's series.
-    judged = [c for c in selected_containers(profile, live) if c.memory_request_bytes]
-    named = len(judged) > 1
-    working_sets = {c.name: observations.find_container_working_set(c.name) for c in judged}
+    # Each selected container is judged against its own request and limit (a pod's total would let an idle
+    # sidecar's request hide a container at its own); a pod of one container reads the pod's series. Each
+    # bound is found from the signals it needs: OOM kills are evidence whatever CPU says, and a container
+    # with no CPU limit is never throttled (no CFS quota), so its throttling is not needed.
+    selected = selected_containers(profile, live)
+    cpu_judged = [c for c in selected if c.cpu_request_millicores]
+    memory_judged = [c for c in selected if c.memory_request_bytes]
+    named = len(selected) > 1
+    usages = {c.name: observations.find_container_cpu_usage(c.name) for c in cpu_judged}
+    throttling = {c.name: observations.find_container_throttled_ratio(c.name)
+                  for c in cpu_judged if c.cpu_limit_millicores}
+    working_sets = {c.name: observations.find_container_working_set(c.name) for c in memory_judged}
     evidence: list[str] = []
 
-    cpu_bound = False
-    if isinstance(throttled, Series) and throttled.mean > thresholds.cpu_bound_throttled_ratio:
-        cpu_bound = True
-        evidence.append(f"throttled {throttled.mean:.0%} of CFS periods > {thresholds.cpu_bound_throttled_ratio:.0%}")
-    usage_q95 = usage.quantile(0.95) if isinstance(usage, Series) else None
-    if usage_q95 is not None and limit and usage_q95 > thresholds.cpu_bound_limit_fraction * limit:
-        cpu_bound = True
-        evidence.append(f"CPU p95 {usage_q95:.0f}m = {usage_q95 / limit:.0%} of limit "
-                        f"> {thresholds.cpu_bound_limit_fraction:.0%}")
+    cpu_bound_containers: list[str] = []
+    for container in cpu_judged:
+        label = _container_label(container.name, named)
+        _, throttled = throttling.get(container.name, ("", Unknown("no CPU limit")))
+        _, usage = usages[container.name]
+        limit = container.cpu_limit_millicores
+        bound = False
+        if isinstance(throttled, Series) and throttled.mean > thresholds.cpu_bound_throttled_ratio:
+            bound = True
+            evidence.append(f"{label}throttled {throttled.mean:.0%} of CFS periods "
+                            f"> {thresholds.cpu_bound_throttled_ratio:.0%}")
+        usage_q95 = usage.quantile(0.95) if isinstance(usage, Series) else None
+        if usage_q95 is not None and limit and usage_q95 > thresholds.cpu_bound_limit_fraction * limit:
+            bound = True
+            evidence.append(f"{label}CPU p95 {usage_q95:.0f}m = {usage_q95 / limit:.0%} of limit "
+                            f"> {thresholds.cpu_bound_limit_fraction:.0%}")
+        if bound:
+            cpu_bound_containers.append(container.name)
 
     oom = live.oom_kills_in_window
     memory_bound_containers: list[str] = []
     if isinstance(oom, int) and oom > 0:
         # The kill count is the pod's: every judged container gets the raise (a sidecar's kill costs the main
         # container memory it may not need, where the other way round would leave the killed one as it is).
-        memory_bound_containers = [c.name for c in judged]
+        memory_bound_containers = [c.name for c in memory_judged]
         evidence.append(f"{oom} OOMKilled in the window")
-    for container in judged:
+    for container in memory_judged:
         _, working_set = working_sets[container.name]
         request_bytes = container.memory_request_bytes or 0
         if (isinstance(working_set, Series)
@@ -219,17 +231,12 @@ def classify_provisioning(
             evidence.append(f"{_container_label(container.name, named)}memory peak "
                             f"{working_set.maximum / request_bytes:.0%} of request "
                             f"> {thresholds.memory_bound_request_fraction:.0%}")
-    memory_bound = bool(memory_bound_containers)
+    cpu_bound, memory_bound = bool(cpu_bound_containers), bool(memory_bound_containers)
 
-    needed: dict[str, Signal] = {
-        "latency_p95_seconds": latency,
-        "cpu_usage_millicores_per_pod": usage,
-    }
-    for signal_name, working_set in working_sets.values():
-        if signal_name not in needed or isinstance(working_set, Unknown):
-            needed[signal_name] = working_set
-    if throttling_needed:
-        needed["cpu_throttled_ratio"] = throttled
+    needed: dict[str, Signal] = {"latency_p95_seconds": latency}
+    for signal_name, reading in (*usages.values(), *working_sets.values(), *throttling.values()):
+        if signal_name not in needed or isinstance(reading, Unknown):
+            needed[signal_name] = reading  # one entry per signal: unknown if any container's is
     if cpu_hpa:
         needed["replicas"] = observations.replicas
     missing = tuple(name for name, signal in needed.items() if isinstance(signal, Unknown))
@@ -237,24 +244,24 @@ def classify_provisioning(
         missing += ("live.cpu_request",)
     if not memory_request:
         missing += ("live.memory_request",)
-    cpu_signals = ("cpu_usage_millicores_per_pod", "cpu_throttled_ratio", "live.cpu_request")
+    cpu_signals = ("cpu_usage_millicores_per_pod", "cpu_usage_millicores_by_container", "cpu_throttled_ratio",
+                   "cpu_throttled_ratio_by_container", "live.cpu_request")
     memory_signals = ("memory_working_set_bytes_per_pod", "memory_working_set_bytes_by_container",
                       "live.memory_request")
 
-    bound_containers = tuple(memory_bound_containers)
-    if cpu_bound and memory_bound:
-        return ProvisioningFinding("Under", "; ".join(evidence), cpu_bound=True, memory_bound=True,
-                                   memory_containers=bound_containers)
     if cpu_bound or memory_bound:
+        label = "Under" if cpu_bound and memory_bound else ("CpuBound" if cpu_bound else "MemoryBound")
         # A bound stands on its own signals (its move needs no others); the other side unknown is named, as it
         # could not be checked (an Under it would have made).
-        other = [name for name in missing if name in (memory_signals if cpu_bound else cpu_signals)]
+        other = [] if label == "Under" else [
+            name for name in missing if name in (memory_signals if cpu_bound else cpu_signals)]
         reason = "; ".join(evidence) + (f" ({', '.join(other)} unknown)" if other else "")
-        return ProvisioningFinding("CpuBound" if cpu_bound else "MemoryBound", reason, tuple(other),
-                                   cpu_bound=cpu_bound, memory_bound=memory_bound, memory_containers=bound_containers)
+        return ProvisioningFinding(label, reason, tuple(other), cpu_bound=cpu_bound, memory_bound=memory_bound,
+                                   cpu_containers=tuple(cpu_bound_containers),
+                                   memory_containers=tuple(memory_bound_containers))
     if missing:
         return ProvisioningFinding(UNKNOWN, "unknown: " + ", ".join(missing), missing)
-    assert isinstance(latency, Series) and isinstance(usage, Series)
+    assert isinstance(latency, Series)
     assert cpu_request and memory_request
 
     slo_seconds = profile.slo.latency_p95.seconds
@@ -263,41 +270,58 @@ def classify_provisioning(
             "Right", f"not bound; p95 peak {latency.maximum * 1000:.0f}ms above SLO, so not over-provisioned"
         )
     over = thresholds.over_provisioned_usage_fraction
-    cpu_peak_fraction = usage.maximum / cpu_request
     at_min_replicas = True
     if cpu_hpa and hpa is not None:
         replicas = observations.replicas
         assert isinstance(replicas, Series)
         at_min_replicas = replicas.maximum <= hpa.min_replicas
-    cpu_over = cpu_peak_fraction < over and at_min_replicas
     growing = memory is not None and memory.label == "Growing"
-    memory_may_cut = isinstance(oom, int) and oom == 0 and not growing
-    parts = [f"CPU peak {cpu_peak_fraction:.0%} of request"]
-    under: list[str] = []  # the judged containers whose memory peak is under the threshold
-    for container in judged:
-        _, working_set = working_sets[container.name]
-        assert isinstance(working_set, Series)  # an unknown one made the finding Unknown above
-        memory_fraction = working_set.maximum / (container.memory_request_bytes or 1)
-        parts.append(f"{_container_label(container.name, named)}memory peak {memory_fraction:.0%} of request")
-        if memory_fraction < over:
-            under.append(container.name)
-    over_containers = tuple(under) if memory_may_cut else ()
-    memory_over = bool(over_containers)
-    if cpu_peak_fraction < over and not at_min_replicas:
+    # The pod's memory pattern unknown (its series failed while the containers' came back) may hide a leak.
+    pattern_unknown = memory is not None and memory.label == UNKNOWN
+    memory_may_cut = isinstance(oom, int) and oom == 0 and not growing and not pattern_unknown
+    parts: list[str] = []
+    cpu_under = _find_under(cpu_judged, usages, request=lambda c: c.cpu_request_millicores, what="CPU",
+                            named=named, fraction=over, parts=parts)
+    memory_under = _find_under(memory_judged, working_sets, request=lambda c: c.memory_request_bytes,
+                               what="memory", named=named, fraction=over, parts=parts)
+    cpu_containers = tuple(cpu_under) if at_min_replicas else ()
+    memory_containers = tuple(memory_under) if memory_may_cut else ()
+    if cpu_under and not at_min_replicas:
         parts.append("CPU left alone: HPA above minReplicas holds utilisation near its target")
-    if under and not memory_may_cut:
+    if memory_under and not memory_may_cut:
         if growing:
             why = "growing"
+        elif pattern_unknown:
+            assert memory is not None
+            why = f"memory pattern unknown ({memory.evidence})"
         elif isinstance(oom, Unknown):
             why = f"OOM kills unknown ({oom.reason})"
         else:
             why = f"{oom} OOM kills in the window"
         parts.append(f"memory left alone: {why}")
-    if cpu_over or memory_over:
+    if cpu_containers or memory_containers:
         parts.append(f"under {over:.0%} with the SLO met all window")
-        return ProvisioningFinding("Over", "; ".join(parts), cpu_over=cpu_over, memory_over=memory_over,
-                                   memory_containers=over_containers)
+        return ProvisioningFinding("Over", "; ".join(parts), cpu_over=bool(cpu_containers),
+                                   memory_over=bool(memory_containers), cpu_containers=cpu_containers,
+                                   memory_containers=memory_containers)
     return ProvisioningFinding("Right", "; ".join(parts))
+
+
+def _find_under(
+    containers: list[ContainerResources], readings: dict[str, tuple[str, Signal]], *,
+    request: Callable[[ContainerResources], int | None], what: str, named: bool, fraction: float, parts: list[str],
+) -> list[str]:
+    """The containers whose peak of the window is under ``fraction`` of their own request, each one's share
+    added to ``parts``."""
+    under: list[str] = []
+    for container in containers:
+        _, reading = readings[container.name]
+        assert isinstance(reading, Series)  # an unknown one made the finding Unknown before this
+        share = reading.maximum / (request(container) or 1)
+        parts.append(f"{_container_label(container.name, named)}{what} peak {share:.0%} of request")
+        if share < fraction:
+            under.append(container.name)
+    return under
 
 
 def classify_pool(profile: PerformanceProfileSpec, observations: Observations) -> Finding:

@@ -123,7 +123,8 @@ def check_rollout_at_busy_hour(context: RuleContext) -> BusyHour | None:
 
 
 def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, context: RuleContext) -> bool:
-    """A reversal within the hold is allowed for an emergency toward capacity, toward capacity in a shortage, or
+    """A reversal within the hold is allowed for an emergency toward capacity, toward capacity in a shortage, a
+    memory raise while containers are OOMKilled (a cut they outgrew must not crash-loop them for the hold), or
     to return a coupled CPU target once its request raise was judged, no further than where it came from (it
     was never a move of its own: it was lowered only to keep the replica count through the raise)."""
     coupled = record.coupled
@@ -137,6 +138,9 @@ def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, conte
     if guardrails.compute_edit_direction(edit, replicas=replicas) <= 0:
         return False
     if change.emergency and guardrails.is_toward_capacity(change, replicas=replicas):
+        return True
+    oom = context.observations.live.oom_kills_in_window
+    if edit.setting is Setting.RESOURCES and guardrails.raises_pod_memory(edit) and isinstance(oom, int) and oom > 0:
         return True
     return compute_shortage(context) is not None
 

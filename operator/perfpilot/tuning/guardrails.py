@@ -287,6 +287,39 @@ def list_edits(change: ProposedChange | ChangeRecord) -> list[Edit]:
     return [change.edit] + ([change.coupled] if change.coupled is not None else [])
 
 
+def _list_resource_moves(edit: Edit) -> dict[tuple[str, str], int]:
+    """Per (container, "cpu" | "memory"), +1 for a request a resources edit raises, -1 for one it lowers."""
+    def by_name(value: SettingValue) -> dict[str, ContainerResources]:
+        return {c.name: c for c in value} if isinstance(value, list) else {}
+
+    before, after = by_name(edit.from_value), by_name(edit.to_value)
+    moves: dict[tuple[str, str], int] = {}
+    for name, new in after.items():
+        old = before.get(name)
+        if old is None:
+            continue
+        for resource, old_value, new_value in (("cpu", old.cpu_request_millicores, new.cpu_request_millicores),
+                                               ("memory", old.memory_request_bytes, new.memory_request_bytes)):
+            if old_value is not None and new_value is not None and new_value != old_value:
+                moves[(name, resource)] = 1 if new_value > old_value else -1
+    return moves
+
+
+def _find_move_reversed(move: tuple[str, str], direction: int, recent: list[ChangeRecord]) -> ChangeRecord | None:
+    """The recent record whose move of one container's request ``move`` would reverse (newest first: a raise
+    reverses only the latest move of that request, a cut any recent raise), or None."""
+    for record in reversed(recent):
+        earlier = next((e for e in list_edits(record) if e.setting is Setting.RESOURCES), None)
+        earlier_direction = _list_resource_moves(earlier).get(move) if earlier is not None else None
+        if earlier_direction is None:
+            continue
+        if earlier_direction == -direction:
+            return record
+        if direction > 0:
+            return None
+    return None
+
+
 def list_records(state: TuningState) -> list[ChangeRecord]:
     """Every recorded change, oldest first: the history, then the last change."""
     return [*state.history, *([state.last_change] if state.last_change is not None else [])]
@@ -308,6 +341,13 @@ def find_reversal(
               if r.verdict not in (Verdict.ROLLED_BACK, Verdict.REVERTED) and r.at > since]
     proposed = list_edits(change)
     for edit in proposed:
+        if edit.setting is Setting.RESOURCES:
+            # Containers are sized apart: a sidecar's cut is not reversed by the main container's raise.
+            for move, direction in _list_resource_moves(edit).items():
+                found = _find_move_reversed(move, direction, recent)
+                if found is not None:
+                    return edit, found
+            continue
         direction = compute_edit_direction(edit, replicas=replicas)
         if direction == 0:
             continue

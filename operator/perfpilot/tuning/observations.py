@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS
 from perfpilot.api.status import ContainerResources, ScalingRules
@@ -185,44 +186,55 @@ class Observations:
     peak_pool_demand_connections: Peak = field(default_factory=_not_read)  # server active + clients waiting
     # Seconds of the peak window with a pool-demand reading: how much history the pool peak was read from.
     pool_history_seconds: Peak = field(default_factory=_not_read)
-    # Per container of the pod template (by name): that container's largest working set among the workload's
-    # pods at each step, and over the peak window. A container is memory-bound or over-provisioned
-    # against its own request (DESIGN section 4): a pod's total lets an idle sidecar's request hide a main
-    # container at its own, and a cut sized on it could take that container under its working set.
+    # Per container of the pod template (by name): a container is bound or over-provisioned against its own
+    # request and limit (DESIGN section 4), not the pod's total, which lets an idle sidecar's request hide a
+    # main container at its own (and a cut sized on it could take that container under its usage).
+    # That container's largest working set among the workload's pods at each step, and over the peak window:
     memory_working_set_bytes_by_container: Mapping[str, Signal] = field(default_factory=dict, hash=False)
     peak_memory_working_set_bytes_by_container: Mapping[str, Peak] = field(default_factory=dict, hash=False)
+    # Its CPU usage averaged over the pods, and its throttled share of CFS periods in the worst pod:
+    cpu_usage_millicores_by_container: Mapping[str, Signal] = field(default_factory=dict, hash=False)
+    cpu_throttled_ratio_by_container: Mapping[str, Signal] = field(default_factory=dict, hash=False)
+
+    # Each find_container_* gives the signal's name and one container's reading: its own series, or, in a pod
+    # of that one container, the pod's (the same series).
 
     def find_container_working_set(self, container: str) -> tuple[str, Signal]:
-        """The signal name and the working set of one container over the window: its own series, or, in a pod
-        of that one container, the pod's (the same series)."""
-        if container in self.memory_working_set_bytes_by_container:
-            return "memory_working_set_bytes_by_container", self.memory_working_set_bytes_by_container[container]
-        if self._is_only_container(container):
-            return "memory_working_set_bytes_per_pod", self.memory_working_set_bytes_per_pod
-        return "memory_working_set_bytes_by_container", Unknown(f"no working-set series for container {container}")
+        by = self.memory_working_set_bytes_by_container
+        return _reading_for(
+            container, self.live, by=("memory_working_set_bytes_by_container", by),
+            pod=("memory_working_set_bytes_per_pod", self.memory_working_set_bytes_per_pod),
+        )
 
     def find_container_peak_working_set(self, container: str) -> tuple[str, Peak]:
-        """The signal name and the largest working set of one container over the peak window (as above)."""
-        if container in self.peak_memory_working_set_bytes_by_container:
-            return ("peak_memory_working_set_bytes_by_container",
-                    self.peak_memory_working_set_bytes_by_container[container])
-        if self._is_only_container(container):
-            return "peak_memory_working_set_bytes_per_pod", self.peak_memory_working_set_bytes_per_pod
-        return ("peak_memory_working_set_bytes_by_container",
-                Unknown(f"no working-set series for container {container}"))
+        by = self.peak_memory_working_set_bytes_by_container
+        return _reading_for(
+            container, self.live, by=("peak_memory_working_set_bytes_by_container", by),
+            pod=("peak_memory_working_set_bytes_per_pod", self.peak_memory_working_set_bytes_per_pod),
+        )
 
-    def _is_only_container(self, container: str) -> bool:
-        return len(self.live.containers) == 1 and self.live.containers[0].name == container
+    def find_container_cpu_usage(self, container: str) -> tuple[str, Signal]:
+        return _reading_for(
+            container, self.live, by=("cpu_usage_millicores_by_container", self.cpu_usage_millicores_by_container),
+            pod=("cpu_usage_millicores_per_pod", self.cpu_usage_millicores_per_pod),
+        )
+
+    def find_container_throttled_ratio(self, container: str) -> tuple[str, Signal]:
+        return _reading_for(
+            container, self.live, by=("cpu_throttled_ratio_by_container", self.cpu_throttled_ratio_by_container),
+            pod=("cpu_throttled_ratio", self.cpu_throttled_ratio),
+        )
 
     @classmethod
     def of_signals(
         cls, *, at: datetime, window_seconds: float, step_seconds: float, live: LiveConfig,
         signals: Mapping[str, Signal], peak_window_seconds: float = DEFAULT_PEAK_WINDOW_SECONDS,
         peaks: Mapping[str, Peak] | None = None,
-        working_set_by_container: Mapping[str, Signal] | None = None,
-        peak_working_set_by_container: Mapping[str, Peak] | None = None,
+        signals_by_container: Mapping[str, Mapping[str, Signal]] | None = None,
+        peaks_by_container: Mapping[str, Mapping[str, Peak]] | None = None,
     ) -> Observations:
-        """Observations from signals (and peaks) keyed by field name; a missing one is Unknown("not read")."""
+        """Observations from signals (and peaks) keyed by field name; a missing one is Unknown("not read"),
+        a missing per-container one empty (the pod's is read for a pod of one container)."""
         def signal(name: str) -> Signal:
             return signals.get(name, _not_read())
 
@@ -249,6 +261,27 @@ class Observations:
             peak_request_rate_per_second=peak("peak_request_rate_per_second"),
             peak_request_rate_rise_per_second=peak("peak_request_rate_rise_per_second"),
             peak_pool_demand_connections=peak("peak_pool_demand_connections"),
-            memory_working_set_bytes_by_container=dict(working_set_by_container or {}),
-            peak_memory_working_set_bytes_by_container=dict(peak_working_set_by_container or {}),
+            memory_working_set_bytes_by_container=dict((signals_by_container or {}).get(
+                "memory_working_set_bytes_by_container", {})),
+            cpu_usage_millicores_by_container=dict((signals_by_container or {}).get(
+                "cpu_usage_millicores_by_container", {})),
+            cpu_throttled_ratio_by_container=dict((signals_by_container or {}).get(
+                "cpu_throttled_ratio_by_container", {})),
+            peak_memory_working_set_bytes_by_container=dict((peaks_by_container or {}).get(
+                "peak_memory_working_set_bytes_by_container", {})),
         )
+
+
+_Reading = TypeVar("_Reading", Signal, Peak)
+
+
+def _reading_for(container: str, live: LiveConfig, *, by: tuple[str, Mapping[str, _Reading]],
+                 pod: tuple[str, _Reading]) -> tuple[str, _Reading]:
+    """(signal name, reading) of one container: its own (``by``), else the pod's (``pod``) when the pod has
+    that one container only, else Unknown."""
+    by_name, by_container = by
+    if container in by_container:
+        return by_name, by_container[container]
+    if len(live.containers) == 1 and live.containers[0].name == container:
+        return pod
+    return by_name, Unknown(f"no series for container {container}")

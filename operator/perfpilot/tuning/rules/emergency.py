@@ -78,6 +78,8 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
         change_or_note = compute_resource_change(
             ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound,
             why=f"{why}, {evidence}{where}", emergency=True, memory_containers=provisioning.memory_containers,
+            # CPU for a saturated HPA (the pods too small) grows every selected container, else the bound ones.
+            cpu_containers=provisioning.cpu_containers if provisioning.cpu_bound and not saturated else None,
         )
         if isinstance(change_or_note, ProposedChange):
             yield RuleOutcome(name, change=change_or_note)

@@ -44,6 +44,8 @@ def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
             why = f"{why}; {saturated_now}, no maxReplicasCeiling room: one rollout for both"
         change = compute_resource_change(
             ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound, why=why,
+            # CPU forced by a saturated HPA (the pods too small) grows every selected container.
+            cpu_containers=provisioning.cpu_containers if provisioning.cpu_bound else None,
             memory_containers=provisioning.memory_containers,
         )
         yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
@@ -197,9 +199,9 @@ def check_cpu_cut_covers_peak(ctx: RuleContext, change: ProposedChange) -> str |
 
 @dataclass(frozen=True)
 class MemoryCutProblem:
-    """A container whose memory cut would not hold its own peak of the peak window, and why."""
+    """Containers whose memory cut would not hold their peak of the peak window, and why."""
 
-    container: str
+    containers: tuple[str, ...]
     problem: str
     unknown: tuple[str, ...] = ()  # the peak signal, when it is what is unknown
 
@@ -226,12 +228,43 @@ def find_memory_cut_problems(ctx: RuleContext, change: ProposedChange) -> list[M
         label = f"{new.name} " if named else ""
         if isinstance(peak, Unknown):
             problems.append(MemoryCutProblem(
-                new.name, f"{label}memory peak over {span} unknown ({peak.reason}): no memory cut", (signal_name,)))
+                (new.name,), f"{label}memory peak over {span} unknown ({peak.reason}): no memory cut", (signal_name,)))
         elif new_bytes * fraction < multiple * peak:
             problems.append(MemoryCutProblem(
-                new.name, f"{label}{new_bytes / 2**20:.0f}Mi x {fraction:.0%} would not hold {multiple:g} x the "
+                (new.name,), f"{label}{new_bytes / 2**20:.0f}Mi x {fraction:.0%} would not hold {multiple:g} x the "
                           f"{span} working-set peak {peak / 2**20:.0f}Mi"))
-    return problems
+    if problems:
+        return problems  # the pod is checked once the containers that cannot be cut are left out
+    pod_problem = _find_pod_memory_cut_problem(ctx, change, span=span)
+    return [pod_problem] if pod_problem is not None else []
+
+
+def _find_pod_memory_cut_problem(ctx: RuleContext, change: ProposedChange, *, span: str) -> MemoryCutProblem | None:
+    """With a memory-target HPA, the pod's total after the cut must still hold the pod's peak under the target:
+    the HPA compares pod totals, and a sidecar's cut could push them over it (more replicas would not bring the
+    utilisation down). A pod of one container is checked as that container, below."""
+    observations = ctx.observations
+    hpa = ctx.tuned_hpa or observations.live.hpa
+    if hpa is None or hpa.memory_target_percent is None or len(observations.live.containers) < 2:
+        return None
+    before, after = change.edit.from_value, change.edit.to_value
+    assert isinstance(before, list) and isinstance(after, list)
+    cut = tuple(new.name for old, new in zip(before, after, strict=True)
+                if (new.memory_request_bytes or 0) < (old.memory_request_bytes or 0))
+    if not cut:
+        return None
+    peak = observations.peak_memory_working_set_bytes_per_pod
+    if isinstance(peak, Unknown):
+        return MemoryCutProblem(cut, f"the pod's memory peak over {span} unknown ({peak.reason}): no memory cut",
+                                ("peak_memory_working_set_bytes_per_pod",))
+    new_pod = _compute_pod_request_after(change, live_pod=observations.live.memory_request_bytes_per_pod,
+                                         request=lambda container: container.memory_request_bytes)
+    multiple = ctx.thresholds.peak_memory_headroom_multiple
+    target = hpa.memory_target_percent / 100
+    if new_pod * target < multiple * peak:
+        return MemoryCutProblem(cut, f"the pod's {new_pod / 2**20:.0f}Mi x the memory target {target:.0%} would not "
+                                     f"hold {multiple:g} x its {span} working-set peak {peak / 2**20:.0f}Mi")
+    return None
 
 
 def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
@@ -254,6 +287,7 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
     row = RESOURCE_ROWS["Over"]
     cpu = provisioning.cpu_over
     # The containers whose memory is cut: one whose cut would not hold its own peak is dropped, the rest go on.
+    # A CPU cut is checked on the pod's totals (the HPA's and the spikes' view), so it stands or falls whole.
     memory_containers = list(provisioning.memory_containers) if provisioning.memory_over else []
     notes: list[str] = []
     blocked: list[str] = []
@@ -261,7 +295,7 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
         memory = bool(memory_containers)
         change = compute_resource_change(
             ctx, row=row, cpu=cpu, memory=memory, why=f"{row.label} ({provisioning.evidence})",
-            memory_containers=memory_containers,
+            cpu_containers=provisioning.cpu_containers, memory_containers=memory_containers,
         )
         if not isinstance(change, ProposedChange):
             notes.append(change)
@@ -286,5 +320,5 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
         for found in memory_problems:
             notes.append(f"memory stays: {found.problem}")
             blocked.extend(found.unknown)
-            memory_containers.remove(found.container)
+            memory_containers = [name for name in memory_containers if name not in found.containers]
     yield RuleOutcome(name, note="over-provisioned, but " + "; ".join(notes), blocked_by=tuple(blocked))

@@ -17,10 +17,11 @@ from perfpilot.tuning.values import compute_target_name, selected_containers
 
 def compute_resource_change(
     ctx: RuleContext, *, row: ResourceRow, cpu: bool, memory: bool, why: str, emergency: bool = False,
-    memory_containers: Collection[str] | None = None,
+    cpu_containers: Collection[str] | None = None, memory_containers: Collection[str] | None = None,
 ) -> ProposedChange | str:
-    """Scale the selected containers' requests by the row's factors (memory only in ``memory_containers``,
-    when given: the ones found bound or over-provisioned); a string says why nothing moves."""
+    """Scale the selected containers' requests by the row's factors (CPU only in ``cpu_containers``, memory
+    only in ``memory_containers``, when given: the ones found bound or over-provisioned); a string says why
+    nothing moves."""
     profile = ctx.profile
     live = ctx.observations.live
     if not profile.resources.enabled:
@@ -36,7 +37,8 @@ def compute_resource_change(
         cpu_limit = container.cpu_limit_millicores
         memory_request = container.memory_request_bytes
         memory_limit = container.memory_limit_bytes
-        if cpu and row.cpu_factor is not None and cpu_request:
+        if (cpu and row.cpu_factor is not None and cpu_request
+                and (cpu_containers is None or container.name in cpu_containers)):
             upper = bounds.cpu.max.millicores
             if profile.resources.limits is LimitsPolicy.REQUESTS_ONLY and cpu_limit is not None:
                 upper = min(upper, cpu_limit)  # the API server rejects requests above limits
