@@ -331,7 +331,7 @@ def test_one_cycle_for_many_profiles_issues_as_many_queries_as_for_one(prometheu
     result = fetch_observations(many, at=AT, settings=settings)
     for_many = queries_sent(prometheus.url) - before - for_one
 
-    assert for_one == 19  # 3 application + 4 container + 3 pool signals, 2 + 2 + 1 peaks, 2 histories, 2 per container
+    assert for_one == 21  # 3 application + 4 container + 3 pool signals, 2 + 2 + 1 peaks, 2 histories, 4 per container
     assert for_many == for_one
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
     assert result[("team-7", "svc-7")].request_rate_per_second == Unknown("no series for team-7/svc-7")
@@ -352,7 +352,7 @@ def test_profiles_with_other_metric_names_share_queries_by_shape(prometheus: Pro
     result = fetch_observations(targets, at=AT, settings=settings)
     # 2 app shapes x (3 + 2 peaks) + (4 + 2 peaks + the CPU history) container
     # + 2 pool shapes x (3 + 1 peak + the pool history)
-    assert queries_sent(prometheus.url) - before == 29
+    assert queries_sent(prometheus.url) - before == 31
     assert result[("billing", "invoices")].latency_p95_seconds == Unknown("no series for billing/invoices")
     assert isinstance(result[("analytics", "reports")].pool_server_active, Series)
 
@@ -621,7 +621,7 @@ def _container_working_set(cluster: OpenMetricsWriter, workload: Workload, conta
     return max(known) if known else None
 
 
-def test_each_container_of_the_template_has_its_own_working_set_and_peak(
+def test_each_container_of_the_template_has_its_own_cpu_throttling_working_set_and_peak(
     prometheus: PrometheusServer, cluster: OpenMetricsWriter
 ) -> None:
     shop = workload_named("shop", "api")
@@ -638,10 +638,29 @@ def test_each_container_of_the_template_has_its_own_working_set_and_peak(
     proxy = observations.memory_working_set_bytes_by_container["istio-proxy"]
     assert isinstance(app, Series) and isinstance(proxy, Series)
     assert proxy.maximum == pytest.approx(0.1 * app.maximum, rel=0.05)  # the sidecar's tenth of the app's
+    for container in ("app", "istio-proxy"):  # CPU: the mean over pods; throttling: the worst pod
+        def rate(points: Any) -> float | None:
+            return rate_at(points, at_seconds=AT_SECONDS, range_seconds=RATE_WINDOW_SECONDS)
+
+        def mine(labels: dict[str, str], name: str = container) -> bool:
+            return labels["container"] == name
+
+        cpu = _per_pod(_series_of(cluster, "container_cpu_usage_seconds_total", shop, mine), rate)
+        usage = observations.cpu_usage_millicores_by_container[container]
+        assert isinstance(usage, Series)
+        assert usage.values[-1] == pytest.approx(1000 * math.fsum(cpu.values()) / len(cpu), rel=1e-9)
+        throttled = _per_pod(_series_of(cluster, "container_cpu_cfs_throttled_periods_total", shop, mine), rate)
+        periods = _per_pod(_series_of(cluster, "container_cpu_cfs_periods_total", shop, mine), rate)
+        ratio = observations.cpu_throttled_ratio_by_container[container]
+        assert isinstance(ratio, Series)
+        assert ratio.values[-1] == pytest.approx(max(throttled[pod] / periods[pod] for pod in throttled), rel=1e-9)
     # A container of the template that never ran (no cAdvisor series) is unknown, never zero.
     missing = Unknown("no series for shop/api container migrations")
     assert observations.memory_working_set_bytes_by_container["migrations"] == missing
     assert observations.peak_memory_working_set_bytes_by_container["migrations"] == missing
+    assert observations.cpu_usage_millicores_by_container["migrations"] == missing
+    assert observations.cpu_throttled_ratio_by_container["migrations"] == Unknown(
+        "no CFS throttling series for shop/api container migrations: it has no CPU limit")
 
 
 def test_a_profile_with_an_unknown_template_does_not_unfilter_the_others(

@@ -45,7 +45,7 @@ POOL = {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}}}
 def test_the_number_of_queries_does_not_grow_with_profiles() -> None:
     one = plan_queries([profile("shop", "api", pool=POOL)], SETTINGS)
     thousand = plan_queries([profile(f"ns-{i % 40}", f"svc-{i}", pool=POOL) for i in range(1000)], SETTINGS)
-    assert len(one.queries) == len(thousand.queries) == 19  # 10 signals, 5 peaks, 2 histories, 2 per container
+    assert len(one.queries) == len(thousand.queries) == 21  # 10 signals, 5 peaks, 2 histories, 4 per container
     assert [q.signal for q in one.queries] == [q.signal for q in thousand.queries]
 
 
@@ -188,7 +188,7 @@ def test_the_container_signals_name_the_template_containers_in_one_query_each() 
     shape = plan.container_shape_for(("shop", "api"))
     assert plan.container_shape_for(("media", "stream")) == shape
     container_queries = [q for q in plan.queries if q.shape == shape]
-    assert len(container_queries) == 9  # 4 signals, 2 peaks, the CPU history and 2 per container, for any number
+    assert len(container_queries) == 11  # 4 signals, 2 peaks, the CPU history, 4 per container, for any number
     assert all('container=~"app|worker"' in q.promql for q in container_queries)
     assert all('namespace=~"media|shop"' in q.promql for q in container_queries)
     assert not any("container=~" in q.promql for q in plan.queries if q.shape != shape)
@@ -200,7 +200,7 @@ def test_a_profile_whose_template_is_unknown_counts_every_container_and_only_it(
     filtered, unfiltered = plan.container_shape_for(("shop", "api")), plan.container_shape_for(("media", "stream"))
     assert filtered.containers == ("app",) and unfiltered.containers == ()
     by_shape = {shape: [q.promql for q in plan.queries if q.shape == shape] for shape in (filtered, unfiltered)}
-    assert len(by_shape[filtered]) == len(by_shape[unfiltered]) == 9
+    assert len(by_shape[filtered]) == len(by_shape[unfiltered]) == 11
     assert all('container=~"app"' in q and 'namespace=~"shop"' in q for q in by_shape[filtered])
     assert all("container=~" not in q and 'namespace=~"media"' in q for q in by_shape[unfiltered])
 

@@ -81,6 +81,8 @@ class ByContainerName(StrEnum):
     """What is read per container of the pod template (grouped by ``container`` as well: a container is bound
     or over-provisioned against its own request); each value is the ``Observations`` field it fills."""
 
+    CPU_USAGE = "cpu_usage_millicores_by_container"
+    CPU_THROTTLED = "cpu_throttled_ratio_by_container"
     MEMORY_WORKING_SET = "memory_working_set_bytes_by_container"
     PEAK_MEMORY_WORKING_SET = "peak_memory_working_set_bytes_by_container"  # over guardrails.peakWindow
 
@@ -288,6 +290,31 @@ def memory_working_set_query(shape: ContainerShape, *, namespaces: Sequence[str]
     """Working set of the workload's largest pod, bytes (the OOM killer looks at the pod, not the mean)."""
     working_set = _container_selector(shape, shape.names.memory_working_set_bytes, namespaces)
     return f"max {_by(BY_WORKLOAD)} ({_per_pod(working_set)})"
+
+
+def cpu_usage_by_container_query(shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
+    """Each container's CPU, millicores, averaged over the workload's pods (several series of one container in
+    one pod, a restart under another id, add up first)."""
+    usage = _container_selector(shape, shape.names.cpu_usage_seconds_total, namespaces)
+    per_pod = _per_pod_container(f"rate({usage}[{_duration(rate_window_seconds)}])")
+    return f"1000 * avg {_by(BY_CONTAINER)} ({per_pod})"
+
+
+def cpu_throttled_by_container_query(
+    shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int
+) -> str:
+    """Each container's share of CFS periods throttled, in the workload's worst pod for it (only containers
+    with a CPU limit have these)."""
+    window = _duration(rate_window_seconds)
+    throttled = _container_selector(shape, shape.names.cfs_throttled_periods_total, namespaces)
+    periods = _container_selector(shape, shape.names.cfs_periods_total, namespaces)
+    ratio = (f"{_per_pod_container(f'rate({throttled}[{window}])')} / "
+             f"{_per_pod_container(f'rate({periods}[{window}])')}")
+    return f"max {_by(BY_CONTAINER)} ({ratio})"
+
+
+def _per_pod_container(expression: str) -> str:
+    return f"sum {_by((*BY_CONTAINER, 'pod'))} ({with_workload(expression)})"
 
 
 def memory_working_set_by_container_query(shape: ContainerShape, *, namespaces: Sequence[str]) -> str:

@@ -3,10 +3,11 @@
 ``plan_queries`` (pure) groups the cycle's profiles by query shape and builds one query per signal and
 shape, covering all their namespaces; ``fetch_snapshot`` runs them through a ``PrometheusReader``;
 ``Snapshot.observations`` cuts each profile's ``Observations`` out of the shared results. With every
-profile on the default metric names a cycle issues 14 queries (7 signals over the window; 4 peaks and the
-CPU history over the peak window; each container's working set over both), or 19 when any profile tunes a
-pool (its 3 signals, its demand peak and history), whether it has one profile or a thousand (9 more when some
-profiles' pod templates are known and others' are not: their container signals are counted apart).
+profile on the default metric names a cycle issues 16 queries (7 signals over the window; 4 peaks and the
+CPU history over the peak window; each container's CPU, throttling and working set, and its working-set
+peak), or 21 when any profile tunes a pool (its 3 signals, its demand peak and history), whether it has one
+profile or a thousand (11 more when some profiles' pod templates are known and others' are not: their
+container signals are counted apart).
 
 Failures never become zeros: a query that fails makes its signal Unknown for the profiles it served
 (``"prometheus query failed: …"``); an unreachable server makes every signal of every profile on it
@@ -41,7 +42,9 @@ from perfpilot.observe.promql import (
     QueryBuildError,
     SignalName,
     cpu_history_query,
+    cpu_throttled_by_container_query,
     cpu_throttled_query,
+    cpu_usage_by_container_query,
     cpu_usage_query,
     error_ratio_query,
     freeze_matchers,
@@ -230,6 +233,9 @@ def _container_queries(shape: ContainerShape, namespaces: Sequence[str], *, rate
         ),
     }
     by_container = {
+        ByContainerName.CPU_USAGE: cpu_usage_by_container_query(shape, namespaces=namespaces, rate_window_seconds=rate),
+        ByContainerName.CPU_THROTTLED: cpu_throttled_by_container_query(shape, namespaces=namespaces,
+                                                                        rate_window_seconds=rate),
         ByContainerName.MEMORY_WORKING_SET: memory_working_set_by_container_query(shape, namespaces=namespaces),
         ByContainerName.PEAK_MEMORY_WORKING_SET: peak_memory_working_set_by_container_query(
             shape, namespaces=namespaces, peak_window_seconds=peak_window_seconds, step_seconds=step_seconds
@@ -280,8 +286,10 @@ class Snapshot:
             signals={signal.value: self._signal(profile, live, signal) for signal in SignalName},
             peak_window_seconds=float(self.plan.peak_window_seconds),
             peaks={peak.value: self._peak(profile, peak) for peak in PeakName},
-            working_set_by_container=self._working_set_by_container(profile, live),
-            peak_working_set_by_container=self._peak_working_set_by_container(profile, live),
+            signals_by_container={name.value: self._signal_by_container(profile, live, name)
+                                  for name in ByContainerName if name not in POINT_QUERIES},
+            peaks_by_container={ByContainerName.PEAK_MEMORY_WORKING_SET.value: self._peak_working_set_by_container(
+                profile, live)},
         )
 
     def _matching(
@@ -375,18 +383,26 @@ class Snapshot:
         return ({container.name: list(outcome.get((namespace, workload, container.name), ()))
                  for container in live.containers}, f"{namespace}/{workload}")
 
-    def _working_set_by_container(self, profile: PerformanceProfile, live: LiveConfig) -> dict[str, Signal]:
-        found = self._series_by_container(profile, live, ByContainerName.MEMORY_WORKING_SET)
+    def _signal_by_container(self, profile: PerformanceProfile, live: LiveConfig,
+                             name: ByContainerName) -> dict[str, Signal]:
+        found = self._series_by_container(profile, live, name)
         if isinstance(found, Unknown):
             return {container.name: found for container in live.containers}
         by_container, where = found
-        return {
-            name: to_signal(_combine(series, max), at_seconds=self.at.timestamp(),
-                            window_seconds=float(profile.spec.guardrails.window.seconds),
-                            step_seconds=float(self.plan.step_seconds))
-            if series else Unknown(f"no series for {where} container {name}")
-            for name, series in by_container.items()
-        }
+        readings: dict[str, Signal] = {}
+        for container in live.containers:
+            series = by_container[container.name]
+            if series:
+                readings[container.name] = to_signal(
+                    _combine(series, max), at_seconds=self.at.timestamp(),
+                    window_seconds=float(profile.spec.guardrails.window.seconds),
+                    step_seconds=float(self.plan.step_seconds))
+            elif name is ByContainerName.CPU_THROTTLED and container.cpu_limit_millicores is None:
+                readings[container.name] = Unknown(
+                    f"no CFS throttling series for {where} container {container.name}: it has no CPU limit")
+            else:
+                readings[container.name] = Unknown(f"no series for {where} container {container.name}")
+        return readings
 
     def _peak_working_set_by_container(self, profile: PerformanceProfile, live: LiveConfig) -> dict[str, Peak]:
         found = self._series_by_container(profile, live, ByContainerName.PEAK_MEMORY_WORKING_SET)
@@ -482,8 +498,10 @@ def _all_unknown(target: ProfileTarget, *, at: datetime, step_seconds: int, reas
         signals={signal.value: unknown for signal in SignalName},
         peak_window_seconds=float(target.profile.spec.guardrails.peak_window.seconds),
         peaks={peak.value: unknown for peak in PeakName},
-        working_set_by_container={c.name: unknown for c in target.live.containers},
-        peak_working_set_by_container={c.name: unknown for c in target.live.containers},
+        signals_by_container={name.value: {c.name: unknown for c in target.live.containers}
+                              for name in ByContainerName if name not in POINT_QUERIES},
+        peaks_by_container={ByContainerName.PEAK_MEMORY_WORKING_SET.value: {
+            c.name: unknown for c in target.live.containers}},
     )
 
 
