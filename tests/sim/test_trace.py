@@ -52,13 +52,17 @@ def test_a_trace_without_a_timestamp_column_says_it_needs_one(tmp_path: Path) ->
                                 "(columns: time, requests_per_second)")
 
 
-@pytest.mark.parametrize("later", ["60", "30"], ids=["repeated", "going-back"])
-def test_timestamps_must_increase_and_the_error_names_the_line_that_breaks_it(tmp_path: Path, later: str) -> None:
-    path = _csv(tmp_path, f"timestamp_seconds,requests_per_second\n0,1\n60,2\n{later},3\n120,4\n")
+@pytest.mark.parametrize(("start", "later"), [(0, "60"), (0, "30"), (1609459140, "1609459170")],
+                         ids=["repeated", "going-back", "unix-time"])
+def test_timestamps_must_increase_and_the_error_names_the_line_that_breaks_it(
+    tmp_path: Path, start: int, later: str
+) -> None:
+    path = _csv(tmp_path, f"timestamp_seconds,requests_per_second\n{start},1\n{start + 60},2\n{later},3\n"
+                          f"{start + 120},4\n")
     with pytest.raises(ValueError) as error:
         load_trace(path)
     assert str(error.value) == (f"{path}:4: column timestamp_seconds: {later} does not increase on "
-                                f"line 3's 60")
+                                f"line 3's {start + 60}")
 
 
 def test_simulate_reports_a_bad_trace_value_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -218,8 +218,9 @@ def _read_points(path: Path, rows: Iterator[tuple[int, list[str]]], *, column: s
         stamp_text, rate_text = fields[stamp_at].strip(), fields[rate_at].strip()  # "60, 12" as the header's ", "
         stamp = _timestamp(stamp_text, path=path, line=line, previous=previous)
         if previous is not None and stamp <= previous[0]:
-            raise ValueError(f"{path}:{line}: column {TIMESTAMP_COLUMN}: {stamp:g} does not increase on "
-                             f"line {previous[1]}'s {previous[0]:g}")
+            # Every digit: Unix times differ in the last ones (":g" showed 1.6e+09 on both sides).
+            raise ValueError(f"{path}:{line}: column {TIMESTAMP_COLUMN}: {stamp:.15g} does not increase on "
+                             f"line {previous[1]}'s {previous[0]:.15g}")
         previous = (stamp, line)
         if rate_text == "":
             continue
