@@ -8,10 +8,12 @@ arguments it replays the bundled 2-day WorldCup98 slice on the ``right-sized`` s
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +26,7 @@ from perfpilot.api.spec import API_VERSION, KIND, Mode, PerformanceProfile, Perf
 from perfpilot.api.validate import validate_profile
 from perfpilot.commands.inputs import load_yaml_documents
 from perfpilot.observe.workload import flatten
+from perfpilot.sim.baselines import compute_no_load_p95_seconds
 from perfpilot.sim.replay import Simulation, simulate
 from perfpilot.sim.report import format_table, to_json
 from perfpilot.sim.scenarios import (
@@ -70,7 +73,7 @@ def non_negative_number(raw: str) -> float:
 
 
 MAX_HOURS = 24.0 * 366  # a year: the replay keeps every minute in memory
-MIN_SLO_P95_MS = 1.0  # far below the model's fastest request (175 ms): anything less is a typing slip
+MIN_SLO_P95_MS = 1.0  # far below the model's p95 with no queue (285 ms): anything less is a typing slip
 MAX_SLO_P95_MS = 600_000.0  # ten minutes: beyond any request timeout the model has
 MAX_SCALED_PEAK_PER_SECOND = 100_000.0  # the oracle's 1000 pods serve about 27,000 req/s at most
 
@@ -224,17 +227,26 @@ class OutputError(Exception):
 
 def _staging_path(path: Path) -> Path:
     """Where ``path`` is written before it is renamed over: beside it, so the rename is atomic. A device or
-    pipe (``/dev/stdout``) is written as it is: renaming over it would replace it."""
+    pipe (``/dev/null``, ``/dev/stderr``) is written as it is: renaming over it would replace it."""
     if path.exists() and not path.is_file():
         return path
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _is_standard_output(path: Path) -> bool:
+    """Whether ``path`` is this process's standard output (``/dev/stdout``, or the pipe or file it goes to)."""
+    try:
+        return os.path.samestat(path.stat(), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # no such path; a stream without fd
+        return False
 
 
 def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | None, plot_path: Path | None) -> None:
     """Write the JSON and the plot asked for. Each goes to a file beside its final path (the file a symlink
     points to) and is renamed over it once both are complete: a full disk or a failing plot leaves no
     truncated file and no lone new JSON behind (only a failing second rename, rarer, could). Missing folders
-    on the way are created."""
+    on the way are created. Standard output (``--json /dev/stdout``) gets its file after the table, through
+    the stream: opening it anew would truncate a file it is redirected to, and renaming over it replace it."""
     writers: list[tuple[Path, Callable[[Path], object]]] = []
     if json_path is not None:
         document = json.dumps(to_json(simulation, scale=scale), indent=2) + "\n"
@@ -246,9 +258,22 @@ def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | Non
         image_format = plot_path.suffix.lstrip(".").lower()
         writers.append((plot_path, lambda staging: write_plot(simulation, staging, image_format=image_format)))
     staged: list[tuple[Path, Path]] = []
+    to_stdout: list[Path] = []
     try:
         for asked, write in writers:
-            final = asked.resolve() if asked.is_symlink() else asked  # the link stays a link
+            if _is_standard_output(asked):
+                descriptor, name = tempfile.mkstemp(prefix="perfpilot-", suffix=asked.suffix)
+                os.close(descriptor)
+                to_stdout.append(Path(name))
+                try:
+                    write(to_stdout[-1])
+                except OSError as error:
+                    raise OutputError(f"cannot write {asked}: {error.strerror or error}") from None
+                continue
+            # The link stays a link; a device or pipe (/dev/stderr) is written as it is: its link may name a
+            # "pipe:[...]" that no path reaches.
+            device = asked.exists() and not asked.is_file()
+            final = asked.resolve() if asked.is_symlink() and not device else asked
             staging = _staging_path(final)
             staged.append((staging, final))
             try:
@@ -262,10 +287,16 @@ def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | Non
                     staging.replace(final)
             except OSError as error:
                 raise OutputError(f"cannot write {final}: {error.strerror or error}") from None
+        sys.stdout.flush()
+        for written in to_stdout:
+            sys.stdout.buffer.write(written.read_bytes())
+        sys.stdout.flush()
     finally:
         for staging, final in staged:
             if staging != final:
                 staging.unlink(missing_ok=True)
+        for written in to_stdout:
+            written.unlink(missing_ok=True)
 
 
 def _load(flag: str, path: Path, *, column: str | None) -> Trace:
@@ -307,12 +338,13 @@ def describe_unmeetable_slo(
     notes = []
     params = scenario.params
     slo_seconds = profile.slo.latency_p95.seconds
-    fastest_seconds = params.db_seconds + params.cpu_demand_seconds
-    if slo_seconds < fastest_seconds:
-        notes.append(f"the SLO p95 {slo_seconds * 1000:g} ms is below the model's fastest request "
-                     f"({fastest_seconds * 1000:.0f} ms of database and CPU time): every run violates it every minute")
-    peak_cores = window.peak_per_second * factor * params.cpu_demand_seconds
     resources = scenario.settings.resources
+    fastest_seconds = compute_no_load_p95_seconds(params, cpu_millicores=params.effective_cpu_millicores(resources))
+    if slo_seconds < fastest_seconds:
+        notes.append(f"the SLO p95 {slo_seconds * 1000:g} ms is below the model's p95 with no queue at all "
+                     f"({fastest_seconds * 1000:.0f} ms on the scenario's pods): every run violates it every minute, "
+                     f"and the oracle is the fewest pods that keep up")
+    peak_cores = window.peak_per_second * factor * params.cpu_demand_seconds
     static_cores = scenario.settings.hpa.max_replicas * params.effective_cpu_millicores(resources) / 1000.0
     if peak_cores <= static_cores:
         return notes

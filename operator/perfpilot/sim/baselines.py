@@ -48,6 +48,14 @@ def latency_for(*, rate_per_second: float, replicas: int, cpu_millicores: float,
     return LatencyMix(params.db_seconds, (1.0 / mean,), (1.0,), wait_probability, wait_rate)
 
 
+def compute_no_load_p95_seconds(params: ClusterParams, *, cpu_millicores: float) -> float:
+    """The model's p95 with no queue at all (one request alone on a pod, a connection free): no SLO below it
+    can be met, however many pods and connections."""
+    mix = latency_for(rate_per_second=0.0, replicas=1, cpu_millicores=cpu_millicores, pool_size=None, params=params)
+    assert mix is not None
+    return mixture_quantile([(mix, 1.0)], SLO_QUANTILE)
+
+
 def _meets(mix: LatencyMix | None, slo_seconds: float) -> bool:
     return mix is not None and mix.cdf(slo_seconds) >= SLO_QUANTILE
 
@@ -57,6 +65,17 @@ def oracle_minute(*, rate_per_second: float, settings: WorkloadSettings, params:
     cpu = params.effective_cpu_millicores(settings.resources)
     floor = settings.hpa.min_replicas
     needed = rate_per_second * params.cpu_demand_seconds * 1000.0 / (params.utilisation_cap * cpu)
+    if not _meets(latency_for(rate_per_second=rate_per_second, replicas=MAX_ORACLE_REPLICAS, cpu_millicores=cpu,
+                              pool_size=None, params=params), slo_seconds):
+        # No replica count meets the SLO (it is below what a request takes with no queue at all): the bound is
+        # the fewest pods and connections that keep up, the minute a violation.
+        replicas = max(floor, math.floor(needed) + 1)
+        offered = rate_per_second * params.db_seconds * params.connections_per_request
+        pool = max(1, math.floor(offered / params.utilisation_cap) + 1)
+        mix = latency_for(rate_per_second=rate_per_second, replicas=replicas, cpu_millicores=cpu, pool_size=pool,
+                          params=params)
+        assert mix is not None
+        return OracleMinute(replicas, pool, mixture_quantile([(mix, 1.0)], SLO_QUANTILE), False)
     replicas = max(floor, math.ceil(needed))
     while replicas <= MAX_ORACLE_REPLICAS:
         if _meets(latency_for(rate_per_second=rate_per_second, replicas=replicas, cpu_millicores=cpu,
