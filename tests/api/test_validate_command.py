@@ -128,6 +128,8 @@ INVALID_CASES: list[tuple[str, Callable[[Profile], None], str]] = [
     ("duration longer than CEL's duration() holds", _set("spec.slo.latencyP95", "99999999999h"),
      "spec.slo.latencyP95: a duration must be at most 2562047h (the longest Kubernetes' CEL can parse) "
      "(got '99999999999h')"),
+    ("error ratio that is not a number", _set("spec.slo.maxErrorRatio", float("nan")),
+     "spec.slo.maxErrorRatio: must be a finite number (got nan)"),
     ("duration with spaces around it", _set("spec.guardrails.cooldown", " 30s"),
      "spec.guardrails.cooldown: a duration must not have spaces around it (got ' 30s')"),
     ("quantity with spaces around it", _set("spec.resources.memory.min", " 64Mi"),

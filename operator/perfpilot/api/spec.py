@@ -144,7 +144,8 @@ class Slo(ApiModel):
         "Default 500ms, the 'target' row of the auditor guide's latency table.",
     )
     max_error_ratio: float | None = Field(
-        None, ge=0, le=1, description="Optional objective for the ratio of failed requests (0-1)."
+        None, ge=0, le=1, allow_inf_nan=False,
+        description="Optional objective for the ratio of failed requests (0-1)."
     )
 
     @field_validator("latency_p95")
