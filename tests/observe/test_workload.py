@@ -393,7 +393,8 @@ def test_oom_kills_of_the_workloads_pods_within_the_window_are_counted() -> None
         _pod("web-1", {"app": "web"}, last=_oom(1)),  # another workload's pod
         _pod("api-4", {"app": "api"}, last={"terminated": {"reason": "Error", "finishedAt": "2026-11-29T11:59:00Z"}}),
     ]
-    assert live_config_from_manifests(documents, profile(), now=NOW).oom_kills_in_window == 2
+    live = live_config_from_manifests(documents, profile(), now=NOW)
+    assert (live.oom_kills_in_window, live.oom_kills_by_container) == (2, {"app": 2})
 
 
 def test_pods_without_oom_kills_count_zero_so_memory_may_be_cut() -> None:
@@ -616,3 +617,4 @@ def test_a_native_sidecar_counts_in_the_pod_request_and_its_oom_kills_are_seen()
     assert [c.name for c in live.containers] == ["app", "proxy"]
     assert live.cpu_request_millicores_per_pod == 1000
     assert live.oom_kills_in_window == 1
+    assert live.oom_kills_by_container == {"app": 0, "proxy": 1}  # the proxy's kill, not the app's

@@ -1312,3 +1312,29 @@ def test_no_memory_cut_while_the_pod_s_memory_pattern_is_unknown() -> None:
     finding = compute_classification_detail(b.profile(), observations).provisioning
     assert not finding.memory_over
     assert "memory left alone: memory pattern unknown" in finding.evidence
+
+
+def test_a_container_leaking_against_its_own_request_is_not_cut_though_the_pod_reads_stable() -> None:
+    # The app rises 200 -> 260Mi over the window, 11.7% of its own 1Gi an hour; against the pod's 3Gi that
+    # is under the 5%/h that makes the pod Growing.
+    observations = replace(two_containers(app_mi=200, sidecar_mi=100),
+                           memory_working_set_bytes_by_container={"app": b.series(b.ramp(200 * b.MI, 260 * b.MI)),
+                                                                  SIDECAR: b.series(100 * b.MI)})
+    detail = compute_classification_detail(b.profile(), observations)
+    assert detail.memory.label != "Growing"
+    assert detail.provisioning.memory_containers == (SIDECAR,)
+    assert "app memory left alone: growing" in detail.provisioning.evidence
+
+
+def test_a_kill_of_one_container_raises_that_container_only_when_the_reader_tells_them_apart() -> None:
+    live = replace(two_containers(app_mi=300, sidecar_mi=100).live, oom_kills_in_window=2,
+                   oom_kills_by_container={"app": 0, SIDECAR: 2})
+    observations = replace(two_containers(app_mi=300, sidecar_mi=100), live=live)
+    finding = compute_classification_detail(b.profile(), observations).provisioning
+    assert (finding.label, finding.memory_containers) == ("MemoryBound", (SIDECAR,))
+    assert "sql-proxy 2 OOMKilled in the window" in finding.evidence
+    _, after = resources(change_of(run(observations)))
+    assert memory_of(after) == {"app": b.GI, SIDECAR: 3 * b.GI}
+    # A kill of a container the profile does not size raises nothing, and cuts no memory either.
+    only_app = compute_classification_detail(b.profile(resources={"containers": ["app"]}), observations).provisioning
+    assert not only_app.memory_bound and not only_app.memory_over

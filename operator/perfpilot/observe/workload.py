@@ -605,9 +605,9 @@ def _owned_by(pod: Mapping[str, Any], workload: Mapping[str, Any]) -> bool:
 
 
 def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, Any], *, containers: Iterable[str],
-                 namespace: str, since: datetime, until: datetime) -> int | Unknown:
-    """OOMKilled terminations between ``since`` and ``until`` of the template's ``containers`` in the Pods
-    ``workload`` selects in ``namespace`` (a Pod or workload written without one is taken to be in it).
+                 namespace: str, since: datetime, until: datetime) -> dict[str, int] | Unknown:
+    """OOMKilled terminations between ``since`` and ``until`` of each of the template's ``containers`` in the
+    Pods ``workload`` selects in ``namespace`` (a Pod or workload written without one is taken to be in it).
 
     A container status shows its current state and the one before it, so a container killed several times
     counts once, and a kill followed by another termination, or in a pod since deleted, is not seen: enough
@@ -634,8 +634,7 @@ def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, An
     wanted = _int(where, "spec.replicas", _spec(workload).get("replicas"))
     if not own and wanted != 0:
         return Unknown(f"no Pod of {where} among the manifests: OOMKilled terminations not read")
-    template = set(containers)
-    kills = 0
+    kills = dict.fromkeys(containers, 0)
     for pod in own:
         pod_where = _where(pod)
         pod_status = _status(pod)
@@ -646,7 +645,8 @@ def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, An
                     for index, raw in enumerate(_list(pod_where, f"status.{key}", pod_status.get(key)))]
         for path, raw in statuses:
             status = _mapping(pod_where, path, raw)
-            if status.get("name") not in template:
+            name = status.get("name")
+            if name not in kills:
                 continue  # a sidecar injected at admission
             for state_key in ("state", "lastState"):
                 state = _mapping(pod_where, f"{path}.{state_key}", status.get(state_key))
@@ -656,7 +656,7 @@ def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, An
                 finished = _finished_at(pod_where, f"{path}.{state_key}.terminated", terminated)
                 # No time: a kill still being reported is recent. After ``until``: not yet, at that time.
                 if finished is None or since <= finished <= until:
-                    kills += 1
+                    kills[name] += 1
     return kills
 
 
@@ -684,13 +684,15 @@ def live_config_from_manifests(documents: Iterable[Any], profile: PerformancePro
         raise WorkloadSpecError(f"no {target.kind.value} named {target.name} in namespace {namespace} among the "
                                 f"manifests{where_else}")
     containers = containers_of(workload)
+    kills = oom_kills_of(
+        objects, workload, containers=[c.name for c in containers], namespace=profile.metadata.namespace,
+        since=now - timedelta(seconds=profile.spec.guardrails.window.seconds), until=now)
     return LiveConfig(
         hpa=hpa_of(objects, profile, workload),
         containers=containers,
         pool=pool_of(objects, profile),
-        oom_kills_in_window=oom_kills_of(
-            objects, workload, containers=[c.name for c in containers], namespace=profile.metadata.namespace,
-            since=now - timedelta(seconds=profile.spec.guardrails.window.seconds), until=now),
+        oom_kills_in_window=kills if isinstance(kills, Unknown) else sum(kills.values()),
+        oom_kills_by_container=None if isinstance(kills, Unknown) else kills,
         paused=profile.paused or _paused(workload),
         rollout_in_progress=rollout_in_progress(workload),
     )

@@ -141,22 +141,31 @@ def classify_memory(observations: Observations, *, thresholds: Thresholds = DEFA
             f"only {len(working_set.values)} memory samples (< {thresholds.min_samples_for_pattern})",
             ("memory_working_set_bytes_per_pod",),
         )
-    if working_set.span_seconds >= thresholds.memory_growth_min_span_seconds:
-        slope_bytes_per_second, r_squared = signals.compute_linear_fit(working_set)
-        growth_percent_per_hour = slope_bytes_per_second * 3600 * 100 / request_bytes
-        if (
-            growth_percent_per_hour > thresholds.memory_growth_percent_of_request_per_hour
-            and r_squared >= thresholds.memory_growth_min_r_squared
-        ):
-            return Finding(
-                "Growing",
-                f"working set rising {growth_percent_per_hour:.1f}% of request/h "
-                f"> {thresholds.memory_growth_percent_of_request_per_hour:g}% (R² {r_squared:.2f})",
-            )
+    growth = _describe_growth(working_set, request_bytes=request_bytes, thresholds=thresholds)
+    if growth is not None:
+        return Finding("Growing", growth)
     cv = signals.compute_cv(working_set.values)
     if cv > thresholds.memory_variable_cv:
         return Finding("Variable", f"working-set CV {cv:.2f} > {thresholds.memory_variable_cv:.2f}")
     return Finding("Stable", f"working-set CV {cv:.2f} <= {thresholds.memory_variable_cv:.2f}, no steady growth")
+
+
+def _describe_growth(working_set: Series, *, request_bytes: int, thresholds: Thresholds) -> str | None:
+    """How the working set rises when it grows steadily against ``request_bytes`` (a leak?), else None."""
+    if working_set.span_seconds < thresholds.memory_growth_min_span_seconds:
+        return None
+    slope_bytes_per_second, r_squared = signals.compute_linear_fit(working_set)
+    growth_percent_per_hour = slope_bytes_per_second * 3600 * 100 / request_bytes
+    if (growth_percent_per_hour > thresholds.memory_growth_percent_of_request_per_hour
+            and r_squared >= thresholds.memory_growth_min_r_squared):
+        return (f"working set rising {growth_percent_per_hour:.1f}% of request/h "
+                f"> {thresholds.memory_growth_percent_of_request_per_hour:g}% (R² {r_squared:.2f})")
+    return None
+
+
+def _is_container_growing(working_set: Signal, *, request_bytes: int, thresholds: Thresholds) -> bool:
+    return isinstance(working_set, Series) and _describe_growth(
+        working_set, request_bytes=request_bytes, thresholds=thresholds) is not None
 
 
 def _container_label(name: str, named: bool) -> str:
@@ -217,10 +226,19 @@ def classify_provisioning(
     oom = live.oom_kills_in_window
     memory_bound_containers: list[str] = []
     if isinstance(oom, int) and oom > 0:
-        # The kill count is the pod's: every judged container gets the raise (a sidecar's kill costs the main
-        # container memory it may not need, where the other way round would leave the killed one as it is).
-        memory_bound_containers = [c.name for c in memory_judged]
-        evidence.append(f"{oom} OOMKilled in the window")
+        killed = live.oom_kills_by_container
+        if killed is None:
+            # The pod's count only: every judged container gets the raise (a sidecar's kill costs the main
+            # container memory it may not need, where the other way round would leave the killed one as it is).
+            memory_bound_containers = [c.name for c in memory_judged]
+            evidence.append(f"{oom} OOMKilled in the window")
+        else:
+            memory_bound_containers = [c.name for c in memory_judged if killed.get(c.name, 0) > 0]
+            others = sorted(name for name, kills in killed.items() if kills > 0 and name not in memory_bound_containers)
+            for name in memory_bound_containers:
+                evidence.append(f"{_container_label(name, named)}{killed[name]} OOMKilled in the window")
+            if others:
+                evidence.append(f"{', '.join(others)} OOMKilled in the window (not sized by this profile)")
     for container in memory_judged:
         _, working_set = working_sets[container.name]
         request_bytes = container.memory_request_bytes or 0
@@ -284,8 +302,15 @@ def classify_provisioning(
                             named=named, fraction=over, parts=parts)
     memory_under = _find_under(memory_judged, working_sets, request=lambda c: c.memory_request_bytes,
                                what="memory", named=named, fraction=over, parts=parts)
+    # A container leaking against its own request is left alone, though the pod's total (an idle sidecar's
+    # request beside it) grows too slowly to call the pod Growing.
+    requests = {c.name: c.memory_request_bytes or 1 for c in memory_judged}
+    leaking = [name for name in memory_under if memory_may_cut and _is_container_growing(
+        working_sets[name][1], request_bytes=requests[name], thresholds=thresholds)]
+    for name in leaking:
+        parts.append(f"{_container_label(name, named)}memory left alone: growing")
     cpu_containers = tuple(cpu_under) if at_min_replicas else ()
-    memory_containers = tuple(memory_under) if memory_may_cut else ()
+    memory_containers = tuple(name for name in memory_under if name not in leaking) if memory_may_cut else ()
     if cpu_under and not at_min_replicas:
         parts.append("CPU left alone: HPA above minReplicas holds utilisation near its target")
     if memory_under and not memory_may_cut:

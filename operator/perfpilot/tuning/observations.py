@@ -126,6 +126,8 @@ class LiveConfig:
     containers: tuple[ContainerResources, ...]
     pool: PoolLive | None = None
     oom_kills_in_window: int | Unknown = field(default_factory=lambda: Unknown("not read"))
+    # The same kills by container name, where the reader tells them apart (None: the pod's count only).
+    oom_kills_by_container: Mapping[str, int] | None = field(default=None, hash=False)
     paused: bool = False  # perfpilot.io/paused on the profile or on the workload
     # The workload's rollout has not finished (observedGeneration < generation, or updated/available
     # replicas below the desired count): a change of resources now would stack a second rollout on it.
