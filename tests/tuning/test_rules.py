@@ -1338,3 +1338,48 @@ def test_a_kill_of_one_container_raises_that_container_only_when_the_reader_tell
     # A kill of a container the profile does not size raises nothing, and cuts no memory either.
     only_app = compute_classification_detail(b.profile(resources={"containers": ["app"]}), observations).provisioning
     assert not only_app.memory_bound and not only_app.memory_over
+
+
+def test_a_saturated_hpa_grows_every_selected_container_though_one_of_them_is_throttled() -> None:
+    # At maxReplicas 10 with CPU at 90% of a 70% target, the pods are too small: the sidecar being throttled
+    # too is no reason to grow only it (+50 m of a 1100 m pod).
+    observations = two_containers(app_mi=300, sidecar_mi=100, pods=10, cpu_usage_millicores_per_pod=b.series(990))
+    observations = replace(
+        observations, live=replace(observations.live, hpa=b.hpa(current_replicas=10, desired_replicas=10)),
+        replicas=b.series(10), cpu_usage_millicores_by_container={"app": b.series(900), SIDECAR: b.series(90)},
+        cpu_throttled_ratio_by_container={"app": b.series(0.0), SIDECAR: b.series(0.3)})
+    _, after = resources(change_of(run(observations, hpa={"maxReplicasCeiling": 10})))
+    assert {c.name: c.cpu_request_millicores for c in after} == {"app": 1500, SIDECAR: 150}
+
+
+def test_a_sidecar_cpu_cut_with_its_coupled_target_does_not_hold_back_the_main_container_s_raise() -> None:
+    sidecar = {"cpu_limit_millicores": 200, "memory_request_bytes": 2 * b.GI, "memory_limit_bytes": 4 * b.GI}
+    cut_sidecar = b.container(SIDECAR, **{**sidecar, "cpu_request_millicores": 75, "cpu_limit_millicores": 150})
+    cut = Edit(setting=Setting.RESOURCES,
+               from_value=[b.container(), b.container(SIDECAR, cpu_request_millicores=100, **sidecar)],
+               to_value=[b.container(), cut_sidecar])
+    record = _kept(cut, minutes_ago=300, target="Deployment/api").model_copy(
+        update={"coupled": Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=71)})
+    observations = two_containers(app_mi=300, sidecar_mi=100)
+    observations = replace(
+        observations, live=replace(observations.live, containers=(b.container(), cut_sidecar),
+                                   hpa=b.hpa(current_replicas=2, desired_replicas=2, cpu_target_percent=71)),
+        cpu_usage_millicores_by_container={"app": b.series(950), SIDECAR: b.series(40)},
+        cpu_throttled_ratio_by_container={"app": b.series(0.3), SIDECAR: b.series(0.0)})
+    decision = decide(b.profile(), observations, TuningState(last_change=record), b.NOW)
+    _, after = resources(change_of(decision))
+    assert {c.name: c.cpu_request_millicores for c in after} == {"app": 1500, SIDECAR: 75}
+
+
+def test_a_kill_of_another_container_does_not_let_a_raise_reverse_a_recent_cut() -> None:
+    # The app's memory was cut 5 hours ago and is at 93% of its request again; only the sidecar was killed.
+    cut = Edit(setting=Setting.RESOURCES,
+               from_value=[b.container(memory_request_bytes=1365 * b.MI), b.container(SIDECAR)],
+               to_value=[b.container(), b.container(SIDECAR)])
+    state = TuningState(last_change=_kept(cut, minutes_ago=300, target="Deployment/api"))
+    observations = two_containers(app_mi=950, sidecar_mi=100)
+    for killed, raised in (({"app": 0, SIDECAR: 1}, False), ({"app": 1, SIDECAR: 0}, True)):
+        live = replace(observations.live, oom_kills_in_window=1, oom_kills_by_container=killed)
+        decision = decide(b.profile(resources={"containers": ["app"]}), replace(observations, live=live), state, b.NOW)
+        changed = decision.change is not None and decision.change.edit.setting is Setting.RESOURCES
+        assert changed is raised, decision.reason

@@ -15,7 +15,7 @@ from perfpilot.api.status import ChangeRecord, ContainerResources, Edit, Setting
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
-from perfpilot.tuning.observations import HpaLive, Observations, Series, Unknown
+from perfpilot.tuning.observations import HpaLive, LiveConfig, Observations, Series, Unknown
 from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage, find_coupled_target_origin
 from perfpilot.tuning.state import compute_judged_state
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
@@ -139,10 +139,21 @@ def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, conte
         return False
     if change.emergency and guardrails.is_toward_capacity(change, replicas=replicas):
         return True
-    oom = context.observations.live.oom_kills_in_window
-    if edit.setting is Setting.RESOURCES and guardrails.raises_pod_memory(edit) and isinstance(oom, int) and oom > 0:
+    if _is_memory_raise_for_oom_kills(edit, record, context.observations.live):
         return True
     return compute_shortage(context) is not None
+
+
+def _is_memory_raise_for_oom_kills(edit: Edit, record: ChangeRecord, live: LiveConfig) -> bool:
+    """Whether every request ``edit`` moves back from ``record`` is the memory of a container OOMKilled in the
+    window (any container, when the kills are known for the pod only)."""
+    reversed_moves = guardrails.list_reversed_moves(edit, record)
+    oom = live.oom_kills_in_window
+    if not reversed_moves or not isinstance(oom, int) or oom == 0:
+        return False
+    killed = live.oom_kills_by_container
+    return all(resource == "memory" and (killed is None or killed.get(container, 0) > 0)
+               for container, resource in reversed_moves)
 
 
 def _adds_capacity(change: ProposedChange, *, replicas: tuple[int, ...]) -> bool:

@@ -305,6 +305,15 @@ def _list_resource_moves(edit: Edit) -> dict[tuple[str, str], int]:
     return moves
 
 
+def list_reversed_moves(edit: Edit, record: ChangeRecord) -> list[tuple[str, str]]:
+    """The (container, "cpu" | "memory") requests a resources ``edit`` moves the other way from ``record``."""
+    earlier = next((e for e in list_edits(record) if e.setting is Setting.RESOURCES), None)
+    if edit.setting is not Setting.RESOURCES or earlier is None:
+        return []
+    before = _list_resource_moves(earlier)
+    return [move for move, direction in _list_resource_moves(edit).items() if before.get(move) == -direction]
+
+
 def _find_move_reversed(move: tuple[str, str], direction: int, recent: list[ChangeRecord]) -> ChangeRecord | None:
     """The recent record whose move of one container's request ``move`` would reverse (newest first: a raise
     reverses only the latest move of that request, a cut any recent raise), or None."""
@@ -351,7 +360,12 @@ def find_reversal(
         direction = compute_edit_direction(edit, replicas=replicas)
         if direction == 0:
             continue
+        # A target coupled to a request change only keeps the replica count through it; the requests' own moves
+        # (above) say whether it reverses a resources change, so only targets moved on their own count here.
+        coupled = change.edit.setting is Setting.RESOURCES and edit is change.coupled
         for record in reversed(recent):
+            if coupled and record.edit.setting is Setting.RESOURCES:
+                continue
             earlier = next((e for e in list_edits(record) if e.setting is edit.setting), None)
             if earlier is None:
                 continue

@@ -44,8 +44,8 @@ def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
             why = f"{why}; {saturated_now}, no maxReplicasCeiling room: one rollout for both"
         change = compute_resource_change(
             ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound, why=why,
-            # CPU forced by a saturated HPA (the pods too small) grows every selected container.
-            cpu_containers=provisioning.cpu_containers if provisioning.cpu_bound else None,
+            # CPU for a saturated HPA (the pods too small) grows every selected container, else the bound ones.
+            cpu_containers=provisioning.cpu_containers if provisioning.cpu_bound and saturated_now is None else None,
             memory_containers=provisioning.memory_containers,
         )
         yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
