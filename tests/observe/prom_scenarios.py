@@ -14,7 +14,7 @@ must come back unknown:
 - ``search/index`` StatefulSet whose memory climbs; no CPU limit, so no CFS series.
 - ``analytics/reports`` with a CloudNativePG Pooler ``warehouse`` (``cnpg_pgbouncer_*``, maxwait split into
   seconds and microseconds).
-- ``quiet/idle`` (no traffic: p95 and error ratio are NaN), ``quiet/gappy`` (a 21-minute hole),
+- ``quiet/idle`` (no traffic: p95 and error ratio are NaN; no CPU, so no CFS period: throttling a measured 0), ``quiet/gappy`` (a 21-minute hole),
   ``quiet/gone`` (stopped 12 minutes before the evaluation time).
 
 Timestamps are whole seconds on a 15 s scrape grid; the hour starts on a 2-hour boundary so promtool
@@ -103,7 +103,7 @@ WORKLOADS = [
              memory_bytes_per_pod=lambda t: (400 + 500 * (t - START_SECONDS) / 3600) * MIB,
              throttled_share=None),
     Workload("analytics", "reports", ["reports-84c6d7b9f5-q4w2f"], request_rate=lambda t: 5.0),
-    Workload("quiet", "idle", ["idle-55d8c9f7b6-b4b2c"], request_rate=lambda t: 0.0),
+    Workload("quiet", "idle", ["idle-55d8c9f7b6-b4b2c"], request_rate=lambda t: 0.0, cpu_cores_per_pod=lambda t: 0.0),
     Workload("quiet", "gappy", ["gappy-55d8c9f7b6-d5f4f"], request_rate=lambda t: 8.0,
              gap_seconds=(START_SECONDS + 32 * 60, START_SECONDS + 53 * 60)),
     Workload("quiet", "gone", ["gone-55d8c9f7b6-g5h6j"], request_rate=lambda t: 8.0,
@@ -162,8 +162,10 @@ def _write_workload(writer: OpenMetricsWriter, workload: Workload) -> None:
             for container in containers:
                 cores = workload.cpu_cores_per_pod(t - SCRAPE_SECONDS) * (1.0 if container == "app" else 0.2)
                 cpu[(pod, container)] = cpu.get((pod, container), 5000.0) + cores * SCRAPE_SECONDS
-                periods[(pod, container)] = periods.get((pod, container), 9000.0) + 10 * SCRAPE_SECONDS
-                throttled[(pod, container)] = throttled.get((pod, container), 100.0) + 10 * SCRAPE_SECONDS * (
+                # The kernel counts CFS periods only while the container has work: an idle one runs none.
+                ran = 10 * SCRAPE_SECONDS if cores > 0 else 0
+                periods[(pod, container)] = periods.get((pod, container), 9000.0) + ran
+                throttled[(pod, container)] = throttled.get((pod, container), 100.0) + ran * (
                     workload.throttled_share or 0.0)
             if not workload.scraped(pod, t):
                 continue

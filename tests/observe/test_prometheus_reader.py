@@ -287,6 +287,9 @@ def test_no_traffic_is_a_measured_zero_rate_and_an_unknown_latency(observed: dic
     assert idle.latency_p95_seconds.reason.startswith("NaN: latest sample is not a number")
     assert isinstance(idle.error_ratio, Unknown)
     assert idle.error_ratio.reason.startswith("NaN")
+    # No CFS period ran (the kernel counts them only while there is work): throttled in none, not 0/0.
+    for throttled in (idle.cpu_throttled_ratio, idle.cpu_throttled_ratio_by_container["app"]):
+        assert isinstance(throttled, Series) and set(throttled.values) == {0.0}
 
 
 def test_a_long_gap_leaves_too_few_samples(observed: dict[ProfileKey, Observations]) -> None:

@@ -277,12 +277,18 @@ def cpu_usage_query(shape: ContainerShape, *, namespaces: Sequence[str], rate_wi
     return f"1000 * avg {_by(BY_WORKLOAD)} ({per_pod})"
 
 
+# A container that ran no CFS period in the rate window (idle) was throttled in none: 0 / this is a measured 0,
+# where 0 / 0 would be NaN, an unknown that blocked the pod's provisioning.
+_NO_PERIODS = "1e-9"
+
+
 def cpu_throttled_query(shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
     """Share of CFS periods throttled, worst pod of the workload (only pods with a CPU limit have these)."""
     window = _duration(rate_window_seconds)
     throttled = _container_selector(shape, shape.names.cfs_throttled_periods_total, namespaces)
     periods = _container_selector(shape, shape.names.cfs_periods_total, namespaces)
-    ratio = f"{_per_pod(f'rate({throttled}[{window}])')} / {_per_pod(f'rate({periods}[{window}])')}"
+    ratio = (f"{_per_pod(f'rate({throttled}[{window}])')} / "
+             f"clamp_min({_per_pod(f'rate({periods}[{window}])')}, {_NO_PERIODS})")
     return f"max {_by(BY_WORKLOAD)} ({ratio})"
 
 
@@ -309,7 +315,7 @@ def cpu_throttled_by_container_query(
     throttled = _container_selector(shape, shape.names.cfs_throttled_periods_total, namespaces)
     periods = _container_selector(shape, shape.names.cfs_periods_total, namespaces)
     ratio = (f"{_per_pod_container(f'rate({throttled}[{window}])')} / "
-             f"{_per_pod_container(f'rate({periods}[{window}])')}")
+             f"clamp_min({_per_pod_container(f'rate({periods}[{window}])')}, {_NO_PERIODS})")
     return f"max {_by(BY_CONTAINER)} ({ratio})"
 
 
