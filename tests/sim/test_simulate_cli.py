@@ -191,6 +191,28 @@ def test_json_to_standard_output_follows_the_table_whether_piped_or_redirected(
     assert set(json.loads(document.split("\n", 1)[1])["runs"]) == {"perfpilot", "static", "k8s-default", "oracle"}
 
 
+def test_json_to_a_redirected_standard_error_keeps_the_notes_before_it(small_trace: Path, tmp_path: Path) -> None:
+    errors = tmp_path / "err.txt"
+    command = [sys.executable, "-m", "perfpilot.cli", "simulate", "--trace", str(small_trace), "--slo-p95-ms", "100",
+               "--json", "/dev/stderr"]
+    with errors.open("w") as stderr:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True, check=False, timeout=120)
+    assert done.returncode == 0
+    notes, _, document = errors.read_text().partition("{")
+    assert "note: the SLO p95 100 ms is below the model's p95 with no queue" in notes
+    assert json.loads("{" + document)["scenario"] == "right-sized"
+
+
+def test_a_plot_to_the_table_s_own_output_is_refused_before_the_replay(small_trace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    command = [sys.executable, "-m", "perfpilot.cli", "simulate", "--trace", str(small_trace), "--plot", str(out)]
+    with out.open("w") as stdout:
+        done = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True, check=False, timeout=120)
+    assert done.returncode == 2
+    assert f"--plot {out}: is the table's standard output or error" in done.stderr
+    assert out.read_text() == ""
+
+
 def test_simulate_refuses_one_path_for_both_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     same = tmp_path / "same.png"
     assert main(["simulate", "--json", str(same), "--plot", str(same)]) == 2

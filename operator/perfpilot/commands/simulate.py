@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import ValidationError
 
@@ -213,6 +213,8 @@ def check_outputs(args: argparse.Namespace) -> str | None:
         return f"--json and --plot name the same file ({args.json}): the plot would overwrite the JSON"
     if args.plot is None:
         return None
+    if _standard_stream(args.plot) is not None:
+        return f"--plot {args.plot}: is the table's standard output or error; an image between its lines is no image"
     try:
         # matplotlib (the optional "sim" extra) is loaded only when a plot is asked for.
         from perfpilot.sim.plot import check_plot_path  # noqa: PLC0415
@@ -233,20 +235,25 @@ def _staging_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def _is_standard_output(path: Path) -> bool:
-    """Whether ``path`` is this process's standard output (``/dev/stdout``, or the pipe or file it goes to)."""
-    try:
-        return os.path.samestat(path.stat(), os.fstat(sys.stdout.fileno()))
-    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # no such path; a stream without fd
-        return False
+def _standard_stream(path: Path) -> TextIO | None:
+    """This process's standard output or error when ``path`` is it (``/dev/stdout``, or the pipe or file it
+    goes to), else None."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if os.path.samestat(path.stat(), os.fstat(stream.fileno())):
+                return stream
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # no such path; no fd behind
+            continue
+    return None
 
 
 def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | None, plot_path: Path | None) -> None:
     """Write the JSON and the plot asked for. Each goes to a file beside its final path (the file a symlink
     points to) and is renamed over it once both are complete: a full disk or a failing plot leaves no
     truncated file and no lone new JSON behind (only a failing second rename, rarer, could). Missing folders
-    on the way are created. Standard output (``--json /dev/stdout``) gets its file after the table, through
-    the stream: opening it anew would truncate a file it is redirected to, and renaming over it replace it."""
+    on the way are created. Standard output or error (``--json /dev/stdout``) gets its file after the table,
+    through the stream: opening it anew would truncate a file it is redirected to, renaming over it replace
+    it."""
     writers: list[tuple[Path, Callable[[Path], object]]] = []
     if json_path is not None:
         document = json.dumps(to_json(simulation, scale=scale), indent=2) + "\n"
@@ -258,15 +265,16 @@ def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | Non
         image_format = plot_path.suffix.lstrip(".").lower()
         writers.append((plot_path, lambda staging: write_plot(simulation, staging, image_format=image_format)))
     staged: list[tuple[Path, Path]] = []
-    to_stdout: list[Path] = []
+    to_streams: list[tuple[TextIO, Path]] = []
     try:
         for asked, write in writers:
-            if _is_standard_output(asked):
+            stream = _standard_stream(asked)
+            if stream is not None:
                 descriptor, name = tempfile.mkstemp(prefix="perfpilot-", suffix=asked.suffix)
                 os.close(descriptor)
-                to_stdout.append(Path(name))
+                to_streams.append((stream, Path(name)))
                 try:
-                    write(to_stdout[-1])
+                    write(to_streams[-1][1])
                 except OSError as error:
                     raise OutputError(f"cannot write {asked}: {error.strerror or error}") from None
                 continue
@@ -287,15 +295,15 @@ def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | Non
                     staging.replace(final)
             except OSError as error:
                 raise OutputError(f"cannot write {final}: {error.strerror or error}") from None
-        sys.stdout.flush()
-        for written in to_stdout:
-            sys.stdout.buffer.write(written.read_bytes())
-        sys.stdout.flush()
+        for stream, written in to_streams:
+            stream.flush()
+            stream.buffer.write(written.read_bytes())
+            stream.flush()
     finally:
         for staging, final in staged:
             if staging != final:
                 staging.unlink(missing_ok=True)
-        for written in to_stdout:
+        for _, written in to_streams:
             written.unlink(missing_ok=True)
 
 
