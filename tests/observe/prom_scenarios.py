@@ -14,7 +14,8 @@ must come back unknown:
 - ``search/index`` StatefulSet whose memory climbs; no CPU limit, so no CFS series.
 - ``analytics/reports`` with a CloudNativePG Pooler ``warehouse`` (``cnpg_pgbouncer_*``, maxwait split into
   seconds and microseconds).
-- ``quiet/idle`` (no traffic: p95 and error ratio are NaN; no CPU, so no CFS period: throttling a measured 0), ``quiet/gappy`` (a 21-minute hole),
+- ``quiet/idle`` (no traffic: p95 and error ratio are NaN; no CPU, so no CFS period: throttling a measured
+  0), ``quiet/gappy`` (a 21-minute hole),
   ``quiet/gone`` (stopped 12 minutes before the evaluation time).
 
 Timestamps are whole seconds on a 15 s scrape grid; the hour starts on a 2-hour boundary so promtool
