@@ -259,8 +259,15 @@ def test_simulate_refuses_a_profile_slo_the_flag_would_refuse(
     path = tmp_path / "profile.yaml"
     path.write_text(PROFILE % "Deployment" + f"  slo: {{latencyP95: {latency}}}\n")
     assert main(["simulate", "--trace", str(small_trace), "--profile", str(path)]) == 2
+    err = capsys.readouterr().err
     assert (f"--profile {path}: spec.slo.latencyP95: the simulator needs 1 to 600000 ms, as --slo-p95-ms does "
-            f"(got ") in capsys.readouterr().err
+            f"(got ") in err
+    assert "simulated as Auto" not in err  # a profile refused gets no note on how it would have run
+
+
+def test_a_window_under_an_hour_is_headed_in_minutes(small_trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--trace", str(small_trace), "--hours", "0.05"]) == 0
+    assert "), 3 min; scenario right-sized" in capsys.readouterr().out  # was "0.1 h"
 
 
 def test_simulate_writes_neither_file_when_the_plot_fails_after_the_replay(

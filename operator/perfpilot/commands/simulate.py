@@ -156,6 +156,9 @@ def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileS
     if problems:
         raise ValueError("\n".join(f"--profile {path}: {problem}" for problem in problems))
     spec = PerformanceProfile.model_validate(document).spec
+    if slo_p95_ms is None and not MIN_SLO_P95_MS <= spec.slo.latency_p95.seconds * 1000 <= MAX_SLO_P95_MS:
+        raise ValueError(f"--profile {path}: spec.slo.latencyP95: the simulator needs {MIN_SLO_P95_MS:g} to "
+                         f"{MAX_SLO_P95_MS:g} ms, as --slo-p95-ms does (got {spec.slo.latency_p95})")
     if spec.mode is not Mode.AUTO:
         # The simulator exists to show what perfpilot would do; Off/Recommend would only copy "static".
         print(f"perfpilot simulate: note: {path} has mode {spec.mode.value}; simulated as Auto", file=sys.stderr)
@@ -163,9 +166,6 @@ def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileS
     if spec.target_ref.kind != "Deployment":
         print(f"perfpilot simulate: note: {path} targets a {spec.target_ref.kind}; the model cluster rolls "
               f"pods out as a Deployment does (maxSurge 25%, maxUnavailable 25%)", file=sys.stderr)
-    if slo_p95_ms is None and not MIN_SLO_P95_MS <= spec.slo.latency_p95.seconds * 1000 <= MAX_SLO_P95_MS:
-        raise ValueError(f"--profile {path}: spec.slo.latencyP95: the simulator needs {MIN_SLO_P95_MS:g} to "
-                         f"{MAX_SLO_P95_MS:g} ms, as --slo-p95-ms does (got {spec.slo.latency_p95})")
     if slo_p95_ms is not None:
         raw = spec.model_dump(by_alias=True, mode="json")
         raw["slo"] = {**raw.get("slo", {}), "latencyP95": str(Duration(slo_p95_ms / 1000))}
@@ -410,7 +410,7 @@ def run(args: argparse.Namespace) -> int:
                           before=before.scaled(factor) if before is not None else None)
     elapsed = time.perf_counter() - started
     print(f"trace {scaled.name} ({scaled.column} x {factor:.4g}, peak {scaled.peak_per_second:.1f} req/s), "
-          f"{scaled.duration_seconds / 3600:.1f} h; scenario {scenario.name}: {scenario.description}; "
+          f"{_span(scaled.duration_seconds)}; scenario {scenario.name}: {scenario.description}; "
           f"SLO p95 {simulation.slo_seconds * 1000:g} ms")
     print(f"perfpilot's Prometheus history before the window: {_span(before.duration_seconds)}"
           if before is not None else "perfpilot's Prometheus history before the window: none (the trace starts here)")
