@@ -65,7 +65,8 @@ def test_plan_without_workload_spec_shows_unknowns_with_reasons_not_zeros(
     plan = json.loads(capsys.readouterr().out)
     assert status == 0
     assert plan["observed"]["cpuUtilization"] is None
-    assert plan["observed"]["unknown"]["cpuUtilization"] == "cpu utilisation: a container has no CPU request"
+    assert plan["observed"]["unknown"]["cpuUtilization"] == (
+        "cpu utilisation: the pod's containers are not known (no workload given)")
     # shop/api's latency is log-normal around a fixed median: its p95 is what histogram_quantile makes of
     # the buckets' shares, whatever the request rate.
     written = [(bound, share_below(bound, 0.08)) for bound in LATENCY_BOUNDS]

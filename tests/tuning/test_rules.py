@@ -367,7 +367,7 @@ def test_over_provisioned_lowers_by_a_quarter() -> None:
     _, after = resources(change)
     assert (after[0].cpu_request_millicores, after[0].memory_request_bytes) == (750, 768 * b.MI)
     assert change.coupled is None  # 70 x 1000/750 = 93, but a cut raises the target at most to the row (Steady 70)
-    assert "CPU target stays" in change.reason
+    assert "CPU target stays: a cut raises it no higher than the objective's row (70%)" in change.reason
 
 
 def test_a_cut_raises_a_target_below_its_row_only_up_to_the_row() -> None:
@@ -1265,6 +1265,7 @@ def test_only_the_idle_container_s_cpu_is_cut() -> None:
                            cpu_usage_millicores_by_container={"app": b.series(450), SIDECAR: b.series(5)})
     finding = compute_classification_detail(b.profile(), observations).provisioning
     assert (finding.label, finding.cpu_containers) == ("Over", (SIDECAR,))
+    assert "under 40% (sql-proxy CPU) with the SLO met all window" in finding.evidence
     _, after = resources(change_of(run(observations)))
     assert {c.name: c.cpu_request_millicores for c in after} == {"app": 1000, SIDECAR: 75}
 

@@ -295,11 +295,15 @@ def plan_text(*, profile: PerformanceProfile, observations: Observations, observ
         "observed (latest value; unknown signals block the rules that need them):",
     ]
     dumped = observed.model_dump(by_alias=True, mode="json")
-    for key in ("p95LatencySeconds", "requestRate", "errorRatio", "cpuUtilization", "memoryUtilization",
-                "replicas", "poolUtilization", "poolWaitingClients"):
+    keys = ("p95LatencySeconds", "requestRate", "errorRatio", "cpuUtilization", "memoryUtilization",
+            "replicas", "poolUtilization", "poolWaitingClients")
+    for key in keys:
         value = dumped[key]
         shown = f"{value:.4g}" if value is not None else f"unknown ({observed.unknown.get(key, '')})"
         lines.append(f"  {key:<20} {shown}")
+    for key, reason in observed.unknown.items():  # a container's own series
+        if key not in keys:
+            lines.append(f"  {key:<20} unknown ({reason})")
     lines += [
         "",
         f"classification: load {classification.load_pattern}, memory {classification.memory}, "

@@ -7,6 +7,8 @@ own helpers so the status shows the numbers the rules used.
 
 from __future__ import annotations
 
+from pydantic.alias_generators import to_camel
+
 from perfpilot.api.status import ObservedStatus
 from perfpilot.tuning.observations import Observations, Series, Signal, Unknown
 from perfpilot.tuning.signals import (
@@ -36,6 +38,15 @@ def observed_status(observations: Observations) -> ObservedStatus:
             unknown[alias] = signal.reason
         else:
             values[field] = signal.latest
+    # A container's own series, unknown, block its pod's provisioning: say which container and why.
+    for container in observations.live.containers:
+        readings = [observations.find_container_cpu_usage(container.name),
+                    observations.find_container_working_set(container.name)]
+        if container.cpu_limit_millicores:
+            readings.append(observations.find_container_throttled_ratio(container.name))
+        for name, reading in readings:
+            if name.endswith("_by_container") and isinstance(reading, Unknown):
+                unknown[f"{to_camel(name)}[{container.name}]"] = reading.reason
     known = [s for s in signals.values() if isinstance(s, Series)]
     return ObservedStatus(
         at=observations.at,

@@ -325,7 +325,9 @@ def classify_provisioning(
             why = f"{oom} OOM kills in the window"
         parts.append(f"memory left alone: {why}")
     if cpu_containers or memory_containers:
-        parts.append(f"under {over:.0%} with the SLO met all window")
+        which = ([f"{name} CPU" for name in cpu_containers] + [f"{name} memory" for name in memory_containers]
+                 if named else [])
+        parts.append(f"under {over:.0%}{' (' + ', '.join(which) + ')' if which else ''} with the SLO met all window")
         return ProvisioningFinding("Over", "; ".join(parts), cpu_over=bool(cpu_containers),
                                    memory_over=bool(memory_containers), cpu_containers=cpu_containers,
                                    memory_containers=memory_containers)

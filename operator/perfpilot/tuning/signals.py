@@ -19,11 +19,16 @@ def _scaled(signal: Signal, *, factor: float, what: str) -> Signal:
     return Series(signal.timestamps_seconds, tuple(value * factor for value in signal.values))
 
 
+def _why_no_request(observations: Observations, resource: str) -> str:
+    return (f"a container has no {resource} request" if observations.live.containers
+            else "the pod's containers are not known (no workload given)")
+
+
 def compute_cpu_utilisation_percent(observations: Observations) -> Signal:
     """CPU usage per pod over the pod's CPU request, percent — what the HPA compares with its target."""
     request = observations.live.cpu_request_millicores_per_pod
     if not request:
-        return Unknown("cpu utilisation: a container has no CPU request")
+        return Unknown("cpu utilisation: " + _why_no_request(observations, "CPU"))
     return _scaled(observations.cpu_usage_millicores_per_pod, factor=100.0 / request, what="cpu utilisation")
 
 
@@ -31,7 +36,7 @@ def compute_memory_utilisation_percent(observations: Observations) -> Signal:
     """Working set of the largest pod over the pod's memory request, percent."""
     request = observations.live.memory_request_bytes_per_pod
     if not request:
-        return Unknown("memory utilisation: a container has no memory request")
+        return Unknown("memory utilisation: " + _why_no_request(observations, "memory"))
     return _scaled(
         observations.memory_working_set_bytes_per_pod, factor=100.0 / request, what="memory utilisation"
     )

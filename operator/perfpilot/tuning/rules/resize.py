@@ -142,6 +142,8 @@ def _couple_cpu_target(
         lower=bounds.min, upper=upper, max_step_points=ctx.profile.guardrails.max_target_step,
     )
     if new_target == hpa.cpu_target_percent:
+        if upper < bounds.max and hpa.cpu_target_percent >= upper:
+            return None, f"; CPU target stays: a cut raises it no higher than the objective's row ({upper}%)"
         return None, "; CPU target stays (coupled value clamped to its bounds/step)"
     if (new_target > hpa.cpu_target_percent) == (new_pod > old_pod):
         # A live target outside cpuTarget's bounds is clamped toward them, which can go the wrong way: a
