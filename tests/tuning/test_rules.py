@@ -1384,3 +1384,21 @@ def test_a_kill_of_another_container_does_not_let_a_raise_reverse_a_recent_cut()
         decision = decide(b.profile(resources={"containers": ["app"]}), replace(observations, live=live), state, b.NOW)
         changed = decision.change is not None and decision.change.edit.setting is Setting.RESOURCES
         assert changed is raised, decision.reason
+
+
+def test_a_raise_with_its_coupled_target_is_not_held_by_a_target_move_an_earlier_raise_already_went_past() -> None:
+    # 2 h ago the target was raised on its own (60 -> 70); 1 h ago a CPU raise lowered it, coupled (70 -> 60).
+    # A second CPU raise lowering it again goes on in the latest move's direction: it reverses nothing.
+    raised_target = _kept(_cpu_target_edit(60, 70), minutes_ago=120)
+    first_raise = _kept(Edit(setting=Setting.RESOURCES, from_value=[b.container()],
+                             to_value=[b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]),
+                        minutes_ago=60, target="Deployment/api").model_copy(
+        update={"coupled": _cpu_target_edit(70, 60)})
+    live = b.live(containers=(b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000),),
+                  hpa=b.hpa(cpu_target_percent=60))
+    observations = b.observations(cpu_throttled_ratio=b.series(0.3), live=live)
+    state = TuningState(history=[raised_target], last_change=first_raise)
+    change = change_of(decide(b.profile(), observations, state, b.NOW))
+    _, after = resources(change)
+    assert after[0].cpu_request_millicores == 2250
+    assert change.coupled is not None and change.coupled.to_value == 50

@@ -360,17 +360,16 @@ def find_reversal(
         direction = compute_edit_direction(edit, replicas=replicas)
         if direction == 0:
             continue
-        # A target coupled to a request change only keeps the replica count through it; the requests' own moves
-        # (above) say whether it reverses a resources change, so only targets moved on their own count here.
+        # A target coupled to a request change only keeps the replica count through it: against another
+        # coupled target it reverses nothing (the requests' own moves, above, say whether the resources change
+        # reverses one), though it still is the setting's latest move.
         coupled = change.edit.setting is Setting.RESOURCES and edit is change.coupled
         for record in reversed(recent):
-            if coupled and record.edit.setting is Setting.RESOURCES:
-                continue
             earlier = next((e for e in list_edits(record) if e.setting is edit.setting), None)
             if earlier is None:
                 continue
             earlier_direction = compute_edit_direction(earlier, replicas=replicas)
-            if earlier_direction == -direction:
+            if earlier_direction == -direction and not (coupled and record.edit.setting is Setting.RESOURCES):
                 return edit, record
             if direction > 0 and earlier_direction == direction:
                 break
