@@ -14,7 +14,7 @@ label matchers, the error matcher. Profiles with equal shapes share a query; see
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -282,13 +282,18 @@ def cpu_usage_query(shape: ContainerShape, *, namespaces: Sequence[str], rate_wi
 _NO_PERIODS = "1e-9"
 
 
-def cpu_throttled_query(shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
-    """Share of CFS periods throttled, worst pod of the workload (only pods with a CPU limit have these)."""
+def _throttled_share(shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int,
+                     group: Callable[[str], str]) -> str:
+    """Throttled CFS periods over all periods, each rate summed by ``group`` (per pod, or per pod and container)."""
     window = _duration(rate_window_seconds)
     throttled = _container_selector(shape, shape.names.cfs_throttled_periods_total, namespaces)
     periods = _container_selector(shape, shape.names.cfs_periods_total, namespaces)
-    ratio = (f"{_per_pod(f'rate({throttled}[{window}])')} / "
-             f"clamp_min({_per_pod(f'rate({periods}[{window}])')}, {_NO_PERIODS})")
+    return f"{group(f'rate({throttled}[{window}])')} / clamp_min({group(f'rate({periods}[{window}])')}, {_NO_PERIODS})"
+
+
+def cpu_throttled_query(shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
+    """Share of CFS periods throttled, worst pod of the workload (only pods with a CPU limit have these)."""
+    ratio = _throttled_share(shape, namespaces=namespaces, rate_window_seconds=rate_window_seconds, group=_per_pod)
     return f"max {_by(BY_WORKLOAD)} ({ratio})"
 
 
@@ -311,11 +316,8 @@ def cpu_throttled_by_container_query(
 ) -> str:
     """Each container's share of CFS periods throttled, in the workload's worst pod for it (only containers
     with a CPU limit have these)."""
-    window = _duration(rate_window_seconds)
-    throttled = _container_selector(shape, shape.names.cfs_throttled_periods_total, namespaces)
-    periods = _container_selector(shape, shape.names.cfs_periods_total, namespaces)
-    ratio = (f"{_per_pod_container(f'rate({throttled}[{window}])')} / "
-             f"clamp_min({_per_pod_container(f'rate({periods}[{window}])')}, {_NO_PERIODS})")
+    ratio = _throttled_share(shape, namespaces=namespaces, rate_window_seconds=rate_window_seconds,
+                             group=_per_pod_container)
     return f"max {_by(BY_CONTAINER)} ({ratio})"
 
 
