@@ -1402,3 +1402,36 @@ def test_a_raise_with_its_coupled_target_is_not_held_by_a_target_move_an_earlier
     _, after = resources(change)
     assert after[0].cpu_request_millicores == 2250
     assert change.coupled is not None and change.coupled.to_value == 50
+
+
+def _cut_app_memory_and_sidecar_cpu(*, minutes_ago: float) -> tuple[ChangeRecord, tuple[ContainerResources, ...]]:
+    """A kept Over change ``minutes_ago``: the app's memory 1365Mi -> 1Gi and the sidecar's CPU 100m -> 75m."""
+    sidecar = {"cpu_limit_millicores": 200, "memory_request_bytes": 2 * b.GI, "memory_limit_bytes": 4 * b.GI}
+    after = (b.container(), b.container(SIDECAR, **{**sidecar, "cpu_request_millicores": 75,
+                                                    "cpu_limit_millicores": 150}))
+    cut = Edit(setting=Setting.RESOURCES,
+               from_value=[b.container(memory_request_bytes=1365 * b.MI),
+                           b.container(SIDECAR, cpu_request_millicores=100, **sidecar)],
+               to_value=list(after))
+    return _kept(cut, minutes_ago=minutes_ago, target="Deployment/api"), after
+
+
+def test_a_killed_container_s_memory_goes_alone_when_the_rest_of_the_raise_is_held() -> None:
+    # The app is OOMKilled after its cut and the sidecar throttled after its own: raising the sidecar's CPU
+    # back is held for the day, but the app must not crash-loop that long.
+    record, containers = _cut_app_memory_and_sidecar_cpu(minutes_ago=300)
+    observations = two_containers(app_mi=300, sidecar_mi=60)
+    live = replace(observations.live, containers=containers, oom_kills_in_window=2,
+                   oom_kills_by_container={"app": 2, SIDECAR: 0})
+    observations = replace(observations, live=live,
+                           cpu_throttled_ratio_by_container={"app": b.series(0.0), SIDECAR: b.series(0.3)})
+    _, both = resources(change_of(run(observations)))  # without the record: the Under row raises both
+    assert {c.name: c.cpu_request_millicores for c in both} == {"app": 1000, SIDECAR: 112}
+    # The app's memory may come back (it is OOMKilled); that does not carry the sidecar's CPU, cut in the same
+    # change and not short: the Under raise is held, and the memory goes alone.
+    decision = decide(b.profile(), observations, TuningState(last_change=record), b.NOW)
+    _, after = resources(change_of(decision))
+    assert {c.name: (c.cpu_request_millicores, c.memory_request_bytes) for c in after} == {
+        "app": (1000, 1536 * b.MI), SIDECAR: (75, 2 * b.GI)}
+    assert "the memory alone, the CPU move held" in decision.reason
+

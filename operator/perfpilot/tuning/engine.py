@@ -7,11 +7,12 @@ cooldown runs or a due rollback waits for a rollout, taking only an emergency mo
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from perfpilot.api.spec import Mode, PerformanceProfileSpec
-from perfpilot.api.status import ChangeRecord, ContainerResources, Edit, Setting, TuningState, Verdict
+from perfpilot.api.status import ContainerResources, Edit, Setting, TuningState, Verdict
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
@@ -122,11 +123,12 @@ def check_rollout_at_busy_hour(context: RuleContext) -> BusyHour | None:
                     f"minReplicas: a rollout now would take pods out at the busy hour", latency=False)
 
 
-def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, context: RuleContext) -> bool:
+def _may_reverse(change: ProposedChange, reversal: guardrails.Reversal, context: RuleContext) -> bool:
     """A reversal within the hold is allowed for an emergency toward capacity, toward capacity in a shortage, a
-    memory raise while containers are OOMKilled (a cut they outgrew must not crash-loop them for the hold), or
+    container's memory raised while it is OOMKilled (a cut it outgrew must not crash-loop it for the hold), or
     to return a coupled CPU target once its request raise was judged, no further than where it came from (it
     was never a move of its own: it was lowered only to keep the replica count through the raise)."""
+    edit, record = reversal.edit, reversal.record
     coupled = record.coupled
     if (coupled is not None and coupled.setting is edit.setting is Setting.HPA_CPU_TARGET
             and record.edit.setting is not edit.setting and isinstance(edit.from_value, int)
@@ -139,21 +141,19 @@ def _may_reverse(change: ProposedChange, edit: Edit, record: ChangeRecord, conte
         return False
     if change.emergency and guardrails.is_toward_capacity(change, replicas=replicas):
         return True
-    if _is_memory_raise_for_oom_kills(edit, record, context.observations.live):
+    if reversal.move is not None and reversal.move[1] == "memory" and _is_oom_killed(
+            reversal.move[0], context.observations.live):
         return True
     return compute_shortage(context) is not None
 
 
-def _is_memory_raise_for_oom_kills(edit: Edit, record: ChangeRecord, live: LiveConfig) -> bool:
-    """Whether every request ``edit`` moves back from ``record`` is the memory of a container OOMKilled in the
-    window (any container, when the kills are known for the pod only)."""
-    reversed_moves = guardrails.list_reversed_moves(edit, record)
+def _is_oom_killed(container: str, live: LiveConfig) -> bool:
+    """Whether the container was OOMKilled in the window (any container, when only the pod's count is known)."""
     oom = live.oom_kills_in_window
-    if not reversed_moves or not isinstance(oom, int) or oom == 0:
+    if not isinstance(oom, int) or oom == 0:
         return False
     killed = live.oom_kills_by_container
-    return all(resource == "memory" and (killed is None or killed.get(container, 0) > 0)
-               for container, resource in reversed_moves)
+    return killed is None or killed.get(container, 0) > 0
 
 
 def _adds_capacity(change: ProposedChange, *, replicas: tuple[int, ...]) -> bool:
@@ -328,11 +328,13 @@ def decide(
                     held = held or change
                     continue
             reversal = guardrails.find_reversal(
-                change, state=state, now=now, hold_seconds=hold_seconds, replicas=replica_counts)
-            if reversal is not None and not _may_reverse(change, *reversal, context):
-                edit, record = reversal
-                notes.append(f"{outcome.rule}: {edit.setting.value} was moved the other way at "
-                             f"{record.at:%Y-%m-%d %H:%M} (held {hold_seconds / 3600:g}h against flapping)")
+                change, state=state, now=now, hold_seconds=hold_seconds, replicas=replica_counts,
+                allowed=functools.partial(_may_reverse, change, context=context))
+            if reversal is not None:
+                moved = reversal.edit.setting.value + (
+                    f" ({reversal.move[0]} {reversal.move[1]})" if reversal.move is not None else "")
+                notes.append(f"{outcome.rule}: {moved} was moved the other way at "
+                             f"{reversal.record.at:%Y-%m-%d %H:%M} (held {hold_seconds / 3600:g}h against flapping)")
                 continue
             if change.emergency and emergency_from is not None and now < emergency_from:
                 notes.append(f"{outcome.rule}: emergency waits until {emergency_from:%H:%M:%S} for the last change "

@@ -5,7 +5,8 @@ the Postgres connection budget and the maxReplicas ceiling — as pure functions
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from perfpilot.api.spec import PerformanceProfileSpec
@@ -305,15 +306,6 @@ def _list_resource_moves(edit: Edit) -> dict[tuple[str, str], int]:
     return moves
 
 
-def list_reversed_moves(edit: Edit, record: ChangeRecord) -> list[tuple[str, str]]:
-    """The (container, "cpu" | "memory") requests a resources ``edit`` moves the other way from ``record``."""
-    earlier = next((e for e in list_edits(record) if e.setting is Setting.RESOURCES), None)
-    if edit.setting is not Setting.RESOURCES or earlier is None:
-        return []
-    before = _list_resource_moves(earlier)
-    return [move for move, direction in _list_resource_moves(edit).items() if before.get(move) == -direction]
-
-
 def _find_move_reversed(move: tuple[str, str], direction: int, recent: list[ChangeRecord]) -> ChangeRecord | None:
     """The recent record whose move of one container's request ``move`` would reverse (newest first: a raise
     reverses only the latest move of that request, a cut any recent raise), or None."""
@@ -334,28 +326,38 @@ def list_records(state: TuningState) -> list[ChangeRecord]:
     return [*state.history, *([state.last_change] if state.last_change is not None else [])]
 
 
+@dataclass(frozen=True)
+class Reversal:
+    """A move of a proposed change that undoes a recent recorded one: the proposed edit, the record, and for a
+    resources edit the (container, "cpu" | "memory") request moved back."""
+
+    edit: Edit
+    record: ChangeRecord
+    move: tuple[str, str] | None = None
+
+
 def find_reversal(
     change: ProposedChange, *, state: TuningState, now: datetime, hold_seconds: float,
-    replicas: Sequence[int] = DEFAULT_REPLICA_COUNTS,
-) -> tuple[Edit, ChangeRecord] | None:
-    """The recent change (within ``hold_seconds``, not rolled back) whose move ``change`` would undo, or None.
+    replicas: Sequence[int] = DEFAULT_REPLICA_COUNTS, allowed: Callable[[Reversal], bool] = lambda _: False,
+) -> Reversal | None:
+    """The first move of ``change`` that undoes a recent change (within ``hold_seconds``, not rolled back) and
+    that ``allowed`` does not let through, or None. Every move is checked: one allowed (a container's memory
+    raised for its OOM kills) does not carry another.
 
     A move toward less capacity undoes any recent move of the setting toward more. A move toward more capacity
     undoes only the latest move of the setting: going on in its direction undoes nothing, whatever an older
-    move did (a pool grown in a shortage after yesterday's shrink may grow again). Returns the edit of
-    ``change`` that reverses and the recorded change it reverses.
+    move did (a pool grown in a shortage after yesterday's shrink may grow again).
     """
     since = now - timedelta(seconds=hold_seconds)
     recent = [r for r in list_records(state)
               if r.verdict not in (Verdict.ROLLED_BACK, Verdict.REVERTED) and r.at > since]
-    proposed = list_edits(change)
-    for edit in proposed:
+    for edit in list_edits(change):
         if edit.setting is Setting.RESOURCES:
             # Containers are sized apart: a sidecar's cut is not reversed by the main container's raise.
             for move, direction in _list_resource_moves(edit).items():
-                found = _find_move_reversed(move, direction, recent)
-                if found is not None:
-                    return edit, found
+                record = _find_move_reversed(move, direction, recent)
+                if record is not None and not allowed(found := Reversal(edit, record, move)):
+                    return found
             continue
         direction = compute_edit_direction(edit, replicas=replicas)
         if direction == 0:
@@ -370,7 +372,9 @@ def find_reversal(
                 continue
             earlier_direction = compute_edit_direction(earlier, replicas=replicas)
             if earlier_direction == -direction and not (coupled and record.edit.setting is Setting.RESOURCES):
-                return edit, record
+                if not allowed(found := Reversal(edit, record)):
+                    return found
+                break
             if direction > 0 and earlier_direction == direction:
                 break
     return None

@@ -15,7 +15,7 @@ from perfpilot.tuning.observations import Series, Unknown
 from perfpilot.tuning.rules.behaviour import is_slo_breached_while_scaling_up
 from perfpilot.tuning.rules.changes import build_behaviour_change, build_max_replicas_change
 from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, check_history_for_a_cut, format_hours, format_ms
-from perfpilot.tuning.rules.resize import compute_resource_change
+from perfpilot.tuning.rules.resize import compute_resource_change, select_cpu_containers
 from perfpilot.tuning.rules.shortage import compute_saturation
 from perfpilot.tuning.rules.spikes import (
     check_cut_pods_carry_the_largest_rise,
@@ -23,6 +23,7 @@ from perfpilot.tuning.rules.spikes import (
     find_spike_signals_missing,
 )
 from perfpilot.tuning.tables import RESOURCE_ROWS, SCALE_UP_ROWS
+from perfpilot.tuning.values import format_container_prefix
 
 
 def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
@@ -44,11 +45,19 @@ def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
             why = f"{why}; {saturated_now}, no maxReplicasCeiling room: one rollout for both"
         change = compute_resource_change(
             ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound, why=why,
-            # CPU for a saturated HPA (the pods too small) grows every selected container, else the bound ones.
-            cpu_containers=provisioning.cpu_containers if provisioning.cpu_bound and saturated_now is None else None,
+            cpu_containers=select_cpu_containers(provisioning, saturated=saturated_now is not None),
             memory_containers=provisioning.memory_containers,
         )
         yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
+        if cpu_bound and provisioning.memory_bound and isinstance(change, ProposedChange):
+            # Should the CPU move be held (the reversal hold), the memory alone still goes: the containers out of
+            # it are OOMKilled, or about to be, and must not wait a day for the CPU.
+            memory_only = compute_resource_change(
+                ctx, row=RESOURCE_ROWS["MemoryBound"], memory_containers=provisioning.memory_containers,
+                cpu=False, memory=True, why=f"{why}; the memory alone, the CPU move held",
+            )
+            if isinstance(memory_only, ProposedChange):
+                yield RuleOutcome(name, change=memory_only)
     hpa = ctx.tuned_hpa
     if hpa is None or hpa.current_replicas < hpa.max_replicas:
         return
@@ -225,7 +234,7 @@ def find_memory_cut_problems(ctx: RuleContext, change: ProposedChange) -> list[M
         if not old_bytes or not new_bytes or new_bytes >= old_bytes:
             continue
         signal_name, peak = observations.find_container_peak_working_set(new.name)
-        label = f"{new.name} " if named else ""
+        label = format_container_prefix(new.name, named=named)
         if isinstance(peak, Unknown):
             problems.append(MemoryCutProblem(
                 (new.name,), f"{label}memory peak over {span} unknown ({peak.reason}): no memory cut", (signal_name,)))
