@@ -177,3 +177,14 @@ def test_pool_load_tier_from_peak_active_plus_waiting(active: float, waiting: fl
 
 def test_pool_load_is_off_when_the_pool_is_not_tuned() -> None:
     assert classify(b.profile(pool={"enabled": False}), b.observations()).pool_load == "Off"
+
+
+def test_a_one_container_pod_reads_the_pod_series_where_its_containers_own_query_failed() -> None:
+    # The same series by another query: a failed per-container query must not leave the most common pod
+    # shape Unknown.
+    failed = b.unknown("prometheus query failed: timeout")
+    observations = replace(b.observations(memory_working_set_bytes_per_pod=b.series(0.96 * b.GI)),
+                           memory_working_set_bytes_by_container={"app": failed},
+                           cpu_usage_millicores_by_container={"app": failed},
+                           cpu_throttled_ratio_by_container={"app": failed})
+    assert classify(b.profile(), observations).provisioning == "MemoryBound"

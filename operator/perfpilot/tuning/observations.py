@@ -280,10 +280,13 @@ _Reading = TypeVar("_Reading", Signal, Peak)
 def _reading_for(container: str, live: LiveConfig, *, by: tuple[str, Mapping[str, _Reading]],
                  pod: tuple[str, _Reading]) -> tuple[str, _Reading]:
     """(signal name, reading) of one container: its own (``by``), else the pod's (``pod``) when the pod has
-    that one container only, else Unknown."""
+    that one container only (the same series, read by another query: it stands in when the container's is
+    missing or failed), else Unknown."""
     by_name, by_container = by
-    if container in by_container:
-        return by_name, by_container[container]
-    if len(live.containers) == 1 and live.containers[0].name == container:
+    only = len(live.containers) == 1 and live.containers[0].name == container
+    own = by_container.get(container)
+    if own is not None and not (only and isinstance(own, Unknown) and not isinstance(pod[1], Unknown)):
+        return by_name, own
+    if only:
         return pod
     return by_name, Unknown(f"no series for container {container}")
