@@ -353,7 +353,7 @@ def test_profiles_with_other_metric_names_share_queries_by_shape(prometheus: Pro
     ]
     before = queries_sent(prometheus.url)
     result = fetch_observations(targets, at=AT, settings=settings)
-    # 2 app shapes x (3 + 2 peaks) + (4 + 2 peaks + the CPU history) container
+    # 2 app shapes x (3 + 2 peaks) + (4 + 2 peaks + the CPU history + 4 per container) container
     # + 2 pool shapes x (3 + 1 peak + the pool history)
     assert queries_sent(prometheus.url) - before == 31
     assert result[("billing", "invoices")].latency_p95_seconds == Unknown("no series for billing/invoices")

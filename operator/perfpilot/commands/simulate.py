@@ -296,9 +296,12 @@ def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | Non
             except OSError as error:
                 raise OutputError(f"cannot write {final}: {error.strerror or error}") from None
         for stream, written in to_streams:
-            stream.flush()
-            stream.buffer.write(written.read_bytes())
-            stream.flush()
+            try:
+                stream.flush()
+                stream.buffer.write(written.read_bytes())
+                stream.flush()
+            except OSError as error:  # a reader of the pipe gone (EPIPE), a full disk under the redirect
+                raise OutputError(f"cannot write {stream.name}: {error.strerror or error}") from None
     finally:
         for staging, final in staged:
             if staging != final:

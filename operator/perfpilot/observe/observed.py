@@ -38,7 +38,8 @@ def observed_status(observations: Observations) -> ObservedStatus:
             unknown[alias] = signal.reason
         else:
             values[field] = signal.latest
-    # A container's own series, unknown, block its pod's provisioning: say which container and why.
+    # A container's own series, unknown, blocks its pod's provisioning when the profile sizes that container:
+    # name the container and why (the pod-level values above do not show it).
     for container in observations.live.containers:
         readings = [observations.find_container_cpu_usage(container.name),
                     observations.find_container_working_set(container.name)]

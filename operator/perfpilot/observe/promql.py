@@ -298,7 +298,8 @@ def cpu_throttled_query(shape: ContainerShape, *, namespaces: Sequence[str], rat
 
 
 def memory_working_set_query(shape: ContainerShape, *, namespaces: Sequence[str]) -> str:
-    """Working set of the workload's largest pod, bytes (the OOM killer looks at the pod, not the mean)."""
+    """Working set of the workload's largest pod, bytes (what an HPA's memory target compares with the pod's
+    requests; the resources rows read each container's, below)."""
     working_set = _container_selector(shape, shape.names.memory_working_set_bytes, namespaces)
     return f"max {_by(BY_WORKLOAD)} ({_per_pod(working_set)})"
 

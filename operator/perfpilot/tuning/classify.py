@@ -17,7 +17,7 @@ from perfpilot.tuning.guardrails import list_records
 from perfpilot.tuning.observations import Observations, Series, Signal, Unknown
 from perfpilot.tuning.tables import CPU_TARGET_ROWS, POOL_TIERS
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from perfpilot.tuning.values import selected_containers
+from perfpilot.tuning.values import format_container_prefix, selected_containers
 
 UNKNOWN = "Unknown"
 
@@ -168,11 +168,6 @@ def _is_container_growing(working_set: Signal, *, request_bytes: int, thresholds
         working_set, request_bytes=request_bytes, thresholds=thresholds) is not None
 
 
-def _container_label(name: str, named: bool) -> str:
-    """A container's name before its figures when the pod has several judged ones; nothing when one."""
-    return f"{name} " if named else ""
-
-
 def _slo_met_whole_window(latency: Series, slo_seconds: float) -> bool:
     return latency.maximum <= slo_seconds
 
@@ -206,7 +201,7 @@ def classify_provisioning(
 
     cpu_bound_containers: list[str] = []
     for container in cpu_judged:
-        label = _container_label(container.name, named)
+        label = format_container_prefix(container.name, named=named)
         _, throttled = throttling.get(container.name, ("", Unknown("no CPU limit")))
         _, usage = usages[container.name]
         limit = container.cpu_limit_millicores
@@ -236,7 +231,7 @@ def classify_provisioning(
             memory_bound_containers = [c.name for c in memory_judged if killed.get(c.name, 0) > 0]
             others = sorted(name for name, kills in killed.items() if kills > 0 and name not in memory_bound_containers)
             for name in memory_bound_containers:
-                evidence.append(f"{_container_label(name, named)}{killed[name]} OOMKilled in the window")
+                evidence.append(f"{format_container_prefix(name, named=named)}{killed[name]} OOMKilled in the window")
             if others:
                 evidence.append(f"{', '.join(others)} OOMKilled in the window (not sized by this profile)")
     for container in memory_judged:
@@ -246,7 +241,7 @@ def classify_provisioning(
                 and working_set.maximum > thresholds.memory_bound_request_fraction * request_bytes):
             if container.name not in memory_bound_containers:
                 memory_bound_containers.append(container.name)
-            evidence.append(f"{_container_label(container.name, named)}memory peak "
+            evidence.append(f"{format_container_prefix(container.name, named=named)}memory peak "
                             f"{working_set.maximum / request_bytes:.0%} of request "
                             f"> {thresholds.memory_bound_request_fraction:.0%}")
     cpu_bound, memory_bound = bool(cpu_bound_containers), bool(memory_bound_containers)
@@ -297,18 +292,18 @@ def classify_provisioning(
     # The pod's memory pattern unknown (its series failed while the containers' came back) may hide a leak.
     pattern_unknown = memory is not None and memory.label == UNKNOWN
     memory_may_cut = isinstance(oom, int) and oom == 0 and not growing and not pattern_unknown
-    parts: list[str] = []
-    cpu_under = _find_under(cpu_judged, usages, request=lambda c: c.cpu_request_millicores, what="CPU",
-                            named=named, fraction=over, parts=parts)
-    memory_under = _find_under(memory_judged, working_sets, request=lambda c: c.memory_request_bytes,
-                               what="memory", named=named, fraction=over, parts=parts)
+    cpu_under, cpu_lines = _find_under(cpu_judged, usages, request=lambda c: c.cpu_request_millicores, what="CPU",
+                                       named=named, fraction=over)
+    memory_under, memory_lines = _find_under(memory_judged, working_sets, request=lambda c: c.memory_request_bytes,
+                                             what="memory", named=named, fraction=over)
+    parts = [*cpu_lines, *memory_lines]
     # A container leaking against its own request is left alone, though the pod's total (an idle sidecar's
     # request beside it) grows too slowly to call the pod Growing.
     requests = {c.name: c.memory_request_bytes or 1 for c in memory_judged}
     leaking = [name for name in memory_under if memory_may_cut and _is_container_growing(
         working_sets[name][1], request_bytes=requests[name], thresholds=thresholds)]
     for name in leaking:
-        parts.append(f"{_container_label(name, named)}memory left alone: growing")
+        parts.append(f"{format_container_prefix(name, named=named)}memory left alone: growing")
     cpu_containers = tuple(cpu_under) if at_min_replicas else ()
     memory_containers = tuple(name for name in memory_under if name not in leaking) if memory_may_cut else ()
     if cpu_under and not at_min_replicas:
@@ -336,19 +331,20 @@ def classify_provisioning(
 
 def _find_under(
     containers: list[ContainerResources], readings: dict[str, tuple[str, Signal]], *,
-    request: Callable[[ContainerResources], int | None], what: str, named: bool, fraction: float, parts: list[str],
-) -> list[str]:
-    """The containers whose peak of the window is under ``fraction`` of their own request, each one's share
-    added to ``parts``."""
+    request: Callable[[ContainerResources], int | None], what: str, named: bool, fraction: float,
+) -> tuple[list[str], list[str]]:
+    """The containers whose peak of the window is under ``fraction`` of their own request, and each one's
+    share as a line of evidence."""
     under: list[str] = []
+    lines: list[str] = []
     for container in containers:
         _, reading = readings[container.name]
         assert isinstance(reading, Series)  # an unknown one made the finding Unknown before this
         share = reading.maximum / (request(container) or 1)
-        parts.append(f"{_container_label(container.name, named)}{what} peak {share:.0%} of request")
+        lines.append(f"{format_container_prefix(container.name, named=named)}{what} peak {share:.0%} of request")
         if share < fraction:
             under.append(container.name)
-    return under
+    return under, lines
 
 
 def classify_pool(profile: PerformanceProfileSpec, observations: Observations) -> Finding:

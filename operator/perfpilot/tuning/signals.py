@@ -77,13 +77,6 @@ def compute_pool_demand_connections(observations: Observations) -> Signal:
     return Series(tuple(t for t, _ in pairs), tuple(v for _, v in pairs))
 
 
-def compute_cpu_limit_millicores_per_pod(live: LiveConfig) -> int | None:
-    limits = [c.cpu_limit_millicores for c in live.containers]
-    if not limits or any(limit is None for limit in limits):
-        return None
-    return sum(limit for limit in limits if limit is not None)
-
-
 def recent(signal: Signal, *, now_seconds: float, span_seconds: float) -> Signal:
     """The samples of the last ``span_seconds`` (inclusive of the sample exactly at the start)."""
     if isinstance(signal, Unknown):

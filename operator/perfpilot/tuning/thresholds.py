@@ -99,8 +99,9 @@ class Thresholds:
     # Ours: a CPU cut must leave maxReplicas x request x CPU target at least this multiple of the peak total
     # CPU of the peak window (25% headroom: the HPA reacts late, and a peak day can beat the last one).
     peak_cpu_headroom_multiple: float = 1.25
-    # Ours: a memory cut must leave the request (times the HPA's memory target, when it has one) at least this
-    # multiple of the largest pod's peak working set of the peak window.
+    # Ours: a memory cut must leave each cut container's request (times the HPA's memory target, when it has
+    # one) at least this multiple of that container's peak working set of the peak window, and, under a
+    # memory-target HPA, the pod's total request times the target this multiple of the largest pod's peak.
     peak_memory_headroom_multiple: float = 1.25
     # Ours: a cut (the Over resources row, a pool shrink) waits until the peak window holds at least this much
     # CPU history of the workload (or cut_history_fraction of guardrails.peakWindow when that is less): a peak
@@ -114,8 +115,9 @@ class Thresholds:
     # (an HPA or pool edit acts within one sync and one scrape; resources also wait for the rollout).
     emergency_after_change_intervals: int = 2
     # Ours: a setting's move is not undone within this long (a move toward more capacity is checked against the
-    # setting's latest move only), except by an emergency toward capacity, a move toward capacity while the SLO
-    # is breached or clients wait for the pool, a rollback, or the return of a coupled edit. A day is the
+    # setting's latest move only, a resources change per container and request), except by an emergency toward
+    # capacity, a move toward capacity while the SLO is breached or clients wait for the pool, a container's
+    # memory raised while it is OOMKilled, a rollback, or the return of a coupled edit. A day is the
     # traffic's own cycle: a row chosen for the busy hour stays through the quiet night instead of flapping
     # with it (a 2 h hold gave 34-49 changes in 2 days on the benchmark's bursty traces; docs/benchmarks.md).
     reversal_hold_seconds: float = 86400.0
@@ -132,8 +134,9 @@ class Thresholds:
     # (TuningState.off_peak_wait_since): a workload near its peak for a day has no quieter hour to wait for. A
     # cut held by p95 near the SLO waits as long as that lasts: it is never urgent.
     rollout_peak_wait_max_seconds: float = 86400.0
-    # Ours: the working set (largest pod, window peak) at this fraction of the pod's memory limit or more makes
-    # a memory change urgent: it neither waits for off-peak nor for the HPA to leave maxReplicas.
+    # Ours: a container's working set (window peak) at this fraction of its own memory limit or more (or the
+    # largest pod's of the pod's limit) makes a resources change urgent: it neither waits for off-peak nor for
+    # the HPA to leave maxReplicas (a rollout replaces those pods with fresh ones).
     memory_near_limit_fraction: float = 0.90
 
     # --- verdict ------------------------------------------------------------------------------------

@@ -92,6 +92,11 @@ def selected_containers(profile: PerformanceProfileSpec, live: LiveConfig) -> li
     return [container for container in live.containers if container.name in wanted]
 
 
+def format_container_prefix(name: str, *, named: bool) -> str:
+    """A container's name before its figures in a reason when the pod has several; nothing when it has one."""
+    return f"{name} " if named else ""
+
+
 def compute_live_value(setting: Setting, *, profile: PerformanceProfileSpec, live: LiveConfig) -> SettingValue:
     hpa = live.hpa
     if setting is Setting.HPA_CPU_TARGET:

@@ -12,7 +12,7 @@ from perfpilot.tuning.observations import Unknown
 from perfpilot.tuning.rules.changes import build_behaviour_change, build_max_replicas_change, build_target_change
 from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, format_ms
 from perfpilot.tuning.rules.pool import build_pool_growth_change, compute_pool_growth_for_breach
-from perfpilot.tuning.rules.resize import compute_resource_change
+from perfpilot.tuning.rules.resize import compute_resource_change, select_cpu_containers
 from perfpilot.tuning.rules.shortage import compute_saturation
 from perfpilot.tuning.tables import RESOURCE_ROWS, SCALE_UP_ROWS
 
@@ -78,8 +78,7 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
         change_or_note = compute_resource_change(
             ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound,
             why=f"{why}, {evidence}{where}", emergency=True, memory_containers=provisioning.memory_containers,
-            # CPU for a saturated HPA (the pods too small) grows every selected container, else the bound ones.
-            cpu_containers=provisioning.cpu_containers if provisioning.cpu_bound and not saturated else None,
+            cpu_containers=select_cpu_containers(provisioning, saturated=saturated),
         )
         if isinstance(change_or_note, ProposedChange):
             yield RuleOutcome(name, change=change_or_note)

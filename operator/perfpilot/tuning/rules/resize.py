@@ -8,11 +8,18 @@ from collections.abc import Collection
 from perfpilot.api.spec import LimitsPolicy
 from perfpilot.api.status import ContainerResources, Edit, Setting
 from perfpilot.tuning import guardrails
+from perfpilot.tuning.classify import ProvisioningFinding
 from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.rules.context import RuleContext
 from perfpilot.tuning.rules.targets import compute_cpu_target_row
 from perfpilot.tuning.tables import ResourceRow
 from perfpilot.tuning.values import compute_target_name, selected_containers
+
+
+def select_cpu_containers(provisioning: ProvisioningFinding, *, saturated: bool) -> tuple[str, ...] | None:
+    """The containers a CPU raise grows: the CPU-bound ones, or every selected one (None) when the HPA is
+    saturated (the pods are too small, whichever container shows it)."""
+    return provisioning.cpu_containers if provisioning.cpu_bound and not saturated else None
 
 
 def compute_resource_change(
