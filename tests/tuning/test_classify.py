@@ -188,3 +188,9 @@ def test_a_one_container_pod_reads_the_pod_series_where_its_containers_own_query
                            cpu_usage_millicores_by_container={"app": failed},
                            cpu_throttled_ratio_by_container={"app": failed})
     assert classify(b.profile(), observations).provisioning == "MemoryBound"
+
+
+def test_kills_by_container_must_add_up_to_the_pods_count() -> None:
+    # Two counts of one thing must not disagree: the classification would raise one container and not the pod.
+    with pytest.raises(ValueError, match=r"OOM kills by container \{'app': 2\} do not add up to the pod's 1"):
+        b.live(oom_kills_in_window=1, oom_kills_by_container={"app": 2})

@@ -133,6 +133,12 @@ class LiveConfig:
     # replicas below the desired count): a change of resources now would stack a second rollout on it.
     rollout_in_progress: bool = False
 
+    def __post_init__(self) -> None:
+        killed = self.oom_kills_by_container
+        if killed is not None and killed and sum(killed.values()) != self.oom_kills_in_window:
+            raise ValueError(f"OOM kills by container {dict(killed)} do not add up to the pod's "
+                             f"{self.oom_kills_in_window}")
+
     @property
     def cpu_request_millicores_per_pod(self) -> int | None:
         """Sum of the containers' CPU requests, as the HPA divides by; None when any is unset."""
