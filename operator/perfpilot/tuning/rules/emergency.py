@@ -76,9 +76,8 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
         evidence = compute_saturation(ctx) or provisioning.evidence
         where = f", at maxReplicas {hpa.max_replicas}" if hpa is not None and cpu_bound else ""
         change_or_note = compute_resource_change(
-            ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound,
-            why=f"{why}, {evidence}{where}", emergency=True, memory_containers=provisioning.memory_containers,
-            cpu_containers=select_cpu_containers(provisioning, saturated=saturated),
+            ctx, row=row, cpu=cpu_bound and select_cpu_containers(provisioning, saturated=saturated),
+            memory=provisioning.memory_containers, why=f"{why}, {evidence}{where}", emergency=True,
         )
         if isinstance(change_or_note, ProposedChange):
             yield RuleOutcome(name, change=change_or_note)

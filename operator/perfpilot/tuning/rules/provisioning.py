@@ -44,17 +44,16 @@ def decide_under_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
             row, cpu_bound = RESOURCE_ROWS["Under"], True
             why = f"{why}; {saturated_now}, no maxReplicasCeiling room: one rollout for both"
         change = compute_resource_change(
-            ctx, row=row, cpu=cpu_bound, memory=provisioning.memory_bound, why=why,
-            cpu_containers=select_cpu_containers(provisioning, saturated=saturated_now is not None),
-            memory_containers=provisioning.memory_containers,
+            ctx, row=row, cpu=cpu_bound and select_cpu_containers(provisioning, saturated=saturated_now is not None),
+            memory=provisioning.memory_containers, why=why,
         )
         yield RuleOutcome(name, change=change) if isinstance(change, ProposedChange) else RuleOutcome(name, note=change)
         if cpu_bound and provisioning.memory_bound and isinstance(change, ProposedChange):
             # Should the CPU move be held (the reversal hold), the memory alone still goes: the containers out of
             # it are OOMKilled, or about to be, and must not wait a day for the CPU.
             memory_only = compute_resource_change(
-                ctx, row=RESOURCE_ROWS["MemoryBound"], memory_containers=provisioning.memory_containers,
-                cpu=False, memory=True, why=f"{why}; the memory alone, the CPU move held",
+                ctx, row=RESOURCE_ROWS["MemoryBound"], cpu=False, memory=provisioning.memory_containers,
+                why=f"{why}; the memory alone, the CPU move held",
             )
             if isinstance(memory_only, ProposedChange):
                 yield RuleOutcome(name, change=memory_only)
@@ -303,8 +302,8 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
     while cpu or memory_containers:
         memory = bool(memory_containers)
         change = compute_resource_change(
-            ctx, row=row, cpu=cpu, memory=memory, why=f"{row.label} ({provisioning.evidence})",
-            cpu_containers=provisioning.cpu_containers, memory_containers=memory_containers,
+            ctx, row=row, cpu=cpu and provisioning.cpu_containers, memory=tuple(memory_containers),
+            why=f"{row.label} ({provisioning.evidence})",
         )
         if not isinstance(change, ProposedChange):
             notes.append(change)

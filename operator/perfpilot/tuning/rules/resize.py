@@ -15,20 +15,25 @@ from perfpilot.tuning.rules.targets import compute_cpu_target_row
 from perfpilot.tuning.tables import ResourceRow
 from perfpilot.tuning.values import compute_target_name, selected_containers
 
+# Which selected containers a resources row moves, per resource: every one (True), none (False), or those named.
+Sized = bool | Collection[str]
 
-def select_cpu_containers(provisioning: ProvisioningFinding, *, saturated: bool) -> tuple[str, ...] | None:
-    """The containers a CPU raise grows: the CPU-bound ones, or every selected one (None) when the HPA is
-    saturated (the pods are too small, whichever container shows it)."""
-    return provisioning.cpu_containers if provisioning.cpu_bound and not saturated else None
+
+def select_cpu_containers(provisioning: ProvisioningFinding, *, saturated: bool) -> Sized:
+    """The containers a CPU raise grows: the CPU-bound ones, or every selected one when the HPA is saturated
+    (the pods are too small, whichever container shows it)."""
+    return provisioning.cpu_containers if provisioning.cpu_bound and not saturated else True
+
+
+def _sizes(sized: Sized, container: str) -> bool:
+    return sized if isinstance(sized, bool) else container in sized
 
 
 def compute_resource_change(
-    ctx: RuleContext, *, row: ResourceRow, cpu: bool, memory: bool, why: str, emergency: bool = False,
-    cpu_containers: Collection[str] | None = None, memory_containers: Collection[str] | None = None,
+    ctx: RuleContext, *, row: ResourceRow, cpu: Sized, memory: Sized, why: str, emergency: bool = False,
 ) -> ProposedChange | str:
-    """Scale the selected containers' requests by the row's factors (CPU only in ``cpu_containers``, memory
-    only in ``memory_containers``, when given: the ones found bound or over-provisioned); a string says why
-    nothing moves."""
+    """Scale the requests of the selected containers that ``cpu`` and ``memory`` name (the ones found bound or
+    over-provisioned, or all) by the row's factors; a string says why nothing moves."""
     profile = ctx.profile
     live = ctx.observations.live
     if not profile.resources.enabled:
@@ -44,8 +49,7 @@ def compute_resource_change(
         cpu_limit = container.cpu_limit_millicores
         memory_request = container.memory_request_bytes
         memory_limit = container.memory_limit_bytes
-        if (cpu and row.cpu_factor is not None and cpu_request
-                and (cpu_containers is None or container.name in cpu_containers)):
+        if row.cpu_factor is not None and cpu_request and _sizes(cpu, container.name):
             upper = bounds.cpu.max.millicores
             if profile.resources.limits is LimitsPolicy.REQUESTS_ONLY and cpu_limit is not None:
                 upper = min(upper, cpu_limit)  # the API server rejects requests above limits
@@ -55,8 +59,7 @@ def compute_resource_change(
             )
             cpu_limit = _follow_limit(profile.resources.limits, limit=cpu_limit, old=cpu_request, new=new_cpu)
             cpu_request = new_cpu
-        if (memory and row.memory_factor is not None and memory_request
-                and (memory_containers is None or container.name in memory_containers)):
+        if row.memory_factor is not None and memory_request and _sizes(memory, container.name):
             upper = bounds.memory.max.bytes
             if profile.resources.limits is LimitsPolicy.REQUESTS_ONLY and memory_limit is not None:
                 upper = min(upper, memory_limit)
