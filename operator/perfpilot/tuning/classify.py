@@ -31,13 +31,25 @@ class Finding:
 
 @dataclass(frozen=True)
 class ProvisioningFinding(Finding):
-    cpu_bound: bool = False
-    memory_bound: bool = False
-    cpu_over: bool = False
-    memory_over: bool = False
     # The containers whose CPU or memory is bound (or, for Over, over-provisioned): a move sizes those only.
     cpu_containers: tuple[str, ...] = ()
     memory_containers: tuple[str, ...] = ()
+
+    @property
+    def cpu_bound(self) -> bool:
+        return self.label in ("CpuBound", "Under") and bool(self.cpu_containers)
+
+    @property
+    def memory_bound(self) -> bool:
+        return self.label in ("MemoryBound", "Under") and bool(self.memory_containers)
+
+    @property
+    def cpu_over(self) -> bool:
+        return self.label == "Over" and bool(self.cpu_containers)
+
+    @property
+    def memory_over(self) -> bool:
+        return self.label == "Over" and bool(self.memory_containers)
 
 
 @dataclass(frozen=True)
@@ -269,8 +281,7 @@ def classify_provisioning(
         other = [] if label == "Under" else [
             name for name in missing if name in (memory_signals if cpu_bound else cpu_signals)]
         reason = "; ".join(evidence) + (f" ({', '.join(other)} unknown)" if other else "")
-        return ProvisioningFinding(label, reason, tuple(other), cpu_bound=cpu_bound, memory_bound=memory_bound,
-                                   cpu_containers=tuple(cpu_bound_containers),
+        return ProvisioningFinding(label, reason, tuple(other), cpu_containers=tuple(cpu_bound_containers),
                                    memory_containers=tuple(memory_bound_containers))
     if missing:
         return ProvisioningFinding(UNKNOWN, "unknown: " + ", ".join(missing), missing)
@@ -323,8 +334,7 @@ def classify_provisioning(
         which = ([f"{name} CPU" for name in cpu_containers] + [f"{name} memory" for name in memory_containers]
                  if named else [])
         parts.append(f"under {over:.0%}{' (' + ', '.join(which) + ')' if which else ''} with the SLO met all window")
-        return ProvisioningFinding("Over", "; ".join(parts), cpu_over=bool(cpu_containers),
-                                   memory_over=bool(memory_containers), cpu_containers=cpu_containers,
+        return ProvisioningFinding("Over", "; ".join(parts), cpu_containers=cpu_containers,
                                    memory_containers=memory_containers)
     return ProvisioningFinding("Right", "; ".join(parts))
 
