@@ -237,6 +237,12 @@ def test_an_hpa_is_the_workloads_only_when_its_scale_target_ref_names_it(
     ({"data": {"pgbouncer.ini": "[pgbouncer]\n%include /etc/pgbouncer/extra.ini\n"}},
      "ConfigMap/pgbouncer: data.pgbouncer.ini: line 2: the included file is not among the manifests"),
     ({"data": {"pgbouncer.ini": "[pgbouncer\n"}}, "ConfigMap/pgbouncer: data.pgbouncer.ini: line 1: not a [section]"),
+    # a digit to str.isdigit(), not to int()
+    ({"data": {"pgbouncer.ini": "[pgbouncer]\ndefault_pool_size = ²\n"}},
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (got '²')"),
+    # pgBouncer sizes that user's pools by it, before the database line: one pool per user
+    ({"data": {"pgbouncer.ini": "[users]\nApp = pool_size=50\n"}},
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: [users] App: a per-user pool_size is not supported"),
 ])
 def test_an_unusable_pgbouncer_config_map_names_the_key_and_setting(config_map: dict[str, object],
                                                                     expected: str) -> None:
@@ -300,6 +306,10 @@ def test_with_no_replica_count_anywhere_current_replicas_are_an_error_not_min_re
     ("[pgbouncer] ; main\ndefault_pool_size = 14\n", "app", (14, 0)),
     # a quoted value with '' inside it
     ("[databases]\napp = host=db password='it''s pool_size=1' pool_size=5\n", "app", (5, 0)),
+    # pgBouncer 1.24's name for the database line's reserve (reserve_pool stays as its alias)
+    ("[databases]\napp = host=db reserve_pool_size=7\n[pgbouncer]\nreserve_pool_size=2\n", "app", (20, 7)),
+    # a number in quotes, as pgBouncer's parser takes it
+    ("[databases]\napp = host=db pool_size='30'\n", "app", (30, 0)),
 ])
 def test_pgbouncer_ini_is_read_as_pgbouncer_reads_it(ini: str, database: str, sizes: tuple[int, int]) -> None:
     pool = parse_pgbouncer_ini(ini, database=database)
@@ -533,6 +543,38 @@ def test_an_autoscaling_v1_hpa_has_its_cpu_target() -> None:
                 "targetCPUUtilizationPercentage": 60}, {"currentReplicas": 3, "desiredReplicas": 3})
     live = live_config_from_manifests([_workload(), hpa], profile(), now=NOW)
     assert live.hpa is not None and live.hpa.cpu_target_percent == 60
+
+
+def test_an_hpa_without_metrics_has_the_api_servers_cpu_target_of_80() -> None:
+    # kubectl get shows the default filled in; a hand-written manifest does not.
+    live = live_config_from_manifests([_workload(), _hpa(status={"currentReplicas": 3, "desiredReplicas": 3})],
+                                      profile(), now=NOW)
+    assert live.hpa is not None
+    assert (live.hpa.cpu_target_percent, live.hpa.memory_target_percent) == (80, None)
+
+
+def test_a_container_resource_target_after_a_resource_one_is_refused_as_well() -> None:
+    resource = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
+                                                                           "averageUtilization": 60}}}
+    container = {"type": "ContainerResource", "containerResource": {
+        "name": "cpu", "container": "app", "target": {"type": "Utilization", "averageUtilization": 50}}}
+    hpa = _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 10,
+                "metrics": [resource, container]}, {"currentReplicas": 3, "desiredReplicas": 3})
+    with pytest.raises(WorkloadSpecError, match=r"spec\.metrics\[1\]\.type: ContainerResource cpu targets are not"):
+        live_config_from_manifests([_workload(), hpa], profile(), now=NOW)
+
+
+def test_a_limit_without_a_request_is_the_request_as_the_api_server_stores_it() -> None:
+    workload = _workload([{"name": "app", "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}}])
+    (container,) = live_config_from_manifests([workload], profile(), now=NOW).containers
+    assert (container.cpu_request_millicores, container.memory_request_bytes) == (2000, 2**30)
+
+
+def test_a_container_status_name_that_is_not_a_string_is_named() -> None:
+    pod = _pod("api-1", {"app": "api"})
+    pod["status"] = {"containerStatuses": [{"name": ["app"], "state": {"running": {}}}]}
+    message = _error([_selected_workload(), pod])
+    assert message.startswith("Pod/api-1: status.containerStatuses[0].name: expected a string")
 
 
 def test_a_container_resource_cpu_target_is_refused_rather_than_read_as_none() -> None:

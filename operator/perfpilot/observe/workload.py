@@ -195,12 +195,17 @@ def containers_of(workload: Mapping[str, Any]) -> tuple[ContainerResources, ...]
         resources = _mapping(where, at, container.get("resources"))
         requests = _mapping(where, f"{at}.requests", resources.get("requests"))
         limits = _mapping(where, f"{at}.limits", resources.get("limits"))
+        cpu_limit = _quantity(where, f"{at}.limits.cpu", limits.get("cpu"), _millicores)
+        memory_limit = _quantity(where, f"{at}.limits.memory", limits.get("memory"), _bytes)
+        cpu_request = _quantity(where, f"{at}.requests.cpu", requests.get("cpu"), _millicores)
+        memory_request = _quantity(where, f"{at}.requests.memory", requests.get("memory"), _bytes)
         found.append(ContainerResources(
             name=name,
-            cpu_request_millicores=_quantity(where, f"{at}.requests.cpu", requests.get("cpu"), _millicores),
-            cpu_limit_millicores=_quantity(where, f"{at}.limits.cpu", limits.get("cpu"), _millicores),
-            memory_request_bytes=_quantity(where, f"{at}.requests.memory", requests.get("memory"), _bytes),
-            memory_limit_bytes=_quantity(where, f"{at}.limits.memory", limits.get("memory"), _bytes),
+            # A limit without a request is the request too: the API server stores the pods so.
+            cpu_request_millicores=cpu_limit if cpu_request is None else cpu_request,
+            cpu_limit_millicores=cpu_limit,
+            memory_request_bytes=memory_limit if memory_request is None else memory_request,
+            memory_limit_bytes=memory_limit,
         ))
     return tuple(found)
 
@@ -226,13 +231,22 @@ def _scaling_rules(where: str, path: str, raw: object) -> ScalingRules | None:
         raise _fail(where, path, problems) from error
 
 
+# What the API server gives an HPA with no metrics (autoscaling/v2) or no CPU target (autoscaling/v1).
+KUBERNETES_DEFAULT_CPU_TARGET_PERCENT = 80
+
+
 def _utilisation_target(hpa: Mapping[str, Any], resource: str, *, refuse_container_targets: bool) -> int | None:
     where = _where(hpa)
     spec = _spec(hpa)
     if resource == "cpu" and spec.get("targetCPUUtilizationPercentage") is not None:  # autoscaling/v1
         return _int(where, "spec.targetCPUUtilizationPercentage", spec.get("targetCPUUtilizationPercentage"),
                     minimum=1)
-    for index, raw in enumerate(_list(where, "spec.metrics", spec.get("metrics"))):
+    metrics = _list(where, "spec.metrics", spec.get("metrics"))
+    if not metrics:
+        # The API server's defaulting, which kubectl get shows filled in but a hand-written manifest does not.
+        return KUBERNETES_DEFAULT_CPU_TARGET_PERCENT if resource == "cpu" else None
+    found: int | None = None  # every metric is read: a ContainerResource one after it is refused all the same
+    for index, raw in enumerate(metrics):
         path = f"spec.metrics[{index}]"
         metric = _mapping(where, path, raw)
         kind = _str(where, f"{path}.type", metric.get("type"))
@@ -250,10 +264,10 @@ def _utilisation_target(hpa: Mapping[str, Any], resource: str, *, refuse_contain
         if _str(where, f"{path}.resource.name", source.get("name")) != resource:
             continue
         target = _mapping(where, f"{path}.resource.target", source.get("target"))
-        if _str(where, f"{path}.resource.target.type", target.get("type")) == "Utilization":
-            return _int(where, f"{path}.resource.target.averageUtilization", target.get("averageUtilization"),
-                        minimum=1)
-    return None
+        if _str(where, f"{path}.resource.target.type", target.get("type")) == "Utilization" and found is None:
+            found = _int(where, f"{path}.resource.target.averageUtilization", target.get("averageUtilization"),
+                         minimum=1)
+    return found
 
 
 def _scales(hpa: Mapping[str, Any], kind: str, name: str) -> bool:
@@ -329,7 +343,9 @@ def _ini_int(where: str, path: str, raw: object, default: int) -> int:
     if raw is None:
         return default
     text = str(raw).strip()
-    if isinstance(raw, bool) or not text.isdigit():
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        text = text[1:-1].replace("''", "'")  # a quoted value, as pgBouncer's parser reads one
+    if isinstance(raw, bool) or not re.fullmatch(r"[0-9]+", text):  # str.isdigit() takes '²' and '٣'
         raise _fail(where, path, f"expected a whole number {_got(raw)}")
     return int(text)
 
@@ -384,7 +400,7 @@ def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
             raise WorkloadSpecError(f"{where}: line {number}: expected name = value (got {line!r})")
         if current is None:
             raise WorkloadSpecError(f"{where}: line {number}: a setting before any [section] (got {line!r})")
-        name = key.strip() if current == "databases" else key.strip().lower()
+        name = key.strip() if current in ("databases", "users") else key.strip().lower()
         sections[current][name] = value.strip()
     return sections
 
@@ -392,9 +408,10 @@ def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
 def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini") -> PoolLive:
     """Pool sizes from pgbouncer.ini, as pgBouncer applies them to ``database``.
 
-    A ``pool_size=`` / ``reserve_pool=`` on the database's line in ``[databases]`` (or, when the database
-    has no line, on the ``*`` fallback line pgBouncer uses for it) overrides ``default_pool_size`` /
-    ``reserve_pool_size``: the size reported is the one the pool really has.
+    A ``pool_size=`` / ``reserve_pool_size=`` (``reserve_pool=`` before pgBouncer 1.24) on the database's line
+    in ``[databases]`` (or, when the database has no line, on the ``*`` fallback line pgBouncer uses for it)
+    overrides ``default_pool_size`` / ``reserve_pool_size``: the size reported is the one the pool really
+    has. A ``pool_size`` set per user in ``[users]`` is refused (see below).
     """
     sections = _ini_sections(text, where=where)
     section = sections.get("pgbouncer", {})
@@ -402,14 +419,22 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
                          PGBOUNCER_DEFAULT_POOL_SIZE)
     reserve = _ini_int(where, "[pgbouncer] reserve_pool_size", section.get("reserve_pool_size"),
                        PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE)
+    for user, settings in sections.get("users", {}).items():
+        sized = [key for key, _ in _connection_parameters(settings, where=f"{where}: [users] {user}")
+                 if key.lower() in ("pool_size", "reserve_pool_size")]
+        if sized:
+            # pgBouncer sizes that user's pools by it, before the database line: a pool per user, which perfpilot
+            # (one pool per database) would read and size wrong.
+            raise WorkloadSpecError(f"{where}: [users] {user}: a per-user {sized[0]} is not supported: perfpilot "
+                                    f"sizes the database's pool (got {settings!r})")
     databases = sections.get("databases", {})
     line = next((name for name in (database, "*") if name in databases), None)
     if line is not None:
         for key, value in _connection_parameters(databases[line], where=f"{where}: [databases] {line}"):
             if key.lower() == "pool_size":
                 pool_size = _ini_int(where, f"[databases] {line} pool_size", value, pool_size)
-            elif key.lower() == "reserve_pool":
-                reserve = _ini_int(where, f"[databases] {line} reserve_pool", value, reserve)
+            elif key.lower() in ("reserve_pool", "reserve_pool_size"):  # 1.24 renamed it; the old name stays
+                reserve = _ini_int(where, f"[databases] {line} {key}", value, reserve)
     return PoolLive(default_pool_size=pool_size, reserve_pool_size=reserve)
 
 
@@ -645,7 +670,7 @@ def oom_kills_of(objects: Iterable[Mapping[str, Any]], workload: Mapping[str, An
                     for index, raw in enumerate(_list(pod_where, f"status.{key}", pod_status.get(key)))]
         for path, raw in statuses:
             status = _mapping(pod_where, path, raw)
-            name = status.get("name")
+            name = _str(pod_where, f"{path}.name", status.get("name"))
             if name not in kills:
                 continue  # a sidecar injected at admission
             for state_key in ("state", "lastState"):
