@@ -240,6 +240,9 @@ def test_an_hpa_is_the_workloads_only_when_its_scale_target_ref_names_it(
     # a digit to str.isdigit(), not to int()
     ({"data": {"pgbouncer.ini": "[pgbouncer]\ndefault_pool_size = ²\n"}},
      "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (got '²')"),
+    # quotes are taken on a [databases] line only: pgBouncer refuses them in [pgbouncer]
+    ({"data": {"pgbouncer.ini": "[pgbouncer]\ndefault_pool_size = '30'\n"}},
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (got \"'30'\")"),
     # pgBouncer sizes that user's pools by it, before the database line: one pool per user
     ({"data": {"pgbouncer.ini": "[users]\nApp = pool_size=50\n"}},
      "ConfigMap/pgbouncer: data.pgbouncer.ini: [users] App: a per-user pool_size is not supported"),
@@ -545,12 +548,33 @@ def test_an_autoscaling_v1_hpa_has_its_cpu_target() -> None:
     assert live.hpa is not None and live.hpa.cpu_target_percent == 60
 
 
-def test_an_hpa_without_metrics_has_the_api_servers_cpu_target_of_80() -> None:
-    # kubectl get shows the default filled in; a hand-written manifest does not.
-    live = live_config_from_manifests([_workload(), _hpa(status={"currentReplicas": 3, "desiredReplicas": 3})],
-                                      profile(), now=NOW)
-    assert live.hpa is not None
-    assert (live.hpa.cpu_target_percent, live.hpa.memory_target_percent) == (80, None)
+_MEMORY_TARGET = {"type": "Resource", "resource": {"name": "memory", "target": {"type": "Utilization",
+                                                                                  "averageUtilization": 75}}}
+_EXTERNAL = {"type": "External", "external": {"metric": {"name": "queue_depth"},
+                                              "target": {"type": "AverageValue", "averageValue": "30"}}}
+_CPU_AVERAGE_VALUE = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "AverageValue",
+                                                                                 "averageValue": "500m"}}}
+
+
+@pytest.mark.parametrize(("extra", "annotations", "cpu_target"), [
+    ({}, {}, 80),  # autoscaling/v2 without metrics (kubectl get shows the default filled in; by hand it is not)
+    ({"metrics": []}, {}, 80),
+    ({"metrics": [_MEMORY_TARGET]}, {}, None),  # it scales on memory: no CPU target to speak of
+    ({"metrics": [_EXTERNAL]}, {}, None),
+    ({"metrics": [_CPU_AVERAGE_VALUE]}, {}, None),  # CPU, but not as a utilisation perfpilot could couple
+    # autoscaling/v1 keeps an HPA's other metrics in an annotation: one on memory alone has no CPU target
+    ({}, {"autoscaling.alpha.kubernetes.io/metrics": "[{\"type\": \"Resource\"}]"}, None),
+])
+def test_only_an_hpa_without_any_metric_gets_the_api_servers_cpu_target_of_80(
+    extra: dict[str, object], annotations: dict[str, str], cpu_target: int | None
+) -> None:
+    hpa = _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 10, **extra},
+               {"currentReplicas": 3, "desiredReplicas": 3})
+    metadata = hpa["metadata"]
+    assert isinstance(metadata, dict)
+    metadata["annotations"] = annotations
+    live = live_config_from_manifests([_workload(), hpa], profile(), now=NOW)
+    assert live.hpa is not None and live.hpa.cpu_target_percent == cpu_target
 
 
 def test_a_container_resource_target_after_a_resource_one_is_refused_as_well() -> None:

@@ -1435,3 +1435,23 @@ def test_a_killed_container_s_memory_goes_alone_when_the_rest_of_the_raise_is_he
         "app": (1000, 1536 * b.MI), SIDECAR: (75, 2 * b.GI)}
     assert "the memory alone, the CPU move held" in decision.reason
 
+
+
+@pytest.mark.parametrize(("usage_millicores", "grown"), [
+    (600.0, {"app": 1500, SIDECAR: 100}),  # under the target at maxReplicas: only the throttled app's CPU grows
+    (990.0, {"app": 1500, SIDECAR: 150}),  # saturated at maxReplicas: the pods are too small, every one grows
+])
+def test_an_slo_emergency_at_max_replicas_grows_the_bound_containers_or_all_when_saturated(
+    usage_millicores: float, grown: dict[str, int]
+) -> None:
+    observations = two_containers(app_mi=300, sidecar_mi=100, pods=10, latency_p95_seconds=b.series(1.2),
+                                  cpu_usage_millicores_per_pod=b.series(usage_millicores))
+    live = replace(observations.live, hpa=b.hpa(current_replicas=10, desired_replicas=10),
+                   oom_kills_in_window=1, oom_kills_by_container={"app": 1, SIDECAR: 0})
+    observations = replace(observations, live=live, replicas=b.series(10),
+                           cpu_throttled_ratio_by_container={"app": b.series(0.3), SIDECAR: b.series(0.0)})
+    change = change_of(run(observations))
+    assert change.emergency
+    _, after = resources(change)
+    assert {c.name: c.cpu_request_millicores for c in after} == grown
+    assert memory_of(after) == {"app": 1536 * b.MI, SIDECAR: 2 * b.GI}  # the killed one's memory only

@@ -233,6 +233,7 @@ def _scaling_rules(where: str, path: str, raw: object) -> ScalingRules | None:
 
 # What the API server gives an HPA with no metrics (autoscaling/v2) or no CPU target (autoscaling/v1).
 KUBERNETES_DEFAULT_CPU_TARGET_PERCENT = 80
+V1_OTHER_METRICS_ANNOTATION = "autoscaling.alpha.kubernetes.io/metrics"
 
 
 def _utilisation_target(hpa: Mapping[str, Any], resource: str, *, refuse_container_targets: bool) -> int | None:
@@ -242,8 +243,11 @@ def _utilisation_target(hpa: Mapping[str, Any], resource: str, *, refuse_contain
         return _int(where, "spec.targetCPUUtilizationPercentage", spec.get("targetCPUUtilizationPercentage"),
                     minimum=1)
     metrics = _list(where, "spec.metrics", spec.get("metrics"))
-    if not metrics:
+    annotations = _mapping(where, "metadata.annotations", _mapping(where, "metadata", hpa.get("metadata"))
+                           .get("annotations"))
+    if not metrics and V1_OTHER_METRICS_ANNOTATION not in annotations:
         # The API server's defaulting, which kubectl get shows filled in but a hand-written manifest does not.
+        # (autoscaling/v1 keeps an HPA's other metrics in an annotation: one on memory alone has no CPU target.)
         return KUBERNETES_DEFAULT_CPU_TARGET_PERCENT if resource == "cpu" else None
     found: int | None = None  # every metric is read: a ContainerResource one after it is refused all the same
     for index, raw in enumerate(metrics):
@@ -343,11 +347,14 @@ def _ini_int(where: str, path: str, raw: object, default: int) -> int:
     if raw is None:
         return default
     text = str(raw).strip()
-    if len(text) >= 2 and text[0] == text[-1] == "'":
-        text = text[1:-1].replace("''", "'")  # a quoted value, as pgBouncer's parser reads one
     if isinstance(raw, bool) or not re.fullmatch(r"[0-9]+", text):  # str.isdigit() takes '²' and '٣'
         raise _fail(where, path, f"expected a whole number {_got(raw)}")
     return int(text)
+
+
+def _unquote(value: str) -> str:
+    """A [databases] connection-string value as pgBouncer reads it: one in single quotes is its text ('' a quote)."""
+    return value[1:-1].replace("''", "'") if len(value) >= 2 and value[0] == value[-1] == "'" else value
 
 
 # "[name]", with a comment after it if any, as pgBouncer accepts.
@@ -432,9 +439,9 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
     if line is not None:
         for key, value in _connection_parameters(databases[line], where=f"{where}: [databases] {line}"):
             if key.lower() == "pool_size":
-                pool_size = _ini_int(where, f"[databases] {line} pool_size", value, pool_size)
+                pool_size = _ini_int(where, f"[databases] {line} pool_size", _unquote(value), pool_size)
             elif key.lower() in ("reserve_pool", "reserve_pool_size"):  # 1.24 renamed it; the old name stays
-                reserve = _ini_int(where, f"[databases] {line} {key}", value, reserve)
+                reserve = _ini_int(where, f"[databases] {line} {key}", _unquote(value), reserve)
     return PoolLive(default_pool_size=pool_size, reserve_pool_size=reserve)
 
 

@@ -3,8 +3,6 @@ and the CPU target coupled so that the HPA keeps its replica count."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from perfpilot.api.spec import LimitsPolicy
 from perfpilot.api.status import ContainerResources, Edit, Setting
 from perfpilot.tuning import guardrails
@@ -16,7 +14,7 @@ from perfpilot.tuning.tables import ResourceRow
 from perfpilot.tuning.values import compute_target_name, selected_containers
 
 # Which selected containers a resources row moves, per resource: every one (True), none (False), or those named.
-Sized = bool | Collection[str]
+Sized = bool | tuple[str, ...]
 
 
 def select_cpu_containers(provisioning: ProvisioningFinding, *, saturated: bool) -> Sized:
