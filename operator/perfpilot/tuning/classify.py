@@ -14,7 +14,7 @@ from perfpilot.api.status import ContainerResources, Setting, TuningState, Verdi
 from perfpilot.tuning import signals
 from perfpilot.tuning.decision import Classification
 from perfpilot.tuning.guardrails import list_records
-from perfpilot.tuning.observations import Observations, Series, Signal, Unknown
+from perfpilot.tuning.observations import LiveConfig, Observations, Series, Signal, Unknown
 from perfpilot.tuning.tables import CPU_TARGET_ROWS, POOL_TIERS
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.values import format_container_prefix, selected_containers
@@ -209,53 +209,13 @@ def classify_provisioning(
     throttling = {c.name: observations.find_container_throttled_ratio(c.name)
                   for c in cpu_judged if c.cpu_limit_millicores}
     working_sets = {c.name: observations.find_container_working_set(c.name) for c in memory_judged}
-    evidence: list[str] = []
 
-    cpu_bound_containers: list[str] = []
-    for container in cpu_judged:
-        label = format_container_prefix(container.name, named=named)
-        _, throttled = throttling.get(container.name, ("", Unknown("no CPU limit")))
-        _, usage = usages[container.name]
-        limit = container.cpu_limit_millicores
-        bound = False
-        if isinstance(throttled, Series) and throttled.mean > thresholds.cpu_bound_throttled_ratio:
-            bound = True
-            evidence.append(f"{label}throttled {throttled.mean:.0%} of CFS periods "
-                            f"> {thresholds.cpu_bound_throttled_ratio:.0%}")
-        usage_q95 = usage.quantile(0.95) if isinstance(usage, Series) else None
-        if usage_q95 is not None and limit and usage_q95 > thresholds.cpu_bound_limit_fraction * limit:
-            bound = True
-            evidence.append(f"{label}CPU p95 {usage_q95:.0f}m = {usage_q95 / limit:.0%} of limit "
-                            f"> {thresholds.cpu_bound_limit_fraction:.0%}")
-        if bound:
-            cpu_bound_containers.append(container.name)
-
+    cpu_bound_containers, cpu_evidence = _find_cpu_bound(cpu_judged, usages, throttling, named=named,
+                                                         thresholds=thresholds)
+    memory_bound_containers, memory_evidence = _find_memory_bound(memory_judged, working_sets, live, named=named,
+                                                                  thresholds=thresholds)
+    evidence = [*cpu_evidence, *memory_evidence]
     oom = live.oom_kills_in_window
-    memory_bound_containers: list[str] = []
-    if isinstance(oom, int) and oom > 0:
-        killed = live.oom_kills_by_container
-        if killed is None:
-            # The pod's count only: every judged container gets the raise (a sidecar's kill costs the main
-            # container memory it may not need, where the other way round would leave the killed one as it is).
-            memory_bound_containers = [c.name for c in memory_judged]
-            evidence.append(f"{oom} OOMKilled in the window")
-        else:
-            memory_bound_containers = [c.name for c in memory_judged if killed.get(c.name, 0) > 0]
-            others = sorted(name for name, kills in killed.items() if kills > 0 and name not in memory_bound_containers)
-            for name in memory_bound_containers:
-                evidence.append(f"{format_container_prefix(name, named=named)}{killed[name]} OOMKilled in the window")
-            if others:
-                evidence.append(f"{', '.join(others)} OOMKilled in the window (not sized by this profile)")
-    for container in memory_judged:
-        _, working_set = working_sets[container.name]
-        request_bytes = container.memory_request_bytes or 0
-        if (isinstance(working_set, Series)
-                and working_set.maximum > thresholds.memory_bound_request_fraction * request_bytes):
-            if container.name not in memory_bound_containers:
-                memory_bound_containers.append(container.name)
-            evidence.append(f"{format_container_prefix(container.name, named=named)}memory peak "
-                            f"{working_set.maximum / request_bytes:.0%} of request "
-                            f"> {thresholds.memory_bound_request_fraction:.0%}")
     cpu_bound, memory_bound = bool(cpu_bound_containers), bool(memory_bound_containers)
 
     needed: dict[str, Signal] = {"latency_p95_seconds": latency}
@@ -337,6 +297,68 @@ def classify_provisioning(
         return ProvisioningFinding("Over", "; ".join(parts), cpu_containers=cpu_containers,
                                    memory_containers=memory_containers)
     return ProvisioningFinding("Right", "; ".join(parts))
+
+
+def _find_cpu_bound(
+    containers: list[ContainerResources], usages: dict[str, tuple[str, Signal]],
+    throttling: dict[str, tuple[str, Signal]], *, named: bool, thresholds: Thresholds,
+) -> tuple[list[str], list[str]]:
+    """The containers CPU-bound on their own limit (throttled, or usage near it), and the evidence."""
+    bound_containers: list[str] = []
+    evidence: list[str] = []
+    for container in containers:
+        label = format_container_prefix(container.name, named=named)
+        _, throttled = throttling.get(container.name, ("", Unknown("no CPU limit")))
+        _, usage = usages[container.name]
+        limit = container.cpu_limit_millicores
+        bound = False
+        if isinstance(throttled, Series) and throttled.mean > thresholds.cpu_bound_throttled_ratio:
+            bound = True
+            evidence.append(f"{label}throttled {throttled.mean:.0%} of CFS periods "
+                            f"> {thresholds.cpu_bound_throttled_ratio:.0%}")
+        usage_q95 = usage.quantile(0.95) if isinstance(usage, Series) else None
+        if usage_q95 is not None and limit and usage_q95 > thresholds.cpu_bound_limit_fraction * limit:
+            bound = True
+            evidence.append(f"{label}CPU p95 {usage_q95:.0f}m = {usage_q95 / limit:.0%} of limit "
+                            f"> {thresholds.cpu_bound_limit_fraction:.0%}")
+        if bound:
+            bound_containers.append(container.name)
+    return bound_containers, evidence
+
+
+def _find_memory_bound(
+    containers: list[ContainerResources], working_sets: dict[str, tuple[str, Signal]], live: LiveConfig, *,
+    named: bool, thresholds: Thresholds,
+) -> tuple[list[str], list[str]]:
+    """The containers memory-bound (OOMKilled, or their working set near their own request), and the evidence."""
+    oom = live.oom_kills_in_window
+    bound_containers: list[str] = []
+    evidence: list[str] = []
+    if isinstance(oom, int) and oom > 0:
+        killed = live.oom_kills_by_container
+        if killed is None:
+            # The pod's count only: every judged container gets the raise (a sidecar's kill costs the main
+            # container memory it may not need, where the other way round would leave the killed one as it is).
+            bound_containers = [c.name for c in containers]
+            evidence.append(f"{oom} OOMKilled in the window")
+        else:
+            bound_containers = [c.name for c in containers if killed.get(c.name, 0) > 0]
+            others = sorted(name for name, kills in killed.items() if kills > 0 and name not in bound_containers)
+            for name in bound_containers:
+                evidence.append(f"{format_container_prefix(name, named=named)}{killed[name]} OOMKilled in the window")
+            if others:
+                evidence.append(f"{', '.join(others)} OOMKilled in the window (not sized by this profile)")
+    for container in containers:
+        _, working_set = working_sets[container.name]
+        request_bytes = container.memory_request_bytes or 0
+        if (isinstance(working_set, Series)
+                and working_set.maximum > thresholds.memory_bound_request_fraction * request_bytes):
+            if container.name not in bound_containers:
+                bound_containers.append(container.name)
+            evidence.append(f"{format_container_prefix(container.name, named=named)}memory peak "
+                            f"{working_set.maximum / request_bytes:.0%} of request "
+                            f"> {thresholds.memory_bound_request_fraction:.0%}")
+    return bound_containers, evidence
 
 
 def _find_under(
