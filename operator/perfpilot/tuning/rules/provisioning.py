@@ -250,7 +250,7 @@ def find_memory_cut_problems(ctx: RuleContext, change: ProposedChange) -> list[M
 def _find_pod_memory_cut_problem(ctx: RuleContext, change: ProposedChange, *, span: str) -> MemoryCutProblem | None:
     """With a memory-target HPA, the pod's total after the cut must still hold the pod's peak under the target:
     the HPA compares pod totals, and a sidecar's cut could push them over it (more replicas would not bring the
-    utilisation down). A pod of one container is checked as that container, below."""
+    utilisation down). A pod of one container is checked as that container (find_memory_cut_problems)."""
     observations = ctx.observations
     hpa = ctx.tuned_hpa or observations.live.hpa
     if hpa is None or hpa.memory_target_percent is None or len(observations.live.containers) < 2:
