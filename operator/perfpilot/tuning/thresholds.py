@@ -21,8 +21,8 @@ class Thresholds:
     bursty_cv: float = 0.30
     # DESIGN: ...or when its peak is above this multiple of its median.
     bursty_peak_to_median: float = 2.0
-    # Ours (hysteresis): once the live configuration carries the Bursty decision (the Bursty CPU-target row or
-    # the Slow scale-down row), the load stays Bursty until the CV drops under this…
+    # Ours (hysteresis): while the live CPU target is perfpilot's own Bursty-row decision (from its records), the
+    # load stays Bursty until the CV drops under this…
     bursty_leave_cv: float = 0.25
     # …and the peak under this multiple of the median, so a CV wobbling around 0.30 does not flip the rows.
     bursty_leave_peak_to_median: float = 1.8
