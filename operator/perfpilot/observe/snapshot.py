@@ -362,11 +362,9 @@ class Snapshot:
         if isinstance(found, Unknown):
             return found
         matching, where = found
-        if not matching:
-            return Unknown(f"no series for {where}")
-        values = [float(series.samples[-1][1]) for series in matching if series.samples]
-        if not values or any(not math.isfinite(value) for value in values):
-            return Unknown(f"no finite peak for {where}")
+        values = _read_peak_values(matching, where=where)
+        if isinstance(values, Unknown):
+            return values
         return max(values) if peak in HISTORIES else math.fsum(values)
 
 
@@ -411,14 +409,19 @@ class Snapshot:
         by_container, where = found
         peaks: dict[str, Peak] = {}
         for name, series in by_container.items():
-            values = [float(one.samples[-1][1]) for one in series if one.samples]
-            if not series:
-                peaks[name] = Unknown(f"no series for {where} container {name}")
-            elif not values or any(not math.isfinite(value) for value in values):
-                peaks[name] = Unknown(f"no finite peak for {where} container {name}")
-            else:
-                peaks[name] = max(values)
+            values = _read_peak_values(series, where=f"{where} container {name}")
+            peaks[name] = values if isinstance(values, Unknown) else max(values)
         return peaks
+
+
+def _read_peak_values(series: Sequence[RangeSeries], *, where: str) -> list[float] | Unknown:
+    """Each series' one point at the evaluation time, or why there is no peak to read."""
+    if not series:
+        return Unknown(f"no series for {where}")
+    values = [float(one.samples[-1][1]) for one in series if one.samples]
+    if not values or any(not math.isfinite(value) for value in values):
+        return Unknown(f"no finite peak for {where}")
+    return values
 
 
 def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], float]) -> list[tuple[float, float]]:
