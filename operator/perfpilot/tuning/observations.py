@@ -249,6 +249,9 @@ class Observations:
         def peak(name: str) -> Peak:
             return (peaks or {}).get(name, _not_read())
 
+        def by_container(name: str) -> dict[str, Signal]:
+            return dict((signals_by_container or {}).get(name, {}))
+
         return cls(
             at=at, window_seconds=window_seconds, step_seconds=step_seconds, live=live,
             latency_p95_seconds=signal("latency_p95_seconds"),
@@ -269,14 +272,11 @@ class Observations:
             peak_request_rate_per_second=peak("peak_request_rate_per_second"),
             peak_request_rate_rise_per_second=peak("peak_request_rate_rise_per_second"),
             peak_pool_demand_connections=peak("peak_pool_demand_connections"),
-            memory_working_set_bytes_by_container=dict((signals_by_container or {}).get(
-                "memory_working_set_bytes_by_container", {})),
-            cpu_usage_millicores_by_container=dict((signals_by_container or {}).get(
-                "cpu_usage_millicores_by_container", {})),
-            cpu_throttled_ratio_by_container=dict((signals_by_container or {}).get(
-                "cpu_throttled_ratio_by_container", {})),
-            peak_memory_working_set_bytes_by_container=dict((peaks_by_container or {}).get(
-                "peak_memory_working_set_bytes_by_container", {})),
+            memory_working_set_bytes_by_container=by_container("memory_working_set_bytes_by_container"),
+            cpu_usage_millicores_by_container=by_container("cpu_usage_millicores_by_container"),
+            cpu_throttled_ratio_by_container=by_container("cpu_throttled_ratio_by_container"),
+            peak_memory_working_set_bytes_by_container=dict(
+                (peaks_by_container or {}).get("peak_memory_working_set_bytes_by_container", {})),
         )
 
 
@@ -291,8 +291,6 @@ def _reading_for(container: str, live: LiveConfig, *, by: tuple[str, Mapping[str
     by_name, by_container = by
     only = len(live.containers) == 1 and live.containers[0].name == container
     own = by_container.get(container)
-    if own is not None and not (only and isinstance(own, Unknown) and not isinstance(pod[1], Unknown)):
-        return by_name, own
-    if only:
+    if only and (own is None or (isinstance(own, Unknown) and not isinstance(pod[1], Unknown))):
         return pod
-    return by_name, Unknown(f"no series for container {container}")
+    return by_name, own if own is not None else Unknown(f"no series for container {container}")
