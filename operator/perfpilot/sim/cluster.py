@@ -67,8 +67,14 @@ class ClusterParams:
 
 def cpu_request_millicores(resources: ContainerResources) -> int:
     """The container's CPU request as the API server stores it: one with a limit and no request gets the
-    limit (Kubernetes' defaulting)."""
+    limit (Kubernetes' defaulting); 0 with neither."""
     return resources.cpu_request_millicores or resources.cpu_limit_millicores or 0
+
+
+def memory_request_bytes(resources: ContainerResources) -> int:
+    """The container's memory request as the API server stores it (the limit when only that is set); 0 with
+    neither."""
+    return resources.memory_request_bytes or resources.memory_limit_bytes or 0
 
 
 def timed_out_latency(params: ClusterParams) -> LatencyMix:

@@ -23,6 +23,7 @@ from perfpilot.sim.cluster import (
     Cluster,
     ClusterParams,
     cpu_request_millicores,
+    memory_request_bytes,
     timed_out_latency,
 )
 from perfpilot.sim.hpa import (
@@ -174,9 +175,9 @@ class _HpaDriver:
         self._pending: dict[str, list[tuple[float, int, int]]] = {}
 
     def _containers_for(self, resources: ContainerResources) -> tuple[Container, ...]:
-        # The requests as the API server stores them: a limit without a request is the request too.
-        key = (resources.cpu_request_millicores or resources.cpu_limit_millicores,
-               resources.memory_request_bytes or resources.memory_limit_bytes)
+        # The requests as the API server stores them (a limit without a request is the request too); none is
+        # a missing request to the HPA, not a zero one.
+        key = (cpu_request_millicores(resources) or None, memory_request_bytes(resources) or None)
         found = self._containers.get(key)
         if found is None:
             found = (Container(CONTAINER, {CPU: key[0], MEMORY: key[1]}),)
