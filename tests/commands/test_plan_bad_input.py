@@ -229,7 +229,7 @@ def test_plan_exits_3_when_every_query_is_refused_and_says_what_failed(
     assert status == 3
     assert out == ""
     assert f"no query to prometheus {not_prometheus} got a result" in err
-    assert "query refused: HTTP Status Code 404" in err
+    assert "query refused: HTTP 404: 404 page not found" in err
 
 
 # --- --timeout, --step, --rate-window -----------------------------------------------------------------

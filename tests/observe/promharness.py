@@ -253,15 +253,20 @@ def running_prometheus(*, workdir: Path, openmetrics: str | None,
 
 
 class RecordingProxy:
-    """A pass-through HTTP proxy in front of Prometheus that records request headers and can answer 503.
+    """A pass-through HTTP proxy in front of Prometheus that records requests and can answer 503 or 414.
 
-    It lets tests see what the reader sends (token, tenant header) and make a real server look flaky.
+    It lets tests see what the reader sends (token, tenant header, parameters), make a real server look flaky
+    and stand for a proxy with a URL length limit.
     """
 
-    def __init__(self, upstream_url: str) -> None:
+    def __init__(self, upstream_url: str, *, max_request_line_bytes: int | None = None) -> None:
         self.upstream_url = upstream_url
+        # nginx answers 414 to a request line longer than its buffer (large_client_header_buffers, 8 KB by
+        # default); None passes every request on.
+        self.max_request_line_bytes = max_request_line_bytes
         self.headers_seen: list[dict[str, str]] = []
-        self.queries_seen: list[dict[str, str]] = []  # each request's URL parameters
+        self.queries_seen: list[dict[str, str]] = []  # each request's parameters, from the URL and the form body
+        self.methods_seen: list[str] = []
         self.fail_next = 0
         # Given a request's PromQL, an answer to send instead of Prometheus's: (status, body), or None.
         self.answer_for: Callable[[str], tuple[int, bytes] | None] = lambda _: None
@@ -271,8 +276,20 @@ class RecordingProxy:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                self._pass_on(body=b"")
+
+            def do_POST(self) -> None:
+                self._pass_on(body=self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+
+            def _pass_on(self, *, body: bytes) -> None:
+                limit = proxy.max_request_line_bytes
+                if limit is not None and len(self.requestline) > limit:
+                    self._answer(414, b"<html><head><title>414 Request-URI Too Large</title></head></html>")
+                    return
                 proxy.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
-                parameters = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                proxy.methods_seen.append(self.command)
+                url_parameters = urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query)
+                parameters = dict(url_parameters + urllib.parse.parse_qsl(body.decode()))
                 proxy.queries_seen.append(parameters)
                 if proxy.fail_next > 0:
                     proxy.fail_next -= 1
@@ -282,9 +299,11 @@ class RecordingProxy:
                 if instead is not None:
                     self._answer(*instead)
                     return
-                with urllib.request.urlopen(proxy.upstream_url + self.path, timeout=10) as answer:
-                    status, body = answer.status, answer.read()
-                rewritten = proxy.rewrite(json.loads(body), parameters.get("query", ""))
+                upstream = urllib.request.Request(proxy.upstream_url + self.path, data=body or None,
+                                                  method=self.command)
+                with urllib.request.urlopen(upstream, timeout=10) as answer:
+                    status, answered = answer.status, answer.read()
+                rewritten = proxy.rewrite(json.loads(answered), parameters.get("query", ""))
                 self._answer(status, json.dumps(rewritten).encode())
 
             def _answer(self, status: int, body: bytes) -> None:

@@ -119,4 +119,4 @@ def test_plan_against_a_url_where_prometheus_answers_no_query_with_a_result_exit
     assert status == 3
     assert captured.out == ""
     assert f"perfpilot plan: no query to prometheus {url} got a result (" in captured.err
-    assert "nothing to plan from: query refused: HTTP Status Code 404" in captured.err
+    assert "nothing to plan from: query refused: HTTP 404: 404 page not found" in captured.err

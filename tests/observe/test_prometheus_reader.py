@@ -364,7 +364,7 @@ def test_a_refused_query_is_a_clear_error_and_not_retried(prometheus: Prometheus
     retries_before = PROMQL_RETRIES.labels(prometheus=prometheus.url)._value.get()
     with PrometheusReader(settings_for(prometheus.url)) as reader, pytest.raises(PrometheusQueryError) as raised:
         reader.query_range("sum(", signal="test", end=AT, window_seconds=600, step_seconds=60)
-    assert str(raised.value).startswith(f"prometheus {prometheus.url}: query refused: HTTP Status Code 400")
+    assert str(raised.value).startswith(f"prometheus {prometheus.url}: query refused: HTTP 400: ")
     assert PROMQL_RETRIES.labels(prometheus=prometheus.url)._value.get() == retries_before
 
 
@@ -683,6 +683,27 @@ def test_a_profile_with_an_unknown_template_does_not_unfilter_the_others(
 
 
 # What Prometheus answers when a query runs past the timeout it was given (web/api/v1: errorTimeout -> 503).
+def test_a_cycle_over_hundreds_of_namespaces_passes_a_proxy_with_nginx_default_url_limit(
+    prometheus: PrometheusServer,
+) -> None:
+    # Each query names every namespace with a profile; 400 of them make queries of tens of KB, which a proxy
+    # such as nginx (8 KB request line by default) answers with 414 when they travel in the URL.
+    proxy = RecordingProxy(prometheus.url, max_request_line_bytes=8192)
+    targets = [ProfileTarget(make_profile(f"team-{i:03d}-payments", "api"), LIMITED) for i in range(400)]
+    targets.append(ProfileTarget(make_profile("shop", "api"), LIMITED))
+    try:
+        result = fetch_observations(targets, at=AT, settings=settings_for(proxy.url, retries=0))
+    finally:
+        proxy.close()
+    longest_query_bytes = max(len(query["query"]) for query in proxy.queries_seen)
+    assert longest_query_bytes > 8192
+    assert result.unreachable == {}
+    observations = result[("shop", "api")]
+    assert isinstance(observations.request_rate_per_second, Series)
+    assert isinstance(observations.peak_request_rate_per_second, float)
+    assert isinstance(observations.cpu_usage_millicores_per_pod, Series)
+
+
 _SERVER_TIMEOUT = (503, json.dumps({"status": "error", "errorType": "timeout",
                                     "error": "query timed out in expression evaluation"}).encode())
 

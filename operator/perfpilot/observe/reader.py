@@ -1,7 +1,9 @@
 """The Prometheus reader: the only module here that does I/O.
 
-Range queries through ``prometheus-api-client`` with an explicit end time (an instant query at "now"
-silently returns nothing once the data is older than the lookback, see ``shared/TESTING.md``), one deadline
+Range queries POSTed to ``/api/v1/query_range`` with the parameters in the form body (a query over a few
+hundred namespaces is longer than the URL a proxy in front of Prometheus takes: nginx's default is 8 KB) and
+an explicit end time (an instant query at "now" silently returns nothing once the data is older than the
+lookback, see ``shared/TESTING.md``), one deadline
 per query covering every retry, exponential backoff on connection errors and 5xx answers only (a 4xx is a
 bad query and will not get better), a bearer token re-read from its file on every query (projected
 service-account tokens rotate), a CA file or ``insecure``, and extra headers such as ``X-Scope-OrgID``.
@@ -20,11 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from prometheus_api_client.prometheus_connect import PrometheusConnect
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
-from urllib3.util.retry import Retry
 
 from perfpilot.api.urls import prometheus_url_problem
 from perfpilot.observe.instrumentation import PROMQL_QUERIES, PROMQL_QUERY_SECONDS, PROMQL_RETRIES
@@ -166,6 +165,13 @@ class _ServerError(Exception):
         self.query_timed_out = _error_type(body) == "timeout"
 
 
+class _QueryRefused(Exception):
+    """A 4xx answer (or any other that is neither 200 nor 5xx): a bad query, which will not get better."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:300]}")
+
+
 class _AnswerWithWarnings(Exception):
     """A 200 answer that carries warnings: partial data (a Thanos store or a remote-read endpoint down) or
     data PromQL had to guess about; summed over a subset, a rate or a count would read low, not unknown."""
@@ -182,22 +188,22 @@ def _error_type(body: str) -> str | None:
     return str(answer.get("errorType")) if isinstance(answer, dict) else None
 
 
-def _raise_on_server_error(response: requests.Response, *_: Any, **__: Any) -> None:
-    # prometheus-api-client turns every non-200 into one exception type and returns only data.result of a 200;
-    # this hook keeps 5xx apart, so only they are retried, and refuses an answer that carries warnings.
+def _result_of(response: requests.Response) -> Any:
+    """``data.result`` of a 200 answer. A 5xx is ``_ServerError`` (retried); any other status is
+    ``_QueryRefused``; an answer that carries warnings is ``_AnswerWithWarnings``; a 200 that is not JSON of
+    that shape raises ValueError, KeyError or TypeError."""
     if response.status_code >= 500:
         raise _ServerError(response.status_code, response.text)
-    if response.status_code == 200 and '"warnings"' in response.text:  # a cheap look before parsing twice
-        try:
-            answer = response.json()
-        except ValueError:
-            return  # not JSON: the client reports it
-        warnings = answer.get("warnings") if isinstance(answer, dict) else None
-        # Prometheus 2.46-2.49 sent its "PromQL info:" notes ("metric might not be a counter", a histogram
-        # fixed for monotonicity) as warnings too: routine, not a sign of missing data.
-        serious = [str(warning) for warning in warnings or () if not str(warning).startswith("PromQL info:")]
-        if serious:
-            raise _AnswerWithWarnings(serious)
+    if response.status_code != 200:
+        raise _QueryRefused(response.status_code, response.text)
+    answer = response.json()
+    warnings = answer.get("warnings") if isinstance(answer, dict) else None
+    # Prometheus 2.46-2.49 sent its "PromQL info:" notes ("metric might not be a counter", a histogram fixed
+    # for monotonicity) as warnings too: routine, not a sign of missing data.
+    serious = [str(warning) for warning in warnings or () if not str(warning).startswith("PromQL info:")]
+    if serious:
+        raise _AnswerWithWarnings(serious)
+    return answer["data"]["result"]
 
 
 class PrometheusReader:
@@ -211,23 +217,15 @@ class PrometheusReader:
         # Settings made with for_url (a profile's own URL) are not validated; a bad address is this server's
         # problem, reported on each query like an unreachable server, not an error that stops every profile.
         self._url_problem = prometheus_url_problem(settings.url)
-        self._client: PrometheusConnect | None = None
-        if self._url_problem is not None:
-            return
-        session = requests.Session()
+        # A requests session's adapter does not retry (max_retries 0): retries are ours, within the deadline.
+        self._session = requests.Session()
         if settings.insecure_skip_verify:
-            session.verify = False
+            self._session.verify = False
         elif settings.ca_file is not None:
-            session.verify = str(settings.ca_file)
-        session.hooks["response"].append(_raise_on_server_error)
-        # Retries are ours (with the deadline); the adapter must not retry on its own.
-        self._client = PrometheusConnect(
-            url=self.url, session=session, retry=Retry(total=0, raise_on_status=False, status_forcelist=())
-        )
+            self._session.verify = str(settings.ca_file)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        self._session.close()
 
     def __enter__(self) -> PrometheusReader:
         return self
@@ -269,28 +267,34 @@ class PrometheusReader:
     def _with_retries(
         self, promql: str, *, start: datetime, end: datetime, step_seconds: int, deadline: float
     ) -> list[RangeSeries]:
-        if self._client is None:
+        if self._url_problem is not None:
             raise PrometheusUnreachable(url=self.url, cause=f"invalid URL: {self._url_problem}")
         attempts = 0
         backoff_seconds = self.settings.backoff_seconds
         while True:
             attempts += 1
-            self._client.headers = self._headers()
             remaining_seconds = max(deadline - time.monotonic(), 0.001)
             # The server is told to give up a little before we do, so a query too heavy for the time left is
             # answered as such (503, errorType timeout): that query failed, the server is still there.
             server_timeout_ms = max(1, int(remaining_seconds * 1000 * _SERVER_TIMEOUT_SHARE))
+            headers = self._headers()  # the token file is re-read for every attempt
             try:
-                raw = self._client.custom_query_range(
-                    promql,
-                    start_time=start,
-                    end_time=end,
-                    step=str(step_seconds),
-                    # partial_response: Thanos answers a query some stores could not serve with an error,
-                    # not with partial data (Prometheus ignores the parameter).
-                    params={"timeout": f"{server_timeout_ms}ms", "partial_response": "false"},
-                    timeout=remaining_seconds,  # type: ignore[arg-type]  # annotated int, passed to requests
+                response = self._session.post(
+                    f"{self.url}/api/v1/query_range",
+                    data={
+                        "query": promql,
+                        "start": str(round(start.timestamp())),
+                        "end": str(round(end.timestamp())),
+                        "step": str(step_seconds),
+                        "timeout": f"{server_timeout_ms}ms",
+                        # Thanos answers a query some stores could not serve with an error, not with partial
+                        # data (Prometheus ignores the parameter).
+                        "partial_response": "false",
+                    },
+                    headers=headers,
+                    timeout=remaining_seconds,
                 )
+                raw = _result_of(response)
             except _AnswerWithWarnings as error:
                 raise PrometheusQueryError(url=self.url, cause=f"answer with warnings (partial data?): {error}") \
                     from error
@@ -314,10 +318,11 @@ class PrometheusReader:
                     requests.exceptions.InvalidSchema) as error:
                 # Refused before sending: no server was asked, and retrying cannot change that.
                 raise PrometheusUnreachable(url=self.url, cause=f"invalid URL: {error}") from error
-            except PrometheusApiClientException as error:
+            except _QueryRefused as error:
                 raise PrometheusQueryError(url=self.url, cause=f"query refused: {error}") from error
             except (requests.RequestException, ValueError, KeyError, TypeError) as error:
-                # TypeError: a 200 whose JSON is not {"data": {"result": ...}} (a list, null) trips the client.
+                # ValueError: a 200 that is not JSON; KeyError, TypeError: JSON that is not {"data": {"result":
+                # ...}} (a list, null).
                 raise PrometheusQueryError(url=self.url, cause=f"unexpected answer: {error}") from error
             return _parse(raw, url=self.url)
 
