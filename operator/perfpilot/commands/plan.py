@@ -3,7 +3,8 @@
 Reads the profile, the live signals (one snapshot, the same queries the operator sends), optionally the
 workload's manifests for requests/limits, the HPA and the pool; classifies, decides, and prints the
 decision with its table row, values and bounds — as text, or as JSON with ``--json``. The tuning state
-(pending change, history, barred moves) comes from the profile's ``status`` when the file carries one.
+(pending change, history, barred moves, the wait for off-peak) comes from the profile's ``status`` when the file
+carries one.
 
 Exit status: 0 a plan was printed (even when some signals are unknown: the plan says which), 2 the input
 could not be read or is invalid, 3 Prometheus could not be reached or answered no query with a result (nothing
@@ -118,9 +119,12 @@ def _load_profile(path: Path) -> PerformanceProfile:
     return profile
 
 
-def _state_of(profile: PerformanceProfile) -> TuningState:
+def read_tuning_state(profile: PerformanceProfile) -> TuningState:
+    """The engine's state machine as the profile's status holds it, or a fresh one when it holds none readable."""
     status = profile.status or {}
-    known = {key: status[key] for key in ("lastChange", "history", "barred") if key in status}
+    # Every field of the state, the wait for off-peak too: without it a cut a day into its wait would wait again.
+    fields = [field.alias or name for name, field in TuningState.model_fields.items()]
+    known = {key: status[key] for key in fields if key in status}
     try:
         return TuningState.model_validate(known)
     except ValidationError:
@@ -371,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"perfpilot plan: {_no_result_reason(url, failures)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     observations = cycle[(profile.metadata.namespace, profile.metadata.name)]
-    decision = decide(profile.spec, observations, _state_of(profile), at)
+    decision = decide(profile.spec, observations, read_tuning_state(profile), at)
     classification = decision.classification
     observed = observed_status(observations)
     if args.json:
