@@ -272,6 +272,89 @@ def test_load_moved_more_than_thirty_percent_is_inconclusive(rate: float, verdic
     assert decision.verdict is verdict
 
 
+@pytest.mark.parametrize(("before", "after", "verdict"), [
+    (0.001, 0.006, Verdict.KEPT), (0.007, 0.012, Verdict.KEPT), (0.02, 0.025, Verdict.KEPT),
+    (0.001, 0.00601, Verdict.ROLLED_BACK),
+])
+def test_an_error_ratio_exactly_half_a_point_up_is_not_more_than_half_a_point(
+    before: float, after: float, verdict: Verdict
+) -> None:
+    # 0.006 - 0.001 is 0.005000000000000001 in floating point: DESIGN's "more than" must not trip on it.
+    state = pending(minutes_ago=16, baseline=Baseline(p95_latency_seconds=0.35, error_ratio=before, request_rate=100))
+    assert decide_with(state, after_change(errors=after)).verdict is verdict
+
+
+@pytest.mark.parametrize(("before", "after", "verdict"), [(0.7, 0.91, Verdict.ROLLED_BACK),
+                                                          (100.0, 130.0, Verdict.ROLLED_BACK),
+                                                          (100.0, 130.1, Verdict.INCONCLUSIVE)])
+def test_a_request_rate_exactly_thirty_percent_up_has_not_moved_more_than_thirty_percent(
+    before: float, after: float, verdict: Verdict
+) -> None:
+    state = pending(minutes_ago=16, baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate=before))
+    assert decide_with(state, after_change(latency=0.8, rate=after)).verdict is verdict
+
+
+def test_a_verdict_on_one_sample_after_the_change_is_inconclusive() -> None:
+    # A p95 that passes the reader's rule for the whole window but holds a single sample in "after" (the last
+    # 10 minutes): one slow minute is no evidence for a rollback, one good one none for Kept.
+    def sparse(after_value: float) -> Series:
+        full = b.series(0.35)
+        stamps = [t for t in full.timestamps_seconds if t <= b.NOW.timestamp() - 600] + [b.NOW.timestamp()]
+        return Series(tuple(stamps), tuple([0.35] * (len(stamps) - 1) + [after_value]))
+
+    for after_value in (0.9, 0.3):
+        decision = decide_with(pending(minutes_ago=16), after_change(latency_p95_seconds=sparse(after_value)))
+        assert decision.verdict is Verdict.INCONCLUSIVE, decision.verdict_reason
+        assert "p95 before or after the change unknown (or too few samples)" in decision.verdict_reason
+        assert decision.change is None or not decision.change.rollback
+
+
+def test_an_error_regression_is_rolled_back_with_p95_unknown() -> None:
+    # Every request failing fast leaves no latency histogram to read; the error criterion stands on its own.
+    decision = decide_with(pending(minutes_ago=16), after_change(latency_p95_seconds=b.unknown(), errors=0.3))
+    assert decision.verdict is Verdict.ROLLED_BACK, decision.verdict_reason
+    assert decision.change is not None and decision.change.rollback
+    kept = decide_with(pending(minutes_ago=16), after_change(latency_p95_seconds=b.unknown()))
+    assert kept.verdict is Verdict.INCONCLUSIVE and "no error regression" in kept.verdict_reason
+
+
+@pytest.mark.parametrize(("setting", "old", "new", "bounds", "said"), [
+    # A hand-set 95% stepped toward the bounds: going back would leave them further.
+    (Setting.HPA_CPU_TARGET, 95, 85, {"cpuTarget": {"min": 50, "max": 80}},
+     "hpa.cpuTarget 95% is outside the bounds 50%-80% (it is 85% now)"),
+    # The bounds narrowed since the change.
+    (Setting.HPA_MEMORY_TARGET, 70, 80, {"memoryTarget": {"min": 75, "max": 80}},
+     "hpa.memoryTarget 70% is outside the bounds 75%-80%"),
+])
+def test_a_rollback_that_would_leave_the_bounds_is_not_written(
+    setting: Setting, old: int, new: int, bounds: dict[str, Any], said: str
+) -> None:
+    live_hpa = b.hpa(cpu_target_percent=new) if setting is Setting.HPA_CPU_TARGET else b.hpa(
+        memory_target_percent=new)
+    observations = after_change(errors=0.05, live=b.live(hpa=live_hpa))
+    state = pending(minutes_ago=16, setting=setting, old=old, new=new)
+    decision = decide_with(state, observations, hpa=bounds)
+    assert decision.verdict is Verdict.INCONCLUSIVE, decision.verdict_reason
+    assert f"would leave the profile's bounds: {said}" in decision.verdict_reason
+    assert decision.change is None or not decision.change.rollback
+    # Bounds that hold the value before: rolled back.
+    within = decide_with(state, observations, hpa={"cpuTarget": {"min": 50, "max": 95},
+                                                  "memoryTarget": {"min": 70, "max": 80}})
+    assert within.verdict is Verdict.ROLLED_BACK and within.change is not None and within.change.rollback
+
+
+def test_a_pool_rollback_above_a_lowered_size_max_is_not_written() -> None:
+    profile, state = _pool_shrink_pending(minutes_ago=16)
+    observations = after_change(errors=0.05, live=b.live(
+        pool=PoolLive(default_pool_size=20, reserve_pool_size=10, pooler_replicas=1)))
+    lowered = profile.model_copy(update={"pool": profile.pool.model_copy(update={
+        "size": profile.pool.size.model_copy(update={"max": 25})})})
+    decision = decide(lowered, observations, state, b.NOW)
+    assert decision.verdict is Verdict.INCONCLUSIVE, decision.verdict_reason
+    assert "default_pool_size 30 is outside the bounds 5-25" in decision.verdict_reason
+    assert decide(profile, observations, state, b.NOW).verdict is Verdict.ROLLED_BACK
+
+
 def test_rollback_restores_exactly_the_previous_values_including_the_coupled_edit() -> None:
     # A cut (CPU request down, coupled target up): its rollback only adds capacity, so it may run above the SLO.
     decision = decide_on_resize(cut=True, pods=SMALL_PODS, target_percent=70, p95_seconds=0.9)
@@ -564,7 +647,8 @@ def test_a_regression_with_the_hpa_gone_is_not_taken_for_a_restored_value() -> N
     observations = after_change(latency=0.9, live=b.live(hpa=None))
     decision = decide_with(pending(minutes_ago=16), observations)
     assert decision.verdict is Verdict.INCONCLUSIVE
-    assert "hpa.cpuTarget's object is gone; not rolled back" in decision.verdict_reason
+    assert "hpa.cpuTarget's object is gone: the change is not in effect, so it is not judged; nothing rolled back" \
+        in decision.verdict_reason
 
 
 def test_a_reverted_record_does_not_start_a_cooldown() -> None:
@@ -631,6 +715,27 @@ def test_a_change_cut_short_between_its_writes_has_its_coupled_edit_undone(minut
     assert decision.barred_until is not None
 
 
+def test_a_change_cut_short_before_its_resources_write_is_undone_during_someone_elses_rollout() -> None:
+    # Only the coupled target (60% -> 70%) was written; the requests are still 1500m, so undoing it writes the
+    # HPA alone and stacks no rollout on the one in progress (an image update, say): it does not wait for it.
+    observations = after_change(latency=0.3, live=b.live(containers=tuple(BIG_PODS), rollout_in_progress=True,
+                                                         hpa=b.hpa(cpu_target_percent=70)))
+    decision = decide_with(resize_pending(cut=True, minutes_ago=5), observations)
+    assert decision.verdict is Verdict.ROLLED_BACK, decision.reason
+    assert decision.change is not None and decision.change.rollback
+    assert decision.change.coupled == Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
+
+
+def test_a_change_cut_short_with_rollback_off_is_not_judged_as_if_it_were_in_effect() -> None:
+    # The target written, the requests not: with rollback off the mix stays, and "no regression" would
+    # credit a cut that never happened.
+    decision = decide_on_resize(cut=True, pods=BIG_PODS, target_percent=70, p95_seconds=0.3,
+                                guardrails={"rollback": False})
+    assert decision.verdict is Verdict.INCONCLUSIVE, decision.verdict_reason
+    assert decision.verdict_reason.startswith("resources is back at its previous value alone: the change is not "
+                                              "in effect")
+
+
 def test_a_change_cut_short_is_not_undone_when_that_takes_capacity_during_a_shortage() -> None:
     # A raise (1000m -> 1500m, 70% -> 60%) stopped after its target: 60% alone means more replicas; taking
     # them away while p95 is above the SLO waits (Inconclusive, kept).
@@ -651,7 +756,7 @@ def test_a_gone_object_is_named_before_an_edit_found_back() -> None:
     # Requests back at 1500m and the HPA deleted: what someone else did is the HPA's removal.
     decision = decide_on_resize(cut=True, pods=BIG_PODS, target_percent=None, p95_seconds=0.9)
     assert decision.verdict is Verdict.INCONCLUSIVE
-    assert "coupled hpa.cpuTarget's object is gone; not rolled back" in decision.verdict_reason
+    assert "coupled hpa.cpuTarget's object is gone: the change is not in effect" in decision.verdict_reason
 
 
 def test_a_rollback_cut_short_is_not_finished_with_rollback_off() -> None:

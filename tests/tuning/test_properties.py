@@ -24,7 +24,13 @@ from perfpilot.api.status import (
 )
 from perfpilot.tuning.decision import Decision, ProposedChange
 from perfpilot.tuning.engine import decide
-from perfpilot.tuning.guardrails import is_toward_capacity, raises_pod_cpu, raises_pod_memory, reduces_capacity
+from perfpilot.tuning.guardrails import (
+    find_bounds_left,
+    is_toward_capacity,
+    raises_pod_cpu,
+    raises_pod_memory,
+    reduces_capacity,
+)
 from perfpilot.tuning.observations import LiveConfig, Observations, PoolLive, Series, Unknown
 from perfpilot.tuning.state import compute_next_state
 from perfpilot.tuning.tables import SCALE_DOWN_ROWS, SCALE_UP_ROWS
@@ -457,7 +463,7 @@ def _written(live: LiveConfig, change: ProposedChange) -> LiveConfig:
 
 @PROPERTY_SETTINGS
 @given(cases())
-def test_a_rollback_restores_exactly_the_previous_values_including_the_coupled_edit(
+def test_a_rollback_restores_exactly_the_previous_values_including_the_coupled_edit_within_the_bounds(
     case: tuple[PerformanceProfileSpec, Observations, TuningState],
 ) -> None:
     profile, observations, _ = case
@@ -479,6 +485,13 @@ def test_a_rollback_restores_exactly_the_previous_values_including_the_coupled_e
         request_rate_per_second=b.series(100, at=later), live=_written(observations.live, first.change),
     )
     rollback = decide(profile, worse, state, later)
+    # A change that stepped a value from outside the bounds toward them is not undone: no write leaves them.
+    if any(find_bounds_left(edit.setting, live=edit.to_value, new=edit.from_value, profile=profile)
+           for edit in _edits(first.change)):
+        assert rollback.verdict is Verdict.INCONCLUSIVE and "would leave the profile's bounds" in \
+            rollback.verdict_reason
+        assert rollback.change is None or not rollback.change.rollback
+        return
     assert rollback.verdict is Verdict.ROLLED_BACK
     change = rollback.change
     assert change is not None and change.rollback

@@ -20,6 +20,7 @@ from perfpilot.tuning.observations import HpaLive, LiveConfig, Observations, Ser
 from perfpilot.tuning.rules import RULES, RuleContext, compute_shortage, find_coupled_target_origin
 from perfpilot.tuning.state import compute_judged_state
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from perfpilot.tuning.values import compute_live_value, values_equal
 from perfpilot.tuning.verify import (
     VerdictOutcome,
     compute_baseline,
@@ -162,6 +163,15 @@ def _adds_capacity(change: ProposedChange, *, replicas: tuple[int, ...]) -> bool
     return all(guardrails.compute_edit_direction(edit, replicas=replicas) > 0 for edit in guardrails.list_edits(change))
 
 
+def _rolls_out(change: ProposedChange, *, profile: PerformanceProfileSpec, live: LiveConfig) -> bool:
+    """Whether writing ``change`` starts a rollout: it sets requests other than the live ones (a rollback of a
+    change cut short before its resources write only writes the HPA back)."""
+    if change.edit.setting is not Setting.RESOURCES:
+        return False
+    live_value = compute_live_value(Setting.RESOURCES, profile=profile, live=live)
+    return not values_equal(Setting.RESOURCES, live_value, change.edit.to_value)
+
+
 def _undo_pending_cut(
     context: RuleContext, *, emergency: ProposedChange, now: datetime, replicas: tuple[int, ...]
 ) -> VerdictOutcome | None:
@@ -224,7 +234,7 @@ def decide(
             # A rollout still running a verifyFor after the rollback fell due is stuck (the change's own new pods
             # OOMKilled, say): the rollback's template supersedes it, as `kubectl rollout undo` would.
             rollout_stuck_at = verify_end + timedelta(seconds=guard.verify_for.seconds)
-            if (judged.rollback is not None and judged.rollback.edit.setting is Setting.RESOURCES
+            if (judged.rollback is not None and _rolls_out(judged.rollback, profile=profile, live=observations.live)
                     and observations.live.rollout_in_progress and now < rollout_stuck_at):
                 # Otherwise no rollout is stacked on a rollout: the verdict stays Pending and the rollback is
                 # retried. Meanwhile only an emergency toward capacity may act: a stuck rollout must not silence it.
@@ -367,7 +377,7 @@ def decide(
                 blocked_by=_dedupe(blocked),
                 cooldown_until_seconds=hold_until.timestamp() if hold_until is not None else None,
                 baseline=compute_baseline(observations, span_seconds=guard.verify_for.seconds,
-                                          not_before=guardrails.compute_last_write(state)),
+                                          not_before=guardrails.compute_last_write(state), thresholds=thresholds),
                 barred_until=barred_until,
                 waits_for_off_peak=waits_for_off_peak,
                 rollback_due=bool(rollback_waits),

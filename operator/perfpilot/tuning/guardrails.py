@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from perfpilot.api.quantities import format_cpu_millicores, format_memory_bytes
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import (
     BarredMove,
@@ -109,6 +110,63 @@ def fits_server_budget(*, default_pool_size: int, reserve_pool_size: int, pooler
     if max_server_connections <= 0:
         return True
     return (default_pool_size + reserve_pool_size) * max(1, pooler_replicas) <= max_server_connections
+
+
+@dataclass(frozen=True)
+class _BoundedNumber:
+    what: str  # as a reason names it: "hpa.cpuTarget", "api CPU request"
+    value: int | None
+    lower: int
+    upper: int
+    show: Callable[[int], str] = str
+
+    @property
+    def shown(self) -> str:
+        return "unset" if self.value is None else self.show(self.value)
+
+    @property
+    def distance_outside(self) -> int:
+        return 0 if self.value is None else max(self.lower - self.value, self.value - self.upper, 0)
+
+
+def _list_bounded_numbers(setting: Setting, value: SettingValue, *, profile: PerformanceProfileSpec
+                          ) -> dict[str, _BoundedNumber]:
+    """Each number of ``value`` that the profile bounds, by what it is; behaviour rows and maxReplicas
+    (bounded by its ceiling only when raised) have none."""
+    if setting in (Setting.HPA_CPU_TARGET, Setting.HPA_MEMORY_TARGET) and isinstance(value, int):
+        bounds = profile.hpa.cpu_target if setting is Setting.HPA_CPU_TARGET else profile.hpa.memory_target
+        return {setting.value: _BoundedNumber(setting.value, value, bounds.min, bounds.max, lambda n: f"{n}%")}
+    if setting is Setting.POOL_SIZE and isinstance(value, PoolSize):
+        size = profile.pool.size
+        return {"default_pool_size": _BoundedNumber("default_pool_size", value.default_pool_size, size.min, size.max)}
+    if setting is Setting.RESOURCES and isinstance(value, list):
+        cpu, memory = profile.resources.cpu, profile.resources.memory
+        numbers: dict[str, _BoundedNumber] = {}
+        for container in value:
+            for number in (
+                _BoundedNumber(f"{container.name} CPU request", container.cpu_request_millicores,
+                               cpu.min.millicores, cpu.max.millicores, format_cpu_millicores),
+                _BoundedNumber(f"{container.name} memory request", container.memory_request_bytes,
+                               memory.min.bytes, memory.max.bytes, format_memory_bytes),
+            ):
+                numbers[number.what] = number
+        return numbers
+    return {}
+
+
+def find_bounds_left(setting: Setting, *, live: SettingValue, new: SettingValue,
+                     profile: PerformanceProfileSpec) -> str | None:
+    """What writing ``new`` over ``live`` would take outside the profile's bounds, or further outside than it
+    is, or None. A value already outside (hand-set, or bounds narrowed since) may be brought back a step at a
+    time, as the rules do, but no write takes it further away."""
+    before = _list_bounded_numbers(setting, live, profile=profile)
+    for what, after in _list_bounded_numbers(setting, new, profile=profile).items():
+        was = before.get(what)
+        if after.distance_outside > (was.distance_outside if was is not None else 0):
+            now = f" (it is {was.shown} now)" if was is not None and was.distance_outside > 0 else ""
+            bounds = f"{after.show(after.lower)}-{after.show(after.upper)}"
+            return f"{what} {after.shown} is outside the bounds {bounds}{now}"
+    return None
 
 
 def compute_max_replicas_step(*, live_max: int, ceiling: int, max_step_percent: int) -> int:

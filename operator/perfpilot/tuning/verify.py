@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,7 +10,12 @@ from perfpilot.api.quantities import Duration
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import Baseline, ChangeRecord, Edit, PoolSize, Setting, Verdict
 from perfpilot.tuning.decision import ProposedChange
-from perfpilot.tuning.guardrails import compute_edit_direction, compute_replica_counts, fits_server_budget
+from perfpilot.tuning.guardrails import (
+    compute_edit_direction,
+    compute_replica_counts,
+    find_bounds_left,
+    fits_server_budget,
+)
 from perfpilot.tuning.observations import LiveConfig, Observations, Series, Signal, Unknown
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from perfpilot.tuning.values import compute_live_value, compute_target_name, values_equal
@@ -22,26 +28,46 @@ class VerdictOutcome:
     rollback: ProposedChange | None = None
 
 
-def _mean_since(signal: Signal, start_seconds: float) -> float | None:
+def _mean_since(signal: Signal, start_seconds: float, *, observations: Observations, thresholds: Thresholds
+                ) -> float | None:
+    """The mean of ``signal`` from ``start_seconds`` to the evaluation; None when it is unknown or its samples
+    fill under ``verdict_min_sample_share`` of the steps the observations can hold over that span."""
     if isinstance(signal, Unknown):
         return None
-    recent = signal if signal.timestamps_seconds[0] >= start_seconds else signal.since(start_seconds)
-    return recent.mean if isinstance(recent, Series) else None
+    recent = signal.since(start_seconds)
+    if not isinstance(recent, Series):
+        return None
+    at_seconds = observations.at.timestamp()
+    span_seconds = at_seconds - max(start_seconds, at_seconds - observations.window_seconds)
+    steps = math.floor(span_seconds / observations.step_seconds) + 1
+    if len(recent.values) < thresholds.verdict_min_sample_share * steps:
+        return None
+    return recent.mean
+
+
+def _exceeds(value: float, limit: float) -> bool:
+    """``value > limit`` where the two differ by more than float noise: DESIGN's "more than" thresholds
+    (0.5 points, 30%, 10%) must not trip on a value exactly at them (0.006 - 0.001 is 0.005000000000000001)."""
+    return value > limit and not math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def compute_baseline(
-    observations: Observations, *, span_seconds: float, not_before: datetime | None = None
+    observations: Observations, *, span_seconds: float, not_before: datetime | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> Baseline:
     """Means of p95, error ratio and request rate over the last ``span_seconds`` before a change, from no
     earlier than ``not_before`` (the last write: what came before it is another configuration's, such as the
-    one a rollback just undid, and would make a worse "before" that hides this change's regression)."""
+    one a rollback just undid, and would make a worse "before" that hides this change's regression). A mean
+    of too few samples is None (unknown), as after the change."""
     start = observations.at.timestamp() - span_seconds
     if not_before is not None:
         start = max(start, not_before.timestamp())
     return Baseline(
-        p95_latency_seconds=_mean_since(observations.latency_p95_seconds, start),
-        error_ratio=_mean_since(observations.error_ratio, start),
-        request_rate=_mean_since(observations.request_rate_per_second, start),
+        p95_latency_seconds=_mean_since(observations.latency_p95_seconds, start, observations=observations,
+                                        thresholds=thresholds),
+        error_ratio=_mean_since(observations.error_ratio, start, observations=observations, thresholds=thresholds),
+        request_rate=_mean_since(observations.request_rate_per_second, start, observations=observations,
+                                 thresholds=thresholds),
     )
 
 
@@ -98,6 +124,16 @@ def compute_restored_edits(
     return restored, in_effect, None
 
 
+def _describe_not_ours(edit: Edit, *, change: ChangeRecord, restored: list[Edit], live: LiveConfig) -> str:
+    """An edit of ``change`` that is not in effect, and how it stands."""
+    name = ("coupled " if edit is change.coupled else "") + edit.setting.value
+    if not _holds_setting(edit.setting, live):
+        return f"{name}'s object is gone"
+    if edit in restored:
+        return f"{name} is back at its previous value alone"
+    return f"{name} was changed by someone else since"
+
+
 def _pct(value: float) -> str:
     return f"{value * 100:.2f}%"
 
@@ -108,15 +144,19 @@ def _find_regression(
 ) -> VerdictOutcome | str:
     """The verdict when the change stands (Inconclusive on unknown or moved load, Kept), else what regressed."""
     before = change.baseline
-    errors_after = _mean_since(observations.error_ratio, start)
-    rate_after = _mean_since(observations.request_rate_per_second, start)
-    if p95_after is None or before.p95_latency_seconds is None:
-        return VerdictOutcome(Verdict.INCONCLUSIVE, "p95 before or after the change unknown; change kept")
+    errors_after = _mean_since(observations.error_ratio, start, observations=observations, thresholds=thresholds)
+    rate_after = _mean_since(observations.request_rate_per_second, start, observations=observations,
+                             thresholds=thresholds)
+    p95_before = before.p95_latency_seconds
+    errors_before = before.error_ratio
+    p95_unknown = "p95 before or after the change unknown (or too few samples)"
+    if (p95_after is None or p95_before is None) and (errors_after is None or errors_before is None):
+        return VerdictOutcome(Verdict.INCONCLUSIVE, f"{p95_unknown}, and the error ratio too; change kept")
     if rate_after is None or before.request_rate is None:
         return VerdictOutcome(Verdict.INCONCLUSIVE, "request rate before or after unknown (load not comparable); kept")
     moved = abs(rate_after - before.request_rate) / before.request_rate if before.request_rate > 0 else (
         0.0 if rate_after == 0 else float("inf"))
-    if moved > thresholds.load_moved_fraction:
+    if _exceeds(moved, thresholds.load_moved_fraction):
         return VerdictOutcome(
             Verdict.INCONCLUSIVE,
             f"request rate moved {moved:.0%} ({before.request_rate:.1f} -> {rate_after:.1f}/s) "
@@ -124,22 +164,27 @@ def _find_regression(
         )
     slo = profile.slo.latency_p95.seconds
     regressions = []
-    if p95_after > slo and p95_after > before.p95_latency_seconds * (1 + thresholds.regression_latency_fraction):
+    if (p95_after is not None and p95_before is not None and p95_after > slo
+            and _exceeds(p95_after, p95_before * (1 + thresholds.regression_latency_fraction))):
         regressions.append(
-            f"p95 {before.p95_latency_seconds * 1000:.0f}ms -> {p95_after * 1000:.0f}ms (above SLO {slo * 1000:.0f}ms "
+            f"p95 {p95_before * 1000:.0f}ms -> {p95_after * 1000:.0f}ms (above SLO {slo * 1000:.0f}ms "
             f"and > {thresholds.regression_latency_fraction:.0%} worse)"
         )
-    if (errors_after is not None and before.error_ratio is not None
-            and errors_after - before.error_ratio > thresholds.regression_error_ratio_increase):
+    # The error criterion stands on its own: errors up with p95 unknown (every request failing fast, say)
+    # are still a regression.
+    if (errors_after is not None and errors_before is not None
+            and _exceeds(errors_after - errors_before, thresholds.regression_error_ratio_increase)):
         regressions.append(
-            f"error ratio {_pct(before.error_ratio)} -> {_pct(errors_after)} "
+            f"error ratio {_pct(errors_before)} -> {_pct(errors_after)} "
             f"(> {thresholds.regression_error_ratio_increase * 100:g} points up)"
         )
-    errors_note = "" if errors_after is not None and before.error_ratio is not None else " (error ratio unknown)"
     if not regressions:
+        if p95_after is None or p95_before is None:
+            return VerdictOutcome(Verdict.INCONCLUSIVE, f"{p95_unknown}; no error regression; change kept")
+        errors_note = "" if errors_after is not None and errors_before is not None else " (error ratio unknown)"
         return VerdictOutcome(
             Verdict.KEPT,
-            f"no regression: p95 {before.p95_latency_seconds * 1000:.0f}ms -> {p95_after * 1000:.0f}ms, "
+            f"no regression: p95 {p95_before * 1000:.0f}ms -> {p95_after * 1000:.0f}ms, "
             f"load moved {moved:.0%}{errors_note}",
         )
     what = "; ".join(regressions)
@@ -200,6 +245,13 @@ def _roll_back(context: _RollbackContext, *, cause: str, partly: str = "") -> Ve
     if over_budget is not None:
         return VerdictOutcome(Verdict.INCONCLUSIVE, f"{cause} but {over_budget}; change kept, nothing barred (the "
                                                     f"pool rules grow it within the budget)")
+    for edit in context.in_effect:
+        # The value before may lie outside the bounds: hand-set there (the change was a step back toward
+        # them), or the bounds narrowed since. No write leaves the bounds, a rollback included.
+        left = find_bounds_left(edit.setting, live=edit.to_value, new=edit.from_value, profile=context.profile)
+        if left is not None:
+            return VerdictOutcome(Verdict.INCONCLUSIVE, f"{cause} but restoring {edit.setting.value} would leave "
+                                                        f"the profile's bounds: {left}; change kept, nothing barred")
     reason = (f"Rollback of {change.edit.setting.value} on {change.target}: {cause}; restoring the "
               f"previous value{partly} and barring the move for {context.thresholds.barred_cooldowns} x cooldown")
     return VerdictOutcome(
@@ -237,8 +289,10 @@ def _recent_rollback_context(
 ) -> _RollbackContext:
     """A rollback decided before the verdict's window: the shortage check reads p95 of the recent span."""
     recent_start = max(change.at.timestamp(), now.timestamp() - thresholds.recent_span_seconds)
+    p95_recent = _mean_since(observations.latency_p95_seconds, recent_start, observations=observations,
+                             thresholds=thresholds)
     return _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
-                            in_effect=in_effect, p95_after=_mean_since(observations.latency_p95_seconds, recent_start))
+                            in_effect=in_effect, p95_after=p95_recent)
 
 
 def decide_unfinished_write(
@@ -332,9 +386,12 @@ def decide_verdict(
     - only the coupled edit back, rollback on: a rollback cut short between its writes, finished;
     - judged more than window + interval after verifyFor ended, or after its rollback was last found due:
       Inconclusive (the evidence is stale);
-    - p95 or rate unknown, or the load moved: Inconclusive; no regression, or rollback off: Kept;
-    - a regression with a value changed by someone else (or its object gone): Inconclusive;
-    - a regression: RolledBack, unless undoing it takes capacity away during a shortage (Inconclusive).
+    - the main edit not in effect (back alone with rollback off, someone else's, its object gone): Inconclusive;
+    - rate unknown, p95 and error ratio both unknown, or the load moved: Inconclusive; no regression: Kept
+      (Inconclusive with p95 unknown); a regression with rollback off: Kept;
+    - a regression with the coupled value changed by someone else (or its object gone): Inconclusive;
+    - a regression: RolledBack, unless undoing it takes capacity away during a shortage, breaks the pool
+      budget or leaves the profile's bounds (Inconclusive).
     """
     unfinished = decide_unfinished_write(profile, observations, change, now=now, thresholds=thresholds)
     if unfinished is not None:
@@ -343,25 +400,27 @@ def decide_verdict(
     verify_seconds = profile.guardrails.verify_for.seconds
     settle_end = change.at.timestamp() + verify_seconds * thresholds.verify_settle_fraction
     start = max(settle_end, now.timestamp() - verify_seconds)
-    p95_after = _mean_since(observations.latency_p95_seconds, start)
+    p95_after = _mean_since(observations.latency_p95_seconds, start, observations=observations, thresholds=thresholds)
     context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
                                in_effect=in_effect, p95_after=p95_after)
     late = _describe_late_verdict(change, profile=profile, now=now)
     if late is not None:
         return VerdictOutcome(Verdict.INCONCLUSIVE, late)
+    if change.edit not in in_effect:
+        # With rollback off a change cut short between its writes is left as it is; a main value someone else
+        # set, or its object gone, is theirs. Either way the latency is not this change's to answer for.
+        what = _describe_not_ours(foreign or change.edit, change=change, restored=restored, live=observations.live)
+        return VerdictOutcome(Verdict.INCONCLUSIVE, f"{what}: the change is not in effect, so it is not judged; "
+                                                    f"nothing rolled back")
     judged = _find_regression(change, profile=profile, observations=observations, start=start, p95_after=p95_after,
                               thresholds=thresholds)
     if isinstance(judged, VerdictOutcome):
         return judged
     cause = f"regression ({judged})"
-    # Someone else's: a value that is neither perfpilot's nor the one before, an object gone, or the main edit
-    # back alone (not what a rollback leaves).
+    # The main edit is in effect; the coupled one may be someone else's, gone, or back alone (with rollback off:
+    # not what a rollback leaves).
     theirs = foreign or (restored[0] if restored else None)
     if theirs is not None:
-        what_edit = "coupled " if theirs is change.coupled else ""
-        since = ("'s object is gone" if not _holds_setting(theirs.setting, observations.live)
-                 else " was changed by someone else since")
-        return VerdictOutcome(
-            Verdict.INCONCLUSIVE, f"{cause} but {what_edit}{theirs.setting.value}{since}; not rolled back",
-        )
+        what = _describe_not_ours(theirs, change=change, restored=restored, live=observations.live)
+        return VerdictOutcome(Verdict.INCONCLUSIVE, f"{cause} but {what}; not rolled back")
     return _roll_back(context, cause=cause)
