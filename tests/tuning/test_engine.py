@@ -752,6 +752,36 @@ def test_a_change_never_written_is_found_reverted_during_its_verification() -> N
     assert decision.barred_until is not None
 
 
+def test_a_regression_on_an_hpa_replaced_by_another_is_not_rolled_back_onto_either() -> None:
+    # perfpilot moved HPA "api" 60% -> 70%; "api" was then replaced by "api-v2" (a KEDA ScaledObject's, say),
+    # which happens to hold 70%: its value is not perfpilot's, and "api" is gone.
+    observations = after_change(latency=0.9, live=b.live(hpa=b.hpa(name="api-v2", cpu_target_percent=70)))
+    decision = decide_with(pending(minutes_ago=16), observations)
+    assert decision.verdict is Verdict.INCONCLUSIVE, decision.verdict_reason
+    assert ("hpa.cpuTarget's object is gone (HorizontalPodAutoscaler/api written, HorizontalPodAutoscaler/api-v2 "
+            "found)") in decision.verdict_reason
+    assert decision.change is None or not decision.change.rollback
+
+
+def test_a_coupled_target_on_an_hpa_replaced_since_is_not_rolled_back() -> None:
+    # A cut written whole (requests 1000m, target 70% on HPA "api"); the HPA is now "api-v2", at 70% too.
+    state = resize_pending(cut=True)
+    assert state.last_change is not None
+    state = TuningState(last_change=state.last_change.model_copy(
+        update={"coupled_target": "HorizontalPodAutoscaler/api"}))
+    observations = after_change(latency=0.9, live=b.live(containers=tuple(SMALL_PODS),
+                                                         hpa=b.hpa(name="api-v2", cpu_target_percent=70)))
+    decision = decide_with(state, observations)
+    assert decision.verdict is Verdict.INCONCLUSIVE, decision.verdict_reason
+    assert "but coupled hpa.cpuTarget's object is gone (HorizontalPodAutoscaler/api written" in \
+        decision.verdict_reason
+    assert decision.change is None or not decision.change.rollback
+    same = decide_with(state, after_change(latency=0.9, live=b.live(containers=tuple(SMALL_PODS),
+                                                                    hpa=b.hpa(cpu_target_percent=70))))
+    assert same.verdict is Verdict.ROLLED_BACK and same.change is not None
+    assert same.change.coupled_target == "HorizontalPodAutoscaler/api"
+
+
 def test_a_gone_object_is_named_before_an_edit_found_back() -> None:
     # Requests back at 1500m and the HPA deleted: what someone else did is the HPA's removal.
     decision = decide_on_resize(cut=True, pods=BIG_PODS, target_percent=None, p95_seconds=0.9)

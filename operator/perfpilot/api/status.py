@@ -107,6 +107,10 @@ class ChangeRecord(ApiModel):
     coupled: Edit | None = Field(
         None, description="A second value moved with the first so the two do not fight (CPU request + target)."
     )
+    coupled_target: str = Field(
+        "", description="kind/name of the object the coupled value lives on (empty: none, or a record from "
+                        "before this field, read as the object of that kind found live).",
+    )
     reason: str = ""
     table_row: str = ""
     emergency: bool = False

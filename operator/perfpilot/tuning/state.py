@@ -72,6 +72,7 @@ def compute_next_state(
             target=change.target,
             edit=change.edit,
             coupled=change.coupled,
+            coupled_target=change.coupled_target,
             reason=change.reason,
             table_row=change.table_row,
             emergency=change.emergency,

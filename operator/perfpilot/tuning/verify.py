@@ -90,7 +90,8 @@ def compute_rollback(
         coupled=None if coupled is None else Edit(
             setting=coupled.setting, from_value=coupled.to_value, to_value=coupled.from_value
         ),
-        coupled_target="" if coupled is None else compute_target_name(coupled.setting, profile=profile, live=live),
+        coupled_target="" if coupled is None else (
+            change.coupled_target or compute_target_name(coupled.setting, profile=profile, live=live)),
         rollback=True,
     )
 
@@ -104,6 +105,15 @@ def _holds_setting(setting: Setting, live: LiveConfig) -> bool:
     return live.hpa is not None
 
 
+def _find_object_replaced(edit: Edit, *, change: ChangeRecord, profile: PerformanceProfileSpec, live: LiveConfig
+                          ) -> str | None:
+    """The object now holding ``edit``'s setting when it is not the one the change wrote (an HPA replaced by
+    another of another name, a KEDA ScaledObject's, say), else None: its value is not perfpilot's."""
+    recorded = change.target if edit is change.edit else change.coupled_target
+    found = compute_target_name(edit.setting, profile=profile, live=live)
+    return found if recorded and found != recorded else None
+
+
 def compute_restored_edits(
     change: ChangeRecord, *, profile: PerformanceProfileSpec, live: LiveConfig
 ) -> tuple[list[Edit], list[Edit], Edit | None]:
@@ -112,7 +122,8 @@ def compute_restored_edits(
     restored: list[Edit] = []
     in_effect: list[Edit] = []
     for edit in (change.edit, *([change.coupled] if change.coupled is not None else [])):
-        if not _holds_setting(edit.setting, live):
+        if not _holds_setting(edit.setting, live) or _find_object_replaced(edit, change=change, profile=profile,
+                                                                           live=live):
             return restored, in_effect, edit
         live_value = compute_live_value(edit.setting, profile=profile, live=live)
         if values_equal(edit.setting, live_value, edit.to_value):
@@ -124,11 +135,16 @@ def compute_restored_edits(
     return restored, in_effect, None
 
 
-def _describe_not_ours(edit: Edit, *, change: ChangeRecord, restored: list[Edit], live: LiveConfig) -> str:
+def _describe_not_ours(edit: Edit, *, change: ChangeRecord, profile: PerformanceProfileSpec, restored: list[Edit],
+                       live: LiveConfig) -> str:
     """An edit of ``change`` that is not in effect, and how it stands."""
     name = ("coupled " if edit is change.coupled else "") + edit.setting.value
     if not _holds_setting(edit.setting, live):
         return f"{name}'s object is gone"
+    replaced_by = _find_object_replaced(edit, change=change, profile=profile, live=live)
+    if replaced_by is not None:
+        written = change.target if edit is change.edit else change.coupled_target
+        return f"{name}'s object is gone ({written} written, {replaced_by} found)"
     if edit in restored:
         return f"{name} is back at its previous value alone"
     return f"{name} was changed by someone else since"
@@ -409,7 +425,8 @@ def decide_verdict(
     if change.edit not in in_effect:
         # With rollback off a change cut short between its writes is left as it is; a main value someone else
         # set, or its object gone, is theirs. Either way the latency is not this change's to answer for.
-        what = _describe_not_ours(foreign or change.edit, change=change, restored=restored, live=observations.live)
+        what = _describe_not_ours(foreign or change.edit, change=change, profile=profile, restored=restored,
+                                  live=observations.live)
         return VerdictOutcome(Verdict.INCONCLUSIVE, f"{what}: the change is not in effect, so it is not judged; "
                                                     f"nothing rolled back")
     judged = _find_regression(change, profile=profile, observations=observations, start=start, p95_after=p95_after,
@@ -421,6 +438,7 @@ def decide_verdict(
     # not what a rollback leaves).
     theirs = foreign or (restored[0] if restored else None)
     if theirs is not None:
-        what = _describe_not_ours(theirs, change=change, restored=restored, live=observations.live)
+        what = _describe_not_ours(theirs, change=change, profile=profile, restored=restored,
+                                  live=observations.live)
         return VerdictOutcome(Verdict.INCONCLUSIVE, f"{cause} but {what}; not rolled back")
     return _roll_back(context, cause=cause)
