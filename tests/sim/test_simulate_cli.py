@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 
 from perfpilot.cli import main
+from perfpilot.commands.simulate import read_profile
 from perfpilot.sim import plot
 from perfpilot.sim.cluster import ClusterParams
 
@@ -173,12 +174,13 @@ def test_simulate_says_when_the_slo_is_below_the_p95_with_no_queue_and_the_oracl
 
 
 @pytest.mark.parametrize("redirect", ["pipe", "file"])
+@pytest.mark.parametrize("json_path", ["/dev/stdout", "-"])  # "-" as `validate -` reads standard input
 def test_json_to_standard_output_follows_the_table_whether_piped_or_redirected(
-    small_trace: Path, tmp_path: Path, redirect: str
+    small_trace: Path, tmp_path: Path, redirect: str, json_path: str
 ) -> None:
     # Renaming a staged file over /dev/stdout's target replaced a redirected file (the table lost), and a
     # pipe's target ("pipe:[...]") is no path at all.
-    command = [sys.executable, "-m", "perfpilot.cli", "simulate", "--trace", str(small_trace), "--json", "/dev/stdout"]
+    command = [sys.executable, "-m", "perfpilot.cli", "simulate", "--trace", str(small_trace), "--json", json_path]
     if redirect == "pipe":
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
         assert done.returncode == 0, done.stderr
@@ -326,3 +328,66 @@ def test_simulate_writes_through_a_symlinked_json_and_keeps_the_link(tmp_path: P
     assert main(["simulate", "--trace", str(small_trace), "--json", str(link)]) == 0
     assert link.is_symlink()
     assert json.loads(target.read_text())["scenario"] == "right-sized"
+
+
+def test_an_empty_output_path_is_refused_naming_the_flag_and_value(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--hours", "1", "--json", ""])
+    assert exit_info.value.code == 2
+    assert "argument --json: must name a file, or - for standard output (got '')" in capsys.readouterr().err
+
+
+def test_a_plot_the_file_system_refuses_is_refused_before_the_replay(
+    small_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # os.access says yes to root for /proc; the file system does not.
+    assert main(["simulate", "--trace", str(small_trace), "--plot", "/proc/perfpilot-nope.png"]) == 2
+    captured = capsys.readouterr()
+    assert "--plot /proc/perfpilot-nope.png: not writable (" in captured.err
+    assert captured.out == ""  # no table: nothing was replayed
+
+
+def test_a_request_count_per_minute_is_replayed_per_second_and_said_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp_seconds,requests_per_minute\n" + "".join(f"{60 * i},{600 + 60 * (i % 7)}\n"
+                                                                        for i in range(90)))
+    out = tmp_path / "o.json"
+    assert main(["simulate", "--trace", str(trace), "--scale", "1", "--json", str(out)]) == 0
+    assert "column requests_per_minute counts per minute: read as requests_per_minute / 60" in capsys.readouterr().err
+    assert json.loads(out.read_text())["trace"]["peak_rps"] == pytest.approx(16.0)  # 960 a minute
+
+
+def test_a_resource_column_is_said_to_be_replayed_as_the_shape_of_the_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp_seconds,cpu_util_percent\n" + "".join(f"{60 * i},{40 + i % 7}\n" for i in range(90)))
+    assert main(["simulate", "--trace", str(trace)]) == 0
+    assert "column cpu_util_percent is not a request rate: it is replayed as the shape of the load" in \
+        capsys.readouterr().err
+
+
+def test_a_window_refused_for_no_traffic_gets_no_note_before_the_refusal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "zeros.csv"
+    trace.write_text("timestamp_seconds,rps\n" + "".join(f"{60 * i},0\n" for i in range(4)))
+    assert main(["simulate", "--trace", str(trace)]) == 2
+    err = capsys.readouterr().err
+    assert "no traffic to scale" in err
+    assert "note:" not in err  # "the trace ends 3 min after the window's start" came first
+
+
+def test_a_profile_sizing_a_container_the_model_lacks_sizes_the_models_one_container(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # manifests/examples name their container "api"; the model's pods have one, "app". Left alone, the profile
+    # selected no container and its resources were never tuned, without a word.
+    path = tmp_path / "profile.yaml"
+    path.write_text(PROFILE % "Deployment" + "  resources: {containers: [api]}\n")
+    spec = read_profile(path, None)
+    assert spec.resources.containers == ["app"]
+    assert "sizes containers api; the model's pods have one container, app, which is simulated as the one sized" \
+        in capsys.readouterr().err

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from perfpilot.api.validate import validate_profile
 from perfpilot.commands.inputs import load_yaml_documents
 from perfpilot.observe.workload import flatten
 from perfpilot.sim.baselines import compute_no_load_p95_seconds
+from perfpilot.sim.cluster import CONTAINER
 from perfpilot.sim.replay import Simulation, simulate
 from perfpilot.sim.report import format_table, to_json
 from perfpilot.sim.scenarios import (
@@ -91,6 +93,16 @@ def bounded_number(*, upper: float, unit: str, lower: float = 0.0) -> Callable[[
     return parse
 
 
+def output_path(raw: str) -> Path:
+    """argparse ``type=`` for --json/--plot: ``-`` is standard output (as ``validate -`` reads standard input);
+    an empty value names no file (``Path("")`` would be the current folder)."""
+    if raw == "-":
+        return Path("/dev/stdout")
+    if not raw.strip():
+        raise argparse.ArgumentTypeError(f"must name a file, or - for standard output (got {raw!r})")
+    return Path(raw)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "simulate",
@@ -121,9 +133,9 @@ def register(subparsers: Any) -> None:
     scaling.add_argument("--peak-rps", type=positive_number,
                          help="scale the window so that its peak is this many req/s")
     scaling.add_argument("--scale", type=positive_number, help="multiply the trace's rate by this factor")
-    parser.add_argument("--json", type=Path, metavar="OUT",
-                        help="write the results as JSON (missing folders are created)")
-    parser.add_argument("--plot", type=Path, metavar="OUT.png",
+    parser.add_argument("--json", type=output_path, metavar="OUT",
+                        help="write the results as JSON (missing folders are created; - for standard output)")
+    parser.add_argument("--plot", type=output_path, metavar="OUT.png",
                         help="draw load, replicas, p95 and tuned values (missing folders are created)")
     parser.set_defaults(func=run)
 
@@ -148,7 +160,9 @@ def _profile_document(path: Path) -> dict[str, Any]:
                      f"(kinds in the file: {kinds})")
 
 
-def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileSpec:
+def read_profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileSpec:
+    """The spec perfpilot runs with: the file's profile (checked as `validate` checks it, made Auto, its containers
+    mapped onto the model's one), or the default profile; ``slo_p95_ms`` overrides its SLO."""
     if path is None:
         return default_profile(slo_p95_ms=slo_p95_ms)
     document = _profile_document(path)
@@ -163,6 +177,12 @@ def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileS
         # The simulator exists to show what perfpilot would do; Off/Recommend would only copy "static".
         print(f"perfpilot simulate: note: {path} has mode {spec.mode.value}; simulated as Auto", file=sys.stderr)
         spec = spec.model_copy(update={"mode": Mode.AUTO})
+    if spec.resources.enabled and spec.resources.containers and CONTAINER not in spec.resources.containers:
+        # Left as it is, the profile would select no container of the model: its resources never tuned, silently.
+        print(f"perfpilot simulate: note: {path} sizes containers {', '.join(spec.resources.containers)}; the "
+              f"model's pods have one container, {CONTAINER}, which is simulated as the one sized", file=sys.stderr)
+        resources = spec.resources.model_copy(update={"containers": [CONTAINER]})
+        spec = spec.model_copy(update={"resources": resources})
     if spec.target_ref.kind != "Deployment":
         print(f"perfpilot simulate: note: {path} targets a {spec.target_ref.kind}; the model cluster rolls "
               f"pods out as a Deployment does (maxSurge 25%, maxUnavailable 25%)", file=sys.stderr)
@@ -177,6 +197,27 @@ def _profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileS
     return spec
 
 
+# A column's unit from its name, as the traces in shared/traces name them: a request count per minute or hour
+# is turned into requests per second (it matters only with --scale); a column named for a resource measures no
+# request at all. Any other name (rps, qps, mcr_value) is taken as requests per second.
+_PER_UNIT_SECONDS = (("_per_minute", 60.0), ("_per_hour", 3600.0))
+_NOT_REQUESTS = re.compile(r"cpu|mem|util|percent|bytes|disk|net_|cycles", re.IGNORECASE)
+
+
+def read_column_unit(column: str) -> tuple[float, str]:
+    """What one unit of ``column`` is in requests per second, and a note when it is not one: a count per
+    minute or hour is converted; a resource column (CPU %, memory, bytes) is replayed as the shape of the
+    load, its scale set by the default peak or --peak-rps (--scale reads it as requests per second)."""
+    if _NOT_REQUESTS.search(column):
+        return 1.0, (f"column {column} is not a request rate: it is replayed as the shape of the load, in "
+                     f"proportion to its values (--scale takes them as requests per second)")
+    for suffix, seconds in _PER_UNIT_SECONDS:
+        if column.endswith(suffix):
+            return 1.0 / seconds, (f"column {column} counts per {suffix.removeprefix('_per_')}: read as "
+                                   f"{column} / {seconds:g} requests per second")
+    return 1.0, ""
+
+
 def scale_factor(trace: Trace, *, peak_rps: float | None, scale: float | None, cpu_demand_seconds: float) -> float:
     if scale is not None:
         return scale
@@ -189,7 +230,8 @@ def scale_factor(trace: Trace, *, peak_rps: float | None, scale: float | None, c
 
 
 def check_writable(flag: str, path: Path) -> str | None:
-    """None when ``path`` could be written (its folder created as needed), else why not; creates nothing."""
+    """None when ``path`` could be written (its folder created as needed), else why not; leaves nothing
+    behind."""
     if path.is_dir():
         return f"{flag} {path}: is a directory"
     folder = path.absolute().parent
@@ -199,6 +241,16 @@ def check_writable(flag: str, path: Path) -> str | None:
         return f"{flag} {path}: {folder} is not a directory"
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         return f"{flag} {path}: not writable"
+    # os.access says yes to root everywhere, /sys and /proc included: a file made and removed at once asks
+    # the file system itself (the folder the output or its missing folders would go in).
+    if path.exists():
+        return None  # a file (opened for writing later) or a device such as /dev/null
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=".perfpilot-probe-", dir=folder)
+    except OSError as error:
+        return f"{flag} {path}: not writable ({error.strerror or error})"
+    os.close(descriptor)
+    os.unlink(probe)
     return None
 
 
@@ -381,31 +433,33 @@ def run(args: argparse.Namespace) -> int:
         print(f"perfpilot simulate: {problem}", file=sys.stderr)
         return 2
     try:
-        profile = _profile(args.profile, args.slo_p95_ms)
+        profile = read_profile(args.profile, args.slo_p95_ms)
         trace = _load("--trace", args.trace or bundled_trace_path(), column=args.column)
         check_window(trace, start=args.start, hours=args.hours)
         window = trace.window(start_seconds=args.start, hours=args.hours)
-        for gap_start, gap_end in window.gaps:
-            # The straight line across a hole is made up: a result there says nothing about the real load.
-            print(f"perfpilot simulate: note: the trace has no sample from {gap_start:.0f} to {gap_end:.0f} "
-                  f"({_span(gap_end - gap_start)}); the window replays a straight line across it", file=sys.stderr)
+        notes = [f"the trace has no sample from {gap_start:.0f} to {gap_end:.0f} ({_span(gap_end - gap_start)}); "
+                 f"the window replays a straight line across it"  # made up: a result there says nothing
+                 for gap_start, gap_end in window.gaps]
         if window.duration_seconds < args.hours * 3600 - window.step_seconds:  # not just a part of a step
-            print(f"perfpilot simulate: note: the trace ends {_span(window.duration_seconds)} after the "
-                  f"window's start; --hours {args.hours:g} replays those {_span(window.duration_seconds)}",
-                  file=sys.stderr)
+            notes.append(f"the trace ends {_span(window.duration_seconds)} after the window's start; --hours "
+                         f"{args.hours:g} replays those {_span(window.duration_seconds)}")
+        per_second, column_note = read_column_unit(window.column)
+        if column_note:
+            notes.append(column_note)
         # perfpilot is installed on a running service whose Prometheus already holds history: the peak
         # window before the replayed one warms it up (the bundled slice ships with the week before it).
         history = trace if args.trace is not None else join_traces(
             load_trace(bundled_history_path(), column=window.column), trace)
         before = history_before(history, window, seconds=profile.guardrails.peak_window.seconds)
-        factor = scale_factor(window, peak_rps=args.peak_rps, scale=args.scale,
-                              cpu_demand_seconds=scenario.params.cpu_demand_seconds)
+        factor = scale_factor(window, peak_rps=args.peak_rps, scale=None if args.scale is None else
+                              args.scale * per_second, cpu_demand_seconds=scenario.params.cpu_demand_seconds)
         check_load(window, factor=factor)
     except (OSError, ValueError) as error:
         for line in str(error).splitlines():  # a profile with several problems: one prefixed line each
             print(f"perfpilot simulate: {line}", file=sys.stderr)
         return 2
-    for note in describe_unmeetable_slo(window, factor=factor, scenario=scenario, profile=profile):
+    # Notes only once the input is known good: a refusal is not preceded by remarks on what it refused.
+    for note in notes + describe_unmeetable_slo(window, factor=factor, scenario=scenario, profile=profile):
         print(f"perfpilot simulate: note: {note}", file=sys.stderr)
     scaled = window.scaled(factor)
     started = time.perf_counter()
