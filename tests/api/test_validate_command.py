@@ -269,3 +269,22 @@ def test_invalid_documents_and_an_unreadable_file_exit_2(tmp_path: Path, capsys:
     bad["spec"]["mode"] = "Sometimes"
     status, _, _ = _run(capsys, _write(tmp_path / "bad.yaml", bad), tmp_path / "missing.yaml")
     assert status == 2
+
+
+@pytest.mark.parametrize("bare", [GOOD["spec"], {"spec": GOOD["spec"]}])
+def test_a_bare_spec_is_named_as_such_in_one_line_not_five(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bare: Profile
+) -> None:
+    # `simulate --profile` takes a bare spec; the API server does not, and validate checks what it would get.
+    file = _write(tmp_path / "bare.yaml", bare)
+    assert _run(capsys, file) == (1, [
+        f"{file}: document 1: a bare spec, not a manifest: put it under spec: with apiVersion: perfpilot.io/v1alpha1, "
+        f"kind: PerformanceProfile and metadata (name, namespace)"], "")
+
+
+def test_a_file_that_is_not_utf8_is_named_as_simulate_and_plan_name_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "binary.yaml"
+    file.write_bytes(b"\xff\xfe\x00")
+    assert _run(capsys, file) == (2, [], f"{file}: not UTF-8 text (byte 0 is 0xff)\n")

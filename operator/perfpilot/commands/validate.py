@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from perfpilot.api.spec import API_VERSION, KIND
 from perfpilot.api.validate import describe, is_perfpilot_document, validate_profile
 
 EXIT_VALID = 0
@@ -60,12 +61,25 @@ def _entries(documents: list[object]) -> Iterator[tuple[str, object]]:
             yield f"document {number}", document
 
 
+def _describe_bare_spec(document: object) -> str | None:
+    """What to do with a profile's spec alone (``simulate --profile`` takes one; the API server does not), or
+    None: its fields, read as a manifest's, would each be "not a field of the document"."""
+    if not isinstance(document, dict) or {"apiVersion", "kind", "metadata"} & set(document):
+        return None
+    if set(document) == {"spec"} or "targetRef" in document:
+        return (f"a bare spec, not a manifest: put it under spec: with apiVersion: {API_VERSION}, kind: {KIND} "
+                f"and metadata (name, namespace)")
+    return None
+
+
 def _check_file(name: str) -> int:
     try:
         documents = _load_documents(name)
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        print(f"{name}: cannot read the file: {reason}", file=sys.stderr)
+    except UnicodeDecodeError as error:
+        print(f"{name}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except OSError as error:
+        print(f"{name}: cannot read the file: {error.strerror or error}", file=sys.stderr)
         return EXIT_UNREADABLE
     except yaml.YAMLError as error:
         where = ""
@@ -85,6 +99,11 @@ def _check_file(name: str) -> int:
             print(f"{prefix}: {kind}/{describe(document)} skipped (not a PerformanceProfile)")
             continue
         checked += 1
+        bare = _describe_bare_spec(document)
+        if bare is not None:
+            print(f"{prefix}: {bare}")
+            status = EXIT_INVALID
+            continue
         problems = validate_profile(document)
         for problem in problems:
             print(f"{prefix}: {problem}")
