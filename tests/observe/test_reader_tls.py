@@ -44,6 +44,18 @@ def test_the_reader_reads_a_tls_prometheus_with_its_ca_file(
     assert values and set(values) == {"7"}
 
 
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_the_ca_file_wins_over_a_ca_bundle_named_in_the_environment(
+    tls_prometheus: PrometheusServer, certificate: TlsFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+) -> None:
+    # requests lets these variables override a session's own CA setting (psf/requests#3829); Debian images and
+    # CI runners set them to the system bundle, which has never heard of the cluster's CA.
+    monkeypatch.setenv(variable, str(make_self_signed_certificate(tmp_path).cert))
+    values = _read_a_constant(PrometheusSettings(url=tls_prometheus.url, ca_file=certificate.cert))
+    assert values and set(values) == {"7"}
+
+
 @pytest.mark.filterwarnings("ignore:Unverified HTTPS request")  # urllib3's, for exactly what is asked here
 def test_the_reader_reads_a_tls_prometheus_without_verifying_when_told_to(tls_prometheus: PrometheusServer) -> None:
     values = _read_a_constant(PrometheusSettings(url=tls_prometheus.url, insecure_skip_verify=True))

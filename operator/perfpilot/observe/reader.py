@@ -292,6 +292,9 @@ class PrometheusReader:
                         "partial_response": "false",
                     },
                     headers=headers,
+                    # Given with each request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the
+                    # environment override the session's own setting (psf/requests#3829).
+                    verify=self._session.verify,
                     timeout=remaining_seconds,
                 )
                 raw = _result_of(response)
