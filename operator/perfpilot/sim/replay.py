@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS, PerformanceProfileSpec
-from perfpilot.api.status import ContainerResources, Edit, PoolSize, ScalingRules, Setting, TuningState
+from perfpilot.api.status import ContainerResources, Edit, PoolSize, Setting, TuningState
 from perfpilot.sim.baselines import SLO_QUANTILE, oracle_minute
 from perfpilot.sim.cluster import (
     CONTAINER,
@@ -110,24 +110,46 @@ def build_hpa_spec(hpa: HpaSettings) -> HpaSpec:
     return HpaSpec(hpa.min_replicas, hpa.max_replicas, tuple(metrics), behavior)
 
 
-def _percent_per_minute(rules: ScalingRules | None, *, default: float) -> float:
-    """A behaviour direction as one number for the plot: the largest Percent step per minute."""
-    if rules is None or not rules.policies:
-        return default
-    return max(p.value * 60.0 / p.period_seconds if p.type == "Percent" else 0.0 for p in rules.policies)
-
-
 def _tuned_values(settings: WorkloadSettings) -> dict[str, float]:
-    hpa, res = settings.hpa, settings.resources
+    """Every value perfpilot tunes, as numbers for the plot; NaN for a value that is not set (not 0).
+
+    A behaviour direction is read as the HPA controller runs it, after the API server's defaulting (an unset
+    window or policy list is Kubernetes' own; no behaviour at all is the defaults too). Its policies are split
+    by kind, each in its own unit: "%/min" is the Percent policies' step per minute and "pods/min" the Pods
+    policies' — the largest one (the smallest under selectPolicy Min), NaN when the direction has no policy of
+    that kind (a Pods policy is not 0 %/min), 0 in both when the direction is Disabled.
+    """
+    hpa, res, pool = settings.hpa, settings.resources, settings.pool
+    behavior = Behavior.of(scale_up=hpa.scale_up, scale_down=hpa.scale_down)
+
+    def per_minute(policies: tuple[tuple[str, int, float], ...], select: str, kind: str) -> float:
+        if select == "Disabled":
+            return 0.0
+        steps = [value * 60.0 / period for policy_kind, value, period in policies if policy_kind == kind]
+        if not steps:
+            return math.nan
+        return min(steps) if select == "Min" else max(steps)
+
+    def number(value: int | None, *, unit: float = 1.0) -> float:
+        return math.nan if value is None else value / unit
+
+    up, down = behavior.scale_up, behavior.scale_down
     return {
-        "cpu target %": float(hpa.cpu_target_percent or math.nan),
-        "memory target %": float(hpa.memory_target_percent or math.nan),
-        "scale-up %/min": _percent_per_minute(hpa.scale_up, default=400.0),
-        "scale-down %/min": _percent_per_minute(hpa.scale_down, default=400.0),
+        "cpu target %": number(hpa.cpu_target_percent),
+        "memory target %": number(hpa.memory_target_percent),
+        "scale-up %/min": per_minute(up.policies, up.select_policy, "Percent"),
+        "scale-up pods/min": per_minute(up.policies, up.select_policy, "Pods"),
+        "scale-up window s": up.stabilization_window_seconds,
+        "scale-down %/min": per_minute(down.policies, down.select_policy, "Percent"),
+        "scale-down pods/min": per_minute(down.policies, down.select_policy, "Pods"),
+        "scale-down window s": down.stabilization_window_seconds,
         "max replicas": float(hpa.max_replicas),
-        "cpu request m": float(res.cpu_request_millicores or math.nan),
-        "memory request MiB": (res.memory_request_bytes or 0) / 2**20,
-        "pool size": float(settings.pool.default_pool_size),
+        "cpu request m": number(res.cpu_request_millicores),
+        "cpu limit m": number(res.cpu_limit_millicores),
+        "memory request MiB": number(res.memory_request_bytes, unit=2**20),
+        "memory limit MiB": number(res.memory_limit_bytes, unit=2**20),
+        "pool size": float(pool.default_pool_size),
+        "pool reserve": float(pool.reserve_pool_size),
     }
 
 
