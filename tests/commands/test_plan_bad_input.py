@@ -123,6 +123,15 @@ def test_plan_refuses_a_header_value_with_a_nul_naming_the_flag_and_value(
                    r"(got 'X-Scope-OrgID=a\x00')")
 
 
+@pytest.mark.parametrize("raw", ["Content-Type=application/json", "content-length=10"])
+def test_plan_refuses_a_header_the_query_sets_itself_naming_the_flag_and_value(
+    profile_file: Path, capsys: pytest.CaptureFixture[str], raw: str
+) -> None:
+    # The queries are a form POST: a Content-Type of the user's made Prometheus ignore every query's form.
+    result = plan(profile_file, capsys, "--prometheus", VALID_URL, "--header", raw)
+    assert_refused(*result, "--header: is set by the reader itself (the queries are a form POST)", f"(got {raw!r})")
+
+
 @pytest.mark.parametrize("raw", ["X A=b", "X-A:=b", "Tenant\u00e9=b"])
 def test_plan_refuses_a_header_name_that_is_not_an_http_token_naming_the_flag_and_value(
     profile_file: Path, capsys: pytest.CaptureFixture[str], raw: str

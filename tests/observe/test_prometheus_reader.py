@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -702,6 +704,38 @@ def test_a_cycle_over_hundreds_of_namespaces_passes_a_proxy_with_nginx_default_u
     assert isinstance(observations.request_rate_per_second, Series)
     assert isinstance(observations.peak_request_rate_per_second, float)
     assert isinstance(observations.cpu_usage_millicores_per_pod, Series)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_a_redirect_is_a_failed_query_that_names_where_it_points_never_a_form_lost_on_the_way(
+    prometheus: PrometheusServer, status: int
+) -> None:
+    # Following a 301-303 turns the POST into a GET without its form: Prometheus then answers "invalid parameter
+    # start", which says nothing of the redirect. Not followed, it is named with where it points.
+    target = f"{prometheus.url}/api/v1/query_range"
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(status)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with PrometheusReader(settings_for(url, retries=0)) as reader, pytest.raises(PrometheusQueryError) as raised:
+            reader.query_range("up", signal="test", end=AT, window_seconds=60, step_seconds=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(raised.value) == (f"prometheus {url}: the server redirects (HTTP {status}) to {target}: set the "
+                                 f"Prometheus URL to where it points")
 
 
 _SERVER_TIMEOUT = (503, json.dumps({"status": "error", "errorType": "timeout",

@@ -30,6 +30,8 @@ from perfpilot.observe.instrumentation import PROMQL_QUERIES, PROMQL_QUERY_SECON
 
 # RFC 9110 "token": anything else in a header name is either refused by requests or sent as a malformed request.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Headers the query's own body defines: a Content-Type of the user's made Prometheus ignore the form.
+_HEADERS_OF_THE_QUERY = frozenset({"content-type", "content-length", "transfer-encoding"})
 
 
 def header_problem(name: str, value: str) -> str | None:
@@ -37,6 +39,8 @@ def header_problem(name: str, value: str) -> str | None:
     (per query, as an odd answer) and sends the rest as a malformed request."""
     if not _HEADER_NAME.fullmatch(name):
         return "expected a header name of letters, digits and !#$%&'*+-.^_`|~ only"
+    if name.lower() in _HEADERS_OF_THE_QUERY:
+        return "is set by the reader itself (the queries are a form POST); another value would void the query"
     if any(ch != "\t" and unicodedata.category(ch) == "Cc" for ch in value):
         return "expected a header value without control characters such as a newline"
     if any(ord(ch) > 0xFF for ch in value):
@@ -172,6 +176,15 @@ class _QueryRefused(Exception):
         super().__init__(f"HTTP {status}: {body[:300]}")
 
 
+class _Redirected(Exception):
+    """A 3xx answer. Not followed: a client following a 301-303 turns the POST into a GET without its form
+    (Prometheus then answers "invalid parameter start"), and one following to another host drops the token."""
+
+    def __init__(self, status: int, location: str) -> None:
+        super().__init__(f"the server redirects (HTTP {status}) to {location or 'nowhere given'}: set the "
+                         f"Prometheus URL to where it points")
+
+
 class _AnswerWithWarnings(Exception):
     """A 200 answer that carries warnings: partial data (a Thanos store or a remote-read endpoint down) or
     data PromQL had to guess about; summed over a subset, a rate or a count would read low, not unknown."""
@@ -189,11 +202,13 @@ def _error_type(body: str) -> str | None:
 
 
 def _result_of(response: requests.Response) -> Any:
-    """``data.result`` of a 200 answer. A 5xx is ``_ServerError`` (retried); any other status is
-    ``_QueryRefused``; an answer that carries warnings is ``_AnswerWithWarnings``; a 200 that is not JSON of
-    that shape raises ValueError, KeyError or TypeError."""
+    """``data.result`` of a 200 answer. A 5xx is ``_ServerError`` (retried), a redirect ``_Redirected``, any
+    other status ``_QueryRefused``; an answer that carries warnings is ``_AnswerWithWarnings``; a 200 that is
+    not JSON of that shape raises ValueError, KeyError or TypeError."""
     if response.status_code >= 500:
         raise _ServerError(response.status_code, response.text)
+    if response.is_redirect:
+        raise _Redirected(response.status_code, response.headers.get("Location", ""))
     if response.status_code != 200:
         raise _QueryRefused(response.status_code, response.text)
     answer = response.json()
@@ -296,6 +311,7 @@ class PrometheusReader:
                     # environment override the session's own setting (psf/requests#3829).
                     verify=self._session.verify,
                     timeout=remaining_seconds,
+                    allow_redirects=False,
                 )
                 raw = _result_of(response)
             except _AnswerWithWarnings as error:
@@ -323,6 +339,8 @@ class PrometheusReader:
                 raise PrometheusUnreachable(url=self.url, cause=f"invalid URL: {error}") from error
             except _QueryRefused as error:
                 raise PrometheusQueryError(url=self.url, cause=f"query refused: {error}") from error
+            except _Redirected as error:
+                raise PrometheusQueryError(url=self.url, cause=str(error)) from error
             except (requests.RequestException, ValueError, KeyError, TypeError) as error:
                 # ValueError: a 200 that is not JSON; KeyError, TypeError: JSON that is not {"data": {"result":
                 # ...}} (a list, null).
