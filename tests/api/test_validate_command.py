@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -271,15 +272,18 @@ def test_invalid_documents_and_an_unreadable_file_exit_2(tmp_path: Path, capsys:
     assert status == 2
 
 
-@pytest.mark.parametrize("bare", [GOOD["spec"], {"spec": GOOD["spec"]}])
+@pytest.mark.parametrize(("bare", "said"), [
+    (GOOD["spec"], "a bare spec, not a manifest: put it under spec: with apiVersion: perfpilot.io/v1alpha1, "
+                   "kind: PerformanceProfile and metadata (name, namespace)"),
+    ({"spec": GOOD["spec"]}, "a spec without its manifest: add apiVersion: perfpilot.io/v1alpha1, kind: "
+                             "PerformanceProfile and metadata (name, namespace) beside spec:"),
+])
 def test_a_bare_spec_is_named_as_such_in_one_line_not_five(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], bare: Profile
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bare: Profile, said: str
 ) -> None:
     # `simulate --profile` takes a bare spec; the API server does not, and validate checks what it would get.
     file = _write(tmp_path / "bare.yaml", bare)
-    assert _run(capsys, file) == (1, [
-        f"{file}: document 1: a bare spec, not a manifest: put it under spec: with apiVersion: perfpilot.io/v1alpha1, "
-        f"kind: PerformanceProfile and metadata (name, namespace)"], "")
+    assert _run(capsys, file) == (1, [f"{file}: document 1: {said}"], "")
 
 
 def test_a_file_that_is_not_utf8_is_named_as_simulate_and_plan_name_it(
@@ -288,3 +292,10 @@ def test_a_file_that_is_not_utf8_is_named_as_simulate_and_plan_name_it(
     file = tmp_path / "binary.yaml"
     file.write_bytes(b"\xff\xfe\x00")
     assert _run(capsys, file) == (2, [], f"{file}: not UTF-8 text (byte 0 is 0xff)\n")
+
+
+def test_standard_input_that_is_not_utf8_is_named_as_a_file_is(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"kind: x\n\xff\n")))
+    assert _run(capsys, "-") == (2, [], "-: not UTF-8 text (byte 8 is 0xff)\n")

@@ -175,11 +175,11 @@ def test_simulate_says_when_the_slo_is_below_the_p95_with_no_queue_and_the_oracl
 
 @pytest.mark.parametrize("redirect", ["pipe", "file"])
 @pytest.mark.parametrize("json_path", ["/dev/stdout", "-"])  # "-" as `validate -` reads standard input
-def test_json_to_standard_output_follows_the_table_whether_piped_or_redirected(
+def test_json_to_standard_output_is_all_of_it_and_the_table_goes_to_standard_error(
     small_trace: Path, tmp_path: Path, redirect: str, json_path: str
 ) -> None:
-    # Renaming a staged file over /dev/stdout's target replaced a redirected file (the table lost), and a
-    # pipe's target ("pipe:[...]") is no path at all.
+    # For a pipe into jq. Renaming a staged file over /dev/stdout's target replaced a redirected file, and a
+    # pipe's target ("pipe:[...]") is no path at all: the JSON goes through the stream.
     command = [sys.executable, "-m", "perfpilot.cli", "simulate", "--trace", str(small_trace), "--json", json_path]
     if redirect == "pipe":
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
@@ -191,9 +191,8 @@ def test_json_to_standard_output_follows_the_table_whether_piped_or_redirected(
             done = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True, check=False, timeout=120)
         assert done.returncode == 0, done.stderr
         out = target.read_text()
-    table, _, document = out.partition("replayed in ")
-    assert "perfpilot        static   k8s-default        oracle" in table
-    assert set(json.loads(document.split("\n", 1)[1])["runs"]) == {"perfpilot", "static", "k8s-default", "oracle"}
+    assert set(json.loads(out)["runs"]) == {"perfpilot", "static", "k8s-default", "oracle"}
+    assert "perfpilot        static   k8s-default        oracle" in done.stderr
 
 
 def test_json_to_a_redirected_standard_error_keeps_the_notes_before_it(small_trace: Path, tmp_path: Path) -> None:
@@ -337,13 +336,19 @@ def test_an_empty_output_path_is_refused_naming_the_flag_and_value(capsys: pytes
     assert "argument --json: must name a file, or - for standard output (got '')" in capsys.readouterr().err
 
 
-def test_a_plot_the_file_system_refuses_is_refused_before_the_replay(
-    small_trace: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("how", ["missing", "existing", "symlink"])
+def test_an_output_the_file_system_refuses_is_refused_before_the_replay(
+    small_trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
 ) -> None:
-    # os.access says yes to root for /proc; the file system does not.
-    assert main(["simulate", "--trace", str(small_trace), "--plot", "/proc/perfpilot-nope.png"]) == 2
+    # os.access says yes to root for /proc; the file system does not. An existing file is replaced by a file
+    # staged beside it (beside a symlink's target), so that is where the check asks.
+    path = {"missing": Path("/proc/perfpilot-nope.json"), "existing": Path("/proc/version"),
+            "symlink": tmp_path / "link.json"}[how]
+    if how == "symlink":
+        path.symlink_to("/proc/version")
+    assert main(["simulate", "--trace", str(small_trace), "--json", str(path)]) == 2
     captured = capsys.readouterr()
-    assert "--plot /proc/perfpilot-nope.png: not writable (" in captured.err
+    assert f"--json {path}: not writable (" in captured.err
     assert captured.out == ""  # no table: nothing was replayed
 
 

@@ -231,20 +231,22 @@ def scale_factor(trace: Trace, *, peak_rps: float | None, scale: float | None, c
 
 def check_writable(flag: str, path: Path) -> str | None:
     """None when ``path`` could be written (its folder created as needed), else why not; leaves nothing
-    behind."""
+    behind. Checked where ``write_outputs`` will write: beside the file a symlink points to."""
     if path.is_dir():
         return f"{flag} {path}: is a directory"
-    folder = path.absolute().parent
+    if path.exists() and not path.is_file():
+        # A device or pipe (/dev/null, /dev/stdout) is written as it is: opening it is the only test.
+        return None if os.access(path, os.W_OK) else f"{flag} {path}: not writable"
+    final = path.resolve() if path.is_symlink() else path.absolute()
+    folder = final.parent
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
         return f"{flag} {path}: {folder} is not a directory"
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    if not os.access(folder, os.W_OK | os.X_OK) or (final.exists() and not os.access(final, os.W_OK)):
         return f"{flag} {path}: not writable"
-    # os.access says yes to root everywhere, /sys and /proc included: a file made and removed at once asks
-    # the file system itself (the folder the output or its missing folders would go in).
-    if path.exists():
-        return None  # a file (opened for writing later) or a device such as /dev/null
+    # os.access says yes to root everywhere, /sys and /proc included: a file made and removed at once where
+    # the output is staged (or its missing folders would begin) asks the file system itself.
     try:
         descriptor, probe = tempfile.mkstemp(prefix=".perfpilot-probe-", dir=folder)
     except OSError as error:
@@ -466,13 +468,16 @@ def run(args: argparse.Namespace) -> int:
     simulation = simulate(trace=scaled, scenario=scenario, profile=profile,
                           before=before.scaled(factor) if before is not None else None)
     elapsed = time.perf_counter() - started
+    # JSON asked on standard output (--json -) is all of it, for a pipe into jq: the table goes to stderr.
+    table = sys.stderr if args.json is not None and _standard_stream(args.json) is sys.stdout else sys.stdout
     print(f"trace {scaled.name} ({scaled.column} x {factor:.4g}, peak {scaled.peak_per_second:.1f} req/s), "
           f"{_span(scaled.duration_seconds)}; scenario {scenario.name}: {scenario.description}; "
-          f"SLO p95 {simulation.slo_seconds * 1000:g} ms")
+          f"SLO p95 {simulation.slo_seconds * 1000:g} ms", file=table)
     print(f"perfpilot's Prometheus history before the window: {_span(before.duration_seconds)}"
-          if before is not None else "perfpilot's Prometheus history before the window: none (the trace starts here)")
-    print(format_table(simulation))
-    print(f"replayed in {elapsed:.1f} s")
+          if before is not None else "perfpilot's Prometheus history before the window: none (the trace starts here)",
+          file=table)
+    print(format_table(simulation), file=table)
+    print(f"replayed in {elapsed:.1f} s", file=table)
     try:
         write_outputs(simulation, scale=factor, json_path=args.json, plot_path=args.plot)
     except OutputError as error:  # checked before the replay; the disk can still fill or change under it

@@ -40,7 +40,9 @@ def register(subparsers: Any) -> None:
 
 def _load_documents(name: str) -> list[object]:
     """All YAML documents of a file; raises OSError, UnicodeDecodeError or yaml.YAMLError."""
-    text = sys.stdin.read() if name == STDIN else Path(name).read_text(encoding="utf-8")
+    # Standard input as bytes too: its text layer would turn a bad byte into a surrogate YAML then names.
+    raw = sys.stdin.buffer.read() if name == STDIN else Path(name).read_bytes()
+    text = raw.decode("utf-8")
     return list(yaml.safe_load_all(text))
 
 
@@ -66,7 +68,10 @@ def _describe_bare_spec(document: object) -> str | None:
     None: its fields, read as a manifest's, would each be "not a field of the document"."""
     if not isinstance(document, dict) or {"apiVersion", "kind", "metadata"} & set(document):
         return None
-    if set(document) == {"spec"} or "targetRef" in document:
+    if set(document) == {"spec"}:
+        return (f"a spec without its manifest: add apiVersion: {API_VERSION}, kind: {KIND} and metadata (name, "
+                f"namespace) beside spec:")
+    if "targetRef" in document:
         return (f"a bare spec, not a manifest: put it under spec: with apiVersion: {API_VERSION}, kind: {KIND} "
                 f"and metadata (name, namespace)")
     return None
