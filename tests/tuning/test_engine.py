@@ -150,6 +150,14 @@ def test_a_single_slow_sample_is_not_an_emergency() -> None:
     assert decide_with(pending(minutes_ago=2), b.observations(latency_p95_seconds=latency)).change is None
 
 
+def test_an_emergency_needs_every_sample_of_the_span_above_twice_the_slo_not_their_mean() -> None:
+    # The last minutes at 3 s, 3 s and 0.9 s: a mean of 2.3 s is over twice the 500 ms SLO, but the last
+    # sample is not, so the breach is not sustained.
+    latency = b.series([0.35] * (b.SAMPLES - 3) + [3.0, 3.0, 0.9])
+    decision = decide_with(pending(minutes_ago=2), b.observations(latency_p95_seconds=latency))
+    assert decision.change is None, decision.reason
+
+
 def test_one_slow_scrape_after_a_gap_is_not_an_emergency() -> None:
     # The three samples before the newest are missing: the newest 1.2s alone does not cover 2 minutes.
     full = b.series(0.3)

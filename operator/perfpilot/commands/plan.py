@@ -102,7 +102,7 @@ def parse_time(raw: str | None) -> datetime:
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as error:
-        raise _BadInput(f"--at: not a time (use 2023-11-14T23:00:00Z or Unix seconds): {raw!r}") from error
+        raise _BadInput(f"--at: not a time (use 2023-11-14T23:00:00Z or Unix seconds) (got {raw!r})") from error
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
@@ -139,7 +139,7 @@ def _headers(raw_headers: list[str]) -> dict[str, str]:
         name, separator, value = raw.partition("=")
         name, value = name.strip(), value.strip()
         if not separator or not name:
-            raise _BadInput(f"--header: expected NAME=VALUE, got {raw!r}")
+            raise _BadInput(f"--header: expected NAME=VALUE (got {raw!r})")
         # Checked here as well as in the settings, so the message shows the flag's value as it was typed.
         problem = header_problem(name, value)
         if problem is not None:
