@@ -50,7 +50,8 @@ def test_plan_refuses_a_ca_file_that_holds_no_certificate_before_asking_promethe
          "--at: not a time (use 2023-11-14T23:00:00Z or Unix seconds) (got 'yesterday')"),
         (["--prometheus", "http://127.0.0.1:9", "--timeout", "-1"],
          "--timeout: must be a finite number of seconds greater than 0 and at most 300 (got -1.0)"),
-        (["--prometheus", "http://127.0.0.1:9", "--header", "novalue"], "--header: expected NAME=VALUE (got 'novalue')"),
+        (["--prometheus", "http://127.0.0.1:9", "--header", "novalue"],
+         "--header: expected NAME=VALUE (got 'novalue')"),
     ],
 )
 def test_plan_rejects_bad_flags_naming_flag_and_value(

@@ -24,9 +24,11 @@ from perfpilot.api.status import (
     Verdict,
 )
 from perfpilot.tuning import guardrails
-from perfpilot.tuning.engine import decide
+from perfpilot.tuning.decision import ProposedChange
+from perfpilot.tuning.engine import decide, resources_change_may_wait
 from perfpilot.tuning.observations import Observations, PoolLive, Series
 from perfpilot.tuning.state import compute_next_state
+from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS
 
 NEEDS_CHANGE = {"request_rate_per_second": b.series([60.0 if i % 2 else 140.0 for i in range(b.SAMPLES)])}
 EMERGENCY = {"latency_p95_seconds": b.series(1.2)}  # more than twice the 500ms SLO
@@ -1090,3 +1092,19 @@ def test_a_held_move_toward_capacity_lets_a_slower_scale_down_go() -> None:
                                   live=b.live(oom_kills_in_window=3, **live))
     decision = decide(b.profile(), observations, b.EMPTY_STATE, b.NOW)
     assert decision.change is not None and decision.change.edit.setting is Setting.HPA_SCALE_DOWN, decision.reason
+
+
+def test_a_resources_change_does_not_wait_while_the_pods_total_nears_their_limit_and_no_container_is_read() -> None:
+    # Two containers whose own series are missing: the pod's total near the sum of their limits (2 + 2 GiB)
+    # means one of them is near its own, and a rollout replaces those pods with fresh ones.
+    containers = (b.container("app"), b.container("proxy"))
+    raised = [containers[0].model_copy(update={"memory_request_bytes": 3 * b.GI // 2}), containers[1]]
+    change = ProposedChange(target="Deployment/api", reason="memory-bound", table_row="Memory-bound",
+                            edit=Edit(setting=Setting.RESOURCES, from_value=list(containers), to_value=raised))
+
+    def with_pod_working_set(fraction_of_limits: float) -> Observations:
+        return b.observations(live=b.live(containers=containers),
+                              memory_working_set_bytes_per_pod=b.series(fraction_of_limits * 4 * b.GI))
+
+    assert resources_change_may_wait(change, with_pod_working_set(0.95), thresholds=DEFAULT_THRESHOLDS) is False
+    assert resources_change_may_wait(change, with_pod_working_set(0.5), thresholds=DEFAULT_THRESHOLDS) is True

@@ -645,6 +645,21 @@ def test_pool_under_half_all_window_shrinks_one_tier(live_default: int, active: 
     assert change.edit.to_value == PoolSize(default_pool_size=expected, reserve_pool_size=tier.reserve_pool_size)
 
 
+def test_a_pool_under_half_is_not_shrunk_when_a_client_waited_in_the_window() -> None:
+    # Used 5 of 20 at its peak (6 with the waiting client: 60% of the smaller pool), but one sample had a client
+    # waiting: the pool was too small at that moment.
+    decision = run(pool_observations(active=5, waiting=[0.0] * (b.SAMPLES - 10) + [1.0] + [0.0] * 9))
+    assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE, decision.reason
+
+
+def test_a_pool_under_half_is_not_shrunk_before_the_window_is_covered() -> None:
+    # Ten minutes of samples in a 30-minute window: "under 50% for the whole window" is not yet known.
+    observations = pool_observations(active=[7.0] * 10)
+    decision = run(observations)
+    assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE, decision.reason
+    assert "pool shrinking: pool under 50%, but the window is not yet covered" in decision.reason
+
+
 def test_a_pool_shrink_never_raises_the_reserve() -> None:
     change = change_of(run(pool_observations(active=10, default=40, reserve=5)))
     assert change.edit.to_value == PoolSize(default_pool_size=30, reserve_pool_size=5)
