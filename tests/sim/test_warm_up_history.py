@@ -8,6 +8,9 @@ import pytest
 
 from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS
 from perfpilot.cli import main
+from perfpilot.sim.prometheus import Prometheus
+from perfpilot.sim.replay import simulate
+from perfpilot.sim.scenarios import SCENARIOS, default_profile
 from perfpilot.sim.trace import (
     Trace,
     bundled_history_path,
@@ -69,3 +72,29 @@ def test_simulate_says_when_a_trace_has_no_history_before_the_window(tmp_path: P
     trace.write_text("timestamp_seconds,requests_per_second\n" + "".join(f"{60 * i},5\n" for i in range(180)))
     assert main(["simulate", "--trace", str(trace), "--hours", "2"]) == 0
     assert "history before the window: none" in capsys.readouterr().out
+
+
+def test_perfpilots_prometheus_holds_the_peaks_and_cpu_history_of_the_warm_up_before_the_window() -> None:
+    # Six hours with a 60 req/s burst before an hour at 10 req/s: after the window, perfpilot's Prometheus
+    # answers the peak window's peak rate and CPU history from the warm-up too, not from the quiet hour alone.
+    before = _trace(0, [10.0] * 180 + [60.0] * 30 + [10.0] * 150, column="requests_per_second")
+    window = _trace(before.start_seconds + before.duration_seconds, [10.0] * 60, column="requests_per_second")
+    end_seconds = window.start_seconds + window.duration_seconds
+    profile = default_profile()
+
+    def prometheus_after(warm_up: Trace | None) -> Prometheus:
+        simulation = simulate(trace=window, scenario=SCENARIOS["right-sized"], profile=profile, runs=("perfpilot",),
+                              before=warm_up)
+        prometheus = simulation.runs["perfpilot"].prometheus
+        assert prometheus is not None
+        return prometheus
+
+    warmed, cold = prometheus_after(before), prometheus_after(None)
+    peak_window_seconds = DEFAULT_PEAK_WINDOW_SECONDS
+    warmed_peak = warmed.peak("peak_request_rate_per_second", at_seconds=end_seconds,
+                              window_seconds=peak_window_seconds)
+    cold_peak = cold.peak("peak_request_rate_per_second", at_seconds=end_seconds, window_seconds=peak_window_seconds)
+    assert warmed_peak == pytest.approx(60.0, rel=0.05)
+    assert cold_peak == pytest.approx(10.0, rel=0.05)
+    warmed_history = warmed.history("cpu_history_seconds", at_seconds=end_seconds, window_seconds=peak_window_seconds)
+    assert isinstance(warmed_history, float) and warmed_history > 6 * 3600
