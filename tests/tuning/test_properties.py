@@ -34,7 +34,6 @@ from perfpilot.tuning.guardrails import (
 from perfpilot.tuning.observations import LiveConfig, Observations, PoolLive, Series, Unknown
 from perfpilot.tuning.state import compute_next_state
 from perfpilot.tuning.tables import SCALE_DOWN_ROWS, SCALE_UP_ROWS
-from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS
 
 SIGNALS = ("latency_p95_seconds", "request_rate_per_second", "error_ratio", "cpu_usage_millicores_per_pod",
            "cpu_throttled_ratio", "memory_working_set_bytes_per_pod", "replicas", "pool_server_active",
@@ -536,8 +535,7 @@ def test_a_decision_never_shrinks_with_an_unknown_peak_or_little_history(
     history = observations.pool_history_seconds if pool else observations.cpu_history_seconds
     assert not isinstance(history, Unknown)
     own_window = profile.guardrails.peak_window.seconds
-    assert history >= min(DEFAULT_THRESHOLDS.cut_min_history_seconds,
-                          DEFAULT_THRESHOLDS.cut_history_fraction * own_window)
+    assert history >= min(86400, 0.95 * own_window)  # docs/tuning-tables.md section 4: a day, or 95% of it
 
 
 @PROPERTY_SETTINGS
@@ -564,9 +562,8 @@ def test_no_emergency_follows_a_write_within_two_intervals(
     last = state.last_change
     if last is None or change is None or change.rollback:
         return
-    written = last.at
-    if last.verdict is Verdict.ROLLED_BACK and last.verdict_at is not None:
-        written = max(written, last.verdict_at)
+    # Written at the change, or at its rollback (a rollback is a write too).
+    written = max(last.at, last.verdict_at) if last.verdict is Verdict.ROLLED_BACK and last.verdict_at else last.at
     if b.NOW - written < 2 * timedelta(seconds=profile.guardrails.interval.seconds):
         assert not change.emergency
 

@@ -309,7 +309,7 @@ def test_coupled_target_keeps_the_replica_count_when_the_step_allows() -> None:
     _, after = resources(change)
     assert after[0].cpu_request_millicores == 1100
     assert change.coupled is not None
-    assert change.coupled.to_value == round(70 * 1000 / 1100)  # 64: target x request unchanged
+    assert change.coupled.to_value == 64  # 70% x 1000m / 1100m = 63.6: target x request unchanged
 
 
 def test_a_raise_never_couples_a_higher_cpu_target_when_the_live_one_is_below_its_bounds() -> None:
@@ -454,7 +454,7 @@ def test_only_the_selected_containers_are_resized_and_coupling_uses_the_pod_tota
     assert [c.name for c in before] == [c.name for c in after] == ["app"]
     assert after[0].cpu_request_millicores == 1500
     assert change.coupled is not None
-    assert change.coupled.to_value == round(70 * 1200 / 1700)
+    assert change.coupled.to_value == 49  # 70% x 1200m / 1700m = 49.4 (the pod's total request)
 
 
 def test_saturated_hpa_raises_max_replicas_up_to_the_ceiling() -> None:
