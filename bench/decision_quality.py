@@ -6,7 +6,8 @@ pass/fail, the time of each replay, and writes the numbers as JSON (``--json``, 
 ``--update-doc docs/benchmarks.md`` rewrites the measured table between the file's table markers, so the
 published numbers are always this script's output. ``--held-out`` replays windows of the same traces that
 the engine's rules were not tuned on (``HELD_OUT_WINDOWS``) and writes their own JSON and table;
-``--further`` does the same for ten more (``FURTHER_WINDOWS``, two of which the last round of rules used).
+``--further`` does the same for ten more (``FURTHER_WINDOWS``, two of which the last round of rules used). ``--objective Cost`` (or ``Reliability``)
+replays with that objective instead of Balanced, into its own JSON.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from perfpilot.api.spec import Objective
 from perfpilot.sim.replay import Simulation, simulate
 from perfpilot.sim.report import to_json
 from perfpilot.sim.scenarios import SCENARIOS, STATIC_SETTINGS, default_profile
@@ -152,16 +154,23 @@ def main(argv: list[str] | None = None) -> int:
                        help="replay the held-out windows (not used to tune the engine) instead of the named ones")
     which.add_argument("--further", action="store_true",
                        help="replay ten more windows (FURTHER_WINDOWS) instead of the named ones")
+    parser.add_argument("--objective", choices=[o.value for o in Objective], default=Objective.BALANCED.value,
+                        help="the profile's objective (default Balanced, the one the published tables use; another "
+                             "writes decision_quality_<objective>.json unless --json says where, and no table)")
     parser.add_argument("--update-doc", type=Path, metavar="MARKDOWN",
                         help="rewrite the measured (or, with --held-out or --further, that) table between its "
                              "markers in this file (docs/benchmarks.md)")
     args = parser.parse_args(argv)
     chosen = WINDOW_SETS["held-out" if args.held_out else "further" if args.further else "measured"]
     windows = chosen.windows
+    objective = Objective(args.objective)
+    if objective is not Objective.BALANCED and args.update_doc is not None:
+        parser.error("--update-doc writes the published tables, which are measured with objective Balanced")
     if args.json is None:
-        args.json = chosen.json
+        args.json = chosen.json if objective is Objective.BALANCED else chosen.json.with_name(
+            f"{chosen.json.stem}_{objective.value.lower()}.json")
 
-    profile = default_profile()
+    profile = default_profile().model_copy(update={"objective": objective})
     cells: list[dict[str, Any]] = []
     markdown_rows: list[str] = []
     header = (f"{'scenario':<17}{'trace window':<22}{'viol pp/st/k8s/or':>20}{'CPU core-h pp/st/or':>22}"
