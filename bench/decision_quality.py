@@ -6,8 +6,8 @@ pass/fail, the time of each replay, and writes the numbers as JSON (``--json``, 
 ``--update-doc docs/benchmarks.md`` rewrites the measured table between the file's table markers, so the
 published numbers are always this script's output. ``--held-out`` replays windows of the same traces that
 the engine's rules were not tuned on (``HELD_OUT_WINDOWS``) and writes their own JSON and table;
-``--further`` does the same for ten more (``FURTHER_WINDOWS``, two of which the last round of rules used). ``--objective Cost`` (or ``Reliability``)
-replays with that objective instead of Balanced, into its own JSON.
+``--further`` does the same for ten more (``FURTHER_WINDOWS``, two of which the last round of rules used).
+``--objective Cost`` (or ``Reliability``) replays with that objective instead of Balanced, into its own JSON.
 """
 
 from __future__ import annotations
