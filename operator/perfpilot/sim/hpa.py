@@ -11,7 +11,9 @@ It follows the controller function by function so that the cases transcribed fro
   proposal with invalid metrics skipped unless all are invalid, then either the legacy normalisation (no
   ``behavior``: 5-minute downscale stabilisation and the ``max(2 x current, 4)`` scale-up cap) or the
   ``behavior`` path (``stabilizeRecommendationWithBehaviors`` and ``convertDesiredReplicasWithBehaviorRate``
-  over the stored scale events), and the scale-event bookkeeping of ``storeScaleEvent``.
+  over the stored scale events), and the scale-event bookkeeping of ``storeScaleEvent``. ``conditions`` are
+  the status conditions it sets, AbleToScale ending at SucceededGetScale, the normalisation's reason or, after
+  a rescale, SucceededRescale.
 
 Time is simulated: every function takes ``now_seconds`` instead of reading a clock. Comparisons keep the
 controller's strictness (``After``/``Before`` are strict), because the cases pin events to period edges.
@@ -616,6 +618,8 @@ class HorizontalController:
     ) -> ReconcileResult:
         """One ``reconcileAutoscaler`` pass. ``metrics`` maps a resource to its per-pod samples."""
         current = spec_replicas
+        # The scale subresource was read (the model's GET cannot fail); a rescale below overrides this.
+        self._set("AbleToScale", "True", "SucceededGetScale")
         if self.recommendations is None:
             self.recommendations = [Recommendation(current, now_seconds)]
         utilizations: dict[str, int] = {}
@@ -652,6 +656,9 @@ class HorizontalController:
             desired = self._normalize(spec, current=current, prenormalized=proposal, now_seconds=now_seconds)
         rescale = desired != current
         if rescale:
+            # The scale update succeeds in the model: reconcileAutoscaler then sets AbleToScale=SucceededRescale,
+            # replacing the normalisation's ReadyForNewScale/Scale{Up,Down}Stabilized.
+            self._set("AbleToScale", "True", "SucceededRescale")
             store_scale_event(
                 behavior=spec.behavior, up_events=self.up_events, down_events=self.down_events,
                 previous_replicas=current, new_replicas=desired, now_seconds=now_seconds,
