@@ -47,7 +47,7 @@ def _mean_since(signal: Signal, start_seconds: float, *, observations: Observati
 
 def _exceeds(value: float, limit: float) -> bool:
     """``value > limit`` where the two differ by more than float noise: DESIGN's "more than" thresholds
-    (0.5 points, 30%, 10%) must not trip on a value exactly at them (0.006 - 0.001 is 0.005000000000000001)."""
+    (0.5 points, 30%, 10%) must not trip on a value exactly at them (0.025 - 0.02 is 0.005000000000000001)."""
     return value > limit and not math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12)
 
 
