@@ -12,7 +12,7 @@ from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.engine import decide
 from perfpilot.tuning.guardrails import compute_behaviour_direction, find_barred_edit, is_edit_toward_capacity
 from perfpilot.tuning.tables import SCALE_UP_ROWS
-from perfpilot.tuning.values import compute_allowed_replicas, normalise_rules
+from perfpilot.tuning.values import compute_allowed_replicas, compute_policy_limit, normalise_rules
 
 AGGRESSIVE = SCALE_UP_ROWS["Aggressive"].to_rules()
 MODERATE = SCALE_UP_ROWS["Moderate"].to_rules()
@@ -96,3 +96,21 @@ def test_a_change_whose_coupled_edit_makes_a_barred_move_find_barred_edit() -> N
     assert find_barred_edit(cut, barred=[bar], now=b.NOW) == cut.coupled
     assert find_barred_edit(cut, barred=[bar], now=b.NOW + b.minutes(31)) is None
     assert find_barred_edit(replace(cut, coupled=None), barred=[bar], now=b.NOW) is None
+
+
+# Kubernetes computes a Percent policy's allowance in float64: math.Ceil(float64(start) * (1 + value/100)) on a
+# scale-up, int32(float64(start) * (1 - value/100)) on a scale-down (horizontal.go); the simulator's HPA model
+# and the engine's comparisons of behaviour rows share this one function.
+@pytest.mark.parametrize(("kind", "value", "start", "scale_up", "allowed"), [
+    ("Percent", 100, 4, True, 8),
+    ("Percent", 12, 25, True, 29),  # 25 x 1.12 = 28.000000000000004 in float64: one more pod than exact
+    ("Percent", 50, 3, True, 5),  # 4.5 rounded up
+    ("Pods", 4, 2, True, 6),
+    ("Percent", 10, 5, False, 4),  # 4.5 truncated
+    ("Percent", 80, 10, False, 1),  # 10 x 0.19999999999999996 = 1.9999999999999996 truncated
+    ("Pods", 1, 3, False, 2),
+])
+def test_a_policy_allows_what_the_controller_computes_in_float64(
+    kind: str, value: int, start: int, scale_up: bool, allowed: int
+) -> None:
+    assert compute_policy_limit(kind, value, period_start=start, scale_up=scale_up) == allowed

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from perfpilot.api.status import ScalingPolicy, ScalingRules
+from perfpilot.tuning.values import compute_policy_limit
 
 # Defaults of kube-controller-manager's flags; tests may pass their own (the cases use 120 s and 10 s).
 DEFAULT_TOLERANCE = 0.1
@@ -389,8 +390,7 @@ def scale_up_limit(
         added = replicas_change_per_period(period, up_events, now_seconds=now_seconds)
         deleted = replicas_change_per_period(period, down_events, now_seconds=now_seconds)
         start = current_replicas - added + deleted
-        # Rounded up so that a small percentage still adds a pod.
-        proposed = start + value if kind == "Pods" else math.ceil(start * (1 + value / 100))
+        proposed = compute_policy_limit(kind, value, period_start=start, scale_up=True)
         result = min(result, proposed) if use_min else max(result, proposed)
     return int(result)
 
@@ -412,7 +412,7 @@ def scale_down_limit(
         added = replicas_change_per_period(period, up_events, now_seconds=now_seconds)
         deleted = replicas_change_per_period(period, down_events, now_seconds=now_seconds)
         start = current_replicas - added + deleted
-        proposed = start - value if kind == "Pods" else int(start * (1 - value / 100))
+        proposed = compute_policy_limit(kind, value, period_start=start, scale_up=False)
         result = max(result, proposed) if use_min else min(result, proposed)
     return int(result)
 

@@ -7,6 +7,7 @@ the HPA already behaves like is not a change.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 from perfpilot.api.spec import PerformanceProfileSpec
@@ -38,14 +39,14 @@ HPA_SYNC_SECONDS = 15
 _REPLICA_CEILING = 100_000
 
 
-def _policy_limit(kind: str, value: int, period_start: int, *, scale_up: bool) -> int:
+def compute_policy_limit(kind: str, value: int, *, period_start: int, scale_up: bool) -> int:
+    """The replica count one HPA policy allows from ``period_start``, the count at the start of its period:
+    ``calculateScaleUpLimitWithScalingRules`` and ``calculateScaleDownLimitWithBehaviors``. A Percent step is
+    computed in float64 as the controller does, rounded up on a scale-up and truncated on a scale-down, so
+    25 pods +12% is 29 (25 x 1.12 is 28.000000000000004) and 10 pods -80% is 1, as on a cluster."""
     if scale_up:
-        if kind == "Pods":
-            return period_start + value
-        return -(-period_start * (100 + value) // 100)  # the controller rounds a Percent scale-up up
-    if kind == "Pods":
-        return period_start - value
-    return period_start * (100 - value) // 100  # ... and a Percent scale-down down
+        return period_start + value if kind == "Pods" else math.ceil(period_start * (1 + value / 100))
+    return period_start - value if kind == "Pods" else int(period_start * (1 - value / 100))
 
 
 @lru_cache(maxsize=4096)
@@ -69,7 +70,7 @@ def compute_allowed_replicas(
             limits = []
             for kind, value, period in policies:
                 changed = sum(delta for at, delta in events if at > time - period)
-                limits.append(_policy_limit(kind, value, current - changed, scale_up=scale_up))
+                limits.append(compute_policy_limit(kind, value, period_start=current - changed, scale_up=scale_up))
             if scale_up:
                 limit = max(limits) if select == "Max" else min(limits)
                 new = max(current, min(limit, _REPLICA_CEILING))
