@@ -158,6 +158,8 @@ def test_an_emergency_needs_every_sample_of_the_span_above_twice_the_slo_not_the
     latency = b.series([0.35] * (b.SAMPLES - 3) + [3.0, 3.0, 0.9])
     decision = decide_with(pending(minutes_ago=2), b.observations(latency_p95_seconds=latency))
     assert decision.change is None, decision.reason
+    idle = decide_with(b.EMPTY_STATE, b.observations(latency_p95_seconds=latency))
+    assert "SLO emergency: no emergency (p95 down to 900ms <= 2 x SLO 500ms in the last 120s)" in idle.reason
 
 
 def test_one_slow_scrape_after_a_gap_is_not_an_emergency() -> None:

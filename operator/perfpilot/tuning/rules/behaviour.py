@@ -109,7 +109,7 @@ def compute_scale_down_row(ctx: RuleContext) -> tuple[BehaviourRow, str] | tuple
     return SCALE_DOWN_ROWS["Moderate"], f"steady load, {reversals} replica reversals"
 
 
-def _describe_row(row: BehaviourRow, *, scale_up: bool) -> str:
+def describe_row(row: BehaviourRow, *, scale_up: bool) -> str:
     sign = "+" if scale_up else "-"
     return (f"window {row.stabilization_window_seconds}s, {sign}{row.percent}% per {row.period_seconds}s")
 
@@ -127,7 +127,7 @@ def decide_behaviour(ctx: RuleContext) -> Iterator[RuleOutcome]:
             yield RuleOutcome(name, note="signals unknown", blocked_by=why)
             continue
         direction = "scale-up" if scale_up else "scale-down"
-        reason = f"{why}: {direction} row '{row.name}' ({_describe_row(row, scale_up=scale_up)})"
+        reason = f"{why}: {direction} row '{row.name}' ({describe_row(row, scale_up=scale_up)})"
         change = build_behaviour_change(ctx, hpa, scale_up=scale_up, row=row, reason=reason)
         if change is None:
             yield RuleOutcome(name, note=f"{reason}: already in place")

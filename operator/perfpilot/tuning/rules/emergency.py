@@ -9,6 +9,7 @@ from perfpilot.api.status import Setting
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.observations import Unknown
+from perfpilot.tuning.rules.behaviour import describe_row
 from perfpilot.tuning.rules.changes import build_behaviour_change, build_max_replicas_change, build_target_change
 from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, format_ms
 from perfpilot.tuning.rules.pool import build_pool_growth_change, compute_pool_growth_for_breach
@@ -32,8 +33,10 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
         return
     limit = ctx.thresholds.emergency_latency_multiple * ctx.slo_seconds
     if latency.minimum <= limit:
-        yield RuleOutcome(name, note=f"no emergency (p95 {format_ms(latency.latest)} <= 2 x SLO "
-                                     f"{format_ms(ctx.slo_seconds)})")
+        # Every sample of the span must be above: the lowest one says why this is no emergency.
+        yield RuleOutcome(name, note=f"no emergency (p95 down to {format_ms(latency.minimum)} <= "
+                                     f"{ctx.thresholds.emergency_latency_multiple:g} x SLO "
+                                     f"{format_ms(ctx.slo_seconds)} in the last {span:.0f}s)")
         return
     why = (f"SLO emergency (p95 {format_ms(latency.minimum)}+ > {ctx.thresholds.emergency_latency_multiple:g} x SLO "
            f"{format_ms(ctx.slo_seconds)} for {ctx.thresholds.emergency_latency_span_seconds:.0f}s)")
@@ -89,7 +92,7 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
     if hpa is not None and ctx.profile.hpa.scale_up is ScaleUpSpeed.AUTO:
         faster = build_behaviour_change(
             ctx, hpa, scale_up=True, row=SCALE_UP_ROWS["Aggressive"], emergency=True,
-            reason=f"{why}: scale-up row 'Aggressive' (window 0s, +100% per 15s)",
+            reason=f"{why}: scale-up row 'Aggressive' ({describe_row(SCALE_UP_ROWS['Aggressive'], scale_up=True)})",
         )
         # Toward capacity only if it never allows fewer replicas per period, at the live count and at
         # minReplicas: +100%/15s alone is slower than Kubernetes' default Max(+4 pods, +100%) below 4 pods.

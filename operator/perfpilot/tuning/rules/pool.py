@@ -208,10 +208,11 @@ def decide_pool_shrink(ctx: RuleContext) -> Iterator[RuleOutcome]:
     thresholds = ctx.thresholds
     if utilisation.maximum >= thresholds.pool_shrink_utilisation_percent or waiting.maximum > 0:
         return
+    under = f"pool under {thresholds.pool_shrink_utilisation_percent:g}%"
     if not ctx.covers(utilisation, observations.window_seconds):
-        yield RuleOutcome(name, note="pool under 50%, but the window is not yet covered")
+        yield RuleOutcome(name, note=f"{under}, but the window is not yet covered")
         return
-    held = check_history_for_a_cut(ctx, rule=name, finding="pool under 50%", of=POOL_HISTORY)
+    held = check_history_for_a_cut(ctx, rule=name, finding=under, of=POOL_HISTORY)
     if held is not None:
         yield held
         return
@@ -232,14 +233,14 @@ def decide_pool_shrink(ctx: RuleContext) -> Iterator[RuleOutcome]:
     long_peak = observations.peak_pool_demand_connections
     span = format_hours(observations.peak_window_seconds)
     if isinstance(long_peak, Unknown):
-        yield RuleOutcome(name, note=f"pool under 50%, but the demand peak over {span} is unknown "
+        yield RuleOutcome(name, note=f"{under}, but the demand peak over {span} is unknown "
                                      f"({long_peak.reason}): no shrink",
                           blocked_by=("peak_pool_demand_connections",))
         return
     per_pooler_peak = max(demand.maximum, long_peak) / max(1, pool.pooler_replicas)
     projected = 100 * per_pooler_peak / new_default
     if projected >= thresholds.pool_warning_utilisation_percent:
-        yield RuleOutcome(name, note=f"pool under 50% but the {span} demand peak would be {projected:.0f}% of "
+        yield RuleOutcome(name, note=f"{under} but the {span} demand peak would be {projected:.0f}% of "
                                      f"{new_default} (>= {thresholds.pool_warning_utilisation_percent:.0f}% warning)")
         return
     # A shrink never raises the reserve (a tier's reserve ratio can be higher than the live one's), so the

@@ -79,7 +79,8 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
     if isinstance(recent_latency, Unknown) or isinstance(recent_cpu, Unknown):
         # A coarse reader step can leave a series known over the window yet without a sample this recent:
         # only latency feedback needs one; the table row below reads the whole window.
-        yield RuleOutcome(name, note="no p95 or CPU sample in the last 5 minutes: no latency feedback")
+        yield RuleOutcome(name, note=f"no p95 or CPU sample in the last "
+                                     f"{ctx.thresholds.recent_span_seconds / 60:g} minutes: no latency feedback")
     elif recent_latency.mean > ctx.slo_seconds and recent_cpu.mean < live:
         pool_growth = compute_pool_growth_for_breach(ctx, ctx.thresholds.recent_span_seconds)
         if pool_growth is not None:
