@@ -22,7 +22,7 @@ from perfpilot.api.status import (
 from perfpilot.tuning.classify import classify_load, compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
 from perfpilot.tuning.engine import check_rollout_at_busy_hour, decide
-from perfpilot.tuning.observations import Observations, PoolLive, Signal, Unknown
+from perfpilot.tuning.observations import Observations, PoolLive, Series, Signal, Unknown
 from perfpilot.tuning.rules import RuleContext
 from perfpilot.tuning.tables import POOL_TIERS, SCALE_DOWN_ROWS, SCALE_UP_ROWS
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS
@@ -630,6 +630,16 @@ def test_pool_that_cannot_grow_within_the_budget_is_not_changed() -> None:
     decision = run(pool_observations(active=20, waiting=2, replicas=2), pool={"maxServerConnections": 60})
     assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE
     assert "maxServerConnections" in decision.reason
+
+
+def test_one_waiting_sample_after_a_scrape_gap_is_not_sustained_waiting() -> None:
+    # The five samples before the newest are missing: the newest alone (clients waiting) is 100% of the
+    # samples of the last 5 minutes, but not "sustained" over them.
+    full = b.series(0.0)
+    waiting = Series(full.timestamps_seconds[:-6] + full.timestamps_seconds[-1:], (*full.values[:-6], 3.0))
+    decision = run(replace(pool_observations(active=5), pool_client_waiting=waiting))
+    assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE, decision.reason
+    assert "the samples do not cover the last 300s" in decision.reason
 
 
 def test_waiting_in_every_sample_of_the_last_five_minutes_is_a_pool_emergency() -> None:

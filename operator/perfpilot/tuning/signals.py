@@ -128,6 +128,11 @@ def compute_fraction(values: Sequence[float], predicate: Callable[[float], bool]
     return sum(1 for value in values if predicate(value)) / len(values)
 
 
+def compute_waiting_fraction(waiting: Sequence[float]) -> float:
+    """The share of samples with a client waiting for a server connection."""
+    return compute_fraction(waiting, lambda clients: clients > 0)
+
+
 def compute_direction_reversals(values: Sequence[float]) -> int:
     """How often a step series turns from rising to falling or back (flat steps are ignored)."""
     reversals = 0

@@ -98,7 +98,7 @@ def compute_pool_growth_for_breach(ctx: RuleContext, span_seconds: float) -> Poo
 
 
 def _describe_waiting(waiting: Series, span_seconds: float) -> str:
-    fraction = signals.compute_fraction(waiting.values, lambda v: v > 0)
+    fraction = signals.compute_waiting_fraction(waiting.values)
     return f"pool clients waiting in {fraction:.0%} of the last {span_seconds:.0f}s"
 
 
@@ -126,7 +126,9 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
     if blocked or isinstance(waiting, Unknown) or isinstance(utilisation, Unknown):
         yield RuleOutcome(name, note="pool signals unknown", blocked_by=blocked or ("pool_client_waiting",))
         return
-    waiting_fraction = signals.compute_fraction(waiting.values, lambda v: v > 0)
+    # "Sustained" is a share of the span's samples: after a scrape gap, one sample is not the span.
+    covered = ctx.covers(waiting, span) and ctx.covers(utilisation, span)
+    waiting_fraction = signals.compute_waiting_fraction(waiting.values)
     busy_fraction = signals.compute_fraction(
         utilisation.values, lambda v: v > thresholds.pool_grow_utilisation_percent
     )
@@ -138,10 +140,10 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
     )
     if emergency:
         why = f"Pool emergency: clients waiting in every sample of the last {emergency_span:.0f}s"
-    elif waiting_fraction >= thresholds.pool_sustained_fraction:
+    elif covered and waiting_fraction >= thresholds.pool_sustained_fraction:
         why = (f"Pool clients waiting in {waiting_fraction:.0%} of the last {span:.0f}s "
                f"(>= {thresholds.pool_sustained_fraction:.0%}, peak {waiting.maximum:.0f})")
-    elif busy_fraction >= thresholds.pool_sustained_fraction:
+    elif covered and busy_fraction >= thresholds.pool_sustained_fraction:
         why = (f"Pool utilisation above {thresholds.pool_grow_utilisation_percent:.0f}% (critical) in "
                f"{busy_fraction:.0%} of the last {span:.0f}s (peak {utilisation.maximum:.0f}%)")
     elif (outgrown := compute_pool_outgrown(ctx, pool)) is not None:
@@ -149,8 +151,9 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
     elif (breached := compute_breach_with_pool_waiting(ctx)) is not None:
         why = breached
     else:
+        gap = "" if covered else f"; the samples do not cover the last {span:.0f}s"
         yield RuleOutcome(name, note=f"no sustained pool waiting (waiting in {waiting_fraction:.0%}, "
-                                     f"> {thresholds.pool_grow_utilisation_percent:.0f}% in {busy_fraction:.0%})")
+                                     f"> {thresholds.pool_grow_utilisation_percent:.0f}% in {busy_fraction:.0%}{gap})")
         return
     grown = compute_pool_grow(ctx, pool)
     if isinstance(grown, str):
@@ -186,7 +189,7 @@ def compute_pool_outgrown(ctx: RuleContext, pool: PoolLive) -> str | None:
     per_pooler = demand.maximum / max(1, pool.pooler_replicas)
     if per_pooler <= pool.default_pool_size:
         return None
-    waited = signals.compute_fraction(waiting.values, lambda v: v > 0)
+    waited = signals.compute_waiting_fraction(waiting.values)
     return (f"Pool demand peak {per_pooler:.0f} connections per pooler > pool {pool.default_pool_size} in the "
             f"window, clients waiting in {waited:.0%} of it (bursts too short to be sustained)")
 
