@@ -94,12 +94,6 @@ BY_CONTAINER = (*BY_WORKLOAD, "container")
 # the longest-watched one's, where peaks add up.
 HISTORIES = frozenset({PeakName.CPU_HISTORY, PeakName.POOL_HISTORY})
 APP_SIGNALS = (SignalName.LATENCY_P95, SignalName.REQUEST_RATE, SignalName.ERROR_RATIO)
-CONTAINER_SIGNALS = (
-    SignalName.CPU_USAGE,
-    SignalName.CPU_THROTTLED,
-    SignalName.MEMORY_WORKING_SET,
-    SignalName.REPLICAS,
-)
 POOL_SIGNALS = (SignalName.POOL_SERVER_ACTIVE, SignalName.POOL_CLIENT_WAITING, SignalName.POOL_MAX_WAIT)
 
 Matchers = tuple[tuple[str, str], ...]  # sorted (label, value) pairs: hashable, order-independent

@@ -24,8 +24,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-LN_20 = math.log(20.0)  # the p95 of an exponential is ln(20) times its mean
-
 
 def erlang_b(servers: int, offered_load: float) -> float:
     """Blocking probability of M/M/N/N by the stable recurrence B(k) = A B(k-1) / (k + A B(k-1))."""
@@ -81,13 +79,6 @@ def draw_pool_instant(servers: int, offered_load: float, u: float) -> PoolInstan
         if target < cumulative:
             return PoolInstant(n, 0)
     return PoolInstant(servers - 1, 0)
-
-
-def mean_wait_seconds(*, servers: int, offered_load: float, holding_seconds: float) -> float:
-    """Mean queueing delay of M/M/N: C(N, A) x holding time / (N - A)."""
-    if offered_load >= servers:
-        return math.inf
-    return erlang_c(servers, offered_load) * holding_seconds / (servers - offered_load)
 
 
 def compute_cpu_sojourn_mean_seconds(*, demand_seconds: float, cores: float, arrival_rate_per_second: float) -> float:

@@ -46,7 +46,6 @@ from perfpilot.tuning.observations import HpaLive, LiveConfig, PoolLive
 from perfpilot.tuning.state import compute_next_state
 
 RUN_NAMES = ("perfpilot", "static", "k8s-default", "oracle")
-TICKS_PER_MINUTE = 4
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Which row of each table the observations point at (DESIGN section 4), with the evidence in numbers.
 
-``classify()`` is the short answer for status and ``perfpilot plan``; ``compute_classification_detail()``
-also returns the numbers and the unknown signals, which the rules quote in their reasons.
+``compute_classification_detail()`` returns each label with the numbers and the unknown signals, which the
+rules quote in their reasons; its ``summary`` (what ``classify()`` returns) is the labels alone, as the
+decision and status carry them.
 """
 
 from __future__ import annotations
