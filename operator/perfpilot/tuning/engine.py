@@ -8,6 +8,7 @@ cooldown runs or a due rollback waits for a rollout, taking only an emergency mo
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -198,6 +199,144 @@ def _undo_pending_cut(
     )
 
 
+def _barred_until(now: datetime, *, profile: PerformanceProfileSpec, thresholds: Thresholds) -> datetime:
+    """Until when a move rolled back or found reverted now is barred (DESIGN: 6 x cooldown)."""
+    return now + timedelta(seconds=thresholds.barred_cooldowns * profile.guardrails.cooldown.seconds)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """What the pending change leaves for this evaluation: its verdict, a rollback to write now, or a hold."""
+
+    state: TuningState
+    verdict: Verdict | None = None
+    verdict_reason: str = ""
+    barred_until: datetime | None = None
+    rollback: VerdictOutcome | None = None  # written now, before any rule runs
+    hold_until: datetime | None = None
+    hold_why: str = ""
+    rollback_waits: str = ""  # a rollback due that waits for a rollout in progress
+
+
+def _judge_pending_change(
+    profile: PerformanceProfileSpec, observations: Observations, state: TuningState, *, now: datetime,
+    thresholds: Thresholds,
+) -> _Pending:
+    last = state.last_change
+    if last is None or last.verdict is not Verdict.PENDING:
+        return _Pending(state)
+    guard = profile.guardrails
+    verify_end = last.at + timedelta(seconds=guard.verify_for.seconds)
+    # A write that did not finish is seen at once, not after verifyFor: a change recorded before its write whose
+    # values never arrived, or arrived half (its coupled edit alone).
+    unfinished = decide_unfinished_write(profile, observations, last, now=now, thresholds=thresholds)
+    if unfinished is None and now < verify_end:
+        return _Pending(state, hold_until=verify_end,
+                        hold_why=f"verifying {last.edit.setting.value} change until {verify_end:%H:%M:%S}")
+    judged = unfinished or decide_verdict(profile, observations, last, now=now, thresholds=thresholds)
+    # A rollout still running a verifyFor after the rollback fell due is stuck (the change's own new pods
+    # OOMKilled, say): the rollback's template supersedes it, as `kubectl rollout undo` would.
+    rollout_stuck_at = verify_end + timedelta(seconds=guard.verify_for.seconds)
+    if (judged.rollback is not None and _rolls_out(judged.rollback, profile=profile, live=observations.live)
+            and observations.live.rollout_in_progress and now < rollout_stuck_at):
+        # Otherwise no rollout is stacked on a rollout: the verdict stays Pending and the rollback is retried.
+        # Meanwhile only an emergency toward capacity may act: a stuck rollout must not silence it.
+        return _Pending(state, rollback_waits=f"rollback due ({judged.reason}), waiting for the rollout in progress "
+                                              f"until {rollout_stuck_at:%H:%M:%S} at most")
+    if judged.rollback is not None:
+        return _Pending(state, rollback=judged)
+    if judged.verdict is not Verdict.REVERTED:
+        return _Pending(state, verdict=judged.verdict, verdict_reason=judged.reason)
+    # Nothing was written now: the rules go on as after the change, with its move barred already.
+    barred_until = _barred_until(now, profile=profile, thresholds=thresholds)
+    state = compute_judged_state(state, verdict=Verdict.REVERTED, reason=judged.reason, now=now,
+                                 barred_until=barred_until)
+    return _Pending(state, verdict=judged.verdict, verdict_reason=judged.reason, barred_until=barred_until)
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """What every proposed change of one evaluation is checked against before it may go."""
+
+    context: RuleContext
+    now: datetime
+    replicas: tuple[int, ...]
+    shortage: str | None
+    holds: tuple[str, ...]  # the pending change's verification, the cooldown, a rollback waiting for a rollout
+    emergency_from: datetime | None
+
+
+@dataclass(frozen=True)
+class _Gated:
+    """A proposed change after the checks: it goes, or why not (``note``), and whether it is held (it goes
+    later: named while holding, and kept ahead of a lower rule's move away from capacity)."""
+
+    goes: bool = False
+    note: str = ""
+    held: bool = False
+    waits_for_off_peak: bool = False  # the busy hour makes it wait (the state keeps when the wait began)
+
+
+def _gate_change(change: ProposedChange, *, rule: str, gate: _Gate, held: ProposedChange | None) -> _Gated:
+    """Whether ``change`` (proposed by ``rule``) goes now, in the order of the guardrails that may stop it."""
+    context, now, replicas = gate.context, gate.now, gate.replicas
+    state, observations, thresholds = context.state, context.observations, context.thresholds
+    barred_edit = guardrails.find_barred_edit(change, barred=state.barred, now=now)
+    if barred_edit is not None:
+        return _Gated(note=f"{rule}: move {barred_edit.setting.value} -> {barred_edit.to_value} is barred (rolled "
+                           f"back or found reverted)")
+    if held is not None and _adds_capacity(held, replicas=replicas) and not _adds_capacity(change, replicas=replicas):
+        # A move toward capacity that waits (for a rollout, maxReplicas, off-peak) goes before a lower rule's move
+        # that is not: written first, that one's verification would hold it longer still.
+        return _Gated(note=f"{rule}: waits for the move toward capacity held above it ({held.table_row})")
+    if gate.shortage is not None and guardrails.reduces_capacity(change, replicas=replicas):
+        # A move that is right on average (a slower scale-up row, a cut) is wrong while short of capacity.
+        return _Gated(note=f"{rule}: would reduce capacity while short of it ({gate.shortage})")
+    may_wait = resources_change_may_wait(change, observations, thresholds=thresholds)
+    busy = check_rollout_at_busy_hour(context) if may_wait else None
+    # The state keeps when the wait began for as long as the busy hour lasts, also when the change is held for
+    # another reason (a rollout, maxReplicas, a cooldown) or its wait is over: a moment at maxReplicas does not
+    # start the wait again.
+    waits = busy is not None
+    if (change.edit.setting is Setting.RESOURCES and observations.live.rollout_in_progress
+            and not (change.emergency and guardrails.is_toward_capacity(change, replicas=replicas))):
+        # An emergency toward capacity goes ahead: a new template supersedes a rollout that is stuck (its new pods
+        # OOMKilled, say), which waiting would leave stuck.
+        return _Gated(note=f"{rule}: resources change waits for the rollout in progress", held=True,
+                      waits_for_off_peak=waits)
+    if may_wait and is_hpa_at_max_replicas(observations.live.hpa):
+        # A rollout takes pods out (maxUnavailable) that an HPA at maxReplicas cannot replace; one that gives the
+        # pods no more CPU buys nothing for that dip, so it waits for the HPA to come down.
+        return _Gated(note=f"{rule}: resources change without more CPU waits until the HPA is below maxReplicas (a "
+                           f"rollout takes pods out)", held=True, waits_for_off_peak=waits)
+    if busy is not None:
+        if busy.latency and guardrails.reduces_capacity(change, replicas=replicas):
+            # A cut is never urgent: on a service whose p95 always sits near the SLO it waits for room rather than
+            # roll out onto it at whatever hour a day's wait ends. (A rate near the week's peak all day is no
+            # reason to wait for good: such a workload has no quieter hour.)
+            return _Gated(note=f"{rule}: a cut waits for off-peak ({busy.reason}) for as long as that lasts",
+                          held=True, waits_for_off_peak=True)
+        until = (state.off_peak_wait_since or now) + timedelta(seconds=thresholds.rollout_peak_wait_max_seconds)
+        if now < until:
+            return _Gated(note=f"{rule}: resources change waits for off-peak ({busy.reason}; waits until "
+                               f"{until:%Y-%m-%d %H:%M} at most)", held=True, waits_for_off_peak=True)
+    hold_seconds = thresholds.reversal_hold_seconds
+    reversal = guardrails.find_reversal(change, state=state, now=now, hold_seconds=hold_seconds, replicas=replicas,
+                                        allowed=functools.partial(_may_reverse, change, context=context))
+    if reversal is not None:
+        moved = reversal.edit.setting.value + (
+            f" ({reversal.move[0]} {reversal.move[1]})" if reversal.move is not None else "")
+        return _Gated(note=f"{rule}: {moved} was moved the other way at {reversal.record.at:%Y-%m-%d %H:%M} (held "
+                           f"{hold_seconds / 3600:g}h against flapping)", waits_for_off_peak=waits)
+    if change.emergency and gate.emergency_from is not None and now < gate.emergency_from:
+        return _Gated(note=f"{rule}: emergency waits until {gate.emergency_from:%H:%M:%S} for the last change to "
+                           f"show ({thresholds.emergency_after_change_intervals} intervals)", held=True,
+                      waits_for_off_peak=waits)
+    if gate.holds and not (change.emergency and guardrails.is_toward_capacity(change, replicas=replicas)):
+        return _Gated(held=True, waits_for_off_peak=waits)
+    return _Gated(goes=True, waits_for_off_peak=waits)
+
+
 def decide(
     profile: PerformanceProfileSpec,
     observations: Observations,
@@ -206,6 +345,9 @@ def decide(
     *,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> Decision:
+    """DESIGN section 3: at most one change, with its reason and table row, or why nothing changes. The
+    pending change is judged first (a rollback due is written before any rule runs); then the rules, in order
+    of precedence, propose changes, and the first that no guardrail stops is the decision."""
     detail = compute_classification_detail(profile, observations, thresholds=thresholds, state=state)
     classification = detail.summary
     if profile.mode is Mode.OFF:
@@ -213,66 +355,31 @@ def decide(
     if observations.live.paused:
         return Decision(None, "Paused: perfpilot.io/paused is set; nothing is written", False, classification)
     may_apply = profile.mode is Mode.AUTO
-    guard = profile.guardrails
 
-    verdict: Verdict | None = None
-    verdict_reason = ""
-    barred_until: datetime | None = None
-    hold_until: datetime | None = None
-    hold_why = ""
-    rollback_waits = ""
-    last = state.last_change
-    if last is not None and last.verdict is Verdict.PENDING:
-        verify_end = last.at + timedelta(seconds=guard.verify_for.seconds)
-        # A write that did not finish is seen at once, not after verifyFor: a change recorded before its
-        # write whose values never arrived, or arrived half (its coupled edit alone).
-        unfinished = decide_unfinished_write(profile, observations, last, now=now, thresholds=thresholds)
-        if unfinished is None and now < verify_end:
-            hold_until, hold_why = verify_end, f"verifying {last.edit.setting.value} change until {verify_end:%H:%M:%S}"
-        else:
-            judged = unfinished or decide_verdict(profile, observations, last, now=now, thresholds=thresholds)
-            # A rollout still running a verifyFor after the rollback fell due is stuck (the change's own new pods
-            # OOMKilled, say): the rollback's template supersedes it, as `kubectl rollout undo` would.
-            rollout_stuck_at = verify_end + timedelta(seconds=guard.verify_for.seconds)
-            if (judged.rollback is not None and _rolls_out(judged.rollback, profile=profile, live=observations.live)
-                    and observations.live.rollout_in_progress and now < rollout_stuck_at):
-                # Otherwise no rollout is stacked on a rollout: the verdict stays Pending and the rollback is
-                # retried. Meanwhile only an emergency toward capacity may act: a stuck rollout must not silence it.
-                rollback_waits = (f"rollback due ({judged.reason}), waiting for the rollout in progress until "
-                                  f"{rollout_stuck_at:%H:%M:%S} at most")
-            elif judged.rollback is not None:
-                return Decision(
-                    change=judged.rollback,
-                    reason=judged.rollback.reason,
-                    apply=may_apply,
-                    classification=classification,
-                    verdict=judged.verdict,
-                    verdict_reason=judged.reason,
-                    barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
-                    rollback_due=True,
-                    # The rules did not run: a wait for off-peak under way is neither over nor begun again.
-                    waits_for_off_peak=state.off_peak_wait_since is not None,
-                )
-            else:
-                verdict, verdict_reason = judged.verdict, judged.reason
-            if judged.verdict is Verdict.REVERTED:
-                # Nothing was written now: the rules go on as after the change, with its move barred already.
-                barred_until = now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds)
-                state = compute_judged_state(state, verdict=Verdict.REVERTED, reason=judged.reason, now=now,
-                                             barred_until=barred_until)
+    pending = _judge_pending_change(profile, observations, state, now=now, thresholds=thresholds)
+    if pending.rollback is not None:
+        rollback = pending.rollback.rollback
+        assert rollback is not None
+        return Decision(
+            change=rollback, reason=rollback.reason, apply=may_apply, classification=classification,
+            verdict=pending.rollback.verdict, verdict_reason=pending.rollback.reason,
+            barred_until=_barred_until(now, profile=profile, thresholds=thresholds), rollback_due=True,
+            # The rules did not run: a wait for off-peak under way is neither over nor begun again.
+            waits_for_off_peak=state.off_peak_wait_since is not None,
+        )
+    state = pending.state
+    hold_until, hold_why = pending.hold_until, pending.hold_why
     cooldown_end = guardrails.compute_cooldown_end(state, profile)
     if cooldown_end is not None and now < cooldown_end and (hold_until is None or cooldown_end > hold_until):
         hold_until, hold_why = cooldown_end, f"cooldown until {cooldown_end:%H:%M:%S}"
-
-    holds = [why for why in (hold_why if hold_until is not None else "", rollback_waits) if why]
-    emergency_from = compute_emergency_start(state, profile, thresholds=thresholds)
-    hold_seconds = thresholds.reversal_hold_seconds
+    holds = tuple(why for why in (hold_why if hold_until is not None else "", pending.rollback_waits) if why)
     context = RuleContext(
         profile=profile, observations=observations, detail=detail, thresholds=thresholds,
         now_seconds=observations.at.timestamp(), state=state,
     )
-    replica_counts = guardrails.compute_replica_counts(observations.live.hpa)
-    shortage = compute_shortage(context)
+    gate = _Gate(context=context, now=now, replicas=guardrails.compute_replica_counts(observations.live.hpa),
+                 shortage=compute_shortage(context), holds=holds,
+                 emergency_from=compute_emergency_start(state, profile, thresholds=thresholds))
     blocked: list[str] = []
     notes: list[str] = []
     held: ProposedChange | None = None
@@ -285,83 +392,22 @@ def decide(
                 if outcome.note:
                     notes.append(f"{outcome.rule}: {outcome.note}")
                 continue
-            barred_edit = guardrails.find_barred_edit(change, barred=state.barred, now=now)
-            if barred_edit is not None:
-                notes.append(f"{outcome.rule}: move {barred_edit.setting.value} -> {barred_edit.to_value} is barred "
-                             f"(rolled back or found reverted)")
-                continue
-            if (held is not None and _adds_capacity(held, replicas=replica_counts)
-                    and not _adds_capacity(change, replicas=replica_counts)):
-                # A move toward capacity that waits (for a rollout, maxReplicas, off-peak) goes before a lower
-                # rule's move that is not: written first, that one's verification would hold it longer still.
-                notes.append(f"{outcome.rule}: waits for the move toward capacity held above it ({held.table_row})")
-                continue
-            if shortage is not None and guardrails.reduces_capacity(change, replicas=replica_counts):
-                # A move that is right on average (a slower scale-up row, a cut) is wrong while short of capacity.
-                notes.append(f"{outcome.rule}: would reduce capacity while short of it ({shortage})")
-                continue
-            may_wait = resources_change_may_wait(change, observations, thresholds=thresholds)
-            busy = check_rollout_at_busy_hour(context) if may_wait else None
-            if busy is not None:
-                # The state keeps when the wait began for as long as the busy hour lasts, also when the change
-                # is held for another reason (a rollout, maxReplicas, a cooldown) or its wait is over: a
-                # moment at maxReplicas does not start the wait again.
-                waits_for_off_peak = True
-            if (change.edit.setting is Setting.RESOURCES and observations.live.rollout_in_progress
-                    and not (change.emergency and guardrails.is_toward_capacity(change, replicas=replica_counts))):
-                # An emergency toward capacity goes ahead: a new template supersedes a rollout that is stuck
-                # (its new pods OOMKilled, say), which waiting would leave stuck.
-                notes.append(f"{outcome.rule}: resources change waits for the rollout in progress")
+            gated = _gate_change(change, rule=outcome.rule, gate=gate, held=held)
+            waits_for_off_peak = waits_for_off_peak or gated.waits_for_off_peak
+            if gated.note:
+                notes.append(gated.note)
+            if gated.held:
                 held = held or change
+            if not gated.goes:
                 continue
-            if may_wait and is_hpa_at_max_replicas(observations.live.hpa):
-                # A rollout takes pods out (maxUnavailable) that an HPA at maxReplicas cannot replace; one that
-                # gives the pods no more CPU buys nothing for that dip, so it waits for the HPA to come down.
-                notes.append(f"{outcome.rule}: resources change without more CPU waits until the HPA is below "
-                             f"maxReplicas (a rollout takes pods out)")
-                held = held or change
-                continue
-            if busy is not None:
-                if busy.latency and guardrails.reduces_capacity(change, replicas=replica_counts):
-                    # A cut is never urgent: on a service whose p95 always sits near the SLO it waits for room
-                    # rather than roll out onto it at whatever hour a day's wait ends. (A rate near the week's
-                    # peak all day is no reason to wait for good: such a workload has no quieter hour.)
-                    notes.append(f"{outcome.rule}: a cut waits for off-peak ({busy.reason}) for as long as that "
-                                 f"lasts")
-                    held = held or change
-                    continue
-                until = (state.off_peak_wait_since or now) + timedelta(
-                    seconds=thresholds.rollout_peak_wait_max_seconds)
-                if now < until:
-                    notes.append(f"{outcome.rule}: resources change waits for off-peak ({busy.reason}; waits until "
-                                 f"{until:%Y-%m-%d %H:%M} at most)")
-                    held = held or change
-                    continue
-            reversal = guardrails.find_reversal(
-                change, state=state, now=now, hold_seconds=hold_seconds, replicas=replica_counts,
-                allowed=functools.partial(_may_reverse, change, context=context))
-            if reversal is not None:
-                moved = reversal.edit.setting.value + (
-                    f" ({reversal.move[0]} {reversal.move[1]})" if reversal.move is not None else "")
-                notes.append(f"{outcome.rule}: {moved} was moved the other way at "
-                             f"{reversal.record.at:%Y-%m-%d %H:%M} (held {hold_seconds / 3600:g}h against flapping)")
-                continue
-            if change.emergency and emergency_from is not None and now < emergency_from:
-                notes.append(f"{outcome.rule}: emergency waits until {emergency_from:%H:%M:%S} for the last change "
-                             f"to show ({thresholds.emergency_after_change_intervals} intervals)")
-                held = held or change
-                continue
-            if holds and not (change.emergency and guardrails.is_toward_capacity(change, replicas=replica_counts)):
-                held = held or change
-                continue
-            if change.emergency and verdict is None:
-                undo = _undo_pending_cut(context, emergency=change, now=now, replicas=replica_counts)
+            if change.emergency and pending.verdict is None:
+                undo = _undo_pending_cut(context, emergency=change, now=now, replicas=gate.replicas)
                 if undo is not None and undo.rollback is not None:
                     return Decision(
                         change=undo.rollback, reason=undo.rollback.reason, apply=may_apply,
                         classification=classification, verdict=undo.verdict, verdict_reason=undo.reason,
-                        blocked_by=_dedupe(blocked),
-                        barred_until=now + timedelta(seconds=thresholds.barred_cooldowns * guard.cooldown.seconds),
+                        blocked_by=_dedupe(blocked), barred_until=_barred_until(now, profile=profile,
+                                                                                thresholds=thresholds),
                         rollback_due=True, waits_for_off_peak=waits_for_off_peak,
                     )
             reason = change.reason
@@ -372,32 +418,32 @@ def decide(
                 reason=reason,
                 apply=may_apply,
                 classification=classification,
-                verdict=verdict,
-                verdict_reason=verdict_reason,
+                verdict=pending.verdict,
+                verdict_reason=pending.verdict_reason,
                 blocked_by=_dedupe(blocked),
                 cooldown_until_seconds=hold_until.timestamp() if hold_until is not None else None,
-                baseline=compute_baseline(observations, span_seconds=guard.verify_for.seconds,
+                baseline=compute_baseline(observations, span_seconds=profile.guardrails.verify_for.seconds,
                                           not_before=guardrails.compute_last_write(state), thresholds=thresholds),
-                barred_until=barred_until,
+                barred_until=pending.barred_until,
                 waits_for_off_peak=waits_for_off_peak,
-                rollback_due=bool(rollback_waits),
+                rollback_due=bool(pending.rollback_waits),
             )
     if holds:
         reason = f"Holding: {'; '.join(holds)}" + (f"; next: {held.reason}" if held is not None else "; nothing due")
     else:
         reason = "No change: " + ("; ".join(notes) if notes else "nothing to tune")
-    if verdict is not None:
-        reason = f"Verdict {verdict.value} ({verdict_reason}). {reason}"
+    if pending.verdict is not None:
+        reason = f"Verdict {pending.verdict.value} ({pending.verdict_reason}). {reason}"
     return Decision(
         change=None,
         reason=reason,
         apply=False,
         classification=classification,
-        verdict=verdict,
-        verdict_reason=verdict_reason,
+        verdict=pending.verdict,
+        verdict_reason=pending.verdict_reason,
         blocked_by=_dedupe(blocked),
         cooldown_until_seconds=hold_until.timestamp() if hold_until is not None else None,
-        barred_until=barred_until,
+        barred_until=pending.barred_until,
         waits_for_off_peak=waits_for_off_peak,
-        rollback_due=bool(rollback_waits),
+        rollback_due=bool(pending.rollback_waits),
     )
