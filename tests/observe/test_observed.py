@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from perfpilot.api.spec import PerformanceProfile
 from perfpilot.api.status import ContainerResources, TuningState
 from perfpilot.commands.plan import plan_text
@@ -38,7 +40,7 @@ def test_a_containers_own_unknown_series_is_named_with_the_container_and_its_rea
     observed = observed_status(observations)
     assert observed.unknown["cpuThrottledRatioByContainer[sql-proxy]"] == "no series for shop/api container sql-proxy"
     assert not any(key.endswith("[app]") for key in observed.unknown)
-    assert observed.cpu_utilization == 500 * 100 / 1100
+    assert observed.cpu_utilization_percent == pytest.approx(45.4545, rel=1e-4)  # 500m of 1100m requested
     # perfpilot plan prints it among the observed signals.
     profile = PerformanceProfile.model_validate({
         "apiVersion": "perfpilot.io/v1alpha1", "kind": "PerformanceProfile",

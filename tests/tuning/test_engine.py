@@ -42,7 +42,7 @@ def pending(*, minutes_ago: float, setting: Setting = Setting.HPA_CPU_TARGET, ol
         target="HorizontalPodAutoscaler/api",
         edit=Edit(setting=setting, from_value=old, to_value=new),
         coupled=coupled,
-        baseline=baseline or Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate=100),
+        baseline=baseline or Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate_per_second=100),
         verdict=verdict,
         verdict_at=None if verdict_minutes_ago is None else b.NOW - b.minutes(verdict_minutes_ago),
     )
@@ -66,7 +66,7 @@ def resize_pending(*, cut: bool, minutes_ago: float = 16) -> TuningState:
         edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after),
         coupled=Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70) if cut else Edit(
             setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60),
-        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate=100),
+        baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate_per_second=100),
     ))
 
 
@@ -263,12 +263,14 @@ def test_no_regression_is_kept() -> None:
 @pytest.mark.parametrize(("latency", "verdict"), [(0.54, Verdict.KEPT),       # above SLO, 8% worse than 0.5
                                                   (0.56, Verdict.ROLLED_BACK)])
 def test_latency_regression_needs_above_slo_and_more_than_ten_percent_worse(latency: float, verdict: Verdict) -> None:
-    state = pending(minutes_ago=16, baseline=Baseline(p95_latency_seconds=0.5, error_ratio=0.001, request_rate=100))
+    state = pending(minutes_ago=16,
+                    baseline=Baseline(p95_latency_seconds=0.5, error_ratio=0.001, request_rate_per_second=100))
     assert decide_with(state, after_change(latency=latency)).verdict is verdict
 
 
 def test_latency_worse_but_within_the_slo_is_kept() -> None:
-    state = pending(minutes_ago=16, baseline=Baseline(p95_latency_seconds=0.2, error_ratio=0.001, request_rate=100))
+    state = pending(minutes_ago=16,
+                    baseline=Baseline(p95_latency_seconds=0.2, error_ratio=0.001, request_rate_per_second=100))
     assert decide_with(state, after_change(latency=0.45)).verdict is Verdict.KEPT
 
 
@@ -293,7 +295,8 @@ def test_an_error_ratio_exactly_half_a_point_up_is_not_more_than_half_a_point(
 ) -> None:
     # 0.025 - 0.02 is 0.005000000000000001 in floating point, and a mean of 0.006s can come out as
     # 0.006000000000000001: DESIGN's "more than" must not trip on either.
-    state = pending(minutes_ago=16, baseline=Baseline(p95_latency_seconds=0.35, error_ratio=before, request_rate=100))
+    state = pending(minutes_ago=16,
+                    baseline=Baseline(p95_latency_seconds=0.35, error_ratio=before, request_rate_per_second=100))
     assert decide_with(state, after_change(errors=after)).verdict is verdict
 
 
@@ -303,7 +306,8 @@ def test_an_error_ratio_exactly_half_a_point_up_is_not_more_than_half_a_point(
 def test_a_request_rate_exactly_thirty_percent_up_has_not_moved_more_than_thirty_percent(
     before: float, after: float, verdict: Verdict
 ) -> None:
-    state = pending(minutes_ago=16, baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate=before))
+    state = pending(minutes_ago=16,
+                    baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate_per_second=before))
     assert decide_with(state, after_change(latency=0.8, rate=after)).verdict is verdict
 
 
@@ -396,7 +400,7 @@ def test_no_rollback_when_someone_else_changed_the_value_since() -> None:
 def test_an_emergency_capacity_change_is_not_rolled_back_while_p95_is_still_above_the_slo() -> None:
     # The emergency lowered the target 70 -> 60 (more replicas); p95 went 1.05s -> 1.3s, still 2.6x the SLO.
     state = pending(minutes_ago=16, old=70, new=60,
-                    baseline=Baseline(p95_latency_seconds=1.05, error_ratio=0.001, request_rate=100))
+                    baseline=Baseline(p95_latency_seconds=1.05, error_ratio=0.001, request_rate_per_second=100))
     state = TuningState(last_change=state.last_change.model_copy(update={"emergency": True})
                         if state.last_change else None)
     observations = after_change(latency=1.3, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
@@ -590,7 +594,7 @@ def test_an_applied_change_becomes_the_pending_last_change_with_a_baseline() -> 
     assert state.last_change.verdict is Verdict.PENDING
     assert state.last_change.edit == decision.change.edit
     assert state.last_change.at == b.NOW
-    assert state.last_change.baseline.request_rate == pytest.approx(100, rel=0.1)
+    assert state.last_change.baseline.request_rate_per_second == pytest.approx(100, rel=0.1)
     assert state.last_change.baseline.p95_latency_seconds == pytest.approx(0.35)
 
 
@@ -646,7 +650,8 @@ def test_a_rollback_written_just_before_a_restart_is_recorded_reverted_and_barre
 def test_a_reverted_change_is_not_a_write_so_an_emergency_acts_at_once() -> None:
     # Someone reverted 60 -> 70 back to 60 and p95 is over twice the SLO: nothing was written now, so neither
     # a cooldown nor the emergency's wait after a write starts from this verdict.
-    state = pending(minutes_ago=16, baseline=Baseline(p95_latency_seconds=1.15, error_ratio=0.001, request_rate=100))
+    state = pending(minutes_ago=16,
+                    baseline=Baseline(p95_latency_seconds=1.15, error_ratio=0.001, request_rate_per_second=100))
     observations = after_change(latency=1.2, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
     decision = decide_with(state, observations)
     assert decision.verdict is Verdict.REVERTED
@@ -973,7 +978,7 @@ def _pool_shrink_pending(*, minutes_ago: float) -> tuple[PerformanceProfileSpec,
         at=b.NOW - b.minutes(minutes_ago), target="ConfigMap/pgbouncer",
         edit=Edit(setting=Setting.POOL_SIZE, from_value=PoolSize(default_pool_size=30, reserve_pool_size=20),
                   to_value=PoolSize(default_pool_size=20, reserve_pool_size=10)),
-        baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate=100)))
+        baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate_per_second=100)))
 
 
 def test_a_pool_rollback_that_would_break_the_server_connection_budget_is_not_written() -> None:
@@ -1067,7 +1072,7 @@ def test_an_emergency_does_not_undo_a_memory_cut_whose_rollout_adds_no_cpu() -> 
     state = TuningState(last_change=ChangeRecord(
         at=b.NOW - b.minutes(8), target="Deployment/api",
         edit=Edit(setting=Setting.RESOURCES, from_value=[b.container()], to_value=cut),
-        baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate=100)))
+        baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate_per_second=100)))
     observations = b.observations(latency_p95_seconds=b.series(1.2), replicas=b.series(10), live=b.live(
         containers=tuple(cut), hpa=b.hpa(current_replicas=10)))
     decision = decide(b.profile(hpa={"maxReplicasCeiling": 20}), observations, state, b.NOW)

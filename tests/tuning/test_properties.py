@@ -207,7 +207,8 @@ def states(draw: st.DrawFn, *, within_minutes: float | None = None) -> TuningSta
     record = ChangeRecord(
         at=b.NOW - timedelta(minutes=minutes_ago), target="HorizontalPodAutoscaler/api",
         edit=Edit(setting=Setting.HPA_MEMORY_TARGET, from_value=75, to_value=80),
-        baseline=Baseline(p95_latency_seconds=draw(st.floats(0.05, 2)), error_ratio=0.001, request_rate=100),
+        baseline=Baseline(p95_latency_seconds=draw(st.floats(0.05, 2)), error_ratio=0.001,
+                          request_rate_per_second=100),
     )
     if kind == "judged":
         record = record.model_copy(update={
@@ -315,7 +316,7 @@ def test_a_decision_never_steps_further_than_the_step_limits(
         old, new = edit.from_value, edit.to_value
         if edit.setting in (Setting.HPA_CPU_TARGET, Setting.HPA_MEMORY_TARGET):
             assert isinstance(old, int) and isinstance(new, int)
-            assert 0 < abs(new - old) <= guard.max_target_step
+            assert 0 < abs(new - old) <= guard.max_target_step_points
         elif edit.setting is Setting.RESOURCES:
             for before, after in zip(_requests(old), _requests(new), strict=True):
                 assert before.cpu_request_millicores and after.cpu_request_millicores

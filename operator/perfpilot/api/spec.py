@@ -378,8 +378,8 @@ class Guardrails(ApiModel):
     max_step_percent: int = Field(
         50, ge=1, le=100, description="Largest relative step of a resource request or pool size, percent."
     )
-    max_target_step: int = Field(
-        10, ge=1, le=50, description="Largest step of a utilisation target, percentage points."
+    max_target_step_points: int = Field(
+        10, ge=1, le=50, alias="maxTargetStep", description="Largest step of a utilisation target, percentage points."
     )
     rollback: bool = Field(True, description="Roll back a change that made latency or errors worse.")
     CEL_RULES = (

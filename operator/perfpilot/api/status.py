@@ -97,7 +97,7 @@ class Baseline(ApiModel):
 
     p95_latency_seconds: float | None = None
     error_ratio: float | None = None
-    request_rate: float | None = None
+    request_rate_per_second: float | None = Field(None, alias="requestRate")
 
 
 class ChangeRecord(ApiModel):
@@ -157,12 +157,12 @@ class ObservedStatus(ApiModel):
 
     at: datetime | None = None
     p95_latency_seconds: float | None = None
-    request_rate: float | None = None
+    request_rate_per_second: float | None = Field(None, alias="requestRate")
     error_ratio: float | None = None
-    cpu_utilization: float | None = None
-    memory_utilization: float | None = None
+    cpu_utilization_percent: float | None = Field(None, alias="cpuUtilization")
+    memory_utilization_percent: float | None = Field(None, alias="memoryUtilization")
     replicas: float | None = None
-    pool_utilization: float | None = None
+    pool_utilization_percent: float | None = Field(None, alias="poolUtilization")
     pool_waiting_clients: float | None = None
     samples: int | None = None
     unknown: dict[str, str] = Field(default_factory=dict)

@@ -21,12 +21,12 @@ from perfpilot.tuning.signals import (
 def observed_status(observations: Observations) -> ObservedStatus:
     signals: dict[str, Signal] = {
         "p95_latency_seconds": observations.latency_p95_seconds,
-        "request_rate": observations.request_rate_per_second,
+        "request_rate_per_second": observations.request_rate_per_second,
         "error_ratio": observations.error_ratio,
-        "cpu_utilization": compute_cpu_utilisation_percent(observations),
-        "memory_utilization": compute_memory_utilisation_percent(observations),
+        "cpu_utilization_percent": compute_cpu_utilisation_percent(observations),
+        "memory_utilization_percent": compute_memory_utilisation_percent(observations),
         "replicas": observations.replicas,
-        "pool_utilization": compute_pool_utilisation_percent(observations),
+        "pool_utilization_percent": compute_pool_utilisation_percent(observations),
         "pool_waiting_clients": observations.pool_client_waiting,
     }
     values: dict[str, float | None] = {}

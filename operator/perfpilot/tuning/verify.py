@@ -66,7 +66,7 @@ def compute_baseline(
         p95_latency_seconds=_mean_since(observations.latency_p95_seconds, start, observations=observations,
                                         thresholds=thresholds),
         error_ratio=_mean_since(observations.error_ratio, start, observations=observations, thresholds=thresholds),
-        request_rate=_mean_since(observations.request_rate_per_second, start, observations=observations,
+        request_rate_per_second=_mean_since(observations.request_rate_per_second, start, observations=observations,
                                  thresholds=thresholds),
     )
 
@@ -168,14 +168,15 @@ def _find_regression(
     p95_unknown = "p95 before or after the change unknown (or too few samples)"
     if (p95_after is None or p95_before is None) and (errors_after is None or errors_before is None):
         return VerdictOutcome(Verdict.INCONCLUSIVE, f"{p95_unknown}, and the error ratio too; change kept")
-    if rate_after is None or before.request_rate is None:
+    rate_before = before.request_rate_per_second
+    if rate_after is None or rate_before is None:
         return VerdictOutcome(Verdict.INCONCLUSIVE, "request rate before or after unknown (load not comparable); kept")
-    moved = abs(rate_after - before.request_rate) / before.request_rate if before.request_rate > 0 else (
+    moved = abs(rate_after - rate_before) / rate_before if rate_before > 0 else (
         0.0 if rate_after == 0 else float("inf"))
     if _exceeds(moved, thresholds.load_moved_fraction):
         return VerdictOutcome(
             Verdict.INCONCLUSIVE,
-            f"request rate moved {moved:.0%} ({before.request_rate:.1f} -> {rate_after:.1f}/s) "
+            f"request rate moved {moved:.0%} ({rate_before:.1f} -> {rate_after:.1f}/s) "
             f"> {thresholds.load_moved_fraction:.0%}; change kept",
         )
     slo = profile.slo.latency_p95.seconds

@@ -52,7 +52,7 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
     # 1. Below maxReplicas the HPA can add pods: a lower CPU target is the cheapest move (no restart).
     if pool_growth is None and hpa is not None and hpa.cpu_target_percent is not None and not at_max:
         bounds = ctx.profile.hpa.cpu_target
-        step = ctx.profile.guardrails.max_target_step
+        step = ctx.profile.guardrails.max_target_step_points
         new = guardrails.compute_target_step(
             live_percent=hpa.cpu_target_percent, goal_percent=hpa.cpu_target_percent - step,
             lower=bounds.min, upper=hpa.cpu_target_percent, max_step_points=step,

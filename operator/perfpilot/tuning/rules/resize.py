@@ -147,7 +147,7 @@ def _couple_cpu_target(
         upper = min(upper, max(hpa.cpu_target_percent, picked[0].target_percent))
     new_target = guardrails.compute_coupled_cpu_target(
         live_target_percent=hpa.cpu_target_percent, old_request_millicores=old_pod, new_request_millicores=new_pod,
-        lower=bounds.min, upper=upper, max_step_points=ctx.profile.guardrails.max_target_step,
+        lower=bounds.min, upper=upper, max_step_points=ctx.profile.guardrails.max_target_step_points,
     )
     if new_target == hpa.cpu_target_percent:
         if upper < bounds.max and hpa.cpu_target_percent >= upper:

@@ -67,7 +67,7 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
     if live is None:
         return
     bounds = ctx.profile.hpa.cpu_target
-    step = ctx.profile.guardrails.max_target_step
+    step = ctx.profile.guardrails.max_target_step_points
     latency = ctx.observations.latency_p95_seconds
     cpu = signals.compute_cpu_utilisation_percent(ctx.observations)
     blocked = find_unknown_names({"latency_p95_seconds": latency, "cpu_usage_millicores_per_pod": cpu})
@@ -158,7 +158,7 @@ def _decide_memory_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcom
         return
     row = MEMORY_TARGET_ROWS[memory.label]
     bounds = ctx.profile.hpa.memory_target
-    step = ctx.profile.guardrails.max_target_step
+    step = ctx.profile.guardrails.max_target_step_points
     goal = guardrails.clamp(row.target_percent, lower=bounds.min, upper=bounds.max)
     new = guardrails.compute_target_step(
         live_percent=live, goal_percent=goal, lower=bounds.min, upper=bounds.max, max_step_points=step
