@@ -15,6 +15,7 @@ from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, format_ms
 from perfpilot.tuning.rules.pool import build_pool_growth_change, compute_pool_growth_for_breach
 from perfpilot.tuning.rules.resize import compute_resource_change, select_cpu_containers
 from perfpilot.tuning.rules.shortage import compute_saturation
+from perfpilot.tuning.rules.targets import compute_lowered_cpu_target
 from perfpilot.tuning.tables import RESOURCE_ROWS, SCALE_UP_ROWS
 
 
@@ -53,10 +54,7 @@ def decide_slo_emergency(ctx: RuleContext) -> Iterator[RuleOutcome]:
     if pool_growth is None and hpa is not None and hpa.cpu_target_percent is not None and not at_max:
         bounds = ctx.profile.hpa.cpu_target
         step = ctx.profile.guardrails.max_target_step_points
-        new = guardrails.compute_target_step(
-            live_percent=hpa.cpu_target_percent, goal_percent=hpa.cpu_target_percent - step,
-            lower=bounds.min, upper=hpa.cpu_target_percent, max_step_points=step,
-        )
+        new = compute_lowered_cpu_target(ctx, live_percent=hpa.cpu_target_percent)
         if new < hpa.cpu_target_percent:
             yield RuleOutcome(name, change=build_target_change(
                 ctx, setting=Setting.HPA_CPU_TARGET, live_percent=hpa.cpu_target_percent, new_percent=new,

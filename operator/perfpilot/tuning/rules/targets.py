@@ -61,6 +61,15 @@ def find_coupled_target_origin(state: TuningState, *, live_percent: int) -> int 
     return None
 
 
+def compute_lowered_cpu_target(ctx: RuleContext, *, live_percent: int) -> int:
+    """Latency feedback's step (the emergency's too): one ``maxTargetStep`` down toward ``cpuTarget.min``, never
+    up (a live target under the bounds stays where it is)."""
+    step = ctx.profile.guardrails.max_target_step_points
+    return guardrails.compute_target_step(live_percent=live_percent, goal_percent=live_percent - step,
+                                          lower=ctx.profile.hpa.cpu_target.min, upper=live_percent,
+                                          max_step_points=step)
+
+
 def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
     name = "HPA CPU target"
     live = hpa.cpu_target_percent
@@ -87,9 +96,7 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
             yield RuleOutcome(name, note=f"latency feedback: p95 {format_ms(recent_latency.mean)} > SLO with "
                                          f"{pool_growth.evidence}: the pool grows first, not the CPU target")
             return
-        new = guardrails.compute_target_step(
-            live_percent=live, goal_percent=live - step, lower=bounds.min, upper=live, max_step_points=step
-        )
+        new = compute_lowered_cpu_target(ctx, live_percent=live)
         if new < live:
             yield RuleOutcome(name, change=build_target_change(
                 ctx, setting=Setting.HPA_CPU_TARGET, live_percent=live, new_percent=new, table_row="latency feedback",
