@@ -32,6 +32,9 @@ from perfpilot.observe.instrumentation import PROMQL_QUERIES, PROMQL_QUERY_SECON
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Headers the query's own body defines: a Content-Type of the user's made Prometheus ignore the form.
 _HEADERS_OF_THE_QUERY = frozenset({"content-type", "content-length", "transfer-encoding"})
+# The defaults of PrometheusSettings' step and rate window, which the simulator's Prometheus evaluates with too.
+DEFAULT_STEP_SECONDS = 60
+DEFAULT_RATE_WINDOW_SECONDS = 120
 
 
 def header_problem(name: str, value: str) -> str | None:
@@ -78,10 +81,12 @@ class PrometheusSettings(BaseModel):
         default_factory=dict, description="Extra HTTP headers on every query, e.g. X-Scope-OrgID for Mimir/Cortex."
     )
     step_seconds: int = Field(
-        60, ge=1, le=3600, description="Resolution of every range query; one step for all profiles of a cycle."
+        DEFAULT_STEP_SECONDS, ge=1, le=3600,
+        description="Resolution of every range query; one step for all profiles of a cycle.",
     )
     rate_window_seconds: int = Field(
-        120, ge=1, le=3600, description="Range of rate() in the queries; at least four scrape intervals."
+        DEFAULT_RATE_WINDOW_SECONDS, ge=1, le=3600,
+        description="Range of rate() in the queries; at least four scrape intervals.",
     )
     container_matchers: dict[str, str] = Field(
         default_factory=dict,

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 from perfpilot.api.status import ContainerResources, PoolSize
 from perfpilot.sim.queueing import LatencyMix, compute_cpu_sojourn_mean_seconds, draw_pool_instant, erlang_c
+from perfpilot.tuning.values import HPA_SYNC_SECONDS
 
-TICK_SECONDS = 15.0
+TICK_SECONDS = float(HPA_SYNC_SECONDS)  # the replay's tick is the HPA controller's sync
 MIB = 2**20
 CFS_PERIODS_PER_SECOND = 10.0  # the kernel's default 100 ms CFS period
 CONTAINER = "app"

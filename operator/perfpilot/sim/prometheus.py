@@ -36,14 +36,15 @@ from typing import NamedTuple
 
 from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS, PoolExporter
 from perfpilot.observe.presets import CADVISOR, POOL_PRESETS
+from perfpilot.observe.reader import DEFAULT_RATE_WINDOW_SECONDS, DEFAULT_STEP_SECONDS
 from perfpilot.observe.series import histogram_quantile, to_signal
 from perfpilot.sim.cluster import CONTAINER, Cluster, TickOutcome
 from perfpilot.tuning.observations import RISE_SPAN_SECONDS, LiveConfig, Observations, Peak, Signal, Unknown
 
 # prometheus_client's default histogram buckets, which most Python services export unchanged.
 LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-RATE_WINDOW_SECONDS = 120.0  # the reader's default rate_window_seconds
-STEP_SECONDS = 60.0  # the reader's default step_seconds
+RATE_WINDOW_SECONDS = float(DEFAULT_RATE_WINDOW_SECONDS)
+STEP_SECONDS = float(DEFAULT_STEP_SECONDS)
 SIGNALS = (
     "latency_p95_seconds",
     "request_rate_per_second",
