@@ -639,7 +639,30 @@ def test_one_waiting_sample_after_a_scrape_gap_is_not_sustained_waiting() -> Non
     waiting = Series(full.timestamps_seconds[:-6] + full.timestamps_seconds[-1:], (*full.values[:-6], 3.0))
     decision = run(replace(pool_observations(active=5), pool_client_waiting=waiting))
     assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE, decision.reason
-    assert "the samples do not cover the last 300s" in decision.reason
+    assert "the samples do not fill the last 300s" in decision.reason
+
+
+def test_two_samples_at_the_ends_of_a_gap_are_not_sustained_waiting() -> None:
+    # t-300s (nobody waiting) and now (3 waiting) are all that is left of the span: "waiting in 50% of the last
+    # 300s" on 2 of its 6 steps is no evidence of a sustained wait.
+    full = b.series(0.0)
+    stamps = full.timestamps_seconds
+    waiting = Series(stamps[:-5] + stamps[-1:], (*full.values[:-5], 3.0))
+    assert waiting.timestamps_seconds[-2] == stamps[-1] - 300
+    decision = run(replace(pool_observations(active=5), pool_client_waiting=waiting))
+    assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE, decision.reason
+
+
+def test_sustained_waiting_grows_the_pool_whatever_gap_the_server_active_series_has() -> None:
+    # Waiting in 4 of the last 6 samples, all there; the server-active series (pool use) misses its first four:
+    # the waiting alone is the evidence, and use is judged on its own samples.
+    observations = pool_observations(active=5, waiting=[0.0] * (b.SAMPLES - 6) + [0.0, 3.0, 3.0, 0.0, 3.0, 3.0])
+    active = observations.pool_server_active
+    assert isinstance(active, Series)
+    gappy = Series(active.timestamps_seconds[:-6] + active.timestamps_seconds[-2:],
+                   active.values[:-6] + active.values[-2:])
+    change = change_of(run(replace(observations, pool_server_active=gappy)))
+    assert change.edit.setting is Setting.POOL_SIZE and "Pool clients waiting in 67% of the last 300s" in change.reason
 
 
 def test_waiting_in_every_sample_of_the_last_five_minutes_is_a_pool_emergency() -> None:

@@ -148,9 +148,10 @@ class Thresholds:
     regression_error_ratio_increase: float = 0.005
     # Ours: the first third of verifyFor is settling time (rollout, HPA reaction) left out of "after".
     verify_settle_fraction: float = 1 / 3
-    # Ours, as the reader's rule for a whole window: a mean "before" or "after" is evidence only when its
-    # samples fill at least this share of the span's steps (one sample in ten minutes is not).
-    verdict_min_sample_share: float = 0.5
+    # Ours, as the reader's rule for a whole window: a mean or a share over a span (a verdict's "before" and
+    # "after", sustained pool waiting) is evidence only when its samples fill at least this share of the span's
+    # steps (one sample in ten minutes is not).
+    min_sample_share_of_span: float = 0.5
     # DESIGN: a rolled-back move is barred for this many cooldowns.
     barred_cooldowns: int = 6
 

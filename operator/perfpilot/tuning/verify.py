@@ -31,7 +31,7 @@ class VerdictOutcome:
 def _mean_since(signal: Signal, start_seconds: float, *, observations: Observations, thresholds: Thresholds
                 ) -> float | None:
     """The mean of ``signal`` from ``start_seconds`` to the evaluation; None when it is unknown or its samples
-    fill under ``verdict_min_sample_share`` of the steps the observations can hold over that span."""
+    fill under ``min_sample_share_of_span`` of the steps the observations can hold over that span."""
     if isinstance(signal, Unknown):
         return None
     recent = signal.since(start_seconds)
@@ -40,7 +40,7 @@ def _mean_since(signal: Signal, start_seconds: float, *, observations: Observati
     at_seconds = observations.at.timestamp()
     span_seconds = at_seconds - max(start_seconds, at_seconds - observations.window_seconds)
     steps = math.floor(span_seconds / observations.step_seconds) + 1
-    if len(recent.values) < thresholds.verdict_min_sample_share * steps:
+    if len(recent.values) < thresholds.min_sample_share_of_span * steps:
         return None
     return recent.mean
 

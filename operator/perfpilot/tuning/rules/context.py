@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -43,6 +44,13 @@ class RuleContext:
     def covers(self, series: Series, span_seconds: float) -> bool:
         """Whether a series reaches back over ``span_seconds`` (one missing step tolerated)."""
         return series.timestamps_seconds[0] <= self.now_seconds - span_seconds + self.observations.step_seconds
+
+    def fills(self, series: Series, span_seconds: float) -> bool:
+        """Whether the samples of the last ``span_seconds`` (``series`` cut to them) reach back over it and fill
+        at least ``min_sample_share_of_span`` of its steps: a share "sustained" over a span needs the span."""
+        steps = math.floor(span_seconds / self.observations.step_seconds) + 1
+        return (self.covers(series, span_seconds)
+                and len(series.values) >= self.thresholds.min_sample_share_of_span * steps)
 
 
 @dataclass(frozen=True)

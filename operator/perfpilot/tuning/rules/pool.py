@@ -126,8 +126,8 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
     if blocked or isinstance(waiting, Unknown) or isinstance(utilisation, Unknown):
         yield RuleOutcome(name, note="pool signals unknown", blocked_by=blocked or ("pool_client_waiting",))
         return
-    # "Sustained" is a share of the span's samples: after a scrape gap, one sample is not the span.
-    covered = ctx.covers(waiting, span) and ctx.covers(utilisation, span)
+    # "Sustained" is a share of the span's samples: after a scrape gap, one or two samples are not the span.
+    waiting_filled, utilisation_filled = ctx.fills(waiting, span), ctx.fills(utilisation, span)
     waiting_fraction = signals.compute_waiting_fraction(waiting.values)
     busy_fraction = signals.compute_fraction(
         utilisation.values, lambda v: v > thresholds.pool_grow_utilisation_percent
@@ -140,10 +140,10 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
     )
     if emergency:
         why = f"Pool emergency: clients waiting in every sample of the last {emergency_span:.0f}s"
-    elif covered and waiting_fraction >= thresholds.pool_sustained_fraction:
+    elif waiting_filled and waiting_fraction >= thresholds.pool_sustained_fraction:
         why = (f"Pool clients waiting in {waiting_fraction:.0%} of the last {span:.0f}s "
                f"(>= {thresholds.pool_sustained_fraction:.0%}, peak {waiting.maximum:.0f})")
-    elif covered and busy_fraction >= thresholds.pool_sustained_fraction:
+    elif utilisation_filled and busy_fraction >= thresholds.pool_sustained_fraction:
         why = (f"Pool utilisation above {thresholds.pool_grow_utilisation_percent:.0f}% (critical) in "
                f"{busy_fraction:.0%} of the last {span:.0f}s (peak {utilisation.maximum:.0f}%)")
     elif (outgrown := compute_pool_outgrown(ctx, pool)) is not None:
@@ -151,7 +151,7 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
     elif (breached := compute_breach_with_pool_waiting(ctx)) is not None:
         why = breached
     else:
-        gap = "" if covered else f"; the samples do not cover the last {span:.0f}s"
+        gap = "" if waiting_filled and utilisation_filled else f"; the samples do not fill the last {span:.0f}s"
         yield RuleOutcome(name, note=f"no sustained pool waiting (waiting in {waiting_fraction:.0%}, "
                                      f"> {thresholds.pool_grow_utilisation_percent:.0f}% in {busy_fraction:.0%}{gap})")
         return

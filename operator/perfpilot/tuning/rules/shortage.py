@@ -19,7 +19,7 @@ def compute_shortage(ctx: RuleContext) -> str | None:
         return saturated
     waiting_span = ctx.thresholds.pool_sustained_span_seconds
     waiting = ctx.recent(ctx.observations.pool_client_waiting, waiting_span)
-    if ctx.tuned_pool is not None and isinstance(waiting, Series) and ctx.covers(waiting, waiting_span):
+    if ctx.tuned_pool is not None and isinstance(waiting, Series) and ctx.fills(waiting, waiting_span):
         fraction = signals.compute_waiting_fraction(waiting.values)
         if fraction >= ctx.thresholds.pool_sustained_fraction:
             return f"pool clients waiting in {fraction:.0%} of the last {waiting_span:.0f}s"
