@@ -135,7 +135,7 @@ def _find(objects: Iterable[Mapping[str, Any]], kind: str, name: str) -> Mapping
 # --- the workload's containers --------------------------------------------------------------------------
 
 
-def _quantity(where: str, path: str, raw: object, parse: Callable[[str], int]) -> int | None:
+def _quantity(where: str, path: str, raw: object, *, parse: Callable[[str], int]) -> int | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
@@ -195,10 +195,10 @@ def containers_of(workload: Mapping[str, Any]) -> tuple[ContainerResources, ...]
         resources = _mapping(where, at, container.get("resources"))
         requests = _mapping(where, f"{at}.requests", resources.get("requests"))
         limits = _mapping(where, f"{at}.limits", resources.get("limits"))
-        cpu_limit = _quantity(where, f"{at}.limits.cpu", limits.get("cpu"), _millicores)
-        memory_limit = _quantity(where, f"{at}.limits.memory", limits.get("memory"), _bytes)
-        cpu_request = _quantity(where, f"{at}.requests.cpu", requests.get("cpu"), _millicores)
-        memory_request = _quantity(where, f"{at}.requests.memory", requests.get("memory"), _bytes)
+        cpu_limit = _quantity(where, f"{at}.limits.cpu", limits.get("cpu"), parse=_millicores)
+        memory_limit = _quantity(where, f"{at}.limits.memory", limits.get("memory"), parse=_bytes)
+        cpu_request = _quantity(where, f"{at}.requests.cpu", requests.get("cpu"), parse=_millicores)
+        memory_request = _quantity(where, f"{at}.requests.memory", requests.get("memory"), parse=_bytes)
         found.append(ContainerResources(
             name=name,
             # A limit without a request is the request too: the API server stores the pods so.
@@ -342,7 +342,7 @@ def hpa_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile,
 # --- the pool ---------------------------------------------------------------------------------------------
 
 
-def _ini_int(where: str, path: str, raw: object, default: int) -> int:
+def _ini_int(where: str, path: str, raw: object, *, default: int) -> int:
     """A pgBouncer setting (text in the ini and in a Pooler's parameters): a whole number >= 0."""
     if raw is None:
         return default
@@ -423,9 +423,9 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
     sections = _ini_sections(text, where=where)
     section = sections.get("pgbouncer", {})
     pool_size = _ini_int(where, "[pgbouncer] default_pool_size", section.get("default_pool_size"),
-                         PGBOUNCER_DEFAULT_POOL_SIZE)
+                         default=PGBOUNCER_DEFAULT_POOL_SIZE)
     reserve = _ini_int(where, "[pgbouncer] reserve_pool_size", section.get("reserve_pool_size"),
-                       PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE)
+                       default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE)
     for user, settings in sections.get("users", {}).items():
         sized = [key for key, _ in _connection_parameters(settings, where=f"{where}: [users] {user}")
                  if key.lower() in ("pool_size", "reserve_pool_size")]
@@ -439,9 +439,9 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
     if line is not None:
         for key, value in _connection_parameters(databases[line], where=f"{where}: [databases] {line}"):
             if key.lower() == "pool_size":
-                pool_size = _ini_int(where, f"[databases] {line} pool_size", _unquote(value), pool_size)
+                pool_size = _ini_int(where, f"[databases] {line} pool_size", _unquote(value), default=pool_size)
             elif key.lower() in ("reserve_pool", "reserve_pool_size"):  # 1.24 renamed it; the old name stays
-                reserve = _ini_int(where, f"[databases] {line} {key}", _unquote(value), reserve)
+                reserve = _ini_int(where, f"[databases] {line} {key}", _unquote(value), default=reserve)
     return PoolLive(default_pool_size=pool_size, reserve_pool_size=reserve)
 
 
@@ -505,9 +505,10 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
         instances = _int(where, "spec.instances", spec.get("instances"))
         return PoolLive(
             default_pool_size=_ini_int(where, "spec.pgbouncer.parameters.default_pool_size",
-                                       parameters.get("default_pool_size"), PGBOUNCER_DEFAULT_POOL_SIZE),
+                                       parameters.get("default_pool_size"), default=PGBOUNCER_DEFAULT_POOL_SIZE),
             reserve_pool_size=_ini_int(where, "spec.pgbouncer.parameters.reserve_pool_size",
-                                       parameters.get("reserve_pool_size"), PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE),
+                                       parameters.get("reserve_pool_size"),
+                                       default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE),
             pooler_replicas=1 if instances is None else instances,  # CloudNativePG's default
         )
     return None

@@ -151,7 +151,7 @@ def _legend(axis: Axes, handles: Sequence[Line2D] | None = None) -> None:
                 fontsize="small", frameon=False, **kwargs)
 
 
-def _step_series(axis: Axes, hours: list[float], values: list[float], series: Series) -> Line2D:
+def _step_series(axis: Axes, series: Series, *, hours: list[float], values: list[float]) -> Line2D:
     """``values`` as steps, with a dot where each value starts: one held for a few minutes still shows."""
     label = series.label if any(math.isfinite(v) for v in values) else f"{series.label} (not set)"
     starts = [i for i, v in enumerate(values) if math.isfinite(v) and (i == 0 or v != values[i - 1])]
@@ -185,9 +185,9 @@ def _draw_p95(axis: Axes, simulation: Simulation, hours: list[float]) -> None:
     _legend(axis)
 
 
-def _draw_tuned(axis: Axes, panel: TunedPanel, tuned: dict[str, list[float]], hours: list[float]) -> None:
+def _draw_tuned(axis: Axes, panel: TunedPanel, *, tuned: dict[str, list[float]], hours: list[float]) -> None:
     axis.set_ylabel(panel.ylabel, fontsize="small")
-    lines = [_step_series(axis, hours, tuned.get(s.key, []), s) for s in panel.left]
+    lines = [_step_series(axis, s, hours=hours, values=tuned.get(s.key, [])) for s in panel.left]
     drawn = [axis]
     # A Pods policy gets its own axis, in its own unit, only where one was ever set.
     right = [s for s in panel.right if any(math.isfinite(v) for v in tuned.get(s.key, []))]
@@ -195,7 +195,7 @@ def _draw_tuned(axis: Axes, panel: TunedPanel, tuned: dict[str, list[float]], ho
         twin = axis.twinx()
         twin.set_ylabel(panel.right_ylabel, fontsize="small", color=right[0].colour)
         twin.tick_params(axis="y", colors=right[0].colour)
-        lines += [_step_series(twin, hours, tuned.get(s.key, []), s) for s in right]
+        lines += [_step_series(twin, s, hours=hours, values=tuned.get(s.key, [])) for s in right]
         drawn.append(twin)
     for ax in drawn:
         ax.margins(y=0.15)  # a value that never moves is drawn inside the frame, not on it
@@ -213,14 +213,14 @@ def draw(simulation: Simulation) -> Figure:
     figure, axes = plt.subplots(panels, 1, figsize=(13, 1.6 * panels + 0.6), sharex=True, layout="constrained",
                                 gridspec_kw={"height_ratios": heights})
     try:
-        _draw_panels(figure, list(axes), simulation, hours)
+        _draw_panels(figure, list(axes), simulation=simulation, hours=hours)
     except BaseException:
         plt.close(figure)
         raise
     return figure
 
 
-def _draw_panels(figure: Figure, axes: list[Axes], simulation: Simulation, hours: list[float]) -> None:
+def _draw_panels(figure: Figure, axes: list[Axes], *, simulation: Simulation, hours: list[float]) -> None:
     runs = simulation.runs
     first = next(iter(runs.values()))
     start_seconds = simulation.trace.start_seconds
@@ -238,7 +238,7 @@ def _draw_panels(figure: Figure, axes: list[Axes], simulation: Simulation, hours
         axes[1].step(hours[: len(timeline.replicas)], timeline.replicas, where="post", linewidth=1,
                      color=COLOURS[name], zorder=ZORDER[name], alpha=ALPHA.get(name, 1.0), label=name)
     if tuned is not None:
-        _step_series(axes[1], hours, tuned.tuned.get(MAX_REPLICAS.key, []), MAX_REPLICAS)
+        _step_series(axes[1], MAX_REPLICAS, hours=hours, values=tuned.tuned.get(MAX_REPLICAS.key, []))
     axes[1].set_ylabel("pods")
     axes[1].margins(y=0.1)
     _legend(axes[1])
@@ -250,7 +250,7 @@ def _draw_panels(figure: Figure, axes: list[Axes], simulation: Simulation, hours
             axis.text(0.5, 0.5, "perfpilot not replayed: nothing tuned", transform=axis.transAxes, ha="center")
             axis.set_yticks([])
             continue
-        _draw_tuned(axis, panel, tuned.tuned, hours)
+        _draw_tuned(axis, panel, tuned=tuned.tuned, hours=hours)
     if tuned is not None:
         for at, label in tuned.events:
             x = (at - start_seconds) / 3600

@@ -14,8 +14,8 @@ from perfpilot.tuning.rules.pool import compute_pool_growth_for_breach
 from perfpilot.tuning.tables import CPU_TARGET_ROWS, MEMORY_TARGET_ROWS, TargetRow
 
 
-def _describe_step_limit(goal: int, new: int, max_step: int, unit: str) -> str:
-    return f", step limited to {max_step}{unit}" if goal != new else ""
+def _describe_step_limit(goal: int, new: int, *, max_step_points: int) -> str:
+    return f", step limited to {max_step_points} points" if goal != new else ""
 
 
 def compute_cpu_target_row(ctx: RuleContext) -> tuple[TargetRow, str] | None:
@@ -150,7 +150,7 @@ def _decide_cpu_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcome]:
             head += f", p95 peak {format_ms(latency.maximum)} < {ctx.thresholds.relax_latency_fraction:.0%} of SLO"
     yield RuleOutcome(name, change=build_target_change(
         ctx, setting=Setting.HPA_CPU_TARGET, live_percent=live, new_percent=new, table_row=row.label,
-        reason=f"{head} -> {new}%{_describe_step_limit(goal, new, step, ' points')}",
+        reason=f"{head} -> {new}%{_describe_step_limit(goal, new, max_step_points=step)}",
     ))
 
 
@@ -186,5 +186,5 @@ def _decide_memory_target(ctx: RuleContext, hpa: HpaLive) -> Iterator[RuleOutcom
             return
     yield RuleOutcome(name, change=build_target_change(
         ctx, setting=Setting.HPA_MEMORY_TARGET, live_percent=live, new_percent=new, table_row=row.label,
-        reason=f"{head} -> {new}%{_describe_step_limit(goal, new, step, ' points')}",
+        reason=f"{head} -> {new}%{_describe_step_limit(goal, new, max_step_points=step)}",
     ))
