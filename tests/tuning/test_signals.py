@@ -18,6 +18,7 @@ from perfpilot.tuning.signals import (
     compute_median,
     compute_rise_multiple,
     compute_waiting_fraction,
+    fills_share_of_steps,
 )
 
 MIB = 2**20
@@ -123,3 +124,10 @@ def test_a_coupled_target_keeps_target_times_request_within_the_bounds_and_step(
 ])
 def test_a_pool_reserve_follows_its_tier_or_the_ratio_of_the_tier_at_or_below(default: int, reserve: int) -> None:
     assert compute_pool_reserve(default) == reserve
+
+
+@pytest.mark.parametrize(("count", "fills"), [(3, True), (2, False), (6, True)])
+def test_a_span_is_filled_by_samples_in_half_its_steps(count: int, fills: bool) -> None:
+    # 300 s at a 60 s step holds 6 steps (both ends included): half of them is 3 samples.
+    samples = Series(tuple(60.0 * i for i in range(count)), (1.0,) * count)
+    assert fills_share_of_steps(samples, span_seconds=300, step_seconds=60, share=0.5) is fills

@@ -86,6 +86,13 @@ def recent(signal: Signal, *, now_seconds: float, span_seconds: float) -> Signal
     return signal.since(now_seconds - span_seconds)
 
 
+def fills_share_of_steps(samples: Series, *, span_seconds: float, step_seconds: float, share: float) -> bool:
+    """Whether ``samples`` (a span's, already cut to it) number at least ``share`` of the steps the span holds:
+    a mean or a share over a span is evidence only when the span is there (one sample in ten minutes is not)."""
+    steps = math.floor(span_seconds / step_seconds) + 1
+    return len(samples.values) >= share * steps
+
+
 def compute_mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values)
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from perfpilot.api.quantities import Duration
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import Baseline, ChangeRecord, Edit, PoolSize, Setting, Verdict
+from perfpilot.tuning import signals
 from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.guardrails import (
     compute_edit_direction,
@@ -38,9 +39,10 @@ def _mean_since(signal: Signal, start_seconds: float, *, observations: Observati
     if not isinstance(recent, Series):
         return None
     at_seconds = observations.at.timestamp()
+    # The span as far back as the observations reach: a verifyFor longer than the window is read over the window.
     span_seconds = at_seconds - max(start_seconds, at_seconds - observations.window_seconds)
-    steps = math.floor(span_seconds / observations.step_seconds) + 1
-    if len(recent.values) < thresholds.min_sample_share_of_span * steps:
+    if not signals.fills_share_of_steps(recent, span_seconds=span_seconds, step_seconds=observations.step_seconds,
+                                        share=thresholds.min_sample_share_of_span):
         return None
     return recent.mean
 
@@ -66,8 +68,8 @@ def compute_baseline(
         p95_latency_seconds=_mean_since(observations.latency_p95_seconds, start, observations=observations,
                                         thresholds=thresholds),
         error_ratio=_mean_since(observations.error_ratio, start, observations=observations, thresholds=thresholds),
-        request_rate_per_second=_mean_since(observations.request_rate_per_second, start, observations=observations,
-                                 thresholds=thresholds),
+        request_rate_per_second=_mean_since(observations.request_rate_per_second, start,
+                                            observations=observations, thresholds=thresholds),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -48,9 +47,9 @@ class RuleContext:
     def fills(self, series: Series, span_seconds: float) -> bool:
         """Whether the samples of the last ``span_seconds`` (``series`` cut to them) reach back over it and fill
         at least ``min_sample_share_of_span`` of its steps: a share "sustained" over a span needs the span."""
-        steps = math.floor(span_seconds / self.observations.step_seconds) + 1
-        return (self.covers(series, span_seconds)
-                and len(series.values) >= self.thresholds.min_sample_share_of_span * steps)
+        return self.covers(series, span_seconds) and signals.fills_share_of_steps(
+            series, span_seconds=span_seconds, step_seconds=self.observations.step_seconds,
+            share=self.thresholds.min_sample_share_of_span)
 
 
 @dataclass(frozen=True)
