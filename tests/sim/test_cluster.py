@@ -234,7 +234,8 @@ def test_a_request_that_times_out_is_seen_at_the_timeout() -> None:
 
 
 def _leaking(replicas: int) -> Cluster:
-    # The pods have run for an hour; at 1500 MiB/h they pass the 2 GiB limit 8 minutes in, then every 68 minutes.
+    # The newest pod has run for an hour, the others one start-up delay (75 s) apart before it; at 1500 MiB/h the
+    # newest passes the 2 GiB limit 8 minutes in, then every 68 minutes.
     leak = replace(PARAMS, memory_growth_bytes_per_hour=1500.0 * MIB)
     return Cluster.started(params=leak, resources=RESOURCES, pool=BIG_POOL, replicas=replicas, now_seconds=0.0)
 
@@ -250,7 +251,7 @@ def test_a_container_killed_twice_shows_one_oom_kill() -> None:
 
 def test_the_oom_kills_of_deleted_pods_are_not_shown() -> None:
     cluster = _leaking(4)
-    while not cluster.oom_kill_seconds:
+    while len(cluster.oom_kill_seconds) < 4:
         cluster.advance(rate_per_second=20.0)
     assert cluster.oom_kills_shown(since_seconds=0.0, until_seconds=cluster.now_seconds) == 4
     cluster.set_resources(RESOURCES.model_copy(update={"memory_limit_bytes": 8192 * MIB}))  # the raise rolls out
@@ -318,3 +319,103 @@ def test_a_container_with_a_limit_and_no_request_gets_the_limit_as_its_request()
     limit_only = ContainerResources(name="app", cpu_request_millicores=None, cpu_limit_millicores=800)
     assert PARAMS.effective_cpu_millicores(limit_only) == 800.0
     assert PARAMS.effective_cpu_millicores(ContainerResources(name="app")) == 0.0
+
+
+def _pool_cluster(pool: PoolSize) -> Cluster:
+    # Ten 1000m pods (15 cores with burst) carry 80/s x 55 ms = 4.4 cores: only the pool can hold requests up.
+    return Cluster.started(params=PARAMS, resources=RESOURCES, pool=pool, replicas=10, now_seconds=0.0)
+
+
+def test_the_reserves_connections_stay_open_while_the_pool_alone_would_be_saturated() -> None:
+    # 80/s x 120 ms = 9.6 connections offered to a pool of 8 with a reserve of 10: clients wait past
+    # reserve_pool_timeout once, pgBouncer opens the reserve, and those connections stay busy, so open.
+    cluster = _pool_cluster(PoolSize(default_pool_size=8, reserve_pool_size=10))
+    ticks = [cluster.advance(rate_per_second=80.0) for _ in range(int(1800 / TICK_SECONDS))]
+    opened = next(i for i, tick in enumerate(ticks) if tick.pool_servers_open == 18)
+    assert opened > 0  # only after clients have waited
+    assert all(tick.pool_servers_open == 18 for tick in ticks[opened:])
+    assert cluster.pool_backlog_requests == 0.0
+    # Once the backlog drained, no client waits more than the M/M/18 queue's moments: no backlog rebuilt.
+    assert all(tick.latency.shift_seconds < PARAMS.db_seconds + 0.5 for tick in ticks[opened + 8:])
+
+
+def test_the_reserves_connections_close_once_unused_for_the_server_idle_timeout() -> None:
+    cluster = _pool_cluster(PoolSize(default_pool_size=8, reserve_pool_size=10))
+    while cluster.advance(rate_per_second=80.0).pool_servers_open != 18:
+        pass
+    # 20/s x 120 ms = 2.4 connections: the reserve's go idle (the tick that drains the wait may still use them).
+    opened = [cluster.advance(rate_per_second=20.0).pool_servers_open for _ in range(80)]
+    idle_ticks = int(PARAMS.server_idle_timeout_seconds / TICK_SECONDS)
+    assert opened[:idle_ticks] == [18] * idle_ticks
+    assert opened[idle_ticks + 1:] == [8] * (80 - idle_ticks - 1)
+
+
+def test_a_pool_without_a_reserve_keeps_its_size_open_under_a_backlog() -> None:
+    cluster = _pool_cluster(PoolSize(default_pool_size=8, reserve_pool_size=0))
+    ticks = [cluster.advance(rate_per_second=80.0) for _ in range(40)]
+    assert {tick.pool_servers_open for tick in ticks} == {8}
+    assert cluster.pool_backlog_requests > 0
+
+
+def test_the_starting_pods_were_rolled_out_one_start_up_delay_apart_so_a_leak_never_kills_them_together() -> None:
+    cluster = _leaking(2)
+    created = sorted(p.created_seconds for p in cluster.pods)
+    assert created == [-3600.0 - PARAMS.startup_seconds, -3600.0]
+    while len(cluster.oom_kill_seconds) < 2:
+        cluster.advance(rate_per_second=1.0)
+        assert _ready(cluster) >= 1
+    assert cluster.oom_kill_seconds[1] - cluster.oom_kill_seconds[0] == PARAMS.startup_seconds
+
+
+def test_a_rollout_deletes_no_more_unready_old_pods_than_availability_allows() -> None:
+    # reconcileOldReplicaSets: at most allPods - minAvailable - new pods unavailable go, unready ones first.
+    cluster = _cluster(4)
+    cluster.scale(8)  # four pods of the old template start
+    cluster.set_resources(_sized(1500, 3000))
+    cluster.advance(rate_per_second=10.0)
+    old = [p for p in cluster.pods if p.version != cluster.template_version]
+    new = [p for p in cluster.pods if p.version == cluster.template_version]
+    # 8 old (4 ready) + 2 new (surge 2) = 10; minAvailable 6; 2 new unavailable: 10 - 6 - 2 = 2 unready old go,
+    # and the surge room they free is filled at once: 6 old (4 ready) and 4 new.
+    assert (len(old), sum(p.ready(cluster.now_seconds) for p in old), len(new)) == (6, 4, 4)
+
+
+def test_a_rollout_fills_the_surge_room_the_old_pods_free_in_the_same_reconcile() -> None:
+    # Two replicas, maxSurge 1, maxUnavailable 0: a new pod, and when it is ready an old one goes and the next
+    # new one is created at that instant. Done when the last new pod is ready: two start-up delays.
+    cluster = _cluster(2)
+    cluster.set_resources(_sized(1500, 3000))
+    while cluster.rollout_in_progress():
+        cluster.advance(rate_per_second=10.0)
+    assert cluster.now_seconds - TICK_SECONDS == 2 * PARAMS.startup_seconds
+
+
+def test_a_rollout_is_in_progress_until_its_last_new_pod_is_ready_and_not_again_after() -> None:
+    cluster = _cluster(2)
+    cluster.set_resources(_sized(1500, 3000))
+    cluster.scale(4)  # the HPA scales up as the rollout begins: the last old pod goes before two new ones are up
+    while any(p.version != cluster.template_version for p in cluster.pods):
+        cluster.advance(rate_per_second=10.0)
+    # No old pod left, the counts done, but new pods still starting: the controller still reports the rollout.
+    assert len(cluster.pods) == 4
+    assert not all(p.ready(cluster.now_seconds) for p in cluster.pods)
+    assert cluster.rollout_in_progress()
+    while not all(p.ready(cluster.now_seconds) for p in cluster.pods):
+        cluster.advance(rate_per_second=10.0)
+    cluster.advance(rate_per_second=10.0)
+    assert not cluster.rollout_in_progress()
+    cluster.pods[0].ready_at_seconds = cluster.now_seconds + PARAMS.startup_seconds  # a restart after it
+    cluster.advance(rate_per_second=10.0)
+    assert not cluster.rollout_in_progress()
+
+
+def test_a_scale_down_deletes_the_pod_ready_for_the_shortest_time_before_the_newest() -> None:
+    # controller.ActivePods' ranking: not ready, then ready for less time, then more restarts, then newer.
+    cluster = _cluster(3)
+    oldest = min(cluster.pods, key=lambda p: p.created_seconds)
+    oldest.ready_at_seconds = cluster.now_seconds - 60.0  # restarted, ready again a minute ago
+    oldest.restarts = 1
+    newest = max(cluster.pods, key=lambda p: p.created_seconds)
+    cluster.scale(2)
+    assert oldest not in cluster.pods
+    assert newest in cluster.pods

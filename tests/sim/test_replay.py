@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from perfpilot.api.spec import PerformanceProfileSpec
-from perfpilot.api.status import ContainerResources
+from perfpilot.api.status import ContainerResources, PoolSize
 from perfpilot.sim.cluster import CONTAINER, TICK_SECONDS, Cluster, ClusterParams
 from perfpilot.sim.hpa import CPU, MEMORY
 from perfpilot.sim.prometheus import Prometheus
@@ -262,12 +262,14 @@ def test_the_hpa_sees_the_usage_metrics_server_scraped_one_tick_before_its_sync(
 
 
 def _run_with_no_pod_ready(*, minutes: int, slo_seconds: float) -> Any:
-    """Pods that take two hours to start: none is ready in these minutes, and every request fails."""
+    """Pods whose memory limit is below what they use at start and whose container takes two hours to start:
+    each is OOM-killed in the first tick and none is ready again in these minutes, so every request fails."""
     scenario = SCENARIOS["right-sized"]
     params = replace(scenario.params, startup_seconds=7200.0)
+    tiny = scenario.settings.resources.model_copy(update={"memory_limit_bytes": params.base_memory_bytes // 2})
     trace = Trace("flat", "rps", 0.0, 60.0, tuple([20.0] * minutes))
-    return run_autoscaled(name="static", trace=trace, settings=scenario.settings, params=params,
-                          slo_seconds=slo_seconds)
+    return run_autoscaled(name="static", trace=trace, settings=replace(scenario.settings, resources=tiny),
+                          params=params, slo_seconds=slo_seconds)
 
 
 def test_a_minute_whose_requests_all_time_out_has_the_timeout_as_its_p95() -> None:
@@ -295,3 +297,13 @@ def test_no_minute_reports_a_p95_above_the_timeout() -> None:
     trace = Trace("flat", "rps", 0.0, 60.0, tuple([200.0] * 5))
     run = run_autoscaled(name="static", trace=trace, settings=settings, params=scenario.params, slo_seconds=0.5)
     assert run.metrics.p95_max_seconds == pytest.approx(scenario.params.request_timeout_seconds, abs=1e-3)
+
+
+def test_pool_connection_hours_count_the_reserves_connections_while_they_are_open() -> None:
+    # 80/s x 120 ms = 9.6 connections on a pool of 8 + 10 reserve: the reserve opens within the first minutes
+    # and stays open, so the hour holds nearly 18 connection-hours, not the pool size's 8.
+    scenario = SCENARIOS["right-sized"]
+    settings = replace(scenario.settings, pool=PoolSize(default_pool_size=8, reserve_pool_size=10))
+    trace = Trace("flat", "rps", 0.0, 60.0, tuple([80.0] * 60))
+    run = run_autoscaled(name="static", trace=trace, settings=settings, params=scenario.params, slo_seconds=0.5)
+    assert 17.0 < run.metrics.pool_connection_hours < 18.0

@@ -56,6 +56,9 @@ class ClusterParams:
     # covering the window before that scrape: at a sync it sees the usage of the tick before the last.
     metrics_delay_seconds: float = TICK_SECONDS
     reserve_pool_timeout_seconds: float = 5.0  # pgBouncer's default: reserve connections after 5 s of waiting
+    # pgBouncer's default: a server connection idle this long is closed, the reserve's among them (they are
+    # not closed when the wait ends, only once they go unused).
+    server_idle_timeout_seconds: float = 600.0
     max_surge: float = 0.25
     max_unavailable: float = 0.25
 
@@ -112,6 +115,7 @@ class TickOutcome:
     failed: float
     latency: LatencyMix
     pool_server_active: float
+    pool_servers_open: int  # the pool's size, and the reserve's connections while open
     pool_client_waiting: float
     pool_max_wait_seconds: float
 
@@ -190,6 +194,8 @@ class Cluster:
     template_version: int = 0
     cpu_backlogs: dict[float, CpuBacklog] = field(default_factory=dict)  # per pod size (effective CPU)
     pool_backlog_requests: float = 0.0
+    reserve_open_until_seconds: float = -math.inf  # the reserve's connections stay open until then
+    rollout_complete_version: int = 0  # the template the Deployment last reported rolled out (NewReplicaSetAvailable)
     oom_kill_seconds: list[float] = field(default_factory=list)  # every kill, for tests; not what a reader sees
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
     _serial: int = 0
@@ -198,11 +204,18 @@ class Cluster:
     def started(
         cls, *, params: ClusterParams, resources: ContainerResources, pool: PoolSize, replicas: int, now_seconds: float
     ) -> Cluster:
-        """A cluster whose pods have been running (ready) for a while before the replay starts."""
+        """A cluster whose pods have been running (ready) for a while before the replay starts: the newest for
+        an hour, the others one start-up delay apart before it, as a rolling update with one pod of surge
+        brings them up (pods of one age would also all reach a growing memory limit at once)."""
         cluster = cls(params, resources, pool, replicas, now_seconds)
-        for _ in range(replicas):
-            cluster._create_pod(now_seconds - 3600.0)
+        for index in range(replicas):
+            cluster._create_pod(now_seconds - 3600.0 - (replicas - 1 - index) * params.startup_seconds)
         return cluster
+
+    def pool_servers_open(self, now_seconds: float) -> int:
+        """The pool's server connections open: its size, and the reserve's while they stay open."""
+        reserve = self.pool.reserve_pool_size if now_seconds < self.reserve_open_until_seconds else 0
+        return self.pool.default_pool_size + reserve
 
     @property
     def cpu_backlog_requests(self) -> float:
@@ -219,11 +232,14 @@ class Cluster:
 
     def rollout_in_progress(self) -> bool:
         """What the reader makes of the Deployment's status (``observe.workload.rollout_in_progress``): pods
-        of an older template left, or fewer pods on the latest one than wanted. Pods still starting are no
-        rollout."""
+        of an older template left, fewer pods on the latest one than wanted, or the rollout's last new pods
+        still starting (``Progressing`` still ``ReplicaSetUpdated``). Pods starting after a scale-up, or
+        restarting once the rollout was reported complete, are no rollout."""
         if any(p.version != self.template_version for p in self.pods):
             return True
-        return sum(1 for p in self.pods if p.version == self.template_version) < self.spec_replicas
+        if sum(1 for p in self.pods if p.version == self.template_version) < self.spec_replicas:
+            return True
+        return self.rollout_complete_version != self.template_version
 
     def oom_kills_shown(self, *, since_seconds: float, until_seconds: float) -> int:
         """OOM kills the current Pods' container statuses show between ``since`` and ``until`` (both
@@ -257,6 +273,11 @@ class Cluster:
             working_set_bytes=float(self.params.base_memory_bytes),
         ))
 
+    def _deletion_order(self, pods: list[SimPod], now: float) -> list[SimPod]:
+        """The order a ReplicaSet deletes its pods in (``controller.ActivePods``' ranking): not ready first,
+        then ready for the shortest time, then more restarts, then the newest."""
+        return sorted(pods, key=lambda p: (p.ready(now), -p.ready_at_seconds, -p.restarts, -p.created_seconds))
+
     def _delete(self, victims: list[SimPod]) -> None:
         gone = {id(p) for p in victims}
         self.pods = [p for p in self.pods if id(p) not in gone]
@@ -270,30 +291,52 @@ class Cluster:
                 for _ in range(wanted - len(new)):
                     self._create_pod(now)
             elif len(new) > wanted:
-                # The ReplicaSet deletes pods that are not ready first, then the newest.
-                order = sorted(new, key=lambda p: (p.ready(now), -p.created_seconds))
-                self._delete(order[: len(new) - wanted])
+                self._delete(self._deletion_order(new, now)[: len(new) - wanted])
+            self._note_rollout_complete(now)
             return
         surge = math.ceil(self.params.max_surge * wanted)
         unavailable = math.floor(self.params.max_unavailable * wanted)
-        room = wanted + surge - len(self.pods)
-        for _ in range(max(0, min(wanted - len(new), room))):
-            self._create_pod(now)
+        self._create_new_pods_into_surge_room(now, surge=surge)
         new = [p for p in self.pods if p.version == self.template_version]
         if len(new) > wanted:
-            order = sorted(new, key=lambda p: (p.ready(now), -p.created_seconds))
-            self._delete(order[: len(new) - wanted])
+            self._delete(self._deletion_order(new, now)[: len(new) - wanted])
             new = [p for p in self.pods if p.version == self.template_version]
-        # Old pods that are not ready go first (no availability lost), then ready ones while enough stay up.
-        victims = [p for p in old if not p.ready(now)]
+        # As reconcileOldReplicaSets: at most allPods - minAvailable - the new pods not yet available go, the
+        # old pods not ready first (cleanupUnhealthyReplicas: no availability lost), then ready ones while
+        # enough stay up.
+        min_available = wanted - unavailable
+        limit = len(self.pods) - min_available - sum(1 for p in new if not p.ready(now))
+        if limit <= 0:
+            return
+        victims = [p for p in self._deletion_order(old, now) if not p.ready(now)][:limit]
         ready_total = sum(1 for p in self.pods if p.ready(now))
-        removable = ready_total - (wanted - unavailable)
-        for pod in sorted((p for p in old if p.ready(now)), key=lambda p: p.created_seconds):
+        removable = ready_total - min_available
+        for pod in self._deletion_order([p for p in old if p.ready(now)], now):
             if removable <= 0:
                 break
             victims.append(pod)
             removable -= 1
         self._delete(victims)
+        # Deleting old pods frees surge room, which the controller fills at once (its next sync follows the
+        # ReplicaSet's update within milliseconds), not a tick later.
+        self._create_new_pods_into_surge_room(now, surge=surge)
+        self._note_rollout_complete(now)
+
+    def _note_rollout_complete(self, now: float) -> None:
+        """The controller reports the rollout complete (NewReplicaSetAvailable) once only pods of the latest
+        template are left, as many as wanted, all available; it does not take that back for a pod that stops
+        being ready later."""
+        pods = self.pods
+        if (all(p.version == self.template_version for p in pods) and len(pods) >= self.spec_replicas
+                and all(p.ready(now) for p in pods)):
+            self.rollout_complete_version = self.template_version
+
+    def _create_new_pods_into_surge_room(self, now: float, *, surge: int) -> None:
+        wanted = self.spec_replicas
+        new = sum(1 for p in self.pods if p.version == self.template_version)
+        room = wanted + surge - len(self.pods)
+        for _ in range(max(0, min(wanted - new, room))):
+            self._create_pod(now)
 
     # --- one tick ---------------------------------------------------------------------------------------
 
@@ -386,13 +429,19 @@ class Cluster:
                 pod.working_set_bytes = float(p.base_memory_bytes)
 
         # Pool: M/M/N on server connections; beyond saturation, a fluid backlog of waiting clients.
-        servers = self.pool.default_pool_size
+        default_servers = self.pool.default_pool_size
         pool_before = self.pool_backlog_requests
-        base_capacity = servers / p.db_seconds / p.connections_per_request * p.utilisation_cap
-        if pool_before / base_capacity > p.reserve_pool_timeout_seconds:
-            servers += self.pool.reserve_pool_size  # clients have waited past reserve_pool_timeout
         hold = p.db_seconds
         offered = served_rate * hold * p.connections_per_request
+        base_capacity = default_servers / hold / p.connections_per_request * p.utilisation_cap
+        # pgBouncer opens the reserve's connections for clients that waited past reserve_pool_timeout; once
+        # open they serve every client, and go idle (then closed) only when the default ones suffice again.
+        waited_past_timeout = pool_before / base_capacity > p.reserve_pool_timeout_seconds
+        saturated = pool_before > 0 or offered > p.utilisation_cap * default_servers
+        reserve_open = now < self.reserve_open_until_seconds
+        if self.pool.reserve_pool_size and (waited_past_timeout or (reserve_open and saturated)):
+            self.reserve_open_until_seconds = now + dt_seconds + p.server_idle_timeout_seconds
+        servers = self.pool_servers_open(now)
         pool_capacity = servers / hold / p.connections_per_request * p.utilisation_cap
         pool_after = max(0.0, pool_before + (served_rate - pool_capacity) * dt_seconds)
         pool_limit = p.request_timeout_seconds * pool_capacity
@@ -429,6 +478,7 @@ class Cluster:
             failed=min(failed, arrivals + backlog_before + pool_before),
             latency=latency,
             pool_server_active=servers if pool_after > 0 else instant.busy_servers,  # a backlog: all busy
+            pool_servers_open=servers,
             pool_client_waiting=queue_length,
             pool_max_wait_seconds=tail,
         )

@@ -316,7 +316,7 @@ def run_autoscaled(
             dt = step / ticks
             pod_seconds += len(cluster.pods) * dt
             core_seconds += sum(cpu_request_millicores(p.resources) for p in cluster.pods) / 1000.0 * dt
-            pool_seconds += cluster.pool.default_pool_size * dt
+            pool_seconds += tick.pool_servers_open * dt
             if hpa.sync(cluster=cluster, spec=spec, now=now):
                 scale_events += 1
         now = cluster.now_seconds
