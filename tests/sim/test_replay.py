@@ -307,3 +307,26 @@ def test_pool_connection_hours_count_the_reserves_connections_while_they_are_ope
     trace = Trace("flat", "rps", 0.0, 60.0, tuple([80.0] * 60))
     run = run_autoscaled(name="static", trace=trace, settings=settings, params=scenario.params, slo_seconds=0.5)
     assert 17.0 < run.metrics.pool_connection_hours < 18.0
+
+
+def test_the_hpas_current_replicas_are_the_scale_its_last_sync_read_not_the_pods_that_exist() -> None:
+    # status.currentReplicas is the Deployment's spec.replicas as the sync read it: a rollout's surge pods are
+    # not counted, and a rescale at that sync shows in desiredReplicas only.
+    settings = SCENARIOS["right-sized"].settings
+    cluster = Cluster.started(params=ClusterParams(), resources=settings.resources, pool=settings.pool, replicas=4,
+                              now_seconds=0.0)
+    driver = _HpaDriver()
+    cluster.set_resources(settings.resources.model_copy(update={"cpu_request_millicores": 1500}))
+    cluster.advance(rate_per_second=20.0)  # the rollout's surge pod is up
+    assert len(cluster.pods) == 5
+    driver.sync(cluster=cluster, spec=build_hpa_spec(settings.hpa), now=cluster.now_seconds)
+    assert driver.status_current_replicas == 4
+    # Another Deployment, no rollout: at 150/s the first sync that rescales reads 4 and writes more.
+    cluster = Cluster.started(params=ClusterParams(), resources=settings.resources, pool=settings.pool, replicas=4,
+                              now_seconds=0.0)
+    driver = _HpaDriver()
+    for _ in range(20):
+        cluster.advance(rate_per_second=150.0)
+        if driver.sync(cluster=cluster, spec=build_hpa_spec(settings.hpa), now=cluster.now_seconds):
+            break
+    assert driver.status_current_replicas == 4 and cluster.spec_replicas > 4

@@ -194,6 +194,9 @@ class _HpaDriver:
         self._containers: dict[tuple[int | None, int | None], tuple[Container, ...]] = {}
         # Per pod, the samples metrics-server holds but the HPA has not seen yet: (measured at, CPU, memory).
         self._pending: dict[str, list[tuple[float, int, int]]] = {}
+        # The HPA's status.currentReplicas: the scale's replicas as its last sync read them, before it rescaled
+        # (not the pods that exist: a rollout's surge pods are not counted).
+        self.status_current_replicas: int | None = None
 
     def _containers_for(self, resources: ContainerResources) -> tuple[Container, ...]:
         # The requests as the API server stores them (a limit without a request is the request too); none is
@@ -206,6 +209,7 @@ class _HpaDriver:
         return found
 
     def sync(self, *, cluster: Cluster, spec: HpaSpec, now: float) -> bool:
+        self.status_current_replicas = cluster.spec_replicas
         pods = []
         cpu: dict[str, PodMetric] = {}
         memory: dict[str, PodMetric] = {}
@@ -347,7 +351,8 @@ def run_autoscaled(
                 name="api",
                 min_replicas=settings.hpa.min_replicas,
                 max_replicas=settings.hpa.max_replicas,
-                current_replicas=len(cluster.pods),
+                current_replicas=(hpa.status_current_replicas if hpa.status_current_replicas is not None
+                                  else cluster.spec_replicas),
                 desired_replicas=cluster.spec_replicas,
                 cpu_target_percent=settings.hpa.cpu_target_percent,
                 memory_target_percent=settings.hpa.memory_target_percent,
