@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS
 from perfpilot.cli import main
+from perfpilot.sim import replay
 from perfpilot.sim.prometheus import Prometheus
 from perfpilot.sim.replay import simulate
 from perfpilot.sim.scenarios import SCENARIOS, default_profile
@@ -19,6 +21,7 @@ from perfpilot.sim.trace import (
     join_traces,
     load_trace,
 )
+from perfpilot.tuning.observations import Observations, Series, Unknown
 
 
 def _trace(start: float, rates: list[float], *, step: float = 60.0, column: str = "rps") -> Trace:
@@ -98,3 +101,27 @@ def test_perfpilots_prometheus_holds_the_peaks_and_cpu_history_of_the_warm_up_be
     assert cold_peak == pytest.approx(10.0, rel=0.05)
     warmed_history = warmed.history("cpu_history_seconds", at_seconds=end_seconds, window_seconds=peak_window_seconds)
     assert isinstance(warmed_history, float) and warmed_history > 6 * 3600
+
+
+def test_after_a_warm_up_the_first_decision_sees_a_covered_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Installed on a Prometheus that has run for hours, perfpilot reads a full window at its first cycle; with
+    # no history it reads one step, which is no window.
+    seen: list[Observations] = []
+    decide = replay.decide
+
+    def capture(profile: Any, observations: Observations, state: Any, at: Any) -> Any:
+        seen.append(observations)
+        return decide(profile, observations, state, at)
+
+    monkeypatch.setattr(replay, "decide", capture)
+    rates = [20.0 + (i % 7) for i in range(240)]
+    before, window = _trace(0, rates[:180]), _trace(180 * 60, rates[180:])
+    simulate(trace=window, scenario=SCENARIOS["right-sized"], profile=default_profile(), before=before,
+             runs=("perfpilot",))
+    first = seen[0]
+    for signal in (first.latency_p95_seconds, first.request_rate_per_second, first.cpu_usage_millicores_per_pod):
+        assert isinstance(signal, Series)
+        assert len(signal.values) >= 30  # the 30-minute window's steps, all but one the warm-up's
+    cold_start = len(seen)
+    simulate(trace=window, scenario=SCENARIOS["right-sized"], profile=default_profile(), runs=("perfpilot",))
+    assert isinstance(seen[cold_start].latency_p95_seconds, Unknown)

@@ -196,7 +196,12 @@ class Prometheus:
         self.history_steps = {name: deque() for name in HISTORY_SIGNALS}
 
     def continue_from(self, earlier: Prometheus) -> None:
-        """Keep ``earlier``'s peak history (a warm-up replay before the window): Prometheus already has it."""
+        """Keep what ``earlier`` (a warm-up replay before the window) evaluated: its peak history and the signals'
+        last steps, which a Prometheus that was already running holds, so the first window is covered."""
+        for name, evaluated in earlier.signals.items():
+            kept = self.signals[name]
+            last_held = kept[-1][0] if kept else -math.inf
+            kept.extend(sample for sample in evaluated if sample[0] > last_held)
         for name, samples in earlier.peak_history.items():
             for stamp, value in samples:
                 self._record_peak(name, stamp, value)
@@ -369,9 +374,10 @@ class Prometheus:
             self.history_steps["pool_history_seconds"].append(now)
 
     def peak(self, name: str, *, at_seconds: float, window_seconds: float) -> Peak:
-        """The largest value of a peak signal over ``(at - window, at]``; Unknown with no sample there."""
+        """The largest value of a peak signal over ``[at - window, at]``; Unknown with no sample there. Both ends
+        count, as in ``history``: ``max_over_time`` over a subquery keeps a step on the range's start."""
         kept = self.peak_history[name]
-        while kept and kept[0][0] <= at_seconds - window_seconds:
+        while kept and kept[0][0] < at_seconds - window_seconds:
             kept.popleft()
         if not kept or kept[0][0] > at_seconds:
             return Unknown(f"no samples in the last {window_seconds / 3600:g}h")

@@ -266,11 +266,14 @@ def run_autoscaled(
     slo_seconds: float,
     profile: PerformanceProfileSpec | None = None,
     history: Prometheus | None = None,
+    kept_window_seconds: float = 0.0,
 ) -> RunResult:
     """One HPA-driven run; with a ``profile``, perfpilot's engine tunes ``settings`` as it goes.
 
-    ``history`` is the Prometheus of a warm-up replay just before the trace: its peaks are what a
-    Prometheus that was already running holds when perfpilot is installed.
+    ``history`` is the Prometheus of a warm-up replay just before the trace: its peaks and last evaluated
+    steps are what a Prometheus that was already running holds when perfpilot is installed.
+    ``kept_window_seconds``: the longest window the run's evaluated signals must cover at its end besides the
+    profile's own (a warm-up keeps the window of the run it hands over to).
     """
     t0 = trace.start_seconds
     rates = trace.rates_per_second
@@ -279,7 +282,8 @@ def run_autoscaled(
         replicas=initial_replicas(settings, rate_per_second=rates[0], params=params), now_seconds=t0,
     )
     window_seconds = profile.guardrails.window.seconds if profile is not None else 0
-    prometheus = Prometheus(pool_enabled=True, history_points=history_points_for(window_seconds))
+    prometheus = Prometheus(pool_enabled=True,
+                            history_points=history_points_for(max(window_seconds, kept_window_seconds)))
     if history is not None:
         prometheus.continue_from(history)
     hpa = _HpaDriver()
@@ -402,10 +406,14 @@ def run_autoscaled(
     return RunResult(name, metrics, timeline, decisions, prometheus)
 
 
-def warm_up(*, trace: Trace, settings: WorkloadSettings, params: ClusterParams, slo_seconds: float) -> Prometheus:
+def warm_up(
+    *, trace: Trace, settings: WorkloadSettings, params: ClusterParams, slo_seconds: float, window_seconds: float = 0.0,
+) -> Prometheus:
     """Replay ``trace`` (the time before the window) with the scenario's own configuration, untuned, and
-    return what Prometheus holds at its end — the history a team's Prometheus has when perfpilot arrives."""
-    run = run_autoscaled(name="warm-up", trace=trace, settings=settings, params=params, slo_seconds=slo_seconds)
+    return what Prometheus holds at its end — the history a team's Prometheus has when perfpilot arrives,
+    with at least ``window_seconds`` of evaluated signals (the profile's ``guardrails.window``)."""
+    run = run_autoscaled(name="warm-up", trace=trace, settings=settings, params=params, slo_seconds=slo_seconds,
+                         kept_window_seconds=window_seconds)
     assert run.prometheus is not None
     return run.prometheus
 
@@ -463,7 +471,8 @@ def simulate(
         if name == "perfpilot":
             history = None
             if before is not None and before.rates_per_second:
-                history = warm_up(trace=before, settings=settings, params=params, slo_seconds=slo)
+                history = warm_up(trace=before, settings=settings, params=params, slo_seconds=slo,
+                                  window_seconds=float(profile.guardrails.window.seconds))
             results[name] = run_autoscaled(name=name, trace=trace, settings=settings, params=params,
                                            slo_seconds=slo, profile=profile, history=history)
         elif name == "static":
