@@ -60,6 +60,21 @@ def test_simulate_writes_a_table_json_and_plot(tmp_path: Path, capsys: pytest.Ca
     assert document["scenario"] == "small-pool"
     assert document["trace"]["name"] == "worldcup98_1998-06-25_2d"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    runs = document["runs"]
+    # The default profile tunes the pool: perfpilot grows the small one, the untuned runs keep it.
+    assert runs["perfpilot"]["changes"] > 0 and runs["static"]["changes"] == runs["k8s-default"]["changes"] == 0
+    assert runs["perfpilot"]["pool_connection_hours"] > runs["static"]["pool_connection_hours"]
+    assert runs["oracle"]["replica_hours"] < runs["static"]["replica_hours"]
+
+
+def test_simulate_runs_perfpilot_with_the_profile_given(tmp_path: Path) -> None:
+    # The same window as above with a profile that leaves the pool alone: perfpilot never grows it.
+    profile, out = tmp_path / "profile.yaml", tmp_path / "out.json"
+    profile.write_text("targetRef: {kind: Deployment, name: api}\nmode: Auto\npool: {enabled: false}\n")
+    assert main(["simulate", "--start", "57600", "--hours", "2", "--scenario", "small-pool",
+                 "--profile", str(profile), "--json", str(out)]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert runs["perfpilot"]["pool_connection_hours"] == runs["static"]["pool_connection_hours"]
 
 
 def test_simulate_replays_a_given_trace_and_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS
 from perfpilot.cli import main
+from perfpilot.commands import simulate as simulate_command
 from perfpilot.sim import replay
 from perfpilot.sim.prometheus import Prometheus
 from perfpilot.sim.replay import simulate
@@ -64,9 +65,27 @@ def test_the_bundled_history_is_the_peak_window_just_before_the_bundled_slice() 
     assert joined.start_seconds == bundled.start_seconds - DEFAULT_PEAK_WINDOW_SECONDS
 
 
-def test_simulate_warms_perfpilot_up_on_the_bundled_week_before(capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_warms_perfpilot_up_on_the_bundled_week_before(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The week before is replayed (handed to simulate() as `before`, scaled as the window), not only printed.
+    handed: list[tuple[Trace, Trace | None]] = []
+    run = simulate_command.simulate
+
+    def capture(**arguments: Any) -> Any:
+        handed.append((arguments["trace"], arguments["before"]))
+        return run(**arguments)
+
+    monkeypatch.setattr(simulate_command, "simulate", capture)
     assert main(["simulate", "--hours", "2"]) == 0
     assert "history before the window: 168.0 h" in capsys.readouterr().out
+    [(window, before)] = handed
+    assert before is not None
+    assert before.duration_seconds == DEFAULT_PEAK_WINDOW_SECONDS
+    assert before.start_seconds + before.duration_seconds == window.start_seconds
+    history = load_trace(bundled_history_path())
+    scale = window.rates_per_second[0] / load_trace(bundled_trace_path()).rates_per_second[0]
+    assert before.rates_per_second[0] == pytest.approx(history.rates_per_second[0] * scale)
 
 
 def test_simulate_says_when_a_trace_has_no_history_before_the_window(tmp_path: Path,
