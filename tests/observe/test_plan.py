@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,29 @@ def test_plan_against_a_url_where_prometheus_answers_no_query_with_a_result_exit
     assert captured.out == ""
     assert f"perfpilot plan: no query to prometheus {url} got a result (" in captured.err
     assert "nothing to plan from: query refused: HTTP 404: 404 page not found" in captured.err
+
+
+def test_plan_decides_from_the_tuning_state_in_the_profiles_status(
+    prometheus: PrometheusServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The pool was grown to its live 10/2 a minute before: even the emergency of its waiting clients waits for
+    # that change to show (two intervals), so plan holds where, with no status, it grows the pool (the first test).
+    written_at = datetime.fromtimestamp(AT_SECONDS - 60, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(PROFILE.read_text() + (
+        "status:\n"
+        "  lastChange:\n"
+        f"    at: '{written_at}'\n"
+        "    target: ConfigMap/pgbouncer\n"
+        "    edit:\n"
+        "      setting: pool.size\n"
+        "      from: {defaultPoolSize: 5, reservePoolSize: 1}\n"
+        "      to: {defaultPoolSize: 10, reservePoolSize: 2}\n"
+        "    verdict: Pending\n"
+    ))
+    status = main(["plan", "--profile", str(profile), "--prometheus", prometheus.url, "--at", str(AT_SECONDS),
+                   "--workload-spec", str(WORKLOAD), "--json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert plan["decision"]["change"] is None
+    assert plan["decision"]["reason"].startswith("Holding: verifying pool.size change until ")

@@ -12,6 +12,8 @@ from promharness import PrometheusServer, TlsFiles, make_self_signed_certificate
 
 from perfpilot.observe.reader import PrometheusReader, PrometheusSettings, PrometheusUnreachable
 
+pytestmark = pytest.mark.integration
+
 NOW = datetime.now(tz=UTC)
 
 

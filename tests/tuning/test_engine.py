@@ -141,6 +141,17 @@ def test_an_emergency_acts_during_verification_toward_more_capacity() -> None:
     assert decision.apply is True
 
 
+@pytest.mark.parametrize(("written_seconds_ago", "acts"), [(60, False), (119, False), (120, True)])
+def test_an_emergency_waits_two_intervals_after_a_write_for_its_effect_to_show(written_seconds_ago: int,
+                                                                               acts: bool) -> None:
+    # The 80% -> 70% raise written under two intervals (60 s each) ago has not shown yet: no emergency on top.
+    state = pending(minutes_ago=written_seconds_ago / 60, old=80, new=70)
+    decision = decide_with(state, b.observations(**EMERGENCY))
+    assert (decision.change is not None and decision.change.emergency) is acts
+    if not acts:
+        assert decision.change is None and "next: SLO emergency" in decision.reason  # held, named
+
+
 @pytest.mark.parametrize(("latency", "emergency"), [(0.99, False), (1.01, True)])
 def test_emergency_threshold_is_twice_the_slo(latency: float, emergency: bool) -> None:
     decision = decide_with(pending(minutes_ago=2), b.observations(latency_p95_seconds=b.series(latency)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -411,9 +412,10 @@ def test_decide_is_deterministic_and_does_not_mutate_its_inputs(
     case: tuple[PerformanceProfileSpec, Observations, TuningState],
 ) -> None:
     profile, observations, state = case
+    profile_before, observations_before = profile.model_copy(deep=True), copy.deepcopy(observations)
     state_before = state.model_copy(deep=True)
     assert decide(profile, observations, state, b.NOW) == decide(profile, observations, state, b.NOW)
-    assert state == state_before
+    assert (profile, observations, state) == (profile_before, observations_before, state_before)
 
 
 @PROPERTY_SETTINGS
