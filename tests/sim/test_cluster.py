@@ -413,9 +413,44 @@ def test_a_scale_down_deletes_the_pod_ready_for_the_shortest_time_before_the_new
     # controller.ActivePods' ranking: not ready, then ready for less time, then more restarts, then newer.
     cluster = _cluster(3)
     oldest = min(cluster.pods, key=lambda p: p.created_seconds)
-    oldest.ready_at_seconds = cluster.now_seconds - 60.0  # restarted, ready again a minute ago
-    oldest.restarts = 1
+    oldest.ready_at_seconds = cluster.now_seconds - 60.0  # ready again a minute ago (a failed probe)
     newest = max(cluster.pods, key=lambda p: p.created_seconds)
     cluster.scale(2)
     assert oldest not in cluster.pods
     assert newest in cluster.pods
+
+
+def test_of_pods_ready_as_long_a_scale_down_deletes_the_one_restarted_more_before_the_newest() -> None:
+    cluster = _cluster(3)
+    oldest = min(cluster.pods, key=lambda p: p.created_seconds)
+    for pod in cluster.pods:
+        pod.ready_at_seconds = -3000.0
+    oldest.restarts = 2
+    cluster.scale(2)
+    assert oldest not in cluster.pods and len(cluster.pods) == 2
+
+
+def test_a_rollout_scales_the_oldest_templates_pods_down_first() -> None:
+    # A second template while the first still rolls out: when ready old pods may go, the oldest template's
+    # ReplicaSet goes down first, though its pods have been ready longer than the first template's new ones.
+    cluster = _cluster(8)
+    cluster.set_resources(_sized(1500, 3000))
+    while not any(p.version == 1 and p.ready(cluster.now_seconds) for p in cluster.pods):
+        cluster.advance(rate_per_second=10.0)
+    cluster.advance(rate_per_second=10.0)  # the pass that finds them ready: 2 of the first template left
+    cluster.set_resources(_sized(2000, 4000))
+    while not any(p.version == 2 and p.ready(cluster.now_seconds) for p in cluster.pods):
+        cluster.advance(rate_per_second=10.0)
+    cluster.advance(rate_per_second=10.0)  # the pass that finds them ready: four ready old pods may go
+    versions = [p.version for p in cluster.pods]
+    assert (versions.count(0), versions.count(1)) == (0, 2)
+
+
+def test_a_reserve_set_to_zero_closes_its_connections_and_a_new_one_waits_again() -> None:
+    cluster = _pool_cluster(PoolSize(default_pool_size=8, reserve_pool_size=10))
+    while cluster.advance(rate_per_second=80.0).pool_servers_open != 18:
+        pass
+    cluster.pool = PoolSize(default_pool_size=8, reserve_pool_size=0)
+    assert cluster.advance(rate_per_second=20.0).pool_servers_open == 8
+    cluster.pool = PoolSize(default_pool_size=8, reserve_pool_size=10)
+    assert cluster.advance(rate_per_second=20.0).pool_servers_open == 8  # no client has waited for it

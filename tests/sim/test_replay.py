@@ -12,7 +12,15 @@ from perfpilot.api.status import ContainerResources, PoolSize
 from perfpilot.sim.cluster import CONTAINER, TICK_SECONDS, Cluster, ClusterParams
 from perfpilot.sim.hpa import CPU, MEMORY
 from perfpilot.sim.prometheus import Prometheus
-from perfpilot.sim.replay import RUN_NAMES, _HpaDriver, build_hpa_spec, run_autoscaled, simulate, warm_up
+from perfpilot.sim.replay import (
+    RUN_NAMES,
+    _HpaDriver,
+    build_hpa_spec,
+    read_live_config,
+    run_autoscaled,
+    simulate,
+    warm_up,
+)
 from perfpilot.sim.scenarios import GIB, SCENARIOS, default_profile
 from perfpilot.sim.trace import Trace, bundled_trace_path, load_trace, scale_for_peak
 from perfpilot.tuning.observations import Unknown
@@ -316,6 +324,9 @@ def test_the_hpas_current_replicas_are_the_scale_its_last_sync_read_not_the_pods
     assert len(cluster.pods) == 5
     driver.sync(cluster=cluster, spec=build_hpa_spec(settings.hpa), now=cluster.now_seconds)
     assert driver.status_current_replicas == 4
+    live = read_live_config(settings=settings, cluster=cluster, hpa=driver, window_seconds=1800.0)
+    assert live.hpa is not None and (live.hpa.current_replicas, live.hpa.desired_replicas) == (4, 4)
+    assert live.rollout_in_progress
     # Another Deployment, no rollout: at 150/s the first sync that rescales reads 4 and writes more.
     cluster = Cluster.started(params=ClusterParams(), resources=settings.resources, pool=settings.pool, replicas=4,
                               now_seconds=0.0)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from perfpilot.api.quantities import Duration
 from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS
 from perfpilot.cli import main
 from perfpilot.commands import simulate as simulate_command
@@ -144,3 +145,12 @@ def test_after_a_warm_up_the_first_decision_sees_a_covered_window(monkeypatch: p
     cold_start = len(seen)
     simulate(trace=window, scenario=SCENARIOS["right-sized"], profile=default_profile(), runs=("perfpilot",))
     assert isinstance(seen[cold_start].latency_p95_seconds, Unknown)
+    # A 3-hour window: the warm-up keeps that much of its signals, not only the 64 steps it keeps by itself.
+    long_window = default_profile().model_copy(update={
+        "guardrails": default_profile().guardrails.model_copy(update={"window": Duration(3 * 3600)})})
+    rates = [20.0 + (i % 7) for i in range(300)]
+    long_start = len(seen)
+    simulate(trace=_trace(240 * 60, rates[240:]), scenario=SCENARIOS["right-sized"], profile=long_window,
+             before=_trace(0, rates[:240]), runs=("perfpilot",))
+    first_long = seen[long_start].latency_p95_seconds
+    assert isinstance(first_long, Series) and len(first_long.values) >= 180

@@ -274,9 +274,11 @@ class Cluster:
         ))
 
     def _deletion_order(self, pods: list[SimPod], now: float) -> list[SimPod]:
-        """The order a ReplicaSet deletes its pods in (``controller.ActivePods``' ranking): not ready first,
-        then ready for the shortest time, then more restarts, then the newest."""
-        return sorted(pods, key=lambda p: (p.ready(now), -p.ready_at_seconds, -p.restarts, -p.created_seconds))
+        """The order pods are deleted in: the oldest template's ReplicaSet first (a rollout scales the old
+        ReplicaSets down oldest first), within one the ReplicaSet's own (``controller.ActivePods``' ranking):
+        not ready first, then ready for the shortest time, then more restarts, then the newest."""
+        return sorted(pods, key=lambda p: (p.version, p.ready(now), -p.ready_at_seconds, -p.restarts,
+                                           -p.created_seconds))
 
     def _delete(self, victims: list[SimPod]) -> None:
         gone = {id(p) for p in victims}
@@ -438,6 +440,8 @@ class Cluster:
         # open they serve every client, and go idle (then closed) only when the default ones suffice again.
         waited_past_timeout = pool_before / base_capacity > p.reserve_pool_timeout_seconds
         saturated = pool_before > 0 or offered > p.utilisation_cap * default_servers
+        if not self.pool.reserve_pool_size:
+            self.reserve_open_until_seconds = -math.inf  # a reserve set to 0 closes its connections
         reserve_open = now < self.reserve_open_until_seconds
         if self.pool.reserve_pool_size and (waited_past_timeout or (reserve_open and saturated)):
             self.reserve_open_until_seconds = now + dt_seconds + p.server_idle_timeout_seconds

@@ -257,6 +257,33 @@ class _HpaDriver:
         return result.rescale
 
 
+def read_live_config(
+    *, settings: WorkloadSettings, cluster: Cluster, hpa: _HpaDriver, window_seconds: float
+) -> LiveConfig:
+    """What the production reader would read from the API server now: the HPA's spec and status (its
+    currentReplicas as its last sync read the scale, desiredReplicas what it wrote), the pod template, the
+    pool, the OOM kills the pods show over the window and the Deployment's rollout status."""
+    now = cluster.now_seconds
+    return LiveConfig(
+        hpa=HpaLive(
+            name="api",
+            min_replicas=settings.hpa.min_replicas,
+            max_replicas=settings.hpa.max_replicas,
+            current_replicas=(hpa.status_current_replicas if hpa.status_current_replicas is not None
+                              else cluster.spec_replicas),
+            desired_replicas=cluster.spec_replicas,
+            cpu_target_percent=settings.hpa.cpu_target_percent,
+            memory_target_percent=settings.hpa.memory_target_percent,
+            scale_up=settings.hpa.scale_up,
+            scale_down=settings.hpa.scale_down,
+        ),
+        containers=(settings.resources,),
+        pool=PoolLive(settings.pool.default_pool_size, settings.pool.reserve_pool_size),
+        oom_kills_in_window=cluster.oom_kills_shown(since_seconds=now - window_seconds, until_seconds=now),
+        rollout_in_progress=cluster.rollout_in_progress(),
+    )
+
+
 def run_autoscaled(
     *,
     name: str,
@@ -350,24 +377,7 @@ def run_autoscaled(
         if profile is None or (index + 1) % interval_minutes:
             continue
         at = datetime.fromtimestamp(now, tz=UTC)
-        live = LiveConfig(
-            hpa=HpaLive(
-                name="api",
-                min_replicas=settings.hpa.min_replicas,
-                max_replicas=settings.hpa.max_replicas,
-                current_replicas=(hpa.status_current_replicas if hpa.status_current_replicas is not None
-                                  else cluster.spec_replicas),
-                desired_replicas=cluster.spec_replicas,
-                cpu_target_percent=settings.hpa.cpu_target_percent,
-                memory_target_percent=settings.hpa.memory_target_percent,
-                scale_up=settings.hpa.scale_up,
-                scale_down=settings.hpa.scale_down,
-            ),
-            containers=(settings.resources,),
-            pool=PoolLive(settings.pool.default_pool_size, settings.pool.reserve_pool_size),
-            oom_kills_in_window=cluster.oom_kills_shown(since_seconds=now - window_seconds, until_seconds=now),
-            rollout_in_progress=cluster.rollout_in_progress(),
-        )
+        live = read_live_config(settings=settings, cluster=cluster, hpa=hpa, window_seconds=window_seconds)
         observations = prometheus.observations(at_seconds=now, window_seconds=window_seconds, live=live,
                                                peak_window_seconds=peak_window_seconds)
         decision = decide(profile, observations, state, at)
