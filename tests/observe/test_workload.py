@@ -65,6 +65,16 @@ def test_a_kubectl_list_is_expanded_and_a_pooler_read() -> None:
     assert live.hpa is None
 
 
+def test_a_poolers_parameters_are_read_as_pgbouncer_reads_its_settings() -> None:
+    # CloudNativePG writes them into [pgbouncer], where a leading 0 is octal and 0x hex.
+    pooler = {"kind": "Pooler", "metadata": {"name": "warehouse"},
+              "spec": {"pgbouncer": {"parameters": {"default_pool_size": "040", "reserve_pool_size": "0x8"}}}}
+    live = live_config_from_manifests([_workload(), pooler], profile(
+        pool={"enabled": True, "pgbouncer": {"poolerRef": {"name": "warehouse"}}}), now=NOW)
+    assert live.pool is not None
+    assert (live.pool.default_pool_size, live.pool.reserve_pool_size) == (32, 8)
+
+
 def test_a_database_pool_size_overrides_the_default() -> None:
     ini = "[databases]\napp = host=db pool_size=7 reserve_pool=1\n[pgbouncer]\ndefault_pool_size = 30\n"
     pool = parse_pgbouncer_ini(ini, database="app")
@@ -229,7 +239,8 @@ def test_an_hpa_is_the_workloads_only_when_its_scale_target_ref_names_it(
     ({"data": None}, "ConfigMap/pgbouncer: data.pgbouncer.ini is required"),
     ({"data": {"pgbouncer.ini": 42}}, "ConfigMap/pgbouncer: data.pgbouncer.ini: expected a string (got 42)"),
     ({"data": {"pgbouncer.ini": "[pgbouncer]\ndefault_pool_size = many\n"}},
-     "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (got 'many')"),
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (decimal, "
+     "0x hex or 0 octal, as pgBouncer reads it) (got 'many')"),
     ({"data": {"pgbouncer.ini": "[databases]\napp = host=db pool_size=-1\n"}},
      "ConfigMap/pgbouncer: data.pgbouncer.ini: [databases] app pool_size: expected a whole number (got '-1')"),
     ({"data": {"pgbouncer.ini": "default_pool_size = 5\n"}},
@@ -239,10 +250,16 @@ def test_an_hpa_is_the_workloads_only_when_its_scale_target_ref_names_it(
     ({"data": {"pgbouncer.ini": "[pgbouncer\n"}}, "ConfigMap/pgbouncer: data.pgbouncer.ini: line 1: not a [section]"),
     # a digit to str.isdigit(), not to int()
     ({"data": {"pgbouncer.ini": "[pgbouncer]\ndefault_pool_size = ²\n"}},
-     "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (got '²')"),
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (decimal, "
+     "0x hex or 0 octal, as pgBouncer reads it) (got '²')"),
     # quotes are taken on a [databases] line only: pgBouncer refuses them in [pgbouncer]
     ({"data": {"pgbouncer.ini": "[pgbouncer]\ndefault_pool_size = '30'\n"}},
-     "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (got \"'30'\")"),
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (decimal, "
+     "0x hex or 0 octal, as pgBouncer reads it) (got \"'30'\")"),
+    # 08 is no octal number: pgBouncer refuses it rather than reading 8
+    ({"data": {"pgbouncer.ini": "[pgbouncer]\nreserve_pool_size = 08\n"}},
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] reserve_pool_size: expected a whole number (decimal, "
+     "0x hex or 0 octal, as pgBouncer reads it) (got '08')"),
     # pgBouncer sizes that user's pools by it, before the database line: one pool per user
     ({"data": {"pgbouncer.ini": "[users]\nApp = pool_size=50\n"}},
      "ConfigMap/pgbouncer: data.pgbouncer.ini: [users] App: a per-user pool_size is not supported"),
@@ -313,6 +330,11 @@ def test_with_no_replica_count_anywhere_current_replicas_are_an_error_not_min_re
     ("[databases]\napp = host=db reserve_pool_size=7\n[pgbouncer]\nreserve_pool_size=2\n", "app", (20, 7)),
     # a number in quotes, as pgBouncer's parser takes it
     ("[databases]\napp = host=db pool_size='30'\n", "app", (30, 0)),
+    # [pgbouncer] settings are read with strtol base 0: a leading 0 is octal, 0x hex, a + sign taken
+    ("[pgbouncer]\ndefault_pool_size = 010\nreserve_pool_size = 0x1A\n", "app", (8, 26)),
+    ("[pgbouncer]\ndefault_pool_size = +12\nreserve_pool_size = 0\n", "app", (12, 0)),
+    # a [databases] line's pool_size is read with atoi: decimal, a leading 0 is no octal
+    ("[databases]\napp = host=db pool_size=010\n", "app", (10, 0)),
 ])
 def test_pgbouncer_ini_is_read_as_pgbouncer_reads_it(ini: str, database: str, sizes: tuple[int, int]) -> None:
     pool = parse_pgbouncer_ini(ini, database=database)

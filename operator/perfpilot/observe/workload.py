@@ -342,12 +342,29 @@ def hpa_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile,
 # --- the pool ---------------------------------------------------------------------------------------------
 
 
-def _ini_int(where: str, path: str, raw: object, *, default: int) -> int:
-    """A pgBouncer setting (text in the ini and in a Pooler's parameters): a whole number >= 0."""
+# A [pgbouncer] setting as pgBouncer reads it (cf_set_int: strtol base 0, the whole value): decimal, 0x hex,
+# or octal after a leading 0, so "010" is 8 and "08" is refused. ASCII digits only (str.isdigit() takes '²').
+_SETTING_INT = re.compile(r"\+?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+
+
+def _ini_int(where: str, path: str, raw: object, *, default: int, base_prefixes: bool) -> int:
+    """A pgBouncer pool size (text in the ini and in a Pooler's parameters): a whole number >= 0. With
+    ``base_prefixes`` (a [pgbouncer] setting, which a Pooler's parameters become), read as pgBouncer reads
+    one; without (a [databases] line's ``pool_size``, which pgBouncer reads with atoi), decimal digits."""
     if raw is None:
         return default
     text = str(raw).strip()
-    if isinstance(raw, bool) or not re.fullmatch(r"[0-9]+", text):  # str.isdigit() takes '²' and '٣'
+    if isinstance(raw, bool):
+        raise _fail(where, path, f"expected a whole number {_got(raw)}")
+    if base_prefixes:
+        if not _SETTING_INT.fullmatch(text):
+            raise _fail(where, path, f"expected a whole number (decimal, 0x hex or 0 octal, as pgBouncer reads "
+                                     f"it) {_got(raw)}")
+        digits = text.removeprefix("+")
+        if digits[:2].lower() == "0x":
+            return int(digits, 16)
+        return int(digits, 8) if digits.startswith("0") else int(digits)
+    if not re.fullmatch(r"[0-9]+", text):
         raise _fail(where, path, f"expected a whole number {_got(raw)}")
     return int(text)
 
@@ -423,9 +440,9 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
     sections = _ini_sections(text, where=where)
     section = sections.get("pgbouncer", {})
     pool_size = _ini_int(where, "[pgbouncer] default_pool_size", section.get("default_pool_size"),
-                         default=PGBOUNCER_DEFAULT_POOL_SIZE)
+                         default=PGBOUNCER_DEFAULT_POOL_SIZE, base_prefixes=True)
     reserve = _ini_int(where, "[pgbouncer] reserve_pool_size", section.get("reserve_pool_size"),
-                       default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE)
+                       default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE, base_prefixes=True)
     for user, settings in sections.get("users", {}).items():
         sized = [key for key, _ in _connection_parameters(settings, where=f"{where}: [users] {user}")
                  if key.lower() in ("pool_size", "reserve_pool_size")]
@@ -439,9 +456,11 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
     if line is not None:
         for key, value in _connection_parameters(databases[line], where=f"{where}: [databases] {line}"):
             if key.lower() == "pool_size":
-                pool_size = _ini_int(where, f"[databases] {line} pool_size", _unquote(value), default=pool_size)
+                pool_size = _ini_int(where, f"[databases] {line} pool_size", _unquote(value), default=pool_size,
+                                     base_prefixes=False)
             elif key.lower() in ("reserve_pool", "reserve_pool_size"):  # 1.24 renamed it; the old name stays
-                reserve = _ini_int(where, f"[databases] {line} {key}", _unquote(value), default=reserve)
+                reserve = _ini_int(where, f"[databases] {line} {key}", _unquote(value), default=reserve,
+                                   base_prefixes=False)
     return PoolLive(default_pool_size=pool_size, reserve_pool_size=reserve)
 
 
@@ -504,11 +523,13 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
         parameters = _mapping(where, "spec.pgbouncer.parameters", settings.get("parameters"))
         instances = _int(where, "spec.instances", spec.get("instances"))
         return PoolLive(
+            # CloudNativePG writes the parameters into the [pgbouncer] section: read as pgBouncer reads them.
             default_pool_size=_ini_int(where, "spec.pgbouncer.parameters.default_pool_size",
-                                       parameters.get("default_pool_size"), default=PGBOUNCER_DEFAULT_POOL_SIZE),
+                                       parameters.get("default_pool_size"), default=PGBOUNCER_DEFAULT_POOL_SIZE,
+                                       base_prefixes=True),
             reserve_pool_size=_ini_int(where, "spec.pgbouncer.parameters.reserve_pool_size",
                                        parameters.get("reserve_pool_size"),
-                                       default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE),
+                                       default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE, base_prefixes=True),
             pooler_replicas=1 if instances is None else instances,  # CloudNativePG's default
         )
     return None
