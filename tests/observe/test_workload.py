@@ -335,6 +335,8 @@ def test_with_no_replica_count_anywhere_current_replicas_are_an_error_not_min_re
     ("[pgbouncer]\ndefault_pool_size = +12\nreserve_pool_size = 0\n", "app", (12, 0)),
     # a [databases] line's pool_size is read with atoi: decimal, a leading 0 is no octal
     ("[databases]\napp = host=db pool_size=010\n", "app", (10, 0)),
+    # a second [pgbouncer] section starts again from the defaults (pgBouncer fills them at a section's start)
+    ("[pgbouncer]\ndefault_pool_size = 12\n[pgbouncer]\nreserve_pool_size = 2\n", "app", (20, 2)),
 ])
 def test_pgbouncer_ini_is_read_as_pgbouncer_reads_it(ini: str, database: str, sizes: tuple[int, int]) -> None:
     pool = parse_pgbouncer_ini(ini, database=database)

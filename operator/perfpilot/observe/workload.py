@@ -400,9 +400,9 @@ def _connection_parameters(text: str, *, where: str) -> list[tuple[str, str]]:
 def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
     """pgbouncer.ini's sections as pgBouncer reads them: comments start a line with ``;`` or ``#``, indented
     lines are lines like any other, a section header may carry a comment, [databases] names are matched
-    exactly, and a later setting wins. Section and setting names are matched regardless of case (pgBouncer
-    matches them exactly and would not start on a file that misspells one). ``%include`` pulls in a file the
-    manifests do not hold: refused."""
+    exactly, a later setting wins, and a second [pgbouncer] section starts again from the defaults. Section
+    and setting names are matched regardless of case (pgBouncer matches them exactly and would not start on
+    a file that misspells one). ``%include`` pulls in a file the manifests do not hold: refused."""
     sections: dict[str, dict[str, str]] = {}
     current: str | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -417,6 +417,9 @@ def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
             if header is None or not header.group(1).strip():
                 raise WorkloadSpecError(f"{where}: line {number}: not a [section] header (got {line!r})")
             current = header.group(1).strip().lower()
+            if current == "pgbouncer":
+                # pgBouncer fills a settings section's defaults when it starts: given again, it starts afresh.
+                sections[current] = {}
             sections.setdefault(current, {})
             continue
         key, equals, value = line.partition("=")
