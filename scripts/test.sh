@@ -11,7 +11,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # the TLS test's certi
 # pgbouncer.ini is read as a real pgBouncer reads it (its admin console through psql); /usr/sbin is not on
 # every PATH.
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
-command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+# pgbouncer pulls in /usr/bin/psql as a wrapper that fails without a client package: ask it for its version.
+psql --version >/dev/null 2>&1 || missing+=(postgresql-client)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${missing[*]}"

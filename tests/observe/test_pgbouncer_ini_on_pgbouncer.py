@@ -29,34 +29,35 @@ INSTALL_HINT = ("pgbouncer and psql are required (apt-get install pgbouncer post
 
 
 def _binary(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin")
     if found is None:
         pytest.fail(INSTALL_HINT, pytrace=False)
     return found
 
 
-def _wait_for_port(port: int, *, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"pgBouncer did not listen on {port} within {seconds} s")
-
-
 @pytest.fixture
 def folder() -> Iterator[Path]:
-    # Started as root, pgBouncer runs as nobody, which must reach this folder to write its log and pid:
-    # pytest's own tmp_path sits under a folder only its owner may enter.
-    with tempfile.TemporaryDirectory(prefix="perfpilot-pgbouncer-") as name:
-        Path(name).chmod(0o777)
+    # Started as root, pgBouncer runs as nobody, which must read the ini and the users file here: under /tmp,
+    # not pytest's tmp_path or a private TMPDIR, which only their owner may enter.
+    with tempfile.TemporaryDirectory(prefix="perfpilot-pgbouncer-", dir="/tmp") as name:
+        Path(name).chmod(0o755)
         yield Path(name)
+
+
+def _listening(process: subprocess.Popen[bytes], port: int, *, seconds: float) -> bool:
+    """Whether pgBouncer listens on ``port`` before it exits or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
 
 
 def _pgbouncer_sizes(folder: Path, ini: str) -> tuple[int, int] | str:
     """The (pool size, reserve) pgBouncer applies to ``app`` with this ini, or its log when it refuses it."""
-    users, log, pid = folder / "users.txt", folder / "pgbouncer.log", folder / "pgbouncer.pid"
+    users, log = folder / "users.txt", folder / "pgbouncer.log"
     users.write_text('"admin" ""\n')
     port = free_port()
     if "app =" not in ini:
@@ -67,30 +68,30 @@ def _pgbouncer_sizes(folder: Path, ini: str) -> tuple[int, int] | str:
         assert "[pgbouncer]" not in headers, "the case's [pgbouncer] section must come last"
         ini += "[pgbouncer]\n"
     ini += (f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-            f"auth_type = trust\nauth_file = {users}\nadmin_users = admin\nlogfile = {log}\npidfile = {pid}\n")
+            f"auth_type = trust\nauth_file = {users}\nadmin_users = admin\n")
     if os.geteuid() == 0:
         ini += "user = nobody\n"  # pgBouncer will not run as root
     config = folder / "pgbouncer.ini"
     config.write_text(ini)
-    started = subprocess.run([_binary("pgbouncer"), "-d", str(config)], capture_output=True, text=True,
-                             timeout=30, check=False)
-    if started.returncode != 0:
-        return log.read_text() if log.exists() else started.stderr
+    # In the foreground, so it is stopped and waited for whatever happens (no daemon left behind).
+    with log.open("wb") as output:
+        process = subprocess.Popen([_binary("pgbouncer"), str(config)], stdout=output, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(port, seconds=10)
+        if not _listening(process, port, seconds=10):
+            return log.read_text()  # it refused the file (or could not listen: the log says which)
+        # -X: no ~/.psqlrc; only PATH from the environment (no PGSSLMODE and the like).
         shown = subprocess.run(
-            [_binary("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "admin", "-A", "-F", "|", "-c",
+            [_binary("psql"), "-X", "-h", "127.0.0.1", "-p", str(port), "-U", "admin", "-A", "-F", "|", "-c",
              "SHOW DATABASES", "pgbouncer"],
-            capture_output=True, text=True, timeout=30, check=True,
-        ).stdout.splitlines()
+            capture_output=True, text=True, timeout=30, check=False, env={"PATH": os.environ.get("PATH", "")},
+        )
     finally:
-        for _ in range(100):
-            if pid.exists():
-                break
-            time.sleep(0.05)
-        os.kill(int(pid.read_text()), 15)
-    header = shown[0].split("|")
-    app = next(line.split("|") for line in shown[1:] if line.startswith("app|"))
+        process.terminate()
+        process.wait(timeout=10)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    header = lines[0].split("|")
+    app = next(line.split("|") for line in lines[1:] if line.startswith("app|"))
     reserve_column = "reserve_pool" if "reserve_pool" in header else "reserve_pool_size"
     return int(app[header.index("pool_size")]), int(app[header.index(reserve_column)])
 
@@ -108,6 +109,9 @@ def _pgbouncer_sizes(folder: Path, ini: str) -> tuple[int, int] | str:
     "[pgbouncer]\ndefault_pool_size = +12\nreserve_pool_size = 0\n",
     "[databases]\napp = host=db pool_size=010\n[pgbouncer]\ndefault_pool_size = 010\n",  # atoi on the line
     "[pgbouncer]\nreserve_pool_size = 3\n",  # the defaults: 20 and the reserve given
+    "[pgbouncer]\ndefault_pool_size = 2147483647\n",  # the largest a C int holds
+    # only a space separates a connection string's pairs: after a tab, the rest is the value before it
+    "[databases]\napp = host=db\tpool_size=7\n",
     # a second [pgbouncer] section starts again from the defaults; a [databases] one adds to the first
     "[pgbouncer]\ndefault_pool_size = 12\n[databases]\napp = host=db\n[pgbouncer]\nreserve_pool_size = 2\n",
 ])

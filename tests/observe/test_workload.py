@@ -256,6 +256,11 @@ def test_an_hpa_is_the_workloads_only_when_its_scale_target_ref_names_it(
     ({"data": {"pgbouncer.ini": "[pgbouncer]\ndefault_pool_size = '30'\n"}},
      "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected a whole number (decimal, "
      "0x hex or 0 octal, as pgBouncer reads it) (got \"'30'\")"),
+    # past a C int pgBouncer wraps the number (2147483648 is negative to it): refused, not read as given
+    ({"data": {"pgbouncer.ini": "[pgbouncer]\ndefault_pool_size = 2147483648\n"}},
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] default_pool_size: expected at most 2147483647"),
+    ({"data": {"pgbouncer.ini": "[databases]\napp = host=db pool_size=4294967306\n"}},
+     "ConfigMap/pgbouncer: data.pgbouncer.ini: [databases] app pool_size: expected at most 2147483647"),
     # 08 is no octal number: pgBouncer refuses it rather than reading 8
     ({"data": {"pgbouncer.ini": "[pgbouncer]\nreserve_pool_size = 08\n"}},
      "ConfigMap/pgbouncer: data.pgbouncer.ini: [pgbouncer] reserve_pool_size: expected a whole number (decimal, "

@@ -345,12 +345,15 @@ def hpa_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile,
 # A [pgbouncer] setting as pgBouncer reads it (cf_set_int: strtol base 0, the whole value): decimal, 0x hex,
 # or octal after a leading 0, so "010" is 8 and "08" is refused. ASCII digits only (str.isdigit() takes '²').
 _SETTING_INT = re.compile(r"\+?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+# pgBouncer keeps a size in a C int: past this it wraps (2147483648 becomes negative, 4294967306 becomes 10).
+_INT_MAX = 2**31 - 1
 
 
 def _ini_int(where: str, path: str, raw: object, *, default: int, base_prefixes: bool) -> int:
-    """A pgBouncer pool size (text in the ini and in a Pooler's parameters): a whole number >= 0. With
-    ``base_prefixes`` (a [pgbouncer] setting, which a Pooler's parameters become), read as pgBouncer reads
-    one; without (a [databases] line's ``pool_size``, which pgBouncer reads with atoi), decimal digits."""
+    """A pgBouncer pool size (text in the ini and in a Pooler's parameters): a whole number from 0 to
+    2147483647. With ``base_prefixes`` (a [pgbouncer] setting, which a Pooler's parameters become), read as
+    pgBouncer reads one; without (a [databases] line's ``pool_size``, which pgBouncer reads with atoi),
+    decimal digits only: what atoi would read past (a sign, text after the number) is refused, not guessed."""
     if raw is None:
         return default
     text = str(raw).strip()
@@ -362,11 +365,16 @@ def _ini_int(where: str, path: str, raw: object, *, default: int, base_prefixes:
                                      f"it) {_got(raw)}")
         digits = text.removeprefix("+")
         if digits[:2].lower() == "0x":
-            return int(digits, 16)
-        return int(digits, 8) if digits.startswith("0") else int(digits)
-    if not re.fullmatch(r"[0-9]+", text):
+            value = int(digits, 16)
+        else:
+            value = int(digits, 8) if digits.startswith("0") else int(digits)
+    elif re.fullmatch(r"[0-9]+", text):
+        value = int(text)
+    else:
         raise _fail(where, path, f"expected a whole number {_got(raw)}")
-    return int(text)
+    if value > _INT_MAX:
+        raise _fail(where, path, f"expected at most {_INT_MAX} (pgBouncer keeps a size in a C int) {_got(raw)}")
+    return value
 
 
 def _unquote(value: str) -> str:
@@ -378,8 +386,9 @@ def _unquote(value: str) -> str:
 _SECTION_HEADER = re.compile(r"\[([^\]]*)\]\s*(?:[;#].*)?")
 # The next ``key=value`` of a [databases] connection string, read in order from where the last one ended:
 # spaces around ``=``, a value in single quotes that may hold spaces ('' inside it is a quote), or a bare one
-# up to the next space, as pgBouncer's own parser reads them.
-_CONNECTION_PARAMETER = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^']|'')*'|[^\s']*)(?=\s|$)")
+# up to the next space, as pgBouncer's own parser reads them. Only a space separates: a tab is part of the
+# value before it, so "host=db<TAB>pool_size=7" sets no pool size (pgBouncer applies its default).
+_CONNECTION_PARAMETER = re.compile(r" *([A-Za-z_][A-Za-z0-9_]*) *= *('(?:[^']|'')*'|[^ ']*)(?= |$)")
 
 
 def _connection_parameters(text: str, *, where: str) -> list[tuple[str, str]]:
@@ -387,7 +396,7 @@ def _connection_parameters(text: str, *, where: str) -> list[tuple[str, str]]:
     key pgBouncer would not take) is refused rather than searched past."""
     pairs: list[tuple[str, str]] = []
     at = 0
-    while text[at:].strip():
+    while text[at:].strip(" "):
         match = _CONNECTION_PARAMETER.match(text, at)
         if match is None:
             raise WorkloadSpecError(f"{where}: not a key=value connection string from {text[at:].strip()!r} "
