@@ -107,7 +107,7 @@ def test_printer_columns_point_at_fields_the_schema_has() -> None:
         ("CPU", ".status.observed.cpuUtilization"),
         ("Replicas", ".status.observed.replicas"),
         ("Pool", ".status.observed.poolUtilization"),
-        ("Last-Change", ".status.lastChange.edit.setting"),
+        ("Last-Change", ".status.lastChange.field"),
         ("Verdict", ".status.lastChange.verdict"),
         ("Age", ".metadata.creationTimestamp"),
     ]
@@ -247,8 +247,10 @@ def test_status_keeps_operator_bookkeeping_and_allows_unknown_signals_as_null() 
     assert status["x-kubernetes-preserve-unknown-fields"] is True
     observed = status["properties"]["observed"]["properties"]
     assert observed["p95LatencySeconds"] == {"type": "number", "nullable": True}
-    edit = status["properties"]["lastChange"]["properties"]["edit"]["properties"]
-    assert edit["from"] == {"nullable": True, "x-kubernetes-preserve-unknown-fields": True}
+    # DESIGN section 2's lastChange: at, target, field, from, to, reason, verdict (flat).
+    last_change = status["properties"]["lastChange"]["properties"]
+    assert {"at", "target", "field", "from", "to", "reason", "verdict"} <= set(last_change)
+    assert last_change["from"] == {"nullable": True, "x-kubernetes-preserve-unknown-fields": True}
     assert all("default" not in node for _, node in _walk(status))
 
 

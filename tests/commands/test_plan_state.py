@@ -30,7 +30,7 @@ def test_the_state_read_is_fresh_when_the_status_holds_none() -> None:
 
 def test_the_state_read_keeps_the_last_change_its_history_and_the_barred_moves() -> None:
     change = {"at": "2024-05-01T12:00:00Z", "target": "HorizontalPodAutoscaler/api",
-              "edit": {"setting": "hpa.cpuTarget", "from": 70, "to": 60}, "verdict": "RolledBack"}
+              "field": "hpa.cpuTarget", "from": 70, "to": 60, "verdict": "RolledBack"}
     state = read_tuning_state(_profile_with_status({
         "phase": "Holding", "lastChange": change, "history": [change],
         "barred": [{"setting": "hpa.cpuTarget", "to": 60, "until": "2024-05-01T13:00:00Z"}],

@@ -135,10 +135,9 @@ def test_plan_decides_from_the_tuning_state_in_the_profiles_status(
         "  lastChange:\n"
         f"    at: '{written_at}'\n"
         "    target: ConfigMap/pgbouncer\n"
-        "    edit:\n"
-        "      setting: pool.size\n"
-        "      from: {defaultPoolSize: 5, reservePoolSize: 1}\n"
-        "      to: {defaultPoolSize: 10, reservePoolSize: 2}\n"
+        "    field: pool.size\n"
+        "    from: {defaultPoolSize: 5, reservePoolSize: 1}\n"
+        "    to: {defaultPoolSize: 10, reservePoolSize: 2}\n"
         "    verdict: Pending\n"
     ))
     status = main(["plan", "--profile", str(profile), "--prometheus", prometheus.url, "--at", str(AT_SECONDS),

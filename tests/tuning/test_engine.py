@@ -40,7 +40,7 @@ def pending(*, minutes_ago: float, setting: Setting = Setting.HPA_CPU_TARGET, ol
     record = ChangeRecord(
         at=b.NOW - b.minutes(minutes_ago),
         target="HorizontalPodAutoscaler/api",
-        edit=Edit(setting=setting, from_value=old, to_value=new),
+        setting=setting, from_value=old, to_value=new,
         coupled=coupled,
         baseline=baseline or Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate_per_second=100),
         verdict=verdict,
@@ -63,7 +63,7 @@ def resize_pending(*, cut: bool, minutes_ago: float = 16) -> TuningState:
     before, after = (BIG_PODS, SMALL_PODS) if cut else (SMALL_PODS, BIG_PODS)
     return TuningState(last_change=ChangeRecord(
         at=b.NOW - b.minutes(minutes_ago), target="Deployment/api",
-        edit=Edit(setting=Setting.RESOURCES, from_value=before, to_value=after),
+        setting=Setting.RESOURCES, from_value=before, to_value=after,
         coupled=Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70) if cut else Edit(
             setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60),
         baseline=Baseline(p95_latency_seconds=0.3, error_ratio=0.001, request_rate_per_second=100),
@@ -987,8 +987,8 @@ def _pool_shrink_pending(*, minutes_ago: float) -> tuple[PerformanceProfileSpec,
     profile = b.profile(pool={"maxServerConnections": 100, "size": {"min": 5, "max": 100}})
     return profile, TuningState(last_change=ChangeRecord(
         at=b.NOW - b.minutes(minutes_ago), target="ConfigMap/pgbouncer",
-        edit=Edit(setting=Setting.POOL_SIZE, from_value=PoolSize(default_pool_size=30, reserve_pool_size=20),
-                  to_value=PoolSize(default_pool_size=20, reserve_pool_size=10)),
+        setting=Setting.POOL_SIZE, from_value=PoolSize(default_pool_size=30, reserve_pool_size=20),
+                  to_value=PoolSize(default_pool_size=20, reserve_pool_size=10),
         baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate_per_second=100)))
 
 
@@ -1082,7 +1082,7 @@ def test_an_emergency_does_not_undo_a_memory_cut_whose_rollout_adds_no_cpu() -> 
     cut = [b.container(memory_request_bytes=768 * b.MI, memory_limit_bytes=1536 * b.MI)]
     state = TuningState(last_change=ChangeRecord(
         at=b.NOW - b.minutes(8), target="Deployment/api",
-        edit=Edit(setting=Setting.RESOURCES, from_value=[b.container()], to_value=cut),
+        setting=Setting.RESOURCES, from_value=[b.container()], to_value=cut,
         baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate_per_second=100)))
     observations = b.observations(latency_p95_seconds=b.series(1.2), replicas=b.series(10), live=b.live(
         containers=tuple(cut), hpa=b.hpa(current_replicas=10)))

@@ -207,7 +207,7 @@ def states(draw: st.DrawFn, *, within_minutes: float | None = None) -> TuningSta
     minutes_ago = draw(st.floats(0.5, max(0.5, (within_minutes or 40) - 0.01)))
     record = ChangeRecord(
         at=b.NOW - timedelta(minutes=minutes_ago), target="HorizontalPodAutoscaler/api",
-        edit=Edit(setting=Setting.HPA_MEMORY_TARGET, from_value=75, to_value=80),
+        setting=Setting.HPA_MEMORY_TARGET, from_value=75, to_value=80,
         baseline=Baseline(p95_latency_seconds=draw(st.floats(0.05, 2)), error_ratio=0.001,
                           request_rate_per_second=100),
     )

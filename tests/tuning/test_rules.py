@@ -826,7 +826,7 @@ def test_perfpilots_own_bursty_decision_is_what_engages_the_leave_thresholds(tab
     observations = b.observations(request_rate_per_second=rate, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
     state = TuningState(last_change=ChangeRecord(
         at=b.NOW - b.minutes(300), target="HorizontalPodAutoscaler/api",
-        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60), table_row=table_row,
+        setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60, table_row=table_row,
         verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(285)))
     assert decide(b.profile(), observations, state, b.NOW).classification.load_pattern == label
     # The live 60% alone (no record: set by hand, or before perfpilot) engages nothing either.
@@ -839,12 +839,12 @@ def test_a_coupled_target_move_after_the_bursty_decision_keeps_it() -> None:
     observations = b.observations(request_rate_per_second=rate, live=b.live(hpa=b.hpa(cpu_target_percent=50)))
     bursty = ChangeRecord(
         at=b.NOW - b.minutes(600), target="HorizontalPodAutoscaler/api",
-        edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60), table_row="Bursty, unpredictable",
+        setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60, table_row="Bursty, unpredictable",
         verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(585))
     raise_ = ChangeRecord(
         at=b.NOW - b.minutes(300), target="Deployment/api",
-        edit=Edit(setting=Setting.RESOURCES, from_value=[b.container()],
-                  to_value=[b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)]),
+        setting=Setting.RESOURCES, from_value=[b.container()],
+                  to_value=[b.container(cpu_request_millicores=1500, cpu_limit_millicores=3000)],
         coupled=Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=50), table_row="CPU-bound",
         verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(285))
     state = TuningState(history=[bursty], last_change=raise_)
@@ -856,7 +856,8 @@ HPA_TARGET, POOL_TARGET = "HorizontalPodAutoscaler/api", "ConfigMap/pgbouncer"
 
 def _kept(edit: Edit, *, minutes_ago: float, target: str = HPA_TARGET, table_row: str = "") -> ChangeRecord:
     """A change made ``minutes_ago`` and judged Kept 15 minutes later."""
-    return ChangeRecord(at=b.NOW - b.minutes(minutes_ago), target=target, edit=edit, table_row=table_row,
+    return ChangeRecord(at=b.NOW - b.minutes(minutes_ago), target=target, setting=edit.setting,
+                        from_value=edit.from_value, to_value=edit.to_value, table_row=table_row,
                         verdict=Verdict.KEPT, verdict_at=b.NOW - b.minutes(minutes_ago - 15))
 
 
@@ -916,8 +917,8 @@ def _request_raise(*, verdict: Verdict, minutes_ago: float = 180) -> ChangeRecor
     """A kept (or not) CPU request raise 1000m -> 1500m whose coupled edit lowered the CPU target 60% -> 50%."""
     return ChangeRecord(
         at=b.NOW - b.minutes(minutes_ago), target="Deployment/api",
-        edit=Edit(setting=Setting.RESOURCES, from_value=[b.container()],
-                  to_value=[b.container(cpu_request_millicores=1500)]),
+        setting=Setting.RESOURCES, from_value=[b.container()],
+                  to_value=[b.container(cpu_request_millicores=1500)],
         coupled=Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=50),
         verdict=verdict, verdict_at=b.NOW - b.minutes(minutes_ago - 15),
     )
@@ -1174,7 +1175,7 @@ def test_a_spike_breach_older_than_the_last_resize_does_not_grow_the_pods_again(
     else:
         earlier = ChangeRecord(
             at=b.NOW - b.minutes(10), target="HorizontalPodAutoscaler/api",
-            edit=Edit(setting=setting, from_value=75, to_value=80), verdict=Verdict.KEPT, verdict_at=b.NOW,
+            setting=setting, from_value=75, to_value=80, verdict=Verdict.KEPT, verdict_at=b.NOW,
         )
     decision = decide(b.profile(hpa={"scaleDown": "Moderate"}), _spiky_observations(peak_rise=60.0),
                       TuningState(last_change=earlier), b.NOW + b.minutes(10))

@@ -42,7 +42,7 @@ PRINTER_COLUMNS: tuple[JsonDict, ...] = (
      "description": "Observed replica count."},
     {"name": "Pool", "type": "number", "jsonPath": ".status.observed.poolUtilization",
      "description": "Observed pgBouncer pool utilisation, percent."},
-    {"name": "Last-Change", "type": "string", "jsonPath": ".status.lastChange.edit.setting",
+    {"name": "Last-Change", "type": "string", "jsonPath": ".status.lastChange.field",
      "description": "The setting perfpilot changed last."},
     {"name": "Verdict", "type": "string", "jsonPath": ".status.lastChange.verdict",
      "description": "Verdict on the last change: Pending, Kept, RolledBack, Inconclusive or Reverted."},

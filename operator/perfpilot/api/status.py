@@ -101,9 +101,14 @@ class Baseline(ApiModel):
 
 
 class ChangeRecord(ApiModel):
+    """One change perfpilot made: when, on which object, which value from what to what, why, and its
+    verdict with what the verdict needs."""
+
     at: datetime
     target: str = Field(description="kind/name of the object changed, e.g. HorizontalPodAutoscaler/api.")
-    edit: Edit
+    setting: Setting = Field(alias="field", description="The value moved, e.g. hpa.cpuTarget.")
+    from_value: Annotated[SettingValue, Field(alias="from", json_schema_extra=_ANY_JSON)] = None
+    to_value: Annotated[SettingValue, Field(alias="to", json_schema_extra=_ANY_JSON)] = None
     coupled: Edit | None = Field(
         None, description="A second value moved with the first so the two do not fight (CPU request + target)."
     )
@@ -122,6 +127,11 @@ class ChangeRecord(ApiModel):
         None, description="When this change's rollback was last found due but not written (Recommend mode, a "
                           "failed write, a rollout in progress): the verdict's lateness counts from then.",
     )
+
+    @property
+    def edit(self) -> Edit:
+        """The value moved, as one Edit (what the engine compares and rolls back)."""
+        return Edit(setting=self.setting, from_value=self.from_value, to_value=self.to_value)
 
 
 class BarredMove(ApiModel):

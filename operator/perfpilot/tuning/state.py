@@ -70,7 +70,7 @@ def compute_next_state(
         last = ChangeRecord(
             at=now,
             target=change.target,
-            edit=change.edit,
+            setting=change.edit.setting, from_value=change.edit.from_value, to_value=change.edit.to_value,
             coupled=change.coupled,
             coupled_target=change.coupled_target,
             reason=change.reason,

@@ -111,7 +111,7 @@ def _find_object_replaced(edit: Edit, *, change: ChangeRecord, profile: Performa
                           ) -> str | None:
     """The object now holding ``edit``'s setting when it is not the one the change wrote (an HPA replaced by
     another of another name, a KEDA ScaledObject's, say), else None: its value is not perfpilot's."""
-    recorded = change.target if edit is change.edit else change.coupled_target
+    recorded = change.coupled_target if edit is change.coupled else change.target
     found = compute_target_name(edit.setting, profile=profile, live=live)
     return found if recorded and found != recorded else None
 
@@ -145,7 +145,7 @@ def _describe_not_ours(edit: Edit, *, change: ChangeRecord, profile: Performance
         return f"{name}'s object is gone"
     replaced_by = _find_object_replaced(edit, change=change, profile=profile, live=live)
     if replaced_by is not None:
-        written = change.target if edit is change.edit else change.coupled_target
+        written = change.coupled_target if edit is change.coupled else change.target
         return f"{name}'s object is gone ({written} written, {replaced_by} found)"
     if edit in restored:
         return f"{name} is back at its previous value alone"
