@@ -1,10 +1,19 @@
-"""The status as DESIGN section 2 shows it: lastChange flat (at, target, field, from, to, reason, verdict)."""
+"""The status as DESIGN section 2 shows it: lastChange flat (at, target, field, from, to, reason, verdict), the
+recommendation shaped the same."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from perfpilot.api.status import ChangeRecord, ContainerResources, Edit, Setting, TuningState, Verdict
+from perfpilot.api.status import (
+    ChangeRecord,
+    ContainerResources,
+    Edit,
+    Recommendation,
+    Setting,
+    TuningState,
+    Verdict,
+)
 
 AT = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
@@ -29,3 +38,14 @@ def test_the_edit_of_a_record_is_its_field_from_and_to() -> None:
         "verdict": "Kept"}})
     assert state.last_change is not None and state.last_change.verdict is Verdict.KEPT
     assert state.last_change.edit == Edit(setting=Setting.RESOURCES, from_value=cut, to_value=grown)
+
+
+def test_a_recommendation_is_shaped_as_the_last_change() -> None:
+    recommendation = Recommendation(at=AT, target="HorizontalPodAutoscaler/api", setting=Setting.HPA_CPU_TARGET,
+                                    from_value=70, to_value=60, reason="Bursty", table_row="Bursty, unpredictable")
+    wire = recommendation.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert wire == {"at": "2024-05-01T12:00:00Z", "target": "HorizontalPodAutoscaler/api", "field": "hpa.cpuTarget",
+                    "from": 70, "to": 60, "reason": "Bursty", "tableRow": "Bursty, unpredictable"}
+    assert Recommendation.model_validate(wire) == recommendation
+    assert Recommendation().model_dump(by_alias=True, exclude_none=True) == {"target": "", "reason": "",
+                                                                             "tableRow": ""}

@@ -186,8 +186,14 @@ class ClassificationStatus(ApiModel):
 
 
 class Recommendation(ApiModel):
+    """The next change perfpilot would make, shaped as ``lastChange`` is (field, from, to), with its table row
+    and reason; empty when it would make none."""
+
     at: datetime | None = None
-    edit: Edit | None = None
+    target: str = ""
+    setting: Setting | None = Field(None, alias="field", description="The value it would move.")
+    from_value: Annotated[SettingValue, Field(alias="from", json_schema_extra=_ANY_JSON)] = None
+    to_value: Annotated[SettingValue, Field(alias="to", json_schema_extra=_ANY_JSON)] = None
     coupled: Edit | None = None
     reason: str = ""
     table_row: str = ""
