@@ -41,7 +41,7 @@ def _simulation(scenario: str, **runs: tuple[int, float]) -> Simulation:
 
 
 def _goals(scenario: str, *, pp: tuple[int, float], static: tuple[int, float],
-           oracle: tuple[int, float] = (0, 100.0)) -> dict[str, bool]:
+           oracle: tuple[int, float] = (0, 100.0)) -> dict[str, bool | None]:
     simulation = _simulation(scenario, perfpilot=pp, static=static, oracle=oracle)
     goals = decision_quality.cell_goals(scenario, simulation, guide_pod_oracle_cpu_core_hours=50.0)
     return {goal.name: goal.passed for goal in goals}
@@ -67,6 +67,23 @@ def test_small_pool_and_slow_scale_up_need_half_statics_violations(scenario: str
     assert goals == {"violations <= static (5%)": True, "violations >= 50% below static": passed}
 
 
+@pytest.mark.parametrize(("static_cpu", "pp_cpu", "passed"), [(3.0, 2.1, True), (3.0, 2.11, False)])
+def test_over_provisioned_passes_exactly_at_thirty_percent_below(static_cpu: float, pp_cpu: float,
+                                                                 passed: bool) -> None:
+    # 0.7 x 3.0 is 2.0999999999999996 in floating point: 2.1 is still 30% below.
+    goals = _goals("over-provisioned", pp=(0, pp_cpu), static=(0, static_cpu))
+    assert goals["CPU >= 30% below static"] is passed
+
+
+@pytest.mark.parametrize("scenario", ["small-pool", "slow-scale-up"])
+def test_halving_statics_violations_is_not_shown_when_static_had_none(scenario: str) -> None:
+    simulation = _simulation(scenario, perfpilot=(0, 100.0), static=(0, 100.0), oracle=(0, 100.0))
+    goals = decision_quality.cell_goals(scenario, simulation, guide_pod_oracle_cpu_core_hours=50.0)
+    assert [(g.name, g.passed, g.verdict) for g in goals] == [
+        ("violations <= static (5%)", True, "PASS"), ("violations >= 50% below static", None, "N/A")]
+    assert goals[1].detail == "0 vs 0: static met the SLO all window, nothing to halve"
+
+
 @pytest.mark.parametrize(("pp_cpu", "passed"), [(130.0, True), (130.5, False)])
 def test_right_sized_needs_cpu_within_1_3_times_the_oracle(pp_cpu: float, passed: bool) -> None:
     goals = _goals("right-sized", pp=(0, pp_cpu), static=(0, 120.0), oracle=(0, 100.0))
@@ -77,3 +94,25 @@ def test_the_over_provisioned_goal_reports_what_an_oracle_with_guide_pods_would_
     simulation = _simulation("over-provisioned", perfpilot=(0, 90.0), static=(0, 100.0), oracle=(0, 95.0))
     goal = decision_quality.cell_goals("over-provisioned", simulation, guide_pod_oracle_cpu_core_hours=50.0)[1]
     assert goal.detail == "0.90x static; oracle with 1000m pods 0.50x"
+
+
+def test_goals_not_shown_are_counted_apart_from_passes_and_fails() -> None:
+    cells = [
+        {"scenario": "small-pool", "window": "w1", "goals": [
+            {"goal": "violations <= static (5%)", "passed": True, "detail": "0 vs 0"},
+            {"goal": "violations >= 50% below static", "passed": None, "detail": "0 vs 0: nothing to halve"}]},
+        {"scenario": "right-sized", "window": "w2", "goals": [
+            {"goal": "violations <= static (5%)", "passed": True, "detail": "1 vs 3"},
+            {"goal": "CPU within 1.3x oracle", "passed": False, "detail": "1.50x oracle"}]},
+    ]
+    count = decision_quality.count_goals(cells)
+    assert (count.passed, count.shown, count.not_shown) == (2, 3, 1)
+    assert count.failed == ["right-sized on w2: CPU within 1.3x oracle (1.50x oracle)"]
+    assert count.summary == ("2 of 3 passed (1 more not shown: static met the SLO all window, leaving nothing "
+                             "to halve)")
+
+
+def test_a_count_with_every_goal_shown_says_nothing_of_goals_not_shown() -> None:
+    cells = [{"scenario": "right-sized", "window": "w", "goals": [
+        {"goal": "violations <= static (5%)", "passed": True, "detail": "0 vs 0"}]}]
+    assert decision_quality.count_goals(cells).summary == "1 of 1 passed"
