@@ -411,3 +411,14 @@ def test_a_profile_sizing_a_container_the_model_lacks_sizes_the_models_one_conta
     assert spec.resources.containers == ["app"]
     assert "sizes containers api; the model's pods have one container, app, which is simulated as the one sized" \
         in capsys.readouterr().err
+
+
+def test_simulate_notes_a_load_that_never_showed_the_scenarios_problem(
+    small_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A gentle 90 minutes: static's one pod a minute keeps up, so slow-scale-up has nothing to show.
+    assert main(["simulate", "--trace", str(small_trace), "--scenario", "slow-scale-up"]) == 0
+    captured = capsys.readouterr()
+    assert "static met the SLO all window: this load never showed what the slow-scale-up scenario" in captured.err
+    static_minutes = next(line for line in captured.out.splitlines() if line.startswith("SLO violation minutes"))
+    assert static_minutes.split()[4] == "0"

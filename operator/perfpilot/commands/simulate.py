@@ -428,6 +428,18 @@ def describe_unmeetable_slo(
     return notes
 
 
+def describe_unshown_scenario(simulation: Simulation) -> str | None:
+    """A note when the replayed load never showed the scenario's problem: static met the SLO all window in a
+    scenario whose starting configuration breaches it wherever the problem shows, so the table says nothing
+    about how perfpilot fixes it."""
+    static = simulation.runs.get("static")
+    scenario = simulation.scenario
+    if not scenario.static_breaches_when_shown or static is None or static.metrics.slo_violation_minutes > 0:
+        return None
+    return (f"static met the SLO all window: this load never showed what the {scenario.name} scenario sets up "
+            f"({scenario.description}); replay a load that does with --trace")
+
+
 def run(args: argparse.Namespace) -> int:
     scenario = SCENARIOS[args.scenario]
     problem = check_outputs(args)
@@ -478,6 +490,9 @@ def run(args: argparse.Namespace) -> int:
           file=table)
     print(format_table(simulation), file=table)
     print(f"replayed in {elapsed:.1f} s", file=table)
+    unshown = describe_unshown_scenario(simulation)
+    if unshown is not None:
+        print(f"perfpilot simulate: note: {unshown}", file=sys.stderr)
     try:
         write_outputs(simulation, scale=factor, json_path=args.json, plot_path=args.plot)
     except OutputError as error:  # checked before the replay; the disk can still fill or change under it
