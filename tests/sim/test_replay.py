@@ -274,6 +274,33 @@ def test_the_hpa_sees_the_usage_metrics_server_scraped_one_tick_before_its_sync(
     assert usage[4] > 2 * usage[3]
 
 
+@pytest.mark.parametrize(("usage_millicores", "seen_millicores"), [
+    (769.6, 770),  # Quantity.MilliValue() rounds nanocores up
+    (769.0000000001, 769),  # float noise under a nanocore is not a millicore more
+    (769.0, 769),
+])
+def test_the_hpa_reads_each_pods_cpu_rounded_up_to_a_millicore(usage_millicores: float, seen_millicores: int,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = SCENARIOS["right-sized"].settings
+    cluster = Cluster.started(params=ClusterParams(), resources=settings.resources, pool=settings.pool, replicas=2,
+                              now_seconds=0.0)
+    driver = _HpaDriver()
+    seen: list[set[int]] = []
+    reconcile = driver.controller.reconcile
+
+    def capture(**arguments: Any) -> Any:
+        seen.append({sample.value(CONTAINER) for sample in arguments["metrics"][CPU].values()})
+        return reconcile(**arguments)
+
+    monkeypatch.setattr(driver.controller, "reconcile", capture)
+    for _ in range(3):
+        cluster.advance(rate_per_second=10.0)
+        for pod in cluster.pods:
+            pod.usage_millicores = usage_millicores
+        driver.sync(cluster=cluster, spec=build_hpa_spec(settings.hpa), now=cluster.now_seconds)
+    assert seen[-1] == {seen_millicores}
+
+
 def _run_with_no_pod_ready(*, minutes: int, slo_seconds: float) -> Any:
     """Pods whose memory limit is below what they use at start and whose container takes two hours to start:
     each is OOM-killed in the first tick and none is ready again in these minutes, so every request fails."""

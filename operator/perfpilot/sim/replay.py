@@ -186,6 +186,12 @@ def _apply(settings: WorkloadSettings, edit: Edit) -> WorkloadSettings:
     raise ValueError(f"the simulator cannot apply {edit.setting}")
 
 
+def compute_milli_value(millicores: float) -> int:
+    """A pod's CPU usage as the HPA reads it: metrics-server reports whole nanocores and the controller takes
+    their Quantity.MilliValue(), which rounds up (769.6m is 770m, and 77% of a 1000m request)."""
+    return math.ceil(round(millicores * 1_000_000) / 1_000_000)
+
+
 class _HpaDriver:
     """Turns the cluster's pods into what the HPA controller reads, and syncs it."""
 
@@ -229,7 +235,7 @@ class _HpaDriver:
             if pod.name not in self._pending and age >= params.metrics_first_sample_seconds:
                 # A pod running before this driver's first sync (a run starts on a running service):
                 # metrics-server already holds its sample of a tick ago, taken as the usage of now.
-                samples = [(now - params.metrics_delay_seconds, int(pod.usage_millicores),
+                samples = [(now - params.metrics_delay_seconds, compute_milli_value(pod.usage_millicores),
                             int(pod.working_set_bytes))]
             else:
                 # A sample taken at (or before) a restart is the old container's: the new one starts afresh.
@@ -239,7 +245,7 @@ class _HpaDriver:
             # so the HPA sees it metrics_first_sample_seconds after the start.
             first_measured_after = params.metrics_first_sample_seconds - params.metrics_delay_seconds
             if age >= first_measured_after:
-                samples.append((now, int(pod.usage_millicores), int(pod.working_set_bytes)))
+                samples.append((now, compute_milli_value(pod.usage_millicores), int(pod.working_set_bytes)))
             visible = [sample for sample in samples if sample[0] <= now - params.metrics_delay_seconds]
             pending[pod.name] = [sample for sample in samples if sample[0] > now - params.metrics_delay_seconds]
             if not visible:
