@@ -73,6 +73,13 @@ def test_pool_instants_follow_mm_n_state_probabilities(servers: int, load: float
     assert all(i.queued == 0 for i in instants if i.busy_servers < servers)
 
 
+def test_pool_instants_of_a_pool_past_709_offered_connections_still_average_the_load() -> None:
+    # A^n / n! overflows a float from about 709 offered connections: every draw read as a full pool.
+    grid = [(i + 0.5) / 1_000 for i in range(1_000)]
+    instants = [draw_pool_instant(1021, 960.0, u) for u in grid]
+    assert sum(i.busy_servers for i in instants) / len(grid) == pytest.approx(960.0, rel=0.01)
+
+
 def test_the_largest_pool_instant_of_a_window_sits_above_the_mean_load() -> None:
     # Why the gauge is drawn and not the mean: pool shrinking reads the window's largest sv_active.
     instants = [draw_pool_instant(20, 6.0, (i + 0.5) / 30) for i in range(30)]

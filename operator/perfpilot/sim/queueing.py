@@ -69,9 +69,13 @@ def draw_pool_instant(servers: int, offered_load: float, u: float) -> PoolInstan
         return PoolInstant(servers, queued)
     # u is uniform on [wait, 1): rescaled, it picks n < N from the truncated Poisson weights.
     target = (u - wait) / (1.0 - wait) if wait < 1.0 else 0.0
-    weights = [1.0]
-    for n in range(1, servers):
-        weights.append(weights[-1] * load / n)
+    if load <= 0:
+        return PoolInstant(0, 0)
+    # A^n / n! overflows a float past about 709 offered connections: the weights are taken relative to the
+    # largest, in logarithms.
+    logs = [n * math.log(load) - math.lgamma(n + 1) for n in range(servers)]
+    top = max(logs)
+    weights = [math.exp(value - top) for value in logs]
     total = sum(weights)
     cumulative = 0.0
     for n, weight in enumerate(weights):
