@@ -262,10 +262,6 @@ def main(argv: list[str] | None = None) -> int:
             document["window"] = window.name
             document["elapsed_seconds"] = round(elapsed, 2)
             document["goals"] = [{"goal": g.name, "passed": g.passed, "detail": g.detail} for g in goals]
-            document["perfpilot_decisions"] = [
-                {"minute": round((at - scaled.start_seconds) / 60), "decision": why}
-                for at, why in simulation.runs["perfpilot"].decisions
-            ]
             cells.append(document)
 
     two_day = [c["elapsed_seconds"] for c in cells if c["trace"]["hours"] >= 47.9]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -131,10 +132,13 @@ def test_every_recorded_tuned_value_has_a_place_in_the_plot() -> None:
     assert set(_tuned_values(STATIC_SETTINGS)) <= drawn
 
 
-def test_every_tuned_value_is_drawn_as_recorded(drawn: tuple[Figure, Simulation]) -> None:
+def test_every_tuned_value_of_a_panel_that_moved_is_drawn_as_recorded(drawn: tuple[Figure, Simulation]) -> None:
     figure, simulation = drawn
     recorded = simulation.runs["perfpilot"].timeline.tuned
-    for series in (plot.MAX_REPLICAS, *(s for p in plot.TUNED_PANELS for s in (*p.left, *p.right))):
+    moved = [p for p in plot.TUNED_PANELS if any(len(set(recorded[s.key])) > 1 for s in (*p.left, *p.right))]
+    assert [p.ylabel for p in moved] == ["scale-up, Percent\npolicy (%/min)", "stabilisation\nwindow (s)",
+                                         "CPU (millicores)", "memory (MiB)", "pgBouncer pool\n(connections)"]
+    for series in (plot.MAX_REPLICAS, *(s for p in moved for s in (*p.left, *p.right))):
         if all(math.isnan(v) for v in recorded[series.key]):
             continue  # never set (here: a Pods scale-down policy): nothing to draw
         _, line = _line(figure, series.label)
@@ -145,7 +149,7 @@ def test_every_tuned_value_is_drawn_as_recorded(drawn: tuple[Figure, Simulation]
         assert len(set(_ys(line))) == 2, label
 
 
-def test_pods_and_percent_policies_and_scale_down_each_have_their_own_axis(drawn: tuple[Figure, Simulation]) -> None:
+def test_pods_and_percent_policies_each_have_their_own_axis(drawn: tuple[Figure, Simulation]) -> None:
     figure, _ = drawn
     percent_axis, percent = _line(figure, "scale-up: Percent policy")
     pods_axis, pods = _line(figure, "scale-up: Pods policy")
@@ -153,9 +157,6 @@ def test_pods_and_percent_policies_and_scale_down_each_have_their_own_axis(drawn
     assert "pods/min" in pods_axis.get_ylabel() and "%/min" in percent_axis.get_ylabel()
     assert _ys(pods)[:30] == [1.0] * 30  # one pod a minute, not 0 %/min
     assert all(math.isnan(y) for y in _ys(percent)[:30])
-    down_axis, _ = _line(figure, "scale-down: Percent policy")
-    assert down_axis not in (percent_axis, pods_axis)
-    assert down_axis.get_ylim()[1] < 20  # 10 %/min fills its own axis, not one reaching 100 %/min
 
 
 def test_legends_and_the_title_cover_no_panel(drawn: tuple[Figure, Simulation]) -> None:
@@ -164,7 +165,7 @@ def test_legends_and_the_title_cover_no_panel(drawn: tuple[Figure, Simulation]) 
     panels = [axis.get_window_extent(renderer) for axis in figure.axes]
     right_edge = max(p.x1 for p in panels)
     legends = [legend for axis in figure.axes if (legend := axis.get_legend()) is not None]
-    assert len(legends) == 3 + len(plot.TUNED_PANELS)
+    assert len(legends) == 4 + 5  # load, pods, CPU, p95, and the five tuned panels that moved
     for legend in legends:
         box = legend.get_window_extent(renderer)
         assert box.x0 > right_edge  # in the margin, right of every panel and right-hand axis
@@ -179,7 +180,7 @@ def test_the_p95_axis_is_labelled_in_plain_seconds_around_the_slo(drawn: tuple[F
     figure, _ = drawn
     axis, _ = _line(figure, f"SLO {SLO * 1000:.0f} ms")
     labels = [text.get_text() for text in axis.get_yticklabels()]
-    assert "0.5" in labels and "0.1" in labels and "1" in labels and "10" in labels
+    assert "0.5" in labels and "0.1" in labels and "1" in labels and "10 (timeout)" in labels
     assert not any("10^" in label or "$" in label for label in labels)
 
 
@@ -208,3 +209,88 @@ def test_write_plot_writes_one_png(tmp_path: Path) -> None:
     plot.write_plot(_simulation(start_seconds=0.0, settings=[SLOW] * 10, p95=[0.3] * 10), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plt.get_fignums() == []  # closed after writing
+
+
+def test_values_that_never_moved_are_named_under_the_panels_not_drawn(drawn: tuple[Figure, Simulation]) -> None:
+    figure, _ = drawn
+    for label in ("CPU target", "memory target", "scale-down: Percent policy"):
+        assert not [line for axis in figure.axes for line in axis.get_lines() if line.get_label() == label]
+    xlabel = next(axis.get_xlabel() for axis in figure.axes if axis.get_xlabel())
+    # A panel is drawn whole when any of its values moved (the scale-down window beside the scale-up one).
+    assert xlabel.endswith("unchanged all window: CPU target 70%, memory target 80%, scale-down: Percent policy "
+                           "10 %/min")
+
+
+def _runs_simulation() -> Simulation:
+    """Two runs on one minute grid: static with more, smaller pods and three minutes over the SLO."""
+    def timeline(*, replicas: float, cores: float, p95: list[float]) -> Timeline:
+        line = Timeline()
+        for minute, latency in enumerate(p95):
+            line.at_seconds.append(60.0 * (minute + 1))
+            line.load_per_second.append(20.0)
+            line.replicas.append(replicas)
+            line.p95_seconds.append(latency)
+            line.cpu_request_cores.append(cores)
+            line.working_set_mib.append(400.0 + minute)
+            line.pool_in_use.append(5.0)
+            line.record_tuned(_tuned_values(STATIC_SETTINGS))
+        return line
+    pp = RunResult("perfpilot", RunMetrics(0, 1.0, 2.0, 0.0, 0, 0, 0, 0.3),
+                   timeline(replicas=2, cores=4.0, p95=[0.3] * 10))
+    static = RunResult("static", RunMetrics(3, 1.5, 1.5, 0.0, 0, 0, 0, 0.9),
+                       timeline(replicas=3, cores=3.0, p95=[0.3, 0.3, 0.9, 0.9, 0.9, 0.3, 0.3, 0.3, 0.3, 0.3]))
+    trace = Trace("t", "rps", 0.0, 60.0, (20.0,) * 10)
+    return Simulation(trace, SCENARIOS["right-sized"], SLO, {"perfpilot": pp, "static": static})
+
+
+def test_each_runs_requested_cpu_and_its_core_hours_are_drawn() -> None:
+    figure = plot.draw(_runs_simulation())
+    try:
+        _, perfpilot = _line(figure, "perfpilot: 2 core-h")
+        _, static = _line(figure, "static: 2 core-h")  # 1.5 core-h, rounded
+        assert set(_ys(perfpilot)) == {4.0} and set(_ys(static)) == {3.0}
+    finally:
+        plt.close(figure)
+
+
+def test_each_runs_minutes_over_the_slo_are_marked_in_its_own_row() -> None:
+    figure = plot.draw(_runs_simulation())
+    try:
+        axis = next(a for a in figure.axes if a.get_ylabel() == "minutes\nover SLO")
+        rows = {text.get_text(): index for index, text in enumerate(axis.get_yticklabels())}
+        assert set(rows) == {"perfpilot (0)", "static (3)"}
+        marked = {collection.get_facecolor()[0][:3].round(3).tobytes(): len(collection.get_paths())
+                  for collection in axis.collections}
+        static_colour = np.array(matplotlib.colors.to_rgb(plot.COLOURS["static"])).round(3).tobytes()
+        perfpilot_colour = np.array(matplotlib.colors.to_rgb(plot.COLOURS["perfpilot"])).round(3).tobytes()
+        assert marked[static_colour] == 3 and marked.get(perfpilot_colour, 0) == 0
+        _, p95 = _line(figure, "static: 3 min over SLO")
+        assert max(_ys(p95)) == 0.9
+    finally:
+        plt.close(figure)
+
+
+def test_the_memory_panel_draws_the_working_set_perfpilot_sized_it_by() -> None:
+    moving = replace(STATIC_SETTINGS, resources=STATIC_SETTINGS.resources.model_copy(
+        update={"memory_request_bytes": 2 * GIB}))
+    simulation = _simulation(start_seconds=0.0, settings=[STATIC_SETTINGS] * 5 + [moving] * 5, p95=[0.3] * 10)
+    timeline = simulation.runs["perfpilot"].timeline
+    timeline.working_set_mib.extend(500.0 + 10 * minute for minute in range(10))
+    figure = plot.draw(simulation)
+    try:
+        memory_axis, working_set = _line(figure, "working set, largest pod")
+        request_axis, _ = _line(figure, "memory request")
+        assert memory_axis is request_axis
+        assert _ys(working_set) == [500.0 + 10 * minute for minute in range(10)]
+    finally:
+        plt.close(figure)
+
+
+def test_changes_are_listed_with_what_moved_from_what_to_what_and_why() -> None:
+    moving = replace(STATIC_SETTINGS, hpa=replace(STATIC_SETTINGS.hpa, cpu_target_percent=60))
+    simulation = _simulation(start_seconds=0.0, settings=[STATIC_SETTINGS] * 5 + [moving] * 5, p95=[0.3] * 10)
+    run = simulation.runs["perfpilot"]
+    run.timeline.events[:] = [(300.0, "change: hpa.cpuTarget")]  # recorded at minute 5's end, as the replay does
+    run.decisions.append((300.0, "change hpa.cpuTarget: Bursty load (CV 0.99 > 0.30): CPU target row 60%"))
+    assert plot.list_changes(simulation) == [plot.ListedChange(
+        1, 300.0 / 3600, "change", "CPU target 70% -> 60%  (Bursty load (CV 0.99 > 0.30))")]

@@ -41,3 +41,16 @@ def test_the_table_has_one_column_per_run_in_order_with_its_own_numbers() -> Non
     assert rows["CPU request core-hours"] == ["30.5", "31.5", "32.5", "33.5"]
     assert rows["rollbacks"] == ["70", "71", "72", "73"]
     assert rows["worst minute p95 (s)"] == ["0.125", "1.125", "2.125", "3.125"]
+
+
+def test_the_json_lists_perfpilots_decisions_by_minute_of_the_window() -> None:
+    simulation = _simulation()
+    simulation.runs["perfpilot"].decisions.extend([(120.0, "change hpa.cpuTarget: why"), (600.0, "rollback x: y")])
+    assert to_json(simulation, scale=1.0)["perfpilot_decisions"] == [
+        {"minute": 2, "decision": "change hpa.cpuTarget: why"}, {"minute": 10, "decision": "rollback x: y"}]
+
+
+def test_the_json_of_a_replay_without_perfpilot_has_no_decisions() -> None:
+    simulation = _simulation()
+    del simulation.runs["perfpilot"]
+    assert "perfpilot_decisions" not in to_json(simulation, scale=1.0)

@@ -19,6 +19,7 @@ from perfpilot.api.status import ContainerResources, Edit, PoolSize, Setting, Tu
 from perfpilot.sim.baselines import SLO_QUANTILE, oracle_minute
 from perfpilot.sim.cluster import (
     CONTAINER,
+    MIB,
     TICK_SECONDS,
     Cluster,
     ClusterParams,
@@ -80,6 +81,11 @@ class Timeline:
     load_per_second: list[float] = field(default_factory=list)
     replicas: list[float] = field(default_factory=list)
     p95_seconds: list[float] = field(default_factory=list)
+    cpu_request_cores: list[float] = field(default_factory=list)  # the pods' CPU requests at the minute's end
+    # What perfpilot's memory and pool rows act on, beside what it set (NaN where a run has no such thing):
+    # the largest pod's working set at the minute's end, and the most pool connections in use in a tick.
+    working_set_mib: list[float] = field(default_factory=list)
+    pool_in_use: list[float] = field(default_factory=list)
     tuned: dict[str, list[float]] = field(default_factory=dict)  # value name -> per-minute value
     events: list[tuple[float, str]] = field(default_factory=list)  # (time, "change: ..." / "rollback: ...")
 
@@ -345,6 +351,7 @@ def run_autoscaled(
     ticks = max(1, round(step / TICK_SECONDS))
     for index, rate in enumerate(rates):
         mixes: list[tuple[LatencyMix, float]] = []
+        pool_in_use = 0.0
         for _ in range(ticks):
             tick = cluster.advance(rate_per_second=rate, dt_seconds=step / ticks)
             now = cluster.now_seconds
@@ -358,6 +365,7 @@ def run_autoscaled(
             pod_seconds += len(cluster.pods) * dt
             core_seconds += sum(cpu_request_millicores(p.resources) for p in cluster.pods) / 1000.0 * dt
             pool_seconds += tick.pool_servers_open * dt
+            pool_in_use = max(pool_in_use, tick.pool_server_active)
             if hpa.sync(cluster=cluster, spec=spec, now=now):
                 scale_events += 1
         now = cluster.now_seconds
@@ -378,6 +386,9 @@ def run_autoscaled(
         timeline.load_per_second.append(rate)
         timeline.replicas.append(float(len(cluster.pods)))
         timeline.p95_seconds.append(p95)
+        timeline.cpu_request_cores.append(sum(cpu_request_millicores(p.resources) for p in cluster.pods) / 1000.0)
+        timeline.working_set_mib.append(max((p.working_set_bytes for p in cluster.pods), default=math.nan) / MIB)
+        timeline.pool_in_use.append(pool_in_use)
         timeline.record_tuned(_tuned_values(settings))
 
         if profile is None or (index + 1) % interval_minutes:
@@ -457,6 +468,9 @@ def run_oracle(*, trace: Trace, settings: WorkloadSettings, params: ClusterParam
         timeline.load_per_second.append(rate)
         timeline.replicas.append(float(minute.replicas))
         timeline.p95_seconds.append(minute.p95_seconds)
+        timeline.cpu_request_cores.append(minute.replicas * cpu_cores)
+        timeline.working_set_mib.append(math.nan)
+        timeline.pool_in_use.append(math.nan)
     metrics = RunMetrics(violations, replica_hours, core_hours, pool_hours, events, 0, 0, p95_max)
     return RunResult("oracle", metrics, timeline)
 

@@ -32,13 +32,21 @@ def describe_trace(simulation: Simulation, *, scale: float) -> dict[str, Any]:
 
 
 def to_json(simulation: Simulation, *, scale: float) -> dict[str, Any]:
-    """``{"trace": ..., "scenario": ..., "runs": {name: metrics}}`` (plus the SLO it was judged against)."""
-    return {
+    """``{"trace": ..., "scenario": ..., "runs": {name: metrics}}``, plus the SLO it was judged against and
+    perfpilot's applied changes and rollbacks with their reasons (``perfpilot_decisions``: the minute of the
+    window each came at, and the decision), so what the plot shows can be checked against what was decided."""
+    document: dict[str, Any] = {
         "trace": describe_trace(simulation, scale=scale),
         "scenario": simulation.scenario.name,
         "slo_p95_seconds": simulation.slo_seconds,
         "runs": {name: run.metrics.as_dict() for name, run in simulation.runs.items()},
     }
+    perfpilot = simulation.runs.get("perfpilot")
+    if perfpilot is not None:
+        start = simulation.trace.start_seconds
+        document["perfpilot_decisions"] = [{"minute": round((at - start) / 60), "decision": why}
+                                           for at, why in perfpilot.decisions]
+    return document
 
 
 def format_table(simulation: Simulation) -> str:
