@@ -18,6 +18,7 @@ import yaml
 
 from perfpilot.api.spec import API_VERSION, KIND
 from perfpilot.api.validate import describe, is_perfpilot_document, validate_profile
+from perfpilot.commands.inputs import YamlRefused, parse_yaml_documents
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -39,11 +40,12 @@ def register(subparsers: Any) -> None:
 
 
 def _load_documents(name: str) -> list[object]:
-    """All YAML documents of a file; raises OSError, UnicodeDecodeError or yaml.YAMLError."""
+    """All YAML documents of a file; raises OSError, UnicodeDecodeError or yaml.YAMLError (YamlRefused for a
+    key given twice, aliases expanding too far, nesting too deep)."""
     # Standard input as bytes too: its text layer would turn a bad byte into a surrogate YAML then names.
     raw = sys.stdin.buffer.read() if name == STDIN else Path(name).read_bytes()
     text = raw.decode("utf-8")
-    return list(yaml.safe_load_all(text))
+    return parse_yaml_documents(text)
 
 
 def _entries(documents: list[object]) -> Iterator[tuple[str, object]]:
@@ -85,6 +87,9 @@ def _check_file(name: str) -> int:
         return EXIT_UNREADABLE
     except OSError as error:
         print(f"{name}: cannot read the file: {error.strerror or error}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except YamlRefused as error:
+        print(f"{name}: not used: {error}", file=sys.stderr)
         return EXIT_UNREADABLE
     except yaml.YAMLError as error:
         where = ""
