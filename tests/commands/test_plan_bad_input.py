@@ -244,7 +244,7 @@ def test_plan_exits_3_when_every_query_is_refused_and_says_what_failed(
 # --- --timeout, --step, --rate-window -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "301"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "0.09", "301"])
 def test_plan_says_timeout_must_be_a_finite_number_of_seconds_between_its_bounds(
     profile_file: Path, capsys: pytest.CaptureFixture[str], value: str
 ) -> None:
@@ -252,7 +252,7 @@ def test_plan_says_timeout_must_be_a_finite_number_of_seconds_between_its_bounds
     status = main(["plan", "--profile", str(profile_file), "--prometheus", VALID_URL, f"--timeout={value}"])
     captured = capsys.readouterr()
     assert_refused(status, captured.out, captured.err,
-                   "--timeout: must be a finite number of seconds greater than 0 and at most 300",
+                   "--timeout: must be a finite number of seconds from 0.1 to 300",
                    f"(got {float(value)!r})")
 
 

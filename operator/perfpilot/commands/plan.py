@@ -17,7 +17,7 @@ import argparse
 import json
 import ssl
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +96,28 @@ def parse_time(raw: str | None) -> datetime:
         pass
     else:
         try:
-            return datetime.fromtimestamp(seconds, tz=UTC)
+            return _within_reach(datetime.fromtimestamp(seconds, tz=UTC), raw)
         except (ValueError, OverflowError, OSError):
             raise _BadInput(f"--at: not a time this machine can represent (got {raw!r})") from None
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as error:
         raise _BadInput(f"--at: not a time (use 2023-11-14T23:00:00Z or Unix seconds) (got {raw!r})") from error
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return _within_reach(parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC), raw)
+
+
+# Prometheus keeps no sample before the Unix epoch, and none from the future: a plan "at" either would read
+# nothing and call it not enough data. A day of slack for a clock set wrong.
+AT_LATEST_AHEAD = timedelta(days=1)
+
+
+def _within_reach(at: datetime, raw: str) -> datetime:
+    if at < datetime(1970, 1, 1, tzinfo=UTC):
+        raise _BadInput(f"--at: before 1970-01-01, where Prometheus holds no sample (got {raw!r})")
+    if at > datetime.now(UTC) + AT_LATEST_AHEAD:
+        raise _BadInput(f"--at: more than a day ahead of this machine's clock; Prometheus holds no sample from "
+                        f"the future (got {raw!r})")
+    return at
 
 
 def _load_profile(path: Path) -> PerformanceProfile:

@@ -64,7 +64,9 @@ class PrometheusSettings(BaseModel):
         "A profile's spec.metrics.prometheusURL overrides it for that profile.",
     )
     timeout_seconds: float = Field(
-        10.0, gt=0, le=300, description="Longest wait for one query, every retry and backoff included."
+        10.0, ge=0.1, le=300,
+        description="Longest wait for one query, every retry and backoff included (a tenth of a second at least: "
+        "less is no time to answer, and the failure would blame the server).",
     )
     retries: int = Field(
         2, ge=0, le=10, description="Extra attempts after a connection error or a 5xx answer (never after a 4xx)."
