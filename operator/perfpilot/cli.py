@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.stdout is None:  # started with standard output closed (`perfpilot crd >&-`): nothing can be printed
+        if sys.stderr is not None:
+            print("perfpilot: standard output is closed; every command prints to it", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         status: int = args.func(args)

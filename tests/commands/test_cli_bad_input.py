@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,7 +51,14 @@ def test_plan_refuses_a_ca_file_that_holds_no_certificate_before_asking_promethe
         (["--prometheus", "http://127.0.0.1:9", "--at", "yesterday"],
          "--at: not a time (use 2023-11-14T23:00:00Z or Unix seconds) (got 'yesterday')"),
         (["--prometheus", "http://127.0.0.1:9", "--timeout", "-1"],
-         "--timeout: must be a finite number of seconds greater than 0 and at most 300 (got -1.0)"),
+         "--timeout: must be a finite number of seconds from 0.1 to 300 (got -1.0)"),
+        (["--prometheus", "http://127.0.0.1:9", "--timeout", "1e-300"],  # was "prometheus unreachable"
+         "--timeout: must be a finite number of seconds from 0.1 to 300 (got 1e-300)"),
+        (["--prometheus", "http://127.0.0.1:9", "--at", "-1"],
+         "--at: before 1970-01-01, where Prometheus holds no sample (got '-1')"),
+        (["--prometheus", "http://127.0.0.1:9", "--at", "99999999999"],
+         "--at: more than a day ahead of this machine's clock; Prometheus holds no sample from the future "
+         "(got '99999999999')"),
         (["--prometheus", "http://127.0.0.1:9", "--header", "novalue"],
          "--header: expected NAME=VALUE (got 'novalue')"),
     ],
@@ -87,6 +96,10 @@ def test_plan_reports_an_invalid_profile_field_by_field(
         ("--peak-rps", "0", "argument --peak-rps: must be a positive number (got '0')"),
         ("--slo-p95-ms", "abc", "argument --slo-p95-ms: must be a positive number (got 'abc')"),
         ("--start", "-5", "argument --start: must be a number >= 0 (got '-5')"),
+        ("--hours", "1_0", "argument --hours: must be a positive number (got '1_0')"),  # float() reads 10
+        ("--hours", "\u0663", "argument --hours: must be a positive number (got '\u0663')"),  # an Arabic-Indic 3
+        ("--scale", "1e400", "argument --scale: must be a positive number (got '1e400')"),
+        ("--json", "out/", "argument --json: names a folder, not a file (got 'out/')"),
     ],
 )
 def test_simulate_rejects_numbers_it_cannot_replay(
@@ -185,3 +198,79 @@ def test_simulate_says_nothing_of_the_trace_end_for_hours_inside_the_last_step(
 ) -> None:
     assert main(["simulate", "--trace", str(small_trace), "--start", "1800", "--hours", "1.004"]) == 0
     assert "the trace ends" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("output_flag", "input_flag"), [
+    ("--json", "--trace"), ("--plot", "--trace"), ("--json", "--profile"), ("--plot", "--profile"),
+])
+def test_simulate_refuses_an_output_that_is_one_of_its_inputs(
+    tmp_path: Path, small_trace: Path, capsys: pytest.CaptureFixture[str], output_flag: str, input_flag: str
+) -> None:
+    # Inputs named as images, so that --plot's format check passes and only the clash is refused.
+    inputs = {"--trace": small_trace.rename(tmp_path / "trace.png"), "--profile": tmp_path / "profile.png"}
+    inputs["--profile"].write_text("slo: {latencyP95: 500ms}\n")
+    before = {path: path.read_bytes() for path in inputs.values()}
+    victim = inputs[input_flag]
+    status = main(["simulate", "--trace", str(inputs["--trace"]), "--profile", str(inputs["--profile"]),
+                   output_flag, str(victim)])
+    assert status == 2
+    assert f"{output_flag} {victim} is the {input_flag} file: writing it would destroy the input" in \
+        capsys.readouterr().err
+    assert {path: path.read_bytes() for path in before} == before
+
+
+def test_simulate_refuses_a_plot_format_that_needs_latex(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "out.pgf"
+    assert main(["simulate", "--plot", str(path), "--hours", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"--plot {path}: cannot draw a .pgf file" in err
+    assert not path.exists()
+
+
+def test_simulate_names_an_output_behind_a_symlink_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert main(["simulate", "--json", str(loop), "--hours", "1"]) == 2
+    assert f"--json {loop}: " in capsys.readouterr().err
+
+
+def test_simulate_writes_a_json_whose_name_nearly_fills_the_file_systems_limit(
+    tmp_path: Path, small_trace: Path
+) -> None:
+    # The staging file beside it was named after it, 13 bytes longer than the 255 a name may have.
+    out = tmp_path / ("x" * 250 + ".json")
+    assert main(["simulate", "--trace", str(small_trace), "--json", str(out)]) == 0
+    assert out.exists() and sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, small_trace.name])
+
+
+def test_simulate_keeps_the_permissions_of_the_json_it_replaces(tmp_path: Path, small_trace: Path) -> None:
+    out = tmp_path / "o.json"
+    out.write_text("previous\n")
+    out.chmod(0o600)
+    assert main(["simulate", "--trace", str(small_trace), "--json", str(out)]) == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert out.read_text() != "previous\n"
+
+
+def test_simulate_refuses_a_scaled_peak_under_a_request_a_minute(
+    small_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--trace", str(small_trace), "--peak-rps", "1e-300"]) == 2
+    assert "the scaled peak 1e-300 req/s is under one request a minute" in capsys.readouterr().err
+
+
+def test_a_trace_cell_python_alone_reads_as_a_number_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp_seconds,rps\n0,1_000\n60,5\n")
+    assert main(["simulate", "--trace", str(trace)]) == 2
+    assert f"{trace}:2: column rps: not a plain decimal number (got '1_000')" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["crd"], ["simulate", "--json", "-", "--hours", "1"]])
+def test_a_closed_standard_output_is_one_line_and_exit_2_not_a_traceback(command: list[str]) -> None:
+    script = f"{sys.executable} -m perfpilot.cli {' '.join(command)} >&-"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr == "perfpilot: standard output is closed; every command prints to it\n"

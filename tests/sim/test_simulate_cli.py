@@ -299,7 +299,8 @@ def test_simulate_writes_neither_file_when_the_plot_fails_after_the_replay(
     out, png = tmp_path / "out" / "o.json", tmp_path / "out" / "o.png"
     assert main(["simulate", "--trace", str(small_trace), "--json", str(out), "--plot", str(png)]) == 1
     assert f"perfpilot simulate: cannot write {png}: No space left on device" in capsys.readouterr().err
-    assert list((tmp_path / "out").iterdir()) == []  # no lone JSON, no staging file
+    # No lone JSON, no staging file, and not the folder made for them: the failed run changed nothing.
+    assert list(tmp_path.iterdir()) == [small_trace]
 
 
 def test_simulate_replaces_an_existing_json_only_when_the_new_one_is_complete(
@@ -407,10 +408,24 @@ def test_a_profile_sizing_a_container_the_model_lacks_sizes_the_models_one_conta
     # selected no container and its resources were never tuned, without a word.
     path = tmp_path / "profile.yaml"
     path.write_text(PROFILE % "Deployment" + "  resources: {containers: [api]}\n")
-    spec = read_profile(path, None)
+    notes: list[str] = []
+    spec = read_profile(path, None, notes=notes)
     assert spec.resources.containers == ["app"]
-    assert "sizes containers api; the model's pods have one container, app, which is simulated as the one sized" \
-        in capsys.readouterr().err
+    assert notes == [f"{path} has mode Recommend; simulated as Auto",
+                     f"{path} sizes containers api; the model's pods have one container, app, which is simulated "
+                     f"as the one sized"]
+    assert capsys.readouterr().err == ""  # printed by simulate once every input is known good
+
+
+def test_the_profiles_notes_are_not_printed_before_a_refusal_of_another_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text(PROFILE % "StatefulSet")
+    assert main(["simulate", "--profile", str(path), "--column", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "column 'nope' not in the trace" in err
+    assert "note:" not in err
 
 
 def test_simulate_notes_a_load_that_never_showed_the_scenarios_problem(

@@ -8,11 +8,13 @@ arguments it replays the bundled 2-day WorldCup98 slice on the ``right-sized`` s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import math
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -38,6 +40,7 @@ from perfpilot.sim.scenarios import (
     default_profile,
 )
 from perfpilot.sim.trace import (
+    PLAIN_NUMBER,
     PREFERRED_COLUMNS,
     Trace,
     bundled_history_path,
@@ -52,10 +55,10 @@ DEFAULT_HOURS = 48.0
 
 
 def _finite(raw: str) -> float:
-    try:
-        return float(raw) if math.isfinite(float(raw)) else math.nan
-    except ValueError:
-        return math.nan
+    """The finite number ``raw`` writes in plain ASCII decimals (NaN for anything else: 1_0, inf, 1e400, 48h)."""
+    text = raw.strip()
+    value = float(text) if PLAIN_NUMBER.fullmatch(text) else math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 def positive_number(raw: str) -> float:
@@ -77,7 +80,8 @@ def non_negative_number(raw: str) -> float:
 MAX_HOURS = 24.0 * 366  # a year: the replay keeps every minute in memory
 MIN_SLO_P95_MS = 1.0  # far below the model's p95 with no queue (285 ms): anything less is a typing slip
 MAX_SLO_P95_MS = 600_000.0  # ten minutes: beyond any request timeout the model has
-MAX_SCALED_PEAK_PER_SECOND = 100_000.0  # the oracle's 1000 pods serve about 27,000 req/s at most
+MAX_SCALED_PEAK_PER_SECOND = 100_000.0  # beyond any one Deployment's peak (thousands of the guide's pods)
+MIN_SCALED_PEAK_PER_SECOND = 1 / 60  # a request a minute: below it a minute-by-minute replay measures nothing
 
 
 def bounded_number(*, upper: float, unit: str, lower: float = 0.0) -> Callable[[str], float]:
@@ -100,6 +104,8 @@ def output_path(raw: str) -> Path:
         return Path("/dev/stdout")
     if not raw.strip():
         raise argparse.ArgumentTypeError(f"must name a file, or - for standard output (got {raw!r})")
+    if raw.endswith(("/", os.sep)):  # Path() drops the slash: "out/" would become a file named out
+        raise argparse.ArgumentTypeError(f"names a folder, not a file (got {raw!r})")
     return Path(raw)
 
 
@@ -160,9 +166,12 @@ def _profile_document(path: Path) -> dict[str, Any]:
                      f"(kinds in the file: {kinds})")
 
 
-def read_profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProfileSpec:
+def read_profile(path: Path | None, slo_p95_ms: float | None, *, notes: list[str] | None = None
+                 ) -> PerformanceProfileSpec:
     """The spec perfpilot runs with: the file's profile (checked as `validate` checks it, made Auto, its containers
-    mapped onto the model's one), or the default profile; ``slo_p95_ms`` overrides its SLO."""
+    mapped onto the model's one), or the default profile; ``slo_p95_ms`` overrides its SLO. What was made of
+    the file is appended to ``notes``, for the caller to print once every input is known good."""
+    notes = notes if notes is not None else []
     if path is None:
         return default_profile(slo_p95_ms=slo_p95_ms)
     document = _profile_document(path)
@@ -175,17 +184,17 @@ def read_profile(path: Path | None, slo_p95_ms: float | None) -> PerformanceProf
                          f"{MAX_SLO_P95_MS:g} ms, as --slo-p95-ms does (got {spec.slo.latency_p95})")
     if spec.mode is not Mode.AUTO:
         # The simulator exists to show what perfpilot would do; Off/Recommend would only copy "static".
-        print(f"perfpilot simulate: note: {path} has mode {spec.mode.value}; simulated as Auto", file=sys.stderr)
+        notes.append(f"{path} has mode {spec.mode.value}; simulated as Auto")
         spec = spec.model_copy(update={"mode": Mode.AUTO})
     if spec.resources.enabled and spec.resources.containers and CONTAINER not in spec.resources.containers:
         # Left as it is, the profile would select no container of the model: its resources never tuned, silently.
-        print(f"perfpilot simulate: note: {path} sizes containers {', '.join(spec.resources.containers)}; the "
-              f"model's pods have one container, {CONTAINER}, which is simulated as the one sized", file=sys.stderr)
+        notes.append(f"{path} sizes containers {', '.join(spec.resources.containers)}; the model's pods have one "
+                     f"container, {CONTAINER}, which is simulated as the one sized")
         resources = spec.resources.model_copy(update={"containers": [CONTAINER]})
         spec = spec.model_copy(update={"resources": resources})
     if spec.target_ref.kind != "Deployment":
-        print(f"perfpilot simulate: note: {path} targets a {spec.target_ref.kind}; the model cluster rolls "
-              f"pods out as a Deployment does (maxSurge 25%, maxUnavailable 25%)", file=sys.stderr)
+        notes.append(f"{path} targets a {spec.target_ref.kind}; the model cluster rolls pods out as a Deployment "
+                     f"does (maxSurge 25%, maxUnavailable 25%)")
     if slo_p95_ms is not None:
         raw = spec.model_dump(by_alias=True, mode="json")
         raw["slo"] = {**raw.get("slo", {}), "latencyP95": str(Duration(slo_p95_ms / 1000))}
@@ -232,6 +241,14 @@ def scale_factor(trace: Trace, *, peak_rps: float | None, scale: float | None, c
 def check_writable(flag: str, path: Path) -> str | None:
     """None when ``path`` could be written (its folder created as needed), else why not; leaves nothing
     behind. Checked where ``write_outputs`` will write: beside the file a symlink points to."""
+    try:
+        return _check_writable(flag, path)
+    except (OSError, RuntimeError) as error:  # a name too long, a symlink loop (RuntimeError from resolve())
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        return f"{flag} {path}: {reason}"
+
+
+def _check_writable(flag: str, path: Path) -> str | None:
     if path.is_dir():
         return f"{flag} {path}: is a directory"
     if path.exists() and not path.is_file():
@@ -265,6 +282,10 @@ def check_outputs(args: argparse.Namespace) -> str | None:
             return problem
     if args.json is not None and args.plot is not None and args.json.resolve() == args.plot.resolve():
         return f"--json and --plot name the same file ({args.json}): the plot would overwrite the JSON"
+    for out_flag, output in (("--json", args.json), ("--plot", args.plot)):
+        for in_flag, given in (("--trace", args.trace), ("--profile", args.profile)):
+            if output is not None and given is not None and _same_file(output, given):
+                return f"{out_flag} {output} is the {in_flag} file: writing it would destroy the input"
     if args.plot is None:
         return None
     if _standard_stream(args.plot) is not None:
@@ -277,6 +298,14 @@ def check_outputs(args: argparse.Namespace) -> str | None:
     return check_plot_path(args.plot)
 
 
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.resolve() == second.resolve() or (first.exists() and second.exists()
+                                                       and os.path.samefile(first, second))
+    except (OSError, RuntimeError):
+        return False
+
+
 class OutputError(Exception):
     """A result file could not be written; the message names it."""
 
@@ -286,7 +315,8 @@ def _staging_path(path: Path) -> Path:
     pipe (``/dev/null``, ``/dev/stderr``) is written as it is: renaming over it would replace it."""
     if path.exists() and not path.is_file():
         return path
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Not named after the file: a name near the file system's 255-byte limit would leave no room for more.
+    return path.with_name(f".perfpilot-{os.getpid()}-{abs(hash(path.name)) % 10**8}.tmp")
 
 
 def _standard_stream(path: Path) -> TextIO | None:
@@ -320,6 +350,8 @@ def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | Non
         writers.append((plot_path, lambda staging: write_plot(simulation, staging, image_format=image_format)))
     staged: list[tuple[Path, Path]] = []
     to_streams: list[tuple[TextIO, Path]] = []
+    created: list[Path] = []  # folders made on the way, removed again if the files cannot be written
+    written = False
     try:
         for asked, write in writers:
             stream = _standard_stream(asked)
@@ -339,6 +371,10 @@ def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | Non
             staging = _staging_path(final)
             staged.append((staging, final))
             try:
+                missing = [folder for folder in final.parent.absolute().parents if not folder.exists()]
+                if not final.parent.exists():
+                    missing.insert(0, final.parent.absolute())
+                created += missing  # deepest first: the order they are removed in
                 final.parent.mkdir(parents=True, exist_ok=True)
                 write(staging)
             except OSError as error:
@@ -346,22 +382,28 @@ def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | Non
         for staging, final in staged:
             try:
                 if staging != final:
+                    if final.exists():  # the file replaced keeps its permissions (a 0600 JSON stays private)
+                        os.chmod(staging, stat.S_IMODE(final.stat().st_mode))
                     staging.replace(final)
             except OSError as error:
                 raise OutputError(f"cannot write {final}: {error.strerror or error}") from None
-        for stream, written in to_streams:
+        for stream, copy in to_streams:
             try:
                 stream.flush()
-                stream.buffer.write(written.read_bytes())
+                stream.buffer.write(copy.read_bytes())
                 stream.flush()
             except OSError as error:  # a reader of the pipe gone (EPIPE), a full disk under the redirect
                 raise OutputError(f"cannot write {stream.name}: {error.strerror or error}") from None
+        written = True
     finally:
-        for staging, final in staged:
-            if staging != final:
-                staging.unlink(missing_ok=True)
-        for _, written in to_streams:
-            written.unlink(missing_ok=True)
+        leftovers = [staging for staging, final in staged if staging != final] + [name for _, name in to_streams]
+        for leftover in leftovers:
+            with contextlib.suppress(OSError):  # the error being reported matters more than a leftover
+                leftover.unlink(missing_ok=True)
+        if not written:
+            for folder in created:
+                with contextlib.suppress(OSError):  # not empty (a file of someone else's): kept
+                    folder.rmdir()
 
 
 def _load(flag: str, path: Path, *, column: str | None) -> Trace:
@@ -393,6 +435,10 @@ def check_load(window: Trace, *, factor: float) -> None:
     if not peak <= MAX_SCALED_PEAK_PER_SECOND:
         raise ValueError(f"--scale/--peak-rps: the scaled peak {peak:.3g} req/s is beyond what the model cluster "
                          f"can serve (at most {MAX_SCALED_PEAK_PER_SECOND:g} req/s)")
+    if not peak >= MIN_SCALED_PEAK_PER_SECOND:
+        raise ValueError(f"--scale/--peak-rps: the scaled peak {peak:.3g} req/s is under one request a minute "
+                         f"({MIN_SCALED_PEAK_PER_SECOND:.3g} req/s), too little for a minute-by-minute replay to "
+                         f"measure")
 
 
 def describe_unmeetable_slo(
@@ -446,14 +492,15 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"perfpilot simulate: {problem}", file=sys.stderr)
         return 2
+    notes: list[str] = []
     try:
-        profile = read_profile(args.profile, args.slo_p95_ms)
+        profile = read_profile(args.profile, args.slo_p95_ms, notes=notes)
         trace = _load("--trace", args.trace or bundled_trace_path(), column=args.column)
         check_window(trace, start=args.start, hours=args.hours)
         window = trace.window(start_seconds=args.start, hours=args.hours)
-        notes = [f"the trace has no sample from {gap_start:.0f} to {gap_end:.0f} ({_span(gap_end - gap_start)}); "
-                 f"the window replays a straight line across it"  # made up: a result there says nothing
-                 for gap_start, gap_end in window.gaps]
+        notes += [f"the trace has no sample from {gap_start:.0f} to {gap_end:.0f} ({_span(gap_end - gap_start)}); "
+                  f"the window replays a straight line across it"  # made up: a result there says nothing
+                  for gap_start, gap_end in window.gaps]
         if window.duration_seconds < args.hours * 3600 - window.step_seconds:  # not just a part of a step
             notes.append(f"the trace ends {_span(window.duration_seconds)} after the window's start; --hours "
                          f"{args.hours:g} replays those {_span(window.duration_seconds)}")

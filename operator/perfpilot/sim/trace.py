@@ -2,12 +2,12 @@
 
 A trace CSV (UTF-8, a byte-order mark allowed) has a ``timestamp_seconds`` column (anywhere) and at least
 one rate column (``shared/traces/`` layout). Every row has as many fields as the header; timestamps are Unix
-seconds (or seconds from the start) and increase from row to row; every rate is a finite number >= 0. An
-empty rate cell between two rates is a gap: the row's timestamp is still checked, its rate is filled like any
-other gap; empty cells before the first rate or after the last have nothing to bridge from, so the trace
-starts at its first rate and ends at its last (a column that starts later than the file's first row). Bad
-input is refused with a ``ValueError`` naming the file, the line, the column and the value; nothing is
-clamped.
+seconds (or seconds from the start) and increase from row to row; every number is written in plain ASCII
+decimals, and every rate is finite and >= 0. An empty rate cell between two rates is a gap: the row's
+timestamp is still checked, its rate is filled like any other gap; empty cells before the first rate or
+after the last have nothing to bridge from, so the trace starts at its first rate and ends at its last (a
+column that starts later than the file's first row). Bad input is refused with a ``ValueError`` naming the
+file, the line, the column and the value; nothing is clamped.
 
 Bounds, checked while reading so that nothing is allocated for a trace that breaks them:
 
@@ -41,6 +41,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import re
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,6 +68,9 @@ LATEST_SECONDS = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
 # worth a note, as the straight line across them is made up.
 GAP_NOTICE_SECONDS = 600.0
 SECONDS_PER_YEAR = 365.25 * 86400
+# A number as a CSV or a command line writes it: ASCII digits, a point, an exponent. float() takes more
+# (1_000, Arabic-Indic and other Unicode digits), which no trace means.
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,8 @@ def _number(text: str, *, path: Path, line: int, column: str) -> float:
         raise ValueError(f"{path}:{line}: column {column}: not a number (got {text!r})") from None
     if not math.isfinite(value):
         raise ValueError(f"{path}:{line}: column {column}: not a finite number (got {text!r})")
+    if not PLAIN_NUMBER.fullmatch(text):
+        raise ValueError(f"{path}:{line}: column {column}: not a plain decimal number (got {text!r})")
     return value
 
 
