@@ -370,6 +370,20 @@ def test_over_provisioned_lowers_by_a_quarter() -> None:
     assert "CPU target stays: a cut raises it no higher than the objective's row (70%)" in change.reason
 
 
+@pytest.mark.parametrize(("p95_peak", "cpu_cut"), [(0.400, True), (0.401, False)])
+def test_a_cpu_cut_waits_while_p95_is_within_a_fifth_of_the_slo_and_memory_goes_on(
+    p95_peak: float, cpu_cut: bool
+) -> None:
+    # At minReplicas smaller pods make every request slower: with p95 above 80% of the 500 ms SLO there is no
+    # room for that. Memory (300Mi of 1Gi) is cut either way.
+    latency = b.series([0.2] * (b.SAMPLES - 1) + [p95_peak])
+    change = change_of(run(replace(over_provisioned_observations(), latency_p95_seconds=latency)))
+    _, after = resources(change)
+    assert (after[0].cpu_request_millicores, after[0].memory_request_bytes) == (750 if cpu_cut else 1000, 768 * b.MI)
+    if not cpu_cut:
+        assert "CPU stays: p95 401ms in the window > 80% of the SLO" in change.reason
+
+
 def test_a_cut_raises_a_target_below_its_row_only_up_to_the_row() -> None:
     observations = over_provisioned_observations()
     observations = replace(observations, live=replace(observations.live, hpa=b.hpa(current_replicas=2,

@@ -294,10 +294,16 @@ def decide_over_provisioning(ctx: RuleContext) -> Iterator[RuleOutcome]:
         return
     row = RESOURCE_ROWS["Over"]
     cpu = provisioning.cpu_over
+    notes: list[str] = []
+    room = ctx.thresholds.cpu_cut_latency_room_fraction * ctx.slo_seconds
+    if cpu and isinstance(latency, Series) and latency.maximum > room:
+        notes.append(f"CPU stays: p95 {format_ms(latency.maximum)} in the window > "
+                     f"{ctx.thresholds.cpu_cut_latency_room_fraction:.0%} of the SLO: smaller pods would slow "
+                     f"every request with no room left under it")
+        cpu = False
     # The containers whose memory is cut: one whose cut would not hold its own peak is dropped, the rest go on.
     # A CPU cut is checked on the pod's totals (the HPA's and the spikes' view), so it stands or falls whole.
     memory_containers = list(provisioning.memory_containers) if provisioning.memory_over else []
-    notes: list[str] = []
     blocked: list[str] = []
     while cpu or memory_containers:
         memory = bool(memory_containers)
