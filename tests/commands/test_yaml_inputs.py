@@ -60,3 +60,30 @@ def test_validate_says_a_refused_file_is_unreadable_with_exit_2(
     assert main(["validate", str(path)]) == 2
     assert f"{path}: not used: key 'kind' at line 2 is given twice in one mapping (first at line 1)" in \
         capsys.readouterr().err
+
+
+def test_an_alias_counts_at_the_depth_it_is_used_not_where_its_anchor_stands(tmp_path: Path) -> None:
+    # The anchor nests 60 deep; used 60 deep again, the built object nests 120 deep. Its shallow use last (c),
+    # walked first, had its depth taken from there.
+    path = _file(tmp_path, f"a: &A {'[' * 60}1{']' * 60}\nb: {'[' * 60}*A{']' * 60}\nc: *A\n")
+    with pytest.raises(InputFileError, match=r"not used: nests deeper than 100 levels"):
+        load_yaml_documents(path, flag="--profile")
+
+
+def test_a_merged_mapping_that_overrides_what_it_merges_may_itself_be_merged(tmp_path: Path) -> None:
+    # Merging rewrites a merged mapping's pairs in place: b's override of x sat beside the x merged into it.
+    path = _file(tmp_path, "outer:\n  b: &b\n    <<: {x: 1}\n    x: 2\nc:\n  <<: *b\n")
+    assert load_yaml_documents(path, flag="--profile")[0]["outer"] == {"b": {"x": 2}}
+
+
+@pytest.mark.parametrize("mapping", ["{1: x, 0x1: y}", "{yes: x, true: y}", "{1: x, 1.0: y}", "{x: 1, 'x': 2}"])
+def test_keys_written_differently_but_equal_as_values_are_one_key_given_twice(tmp_path: Path, mapping: str) -> None:
+    path = _file(tmp_path, f"a: {mapping}\n")
+    with pytest.raises(InputFileError, match=r"is given twice in one mapping"):
+        load_yaml_documents(path, flag="--profile")
+
+
+def test_a_document_that_contains_itself_is_refused(tmp_path: Path) -> None:
+    path = _file(tmp_path, "a: &a [*a]\n")
+    with pytest.raises(InputFileError, match=r"not used: contains itself through an alias"):
+        load_yaml_documents(path, flag="--profile")

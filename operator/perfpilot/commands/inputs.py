@@ -29,51 +29,78 @@ class _StrictLoader(yaml.SafeLoader):
     machine: a key given twice in one mapping (the API server's strict field validation reports it; PyYAML
     keeps the last silently), aliases expanding past MAX_EXPANDED_NODES, nesting deeper than MAX_DEPTH."""
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        # Each mapping's pairs as written: merging (<<) rewrites a merged mapping's own pairs in place, which
+        # would set a key it overrides beside the one merged in.
+        self._written_pairs: dict[int, list[tuple[Node, Node]]] = {}
+
+    def compose_mapping_node(self, anchor: Any) -> MappingNode:  # (the stubs type anchor wrongly)
+        node: MappingNode = super().compose_mapping_node(anchor)
+        self._written_pairs[id(node)] = list(node.value)
+        return node
+
     def construct_document(self, node: Node) -> Any:
         _check_size(node)
         return super().construct_document(node)
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[tuple[str, str], int] = {}
-        for key_node, _ in node.value:
+        seen: dict[Any, int] = {}
+        written = self._written_pairs.get(id(node))
+        for key_node, _ in written if written is not None else list(node.value or []):
             if not isinstance(key_node, ScalarNode) or key_node.tag == MERGE_TAG:
                 continue  # merged keys ("<<") may be overridden: that is what a merge is for
-            key = (key_node.tag, key_node.value)
+            key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
+            # Keys equal as values are one key, as the mapping built keeps one of them (1 and 0x1, yes and true).
             if key in seen:
                 raise YamlRefused(f"key {key_node.value!r} at line {line} is given twice in one mapping (first at "
-                               f"line {seen[key]})")
+                                  f"line {seen[key]})")
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
 
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
 def _check_size(root: Node) -> None:
-    """Refuse a document whose nodes, aliases expanded, pass MAX_EXPANDED_NODES or nest past MAX_DEPTH.
-    Each node's expanded size is worked out once (aliases share nodes), so the check costs what the file
-    holds, not what it expands to."""
+    """Refuse a document that, aliases expanded, holds more than MAX_EXPANDED_NODES nodes, nests deeper than
+    MAX_DEPTH, or contains itself. Each node's expanded size and height are worked out once, from its
+    children's (aliases share nodes), so the check costs what the file holds, not what it expands to; the
+    height counts an alias where it is used, however shallow the anchor it names."""
     sizes: dict[int, int] = {}
-    stack: list[tuple[Node, int, bool]] = [(root, 1, False)]
+    heights: dict[int, int] = {}
+    open_nodes: set[int] = set()  # on the path being walked: met again, the document contains itself
+    stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
-        node, depth, children_done = stack.pop()
-        if id(node) in sizes:
+        node, children_done = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        if not children_done:
+            if key in sizes:
+                continue
+            if key in open_nodes:
+                raise YamlRefused(f"contains itself through an alias (line {line})")
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
             continue
-        if depth > MAX_DEPTH:
-            raise YamlRefused(f"nests deeper than {MAX_DEPTH} levels (line {node.start_mark.line + 1})")
-        if isinstance(node, SequenceNode):
-            children: list[Node] = list(node.value)
-        elif isinstance(node, MappingNode):
-            children = [child for pair in node.value for child in pair]
-        else:
-            children = []
-        if children_done:
-            size = 1 + sum(sizes[id(child)] for child in children)
-            if size > MAX_EXPANDED_NODES:
-                raise YamlRefused(f"expands to more than {MAX_EXPANDED_NODES:,} nodes through its aliases "
-                               f"(line {node.start_mark.line + 1})")
-            sizes[id(node)] = size
-            continue
-        stack.append((node, depth, True))
-        stack.extend((child, depth + 1, False) for child in children if id(child) not in sizes)
+        children = _children(node)
+        if any(id(child) not in sizes for child in children):
+            raise YamlRefused(f"contains itself through an alias (line {line})")
+        size = 1 + sum(sizes[id(child)] for child in children)
+        height = 1 + max((heights[id(child)] for child in children), default=0)
+        if size > MAX_EXPANDED_NODES:
+            raise YamlRefused(f"expands to more than {MAX_EXPANDED_NODES:,} nodes through its aliases (line {line})")
+        if height > MAX_DEPTH:
+            raise YamlRefused(f"nests deeper than {MAX_DEPTH} levels (line {line})")
+        sizes[key], heights[key] = size, height
+        open_nodes.discard(key)
 
 
 def parse_yaml_documents(text: str) -> list[Any]:
