@@ -100,6 +100,7 @@ def test_plan_reports_an_invalid_profile_field_by_field(
         ("--hours", "\u0663", "argument --hours: must be a positive number (got '\u0663')"),  # an Arabic-Indic 3
         ("--scale", "1e400", "argument --scale: must be a positive number (got '1e400')"),
         ("--json", "out/", "argument --json: names a folder, not a file (got 'out/')"),
+        ("--plot", "out/.", "argument --plot: names a folder, not a file (got 'out/.')"),
     ],
 )
 def test_simulate_rejects_numbers_it_cannot_replay(

@@ -294,3 +294,15 @@ def test_changes_are_listed_with_what_moved_from_what_to_what_and_why() -> None:
     run.decisions.append((300.0, "change hpa.cpuTarget: Bursty load (CV 0.99 > 0.30): CPU target row 60%"))
     assert plot.list_changes(simulation) == [plot.ListedChange(
         1, 300.0 / 3600, "change", "CPU target 70% -> 60%  (Bursty load (CV 0.99 > 0.30))")]
+
+
+@pytest.mark.parametrize(("decision", "clause"), [
+    ("change hpa.cpuTarget: Bursty load (CV 0.99 > 0.30): CPU target row 60%", "Bursty load (CV 0.99 > 0.30)"),
+    # ": " inside the evidence's parentheses is not the clause's end
+    ("change hpa.scaleDown: bursty load (request-rate CV 0.32 > 0.25 (staying Bursty: leave threshold)): row 'Slow'",
+     "bursty load (request-rate CV 0.32 > 0.25 (staying Bursty: leave threshold))"),
+    ("change pool.size: Pool utilisation peak 10% < 50%", "Pool utilisation peak 10% < 50%"),
+    ("rollback", ""),
+])
+def test_the_change_list_gives_a_decisions_first_clause_whole(decision: str, clause: str) -> None:
+    assert plot.first_clause(decision) == clause

@@ -437,3 +437,15 @@ def test_simulate_notes_a_load_that_never_showed_the_scenarios_problem(
     assert "static met the SLO all window: this load never showed what the slow-scale-up scenario" in captured.err
     static_minutes = next(line for line in captured.out.splitlines() if line.startswith("SLO violation minutes"))
     assert static_minutes.split()[4] == "0"
+
+
+def test_a_failed_write_removes_every_folder_it_made_for_two_outputs(
+    tmp_path: Path, small_trace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fill_the_disk(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(plot, "write_plot", fill_the_disk)
+    out, png = tmp_path / "a" / "b" / "o.json", tmp_path / "a" / "b" / "c" / "o.png"
+    assert main(["simulate", "--trace", str(small_trace), "--json", str(out), "--plot", str(png)]) == 1
+    assert list(tmp_path.iterdir()) == [small_trace]  # a, a/b and a/b/c all gone

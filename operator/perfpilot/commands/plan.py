@@ -71,7 +71,7 @@ def register(subparsers: Any) -> None:
                         "without it requests and the HPA are unknown")
     parser.add_argument("--json", action="store_true", help="print {observed, classification, decision} as JSON")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
-                        help="per query, retries included (over 0, at most 300)")
+                        help="per query, retries included (0.1 to 300)")
     parser.add_argument("--bearer-token-file", type=Path, metavar="FILE", help="file holding a bearer token")
     parser.add_argument("--ca-file", type=Path, metavar="FILE", help="CA bundle for the server's certificate")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")

@@ -104,7 +104,7 @@ def output_path(raw: str) -> Path:
         return Path("/dev/stdout")
     if not raw.strip():
         raise argparse.ArgumentTypeError(f"must name a file, or - for standard output (got {raw!r})")
-    if raw.endswith(("/", os.sep)):  # Path() drops the slash: "out/" would become a file named out
+    if os.path.basename(raw) in ("", ".", ".."):  # Path() drops them: "out/" and "out/." would be a file named out
         raise argparse.ArgumentTypeError(f"names a folder, not a file (got {raw!r})")
     return Path(raw)
 
@@ -374,7 +374,7 @@ def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | Non
                 missing = [folder for folder in final.parent.absolute().parents if not folder.exists()]
                 if not final.parent.exists():
                     missing.insert(0, final.parent.absolute())
-                created += missing  # deepest first: the order they are removed in
+                created += missing
                 final.parent.mkdir(parents=True, exist_ok=True)
                 write(staging)
             except OSError as error:
@@ -401,7 +401,7 @@ def write_outputs(simulation: Simulation, *, scale: float, json_path: Path | Non
             with contextlib.suppress(OSError):  # the error being reported matters more than a leftover
                 leftover.unlink(missing_ok=True)
         if not written:
-            for folder in created:
+            for folder in sorted(set(created), key=lambda path: len(path.parts), reverse=True):  # deepest first
                 with contextlib.suppress(OSError):  # not empty (a file of someone else's): kept
                     folder.rmdir()
 

@@ -318,13 +318,26 @@ def list_changes(simulation: Simulation) -> list[ListedChange]:
                 if before != after and not (math.isnan(before) and math.isnan(after)):
                     moves.append(f"{labels.get(key, key)} {_value(key, before)} -> {_value(key, after)}")
         what = "; ".join(moves) or label.split(":", 1)[-1].strip()
-        reason = reasons.get(at, "")
-        # "change hpa.cpuTarget: Bursty load (CV 0.99 > 0.30): row ..." -> "Bursty load (CV 0.99 > 0.30)"
-        why = reason.split(": ", 2)[1] if ": " in reason else ""
+        why = first_clause(reasons.get(at, ""))
         text = f"{what}  ({why})" if why else what
         text = text if len(text) <= LISTED_CHANGE_CHARACTERS else text[: LISTED_CHANGE_CHARACTERS - 1] + "…"
         listed.append(ListedChange(number, (at - simulation.trace.start_seconds) / 3600, kind, text))
     return listed
+
+
+def first_clause(decision: str) -> str:
+    """The first clause of a decision's reason: "change hpa.cpuTarget: Bursty load (CV 0.99 > 0.30 (staying
+    Bursty: leave threshold)): row ..." -> "Bursty load (CV 0.99 > 0.30 (staying Bursty: leave threshold))".
+    Clauses end at ": " outside parentheses (the reasons nest their evidence in them)."""
+    cuts, depth = [], 0
+    for index, character in enumerate(decision):
+        depth += {"(": 1, ")": -1}.get(character, 0)
+        if depth == 0 and decision.startswith(": ", index):
+            cuts.append(index)
+    if not cuts:
+        return ""
+    end = cuts[1] if len(cuts) > 1 else len(decision)
+    return decision[cuts[0] + 2:end]
 
 
 def _draw_change_list(axis: Axes, changes: list[ListedChange]) -> None:
