@@ -8,7 +8,7 @@ import pytest
 
 from perfpilot.api.status import ContainerResources, PoolSize
 from perfpilot.sim.baselines import latency_for
-from perfpilot.sim.cluster import MIB, TICK_SECONDS, Cluster, ClusterParams, timed_out_latency
+from perfpilot.sim.cluster import MIB, TICK_SECONDS, Cluster, ClusterParams, _throttled_share, timed_out_latency
 from perfpilot.sim.queueing import compute_cpu_sojourn_mean_seconds, mixture_quantile
 from perfpilot.sim.replay import _HpaDriver, build_hpa_spec
 from perfpilot.sim.scenarios import SCENARIOS
@@ -81,6 +81,17 @@ def test_a_pool_below_the_offered_connections_builds_a_backlog_of_waiting_client
         outcome = cluster.advance(rate_per_second=60.0)
     assert outcome.pool_client_waiting > 10
     assert outcome.latency.shift_seconds > PARAMS.db_seconds + 0.5
+
+
+def test_the_pools_max_wait_is_the_oldest_clients_wait_with_the_saturated_backlog_included() -> None:
+    # pgBouncer's maxwait is how long the oldest waiting client has waited. A pool of 4 serves at most
+    # 4 / 0.12 s x 0.98 = 32.7/s of the 60/s: the backlog fills to the 10 s timeout's worth, 10 s x 32.7/s =
+    # 326.7 clients, who arrived at 60/s, so the oldest has waited at least 326.7 / 60 = 5.44 s.
+    cluster = _cluster(10)
+    cluster.pool = PoolSize(default_pool_size=4, reserve_pool_size=0)
+    ticks = [cluster.advance(rate_per_second=60.0) for _ in range(8)]
+    assert cluster.pool_backlog_requests == pytest.approx(326.67, abs=0.01)
+    assert ticks[-1].pool_max_wait_seconds >= 326.67 / 60.0
 
 
 def test_a_new_pod_template_is_a_rollout_in_progress_until_no_pod_of_the_old_one_is_left() -> None:
@@ -221,6 +232,33 @@ def test_draining_a_backlog_uses_cpu() -> None:
     assert [pod.usage_millicores for pod in cluster.pods] == [pytest.approx(expected)] * 4
 
 
+def test_a_backlogs_delay_is_its_mean_over_the_tick_over_the_capacity() -> None:
+    # One 1500m pod (1000m request x 1.5) serves 1.5 / 0.055 s x 0.98 = 26.7/s; at 100/s from an empty
+    # backlog, the backlog reaches the timeout's worth (10 s x 26.7/s) within the tick. The model's rule
+    # (docs/simulator.md: the backlog adds backlog / capacity to every request) over the tick is the mean
+    # of the backlog before and after: (0 + 10 s) / 2 = 5 s.
+    cluster = Cluster.started(params=PARAMS, resources=RESOURCES, pool=BIG_POOL, replicas=1, now_seconds=0.0)
+    tick = cluster.advance(rate_per_second=100.0)
+    assert tick.latency.group_shifts_seconds == pytest.approx((5.0,))
+
+
+def test_a_starting_pod_burns_no_more_cpu_than_its_limit() -> None:
+    # Start-up burns 300m, but a 250m limit is a CFS quota of 25 ms per 100 ms period: the pod uses 250m.
+    cluster = Cluster(PARAMS, _sized(250, 250), BIG_POOL, 1, 0.0)
+    cluster.advance(rate_per_second=1.0)  # creates the pod, which starts
+    [pod] = cluster.pods
+    assert not pod.ready(cluster.now_seconds)
+    assert pod.usage_millicores == 250.0
+
+
+def test_throttling_rises_quadratically_from_half_the_limit_to_every_period_at_it() -> None:
+    # _throttled_share's documented rule: none at half the limit, ((u / limit - 0.5) / 0.5)^2 above it.
+    assert _throttled_share(500.0, 1000) == 0.0
+    assert _throttled_share(750.0, 1000) == pytest.approx(0.25)  # (0.25 / 0.5)^2; linear would be 0.5
+    assert _throttled_share(1000.0, 1000) == 1.0
+    assert _throttled_share(750.0, None) == 0.0  # no limit, no CFS quota
+
+
 def test_a_request_that_times_out_is_seen_at_the_timeout() -> None:
     timeout = PARAMS.request_timeout_seconds
     mix = timed_out_latency(PARAMS)
@@ -300,19 +338,31 @@ def test_a_new_pod_of_the_same_size_takes_none_of_the_queue_of_the_pod_it_replac
 
 
 def test_an_hpa_rescale_during_a_rollout_leaves_the_rolling_update_to_its_own_pace() -> None:
-    def rollout(rescale_at: int | None) -> list[tuple[int, int]]:
+    # docs/simulator.md (Rollouts): during a rollout the rescale waits for the next tick's rolling-update pass.
+    # At 75 s the first new pods are ready, so a pass at the rescale's instant would delete old pods at once;
+    # the rescale must touch no pod, and the rollout then goes as if the next pass had read spec.replicas 10.
+    def rollout(*, rescale: bool) -> tuple[list[str], list[str], list[tuple[int, int]]]:
         cluster = _cluster(8)
         cluster.set_resources(_sized(1500, 3000))
         steps = []
-        for tick in range(8):
-            if tick == rescale_at:
-                cluster.scale(cluster.spec_replicas)  # the HPA writes the same count: nothing to do
+        before = after = []
+        for tick in range(12):
+            if tick == 5:
+                before = [p.name for p in cluster.pods]
+                if rescale:
+                    cluster.scale(10)  # the HPA writes a new count mid-rollout
+                else:
+                    cluster.spec_replicas = 10  # only the spec: the next pass reads it
+                after = [p.name for p in cluster.pods]
             cluster.advance(rate_per_second=10.0)
             steps.append((sum(p.version != cluster.template_version for p in cluster.pods),
                           sum(p.version == cluster.template_version for p in cluster.pods)))
-        return steps
+        return before, after, steps
 
-    assert rollout(rescale_at=5) == rollout(rescale_at=None)
+    before, after, steps = rollout(rescale=True)
+    assert len(before) == 10 and after == before  # 8 pods + 2 of surge (25% of 8): none created or deleted
+    assert steps == rollout(rescale=False)[2]
+    assert steps[-1] == (0, 10)  # the rescale took effect, on the new template
 
 
 def test_a_container_with_a_limit_and_no_request_gets_the_limit_as_its_request() -> None:
@@ -332,7 +382,10 @@ def test_the_reserves_connections_stay_open_while_the_pool_alone_would_be_satura
     cluster = _pool_cluster(PoolSize(default_pool_size=8, reserve_pool_size=10))
     ticks = [cluster.advance(rate_per_second=80.0) for _ in range(int(1800 / TICK_SECONDS))]
     opened = next(i for i, tick in enumerate(ticks) if tick.pool_servers_open == 18)
-    assert opened > 0  # only after clients have waited
+    # pgBouncer's reserve_pool_timeout is 5 s. The pool of 8 serves 8 / 0.12 s x 0.98 = 65.3/s of the 80/s: the
+    # backlog grows by 14.7/s x 15 s = 220 clients a tick, a wait of 220 / 65.3 = 3.4 s after the first tick
+    # (under 5 s) and 6.7 s after the second: the third tick (index 2) is the first with the reserve open.
+    assert opened == 2
     assert all(tick.pool_servers_open == 18 for tick in ticks[opened:])
     assert cluster.pool_backlog_requests == 0.0
     # Once the backlog drained, no client waits more than the M/M/18 queue's moments: no backlog rebuilt.
@@ -345,9 +398,23 @@ def test_the_reserves_connections_close_once_unused_for_the_server_idle_timeout(
         pass
     # 20/s x 120 ms = 2.4 connections: the reserve's go idle (the tick that drains the wait may still use them).
     opened = [cluster.advance(rate_per_second=20.0).pool_servers_open for _ in range(80)]
-    idle_ticks = int(PARAMS.server_idle_timeout_seconds / TICK_SECONDS)
-    assert opened[:idle_ticks] == [18] * idle_ticks
-    assert opened[idle_ticks + 1:] == [8] * (80 - idle_ticks - 1)
+    # pgBouncer's server_idle_timeout is 600 s: the reserve was last needed in the last tick at 80/s; it stays
+    # open 600 s after that tick's end, i.e. 600 s / 15 s = 40 ticks at 20/s, and the tick starting exactly
+    # 600 s later finds it closed.
+    assert opened == [18] * 40 + [8] * 40
+
+
+def test_a_reserve_closed_after_the_idle_timeout_opens_again_only_once_a_client_has_waited() -> None:
+    # As above, the reserve is closed from the 41st tick at 20/s (600 s / 15 s = 40 ticks open). A return to
+    # 80/s on that very tick saturates the pool, but no client has waited yet: pgBouncer opens the reserve again
+    # only past reserve_pool_timeout (5 s), which as the first time is the third tick (3.4 s, then 6.7 s).
+    cluster = _pool_cluster(PoolSize(default_pool_size=8, reserve_pool_size=10))
+    while cluster.advance(rate_per_second=80.0).pool_servers_open != 18:
+        pass
+    quiet = [cluster.advance(rate_per_second=20.0).pool_servers_open for _ in range(40)]
+    busy = [cluster.advance(rate_per_second=80.0).pool_servers_open for _ in range(4)]
+    assert quiet == [18] * 40
+    assert busy == [8, 8, 18, 18]
 
 
 def test_a_pool_without_a_reserve_keeps_its_size_open_under_a_backlog() -> None:
@@ -385,8 +452,12 @@ def test_a_rollout_fills_the_surge_room_the_old_pods_free_in_the_same_reconcile(
     # new one is created at that instant. Done when the last new pod is ready: two start-up delays.
     cluster = _cluster(2)
     cluster.set_resources(_sized(1500, 3000))
-    while cluster.rollout_in_progress():
+    for _ in range(40):  # 10 minutes: far more than two start-up delays (a bug fails here, not hangs)
+        if not cluster.rollout_in_progress():
+            break
         cluster.advance(rate_per_second=10.0)
+    else:
+        raise AssertionError("the rollout never completed")
     assert cluster.now_seconds - TICK_SECONDS == 2 * PARAMS.startup_seconds
 
 

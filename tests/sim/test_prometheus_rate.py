@@ -210,3 +210,48 @@ def test_a_container_restart_resets_its_pods_app_counters_and_rate_reads_it_as_p
     for at in steps[2:]:
         rates = [extrapolated_rate(points, at_seconds=at, range_seconds=RATE_WINDOW_SECONDS) for points in ok_series]
         assert signals[at] == pytest.approx(math.fsum(r for r in rates if r is not None), rel=1e-12)
+
+
+def _evaluated_each_minute(cluster: Cluster, rates: list[float], *, unready_from_minute: int | None = None,
+                           ) -> Prometheus:
+    """``cluster`` scraped every tick at each minute's rate and evaluated at each minute's end; from
+    ``unready_from_minute`` on, every pod goes unready for an hour (all requests time out)."""
+    prometheus = Prometheus()
+    for minute, rate in enumerate(rates):
+        if minute == unready_from_minute:
+            for pod in cluster.pods:
+                pod.ready_at_seconds = cluster.now_seconds + 3600.0
+        for _ in range(round(60 / TICK_SECONDS)):
+            tick = cluster.advance(rate_per_second=rate, dt_seconds=TICK_SECONDS)
+            prometheus.scrape(cluster=cluster, tick=tick, now=cluster.now_seconds)
+        prometheus.evaluate(cluster.now_seconds)
+    return prometheus
+
+
+def _two_pods(replicas: int = 2) -> Cluster:
+    resources = ContainerResources(name="app", cpu_request_millicores=1000, cpu_limit_millicores=2000,
+                                   memory_request_bytes=1024 * MIB, memory_limit_bytes=2048 * MIB)
+    return Cluster.started(params=ClusterParams(), resources=resources,
+                           pool=PoolSize(default_pool_size=50, reserve_pool_size=0), replicas=replicas,
+                           now_seconds=0.0)
+
+
+def test_the_latency_p95_counts_the_timed_out_requests_in_the_inf_bucket() -> None:
+    # From 120 s no pod is ready: every request times out, and the model books it in the +Inf bucket only
+    # (it took the whole 10 s timeout, the largest finite bound). At 180 s the 2 m rate window holds a minute
+    # served in well under a second and a minute failed (error ratio 0.5): the 95th percentile's rank falls
+    # in +Inf, for which histogram_quantile returns the highest finite bound, 10.0 (Prometheus' rule).
+    prometheus = _evaluated_each_minute(_two_pods(), [20.0] * 3, unready_from_minute=2)
+    p95 = dict(prometheus.signals["latency_p95_seconds"])
+    assert p95[120.0] < 0.5  # before: all served
+    assert p95[180.0] == 10.0
+    assert dict(prometheus.signals["error_ratio"])[180.0] == pytest.approx(0.5)
+
+
+def test_the_request_rate_rise_is_the_rate_minus_the_rate_five_minutes_before() -> None:
+    # `rate - rate offset 5m` (docs/simulator.md, Peaks): on ten pods that keep up, a load rising 2 req/s each
+    # minute rises 5 x 2 = 10 req/s over any 5 minutes once the rates are settled (from 180 s on; the first
+    # minutes' rates are short of the first scrapes).
+    prometheus = _evaluated_each_minute(_two_pods(replicas=10), [20.0 + 2.0 * minute for minute in range(15)])
+    assert prometheus.peak("peak_request_rate_rise_per_second", at_seconds=900.0,
+                           window_seconds=480.0) == pytest.approx(10.0)

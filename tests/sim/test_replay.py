@@ -9,8 +9,9 @@ import pytest
 
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import ContainerResources, PoolSize
+from perfpilot.sim import replay
 from perfpilot.sim.cluster import CONTAINER, TICK_SECONDS, Cluster, ClusterParams
-from perfpilot.sim.hpa import CPU, MEMORY
+from perfpilot.sim.hpa import CPU, MEMORY, CalculatorConfig, Pod, PodMetric, _group_pods
 from perfpilot.sim.prometheus import Prometheus
 from perfpilot.sim.replay import (
     RUN_NAMES,
@@ -21,8 +22,9 @@ from perfpilot.sim.replay import (
     simulate,
     warm_up,
 )
-from perfpilot.sim.scenarios import GIB, SCENARIOS, default_profile
+from perfpilot.sim.scenarios import GIB, SCENARIOS, WorkloadSettings, default_profile
 from perfpilot.sim.trace import Trace, bundled_trace_path, load_trace, scale_for_peak
+from perfpilot.tuning.engine import decide
 from perfpilot.tuning.observations import Unknown
 
 
@@ -276,6 +278,7 @@ def test_the_hpa_sees_the_usage_metrics_server_scraped_one_tick_before_its_sync(
 
 @pytest.mark.parametrize(("usage_millicores", "seen_millicores"), [
     (769.6, 770),  # Quantity.MilliValue() rounds nanocores up
+    (769.4, 770),  # up, not to the nearest: round() would read 769
     (769.0000000001, 769),  # float noise under a nanocore is not a millicore more
     (769.0, 769),
 ])
@@ -373,3 +376,120 @@ def test_pool_connection_hours_count_the_reserves_connections_while_they_are_ope
     trace = Trace("flat", "rps", 0.0, 60.0, tuple([80.0] * 60))
     run = run_autoscaled(name="static", trace=trace, settings=settings, params=scenario.params, slo_seconds=0.5)
     assert 17.0 < run.metrics.pool_connection_hours < 18.0
+
+
+def _leaking_pod() -> tuple[Cluster, WorkloadSettings]:
+    """One pod whose working set grows 1500 MiB/h from 350 MiB against a 2 GiB limit: created an hour before
+    t=0, it is OOM-killed 480 s in, then every 4080 s (1698 MiB / 1500 MiB/h) after its restart."""
+    settings = SCENARIOS["right-sized"].settings
+    params = replace(ClusterParams(), memory_growth_bytes_per_hour=1500.0 * 2**20)
+    cluster = Cluster.started(params=params, resources=settings.resources, pool=settings.pool, replicas=1,
+                              now_seconds=0.0)
+    return cluster, settings
+
+
+def test_a_container_oom_killed_twice_in_the_window_reaches_decide_as_one_kill() -> None:
+    # The reader counts the container status's lastState.terminated (observe.workload.oom_kills_of): a
+    # container killed twice shows its last kill only.
+    cluster, settings = _leaking_pod()
+    while len(cluster.oom_kill_seconds) < 2:
+        cluster.advance(rate_per_second=1.0)
+    assert cluster.oom_kill_seconds == [480.0, 4560.0]
+    live = read_live_config(settings=settings, cluster=cluster, hpa=_HpaDriver(), window_seconds=7200.0)
+    assert live.oom_kills_in_window == 1
+
+
+def test_decide_reads_a_rollout_in_progress_while_its_last_new_pods_start_after_the_old_ones_are_gone() -> None:
+    # The Deployment's Progressing condition stays ReplicaSetUpdated until the new pods are available
+    # (docs/simulator.md, Rollouts), though no pod of the old template is left.
+    settings = SCENARIOS["right-sized"].settings
+    cluster = Cluster.started(params=ClusterParams(), resources=settings.resources, pool=settings.pool, replicas=2,
+                              now_seconds=0.0)
+    cluster.set_resources(settings.resources.model_copy(update={"cpu_request_millicores": 1500}))
+    cluster.scale(4)  # the last old pod goes before two of the four new ones are ready
+    for _ in range(40):
+        if all(p.version == cluster.template_version for p in cluster.pods):
+            break
+        cluster.advance(rate_per_second=10.0)
+    else:
+        raise AssertionError("the old pods were never all deleted")
+    assert len(cluster.pods) == 4 and not all(p.ready(cluster.now_seconds) for p in cluster.pods)
+    live = read_live_config(settings=settings, cluster=cluster, hpa=_HpaDriver(), window_seconds=1800.0)
+    assert live.rollout_in_progress is True
+
+
+def _pods_seen_at_each_sync(driver: _HpaDriver, monkeypatch: pytest.MonkeyPatch,
+                            ) -> list[tuple[float, list[Pod], dict[str, PodMetric]]]:
+    """The sync time, the pods and their CPU metrics ``driver`` hands the controller at each of its syncs from
+    now on."""
+    seen: list[tuple[float, list[Pod], dict[str, PodMetric]]] = []
+    reconcile = driver.controller.reconcile
+
+    def capture(**arguments: Any) -> Any:
+        seen.append((arguments["now_seconds"], list(arguments["pods"]), dict(arguments["metrics"][CPU])))
+        return reconcile(**arguments)
+
+    monkeypatch.setattr(driver.controller, "reconcile", capture)
+    return seen
+
+
+def test_a_pod_oom_restarted_after_its_cpu_initialisation_period_reaches_the_hpa_unready_since_its_restart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pod's Ready condition went False at its restart (480 s): that is its lastTransitionTime. Past the
+    # 300 s CPU initialisation period, the HPA's groupPods holds an unready pod's sample back only when it has
+    # never been ready (startTime + 30 s, delayOfInitialReadinessStatus, after lastTransitionTime). This pod
+    # was ready for an hour before the kill, so its sample counts: a ready pod to the calculation.
+    cluster, settings = _leaking_pod()
+    leaking = cluster.pods[0].name
+    spec = build_hpa_spec(settings.hpa)
+    driver = _HpaDriver()
+    seen = _pods_seen_at_each_sync(driver, monkeypatch)
+    while cluster.now_seconds < 480.0 + 45.0:
+        cluster.advance(rate_per_second=1.0)
+        driver.sync(cluster=cluster, spec=spec, now=cluster.now_seconds)
+    assert cluster.oom_kill_seconds == [480.0]
+    now, pods, metrics = seen[-1]
+    [pod] = [pod for pod in pods if pod.name == leaking]
+    assert now == 525.0 and now - pod.start_seconds > 300.0  # type: ignore[operator]
+    assert (pod.ready, pod.ready_transition_seconds) == (False, 480.0)
+    assert leaking in metrics  # 45 s after the restart, metrics-server has a sample of the new container
+    ready, unready, missing, _ = _group_pods([pod], {leaking: metrics[leaking]}, resource=CPU,
+                                             config=CalculatorConfig(), now_seconds=now)
+    assert (ready, unready, missing) == (1, set(), set())
+
+
+def test_a_pod_ready_at_exactly_a_sync_is_ready_to_the_hpa_as_to_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A scale-up's pod is created at a tick's start and ready 75 s later, which is the end of its fifth tick:
+    # the sync at that instant sees it ready, as the Service does (SimPod.ready: ready_at <= now).
+    settings = SCENARIOS["right-sized"].settings
+    cluster = Cluster.started(params=ClusterParams(), resources=settings.resources, pool=settings.pool, replicas=2,
+                              now_seconds=0.0)
+    driver = _HpaDriver()
+    seen = _pods_seen_at_each_sync(driver, monkeypatch)
+    cluster.spec_replicas = 3
+    for _ in range(6):
+        cluster.advance(rate_per_second=10.0)
+        driver.sync(cluster=cluster, spec=build_hpa_spec(settings.hpa), now=cluster.now_seconds)
+    [new] = [pod for pod in cluster.pods if pod.created_seconds == 0.0]
+    assert new.ready_at_seconds == 75.0
+    readiness = [(now, next(pod.ready for pod in pods if pod.name == new.name)) for now, pods, _ in seen]
+    assert readiness == [(15.0, False), (30.0, False), (45.0, False), (60.0, False), (75.0, True), (90.0, True)]
+
+
+def test_decide_is_called_every_guardrails_interval_after_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    # guardrails.interval 5m: perfpilot's loop runs at t0 + 5 min, t0 + 10 min, not at the first minute.
+    calls: list[float] = []
+
+    def capture(profile: Any, observations: Any, state: Any, at: Any) -> Any:
+        calls.append(at.timestamp())
+        return decide(profile, observations, state, at)
+
+    monkeypatch.setattr(replay, "decide", capture)
+    raw = default_profile().model_dump(by_alias=True, mode="json")
+    raw["guardrails"]["interval"] = "5m"
+    t0 = 3600.0
+    scenario = SCENARIOS["right-sized"]
+    run_autoscaled(name="perfpilot", trace=Trace("flat", "rps", t0, 60.0, (20.0,) * 11), settings=scenario.settings,
+                   params=scenario.params, slo_seconds=0.5, profile=PerformanceProfileSpec.model_validate(raw))
+    assert calls == [t0 + 300.0, t0 + 600.0]
