@@ -637,6 +637,29 @@ def test_an_applied_rollback_marks_the_change_rolled_back_and_bars_the_move_for_
                                            until=b.NOW + timedelta(minutes=60))]
 
 
+@pytest.mark.parametrize(("earlier_rollbacks", "barred_minutes"), [
+    (1, 120), (2, 240),  # doubled for each earlier rollback of the same move
+    (20, 7 * 24 * 60),  # at most guardrails.peakWindow (a week)
+])
+def test_a_move_rolled_back_again_is_barred_twice_as_long_each_time(earlier_rollbacks: int,
+                                                                     barred_minutes: int) -> None:
+    # The same raise 60 -> 70 undone before: retried every 6 x cooldown, it breached the SLO for a quarter of
+    # an hour each time, 39 writes a day. Another move undone (a Kept one, or one to 65) does not count.
+    def earlier(to_value: int, verdict: Verdict) -> ChangeRecord:
+        record = pending(minutes_ago=600, new=to_value, verdict=verdict).last_change
+        assert record is not None
+        return record
+    history = [earlier(70, Verdict.ROLLED_BACK)] * earlier_rollbacks + [earlier(70, Verdict.KEPT),
+                                                                       earlier(65, Verdict.ROLLED_BACK)]
+    state = pending(minutes_ago=16).model_copy(update={"history": history[-20:]})
+    observations = after_change(latency=0.9)
+    decision = decide_with(state, observations)
+    assert decision.verdict is Verdict.ROLLED_BACK
+    new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
+    assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, to_value=70,
+                                           until=b.NOW + timedelta(minutes=barred_minutes))]
+
+
 @pytest.mark.parametrize(("minutes_ago", "p95_seconds"), [
     (17, 0.9),   # the regression is still in the window after
     (40, 0.35),  # down longer than verifyFor since the rollback: the window after shows only good latency

@@ -135,7 +135,8 @@ class ChangeRecord(ApiModel):
 
 
 class BarredMove(ApiModel):
-    """A move that made things worse, or was found reverted, barred until ``until`` (6 x cooldown after)."""
+    """A move that made things worse, or was found reverted, barred until ``until`` (6 x cooldown after,
+    doubled for each earlier rollback of the same move, at most peakWindow)."""
 
     setting: Setting
     to_value: Annotated[SettingValue, Field(alias="to", json_schema_extra=_ANY_JSON)] = None

@@ -56,7 +56,8 @@ class Decision:
     blocked_by: tuple[str, ...] = ()  # unknown signals that kept a rule from being evaluated
     cooldown_until_seconds: float | None = None  # Unix time before which only an emergency may act
     # For compute_next_state: what the service looked like before ``change`` (p95, errors, rate over the
-    # last verifyFor), and until when a rolled-back (or found reverted) move is barred (6 x cooldown).
+    # last verifyFor), and until when a rolled-back (or found reverted) move is barred (6 x cooldown, doubled for each
+    # earlier rollback of the same move).
     baseline: Baseline | None = None
     barred_until: datetime | None = None
     # A resources change that may wait for off-peak met the busy hour in this evaluation (it waited, or its

@@ -199,9 +199,21 @@ def _undo_pending_cut(
     )
 
 
-def _barred_until(now: datetime, *, profile: PerformanceProfileSpec, thresholds: Thresholds) -> datetime:
-    """Until when a move rolled back or found reverted now is barred (DESIGN: 6 x cooldown)."""
-    return now + timedelta(seconds=thresholds.barred_cooldowns * profile.guardrails.cooldown.seconds)
+def _barred_until(now: datetime, *, state: TuningState, profile: PerformanceProfileSpec,
+                  thresholds: Thresholds) -> datetime:
+    """Until when the last change's move, rolled back or found reverted now, is barred: 6 x cooldown (DESIGN),
+    doubled for each earlier time the history shows the same move undone (ours: a move that keeps failing is
+    tried ever less often, not every 6 x cooldown for good), at most guardrails.peakWindow (a week on, the
+    workload may have changed)."""
+    last = state.last_change
+    assert last is not None
+    undone = (Verdict.ROLLED_BACK, Verdict.REVERTED)
+    repeats = sum(1 for record in state.history
+                  if record.verdict in undone and record.edit.setting is last.edit.setting
+                  and values_equal(record.edit.setting, record.edit.to_value, last.edit.to_value))
+    base = thresholds.barred_cooldowns * profile.guardrails.cooldown.seconds
+    longest = max(base, profile.guardrails.peak_window.seconds)
+    return now + timedelta(seconds=min(base * 2 ** min(repeats, 32), longest))
 
 
 @dataclass(frozen=True)
@@ -248,7 +260,7 @@ def _judge_pending_change(
     if judged.verdict is not Verdict.REVERTED:
         return _Pending(state, verdict=judged.verdict, verdict_reason=judged.reason)
     # Nothing was written now: the rules go on as after the change, with its move barred already.
-    barred_until = _barred_until(now, profile=profile, thresholds=thresholds)
+    barred_until = _barred_until(now, state=state, profile=profile, thresholds=thresholds)
     state = compute_judged_state(state, verdict=Verdict.REVERTED, reason=judged.reason, now=now,
                                  barred_until=barred_until)
     return _Pending(state, verdict=judged.verdict, verdict_reason=judged.reason, barred_until=barred_until)
@@ -363,7 +375,7 @@ def decide(
         return Decision(
             change=rollback, reason=rollback.reason, apply=may_apply, classification=classification,
             verdict=pending.rollback.verdict, verdict_reason=pending.rollback.reason,
-            barred_until=_barred_until(now, profile=profile, thresholds=thresholds), rollback_due=True,
+            barred_until=_barred_until(now, state=state, profile=profile, thresholds=thresholds), rollback_due=True,
             # The rules did not run: a wait for off-peak under way is neither over nor begun again.
             waits_for_off_peak=state.off_peak_wait_since is not None,
         )
@@ -406,8 +418,8 @@ def decide(
                     return Decision(
                         change=undo.rollback, reason=undo.rollback.reason, apply=may_apply,
                         classification=classification, verdict=undo.verdict, verdict_reason=undo.reason,
-                        blocked_by=_dedupe(blocked), barred_until=_barred_until(now, profile=profile,
-                                                                                thresholds=thresholds),
+                        blocked_by=_dedupe(blocked),
+                        barred_until=_barred_until(now, state=state, profile=profile, thresholds=thresholds),
                         rollback_due=True, waits_for_off_peak=waits_for_off_peak,
                     )
             reason = change.reason

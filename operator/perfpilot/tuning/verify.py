@@ -272,7 +272,8 @@ def _roll_back(context: _RollbackContext, *, cause: str, partly: str = "") -> Ve
             return VerdictOutcome(Verdict.INCONCLUSIVE, f"{cause} but restoring {edit.setting.value} would leave "
                                                         f"the profile's bounds: {left}; change kept, nothing barred")
     reason = (f"Rollback of {change.edit.setting.value} on {change.target}: {cause}; restoring the "
-              f"previous value{partly} and barring the move for {context.thresholds.barred_cooldowns} x cooldown")
+              f"previous value{partly} and barring the move for {context.thresholds.barred_cooldowns} x cooldown "
+              f"(doubled for each earlier rollback of it)")
     return VerdictOutcome(
         Verdict.ROLLED_BACK,
         cause,
