@@ -1032,6 +1032,28 @@ def test_a_pool_rollback_that_would_break_the_server_connection_budget_is_not_wr
     assert fits.verdict is Verdict.ROLLED_BACK and fits.change is not None and fits.change.rollback
 
 
+@pytest.mark.parametrize(("p95_before", "emergency", "verdict"), [
+    (0.35, False, Verdict.ROLLED_BACK),  # grown with p95 within the SLO: the database may be what it slowed
+    (0.6, False, Verdict.INCONCLUSIVE),  # grown in a breach: the latency is the shortage's, which it answered
+    (0.35, True, Verdict.INCONCLUSIVE),  # an emergency's grow
+])
+def test_a_pool_grow_followed_by_a_breach_is_rolled_back_unless_it_answered_a_shortage(
+    p95_before: float, emergency: bool, verdict: Verdict
+) -> None:
+    # DESIGN rolls a regression back; undoing a move toward capacity while p95 is above the SLO waits only for
+    # a move made in a shortage. More server connections are more load on the database.
+    state = TuningState(last_change=ChangeRecord(
+        at=b.NOW - b.minutes(16), target="ConfigMap/pgbouncer", setting=Setting.POOL_SIZE,
+        from_value=PoolSize(default_pool_size=20, reserve_pool_size=10),
+        to_value=PoolSize(default_pool_size=30, reserve_pool_size=20), emergency=emergency,
+        baseline=Baseline(p95_latency_seconds=p95_before, error_ratio=0.001, request_rate_per_second=100)))
+    observations = b.observations(latency_p95_seconds=b.series(0.9), live=b.live(
+        pool=PoolLive(default_pool_size=30, reserve_pool_size=20, pooler_replicas=1)))
+    decision = decide(b.profile(), observations, state, b.NOW)
+    assert decision.verdict is verdict, decision.verdict_reason
+    assert (decision.change is not None and decision.change.rollback) is (verdict is Verdict.ROLLED_BACK)
+
+
 def test_a_held_move_toward_capacity_keeps_a_lower_rules_move_away_from_it_from_going_first() -> None:
     # OOMKilled, memory-bound pods whose raise waits for a rollout in progress; objective Cost would also
     # pick a slower scale-up row. Written first, that row's verification would hold the raise for verifyFor.

@@ -242,16 +242,20 @@ def _find_pool_over_budget(context: _RollbackContext) -> str | None:
 
 
 def _roll_back(context: _RollbackContext, *, cause: str, partly: str = "") -> VerdictOutcome:
-    """RolledBack with the exact previous values, unless undoing what is still in effect would take capacity
-    away while p95 is above the SLO (Inconclusive, kept, nothing barred)."""
+    """RolledBack with the exact previous values, unless the change answered a shortage that still lasts and
+    undoing what is still in effect would take capacity away (Inconclusive, kept, nothing barred)."""
     change, slo = context.change, context.profile.slo.latency_p95.seconds
-    p95_after = context.p95_after
+    p95_after, p95_before = context.p95_after, change.baseline.p95_latency_seconds
     if p95_after is not None and p95_after > slo:
         replicas = compute_replica_counts(context.observations.live.hpa)
         # Only a rollback that purely adds capacity (undoing a cut) may run during a shortage; undoing a
-        # move toward capacity, or a mixed one, takes capacity away while users already wait.
+        # move toward capacity, or a mixed one, takes capacity away while users already wait. Except a pool
+        # grown with p95 within the SLO (no emergency, no breach before it): more server connections are more
+        # load on the database, which may be what slowed every query, and DESIGN rolls a regression back.
+        made_in_shortage = change.emergency or (p95_before is not None and p95_before > slo)
         undo_takes_capacity = [edit for edit in context.in_effect
-                               if compute_edit_direction(edit, replicas=replicas) >= 0]
+                               if compute_edit_direction(edit, replicas=replicas) >= 0
+                               and (made_in_shortage or edit.setting is not Setting.POOL_SIZE)]
         if undo_takes_capacity:
             edit = undo_takes_capacity[0]
             return VerdictOutcome(
