@@ -271,3 +271,11 @@ def test_build_crd_returns_an_independent_copy() -> None:
     untouched = copy.deepcopy(first)
     first["spec"]["group"] = "changed.example"
     assert build_crd() == untouched
+
+
+def test_every_nullable_enum_lists_null_as_the_api_server_checks_an_enum_against_null_too() -> None:
+    nullable_enums = [(path, node) for path, node in _walk(open_api_schema())
+                      if "enum" in node and node.get("nullable")]
+    assert nullable_enums  # the status's recommendation.field is one
+    for path, node in nullable_enums:
+        assert None in node["enum"], path

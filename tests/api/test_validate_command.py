@@ -299,3 +299,26 @@ def test_standard_input_that_is_not_utf8_is_named_as_a_file_is(
 ) -> None:
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"kind: x\n\xff\n")))
     assert _run(capsys, "-") == (2, [], "-: not UTF-8 text (byte 8 is 0xff)\n")
+
+
+@pytest.mark.parametrize("path", ["spec.slo.maxErrorRatio", "spec.hpa", "spec.pool.pgbouncer.poolerRef"])
+def test_a_null_the_api_server_prunes_before_defaulting_is_valid(
+    path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Helm renders unset values as null; the API server drops a null in a field that is not nullable and
+    # applies its default (PruneNonNullableNullsWithoutDefaults, kubernetes#95423).
+    profile = copy.deepcopy(GOOD)
+    _set(path, None)(profile)
+    file = _write(tmp_path / "nulls.yaml", profile)
+    assert _run(capsys, file) == (0, [f"{file}: document 1: shop/api OK"], "")
+
+
+def test_a_null_in_a_field_the_schema_does_not_know_is_still_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = copy.deepcopy(GOOD)
+    _set("spec.slo.maxErrorRatios", None)(profile)
+    file = _write(tmp_path / "unknown.yaml", profile)
+    status, lines, _ = _run(capsys, file)
+    assert status == 1 and lines == [f"{file}: document 1: spec.slo.maxErrorRatios: is not a field of spec.slo "
+                                      f"(got None)"]

@@ -172,6 +172,9 @@ def _structural(node: JsonDict, defs: Mapping[str, JsonDict], *, nullable_option
         result = _structural(merged, defs, nullable_optionals=nullable_optionals, where=where)
         if nullable_optionals:
             result["nullable"] = True
+            if "enum" in result and None not in result["enum"]:
+                # The API server checks an enum even against null: a nullable enum must list it.
+                result["enum"] = [*result["enum"], None]
         return result
 
     if "const" in node:

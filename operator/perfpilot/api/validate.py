@@ -136,7 +136,7 @@ def _json_schema(node: Mapping[str, Any]) -> dict[str, Any]:
     if node.get("nullable"):
         if "type" in out:
             out["type"] = [*([out["type"]] if isinstance(out["type"], str) else out["type"]), "null"]
-        if "enum" in out:
+        if "enum" in out and None not in out["enum"]:
             out["enum"] = [*out["enum"], None]
     preserve = bool(node.get("x-kubernetes-preserve-unknown-fields"))
     if out.get("type") == "object" and "properties" in out and not preserve:
@@ -248,8 +248,32 @@ def merge_problems(problems: Sequence[Problem]) -> list[Problem]:
     return sorted(best.values(), key=lambda problem: problem.path)
 
 
+def prune_null_fields(document: object, schema: Mapping[str, Any] | None = None) -> object:
+    """``document`` as the API server stores it: a field set to null that the schema does not make nullable
+    is dropped before defaulting (its default then applies), as Helm-rendered manifests rely on
+    (``maxErrorRatio: null``). A null in a field the schema does not know is kept, to be reported."""
+    node = open_api_schema() if schema is None else schema
+    if isinstance(document, Mapping):
+        properties = node.get("properties", {})
+        extra = node.get("additionalProperties")
+        pruned: dict[Any, object] = {}
+        for key, value in document.items():
+            child = properties.get(key, extra if isinstance(extra, Mapping) else None)
+            if child is None:
+                pruned[key] = value
+            elif value is not None or child.get("nullable"):
+                pruned[key] = prune_null_fields(value, child)
+        return pruned
+    items = node.get("items")
+    if isinstance(document, list) and isinstance(items, Mapping):
+        return [prune_null_fields(item, items) for item in document]
+    return document
+
+
 def validate_profile(document: object) -> list[Problem]:
-    """Every problem with one ``PerformanceProfile`` document, deduplicated; empty when it is valid."""
+    """Every problem with one ``PerformanceProfile`` document (its null fields pruned as the API server prunes
+    them, ``prune_null_fields``), deduplicated; empty when it is valid."""
+    document = prune_null_fields(document)
     return merge_problems([*schema_problems(document), *model_problems(document)])
 
 

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from perfpilot.api.spec import KIND, PerformanceProfile, PerformanceProfileSpec
 from perfpilot.api.status import Edit, ObservedStatus, Setting, TuningState
-from perfpilot.api.validate import validate_profile
+from perfpilot.api.validate import prune_null_fields, validate_profile
 from perfpilot.commands.inputs import load_yaml_documents
 from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import (
@@ -127,7 +127,7 @@ def _load_profile(path: Path) -> PerformanceProfile:
     problems = validate_profile(profiles[0])
     if problems:
         raise _BadInput("\n".join(f"{path}: {problem}" for problem in problems))
-    profile = PerformanceProfile.model_validate(profiles[0])
+    profile = PerformanceProfile.model_validate(prune_null_fields(profiles[0]))
     if not profile.metadata.namespace:
         raise _BadInput(f"{path}: metadata.namespace is required (the queries select by namespace)")
     return profile

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from perfpilot.api.quantities import Duration
 from perfpilot.api.spec import API_VERSION, KIND, Mode, PerformanceProfile, PerformanceProfileSpec
-from perfpilot.api.validate import validate_profile
+from perfpilot.api.validate import prune_null_fields, validate_profile
 from perfpilot.commands.inputs import load_yaml_documents
 from perfpilot.observe.workload import flatten
 from perfpilot.sim.baselines import compute_no_load_p95_seconds
@@ -178,7 +178,7 @@ def read_profile(path: Path | None, slo_p95_ms: float | None, *, notes: list[str
     problems = validate_profile(document)
     if problems:
         raise ValueError("\n".join(f"--profile {path}: {problem}" for problem in problems))
-    spec = PerformanceProfile.model_validate(document).spec
+    spec = PerformanceProfile.model_validate(prune_null_fields(document)).spec
     if slo_p95_ms is None and not MIN_SLO_P95_MS <= spec.slo.latency_p95.seconds * 1000 <= MAX_SLO_P95_MS:
         raise ValueError(f"--profile {path}: spec.slo.latencyP95: the simulator needs {MIN_SLO_P95_MS:g} to "
                          f"{MAX_SLO_P95_MS:g} ms, as --slo-p95-ms does (got {spec.slo.latency_p95})")
