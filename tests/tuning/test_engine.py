@@ -633,7 +633,7 @@ def test_an_applied_rollback_marks_the_change_rolled_back_and_bars_the_move_for_
     decision = decide_with(state, observations)
     new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
     assert new_state.last_change is not None and new_state.last_change.verdict is Verdict.ROLLED_BACK
-    assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, to_value=70,
+    assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70,
                                            until=b.NOW + timedelta(minutes=60))]
 
 
@@ -656,7 +656,7 @@ def test_a_move_rolled_back_again_is_barred_twice_as_long_each_time(earlier_roll
     decision = decide_with(state, observations)
     assert decision.verdict is Verdict.ROLLED_BACK
     new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=True)
-    assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, to_value=70,
+    assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70,
                                            until=b.NOW + timedelta(minutes=barred_minutes))]
 
 
@@ -677,7 +677,7 @@ def test_a_rollback_written_just_before_a_restart_is_recorded_reverted_and_barre
     assert "hpa.cpuTarget is back at its previous value" in decision.verdict_reason
     new_state = compute_next_state(state, decision=decision, observations=observations, now=b.NOW, applied=False)
     assert new_state.last_change is not None and new_state.last_change.verdict is Verdict.REVERTED
-    assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, to_value=70,
+    assert new_state.barred == [BarredMove(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70,
                                            until=b.NOW + timedelta(minutes=60))]
 
 

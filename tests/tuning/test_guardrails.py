@@ -114,3 +114,37 @@ def test_a_policy_allows_what_the_controller_computes_in_float64(
     kind: str, value: int, start: int, scale_up: bool, allowed: int
 ) -> None:
     assert compute_policy_limit(kind, value, period_start=start, scale_up=scale_up) == allowed
+
+
+def _resources_change(*, cpu: int, memory: int) -> ProposedChange:
+    return ProposedChange(target="Deployment/api", reason="", table_row="Over-provisioned", edit=Edit(
+        setting=Setting.RESOURCES, from_value=[b.container()],
+        to_value=[b.container(cpu_request_millicores=cpu, memory_request_bytes=memory)]))
+
+
+@pytest.mark.parametrize(("cpu", "memory", "barred"), [
+    (750, 768 * b.MI, True),  # the barred memory cut, bundled with a CPU cut: the same move, barred
+    (1000, 768 * b.MI, True),  # the barred move alone
+    (750, b.GI, False),  # a CPU cut alone: not the barred move
+    (1000, 512 * b.MI, False),  # memory cut to another value
+])
+def test_a_barred_resources_move_is_barred_per_request_whatever_it_is_bundled_with(
+    cpu: int, memory: int, barred: bool
+) -> None:
+    # A memory cut 1Gi -> 768Mi was rolled back; the Over row then proposed CPU 750m with memory 768Mi, a list
+    # no longer equal to the barred one, and the barred cut went out inside its bar.
+    bar = BarredMove(setting=Setting.RESOURCES, from_value=[b.container()],
+                     to_value=[b.container(memory_request_bytes=768 * b.MI)], until=b.NOW + b.minutes(30))
+    change = _resources_change(cpu=cpu, memory=memory)
+    assert (find_barred_edit(change, barred=[bar], now=b.NOW) == change.edit) is barred
+
+
+def test_a_raise_to_the_value_a_barred_cut_went_to_is_not_that_cut() -> None:
+    # The cut 1500m -> 1000m is barred; from 750m, a raise to 1000m (with memory raised beside it) moves the
+    # other way.
+    bar = BarredMove(setting=Setting.RESOURCES, from_value=[b.container(cpu_request_millicores=1500)],
+                     to_value=[b.container(cpu_request_millicores=1000)], until=b.NOW + b.minutes(30))
+    raise_ = ProposedChange(target="Deployment/api", reason="", table_row="Under-provisioned", edit=Edit(
+        setting=Setting.RESOURCES, from_value=[b.container(cpu_request_millicores=750)],
+        to_value=[b.container(cpu_request_millicores=1000, memory_request_bytes=1536 * b.MI)]))
+    assert find_barred_edit(raise_, barred=[bar], now=b.NOW) is None

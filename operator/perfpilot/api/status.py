@@ -139,6 +139,9 @@ class BarredMove(ApiModel):
     doubled for each earlier rollback of the same move, at most peakWindow)."""
 
     setting: Setting
+    # The value the move started from: a resources move is barred per container and request it changed, so a
+    # later change bundling it with another move (the memory cut beside a CPU cut) is barred too.
+    from_value: Annotated[SettingValue, Field(alias="from", json_schema_extra=_ANY_JSON)] = None
     to_value: Annotated[SettingValue, Field(alias="to", json_schema_extra=_ANY_JSON)] = None
     until: datetime
 

@@ -177,13 +177,40 @@ def compute_max_replicas_step(*, live_max: int, ceiling: int, max_step_percent: 
 
 
 def find_barred_edit(change: ProposedChange, *, barred: list[BarredMove], now: datetime) -> Edit | None:
-    """The edit of the change, or the one coupled with it, that makes a barred move, or None."""
+    """The edit of the change, or the one coupled with it, that makes a barred move, or None. A resources
+    move is barred per container request: an edit that moves a request the barred move changed the same way
+    to the same value makes it again, whatever else it changes beside it."""
     for edit in list_edits(change):
         for move in barred:
-            if move.until > now and move.setting is edit.setting and values_equal(
-                    move.setting, move.to_value, edit.to_value):
+            if move.until <= now or move.setting is not edit.setting:
+                continue
+            if values_equal(move.setting, move.to_value, edit.to_value):
                 return edit
+            if move.setting is Setting.RESOURCES and move.from_value is not None:
+                barred_requests = _list_requests_set(Edit(setting=move.setting, from_value=move.from_value,
+                                                          to_value=move.to_value))
+                if barred_requests.items() & _list_requests_set(edit).items():
+                    return edit
     return None
+
+
+def _list_requests_set(edit: Edit) -> dict[tuple[str, str], tuple[int, bool]]:
+    """Per (container, "cpu" | "memory"), the request a resources edit sets where it changes it, and whether
+    it raises it."""
+    def by_name(value: SettingValue) -> dict[str, ContainerResources]:
+        return {c.name: c for c in value} if isinstance(value, list) else {}
+
+    before, after = by_name(edit.from_value), by_name(edit.to_value)
+    requests: dict[tuple[str, str], tuple[int, bool]] = {}
+    for name, new in after.items():
+        old = before.get(name)
+        if old is None:
+            continue
+        for resource, old_value, new_value in (("cpu", old.cpu_request_millicores, new.cpu_request_millicores),
+                                               ("memory", old.memory_request_bytes, new.memory_request_bytes)):
+            if old_value is not None and new_value is not None and new_value != old_value:
+                requests[(name, resource)] = (new_value, new_value > old_value)
+    return requests
 
 
 def compute_last_write(state: TuningState) -> datetime | None:

@@ -34,7 +34,8 @@ def compute_judged_state(
     judged = last.model_copy(update={"verdict": verdict, "verdict_at": now, "verdict_reason": reason,
                                      "rollback_due_at": None})
     bars = [] if barred_until is None else [
-        BarredMove(setting=last.edit.setting, to_value=last.edit.to_value, until=barred_until)]
+        BarredMove(setting=last.edit.setting, from_value=last.edit.from_value, to_value=last.edit.to_value,
+                   until=barred_until)]
     return state.model_copy(update={"last_change": judged, "barred": [*state.barred, *bars]})
 
 
