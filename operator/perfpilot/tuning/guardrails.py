@@ -375,20 +375,7 @@ def list_edits(change: ProposedChange | ChangeRecord) -> list[Edit]:
 
 def _list_resource_moves(edit: Edit) -> dict[tuple[str, str], int]:
     """Per (container, "cpu" | "memory"), +1 for a request a resources edit raises, -1 for one it lowers."""
-    def by_name(value: SettingValue) -> dict[str, ContainerResources]:
-        return {c.name: c for c in value} if isinstance(value, list) else {}
-
-    before, after = by_name(edit.from_value), by_name(edit.to_value)
-    moves: dict[tuple[str, str], int] = {}
-    for name, new in after.items():
-        old = before.get(name)
-        if old is None:
-            continue
-        for resource, old_value, new_value in (("cpu", old.cpu_request_millicores, new.cpu_request_millicores),
-                                               ("memory", old.memory_request_bytes, new.memory_request_bytes)):
-            if old_value is not None and new_value is not None and new_value != old_value:
-                moves[(name, resource)] = 1 if new_value > old_value else -1
-    return moves
+    return {request: 1 if raised else -1 for request, (_, raised) in _list_requests_set(edit).items()}
 
 
 def _find_move_reversed(move: tuple[str, str], direction: int, recent: list[ChangeRecord]) -> ChangeRecord | None:
