@@ -306,3 +306,17 @@ def test_changes_are_listed_with_what_moved_from_what_to_what_and_why() -> None:
 ])
 def test_the_change_list_gives_a_decisions_first_clause_whole(decision: str, clause: str) -> None:
     assert plot.first_clause(decision) == clause
+
+
+def test_a_minute_at_the_timeout_is_marked_over_an_slo_longer_than_the_timeout() -> None:
+    # SLO 20 s, timeout 10 s: a minute whose p95 is capped at the timeout had requests fail, a violation the
+    # metrics count; one at 9 s met it.
+    simulation = _runs_simulation()
+    simulation = Simulation(simulation.trace, simulation.scenario, 20.0, {"static": simulation.runs["static"]})
+    simulation.runs["static"].timeline.p95_seconds[:] = [10.0, 9.0] + [0.3] * 8
+    figure = plot.draw(simulation)
+    try:
+        axis = next(a for a in figure.axes if a.get_ylabel() == "minutes\nover SLO")
+        assert [len(collection.get_paths()) for collection in axis.collections] == [1]
+    finally:
+        plt.close(figure)

@@ -242,8 +242,9 @@ def _find_pool_over_budget(context: _RollbackContext) -> str | None:
 
 
 def _roll_back(context: _RollbackContext, *, cause: str, partly: str = "") -> VerdictOutcome:
-    """RolledBack with the exact previous values, unless the change answered a shortage that still lasts and
-    undoing what is still in effect would take capacity away (Inconclusive, kept, nothing barred)."""
+    """RolledBack with the exact previous values, unless undoing what is still in effect would take capacity
+    away while p95 is above the SLO (Inconclusive, kept, nothing barred) — a pool grown with p95 within the
+    SLO excepted, which is rolled back."""
     change, slo = context.change, context.profile.slo.latency_p95.seconds
     p95_after, p95_before = context.p95_after, change.baseline.p95_latency_seconds
     if p95_after is not None and p95_after > slo:
