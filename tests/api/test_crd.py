@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -279,3 +280,38 @@ def test_every_nullable_enum_lists_null_as_the_api_server_checks_an_enum_against
     assert nullable_enums  # the status's recommendation.field is one
     for path, node in nullable_enums:
         assert None in node["enum"], path
+
+
+def _model_accepts_prometheus_url(url: str) -> bool:
+    spec = {"targetRef": {"kind": "Deployment", "name": "api"}, "metrics": {"prometheusURL": url}}
+    try:
+        PerformanceProfileSpec.model_validate(spec)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("url", ["", "http://prometheus:9090", "https://user:secret@thanos.example/api/prom",
+                                 "HTTP://[::1]:9090", "http://10.0.0.1:9090/", "https://mimir.example/prometheus/"])
+def test_the_crd_lets_through_every_prometheus_url_the_model_accepts(url: str) -> None:
+    assert _model_accepts_prometheus_url(url)
+    assert re.fullmatch(_node("metrics.prometheusURL")["pattern"], url)
+
+
+@pytest.mark.parametrize("url", ["prometheus:9090", "ftp://prometheus:9090", "http://prometheus:9090/?tenant=a",
+                                 "http://prometheus:9090#x", "http://prometheus 9090", "http:///api"])
+def test_the_api_server_refuses_a_prometheus_url_the_model_would_refuse_anyway(url: str) -> None:
+    assert not _model_accepts_prometheus_url(url)
+    assert re.fullmatch(_node("metrics.prometheusURL")["pattern"], url) is None
+
+
+@pytest.mark.parametrize(("path", "maximum"), [("pool.maxServerConnections", 262143),
+                                               ("pool.pgbouncer.configMapRef.key", None)])
+def test_pool_budget_and_configmap_key_are_checked_by_the_api_server(path: str, maximum: int | None) -> None:
+    node = _node(path)
+    if maximum is not None:
+        assert node["maximum"] == maximum
+    else:
+        assert node["maxLength"] == 253
+        assert re.fullmatch(node["pattern"], "pgbouncer.ini")
+        assert re.fullmatch(node["pattern"], "etc/pgbouncer.ini") is None

@@ -56,6 +56,13 @@ INVALID_CASES: list[tuple[str, Callable[[Profile], None], str]] = [
     ("missing targetRef", _delete("spec.targetRef"), "spec.targetRef: is required (got nothing)"),
     ("Prometheus URL with a bad port", _set("spec.metrics.prometheusURL", "http://prometheus:abc"),
      "spec.metrics.prometheusURL: expected a port from 1 to 65535 after the host (got 'http://prometheus:abc')"),
+    ("Prometheus URL without a scheme", _set("spec.metrics.prometheusURL", "prometheus:9090"),
+     "spec.metrics.prometheusURL: expected an http:// or https:// URL (got 'prometheus:9090')"),
+    ("ConfigMap key with a slash", _set("spec.pool.pgbouncer.configMapRef.key", "etc/pgbouncer.ini"),
+     "spec.pool.pgbouncer.configMapRef.key: must be a ConfigMap key: letters, digits, '-', '_' and '.' "
+     "(got 'etc/pgbouncer.ini')"),
+    ("server connection budget past PostgreSQL's limit", _set("spec.pool.maxServerConnections", 300000),
+     "spec.pool.maxServerConnections: must be at most 262143 (got 300000)"),
     ("unknown workload kind", _set("spec.targetRef.kind", "ReplicaSet"),
      "spec.targetRef.kind: must be one of Deployment, StatefulSet (got 'ReplicaSet')"),
     ("cpuTarget min above max", _set("spec.hpa.cpuTarget", {"min": 90, "max": 50}),

@@ -28,6 +28,14 @@ API_VERSION = f"{GROUP}/{VERSION}"
 # Kubernetes object names (RFC 1123 subdomain) and label names/values, as the API server checks them.
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+# A ConfigMap key, as the API server checks it (IsConfigMapKey: at most 253 characters of these).
+CONFIG_MAP_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+# What the API server can check of a Prometheus base URL before the operator does (the model checks the
+# rest: the port's range, brackets, control characters): empty, or http(s)://host[/path], no query or fragment.
+PROMETHEUS_URL_PATTERN = r"^$|^[hH][tT][tT][pP][sS]?://[^\s/?#]+(/[^\s?#]*)?$"
+PROMETHEUS_URL_MAX_LENGTH = 2048
+# PostgreSQL's max_connections cannot exceed this (MAX_BACKENDS, 2^18 - 1): a larger budget is a typo.
+POSTGRES_MAX_CONNECTIONS = 262_143
 
 
 Ordered = TypeVar("Ordered", int, CpuQuantity, MemoryQuantity)
@@ -160,7 +168,10 @@ class Metrics(ApiModel):
     prometheus_url: str = Field(
         "",
         alias="prometheusURL",
-        description="Prometheus (or compatible) base URL; empty means the operator's --prometheus-url."
+        max_length=PROMETHEUS_URL_MAX_LENGTH,
+        description="Prometheus (or compatible) base URL; empty means the operator's --prometheus-url.",
+        # In the CRD only: the model's own check (below) says more than a pattern can.
+        json_schema_extra={"pattern": PROMETHEUS_URL_PATTERN},
     )
     latency_histogram: str = Field(
         "http_request_duration_seconds",
@@ -291,7 +302,8 @@ class Resources(ApiModel):
 
 class ConfigMapRef(ApiModel):
     name: ObjectName = Field(description="ConfigMap that holds pgbouncer.ini.")
-    key: str = Field("pgbouncer.ini", min_length=1, description="Key of the ini file in the ConfigMap.")
+    key: str = Field("pgbouncer.ini", min_length=1, max_length=253, pattern=CONFIG_MAP_KEY_PATTERN,
+                     description="Key of the ini file in the ConfigMap.")
 
 
 class LocalObjectRef(ApiModel):
@@ -346,7 +358,8 @@ class Pool(ApiModel):
         default_factory=lambda: IntRange(min=5, max=100), description="Bounds for default_pool_size."
     )
     max_server_connections: int = Field(
-        0, ge=0, description="Postgres connection budget for all pooler replicas; 0 means not checked."
+        0, ge=0, le=POSTGRES_MAX_CONNECTIONS,
+        description="Postgres connection budget for all pooler replicas; 0 means not checked."
     )
     CEL_RULES = (("!self.enabled || has(self.pgbouncer)", "pgbouncer is required when the pool is enabled"),)
 

@@ -24,6 +24,7 @@ from pydantic_core import ErrorDetails
 from perfpilot.api.crd import open_api_schema
 from perfpilot.api.quantities import DURATION_PATTERN, QUANTITY_PATTERN
 from perfpilot.api.spec import (
+    CONFIG_MAP_KEY_PATTERN,
     CONTAINER_NAME_PATTERN,
     GROUP,
     KIND,
@@ -31,6 +32,7 @@ from perfpilot.api.spec import (
     METRIC_NAME_PATTERN,
     NAME_PATTERN,
     OPTIONAL_NAME_PATTERN,
+    PROMETHEUS_URL_PATTERN,
     VERSION,
     PerformanceProfile,
 )
@@ -55,6 +57,8 @@ _PATTERN_WORDING = {
     MATCHER_LIST_PATTERN: 'must be PromQL label matchers as written inside braces, such as code=~"5.."',
     OPTIONAL_NAME_PATTERN: "must be empty or a Kubernetes object name: lower-case letters, digits, '-' and '.', "
     "starting and ending with a letter or digit",
+    CONFIG_MAP_KEY_PATTERN: "must be a ConfigMap key: letters, digits, '-', '_' and '.'",
+    PROMETHEUS_URL_PATTERN: "must be empty or an http:// or https:// URL without spaces, query (?) or fragment (#)",
     CONTAINER_NAME_PATTERN: "must be a container name: lower-case letters, digits and '-', starting and ending "
     "with a letter or digit",
     DURATION_PATTERN: "must be a duration: a number with ms, s, m or h, e.g. 30s, 10m, 1h30m, no spaces",
