@@ -14,10 +14,12 @@ crd:
 	scripts/setup.sh sim
 	.venv/bin/perfpilot crd > crds/performanceprofiles.perfpilot.io.yaml
 
-# Benchmarks print numbers (nothing is asserted): decision quality over the scenario x trace matrix,
-# and the queries and seconds of one observe cycle for 1, 100 and 1,000 profiles on a real Prometheus.
+# Benchmarks print numbers (nothing is asserted): decision quality over the scenario x trace matrix
+# (the traces of ../shared/traces beside the checkout; results rewrite bench/results/*.json), and the queries
+# and seconds of one observe cycle for 1, 100 and 1,000 profiles on a real Prometheus (installed as for test).
 bench:
-	scripts/setup.sh sim
+	scripts/packages.sh
+	scripts/setup.sh test,sim
 	.venv/bin/python bench/decision_quality.py
 	.venv/bin/python bench/decision_quality.py --held-out
 	.venv/bin/python bench/decision_quality.py --further

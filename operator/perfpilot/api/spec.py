@@ -169,7 +169,7 @@ class Metrics(ApiModel):
         "",
         alias="prometheusURL",
         max_length=PROMETHEUS_URL_MAX_LENGTH,
-        description="Prometheus (or compatible) base URL; empty means the operator's --prometheus-url.",
+        description="Prometheus (or compatible) base URL; empty means the operator's own (plan: --prometheus).",
         # In the CRD only: the model's own check (below) says more than a pattern can.
         json_schema_extra={"pattern": PROMETHEUS_URL_PATTERN},
     )
