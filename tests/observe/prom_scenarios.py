@@ -13,7 +13,8 @@ must come back unknown:
   the 30-minute window: only a peak over a longer peak window sees it.
 - ``search/index`` StatefulSet whose memory climbs; no CPU limit, so no CFS series.
 - ``analytics/reports`` with a CloudNativePG Pooler ``warehouse`` (``cnpg_pgbouncer_*``, maxwait split into
-  seconds and microseconds).
+  seconds and microseconds); its memory (3x) and its pooler's connections in use (+20 per pod) spike for two
+  scrapes between two 60 s steps at minute 20, which only a peak reading every scrape sees.
 - ``quiet/idle`` (no traffic: p95 and error ratio are NaN; no CPU, so no CFS period: throttling a measured
   0), ``quiet/gappy`` (a 21-minute hole),
   ``quiet/gone`` (stopped 12 minutes before the evaluation time).
@@ -48,6 +49,14 @@ LIVE_REQUESTS_PER_SECOND = 50.0
 
 def minute(t: int) -> int:
     return (t - START_SECONDS) // 60
+
+
+# Two scrapes of minute 20 strictly between its 60 s steps: an instant selector at a step sees neither.
+SPIKE_SECONDS = (START_SECONDS + 20 * 60 + 15, START_SECONDS + 20 * 60 + 30)
+
+
+def between_steps_spike(t: int) -> bool:
+    return t in SPIKE_SECONDS
 
 
 @dataclass
@@ -103,7 +112,8 @@ WORKLOADS = [
     Workload("search", "index", ["index-0", "index-1"], request_rate=lambda t: 10.0,
              memory_bytes_per_pod=lambda t: (400 + 500 * (t - START_SECONDS) / 3600) * MIB,
              throttled_share=None),
-    Workload("analytics", "reports", ["reports-84c6d7b9f5-q4w2f"], request_rate=lambda t: 5.0),
+    Workload("analytics", "reports", ["reports-84c6d7b9f5-q4w2f"], request_rate=lambda t: 5.0,
+             memory_bytes_per_pod=lambda t: (900.0 if between_steps_spike(t) else 300.0) * MIB),
     Workload("quiet", "idle", ["idle-55d8c9f7b6-b4b2c"], request_rate=lambda t: 0.0, cpu_cores_per_pod=lambda t: 0.0),
     Workload("quiet", "gappy", ["gappy-55d8c9f7b6-d5f4f"], request_rate=lambda t: 8.0,
              gap_seconds=(START_SECONDS + 32 * 60, START_SECONDS + 53 * 60)),
@@ -134,7 +144,8 @@ POOLERS = [
            client_waiting_per_pod=lambda t: float(max(0, minute(t) - 40)) / 2,
            max_wait_seconds=lambda t: 0.05 * max(0, minute(t) - 40)),
     Pooler("analytics", ["warehouse-6d7f8c9b5-z9z8x"], CNPG_NAMES, "cnpg_pgbouncer_pools_maxwait_us",
-           server_active_per_pod=lambda t: 3.0 + (minute(t) % 3), client_waiting_per_pod=lambda t: 0.0,
+           server_active_per_pod=lambda t: 3.0 + (minute(t) % 3) + (20.0 if between_steps_spike(t) else 0.0),
+           client_waiting_per_pod=lambda t: 0.0,
            max_wait_seconds=lambda t: 1.25 if minute(t) >= 50 else 0.0),
 ]
 

@@ -20,7 +20,9 @@ from prom_scenarios import (
     LIVE_NAMESPACE,
     LIVE_POD,
     LIVE_REQUESTS_PER_SECOND,
+    MIB,
     REQUESTS_TOTAL,
+    SPIKE_SECONDS,
     WORKLOADS,
     Workload,
     workload_named,
@@ -528,6 +530,22 @@ def test_peaks_over_the_peak_window_match_the_largest_step_of_what_was_written(
               + _pool_expected(cluster, names[1:], "shop", t, math.fsum) for t in HOUR_STEPS]
     assert observed[("shop", "api")].peak_pool_demand_connections == pytest.approx(max(demand), rel=1e-9)
     assert max(demand) == 40.0  # 2 pooler pods x (10 active + 10 waiting) at the end
+
+
+def test_a_gauge_spike_between_two_steps_is_in_the_memory_and_pool_peaks(
+    observed: dict[ProfileKey, Observations], cluster: OpenMetricsWriter
+) -> None:
+    # analytics/reports: 300 MiB, 900 MiB for two scrapes strictly between the steps of minute 20; its pooler's
+    # connections in use 3-5 per pod, 20 more in those two scrapes. No step sees them, a cut must.
+    reports = observed[("analytics", "reports")]
+    assert all(t % STEP_SECONDS for t in SPIKE_SECONDS)
+    largest_at_steps = _largest([expected(cluster, SignalName.MEMORY_WORKING_SET, workload_named(
+        "analytics", "reports"), t) for t in HOUR_STEPS])
+    assert largest_at_steps == 300 * MIB
+    assert reports.peak_memory_working_set_bytes_per_pod == 900 * MIB
+    assert reports.peak_memory_working_set_bytes_by_container["app"] == 900 * MIB
+    # Minute 20: 3 + 20 % 3 = 5 in use, plus the spike's 20, nobody waiting (database app, one pooler pod).
+    assert reports.peak_pool_demand_connections == 25.0
 
 
 def test_the_cpu_history_is_the_steps_of_the_peak_window_with_a_cpu_reading(

@@ -177,6 +177,20 @@ def test_reader_returns_the_signal_the_simulator_computed_from_the_same_samples(
     assert not mismatches, "\n".join(mismatches)
 
 
+PEAKS = ("peak_cpu_usage_millicores_total", "peak_memory_working_set_bytes_per_pod", "peak_request_rate_per_second",
+         "peak_request_rate_rise_per_second", "peak_pool_demand_connections", "cpu_history_seconds",
+         "pool_history_seconds")
+
+
+@pytest.mark.parametrize(("namespace", "peak"), [(w.namespace, peak) for w in WORKLOADS for peak in PEAKS])
+def test_reader_returns_the_peak_the_simulator_computed_from_the_same_samples(
+    simulated: Simulated, namespace: str, peak: str
+) -> None:
+    ours, read = getattr(simulated.simulator[namespace], peak), getattr(simulated.reader[namespace], peak)
+    assert isinstance(ours, float), f"simulator: {peak} is {ours}"
+    assert read == pytest.approx(ours, rel=1e-9)
+
+
 def test_the_simulated_run_exercises_every_signal(simulated: Simulated) -> None:
     """Guards the scenario: a comparison of constant or empty signals would prove little."""
 

@@ -359,10 +359,18 @@ def pool_max_wait_query(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
 # Each is ``max_over_time(<the signal's grouped expression>[<peakWindow>:<step>])``: a subquery that evaluates
 # the expression at every step of the peak window and keeps the largest value, read as a one-point range
 # query at the evaluation time. One query per peak, covering every profile's namespace, like the signals.
+# A gauge (working set, pool connections) enters as its largest sample of each step, ``max_over_time(g[step])``:
+# at a step an instant selector sees only the latest scrape, and a spike between two steps (two 15 s scrapes at
+# 3Gi of a pod at 1Gi, say) would be missed by the very peak a cut relies on. A rate covers its whole window
+# already (the reader keeps it at least one step).
 
 
 def _peak_over(expression: str, *, peak_window_seconds: int, step_seconds: int) -> str:
     return f"max_over_time(({expression})[{_duration(peak_window_seconds)}:{_duration(step_seconds)}])"
+
+
+def _largest_in_step(series_selector: str, *, step_seconds: int) -> str:
+    return f"max_over_time({series_selector}[{_duration(step_seconds)}])"
 
 
 def _cpu_usage_total(shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
@@ -394,17 +402,22 @@ def cpu_history_query(
 def peak_memory_working_set_query(
     shape: ContainerShape, *, namespaces: Sequence[str], peak_window_seconds: int, step_seconds: int
 ) -> str:
-    """Largest working set of any pod of the workload, bytes, over the peak window."""
-    return _peak_over(memory_working_set_query(shape, namespaces=namespaces), peak_window_seconds=peak_window_seconds,
+    """Largest working set of any pod of the workload, bytes, over the peak window (each container at its largest
+    sample of the step, summed per pod: at most one step's spread above the pod's own largest)."""
+    working_set = _container_selector(shape, shape.names.memory_working_set_bytes, namespaces)
+    largest = _largest_in_step(working_set, step_seconds=step_seconds)
+    return _peak_over(f"max {_by(BY_WORKLOAD)} ({_per_pod(largest)})", peak_window_seconds=peak_window_seconds,
                       step_seconds=step_seconds)
 
 
 def peak_memory_working_set_by_container_query(
     shape: ContainerShape, *, namespaces: Sequence[str], peak_window_seconds: int, step_seconds: int
 ) -> str:
-    """Each container's largest working set among the workload's pods, bytes, over the peak window."""
-    return _peak_over(memory_working_set_by_container_query(shape, namespaces=namespaces),
-                      peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
+    """Each container's largest working set among the workload's pods, bytes, over the peak window (every sample)."""
+    working_set = _container_selector(shape, shape.names.memory_working_set_bytes, namespaces)
+    largest = _largest_in_step(working_set, step_seconds=step_seconds)
+    return _peak_over(f"max {_by(BY_CONTAINER)} ({with_workload(largest)})", peak_window_seconds=peak_window_seconds,
+                      step_seconds=step_seconds)
 
 
 def peak_request_rate_query(
@@ -437,14 +450,21 @@ def peak_pool_demand_query(
     """Largest demand on the pool (server connections in use + clients waiting), over the peak window.
 
     A pooler that exports no waiting series counts as 0 waiting (``or 0 x active``), as for the error ratio.
+    Each series enters at its largest sample of the step (the two gauges' largest may come at different scrapes
+    of it: at most one step's spread above the true demand, which only makes a shrink more careful).
     """
-    return _peak_over(_pool_demand(shape, namespaces=namespaces), peak_window_seconds=peak_window_seconds,
-                      step_seconds=step_seconds)
+    return _peak_over(_pool_demand(shape, namespaces=namespaces, largest_in_step_seconds=step_seconds),
+                      peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
 
 
-def _pool_demand(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
-    active = pool_sum_query(shape, shape.names.server_active, namespaces=namespaces)
-    waiting = pool_sum_query(shape, shape.names.client_waiting, namespaces=namespaces)
+def _pool_demand(shape: PoolShape, *, namespaces: Sequence[str], largest_in_step_seconds: int | None = None) -> str:
+    def summed(metric: str) -> str:
+        series = _pool_selector(shape, metric, namespaces)
+        if largest_in_step_seconds is not None:
+            series = _largest_in_step(series, step_seconds=largest_in_step_seconds)
+        return f"sum {_by(BY_POOL)} ({with_workload(series)})"
+
+    active, waiting = summed(shape.names.server_active), summed(shape.names.client_waiting)
     return f"{active} + ({waiting} or 0 * {active})"
 
 
@@ -459,5 +479,5 @@ def pool_history_query(
 ) -> str:
     """Seconds of the peak window with a pool-demand reading (per pooler workload): how much history the
     pool-demand peak, which a shrink relies on, was read from. An exporter added an hour ago has an hour."""
-    return _history_over(_pool_demand(shape, namespaces=namespaces), peak_window_seconds=peak_window_seconds,
-                         step_seconds=step_seconds)
+    return _history_over(_pool_demand(shape, namespaces=namespaces, largest_in_step_seconds=step_seconds),
+                         peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)

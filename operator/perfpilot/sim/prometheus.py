@@ -180,6 +180,11 @@ class Prometheus:
     _pool: tuple[float, float, float] = (0.0, 0.0, 0.0)
     _has_limit: bool = True
     _scraped_at_seconds: float | None = None
+    # The largest working set of any pod, and the largest pool connections in use and clients waiting, scraped
+    # since the last step: the reader's gauge peaks take each series at its largest sample of the step
+    # (``max_over_time(g[step])``), not at the step's last scrape.
+    _step_largest_working_set: float | None = None
+    _step_largest_pool: tuple[float, float] | None = None
     signals: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
     # The step values of the peak signals that can still be the maximum of a later window (a sliding-window
     # maximum: each entry is larger than every later one), for the ``max_over_time(...[peakWindow:step])``
@@ -242,6 +247,15 @@ class Prometheus:
         self._count_requests(cluster=cluster, tick=tick, now=now)
         self._pool = (tick.pool_server_active, tick.pool_client_waiting, tick.pool_max_wait_seconds)
         self._scraped_at_seconds = now
+        if cluster.pods:
+            largest = max(pod.working_set_bytes for pod in cluster.pods)
+            held = self._step_largest_working_set
+            self._step_largest_working_set = largest if held is None else max(held, largest)
+        if self.pool_enabled:
+            active, waiting = tick.pool_server_active, tick.pool_client_waiting
+            held_pool = self._step_largest_pool
+            self._step_largest_pool = (active, waiting) if held_pool is None else (
+                max(held_pool[0], active), max(held_pool[1], waiting))
 
     def _count_requests(self, *, cluster: Cluster, tick: TickOutcome, now: float) -> None:
         """The tick's requests into the counters of the pods that served them: an equal share for each pod
@@ -356,11 +370,10 @@ class Prometheus:
         for name, value in values.items():
             if value is not None:  # an empty instant vector: no point at this step
                 self.signals[name].append((now, value))
-        for peak, signal in (("peak_memory_working_set_bytes_per_pod", "memory_working_set_bytes_per_pod"),
-                             ("peak_request_rate_per_second", "request_rate_per_second")):
-            value = values[signal]
-            if value is not None:
-                self._record_peak(peak, now, value)
+        if self._step_largest_working_set is not None:
+            self._record_peak("peak_memory_working_set_bytes_per_pod", now, self._step_largest_working_set)
+        if values["request_rate_per_second"] is not None:
+            self._record_peak("peak_request_rate_per_second", now, values["request_rate_per_second"])
         rate_now = values["request_rate_per_second"]
         if rate_now is not None:
             # `rate - rate offset 5m`: only where both steps have a value, as PromQL's vector matching.
@@ -368,10 +381,10 @@ class Prometheus:
                        if abs(stamp - (now - RISE_SPAN_SECONDS)) < 1e-6]
             if earlier:
                 self._record_peak("peak_request_rate_rise_per_second", now, rate_now - earlier[-1])
-        active, waiting = values["pool_server_active"], values["pool_client_waiting"]
-        if active is not None and waiting is not None:
-            self._record_peak("peak_pool_demand_connections", now, active + waiting)
+        if self._step_largest_pool is not None:
+            self._record_peak("peak_pool_demand_connections", now, math.fsum(self._step_largest_pool))
             self.history_steps["pool_history_seconds"].append(now)
+        self._step_largest_working_set = self._step_largest_pool = None
 
     def peak(self, name: str, *, at_seconds: float, window_seconds: float) -> Peak:
         """The largest value of a peak signal over ``[at - window, at]``; Unknown with no sample there. Both ends
