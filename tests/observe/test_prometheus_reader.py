@@ -815,3 +815,27 @@ def test_a_promql_info_note_among_the_warnings_is_not_a_failure(prometheus: Prom
     finally:
         proxy.close()
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
+
+
+@pytest.mark.parametrize(("rewritten", "said"), [
+    ({"status": "error", "errorType": "execution", "error": "many-to-many matching not allowed"},
+     "query refused: HTTP 200: execution: many-to-many matching not allowed"),
+    ({"status": "success", "data": {"resultType": "vector", "result": []}},
+     "unexpected answer: resultType 'vector', expected 'matrix'"),
+])
+def test_a_200_that_is_an_error_or_no_matrix_is_a_failed_query_that_says_so(
+    prometheus: PrometheusServer, rewritten: dict[str, Any], said: str
+) -> None:
+    # A proxy or a look-alike that answers 200: an error's own text is kept, and a vector is not read as series
+    # without samples ("no samples in the window" for every signal, the server counted as answering).
+    proxy = RecordingProxy(prometheus.url)
+    proxy.rewrite = lambda answer, promql: rewritten if promql.startswith("count by") else answer
+    try:
+        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
+                                    settings=settings_for(proxy.url, retries=0))
+    finally:
+        proxy.close()
+    observations = result[("shop", "api")]
+    assert isinstance(observations.replicas, Unknown)
+    assert said in observations.replicas.reason
+    assert isinstance(observations.cpu_usage_millicores_per_pod, Series)

@@ -211,7 +211,9 @@ def _error_type(body: str) -> str | None:
 def _result_of(response: requests.Response) -> Any:
     """``data.result`` of a 200 answer. A 5xx is ``_ServerError`` (retried), a redirect ``_Redirected``, any
     other status ``_QueryRefused``; an answer that carries warnings is ``_AnswerWithWarnings``; a 200 that is
-    not JSON of that shape raises ValueError, KeyError or TypeError."""
+    not JSON of that shape raises ValueError, KeyError or TypeError; one whose status is not "success" is
+    ``_QueryRefused`` with the server's own error text, and one whose result is not a matrix a ValueError (a
+    vector read as series without samples would make every signal "no samples" rather than a failed query)."""
     if response.status_code >= 500:
         raise _ServerError(response.status_code, response.text)
     if response.is_redirect:
@@ -225,7 +227,12 @@ def _result_of(response: requests.Response) -> Any:
     serious = [str(warning) for warning in warnings or () if not str(warning).startswith("PromQL info:")]
     if serious:
         raise _AnswerWithWarnings(serious)
-    return answer["data"]["result"]
+    if answer["status"] != "success":
+        raise _QueryRefused(response.status_code, f"{answer.get('errorType', 'error')}: {answer.get('error', '')}")
+    data = answer["data"]
+    if data["resultType"] != "matrix":
+        raise ValueError(f"resultType {data['resultType']!r}, expected 'matrix'")
+    return data["result"]
 
 
 class PrometheusReader:
