@@ -263,6 +263,15 @@ def test_plan_says_step_must_be_a_whole_number_of_seconds_between_its_bounds(
     assert_refused(*result, "--step: must be a whole number of seconds from 1 to 3600 (got 0)")
 
 
+def test_plan_refuses_a_rate_window_shorter_than_the_step(
+    profile_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The peaks rate each step over the rate window: a shorter window leaves the time between steps unread.
+    result = plan(profile_file, capsys, "--prometheus", VALID_URL, "--step", "300", "--rate-window", "120")
+    assert_refused(*result, "--rate-window: must be at least the step (300s): the time between would go unread "
+                            "(got 120)")
+
+
 # --- --profile and --workload-spec files --------------------------------------------------------------
 
 

@@ -839,3 +839,22 @@ def test_a_200_that_is_an_error_or_no_matrix_is_a_failed_query_that_says_so(
     assert isinstance(observations.replicas, Unknown)
     assert said in observations.replicas.reason
     assert isinstance(observations.cpu_usage_millicores_per_pod, Series)
+
+
+def test_a_window_too_long_for_one_range_query_leaves_that_profile_unknown_and_the_others_read(
+    prometheus: PrometheusServer,
+) -> None:
+    # 192h at a 60 s step is 11,521 points: Prometheus refuses the range, and widened to it the shared range
+    # queries failed for every profile on the server.
+    targets = [ProfileTarget(make_profile("shop", "api", url=prometheus.url), LIMITED),
+               ProfileTarget(make_profile("media", "stream", url=prometheus.url, window="192h",
+                                          peak_window="192h"), LIMITED)]
+    result = fetch_observations(targets, at=AT, settings=settings_for(prometheus.url))
+    shop, media = result[("shop", "api")], result[("media", "stream")]
+    assert isinstance(shop.request_rate_per_second, Series)
+    assert isinstance(shop.cpu_usage_millicores_by_container["app"], Series)
+    said = ("guardrails.window 192h at a 60s step is 11521 points per series, more than the 11000 Prometheus "
+            "answers: shorten the window or raise the reader's step")
+    assert media.request_rate_per_second == Unknown(said)
+    assert media.cpu_usage_millicores_by_container["app"] == Unknown(said)
+    assert isinstance(media.peak_request_rate_per_second, float)  # one point at the evaluation time

@@ -207,7 +207,8 @@ def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
         for detail in error.errors(include_url=False):
             field = str(detail["loc"][0]) if detail["loc"] else ""
             # pydantic's bound messages ("less than or equal to 300" for nan) do not say what the flag takes.
-            rule = _seconds_rule(field) if field.endswith("_seconds") else detail["msg"]
+            bound = field.endswith("_seconds") and detail["type"] != "rate_window_below_step"
+            rule = _seconds_rule(field) if bound else detail["msg"]
             messages.append(f"{flags.get(field, field or 'settings')}: {rule} (got {detail.get('input')!r})")
         raise _BadInput("; ".join(messages)) from error
 

@@ -102,7 +102,9 @@ class QueryPlan:
     queries: tuple[PlannedQuery, ...]
     window_seconds: int
     step_seconds: int
-    shape_errors: Mapping[tuple[ProfileKey, str], str] = field(default_factory=dict)  # (profile, "app"|"pool")
+    # (profile, "app" | "pool" | "window"): its metrics or pool matchers make no query, or its window is too long
+    # for one range query at the step (its window signals are Unknown; its peaks, one point each, are read).
+    shape_errors: Mapping[tuple[ProfileKey, str], str] = field(default_factory=dict)
     # The widest peakWindow of the profiles (a whole number of steps): a profile with a shorter one gets a
     # peak at least as high as its own, which only makes a shrink more careful.
     peak_window_seconds: int = DEFAULT_PEAK_WINDOW_SECONDS
@@ -114,10 +116,32 @@ class QueryPlan:
         return self.container_shapes.get(key, ContainerShape())
 
 
-def _window_seconds(profiles: Iterable[PerformanceProfile], step_seconds: int) -> int:
-    widest = max(float(p.spec.guardrails.window.seconds) for p in profiles)
+# Prometheus refuses a range query of more points per series than this ("exceeded maximum resolution of 11,000
+# points per timeseries"). The window signals of all profiles share one range, so a profile whose window needs
+# more at the step is left out of it: widened to its window, the range would fail every profile's query.
+MAX_POINTS_PER_SERIES = 11_000
+
+
+def _window_seconds_at_step(profile: PerformanceProfile, step_seconds: int) -> int:
     # A whole number of steps, so every profile's window ends on a point the query evaluated.
-    return math.ceil(widest / step_seconds) * step_seconds
+    return math.ceil(float(profile.spec.guardrails.window.seconds) / step_seconds) * step_seconds
+
+
+def describe_window_too_long(profile: PerformanceProfile, step_seconds: int) -> str | None:
+    """Why ``profile``'s window cannot be read in one range query at ``step_seconds``, or None."""
+    points = _window_seconds_at_step(profile, step_seconds) // step_seconds + 1
+    if points <= MAX_POINTS_PER_SERIES:
+        return None
+    return (f"guardrails.window {profile.spec.guardrails.window} at a {step_seconds}s step is {points} points per "
+            f"series, more than the {MAX_POINTS_PER_SERIES} Prometheus answers: shorten the window or raise the "
+            f"reader's step")
+
+
+def _window_seconds(profiles: Iterable[PerformanceProfile], step_seconds: int) -> int:
+    """The widest window the profiles' range queries can share (the step's, if none can)."""
+    usable = [_window_seconds_at_step(p, step_seconds) for p in profiles
+              if describe_window_too_long(p, step_seconds) is None]
+    return max(usable, default=step_seconds)
 
 
 def _peak_window_seconds(profiles: Iterable[PerformanceProfile], step_seconds: int) -> int:
@@ -146,6 +170,9 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
     shape_errors: dict[tuple[ProfileKey, str], str] = {}
     for profile in profiles:
         key = profile_key(profile)
+        too_long = describe_window_too_long(profile, settings.step_seconds)
+        if too_long is not None:
+            shape_errors[(key, "window")] = too_long
         try:
             app_namespaces[AppShape.from_metrics(profile.spec.metrics)].add(profile.metadata.namespace)
         except QueryBuildError as error:
@@ -299,6 +326,8 @@ class Snapshot:
         key = profile_key(profile)
         namespace = profile.metadata.namespace
         workload = profile.spec.target_ref.name
+        if signal not in POINT_QUERIES and (key, "window") in self.plan.shape_errors:
+            return Unknown(self.plan.shape_errors[(key, "window")])
         shape: Shape
         is_pool = signal in POOL_SIGNALS or signal in (PeakName.POOL_DEMAND, PeakName.POOL_HISTORY)
         if is_pool:
@@ -373,6 +402,8 @@ class Snapshot:
         """The series of each container of ``live``'s template (several for one container, a restart under
         another id, are all kept), and where they were looked for."""
         namespace, workload = profile.metadata.namespace, profile.spec.target_ref.name
+        if name not in POINT_QUERIES and (profile_key(profile), "window") in self.plan.shape_errors:
+            return Unknown(self.plan.shape_errors[(profile_key(profile), "window")])
         outcome = self.outcomes.get((name, self.plan.container_shape_for(profile_key(profile))))
         if outcome is None:
             return Unknown("not queried")
