@@ -858,3 +858,22 @@ def test_a_window_too_long_for_one_range_query_leaves_that_profile_unknown_and_t
     assert media.request_rate_per_second == Unknown(said)
     assert media.cpu_usage_millicores_by_container["app"] == Unknown(said)
     assert isinstance(media.peak_request_rate_per_second, float)  # one point at the evaluation time
+
+
+@pytest.mark.parametrize("error_matcher", ['status_class="5xx"', 'code=~"5..", status_class!="2xx"'])
+def test_an_error_matcher_on_a_label_the_counter_lacks_is_an_unknown_error_ratio_never_a_measured_zero(
+    prometheus: PrometheusServer, error_matcher: str
+) -> None:
+    # media/stream's counter carries `code` and never failed: its 0 is measured. A matcher on a label no series
+    # has cannot tell a failure from a success: 0 would hide every failure from the rollback.
+    targets = [ProfileTarget(make_profile("media", "stream", url=prometheus.url), LIMITED),
+               ProfileTarget(make_profile("shop", "api", url=prometheus.url,
+                                          metrics={"errorMatcher": error_matcher}), LIMITED)]
+    result = fetch_observations(targets, at=AT, settings=settings_for(prometheus.url))
+    measured = result[("media", "stream")].error_ratio
+    assert isinstance(measured, Series) and set(measured.values) == {0.0}
+    assert result[("shop", "api")].error_ratio == Unknown(
+        f"no request series of shop/api carries every label spec.metrics.errorMatcher names "
+        f"({', '.join(label for label in ('code', 'status_class') if label in error_matcher)}): its failures "
+        f"cannot be told from its successes")
+    assert isinstance(result[("shop", "api")].request_rate_per_second, Series)

@@ -20,6 +20,7 @@ from perfpilot.observe.promql import (
     SignalName,
     error_ratio_query,
     freeze_matchers,
+    list_matcher_labels,
     namespace_matcher,
     pool_sum_query,
     quote,
@@ -207,3 +208,14 @@ def test_each_targets_template_containers_are_its_pod_templates() -> None:
 
     assert template_containers([target("api", "app", "istio-proxy"), target("web")]) == {
         ("shop", "api"): ("app", "istio-proxy"), ("shop", "web"): ()}
+
+
+@pytest.mark.parametrize(("matchers", "labels"), [
+    ('code=~"5.."', ("code",)),
+    ('code=~"5..", method!="GET",', ("code", "method")),
+    (r'path="/a=b, c!=\"d\"" , status_class !~ "2xx"', ("path", "status_class")),
+])
+def test_the_labels_of_a_matcher_list_are_read_past_what_its_quoted_values_hold(
+    matchers: str, labels: tuple[str, ...]
+) -> None:
+    assert list_matcher_labels(matchers) == labels

@@ -41,6 +41,13 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # The rules for matchers live in the API (its models and CRD reject bad ones); they are checked again here
 # because the operator-wide container matchers and hand-built models do not pass through the API.
 _MATCHER_LIST = re.compile(MATCHER_LIST_PATTERN)
+# One matcher of a list the pattern above accepted: its label name (the quoted value may hold anything).
+_MATCHER_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*,?')
+
+
+def list_matcher_labels(matchers: str) -> tuple[str, ...]:
+    """The label names of a matcher list such as ``code=~"5..", method!="GET"``, in order."""
+    return tuple(match.group(1) for match in _MATCHER_LABEL.finditer(matchers))
 if set(BY_WORKLOAD) != set(RESERVED_LABELS):
     raise ImportError(f"the API reserves {RESERVED_LABELS}, the queries group by {BY_WORKLOAD}")
 
@@ -248,13 +255,20 @@ def error_ratio_query(shape: AppShape, *, namespaces: Sequence[str], rate_window
     """Failed over all requests, per workload.
 
     A service that never failed has no error series at all, so the numerator falls back to 0 x the total
-    (``or``): that is a measured zero. With no requests the ratio is 0/0 = NaN, which becomes Unknown.
+    (``or``): that is a measured zero. With no requests the ratio is 0/0 = NaN, which becomes Unknown. Only
+    where the counter's series carry every label the error matcher names (``and on``): a matcher on a label
+    the counter lacks (``status_class="5xx"`` on a counter with ``code``) would otherwise read as a service
+    that never fails, and a negative one (``code!~"2.."``) as one that always does.
     """
     total = _rate_by(BY_WORKLOAD, _app_selector(shape, shape.requests_total, namespaces), rate_window_seconds)
     failed = _rate_by(
         BY_WORKLOAD, _app_selector(shape, shape.requests_total, namespaces, shape.error_matcher), rate_window_seconds
     )
-    return f"({failed} or (0 * {total})) / {total}"
+    ratio = f"({failed} or (0 * {total})) / {total}"
+    for label in dict.fromkeys(list_matcher_labels(shape.error_matcher)):
+        carried = _app_selector(shape, shape.requests_total, namespaces, f'{label}!=""')
+        ratio = f"({ratio}) and on ({', '.join(BY_WORKLOAD)}) (count {_by(BY_WORKLOAD)} ({with_workload(carried)}))"
+    return ratio
 
 
 # --- container signals (cAdvisor) ---------------------------------------------------------------------

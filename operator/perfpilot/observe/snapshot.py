@@ -49,6 +49,7 @@ from perfpilot.observe.promql import (
     error_ratio_query,
     freeze_matchers,
     latency_p95_query,
+    list_matcher_labels,
     memory_working_set_by_container_query,
     memory_working_set_query,
     peak_cpu_usage_total_query,
@@ -374,6 +375,10 @@ class Snapshot:
         if not matching:
             if signal is SignalName.CPU_THROTTLED and any(c.cpu_limit_millicores is None for c in live.containers):
                 return Unknown(f"no CFS throttling series for {where}: a container has no CPU limit")
+            if signal is SignalName.ERROR_RATIO and self._has_series(profile, SignalName.REQUEST_RATE):
+                labels = ", ".join(list_matcher_labels(profile.spec.metrics.error_matcher))
+                return Unknown(f"no request series of {where} carries every label spec.metrics.errorMatcher names "
+                               f"({labels}): its failures cannot be told from its successes")
             return Unknown(f"no series for {where}")
         reduce: Callable[[Iterable[float]], float] = max if signal is SignalName.POOL_MAX_WAIT else math.fsum
         return to_signal(
@@ -383,6 +388,10 @@ class Snapshot:
             step_seconds=float(self.plan.step_seconds),
         )
 
+
+    def _has_series(self, profile: PerformanceProfile, signal: SignalName) -> bool:
+        found = self._matching(profile, signal)
+        return not isinstance(found, Unknown) and bool(found[0])
 
     def _peak(self, profile: PerformanceProfile, peak: PeakName) -> Peak:
         """The peak's value at the evaluation time; several pool series (poolers) add up, except their
