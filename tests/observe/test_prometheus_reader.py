@@ -877,3 +877,66 @@ def test_an_error_matcher_on_a_label_the_counter_lacks_is_an_unknown_error_ratio
         f"({', '.join(label for label in ('code', 'status_class') if label in error_matcher)}): its failures "
         f"cannot be told from its successes")
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
+
+
+def _serve_once(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> http.server.ThreadingHTTPServer:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            answer(self)
+
+        def log_message(self, *_: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _query_fails_with(server: http.server.ThreadingHTTPServer, **settings: Any) -> str:
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with PrometheusReader(settings_for(url, retries=0, **settings)) as reader, \
+                pytest.raises(PrometheusQueryError) as raised:
+            reader.query_range("up", signal="test", end=AT, window_seconds=60, step_seconds=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return raised.value.cause
+
+
+def test_an_answer_still_trickling_in_at_the_deadline_is_a_failed_query_not_a_held_cycle() -> None:
+    # requests' timeout bounds each read of the socket: a byte every 0.2 s would never trip it.
+    def trickle(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100000")
+        handler.end_headers()
+        try:
+            for _ in range(200):
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            return  # the reader hung up
+
+    began = time.monotonic()
+    cause = _query_fails_with(_serve_once(trickle), timeout_seconds=1.0)
+    assert cause.startswith("answer still arriving at the deadline (")
+    assert time.monotonic() - began < 20  # not the 40 s the trickle lasts
+
+
+def test_an_answer_larger_than_the_reader_takes_is_a_failed_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader_module, "MAX_ANSWER_BYTES", 1000)
+    body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"pod": f"p{i}"}, "values": [[1, "1"]]} for i in range(100)]}}).encode()
+
+    def large(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    assert len(body) > 2 * 1000
+    assert _query_fails_with(_serve_once(large)) == "answer of more than 1,000 bytes: not read"

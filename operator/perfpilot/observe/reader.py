@@ -180,6 +180,30 @@ class RangeSeries:
 
 # The share of the time left that the server is given for a query (the rest covers the answer's transfer).
 _SERVER_TIMEOUT_SHARE = 0.9
+# The largest answer read, decoded: a thousand profiles' per-container series are a few MB; more is a query
+# matching far more than it should (or a look-alike), and reading it would take the operator past its memory.
+MAX_ANSWER_BYTES = 64 * 2**20
+_CHUNK_BYTES = 64 * 1024
+
+
+class _AnswerNotRead(Exception):
+    """An answer larger than MAX_ANSWER_BYTES, or still arriving at the deadline (requests' timeout bounds each
+    read of the socket, not the whole answer: a server trickling bytes would hold the cycle for good)."""
+
+
+def _read_answer(response: requests.Response, *, deadline: float) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    # read1 returns what one read of the socket brought (decoded), where iter_content waits for a whole chunk:
+    # a trickle would be checked against the deadline once per 64 KiB.
+    while chunk := response.raw.read1(_CHUNK_BYTES, decode_content=True):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise _AnswerNotRead(f"answer of more than {MAX_ANSWER_BYTES:,} bytes: not read")
+        if time.monotonic() > deadline:
+            raise _AnswerNotRead(f"answer still arriving at the deadline ({size} bytes read)")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _ServerError(Exception):
@@ -220,19 +244,20 @@ def _error_type(body: str) -> str | None:
     return str(answer.get("errorType")) if isinstance(answer, dict) else None
 
 
-def _result_of(response: requests.Response) -> Any:
+def _result_of(response: requests.Response, body: bytes) -> Any:
     """``data.result`` of a 200 answer. A 5xx is ``_ServerError`` (retried), a redirect ``_Redirected``, any
     other status ``_QueryRefused``; an answer that carries warnings is ``_AnswerWithWarnings``; a 200 that is
     not JSON of that shape raises ValueError, KeyError or TypeError; one whose status is not "success" is
     ``_QueryRefused`` with the server's own error text, and one whose result is not a matrix a ValueError (a
     vector read as series without samples would make every signal "no samples" rather than a failed query)."""
+    text = body.decode("utf-8", errors="replace")
     if response.status_code >= 500:
-        raise _ServerError(response.status_code, response.text)
+        raise _ServerError(response.status_code, text)
     if response.is_redirect:
         raise _Redirected(response.status_code, response.headers.get("Location", ""))
     if response.status_code != 200:
-        raise _QueryRefused(response.status_code, response.text)
-    answer = response.json()
+        raise _QueryRefused(response.status_code, text)
+    answer = json.loads(body)
     warnings = answer.get("warnings") if isinstance(answer, dict) else None
     # Prometheus 2.46-2.49 sent its "PromQL info:" notes ("metric might not be a counter", a histogram fixed
     # for monotonicity) as warnings too: routine, not a sign of missing data.
@@ -320,7 +345,7 @@ class PrometheusReader:
             server_timeout_ms = max(1, int(remaining_seconds * 1000 * _SERVER_TIMEOUT_SHARE))
             headers = self._headers()  # the token file is re-read for every attempt
             try:
-                response = self._session.post(
+                with self._session.post(
                     f"{self.url}/api/v1/query_range",
                     data={
                         "query": promql,
@@ -338,8 +363,11 @@ class PrometheusReader:
                     verify=self._session.verify,
                     timeout=remaining_seconds,
                     allow_redirects=False,
-                )
-                raw = _result_of(response)
+                    stream=True,
+                ) as response:
+                    raw = _result_of(response, _read_answer(response, deadline=deadline))
+            except _AnswerNotRead as error:
+                raise PrometheusQueryError(url=self.url, cause=str(error)) from error
             except _AnswerWithWarnings as error:
                 raise PrometheusQueryError(url=self.url, cause=f"answer with warnings (partial data?): {error}") \
                     from error
