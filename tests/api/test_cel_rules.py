@@ -153,6 +153,7 @@ def test_cel_rule_and_model_reject_the_same_spec_with_the_same_message(
         ("guardrails", {"interval": "10s", "window": "10s", "verifyFor": "10s"}),
         ("guardrails", {"window": "2h", "peakWindow": "2h"}),
         ("pool", {"enabled": False}),
+        ("pool.pgbouncer.configMapRef", {"name": "pgbouncer", "key": ".pgbouncer..ini"}),
     ],
 )
 def test_cel_rule_and_model_accept_the_boundary(path: str, value: object) -> None:
@@ -179,6 +180,12 @@ SINGLE_FIELD_CASES = [
      "matchers keys must be Prometheus label names other than namespace and workload"),
     ("pool.pgbouncer.matchers", {"__name__": "x"}, "spec.pool.pgbouncer",
      "matchers keys must be Prometheus label names other than namespace and workload"),
+    ("pool.pgbouncer.configMapRef", {"name": "pgbouncer", "key": ".."}, "spec.pool.pgbouncer.configMapRef",
+     "key must not be '.' or begin with '..'"),
+    ("pool.pgbouncer.configMapRef", {"name": "pgbouncer", "key": "..data"}, "spec.pool.pgbouncer.configMapRef",
+     "key must not be '.' or begin with '..'"),
+    ("pool.pgbouncer.configMapRef", {"name": "pgbouncer", "key": "."}, "spec.pool.pgbouncer.configMapRef",
+     "key must not be '.' or begin with '..'"),
 ]
 
 

@@ -272,6 +272,17 @@ def test_plan_refuses_a_rate_window_shorter_than_the_step(
                             "(got 120)")
 
 
+def test_plan_takes_a_step_longer_than_the_default_rate_window_when_no_rate_window_is_given(
+    profile_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default rate window (120 s) follows a longer step rather than refuse a flag nobody gave: the run gets
+    # as far as the (unreachable) server.
+    status, _, err = plan(profile_file, capsys, "--prometheus", "http://127.0.0.1:9", "--step", "300",
+                          "--timeout", "0.5")
+    assert status == 3, err
+    assert "--rate-window" not in err
+
+
 # --- --profile and --workload-spec files --------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ from perfpilot.api.status import ContainerResources
 from perfpilot.observe.instrumentation import PROMQL_QUERIES, PROMQL_RETRIES
 from perfpilot.observe.promql import SignalName
 from perfpilot.observe.reader import (
+    PrometheusError,
     PrometheusQueryError,
     PrometheusReader,
     PrometheusSettings,
@@ -844,39 +845,54 @@ def test_a_200_that_is_an_error_or_no_matrix_is_a_failed_query_that_says_so(
 def test_a_window_too_long_for_one_range_query_leaves_that_profile_unknown_and_the_others_read(
     prometheus: PrometheusServer,
 ) -> None:
-    # 192h at a 60 s step is 11,521 points: Prometheus refuses the range, and widened to it the shared range
-    # queries failed for every profile on the server.
+    # 192h at a 60 s step is 11,520 steps: Prometheus refuses the range, and widened to it the shared range
+    # queries failed for every profile on the server. 11,000 steps (183h20m) are answered.
     targets = [ProfileTarget(make_profile("shop", "api", url=prometheus.url), LIMITED),
                ProfileTarget(make_profile("media", "stream", url=prometheus.url, window="192h",
+                                          peak_window="192h"), LIMITED),
+               ProfileTarget(make_profile("billing", "invoices", url=prometheus.url, window="183h20m",
                                           peak_window="192h"), LIMITED)]
     result = fetch_observations(targets, at=AT, settings=settings_for(prometheus.url))
     shop, media = result[("shop", "api")], result[("media", "stream")]
     assert isinstance(shop.request_rate_per_second, Series)
     assert isinstance(shop.cpu_usage_millicores_by_container["app"], Series)
-    said = ("guardrails.window 192h at a 60s step is 11521 points per series, more than the 11000 Prometheus "
+    said = ("guardrails.window 192h at a 60s step is 11520 steps, more than the 11000 a Prometheus range query "
             "answers: shorten the window or raise the reader's step")
     assert media.request_rate_per_second == Unknown(said)
     assert media.cpu_usage_millicores_by_container["app"] == Unknown(said)
     assert isinstance(media.peak_request_rate_per_second, float)  # one point at the evaluation time
+    # billing's 183h20m is the widest range the others share: answered (an hour of data in it is too little).
+    billing_rate = result[("billing", "invoices")].request_rate_per_second
+    assert isinstance(billing_rate, Unknown) and billing_rate.reason.startswith("too few samples: 60 of 11001")
 
 
-@pytest.mark.parametrize("error_matcher", ['status_class="5xx"', 'code=~"5..", status_class!="2xx"'])
-def test_an_error_matcher_on_a_label_the_counter_lacks_is_an_unknown_error_ratio_never_a_measured_zero(
+@pytest.mark.parametrize("error_matcher", ['status_class!="2xx"', 'code=~"5..", status_class!~"2.."'])
+def test_an_error_matcher_that_matches_a_missing_label_on_a_counter_without_it_is_unknown_never_all_failed(
     prometheus: PrometheusServer, error_matcher: str
 ) -> None:
-    # media/stream's counter carries `code` and never failed: its 0 is measured. A matcher on a label no series
-    # has cannot tell a failure from a success: 0 would hide every failure from the rollback.
-    targets = [ProfileTarget(make_profile("media", "stream", url=prometheus.url), LIMITED),
-               ProfileTarget(make_profile("shop", "api", url=prometheus.url,
+    # shop/api's counter carries `code`, not `status_class`: a matcher that also selects series without the
+    # label would count every request as failed (a ratio of 1 where 0.5% fail), and roll back any change.
+    targets = [ProfileTarget(make_profile("shop", "api", url=prometheus.url,
                                           metrics={"errorMatcher": error_matcher}), LIMITED)]
     result = fetch_observations(targets, at=AT, settings=settings_for(prometheus.url))
-    measured = result[("media", "stream")].error_ratio
-    assert isinstance(measured, Series) and set(measured.values) == {0.0}
     assert result[("shop", "api")].error_ratio == Unknown(
-        f"no request series of shop/api carries every label spec.metrics.errorMatcher names "
-        f"({', '.join(label for label in ('code', 'status_class') if label in error_matcher)}): its failures "
-        f"cannot be told from its successes")
+        "no request series of shop/api carries the label(s) spec.metrics.errorMatcher also matches when missing "
+        "(status_class): every request would read as failed")
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
+
+
+@pytest.mark.parametrize("error_matcher", ['code!~"2..|3..|4.."', 'status_class="5xx"'])
+def test_an_error_matcher_needs_no_label_of_a_series_that_did_not_fail(
+    prometheus: PrometheusServer, error_matcher: str
+) -> None:
+    # media/stream never failed. A negated matcher on `code`, which its series carry, still reads a measured
+    # 0; so does a positive one on a label no series has (a label only failures carry, as OpenTelemetry's
+    # error_type, looks the same until the first failure).
+    targets = [ProfileTarget(make_profile("media", "stream", url=prometheus.url,
+                                          metrics={"errorMatcher": error_matcher}), LIMITED)]
+    measured = fetch_observations(targets, at=AT, settings=settings_for(prometheus.url))[
+        ("media", "stream")].error_ratio
+    assert isinstance(measured, Series) and set(measured.values) == {0.0}
 
 
 def _serve_once(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> http.server.ThreadingHTTPServer:
@@ -940,3 +956,50 @@ def test_an_answer_larger_than_the_reader_takes_is_a_failed_query(monkeypatch: p
 
     assert len(body) > 2 * 1000
     assert _query_fails_with(_serve_once(large)) == "answer of more than 1,000 bytes: not read"
+
+
+def _query_with(server: http.server.ThreadingHTTPServer, **settings: Any) -> PrometheusError:
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with PrometheusReader(settings_for(url, retries=0, **settings)) as reader, \
+                pytest.raises(PrometheusError) as raised:
+            reader.query_range("up", signal="test", end=AT, window_seconds=60, step_seconds=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return raised.value
+
+
+def test_a_server_that_stalls_mid_answer_is_a_timeout_never_a_crash_of_the_cycle() -> None:
+    def stall(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "1000")
+        handler.end_headers()
+        handler.wfile.write(b'{"status": ')
+        handler.wfile.flush()
+        time.sleep(3)
+
+    error = _query_with(_serve_once(stall), timeout_seconds=0.5)
+    assert isinstance(error, PrometheusUnreachable)
+    assert error.cause.startswith("timed out (1 attempt(s) in ")
+
+
+@pytest.mark.parametrize(("headers", "body"), [
+    ({"Content-Length": "1000"}, b'{"status": "success"'),  # cut short
+    ({"Content-Length": "20", "Content-Encoding": "gzip"}, b"not gzip at all, no."),
+])
+def test_an_answer_cut_short_or_undecodable_is_a_failed_query_never_a_crash_of_the_cycle(
+    headers: dict[str, str], body: bytes
+) -> None:
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.wfile.flush()
+        handler.close_connection = True
+
+    error = _query_with(_serve_once(answer))
+    assert isinstance(error, PrometheusQueryError)
+    assert error.cause.startswith("unexpected answer: ")

@@ -20,7 +20,7 @@ from perfpilot.observe.promql import (
     SignalName,
     error_ratio_query,
     freeze_matchers,
-    list_matcher_labels,
+    list_labels_matched_when_missing,
     namespace_matcher,
     pool_sum_query,
     quote,
@@ -154,10 +154,15 @@ def test_each_peak_is_a_max_over_time_subquery_of_its_signal_over_the_widest_pea
     histories = {name: peaks.pop(name) for name in (PeakName.CPU_HISTORY, PeakName.POOL_HISTORY)}
     for promql in peaks.values():
         assert promql.startswith("max_over_time((") and promql.endswith(")[172800s:60s])")
-    # Each history counts the steps of its peak's own subquery that have a value.
-    for history, peak in ((PeakName.CPU_HISTORY, PeakName.CPU_USAGE_TOTAL),
-                          (PeakName.POOL_HISTORY, PeakName.POOL_DEMAND)):
-        assert histories[history] == "60 * count_over_time(" + peaks[peak].removeprefix("max_over_time(")
+    # The CPU history counts the steps of its peak's own subquery that have a value; the pool history those of
+    # the demand read with instant selectors (a step within 5 minutes of a scrape), as its peak but with each
+    # gauge at the step's latest scrape rather than its largest: a step without a scrape of its own still counts.
+    assert histories[PeakName.CPU_HISTORY] == "60 * count_over_time(" + peaks[PeakName.CPU_USAGE_TOTAL].removeprefix(
+        "max_over_time(")
+    largest_in_step = re.compile(r"max_over_time\((pgbouncer_pools_\w+\{[^}]*\})\[60s\]\)")
+    assert largest_in_step.search(peaks[PeakName.POOL_DEMAND])
+    assert histories[PeakName.POOL_HISTORY] == "60 * count_over_time(" + largest_in_step.sub(
+        r"\1", peaks[PeakName.POOL_DEMAND]).removeprefix("max_over_time(")
     shape = AppShape.from_metrics(Metrics())
     rate = request_rate_query(shape, namespaces=["billing", "shop"], rate_window_seconds=120)
     assert peaks[PeakName.REQUEST_RATE] == f"max_over_time(({rate})[172800s:60s])"
@@ -211,11 +216,17 @@ def test_each_targets_template_containers_are_its_pod_templates() -> None:
 
 
 @pytest.mark.parametrize(("matchers", "labels"), [
-    ('code=~"5.."', ("code",)),
-    ('code=~"5..", method!="GET",', ("code", "method")),
-    (r'path="/a=b, c!=\"d\"" , status_class !~ "2xx"', ("path", "status_class")),
+    ('code=~"5.."', ()),
+    ('error_type!=""', ()),
+    ('code=""', ("code",)),
+    ('code!~"2..", method!="GET",', ("code", "method")),
+    ('code=~"5..|"', ("code",)),
+    ('code=~"5.*"', ()),
+    ('code=~".*"', ("code",)),
+    (r'path="/a=b, c!=\"d\"" , status_class !~ "2xx"', ("status_class",)),
+    ('code=~"(?P<x>5)"', ()),  # Python reads this one; RE2 would too
 ])
-def test_the_labels_of_a_matcher_list_are_read_past_what_its_quoted_values_hold(
+def test_the_labels_a_matcher_list_also_matches_when_missing_are_read_past_its_quoted_values(
     matchers: str, labels: tuple[str, ...]
 ) -> None:
-    assert list_matcher_labels(matchers) == labels
+    assert list_labels_matched_when_missing(matchers) == labels

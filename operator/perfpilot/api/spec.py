@@ -304,6 +304,15 @@ class ConfigMapRef(ApiModel):
     name: ObjectName = Field(description="ConfigMap that holds pgbouncer.ini.")
     key: str = Field("pgbouncer.ini", min_length=1, max_length=253, pattern=CONFIG_MAP_KEY_PATTERN,
                      description="Key of the ini file in the ConfigMap.")
+    # The rest of IsConfigMapKey: a key is a file name in the mounted volume, so not "." nor ".." and up.
+    CEL_RULES = (("self.key != '.' && !self.key.startsWith('..')", "key must not be '.' or begin with '..'"),)
+
+    @field_validator("key")
+    @classmethod
+    def _not_a_dot_path(cls, key: str) -> str:
+        if key == "." or key.startswith(".."):
+            raise ValueError(f"key must not be '.' or begin with '..' (got {key!r})")
+        return key
 
 
 class LocalObjectRef(ApiModel):

@@ -29,6 +29,7 @@ from perfpilot.api.validate import prune_null_fields, validate_profile
 from perfpilot.commands.inputs import load_yaml_documents
 from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import (
+    DEFAULT_RATE_WINDOW_SECONDS,
     BearerTokenError,
     PrometheusError,
     PrometheusSettings,
@@ -78,7 +79,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
                         help="extra HTTP header, repeatable (e.g. X-Scope-OrgID=tenant)")
     parser.add_argument("--step", type=int, default=60, metavar="SECONDS", help="query resolution (1 to 3600)")
-    parser.add_argument("--rate-window", type=int, default=120, metavar="SECONDS", help="range of rate() (1 to 3600)")
+    parser.add_argument("--rate-window", type=int, default=None, metavar="SECONDS",
+                        help="range of rate() (1 to 3600, at least the step; default 120, or the step if longer)")
     parser.set_defaults(func=run)
 
 
@@ -197,7 +199,8 @@ def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
         return PrometheusSettings(
             url=url, timeout_seconds=args.timeout, bearer_token_file=args.bearer_token_file, ca_file=args.ca_file,
             insecure_skip_verify=args.insecure, headers=headers, step_seconds=args.step,
-            rate_window_seconds=args.rate_window,
+            rate_window_seconds=args.rate_window if args.rate_window is not None else max(
+                DEFAULT_RATE_WINDOW_SECONDS, args.step),
         )
     except ValidationError as error:
         url_source = "--prometheus" if args.prometheus else f"{args.profile}: spec.metrics.prometheusURL"

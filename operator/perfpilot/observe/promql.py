@@ -41,13 +41,27 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # The rules for matchers live in the API (its models and CRD reject bad ones); they are checked again here
 # because the operator-wide container matchers and hand-built models do not pass through the API.
 _MATCHER_LIST = re.compile(MATCHER_LIST_PATTERN)
-# One matcher of a list the pattern above accepted: its label name (the quoted value may hold anything).
-_MATCHER_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*,?')
+# One matcher of a list the pattern above accepted: its label name, operator and quoted value.
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
 
 
-def list_matcher_labels(matchers: str) -> tuple[str, ...]:
-    """The label names of a matcher list such as ``code=~"5..", method!="GET"``, in order."""
-    return tuple(match.group(1) for match in _MATCHER_LABEL.finditer(matchers))
+def _matches_empty(operator: str, quoted: str) -> bool:
+    """Whether a matcher selects a series without the label (PromQL reads a missing label as "")."""
+    value = re.sub(r"\\(.)", r"\1", quoted)
+    if operator in ("=", "!="):
+        return (value == "") == (operator == "=")
+    try:
+        matched = re.fullmatch(value, "") is not None  # Prometheus anchors its regexes
+    except re.error:
+        matched = True  # RE2 syntax Python does not read: assume the worse, that it may
+    return matched == (operator == "=~")
+
+
+def list_labels_matched_when_missing(matchers: str) -> tuple[str, ...]:
+    """The labels of a matcher list whose matcher also selects series that lack the label
+    (``code!~"2.."``, ``code=~"5..|"``), in order; ``code=~"5.."`` or ``error_type!=""`` select none."""
+    return tuple(match.group(1) for match in _MATCHER.finditer(matchers)
+                 if _matches_empty(match.group(2), match.group(3)))
 if set(BY_WORKLOAD) != set(RESERVED_LABELS):
     raise ImportError(f"the API reserves {RESERVED_LABELS}, the queries group by {BY_WORKLOAD}")
 
@@ -255,17 +269,18 @@ def error_ratio_query(shape: AppShape, *, namespaces: Sequence[str], rate_window
     """Failed over all requests, per workload.
 
     A service that never failed has no error series at all, so the numerator falls back to 0 x the total
-    (``or``): that is a measured zero. With no requests the ratio is 0/0 = NaN, which becomes Unknown. Only
-    where the counter's series carry every label the error matcher names (``and on``): a matcher on a label
-    the counter lacks (``status_class="5xx"`` on a counter with ``code``) would otherwise read as a service
-    that never fails, and a negative one (``code!~"2.."``) as one that always does.
+    (``or``): that is a measured zero. With no requests the ratio is 0/0 = NaN, which becomes Unknown. A
+    matcher that also selects series lacking its label (``code!~"2.."``) counts only where the counter's
+    series carry that label (``and on``): on a counter without it, every request would read as failed. (A
+    matcher that selects only series with the label, ``code=~"5.."``, stays a measured 0 when none has it: a
+    label only failures carry, as OpenTelemetry's ``error_type``, looks the same.)
     """
     total = _rate_by(BY_WORKLOAD, _app_selector(shape, shape.requests_total, namespaces), rate_window_seconds)
     failed = _rate_by(
         BY_WORKLOAD, _app_selector(shape, shape.requests_total, namespaces, shape.error_matcher), rate_window_seconds
     )
     ratio = f"({failed} or (0 * {total})) / {total}"
-    for label in dict.fromkeys(list_matcher_labels(shape.error_matcher)):
+    for label in dict.fromkeys(list_labels_matched_when_missing(shape.error_matcher)):
         carried = _app_selector(shape, shape.requests_total, namespaces, f'{label}!=""')
         ratio = f"({ratio}) and on ({', '.join(BY_WORKLOAD)}) (count {_by(BY_WORKLOAD)} ({with_workload(carried)}))"
     return ratio
@@ -493,5 +508,7 @@ def pool_history_query(
 ) -> str:
     """Seconds of the peak window with a pool-demand reading (per pooler workload): how much history the
     pool-demand peak, which a shrink relies on, was read from. An exporter added an hour ago has an hour."""
-    return _history_over(_pool_demand(shape, namespaces=namespaces, largest_in_step_seconds=step_seconds),
-                         peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
+    # Instant selectors, not the peak's largest-in-step: a step counts when a scrape lies within the lookback (5
+    # minutes), so an exporter scraped less often than the step still has its whole history.
+    return _history_over(_pool_demand(shape, namespaces=namespaces), peak_window_seconds=peak_window_seconds,
+                         step_seconds=step_seconds)

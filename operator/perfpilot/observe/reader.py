@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -191,12 +192,30 @@ class _AnswerNotRead(Exception):
     read of the socket, not the whole answer: a server trickling bytes would hold the cycle for good)."""
 
 
+def _read1(response: requests.Response) -> bytes | None:
+    """What one read of the socket brought, decoded; urllib3's errors become the ones requests raises for them
+    in ``iter_content`` (a stall: ConnectionError, read as a timeout; a body cut short or undecodable: an
+    unexpected answer), so a server failing mid-answer fails the query, never the cycle."""
+    try:
+        chunk: bytes | None = response.raw.read1(_CHUNK_BYTES, decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError as error:
+        raise requests.ConnectionError(error) from error
+    except urllib3.exceptions.SSLError as error:
+        raise requests.exceptions.SSLError(error) from error
+    except urllib3.exceptions.ProtocolError as error:
+        raise requests.exceptions.ChunkedEncodingError(error) from error
+    except urllib3.exceptions.DecodeError as error:
+        raise requests.exceptions.ContentDecodingError(error) from error
+    return chunk
+
+
 def _read_answer(response: requests.Response, *, deadline: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
     # read1 returns what one read of the socket brought (decoded), where iter_content waits for a whole chunk:
-    # a trickle would be checked against the deadline once per 64 KiB.
-    while chunk := response.raw.read1(_CHUNK_BYTES, decode_content=True):
+    # a trickle would be checked against the deadline once per 64 KiB. (A read that stalls waits up to the
+    # socket timeout, the time that was left when the query was sent.)
+    while chunk := _read1(response):
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
             raise _AnswerNotRead(f"answer of more than {MAX_ANSWER_BYTES:,} bytes: not read")

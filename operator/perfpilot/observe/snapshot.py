@@ -49,7 +49,7 @@ from perfpilot.observe.promql import (
     error_ratio_query,
     freeze_matchers,
     latency_p95_query,
-    list_matcher_labels,
+    list_labels_matched_when_missing,
     memory_working_set_by_container_query,
     memory_working_set_query,
     peak_cpu_usage_total_query,
@@ -117,10 +117,11 @@ class QueryPlan:
         return self.container_shapes.get(key, ContainerShape())
 
 
-# Prometheus refuses a range query of more points per series than this ("exceeded maximum resolution of 11,000
-# points per timeseries"). The window signals of all profiles share one range, so a profile whose window needs
-# more at the step is left out of it: widened to its window, the range would fail every profile's query.
-MAX_POINTS_PER_SERIES = 11_000
+# Prometheus refuses a range query of more steps than this, (end - start) / step ("exceeded maximum resolution
+# of 11,000 points per timeseries"; 11,000 steps, 11,001 points, are answered). The window signals of all
+# profiles share one range, so a profile whose window needs more at the step is left out of it: widened to its
+# window, the range would fail every profile's query.
+MAX_STEPS_PER_QUERY = 11_000
 
 
 def _window_seconds_at_step(profile: PerformanceProfile, step_seconds: int) -> int:
@@ -130,11 +131,11 @@ def _window_seconds_at_step(profile: PerformanceProfile, step_seconds: int) -> i
 
 def describe_window_too_long(profile: PerformanceProfile, step_seconds: int) -> str | None:
     """Why ``profile``'s window cannot be read in one range query at ``step_seconds``, or None."""
-    points = _window_seconds_at_step(profile, step_seconds) // step_seconds + 1
-    if points <= MAX_POINTS_PER_SERIES:
+    steps = _window_seconds_at_step(profile, step_seconds) // step_seconds
+    if steps <= MAX_STEPS_PER_QUERY:
         return None
-    return (f"guardrails.window {profile.spec.guardrails.window} at a {step_seconds}s step is {points} points per "
-            f"series, more than the {MAX_POINTS_PER_SERIES} Prometheus answers: shorten the window or raise the "
+    return (f"guardrails.window {profile.spec.guardrails.window} at a {step_seconds}s step is {steps} steps, more "
+            f"than the {MAX_STEPS_PER_QUERY} a Prometheus range query answers: shorten the window or raise the "
             f"reader's step")
 
 
@@ -375,10 +376,10 @@ class Snapshot:
         if not matching:
             if signal is SignalName.CPU_THROTTLED and any(c.cpu_limit_millicores is None for c in live.containers):
                 return Unknown(f"no CFS throttling series for {where}: a container has no CPU limit")
-            if signal is SignalName.ERROR_RATIO and self._has_series(profile, SignalName.REQUEST_RATE):
-                labels = ", ".join(list_matcher_labels(profile.spec.metrics.error_matcher))
-                return Unknown(f"no request series of {where} carries every label spec.metrics.errorMatcher names "
-                               f"({labels}): its failures cannot be told from its successes")
+            labels = ", ".join(list_labels_matched_when_missing(profile.spec.metrics.error_matcher))
+            if signal is SignalName.ERROR_RATIO and labels and self._has_series(profile, SignalName.REQUEST_RATE):
+                return Unknown(f"no request series of {where} carries the label(s) spec.metrics.errorMatcher "
+                               f"also matches when missing ({labels}): every request would read as failed")
             return Unknown(f"no series for {where}")
         reduce: Callable[[Iterable[float]], float] = max if signal is SignalName.POOL_MAX_WAIT else math.fsum
         return to_signal(
