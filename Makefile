@@ -18,7 +18,7 @@ crd:
 # (the traces of ../shared/traces beside the checkout; results rewrite bench/results/*.json), and the queries
 # and seconds of one observe cycle for 1, 100 and 1,000 profiles on a real Prometheus (installed as for test).
 bench:
-	scripts/packages.sh
+	scripts/packages.sh prometheus
 	scripts/setup.sh test,sim
 	.venv/bin/python bench/decision_quality.py
 	.venv/bin/python bench/decision_quality.py --held-out

@@ -2,15 +2,23 @@
 # Installs the Debian packages of the real components the tests and benchmarks start (Prometheus and
 # pgBouncer, psql for pgBouncer's admin console, openssl for the TLS test's certificate) when they are
 # missing: as root with apt-get, otherwise it names them and fails. They are never skipped.
+# Arguments name the components wanted (prometheus, openssl, pgbouncer, psql); none: all of them.
 set -euo pipefail
 
+wanted=("$@")
+((${#wanted[@]})) || wanted=(prometheus openssl pgbouncer psql)
 missing=()
-command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)  # promtool comes with it
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-# /usr/sbin is not on every PATH.
-command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
-# pgbouncer pulls in /usr/bin/psql as a wrapper that fails without a client package: ask it for its version.
-psql --version >/dev/null 2>&1 || missing+=(postgresql-client)
+for component in "${wanted[@]}"; do
+  case "$component" in
+    prometheus) command -v prometheus >/dev/null 2>&1 || missing+=(prometheus) ;;  # promtool comes with it
+    openssl) command -v openssl >/dev/null 2>&1 || missing+=(openssl) ;;
+    # /usr/sbin is not on every PATH.
+    pgbouncer) command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer) ;;
+    # pgbouncer pulls in /usr/bin/psql as a wrapper that fails without a client package: ask for its version.
+    psql) psql --version >/dev/null 2>&1 || missing+=(postgresql-client) ;;
+    *) echo "unknown component: $component" >&2; exit 2 ;;
+  esac
+done
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
