@@ -206,6 +206,42 @@ def test_every_problem_of_a_document_is_listed_once_in_field_order(
     ]
 
 
+def test_a_rule_comparing_two_fields_is_checked_beside_another_fields_problem_in_the_same_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pydantic checks an object's cross-field rules only once its fields are valid: the interval was reported
+    # only after maxTargetStep had been fixed, one run later.
+    profile = copy.deepcopy(GOOD)
+    profile["spec"]["guardrails"] = {"interval": "5s", "maxTargetStep": 60}
+    file = _write(tmp_path / "bad.yaml", profile)
+    status, lines, _ = _run(capsys, file)
+    assert status == 1
+    assert lines == [
+        f"{file}: document 1: spec.guardrails: interval must be at least 10s (got 5s)",
+        f"{file}: document 1: spec.guardrails.maxTargetStep: must be at most 50 (got 60)",
+    ]
+
+
+@pytest.mark.parametrize(("path", "value", "line"), [
+    # A bad window left out reads as the default 30m: "window must be at least one interval" would be false.
+    ("spec.guardrails", {"window": "soon", "interval": "1h", "verifyFor": "1h", "peakWindow": "2h"},
+     "spec.guardrails.window: not a duration: use a number with ms, s, m or h, e.g. 30s, 10m, 1h30m (got 'soon')"),
+    # A pgbouncer with a bad field left out would read as missing: "pgbouncer is required" would be false.
+    ("spec.pool.pgbouncer", {"configMapRef": {"name": "Bad_Name"}},
+     "spec.pool.pgbouncer.configMapRef.name: must be a Kubernetes object name: lower-case letters, digits, '-' "
+     "and '.', starting and ending with a letter or digit (got 'Bad_Name')"),
+])
+def test_a_rule_naming_a_field_with_a_problem_is_not_reported_on_the_value_that_stands_in_for_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], path: str, value: object, line: str
+) -> None:
+    profile = copy.deepcopy(GOOD)
+    _set(path, value)(profile)
+    file = _write(tmp_path / "bad.yaml", profile)
+    status, lines, _ = _run(capsys, file)
+    assert status == 1
+    assert lines == [f"{file}: document 1: {line}"]
+
+
 def test_a_file_with_one_good_and_one_bad_document_reports_each_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

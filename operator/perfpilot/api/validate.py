@@ -14,11 +14,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from perfpilot.api.crd import open_api_schema
@@ -274,11 +274,55 @@ def prune_null_fields(document: object, schema: Mapping[str, Any] | None = None)
     return document
 
 
+def _nested_models(annotation: object) -> list[type[BaseModel]]:
+    """The models a field's annotation holds directly (``Pool``, ``Pgbouncer | None``); lists are not walked."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [arg for arg in get_args(annotation) if isinstance(arg, type) and issubclass(arg, BaseModel)]
+
+
+def _cross_field_problems(model: type[BaseModel], raw: Mapping[str, Any], *, path: str,
+                          reported: Sequence[str]) -> list[Problem]:
+    """The cross-field rules of objects that also have a field problem, which pydantic leaves unchecked (an
+    object's after-validators run once its fields are valid): each such object is checked again without the
+    fields that have problems, and a rule that broke is kept only when it names none of them (its CEL rule's
+    ``self.<field>``), so a field left out cannot make a rule fail that the user's value would pass."""
+    problems: list[Problem] = []
+    prefix = f"{path}." if path else ""
+    bad = {p[len(prefix):].split(".")[0].split("[")[0] for p in reported if p.startswith(prefix) and p != path}
+    rules: tuple[tuple[str, str], ...] = getattr(model, "CEL_RULES", ())
+    if bad and rules:
+        try:
+            model.model_validate({key: value for key, value in raw.items() if key not in bad})
+        except ValidationError as error:
+            for detail in error.errors(include_url=False):
+                if detail["loc"] or not detail["type"].startswith(_MODEL_OWN_ERRORS):
+                    continue
+                message = re.sub(r"^Value error, ", "", detail["msg"])
+                for rule, rule_message in rules:
+                    if message.startswith(rule_message) and not set(re.findall(r"self\.(\w+)", rule)) & bad:
+                        problems.append(Problem(path, message, _CLARITY_MODEL))
+                        break
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        child = raw.get(key)
+        if not isinstance(child, Mapping):
+            continue
+        for nested in _nested_models(info.annotation):
+            problems.extend(_cross_field_problems(nested, child, path=f"{prefix}{key}", reported=reported))
+    return problems
+
+
 def validate_profile(document: object) -> list[Problem]:
     """Every problem with one ``PerformanceProfile`` document (its null fields pruned as the API server prunes
-    them, ``prune_null_fields``), deduplicated; empty when it is valid."""
+    them, ``prune_null_fields``), deduplicated; empty when it is valid. A rule comparing two fields of an object
+    is checked also when another field of that object has a problem (``_cross_field_problems``)."""
     document = prune_null_fields(document)
-    return merge_problems([*schema_problems(document), *model_problems(document)])
+    problems = [*schema_problems(document), *model_problems(document)]
+    if problems and isinstance(document, Mapping):
+        reported = [problem.path for problem in problems]
+        problems.extend(_cross_field_problems(PerformanceProfile, document, path="", reported=reported))
+    return merge_problems(problems)
 
 
 def is_perfpilot_document(document: object) -> bool:
