@@ -910,16 +910,23 @@ def _serve_once(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) ->
     return server
 
 
-def _query_fails_with(server: http.server.ThreadingHTTPServer, **settings: Any) -> str:
+def _query_with(server: http.server.ThreadingHTTPServer, **settings: Any) -> PrometheusError:
+    """The error of one query to ``server`` (which is shut down after), retries off."""
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with PrometheusReader(settings_for(url, retries=0, **settings)) as reader, \
-                pytest.raises(PrometheusQueryError) as raised:
+                pytest.raises(PrometheusError) as raised:
             reader.query_range("up", signal="test", end=AT, window_seconds=60, step_seconds=60)
     finally:
         server.shutdown()
         server.server_close()
-    return raised.value.cause
+    return raised.value
+
+
+def _query_fails_with(server: http.server.ThreadingHTTPServer, **settings: Any) -> str:
+    error = _query_with(server, **settings)
+    assert isinstance(error, PrometheusQueryError)
+    return error.cause
 
 
 def test_an_answer_still_trickling_in_at_the_deadline_is_a_failed_query_not_a_held_cycle() -> None:
@@ -956,18 +963,6 @@ def test_an_answer_larger_than_the_reader_takes_is_a_failed_query(monkeypatch: p
 
     assert len(body) > 2 * 1000
     assert _query_fails_with(_serve_once(large)) == "answer of more than 1,000 bytes: not read"
-
-
-def _query_with(server: http.server.ThreadingHTTPServer, **settings: Any) -> PrometheusError:
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        with PrometheusReader(settings_for(url, retries=0, **settings)) as reader, \
-                pytest.raises(PrometheusError) as raised:
-            reader.query_range("up", signal="test", end=AT, window_seconds=60, step_seconds=60)
-    finally:
-        server.shutdown()
-        server.server_close()
-    return raised.value
 
 
 def test_a_server_that_stalls_mid_answer_is_a_timeout_never_a_crash_of_the_cycle() -> None:
