@@ -235,6 +235,41 @@ def test_an_hpa_is_the_workloads_only_when_its_scale_target_ref_names_it(
     assert (live.hpa.max_replicas if live.hpa is not None else None) == max_replicas
 
 
+def test_pod_level_resources_are_refused_not_read_past() -> None:
+    # The HPA divides by the pod's own request when it is set: read as the container's 500m, the utilisation
+    # perfpilot reasons with would be four times the HPA's.
+    workload = _workload()
+    workload["spec"]["template"]["spec"]["resources"] = {"requests": {"cpu": "2"}}  # type: ignore[index]
+    assert _error([workload]) == (
+        "Deployment/api: spec.template.spec.resources: pod-level requests and limits are not supported: perfpilot "
+        "sizes and couples the containers' own (move them to the containers) (got {'requests': {'cpu': '2'}})")
+
+
+def test_two_hpas_scaling_the_workload_are_an_error_naming_both_not_a_guess() -> None:
+    # They fight over the replica count: coupling requests to the first found could tune against the other.
+    hpas = [_hpa(name="api-cpu"), _hpa(name="api-memory")]
+    assert _error([_workload(), *hpas]) == (
+        "Deployment/api is scaled by 2 HorizontalPodAutoscalers (api-cpu, api-memory): keep one, or name it in "
+        "spec.hpa.name")
+    live = live_config_from_manifests([_workload(), *hpas], profile(hpa={"name": "api-memory"}), now=NOW)
+    assert live.hpa is not None and live.hpa.name == "api-memory"
+
+
+def test_an_hpa_named_in_the_profile_that_scales_another_workload_is_an_error() -> None:
+    other = _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 10}, name="web")
+    assert _error([_workload(), other], hpa={"name": "web"}) == (
+        "spec.hpa.name web: that HorizontalPodAutoscaler scales Deployment/web, not Deployment/api")
+
+
+def test_of_two_utilisation_targets_on_one_resource_the_lower_decides_as_it_does_for_the_hpa() -> None:
+    metrics = [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
+                                                                          "averageUtilization": percent}}}
+               for percent in (60, 40)]
+    hpa = _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 10, "metrics": metrics})
+    live = live_config_from_manifests([_workload(), hpa], profile(), now=NOW)
+    assert live.hpa is not None and live.hpa.cpu_target_percent == 40
+
+
 @pytest.mark.parametrize(("config_map", "expected"), [
     ({"data": None}, "ConfigMap/pgbouncer: data.pgbouncer.ini is required"),
     ({"data": {"pgbouncer.ini": 42}}, "ConfigMap/pgbouncer: data.pgbouncer.ini: expected a string (got 42)"),
@@ -391,6 +426,27 @@ def test_a_config_map_mounted_through_a_projected_volume_counts_its_workloads_re
     documents = [_workload(), _pgbouncer_config_map("[pgbouncer]\n"), _pgbouncer_deployment(volume, replicas=4)]
     live = live_config_from_manifests(documents, profile(pool=CONFIG_MAP_POOL), now=NOW)
     assert live.pool is not None and live.pool.pooler_replicas == 4
+
+
+def test_a_pgbouncer_scaled_by_an_hpa_counts_its_max_replicas_in_the_server_budget() -> None:
+    # Scaled out to 6, six pools each open their own server connections: 2 would let the pool grow three times
+    # past what maxServerConnections leaves.
+    pooler_hpa = _hpa({"scaleTargetRef": {"kind": "Deployment", "name": "pgbouncer"}, "minReplicas": 2,
+                       "maxReplicas": 6}, name="pgbouncer")
+    documents = [_workload(), _pgbouncer_config_map("[pgbouncer]\n"),
+                 _pgbouncer_deployment({"configMap": {"name": "pgbouncer"}}, replicas=2), pooler_hpa]
+    live = live_config_from_manifests(documents, profile(pool=CONFIG_MAP_POOL), now=NOW)
+    assert live.pool is not None and live.pool.pooler_replicas == 6
+
+
+def test_a_cloudnativepg_pooler_scaled_by_an_hpa_counts_its_max_replicas_in_the_server_budget() -> None:
+    pooler = {"kind": "Pooler", "metadata": {"name": "pooler-rw"},
+              "spec": {"instances": 2, "pgbouncer": {"parameters": {"default_pool_size": "10"}}}}
+    pooler_hpa = _hpa({"scaleTargetRef": {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Pooler",
+                                          "name": "pooler-rw"}, "maxReplicas": 5}, name="pooler-rw")
+    pool = {"enabled": True, "pgbouncer": {"poolerRef": {"name": "pooler-rw"}, "database": "app"}}
+    live = live_config_from_manifests([_workload(), pooler, pooler_hpa], profile(pool=pool), now=NOW)
+    assert live.pool is not None and (live.pool.default_pool_size, live.pool.pooler_replicas) == (10, 5)
 
 
 def test_pgbouncer_replicas_are_not_guessed_when_no_workload_mounts_the_config_map() -> None:

@@ -181,6 +181,13 @@ def containers_of(workload: Mapping[str, Any]) -> tuple[ContainerResources, ...]
     containers = _list(where, path, pod_spec.get("containers"))
     if not containers:
         raise _fail(where, path, "is required (at least one container)")
+    pod_resources = _mapping(where, "spec.template.spec.resources", pod_spec.get("resources"))
+    if pod_resources.get("requests") or pod_resources.get("limits"):
+        # Pod-level resources (KEP-2837): the HPA's utilisation and the scheduler then use the pod's own
+        # requests, which container request changes do not move.
+        raise _fail(where, "spec.template.spec.resources", "pod-level requests and limits are not supported: "
+                    "perfpilot sizes and couples the containers' own (move them to the containers) "
+                    f"{_got(dict(pod_resources))}")
     found: list[ContainerResources] = []
     listed = [(path, index, raw) for index, raw in enumerate(containers)] + _sidecars(where, pod_spec)
     for list_path, index, raw in listed:
@@ -268,10 +275,20 @@ def _utilisation_target(hpa: Mapping[str, Any], resource: str, *, refuse_contain
         if _str(where, f"{path}.resource.name", source.get("name")) != resource:
             continue
         target = _mapping(where, f"{path}.resource.target", source.get("target"))
-        if _str(where, f"{path}.resource.target.type", target.get("type")) == "Utilization" and found is None:
-            found = _int(where, f"{path}.resource.target.averageUtilization", target.get("averageUtilization"),
-                         minimum=1)
+        if _str(where, f"{path}.resource.target.type", target.get("type")) == "Utilization":
+            percent = _int(where, f"{path}.resource.target.averageUtilization", target.get("averageUtilization"),
+                           minimum=1)
+            # The HPA takes the largest replica count its metrics ask for: of two targets on one resource, the
+            # lower one decides.
+            if percent is not None and (found is None or percent < found):
+                found = percent
     return found
+
+
+def _describe_ref(ref: object) -> str:
+    if not isinstance(ref, Mapping):
+        return "nothing (no spec.scaleTargetRef)"
+    return f"{ref.get('kind', '?')}/{ref.get('name', '?')}"
 
 
 def _scales(hpa: Mapping[str, Any], kind: str, name: str) -> bool:
@@ -311,13 +328,26 @@ def hpa_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile,
     """The profile's HPA (``spec.hpa.name``, else the one scaling the target) as ``HpaLive``, or None."""
     target = profile.spec.target_ref
     hpas = [o for o in objects if o.get("kind") == "HorizontalPodAutoscaler"]
+    scaling = [h for h in hpas if _scales(h, target.kind.value, target.name)]
     if profile.spec.hpa.name:
         hpa = _find(hpas, "HorizontalPodAutoscaler", profile.spec.hpa.name)
         if hpa is None:
             raise WorkloadSpecError(f"spec.hpa.name {profile.spec.hpa.name}: no HorizontalPodAutoscaler of that name "
                                     f"among the manifests (add hpa to kubectl get)")
+        if not any(h is hpa for h in scaling):
+            # Its target moves with another workload's load: coupling this one's requests to it, or moving its
+            # targets, would tune the wrong thing.
+            ref = _spec(hpa).get("scaleTargetRef")
+            raise WorkloadSpecError(f"spec.hpa.name {profile.spec.hpa.name}: that HorizontalPodAutoscaler scales "
+                                    f"{_describe_ref(ref)}, not {target.kind.value}/{target.name}")
+    elif len(scaling) > 1:
+        # Two HPAs on one workload fight (Kubernetes marks them AmbiguousSelector and stops scaling): which one
+        # sets the replica count is not for perfpilot to guess.
+        names = ", ".join(_name_of(h) or "?" for h in scaling)
+        raise WorkloadSpecError(f"{target.kind.value}/{target.name} is scaled by {len(scaling)} "
+                                f"HorizontalPodAutoscalers ({names}): keep one, or name it in spec.hpa.name")
     else:
-        hpa = next((h for h in hpas if _scales(h, target.kind.value, target.name)), None)
+        hpa = scaling[0] if scaling else None
     if hpa is None:
         return None
     where = _where(hpa)
@@ -488,9 +518,21 @@ def _mounted_config_maps(where: str, volume: Mapping[str, Any], path: str) -> li
     return names
 
 
+def _most_replicas(objects: Iterable[Mapping[str, Any]], *, kind: str, name: str, replicas: int) -> int:
+    """``replicas``, or the maxReplicas of an HPA scaling ``kind/name`` when larger: a pooler scaled out runs
+    that many pools, each opening its own server connections, so the budget is checked at its most."""
+    for hpa in objects:
+        if hpa.get("kind") == "HorizontalPodAutoscaler" and _scales(hpa, kind, name):
+            most = _required_int(_where(hpa), "spec.maxReplicas", _spec(hpa).get("maxReplicas"), minimum=1)
+            replicas = max(replicas, most)
+    return replicas
+
+
 def _replicas_mounting(objects: Iterable[Mapping[str, Any]], config_map: str) -> int:
-    """Replicas of the pgBouncer workload that mounts the ConfigMap: each runs a pool of its own. Not guessed
-    when no workload among the manifests mounts it: the server-connection budget multiplies by it."""
+    """Replicas of the pgBouncer workload that mounts the ConfigMap (at most, when an HPA scales it): each runs
+    a pool of its own. Not guessed when no workload among the manifests mounts it: the server-connection
+    budget multiplies by it."""
+    objects = list(objects)
     for workload in objects:
         if workload.get("kind") not in ("Deployment", "StatefulSet"):
             continue
@@ -500,7 +542,8 @@ def _replicas_mounting(objects: Iterable[Mapping[str, Any]], config_map: str) ->
             path = f"spec.template.spec.volumes[{index}]"
             if config_map in _mounted_config_maps(where, _mapping(where, path, raw), path):
                 replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
-                return 1 if replicas is None else replicas  # the API server's default
+                return _most_replicas(objects, kind=str(workload.get("kind")), name=_name_of(workload) or "",
+                                      replicas=1 if replicas is None else replicas)  # 1: the API server's default
     raise WorkloadSpecError(f"spec.pool.pgbouncer.configMapRef.name {config_map}: no Deployment or StatefulSet among "
                             f"the manifests mounts that ConfigMap, so how many pgBouncer replicas run a pool of their "
                             f"own is unknown (add the pgBouncer workload to kubectl get)")
@@ -542,7 +585,8 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
             reserve_pool_size=_ini_int(where, "spec.pgbouncer.parameters.reserve_pool_size",
                                        parameters.get("reserve_pool_size"),
                                        default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE, base_prefixes=True),
-            pooler_replicas=1 if instances is None else instances,  # CloudNativePG's default
+            pooler_replicas=_most_replicas(objects, kind="Pooler", name=pgbouncer.pooler_ref.name,
+                                           replicas=1 if instances is None else instances),  # CloudNativePG's default
         )
     return None
 
