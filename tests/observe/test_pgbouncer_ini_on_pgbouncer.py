@@ -123,6 +123,18 @@ def test_perfpilot_reads_the_pool_sizes_pgbouncer_applies(folder: Path, ini: str
 
 
 @pytest.mark.parametrize("ini", [
+    "[PgBouncer]\ndefault_pool_size = 8\n",
+    "[pgbouncer]\nDefault_Pool_Size = 8\n",
+    "[databases]\napp = host=db Pool_Size=7\n",
+])
+def test_a_name_in_other_case_is_refused_as_pgbouncer_refuses_it(folder: Path, ini: str) -> None:
+    # Read regardless of case, these gave sizes pgBouncer never applies: it will not start on the file.
+    assert isinstance(_pgbouncer_sizes(folder, ini), str)
+    with pytest.raises(WorkloadSpecError, match="pgBouncer reads names as written and refuses"):
+        parse_pgbouncer_ini(ini, database="app")
+
+
+@pytest.mark.parametrize("ini", [
     "[pgbouncer]\nreserve_pool_size = 08\n",  # no octal number
     "[pgbouncer]\ndefault_pool_size = '30'\n",  # quotes are no part of a [pgbouncer] value
     "[pgbouncer]\ndefault_pool_size = many\n",

@@ -355,10 +355,10 @@ def test_with_no_replica_count_anywhere_current_replicas_are_an_error_not_min_re
     ("[databases]\napp = host=db password='x pool_size=1' pool_size=9\n", "app", (9, 0)),
     # an indented setting is a setting, not a continuation of the line before
     ("[pgbouncer]\nlisten_port = 6432\n    default_pool_size = 30\n", "app", (30, 0)),
-    # database names are case-sensitive, setting and section names are not
-    ("[databases]\nApp = host=db pool_size=4\napp = host=db pool_size=6\n[PgBouncer]\nDEFAULT_POOL_SIZE = 8\n",
+    # database names are case-sensitive, as every name pgBouncer reads
+    ("[databases]\nApp = host=db pool_size=4\napp = host=db pool_size=6\n[pgbouncer]\ndefault_pool_size = 8\n",
      "App", (4, 0)),
-    ("[databases]\nApp = host=db pool_size=4\n[PgBouncer]\nDEFAULT_POOL_SIZE = 8\nreserve_pool_size=2\n",
+    ("[databases]\nApp = host=db pool_size=4\n[pgbouncer]\ndefault_pool_size = 8\nreserve_pool_size=2\n",
      "app", (8, 2)),
     # comments with ; or #, a later setting wins
     ("; sizes\n[pgbouncer]\n# old\ndefault_pool_size = 10\ndefault_pool_size = 12\n", "app", (12, 0)),

@@ -440,8 +440,10 @@ def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
     """pgbouncer.ini's sections as pgBouncer reads them: comments start a line with ``;`` or ``#``, indented
     lines are lines like any other, a section header may carry a comment, [databases] names are matched
     exactly, a later setting wins, and a second [pgbouncer] section starts again from the defaults. Section
-    and setting names are matched regardless of case (pgBouncer matches them exactly and would not start on
-    a file that misspells one). ``%include`` pulls in a file the manifests do not hold: refused."""
+    and setting names are matched exactly, as pgBouncer matches them; one that differs from a name perfpilot
+    reads only in case is refused, as pgBouncer refuses the file (``[PgBouncer]``, ``Default_Pool_Size``):
+    the sizes read from it would not be the live ones. ``%include`` pulls in a file the manifests do not
+    hold: refused."""
     sections: dict[str, dict[str, str]] = {}
     current: str | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -455,7 +457,7 @@ def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
             header = _SECTION_HEADER.fullmatch(line)
             if header is None or not header.group(1).strip():
                 raise WorkloadSpecError(f"{where}: line {number}: not a [section] header (got {line!r})")
-            current = header.group(1).strip().lower()
+            current = _exact_name(header.group(1).strip(), _SECTIONS, where=f"{where}: line {number}")
             if current == "pgbouncer":
                 # pgBouncer fills a settings section's defaults when it starts: given again, it starts afresh.
                 sections[current] = {}
@@ -466,9 +468,24 @@ def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
             raise WorkloadSpecError(f"{where}: line {number}: expected name = value (got {line!r})")
         if current is None:
             raise WorkloadSpecError(f"{where}: line {number}: a setting before any [section] (got {line!r})")
-        name = key.strip() if current in ("databases", "users") else key.strip().lower()
+        name = key.strip()
+        if current not in ("databases", "users"):
+            name = _exact_name(name, _POOL_SETTINGS, where=f"{where}: line {number}")
         sections[current][name] = value.strip()
     return sections
+
+
+_SECTIONS = ("pgbouncer", "databases", "users", "peers")
+_POOL_SETTINGS = ("default_pool_size", "reserve_pool_size")
+_POOL_PARAMETERS = ("pool_size", "reserve_pool", "reserve_pool_size")
+
+
+def _exact_name(name: str, known: tuple[str, ...], *, where: str) -> str:
+    """``name`` as written; refused when it is one of ``known`` in other case, which pgBouncer does not read."""
+    if name not in known and name.lower() in known:
+        raise WorkloadSpecError(f"{where}: pgBouncer reads names as written and refuses {name!r} "
+                                f"(it is not {name.lower()!r}): the pool sizes it holds are not the live ones")
+    return name
 
 
 def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini") -> PoolLive:
@@ -486,8 +503,9 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
     reserve = _ini_int(where, "[pgbouncer] reserve_pool_size", section.get("reserve_pool_size"),
                        default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE, base_prefixes=True)
     for user, settings in sections.get("users", {}).items():
-        sized = [key for key, _ in _connection_parameters(settings, where=f"{where}: [users] {user}")
-                 if key.lower() in ("pool_size", "reserve_pool_size")]
+        sized = [_exact_name(key, _POOL_PARAMETERS, where=f"{where}: [users] {user}")
+                 for key, _ in _connection_parameters(settings, where=f"{where}: [users] {user}")
+                 if key in ("pool_size", "reserve_pool_size") or key.lower() in _POOL_PARAMETERS]
         if sized:
             # pgBouncer sizes that user's pools by it, before the database line: a pool per user, which perfpilot
             # (one pool per database) would read and size wrong.
@@ -496,11 +514,12 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
     databases = sections.get("databases", {})
     line = next((name for name in (database, "*") if name in databases), None)
     if line is not None:
-        for key, value in _connection_parameters(databases[line], where=f"{where}: [databases] {line}"):
-            if key.lower() == "pool_size":
+        for written, value in _connection_parameters(databases[line], where=f"{where}: [databases] {line}"):
+            key = _exact_name(written, _POOL_PARAMETERS, where=f"{where}: [databases] {line}")
+            if key == "pool_size":
                 pool_size = _ini_int(where, f"[databases] {line} pool_size", _unquote(value), default=pool_size,
                                      base_prefixes=False)
-            elif key.lower() in ("reserve_pool", "reserve_pool_size"):  # 1.24 renamed it; the old name stays
+            elif key in ("reserve_pool", "reserve_pool_size"):  # 1.24 renamed it; the old name stays
                 reserve = _ini_int(where, f"[databases] {line} {key}", _unquote(value), default=reserve,
                                    base_prefixes=False)
     return PoolLive(default_pool_size=pool_size, reserve_pool_size=reserve)
