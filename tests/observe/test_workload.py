@@ -393,6 +393,38 @@ def test_a_connection_string_pgbouncer_would_refuse_is_refused_not_searched(conn
         parse_pgbouncer_ini(f"[databases]\napp = {connection}\n", database="app")
 
 
+@pytest.mark.parametrize(("ini", "said"), [
+    ("[pgbouncer]\ndefault_pool_size = 11\nmax_db_connections = 4\n", "[pgbouncer] max_db_connections = 4 caps "
+     "the pool under its size 11"),
+    ("[pgbouncer]\nmax_user_connections = 3\n", "[pgbouncer] max_user_connections = 3 caps the pool under its "
+     "size 20"),
+    ("[databases]\napp = host=db max_db_connections=5\n", "[databases] app max_db_connections = 5 caps the pool "
+     "under its size 20"),
+])
+def test_a_cap_on_server_connections_below_the_pool_size_is_refused(ini: str, said: str) -> None:
+    # pgBouncer opens no more than the cap: a saturated pool of 11 capped at 4 reads 36% used, and a grow
+    # changes nothing.
+    with pytest.raises(WorkloadSpecError, match=re.escape(f"pgbouncer.ini: {said}: perfpilot tunes the pool size")):
+        parse_pgbouncer_ini(ini, database="app")
+
+
+@pytest.mark.parametrize("ini", [
+    "[pgbouncer]\ndefault_pool_size = 11\nmax_db_connections = 11\nmax_user_connections = 0\n",
+    # the database's own cap replaces the [pgbouncer] one for it (pgBouncer shows max_connections 50)
+    "[databases]\napp = host=db max_db_connections=50\n[pgbouncer]\ndefault_pool_size = 11\nmax_db_connections = 4\n",
+])
+def test_a_cap_at_or_above_the_pool_size_leaves_the_pool_to_tune(ini: str) -> None:
+    assert parse_pgbouncer_ini(ini, database="app").default_pool_size == 11
+
+
+def test_a_poolers_cap_below_its_pool_size_is_refused() -> None:
+    pooler = {"kind": "Pooler", "metadata": {"name": "pooler-rw"}, "spec": {"instances": 1, "pgbouncer": {
+        "parameters": {"default_pool_size": "10", "max_db_connections": "6"}}}}
+    pool = {"enabled": True, "pgbouncer": {"poolerRef": {"name": "pooler-rw"}, "database": "app"}}
+    assert _error([_workload(), pooler], pool=pool).startswith(
+        "Pooler/pooler-rw: spec.pgbouncer.parameters.max_db_connections = 6 caps the pool under its size 10")
+
+
 def test_the_star_fallback_databases_pool_size_applies_to_a_database_without_a_line() -> None:
     ini = "[databases]\n* = host=db pool_size=12\nother = host=db pool_size=3\n[pgbouncer]\ndefault_pool_size = 30\n"
     assert parse_pgbouncer_ini(ini, database="app").default_pool_size == 12

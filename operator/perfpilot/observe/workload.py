@@ -476,8 +476,8 @@ def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
 
 
 _SECTIONS = ("pgbouncer", "databases", "users", "peers")
-_POOL_SETTINGS = ("default_pool_size", "reserve_pool_size")
-_POOL_PARAMETERS = ("pool_size", "reserve_pool", "reserve_pool_size")
+_POOL_SETTINGS = ("default_pool_size", "reserve_pool_size", "max_db_connections", "max_user_connections")
+_POOL_PARAMETERS = ("pool_size", "reserve_pool", "reserve_pool_size", "max_db_connections")
 
 
 def _exact_name(name: str, known: tuple[str, ...], *, where: str) -> str:
@@ -511,6 +511,9 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
             # (one pool per database) would read and size wrong.
             raise WorkloadSpecError(f"{where}: [users] {user}: a per-user {sized[0]} is not supported: perfpilot "
                                     f"sizes the database's pool (got {settings!r})")
+    caps = {f"[pgbouncer] {name}": _ini_int(where, f"[pgbouncer] {name}", section.get(name), default=0,
+                                            base_prefixes=True)
+            for name in ("max_db_connections", "max_user_connections")}
     databases = sections.get("databases", {})
     line = next((name for name in (database, "*") if name in databases), None)
     if line is not None:
@@ -522,7 +525,24 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
             elif key in ("reserve_pool", "reserve_pool_size"):  # 1.24 renamed it; the old name stays
                 reserve = _ini_int(where, f"[databases] {line} {key}", _unquote(value), default=reserve,
                                    base_prefixes=False)
+            elif key == "max_db_connections":
+                # The database's own cap replaces the [pgbouncer] one for it.
+                caps["[pgbouncer] max_db_connections"] = 0
+                caps[f"[databases] {line} max_db_connections"] = _ini_int(
+                    where, f"[databases] {line} max_db_connections", _unquote(value), default=0, base_prefixes=False)
+    _check_connection_caps(caps, pool_size=pool_size, where=where)
     return PoolLive(default_pool_size=pool_size, reserve_pool_size=reserve)
+
+
+def _check_connection_caps(caps: Mapping[str, int], *, pool_size: int, where: str) -> None:
+    """Refuses a cap on server connections (``max_db_connections``, ``max_user_connections``; 0 is none) below
+    the pool size: the pool never opens more than the cap, so its size is not what binds, its use read against
+    it looks low, and a grow changes nothing."""
+    for name, cap in caps.items():
+        if 0 < cap < pool_size:
+            raise WorkloadSpecError(f"{where}: {name} = {cap} caps the pool under its size {pool_size}: perfpilot "
+                                    f"tunes the pool size, which the cap overrides (raise the cap to the pool's "
+                                    f"spec.pool.size.max, or remove it)")
 
 
 def _mounted_config_maps(where: str, volume: Mapping[str, Any], path: str) -> list[str | None]:
@@ -596,11 +616,16 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
         settings = _mapping(where, "spec.pgbouncer", spec.get("pgbouncer"))
         parameters = _mapping(where, "spec.pgbouncer.parameters", settings.get("parameters"))
         instances = _int(where, "spec.instances", spec.get("instances"))
+        # CloudNativePG writes the parameters into the [pgbouncer] section: read as pgBouncer reads them.
+        pool_size = _ini_int(where, "spec.pgbouncer.parameters.default_pool_size",
+                             parameters.get("default_pool_size"), default=PGBOUNCER_DEFAULT_POOL_SIZE,
+                             base_prefixes=True)
+        caps = {f"spec.pgbouncer.parameters.{name}": _ini_int(where, f"spec.pgbouncer.parameters.{name}",
+                                                              parameters.get(name), default=0, base_prefixes=True)
+                for name in ("max_db_connections", "max_user_connections")}
+        _check_connection_caps(caps, pool_size=pool_size, where=where)
         return PoolLive(
-            # CloudNativePG writes the parameters into the [pgbouncer] section: read as pgBouncer reads them.
-            default_pool_size=_ini_int(where, "spec.pgbouncer.parameters.default_pool_size",
-                                       parameters.get("default_pool_size"), default=PGBOUNCER_DEFAULT_POOL_SIZE,
-                                       base_prefixes=True),
+            default_pool_size=pool_size,
             reserve_pool_size=_ini_int(where, "spec.pgbouncer.parameters.reserve_pool_size",
                                        parameters.get("reserve_pool_size"),
                                        default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE, base_prefixes=True),
