@@ -134,6 +134,26 @@ def test_a_statefulset_with_a_partition_rolls_out_only_the_pods_above_it(updated
     assert rollout_in_progress(manifest) is rolling
 
 
+@pytest.mark.parametrize(("status", "rolling"), [
+    # a scale-up under OrderedReady: 3 of 5 pods so far, all of the one revision (it may stall for good behind a
+    # crash-looping pod, and is no rollout)
+    ({"replicas": 3, "updatedReplicas": 3, "currentRevision": "api-7b", "updateRevision": "api-7b"}, False),
+    # the rollout's tail: every pod updated, the last not yet ready, so the revisions are still apart
+    ({"replicas": 3, "updatedReplicas": 3, "currentRevision": "api-6a", "updateRevision": "api-7b"}, True),
+    ({"replicas": 5, "updatedReplicas": 2, "currentRevision": "api-6a", "updateRevision": "api-7b"}, True),
+    # without revisions (a status written by hand): the updated pods against the pods there are
+    ({"replicas": 3, "updatedReplicas": 3}, False),
+    ({"replicas": 3, "updatedReplicas": 1}, True),
+])
+def test_a_statefulset_rolls_out_until_its_current_revision_is_the_update_revision(
+    status: dict[str, object], rolling: bool
+) -> None:
+    manifest = {"kind": "StatefulSet", "metadata": {"name": "api", "generation": 2},
+                "spec": {"replicas": 5, "updateStrategy": {"type": "RollingUpdate"}},
+                "status": {"observedGeneration": 2, **status}}
+    assert rollout_in_progress(manifest) is rolling
+
+
 @pytest.mark.parametrize(("strategy", "rolling"), [("RollingUpdate", True), ("OnDelete", False)])
 def test_an_on_delete_statefulset_is_never_rolling_out_by_itself(strategy: str, rolling: bool) -> None:
     manifest = {"kind": "StatefulSet", "metadata": {"name": "api", "generation": 2},

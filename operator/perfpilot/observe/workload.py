@@ -646,8 +646,9 @@ def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
     (``replicas > updatedReplicas``), or the ``Progressing`` condition still says ``ReplicaSetUpdated`` (the
     last new pod coming up). Availability alone does not count: pods still starting after a scale-up, or one
     crash-looping after the rollout completed, are no rollout, and the memory raise that would end an OOM loop
-    must not wait for that loop to end. A StatefulSet rolls out the pods at or above its ``partition``; with
-    ``updateStrategy: OnDelete`` it never rolls out by itself.
+    must not wait for that loop to end. A StatefulSet rolls out until its ``currentRevision`` is its
+    ``updateRevision``, or, with a ``partition``, the pods at or above it; with ``updateStrategy: OnDelete``
+    it never rolls out by itself.
     No status at all: not known to roll out (a manifest written by hand).
     """
     where = _where(workload)
@@ -668,9 +669,19 @@ def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
             return False
         rolling = _mapping(where, "spec.updateStrategy.rollingUpdate", strategy.get("rollingUpdate"))
         partition = _int(where, "spec.updateStrategy.rollingUpdate.partition", rolling.get("partition")) or 0
-        # Only the pods with an ordinal at or above the partition take the new template.
         updated = _int(where, "status.updatedReplicas", status.get("updatedReplicas")) or 0
-        return updated < max(0, wanted - partition)
+        if partition > 0:
+            # Only the pods with an ordinal at or above the partition take the new template (the current revision
+            # stays the old one for good).
+            return updated < max(0, wanted - partition)
+        current = _str(where, "status.currentRevision", status.get("currentRevision"))
+        update = _str(where, "status.updateRevision", status.get("updateRevision"))
+        if current and update:
+            # As kubectl rollout status reads it: the controller moves currentRevision to updateRevision once
+            # every pod runs the new one and is ready. A scale-up under OrderedReady (5 wanted, 3 updated, one
+            # revision) is no rollout; the last updated pod coming up (3 of 3 updated, revisions apart) still is.
+            return current != update
+        return updated < (replicas if replicas is not None else wanted)
     updated = _int(where, "status.updatedReplicas", status.get("updatedReplicas")) or 0  # absent: none yet
     if updated < wanted or (replicas or 0) > updated:
         return True
