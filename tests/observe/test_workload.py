@@ -139,7 +139,7 @@ def test_a_statefulset_with_a_partition_rolls_out_only_the_pods_above_it(updated
     # crash-looping pod, and is no rollout)
     ({"replicas": 3, "updatedReplicas": 3, "currentRevision": "api-7b", "updateRevision": "api-7b"}, False),
     # the rollout's tail: every pod updated, the last not yet ready, so the revisions are still apart
-    ({"replicas": 3, "updatedReplicas": 3, "currentRevision": "api-6a", "updateRevision": "api-7b"}, True),
+    ({"replicas": 5, "updatedReplicas": 5, "currentRevision": "api-6a", "updateRevision": "api-7b"}, True),
     ({"replicas": 5, "updatedReplicas": 2, "currentRevision": "api-6a", "updateRevision": "api-7b"}, True),
     # without revisions (a status written by hand): the updated pods against the pods there are
     ({"replicas": 3, "updatedReplicas": 3}, False),
@@ -265,14 +265,13 @@ def test_pod_level_resources_are_refused_not_read_past() -> None:
         "sizes and couples the containers' own (move them to the containers) (got {'requests': {'cpu': '2'}})")
 
 
-def test_two_hpas_scaling_the_workload_are_an_error_naming_both_not_a_guess() -> None:
-    # They fight over the replica count: coupling requests to the first found could tune against the other.
+@pytest.mark.parametrize("hpa_spec", [{}, {"name": "api-memory"}])
+def test_two_hpas_scaling_the_workload_are_an_error_naming_both_not_a_guess(hpa_spec: dict[str, str]) -> None:
+    # Kubernetes stops both scaling (AmbiguousSelector): tuning either, named or found first, tunes nothing.
     hpas = [_hpa(name="api-cpu"), _hpa(name="api-memory")]
-    assert _error([_workload(), *hpas]) == (
-        "Deployment/api is scaled by 2 HorizontalPodAutoscalers (api-cpu, api-memory): keep one, or name it in "
-        "spec.hpa.name")
-    live = live_config_from_manifests([_workload(), *hpas], profile(hpa={"name": "api-memory"}), now=NOW)
-    assert live.hpa is not None and live.hpa.name == "api-memory"
+    assert _error([_workload(), *hpas], **({"hpa": hpa_spec} if hpa_spec else {})) == (
+        "Deployment/api is scaled by 2 HorizontalPodAutoscalers (api-cpu, api-memory), which Kubernetes stops "
+        "scaling (AmbiguousSelector): keep one")
 
 
 def test_an_hpa_named_in_the_profile_that_scales_another_workload_is_an_error() -> None:
@@ -415,17 +414,39 @@ def test_a_connection_string_pgbouncer_would_refuse_is_refused_not_searched(conn
 
 @pytest.mark.parametrize(("ini", "said"), [
     ("[pgbouncer]\ndefault_pool_size = 11\nmax_db_connections = 4\n", "[pgbouncer] max_db_connections = 4 caps "
-     "the pool under its size 11"),
-    ("[pgbouncer]\nmax_user_connections = 3\n", "[pgbouncer] max_user_connections = 3 caps the pool under its "
-     "size 20"),
+     "the pool under 11"),
+    ("[pgbouncer]\nmax_user_connections = 3\n", "[pgbouncer] max_user_connections = 3 caps the pool under "
+     "20"),
     ("[databases]\napp = host=db max_db_connections=5\n", "[databases] app max_db_connections = 5 caps the pool "
-     "under its size 20"),
+     "under 20"),
 ])
 def test_a_cap_on_server_connections_below_the_pool_size_is_refused(ini: str, said: str) -> None:
     # pgBouncer opens no more than the cap: a saturated pool of 11 capped at 4 reads 36% used, and a grow
     # changes nothing.
-    with pytest.raises(WorkloadSpecError, match=re.escape(f"pgbouncer.ini: {said}: perfpilot tunes the pool size")):
+    with pytest.raises(WorkloadSpecError, match=re.escape(f"pgbouncer.ini: {said}")):
         parse_pgbouncer_ini(ini, database="app")
+
+
+@pytest.mark.parametrize(("ini", "said"), [
+    # a database line's 0 is no cap of its own: the [pgbouncer] one still holds (pgBouncer shows 4)
+    ("[databases]\napp = host=db max_db_connections=0\n[pgbouncer]\ndefault_pool_size = 11\n"
+     "max_db_connections = 4\n", "[pgbouncer] max_db_connections = 4 caps the pool under 11"),
+    # a user's own cap (which user the application is, the manifests do not say)
+    ("[users]\napp = max_user_connections=3\n[pgbouncer]\ndefault_pool_size = 11\n",
+     "[users] app max_user_connections = 3 caps the pool under 11"),
+])
+def test_a_cap_pgbouncer_applies_through_a_fallback_or_a_user_is_refused_too(ini: str, said: str) -> None:
+    with pytest.raises(WorkloadSpecError, match=re.escape(f"pgbouncer.ini: {said}")):
+        parse_pgbouncer_ini(ini, database="app")
+
+
+def test_a_cap_under_the_largest_pool_perfpilot_may_set_is_refused() -> None:
+    # A cap of 12 holds a pool of 11, but not the 16 a grow within spec.pool.size.max would write.
+    ini = "[pgbouncer]\ndefault_pool_size = 11\nmax_db_connections = 12\n"
+    assert parse_pgbouncer_ini(ini, database="app").default_pool_size == 11
+    with pytest.raises(WorkloadSpecError, match=re.escape("max_db_connections = 12 caps the pool under 50 (its size, "
+                                                          "or spec.pool.size.max if larger)")):
+        parse_pgbouncer_ini(ini, database="app", size_max=50)
 
 
 @pytest.mark.parametrize("ini", [
@@ -442,7 +463,7 @@ def test_a_poolers_cap_below_its_pool_size_is_refused() -> None:
         "parameters": {"default_pool_size": "10", "max_db_connections": "6"}}}}
     pool = {"enabled": True, "pgbouncer": {"poolerRef": {"name": "pooler-rw"}, "database": "app"}}
     assert _error([_workload(), pooler], pool=pool).startswith(
-        "Pooler/pooler-rw: spec.pgbouncer.parameters.max_db_connections = 6 caps the pool under its size 10")
+        "Pooler/pooler-rw: spec.pgbouncer.parameters.max_db_connections = 6 caps the pool under 100")
 
 
 def test_the_star_fallback_databases_pool_size_applies_to_a_database_without_a_line() -> None:

@@ -329,6 +329,13 @@ def hpa_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile,
     target = profile.spec.target_ref
     hpas = [o for o in objects if o.get("kind") == "HorizontalPodAutoscaler"]
     scaling = [h for h in hpas if _scales(h, target.kind.value, target.name)]
+    if len(scaling) > 1:
+        # Two HPAs on one workload fight: Kubernetes marks each AmbiguousSelector and stops them scaling, so
+        # neither sets the replica count, whichever spec.hpa.name names.
+        names = ", ".join(_name_of(h) or "?" for h in scaling)
+        raise WorkloadSpecError(f"{target.kind.value}/{target.name} is scaled by {len(scaling)} "
+                                f"HorizontalPodAutoscalers ({names}), which Kubernetes stops scaling "
+                                f"(AmbiguousSelector): keep one")
     if profile.spec.hpa.name:
         hpa = _find(hpas, "HorizontalPodAutoscaler", profile.spec.hpa.name)
         if hpa is None:
@@ -340,12 +347,6 @@ def hpa_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile,
             ref = _spec(hpa).get("scaleTargetRef")
             raise WorkloadSpecError(f"spec.hpa.name {profile.spec.hpa.name}: that HorizontalPodAutoscaler scales "
                                     f"{_describe_ref(ref)}, not {target.kind.value}/{target.name}")
-    elif len(scaling) > 1:
-        # Two HPAs on one workload fight (Kubernetes marks them AmbiguousSelector and stops scaling): which one
-        # sets the replica count is not for perfpilot to guess.
-        names = ", ".join(_name_of(h) or "?" for h in scaling)
-        raise WorkloadSpecError(f"{target.kind.value}/{target.name} is scaled by {len(scaling)} "
-                                f"HorizontalPodAutoscalers ({names}): keep one, or name it in spec.hpa.name")
     else:
         hpa = scaling[0] if scaling else None
     if hpa is None:
@@ -478,6 +479,7 @@ def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
 _SECTIONS = ("pgbouncer", "databases", "users", "peers")
 _POOL_SETTINGS = ("default_pool_size", "reserve_pool_size", "max_db_connections", "max_user_connections")
 _POOL_PARAMETERS = ("pool_size", "reserve_pool", "reserve_pool_size", "max_db_connections")
+_USER_PARAMETERS = ("pool_size", "reserve_pool_size", "max_user_connections")
 
 
 def _exact_name(name: str, known: tuple[str, ...], *, where: str) -> str:
@@ -488,13 +490,14 @@ def _exact_name(name: str, known: tuple[str, ...], *, where: str) -> str:
     return name
 
 
-def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini") -> PoolLive:
+def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini", size_max: int = 0) -> PoolLive:
     """Pool sizes from pgbouncer.ini, as pgBouncer applies them to ``database``.
 
     A ``pool_size=`` / ``reserve_pool_size=`` (``reserve_pool=`` before pgBouncer 1.24) on the database's line
     in ``[databases]`` (or, when the database has no line, on the ``*`` fallback line pgBouncer uses for it)
     overrides ``default_pool_size`` / ``reserve_pool_size``: the size reported is the one the pool really
-    has. A ``pool_size`` set per user in ``[users]`` is refused (see below).
+    has. A ``pool_size`` set per user in ``[users]`` is refused (see below), and so is a cap on server
+    connections below the pool size or ``size_max`` (the largest perfpilot may set, ``_check_connection_caps``).
     """
     sections = _ini_sections(text, where=where)
     section = sections.get("pgbouncer", {})
@@ -502,18 +505,22 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
                          default=PGBOUNCER_DEFAULT_POOL_SIZE, base_prefixes=True)
     reserve = _ini_int(where, "[pgbouncer] reserve_pool_size", section.get("reserve_pool_size"),
                        default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE, base_prefixes=True)
-    for user, settings in sections.get("users", {}).items():
-        sized = [_exact_name(key, _POOL_PARAMETERS, where=f"{where}: [users] {user}")
-                 for key, _ in _connection_parameters(settings, where=f"{where}: [users] {user}")
-                 if key in ("pool_size", "reserve_pool_size") or key.lower() in _POOL_PARAMETERS]
-        if sized:
-            # pgBouncer sizes that user's pools by it, before the database line: a pool per user, which perfpilot
-            # (one pool per database) would read and size wrong.
-            raise WorkloadSpecError(f"{where}: [users] {user}: a per-user {sized[0]} is not supported: perfpilot "
-                                    f"sizes the database's pool (got {settings!r})")
     caps = {f"[pgbouncer] {name}": _ini_int(where, f"[pgbouncer] {name}", section.get(name), default=0,
                                             base_prefixes=True)
             for name in ("max_db_connections", "max_user_connections")}
+    for user, settings in sections.get("users", {}).items():
+        for written, value in _connection_parameters(settings, where=f"{where}: [users] {user}"):
+            key = _exact_name(written, _USER_PARAMETERS, where=f"{where}: [users] {user}")
+            if key in ("pool_size", "reserve_pool_size"):
+                # pgBouncer sizes that user's pools by it, before the database line: a pool per user, which
+                # perfpilot (one pool per database) would read and size wrong.
+                raise WorkloadSpecError(f"{where}: [users] {user}: a per-user {key} is not supported: perfpilot "
+                                        f"sizes the database's pool (got {settings!r})")
+            if key == "max_user_connections":
+                # Which user the application connects as is not in the manifests: every user's cap is checked
+                # (a user's own replaces the [pgbouncer] one for that user only, so that one stays checked).
+                caps[f"[users] {user} max_user_connections"] = _ini_int(
+                    where, f"[users] {user} max_user_connections", _unquote(value), default=0, base_prefixes=False)
     databases = sections.get("databases", {})
     line = next((name for name in (database, "*") if name in databases), None)
     if line is not None:
@@ -526,23 +533,26 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
                 reserve = _ini_int(where, f"[databases] {line} {key}", _unquote(value), default=reserve,
                                    base_prefixes=False)
             elif key == "max_db_connections":
-                # The database's own cap replaces the [pgbouncer] one for it.
-                caps["[pgbouncer] max_db_connections"] = 0
-                caps[f"[databases] {line} max_db_connections"] = _ini_int(
-                    where, f"[databases] {line} max_db_connections", _unquote(value), default=0, base_prefixes=False)
-    _check_connection_caps(caps, pool_size=pool_size, where=where)
+                own = _ini_int(where, f"[databases] {line} max_db_connections", _unquote(value), default=0,
+                               base_prefixes=False)
+                if own > 0:
+                    # The database's own cap replaces the [pgbouncer] one for it; 0 falls back to that one, as
+                    # pgBouncer's database_max_connections() reads it.
+                    caps["[pgbouncer] max_db_connections"] = 0
+                    caps[f"[databases] {line} max_db_connections"] = own
+    _check_connection_caps(caps, pool_size=max(pool_size, size_max), where=where)
     return PoolLive(default_pool_size=pool_size, reserve_pool_size=reserve)
 
 
 def _check_connection_caps(caps: Mapping[str, int], *, pool_size: int, where: str) -> None:
     """Refuses a cap on server connections (``max_db_connections``, ``max_user_connections``; 0 is none) below
-    the pool size: the pool never opens more than the cap, so its size is not what binds, its use read against
-    it looks low, and a grow changes nothing."""
+    ``pool_size`` (the larger of the live size and the most perfpilot may set): the pool never opens more than
+    the cap, so its size is not what binds, its use read against it looks low, and a grow changes nothing."""
     for name, cap in caps.items():
         if 0 < cap < pool_size:
-            raise WorkloadSpecError(f"{where}: {name} = {cap} caps the pool under its size {pool_size}: perfpilot "
-                                    f"tunes the pool size, which the cap overrides (raise the cap to the pool's "
-                                    f"spec.pool.size.max, or remove it)")
+            raise WorkloadSpecError(f"{where}: {name} = {cap} caps the pool under {pool_size} (its size, or "
+                                    f"spec.pool.size.max if larger): perfpilot tunes the pool size, which the cap "
+                                    f"overrides (raise the cap to spec.pool.size.max, or remove it)")
 
 
 def _mounted_config_maps(where: str, volume: Mapping[str, Any], path: str) -> list[str | None]:
@@ -603,7 +613,8 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
         ini = _str(where, f"data.{ref.key}", data.get(ref.key))
         if ini is None:
             raise _fail(where, f"data.{ref.key}", "is required (the pgbouncer.ini named by configMapRef.key)")
-        pool = parse_pgbouncer_ini(ini, database=pgbouncer.database, where=f"{where}: data.{ref.key}")
+        pool = parse_pgbouncer_ini(ini, database=pgbouncer.database, where=f"{where}: data.{ref.key}",
+                                   size_max=profile.spec.pool.size.max)
         replicas = _replicas_mounting(objects, ref.name)
         return PoolLive(pool.default_pool_size, pool.reserve_pool_size, pooler_replicas=replicas)
     if pgbouncer.pooler_ref is not None:
@@ -623,7 +634,7 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
         caps = {f"spec.pgbouncer.parameters.{name}": _ini_int(where, f"spec.pgbouncer.parameters.{name}",
                                                               parameters.get(name), default=0, base_prefixes=True)
                 for name in ("max_db_connections", "max_user_connections")}
-        _check_connection_caps(caps, pool_size=pool_size, where=where)
+        _check_connection_caps(caps, pool_size=max(pool_size, profile.spec.pool.size.max), where=where)
         return PoolLive(
             default_pool_size=pool_size,
             reserve_pool_size=_ini_int(where, "spec.pgbouncer.parameters.reserve_pool_size",
@@ -677,8 +688,8 @@ def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
         current = _str(where, "status.currentRevision", status.get("currentRevision"))
         update = _str(where, "status.updateRevision", status.get("updateRevision"))
         if current and update:
-            # As kubectl rollout status reads it: the controller moves currentRevision to updateRevision once
-            # every pod runs the new one and is ready. A scale-up under OrderedReady (5 wanted, 3 updated, one
+            # The StatefulSet controller moves currentRevision to updateRevision once every pod runs the new
+            # one and is ready: that is its rollout complete. A scale-up under OrderedReady (5 wanted, 3 updated, one
             # revision) is no rollout; the last updated pod coming up (3 of 3 updated, revisions apart) still is.
             return current != update
         return updated < (replicas if replicas is not None else wanted)
