@@ -866,19 +866,22 @@ def test_a_window_too_long_for_one_range_query_leaves_that_profile_unknown_and_t
     assert isinstance(billing_rate, Unknown) and billing_rate.reason.startswith("too few samples: 60 of 11001")
 
 
+def _observed_with_error_matcher(prometheus: PrometheusServer, key: ProfileKey, error_matcher: str) -> Observations:
+    target = ProfileTarget(make_profile(*key, url=prometheus.url, metrics={"errorMatcher": error_matcher}), LIMITED)
+    return fetch_observations([target], at=AT, settings=settings_for(prometheus.url))[key]
+
+
 @pytest.mark.parametrize("error_matcher", ['status_class!="2xx"', 'code=~"5..", status_class!~"2.."'])
 def test_an_error_matcher_that_matches_a_missing_label_on_a_counter_without_it_is_unknown_never_all_failed(
     prometheus: PrometheusServer, error_matcher: str
 ) -> None:
     # shop/api's counter carries `code`, not `status_class`: a matcher that also selects series without the
     # label would count every request as failed (a ratio of 1 where 0.5% fail), and roll back any change.
-    targets = [ProfileTarget(make_profile("shop", "api", url=prometheus.url,
-                                          metrics={"errorMatcher": error_matcher}), LIMITED)]
-    result = fetch_observations(targets, at=AT, settings=settings_for(prometheus.url))
-    assert result[("shop", "api")].error_ratio == Unknown(
+    observations = _observed_with_error_matcher(prometheus, ("shop", "api"), error_matcher)
+    assert observations.error_ratio == Unknown(
         "no request series of shop/api carries the label(s) spec.metrics.errorMatcher also matches when missing "
         "(status_class): every request would read as failed")
-    assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
+    assert isinstance(observations.request_rate_per_second, Series)
 
 
 @pytest.mark.parametrize("error_matcher", ['code!~"2..|3..|4.."', 'status_class="5xx"'])
@@ -888,10 +891,7 @@ def test_an_error_matcher_needs_no_label_of_a_series_that_did_not_fail(
     # media/stream never failed. A negated matcher on `code`, which its series carry, still reads a measured
     # 0; so does a positive one on a label no series has (a label only failures carry, as OpenTelemetry's
     # error_type, looks the same until the first failure).
-    targets = [ProfileTarget(make_profile("media", "stream", url=prometheus.url,
-                                          metrics={"errorMatcher": error_matcher}), LIMITED)]
-    measured = fetch_observations(targets, at=AT, settings=settings_for(prometheus.url))[
-        ("media", "stream")].error_ratio
+    measured = _observed_with_error_matcher(prometheus, ("media", "stream"), error_matcher).error_ratio
     assert isinstance(measured, Series) and set(measured.values) == {0.0}
 
 
