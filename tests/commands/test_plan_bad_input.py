@@ -283,6 +283,14 @@ def test_plan_takes_a_step_longer_than_the_default_rate_window_when_no_rate_wind
     assert "--rate-window" not in err
 
 
+def test_plan_names_only_the_step_when_the_step_is_out_of_bounds_and_no_rate_window_is_given(
+    profile_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = plan(profile_file, capsys, "--prometheus", VALID_URL, "--step", "5000")
+    assert_refused(*result, "--step: must be a whole number of seconds from 1 to 3600 (got 5000)")
+    assert "--rate-window" not in result[2]
+
+
 # --- --profile and --workload-spec files --------------------------------------------------------------
 
 

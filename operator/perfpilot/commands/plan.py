@@ -178,6 +178,14 @@ def _seconds_rule(field: str) -> str:
     return f"must be {kind} of seconds {text}".rstrip()
 
 
+def _default_rate_window(step_seconds: int) -> int:
+    """The rate window when --rate-window is not given: the default, or the step when that is longer and usable
+    (a step out of its bounds is reported on its own, not again as a rate window nobody gave)."""
+    longest = PrometheusSettings.model_fields["rate_window_seconds"].metadata
+    upper = min((bound.le for bound in longest if getattr(bound, "le", None) is not None), default=step_seconds)
+    return max(DEFAULT_RATE_WINDOW_SECONDS, step_seconds) if step_seconds <= upper else DEFAULT_RATE_WINDOW_SECONDS
+
+
 def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
     headers = _headers(args.header)
     for flag, path in (("--bearer-token-file", args.bearer_token_file), ("--ca-file", args.ca_file)):
@@ -199,8 +207,7 @@ def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
         return PrometheusSettings(
             url=url, timeout_seconds=args.timeout, bearer_token_file=args.bearer_token_file, ca_file=args.ca_file,
             insecure_skip_verify=args.insecure, headers=headers, step_seconds=args.step,
-            rate_window_seconds=args.rate_window if args.rate_window is not None else max(
-                DEFAULT_RATE_WINDOW_SECONDS, args.step),
+            rate_window_seconds=args.rate_window if args.rate_window is not None else _default_rate_window(args.step),
         )
     except ValidationError as error:
         url_source = "--prometheus" if args.prometheus else f"{args.profile}: spec.metrics.prometheusURL"
