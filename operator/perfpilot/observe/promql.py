@@ -62,6 +62,8 @@ def list_labels_matched_when_missing(matchers: str) -> tuple[str, ...]:
     (``code!~"2.."``, ``code=~"5..|"``), in order; ``code=~"5.."`` or ``error_type!=""`` select none."""
     return tuple(match.group(1) for match in _MATCHER.finditer(matchers)
                  if _matches_empty(match.group(2), match.group(3)))
+
+
 if set(BY_WORKLOAD) != set(RESERVED_LABELS):
     raise ImportError(f"the API reserves {RESERVED_LABELS}, the queries group by {BY_WORKLOAD}")
 
