@@ -13,8 +13,9 @@ must come back unknown:
   the 30-minute window: only a peak over a longer peak window sees it.
 - ``search/index`` StatefulSet whose memory climbs; no CPU limit, so no CFS series.
 - ``analytics/reports`` with a CloudNativePG Pooler ``warehouse`` (``cnpg_pgbouncer_*``, maxwait split into
-  seconds and microseconds); its memory (3x) and its pooler's connections in use (+20 per pod) spike for two
-  scrapes between two 60 s steps at minute 20, which only a peak reading every scrape sees.
+  seconds and microseconds) beside another, ``warehouse-ro``, which its profile must not count; its memory
+  (3x) and its pooler's connections in use (+20 per pod) spike for two scrapes between two 60 s steps at
+  minute 20, which only a peak reading every scrape sees.
 - ``quiet/idle`` (no traffic: p95 and error ratio are NaN; no CPU, so no CFS period: throttling a measured
   0), ``quiet/gappy`` (a 21-minute hole),
   ``quiet/gone`` (stopped 12 minutes before the evaluation time).
@@ -147,6 +148,11 @@ POOLERS = [
            server_active_per_pod=lambda t: 3.0 + (minute(t) % 3) + (20.0 if between_steps_spike(t) else 0.0),
            client_waiting_per_pod=lambda t: 0.0,
            max_wait_seconds=lambda t: 1.25 if minute(t) >= 50 else 0.0),
+    # Another Pooler of the same cluster in the same namespace (read-only replicas): a profile naming
+    # `warehouse` counts none of its connections.
+    Pooler("analytics", ["warehouse-ro-5c6d7f8b9-x2x3y"], CNPG_NAMES, "cnpg_pgbouncer_pools_maxwait_us",
+           server_active_per_pod=lambda t: 40.0, client_waiting_per_pod=lambda t: 7.0,
+           max_wait_seconds=lambda t: 9.0),
 ]
 
 

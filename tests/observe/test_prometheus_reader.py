@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -225,10 +225,14 @@ def test_each_signal_read_back_matches_what_was_written(
 
 
 def _pool_expected(cluster: OpenMetricsWriter, names: tuple[str, ...], namespace: str, t: int,
-                   combine: Callable[[list[float]], float]) -> float:
+                   combine: Callable[[list[float]], float], *, pooler: str | None = None) -> float:
+    """The pool gauge the reader must return for database app: every pooler of the namespace, or only the pods
+    of ``pooler`` (a Deployment's pods: name-hash-suffix)."""
     values: list[float] = []
     for labels, points in cluster.series(names[0]):
         if labels["namespace"] != namespace or labels["database"] != "app":
+            continue
+        if pooler is not None and labels["pod"].rsplit("-", 2)[0] != pooler:
             continue
         value = instant_at(points, at_seconds=t)
         assert value is not None
@@ -239,29 +243,41 @@ def _pool_expected(cluster: OpenMetricsWriter, names: tuple[str, ...], namespace
     return combine(values)
 
 
+@dataclass(frozen=True)
+class PoolCase:
+    profile: tuple[str, str]
+    gauges: tuple[str, str]  # server active, clients waiting
+    wait_names: tuple[str, ...]  # the oldest wait, and CloudNativePG's microseconds part
+    pooler: str | None  # the Pooler a poolerRef names; None: every pgBouncer of the namespace
+
+
 POOL_CASES = [
-    pytest.param(("shop", "api"), ("pgbouncer_pools_server_active_connections",
-                                   "pgbouncer_pools_client_waiting_connections"),
-                 ("pgbouncer_pools_client_maxwait_seconds",), id="prometheus-community"),
-    pytest.param(("analytics", "reports"), ("cnpg_pgbouncer_pools_sv_active", "cnpg_pgbouncer_pools_cl_waiting"),
-                 ("cnpg_pgbouncer_pools_maxwait", "cnpg_pgbouncer_pools_maxwait_us"), id="cloudnative-pg"),
+    # A configMapRef pool is every pgBouncer of the namespace serving the database; a poolerRef one is that
+    # Pooler's alone (analytics has another, warehouse-ro, with more connections, waiting clients and wait).
+    pytest.param(PoolCase(("shop", "api"), ("pgbouncer_pools_server_active_connections",
+                                            "pgbouncer_pools_client_waiting_connections"),
+                          ("pgbouncer_pools_client_maxwait_seconds",), None), id="prometheus-community"),
+    pytest.param(PoolCase(("analytics", "reports"), ("cnpg_pgbouncer_pools_sv_active",
+                                                     "cnpg_pgbouncer_pools_cl_waiting"),
+                          ("cnpg_pgbouncer_pools_maxwait", "cnpg_pgbouncer_pools_maxwait_us"), "warehouse"),
+                 id="cloudnative-pg"),
 ]
 
 
-@pytest.mark.parametrize(("profile", "gauges", "wait_names"), POOL_CASES)
+@pytest.mark.parametrize("case", POOL_CASES)
 def test_pool_signals_read_back_matches_what_the_exporter_wrote(
-    observed: dict[ProfileKey, Observations], cluster: OpenMetricsWriter, profile: tuple[str, str],
-    gauges: tuple[str, str], wait_names: tuple[str, ...],
+    observed: dict[ProfileKey, Observations], cluster: OpenMetricsWriter, case: PoolCase
 ) -> None:
-    namespace, name = profile
-    active_name, waiting_name = gauges
+    namespace, name = case.profile
+    active_name, waiting_name = case.gauges
+    wait_names, pooler = case.wait_names, case.pooler
     observations = observed[(namespace, name)]
-    assert_matches(observations.pool_server_active,
-                   {t: _pool_expected(cluster, (active_name,), namespace, t, math.fsum) for t in STEPS})
-    assert_matches(observations.pool_client_waiting,
-                   {t: _pool_expected(cluster, (waiting_name,), namespace, t, math.fsum) for t in STEPS})
-    assert_matches(observations.pool_max_wait_seconds,
-                   {t: _pool_expected(cluster, wait_names, namespace, t, max) for t in STEPS})
+    assert_matches(observations.pool_server_active, {
+        t: _pool_expected(cluster, (active_name,), namespace, t, math.fsum, pooler=pooler) for t in STEPS})
+    assert_matches(observations.pool_client_waiting, {
+        t: _pool_expected(cluster, (waiting_name,), namespace, t, math.fsum, pooler=pooler) for t in STEPS})
+    assert_matches(observations.pool_max_wait_seconds, {
+        t: _pool_expected(cluster, wait_names, namespace, t, max, pooler=pooler) for t in STEPS})
 
 
 def test_the_scenarios_read_back_as_their_story(observed: dict[ProfileKey, Observations]) -> None:
