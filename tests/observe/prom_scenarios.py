@@ -16,6 +16,8 @@ must come back unknown:
   seconds and microseconds) beside another, ``warehouse-ro``, which its profile must not count; its memory
   (3x) and its pooler's connections in use (+20 per pod) spike for two scrapes between two 60 s steps at
   minute 20, which only a peak reading every scrape sees.
+- ``ledger/books`` with two pgBouncer workloads serving its database from one ConfigMap, the second from
+  minute 30.
 - ``quiet/idle`` (no traffic: p95 and error ratio are NaN; no CPU, so no CFS period: throttling a measured
   0), ``quiet/gappy`` (a 21-minute hole),
   ``quiet/gone`` (stopped 12 minutes before the evaluation time).
@@ -115,6 +117,7 @@ WORKLOADS = [
              throttled_share=None),
     Workload("analytics", "reports", ["reports-84c6d7b9f5-q4w2f"], request_rate=lambda t: 5.0,
              memory_bytes_per_pod=lambda t: (900.0 if between_steps_spike(t) else 300.0) * MIB),
+    Workload("ledger", "books", ["books-6b7c8d9f5-k2m4p"], request_rate=lambda t: 12.0),
     Workload("quiet", "idle", ["idle-55d8c9f7b6-b4b2c"], request_rate=lambda t: 0.0, cpu_cores_per_pod=lambda t: 0.0),
     Workload("quiet", "gappy", ["gappy-55d8c9f7b6-d5f4f"], request_rate=lambda t: 8.0,
              gap_seconds=(START_SECONDS + 32 * 60, START_SECONDS + 53 * 60)),
@@ -132,6 +135,7 @@ class Pooler:
     server_active_per_pod: Callable[[int], float]
     client_waiting_per_pod: Callable[[int], float]
     max_wait_seconds: Callable[[int], float]
+    starts_at_minute: int = 0  # scraped from then on
 
 
 COMMUNITY_NAMES = ("pgbouncer_pools_server_active_connections", "pgbouncer_pools_client_waiting_connections",
@@ -148,9 +152,17 @@ POOLERS = [
            server_active_per_pod=lambda t: 3.0 + (minute(t) % 3) + (20.0 if between_steps_spike(t) else 0.0),
            client_waiting_per_pod=lambda t: 0.0,
            max_wait_seconds=lambda t: 1.25 if minute(t) >= 50 else 0.0),
+    # ledger's two pgBouncers (one ConfigMap): their connections add up, the pool's oldest wait is the longer
+    # one's, and its history is the longer-watched one's (the second joined at minute 30), not the two added.
+    Pooler("ledger", ["pgbouncer-a-5d6f7b8c9-q2w4x"], COMMUNITY_NAMES, None,
+           server_active_per_pod=lambda t: 5.0, client_waiting_per_pod=lambda t: 0.0,
+           max_wait_seconds=lambda t: 1.0),
+    Pooler("ledger", ["pgbouncer-b-7d8c9f6b5-h4j5k"], COMMUNITY_NAMES, None,
+           server_active_per_pod=lambda t: 2.0, client_waiting_per_pod=lambda t: 1.0,
+           max_wait_seconds=lambda t: 4.0 if minute(t) >= 55 else 0.0, starts_at_minute=30),
     # Another Pooler of the same cluster in the same namespace (read-only replicas): a profile naming
     # `warehouse` counts none of its connections.
-    Pooler("analytics", ["warehouse-ro-5c6d7f8b9-x2x3y"], CNPG_NAMES, "cnpg_pgbouncer_pools_maxwait_us",
+    Pooler("analytics", ["warehouse-ro-5c6d7f8b9-x2x4z"], CNPG_NAMES, "cnpg_pgbouncer_pools_maxwait_us",
            server_active_per_pod=lambda t: 40.0, client_waiting_per_pod=lambda t: 7.0,
            max_wait_seconds=lambda t: 9.0),
 ]
@@ -219,7 +231,7 @@ def _write_workload(writer: OpenMetricsWriter, workload: Workload) -> None:
 
 def _write_pooler(writer: OpenMetricsWriter, pooler: Pooler) -> None:
     active_name, waiting_name, wait_name = pooler.names
-    for t in range(START_SECONDS, AT_SECONDS + 1, SCRAPE_SECONDS):
+    for t in range(START_SECONDS + 60 * pooler.starts_at_minute, AT_SECONDS + 1, SCRAPE_SECONDS):
         for pod in pooler.pods:
             for database, factor in (("app", 1.0), ("reporting", 0.5)):
                 labels = {"namespace": pooler.namespace, "pod": pod, "database": database, "user": "app"}

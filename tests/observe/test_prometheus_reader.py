@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from prom_scenarios import (
     LIVE_POD,
     LIVE_REQUESTS_PER_SECOND,
     MIB,
+    POOLERS,
     REQUESTS_TOTAL,
     SPIKE_SECONDS,
     WORKLOADS,
@@ -34,7 +36,7 @@ import perfpilot.observe.reader as reader_module
 from perfpilot.api.spec import PerformanceProfile
 from perfpilot.api.status import ContainerResources
 from perfpilot.observe.instrumentation import PROMQL_QUERIES, PROMQL_RETRIES
-from perfpilot.observe.promql import SignalName
+from perfpilot.observe.promql import DEPLOYMENT_POD_PATTERN, STATEFULSET_POD_PATTERN, SignalName
 from perfpilot.observe.reader import (
     PrometheusError,
     PrometheusQueryError,
@@ -87,7 +89,7 @@ UNLIMITED = LiveConfig(hpa=None, containers=(
 
 
 def targets_for_cluster(url: str) -> list[ProfileTarget]:
-    pools = {("shop", "api"): COMMUNITY_POOL, ("analytics", "reports"): CNPG_POOL}
+    pools = {("shop", "api"): COMMUNITY_POOL, ("analytics", "reports"): CNPG_POOL, ("ledger", "books"): COMMUNITY_POOL}
     targets = [
         ProfileTarget(
             make_profile(w.namespace, w.name, kind="StatefulSet" if w.name == "index" else "Deployment",
@@ -261,6 +263,9 @@ POOL_CASES = [
                                                      "cnpg_pgbouncer_pools_cl_waiting"),
                           ("cnpg_pgbouncer_pools_maxwait", "cnpg_pgbouncer_pools_maxwait_us"), "warehouse"),
                  id="cloudnative-pg"),
+    pytest.param(PoolCase(("ledger", "books"), ("pgbouncer_pools_server_active_connections",
+                                                "pgbouncer_pools_client_waiting_connections"),
+                          ("pgbouncer_pools_client_maxwait_seconds",), None), id="two-pgbouncers"),
 ]
 
 
@@ -591,6 +596,27 @@ def test_the_pool_history_is_the_steps_of_the_peak_window_with_a_pool_demand_rea
     assert observations.pool_history_seconds == len(with_reading) * STEP_SECONDS
     assert 0 < len(with_reading) <= len(HOUR_STEPS) + 1  # the hour written, its first scrape included
     assert observed[("ghost", "nothing")].pool_history_seconds == Unknown("pool tuning is off")
+
+
+def test_every_pod_of_the_scenario_maps_to_its_workload_as_the_queries_map_it() -> None:
+    # A pod name outside the controllers' alphabets gets no workload label: its series would all merge under an
+    # empty workload, and a test of how two poolers combine would prove nothing.
+    for pods, workload in [*((w.pods, w.name) for w in WORKLOADS),
+                           *((p.pods, p.pods[0].rsplit("-", 2)[0]) for p in POOLERS)]:
+        for pod in pods:
+            match = re.fullmatch(DEPLOYMENT_POD_PATTERN, pod) or re.fullmatch(STATEFULSET_POD_PATTERN, pod)
+            assert match is not None and match.group(1) == workload, pod
+
+
+def test_two_pgbouncers_of_a_pool_add_their_demand_and_the_pool_has_the_longer_watched_ones_history(
+    observed: dict[ProfileKey, Observations]
+) -> None:
+    # ledger: pgbouncer-a watched the whole hour (5 in use), pgbouncer-b from minute 30 (2 in use, 1 waiting).
+    books = observed[("ledger", "books")]
+    shop = observed[("shop", "api")]
+    assert books.peak_pool_demand_connections == 5 + 2 + 1
+    # The pool is as old as its oldest pooler: adding the two would make an hour and a half of an hour.
+    assert books.pool_history_seconds == shop.pool_history_seconds
 
 
 def test_the_largest_rise_is_the_rate_minus_the_rate_five_minutes_before_at_its_largest_step(
