@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -1040,3 +1040,57 @@ def test_an_answer_cut_short_or_undecodable_is_a_failed_query_never_a_crash_of_t
     error = _query_with(_serve_once(answer))
     assert isinstance(error, PrometheusQueryError)
     assert error.cause.startswith("unexpected answer: ")
+
+
+def test_a_server_refusing_every_query_was_reached_and_gave_no_result(prometheus: PrometheusServer) -> None:
+    # Reached, so not "unreachable"; but nothing to plan from, which plan reports apart (exit 3).
+    proxy = RecordingProxy(prometheus.url)
+    proxy.answer_for = lambda _: (400, b'{"status":"error","errorType":"bad_data","error":"parse error"}')
+    try:
+        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
+                                    settings=settings_for(proxy.url, retries=0))
+    finally:
+        proxy.close()
+    assert dict(result.unreachable) == {}
+    assert set(result.without_result) == {proxy.url}
+    assert all(isinstance(error, PrometheusQueryError) for error in result.without_result[proxy.url])
+
+
+@pytest.mark.parametrize("first_answers", [None, (400, b'{"status":"error","error":"parse error"}')],
+                         ids=["with-series", "refused"])
+def test_a_server_gone_after_answering_some_queries_is_not_listed_as_unreachable(
+    prometheus: PrometheusServer, first_answers: tuple[int, bytes] | None
+) -> None:
+    # Listed as unreachable, the whole cycle would read as "no Prometheus"; its lost signals say why one by one.
+    # A refusal is an answer too: the server was there.
+    proxy = RecordingProxy(prometheus.url)
+    asked: list[str] = []
+
+    def gone_after_three(promql: str) -> tuple[int, bytes] | None:
+        asked.append(promql)
+        return (502, b"bad gateway") if len(asked) > 3 else first_answers
+
+    proxy.answer_for = gone_after_three
+    try:
+        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
+                                    settings=settings_for(proxy.url, retries=0))
+    finally:
+        proxy.close()
+    assert dict(result.unreachable) == {}
+    replicas = result[("shop", "api")].replicas  # asked after the first three
+    assert isinstance(replicas, Unknown) and replicas.reason.startswith(f"prometheus unreachable: prometheus "
+                                                                        f"{proxy.url}: HTTP 502")
+
+
+def test_the_evaluation_time_is_cut_to_whole_seconds_in_every_query_and_the_observations(
+    prometheus: PrometheusServer,
+) -> None:
+    proxy = RecordingProxy(prometheus.url)
+    try:
+        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)],
+                                    at=AT + timedelta(microseconds=700_000), settings=settings_for(proxy.url))
+    finally:
+        proxy.close()
+    assert result[("shop", "api")].at == AT
+    assert {query["end"] for query in proxy.queries_seen} == {str(round(AT.timestamp()))}
+    assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
