@@ -35,6 +35,7 @@ from perfpilot.tuning.guardrails import (
 from perfpilot.tuning.observations import LiveConfig, Observations, PoolLive, Series, Unknown
 from perfpilot.tuning.state import compute_next_state
 from perfpilot.tuning.tables import SCALE_DOWN_ROWS, SCALE_UP_ROWS
+from perfpilot.tuning.verify import decide_unfinished_write
 
 SIGNALS = ("latency_p95_seconds", "request_rate_per_second", "error_ratio", "cpu_usage_millicores_per_pod",
            "cpu_throttled_ratio", "memory_working_set_bytes_per_pod", "replicas", "pool_server_active",
@@ -367,8 +368,13 @@ def test_during_verification_or_cooldown_only_an_emergency_toward_capacity_acts(
     assert last is not None
     written = last.verdict_at if last.verdict is Verdict.ROLLED_BACK and last.verdict_at else last.at
     in_cooldown = written + timedelta(seconds=profile.guardrails.cooldown.seconds) > b.NOW
+    # A pending change whose values are not live is judged at once (Reverted: it is not in effect, so there is
+    # nothing to verify, and the rules go on once its cooldown is over).
+    at_once = (decide_unfinished_write(profile, observations, last, now=b.NOW)
+               if last.verdict is Verdict.PENDING else None)
     verifying = last.verdict is Verdict.PENDING and last.at + timedelta(
-        seconds=profile.guardrails.verify_for.seconds) > b.NOW
+        seconds=profile.guardrails.verify_for.seconds) > b.NOW and (
+        at_once is None or at_once.verdict is not Verdict.REVERTED)
     assume(in_cooldown or verifying)
     change = decide(profile, observations, state, b.NOW).change
     if change is not None and not change.rollback:
