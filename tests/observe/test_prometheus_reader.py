@@ -803,17 +803,22 @@ _SERVER_TIMEOUT = (503, json.dumps({"status": "error", "errorType": "timeout",
                                     "error": "query timed out in expression evaluation"}).encode())
 
 
+def _fetch_shop_through(proxy: RecordingProxy, *, at: datetime = AT, **settings: Any) -> CycleObservations:
+    """shop/api's observations at ``at``, read through ``proxy`` (closed after) with these reader settings."""
+    try:
+        return fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=at,
+                                  settings=settings_for(proxy.url, **settings))
+    finally:
+        proxy.close()
+
+
 def test_a_query_the_server_times_out_fails_alone_and_the_rest_of_the_cycle_is_still_asked(
     prometheus: PrometheusServer,
 ) -> None:
     # The 7-day peak subqueries are the heaviest: on a large cluster they are the ones to time out.
     proxy = RecordingProxy(prometheus.url)
     proxy.answer_for = lambda promql: _SERVER_TIMEOUT if promql.startswith("max_over_time(") else None
-    try:
-        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
-                                    settings=settings_for(proxy.url, retries=0))
-    finally:
-        proxy.close()
+    result = _fetch_shop_through(proxy, retries=0)
     assert result.unreachable == {}
     observations = result[("shop", "api")]
     peak = observations.peak_request_rate_per_second
@@ -834,11 +839,7 @@ def test_an_answer_with_warnings_is_a_failed_query_not_partial_data(prometheus: 
             else answer
 
     proxy.rewrite = warn_on_replicas
-    try:
-        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
-                                    settings=settings_for(proxy.url, retries=0))
-    finally:
-        proxy.close()
+    result = _fetch_shop_through(proxy, retries=0)
     observations = result[("shop", "api")]
     assert isinstance(observations.replicas, Unknown)
     assert "answer with warnings (partial data?): No StoreAPIs matched" in observations.replicas.reason
@@ -852,11 +853,7 @@ def test_a_promql_info_note_among_the_warnings_is_not_a_failure(prometheus: Prom
     proxy = RecordingProxy(prometheus.url)
     proxy.rewrite = lambda answer, _: {
         **answer, "warnings": ['PromQL info: metric might not be a counter, name does not end in _total']}
-    try:
-        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
-                                    settings=settings_for(proxy.url, retries=0))
-    finally:
-        proxy.close()
+    result = _fetch_shop_through(proxy, retries=0)
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
 
 
@@ -873,11 +870,7 @@ def test_a_200_that_is_an_error_or_no_matrix_is_a_failed_query_that_says_so(
     # without samples ("no samples in the window" for every signal, the server counted as answering).
     proxy = RecordingProxy(prometheus.url)
     proxy.rewrite = lambda answer, promql: rewritten if promql.startswith("count by") else answer
-    try:
-        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
-                                    settings=settings_for(proxy.url, retries=0))
-    finally:
-        proxy.close()
+    result = _fetch_shop_through(proxy, retries=0)
     observations = result[("shop", "api")]
     assert isinstance(observations.replicas, Unknown)
     assert said in observations.replicas.reason
@@ -1046,11 +1039,7 @@ def test_a_server_refusing_every_query_was_reached_and_gave_no_result(prometheus
     # Reached, so not "unreachable"; but nothing to plan from, which plan reports apart (exit 3).
     proxy = RecordingProxy(prometheus.url)
     proxy.answer_for = lambda _: (400, b'{"status":"error","errorType":"bad_data","error":"parse error"}')
-    try:
-        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
-                                    settings=settings_for(proxy.url, retries=0))
-    finally:
-        proxy.close()
+    result = _fetch_shop_through(proxy, retries=0)
     assert dict(result.unreachable) == {}
     assert set(result.without_result) == {proxy.url}
     assert all(isinstance(error, PrometheusQueryError) for error in result.without_result[proxy.url])
@@ -1071,11 +1060,7 @@ def test_a_server_gone_after_answering_some_queries_is_not_listed_as_unreachable
         return (502, b"bad gateway") if len(asked) > 3 else first_answers
 
     proxy.answer_for = gone_after_three
-    try:
-        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)], at=AT,
-                                    settings=settings_for(proxy.url, retries=0))
-    finally:
-        proxy.close()
+    result = _fetch_shop_through(proxy, retries=0)
     assert dict(result.unreachable) == {}
     replicas = result[("shop", "api")].replicas  # asked after the first three
     assert isinstance(replicas, Unknown) and replicas.reason.startswith(f"prometheus unreachable: prometheus "
@@ -1086,11 +1071,7 @@ def test_the_evaluation_time_is_cut_to_whole_seconds_in_every_query_and_the_obse
     prometheus: PrometheusServer,
 ) -> None:
     proxy = RecordingProxy(prometheus.url)
-    try:
-        result = fetch_observations([ProfileTarget(make_profile("shop", "api"), LIMITED)],
-                                    at=AT + timedelta(microseconds=700_000), settings=settings_for(proxy.url))
-    finally:
-        proxy.close()
+    result = _fetch_shop_through(proxy, at=AT + timedelta(microseconds=700_000))
     assert result[("shop", "api")].at == AT
     assert {query["end"] for query in proxy.queries_seen} == {str(round(AT.timestamp()))}
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
