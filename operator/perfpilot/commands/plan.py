@@ -223,6 +223,19 @@ def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
         raise _BadInput("; ".join(messages)) from error
 
 
+def _with_prometheus_url(profile: PerformanceProfile, url: str) -> PerformanceProfile:
+    """The profile asking ``url``: --prometheus wins over the profile's URL for this run (plan is pointed at a
+    server on purpose), and is held to the rules of the profile's field (a URL the CRD would refuse is
+    refused here too, not a traceback)."""
+    pointed = profile.model_copy(deep=True)
+    try:
+        pointed.spec.metrics.prometheus_url = url
+    except ValidationError as error:
+        problems = "; ".join(detail["msg"] for detail in error.errors(include_url=False))
+        raise _BadInput(f"--prometheus: {problems} (got {_shortened(url, 80)!r})") from error
+    return pointed
+
+
 def _shortened(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -374,6 +387,7 @@ def run(args: argparse.Namespace) -> int:
         if not url:
             raise _BadInput("no Prometheus URL: pass --prometheus or set spec.metrics.prometheusURL")
         settings = _settings(args, url)
+        profile_for_run = _with_prometheus_url(profile, url)
         if args.workload_spec is not None:
             manifests = load_yaml_documents(args.workload_spec, flag="--workload-spec")
             try:
@@ -387,9 +401,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"perfpilot plan: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
-    # --prometheus wins over the profile's URL for this run: plan is pointed at a server on purpose.
-    profile_for_run = profile.model_copy(deep=True)
-    profile_for_run.spec.metrics.prometheus_url = url
     cycle = fetch_observations([ProfileTarget(profile_for_run, live)], at=at, settings=settings)
     unreachable = cycle.unreachable.get(url)
     if unreachable is not None:  # no query got an answer: nothing to plan from
