@@ -6,7 +6,9 @@ pass/fail, the time of each replay, and writes the numbers as JSON (``--json``, 
 ``--update-doc docs/benchmarks.md`` rewrites the measured table between the file's table markers, so the
 published numbers are always this script's output. ``--held-out`` replays windows of the same traces that
 the engine's rules were not tuned on (``HELD_OUT_WINDOWS``) and writes their own JSON and table;
-``--further`` does the same for ten more (``FURTHER_WINDOWS``, two of which the last round of rules used).
+``--further`` does the same for ten more (``FURTHER_WINDOWS``, two of which the last round of rules used), and
+``--explored`` for sixteen more (``EXPLORED_WINDOWS``, first replayed after the rules' last change, some starting
+off midnight).
 ``--objective Cost`` (or ``Reliability``) replays with that objective instead of Balanced, into its own JSON.
 """
 
@@ -30,6 +32,7 @@ DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "decision_quality.json"
 HELD_OUT_JSON = Path(__file__).resolve().parent / "results" / "decision_quality_held_out.json"
 FURTHER_JSON = Path(__file__).resolve().parent / "results" / "decision_quality_further.json"
+EXPLORED_JSON = Path(__file__).resolve().parent / "results" / "decision_quality_explored.json"
 TIME_LIMIT_SECONDS = 30.0  # a 2-day, 1-minute-step replay of all four runs on one core
 TABLE_START = "<!-- measured table: written by bench/decision_quality.py --update-doc -->"
 TABLE_END = "<!-- end of measured table -->"
@@ -37,6 +40,8 @@ HELD_OUT_START = "<!-- held-out table: written by bench/decision_quality.py --he
 HELD_OUT_END = "<!-- end of held-out table -->"
 FURTHER_START = "<!-- further table: written by bench/decision_quality.py --further --update-doc -->"
 FURTHER_END = "<!-- end of further table -->"
+EXPLORED_START = "<!-- explored table: written by bench/decision_quality.py --explored --update-doc -->"
+EXPLORED_END = "<!-- end of explored table -->"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,29 @@ FURTHER_WINDOWS = (
     Window("wikipedia-01-27", "wikipedia_en_2016_01_hourly/wikipedia_en_2016_01_hourly.csv", 1453852800, 48),
 )
 
+# Sixteen more, first replayed after the engine's rules last changed, so none of them tuned anything; six start
+# at noon or another hour rather than midnight, and one is a 6-hour slice of the Alibaba trace.
+EXPLORED_WINDOWS = (
+    Window("worldcup98-06-05", "worldcup98/worldcup98.csv", 897004800, 48),  # 1998-06-05 00:00 UTC
+    Window("worldcup98-06-20-12h", "worldcup98/worldcup98.csv", 898344000, 48),  # 1998-06-20 12:00 UTC
+    Window("worldcup98-07-09", "worldcup98/worldcup98.csv", 899942400, 48),
+    Window("nasa-07-19", "nasa_http_1995/nasa_http_1995.csv", 806112000, 48),
+    Window("nasa-07-26-12h", "nasa_http_1995/nasa_http_1995.csv", 806760000, 48),
+    # The July log ends 07-28 17:32 UTC and August's starts 08-01 04:00: 28 hours without a request, then 14 hours
+    # of load up to the August outage (the trace's own gaps, replayed as no load).
+    Window("nasa-07-31", "nasa_http_1995/nasa_http_1995.csv", 807148800, 48),
+    Window("nasa-08-13", "nasa_http_1995/nasa_http_1995.csv", 808272000, 48),
+    Window("nasa-08-25", "nasa_http_1995/nasa_http_1995.csv", 809308800, 48),
+    Window("twitter-day1", "twitter_stream_2021_08/twitter_stream_2021_08.csv", 1 * 86400, 48),
+    Window("twitter-day8", "twitter_stream_2021_08/twitter_stream_2021_08.csv", 8 * 86400, 48),
+    Window("twitter-day12-12h", "twitter_stream_2021_08/twitter_stream_2021_08.csv", 12.5 * 86400, 48),
+    Window("twitter-day17-06h", "twitter_stream_2021_08/twitter_stream_2021_08.csv", 17.25 * 86400, 48),
+    Window("wikipedia-01-09", "wikipedia_en_2016_01_hourly/wikipedia_en_2016_01_hourly.csv", 1452297600, 48),
+    Window("wikipedia-01-16-12h", "wikipedia_en_2016_01_hourly/wikipedia_en_2016_01_hourly.csv", 1452945600, 48),
+    Window("wikipedia-01-24", "wikipedia_en_2016_01_hourly/wikipedia_en_2016_01_hourly.csv", 1453593600, 48),
+    Window("alibaba-ms-03h-09h", "alibaba2021_ms_6d9c26b9/alibaba2021_ms_6d9c26b9.csv", 3 * 3600, 6),
+)
+
 
 @dataclass(frozen=True)
 class WindowSet:
@@ -98,6 +126,7 @@ WINDOW_SETS = {
     "measured": WindowSet("measured", WINDOWS, DEFAULT_JSON, (TABLE_START, TABLE_END)),
     "held-out": WindowSet("held-out", HELD_OUT_WINDOWS, HELD_OUT_JSON, (HELD_OUT_START, HELD_OUT_END)),
     "further": WindowSet("further", FURTHER_WINDOWS, FURTHER_JSON, (FURTHER_START, FURTHER_END)),
+    "explored": WindowSet("explored", EXPLORED_WINDOWS, EXPLORED_JSON, (EXPLORED_START, EXPLORED_END)),
 }
 
 
@@ -190,24 +219,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES, help="folder of the trace CSVs")
     parser.add_argument("--json", type=Path, help=f"where to write the results (default {DEFAULT_JSON.name}, "
                                                   f"with --held-out {HELD_OUT_JSON.name}, with --further "
-                                                  f"{FURTHER_JSON.name}, in bench/results)")
+                                                  f"{FURTHER_JSON.name}, with --explored {EXPLORED_JSON.name}, "
+                                                  f"in bench/results)")
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="only these scenarios")
     parser.add_argument("--window", action="append",
-                        choices=[w.name for w in (*WINDOWS, *HELD_OUT_WINDOWS, *FURTHER_WINDOWS)],
+                        choices=[w.name for chosen in WINDOW_SETS.values() for w in chosen.windows],
                         help="only these windows (of the set replayed)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--held-out", action="store_true",
                        help="replay the held-out windows (not used to tune the engine) instead of the named ones")
     which.add_argument("--further", action="store_true",
                        help="replay ten more windows (FURTHER_WINDOWS) instead of the named ones")
+    which.add_argument("--explored", action="store_true",
+                       help="replay sixteen more windows (EXPLORED_WINDOWS) instead of the named ones")
     parser.add_argument("--objective", choices=[o.value for o in Objective], default=Objective.BALANCED.value,
                         help="the profile's objective (default Balanced, the one the published tables use; another "
                              "writes decision_quality_<objective>.json unless --json says where, and no table)")
     parser.add_argument("--update-doc", type=Path, metavar="MARKDOWN",
-                        help="rewrite the measured (or, with --held-out or --further, that) table between its "
-                             "markers in this file (docs/benchmarks.md)")
+                        help="rewrite the measured (or, with --held-out, --further or --explored, that) table "
+                             "between its markers in this file (docs/benchmarks.md)")
     args = parser.parse_args(argv)
-    chosen = WINDOW_SETS["held-out" if args.held_out else "further" if args.further else "measured"]
+    chosen = WINDOW_SETS["held-out" if args.held_out else "further" if args.further
+                         else "explored" if args.explored else "measured"]
     windows = chosen.windows
     objective = Objective(args.objective)
     if objective is not Objective.BALANCED and args.update_doc is not None:
