@@ -7,8 +7,8 @@ pass/fail, the time of each replay, and writes the numbers as JSON (``--json``, 
 published numbers are always this script's output. ``--held-out`` replays windows of the same traces that
 the engine's rules were not tuned on (``HELD_OUT_WINDOWS``) and writes their own JSON and table;
 ``--further`` does the same for ten more (``FURTHER_WINDOWS``, two of which the last round of rules used), and
-``--explored`` for sixteen more (``EXPLORED_WINDOWS``, first replayed after the rules' last change, some starting
-off midnight).
+``--explored`` for sixteen more (``EXPLORED_WINDOWS``: eight days no round had replayed, eight that one round
+replayed once and did not keep; some start off midnight).
 ``--objective Cost`` (or ``Reliability``) replays with that objective instead of Balanced, into its own JSON.
 """
 
@@ -88,8 +88,9 @@ FURTHER_WINDOWS = (
     Window("wikipedia-01-27", "wikipedia_en_2016_01_hourly/wikipedia_en_2016_01_hourly.csv", 1453852800, 48),
 )
 
-# Sixteen more, first replayed after the engine's rules last changed, so none of them tuned anything; six start
-# at noon or another hour rather than midnight, and one is a 6-hour slice of the Alibaba trace.
+# Sixteen more: eight days no round had replayed, and eight that one round replayed once, unseen, without keeping
+# them (docs/benchmarks.md, "Sixteen more windows"); five start at noon or another hour rather than midnight, and
+# one is a 6-hour slice of the Alibaba trace.
 EXPLORED_WINDOWS = (
     Window("worldcup98-06-05", "worldcup98/worldcup98.csv", 897004800, 48),  # 1998-06-05 00:00 UTC
     Window("worldcup98-06-20-12h", "worldcup98/worldcup98.csv", 898344000, 48),  # 1998-06-20 12:00 UTC
@@ -234,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="replay sixteen more windows (EXPLORED_WINDOWS) instead of the named ones")
     parser.add_argument("--objective", choices=[o.value for o in Objective], default=Objective.BALANCED.value,
                         help="the profile's objective (default Balanced, the one the published tables use; another "
-                             "writes decision_quality_<objective>.json unless --json says where, and no table)")
+                             "writes the set's JSON name with _<objective> added, unless --json says where, and no "
+                             "table)")
     parser.add_argument("--update-doc", type=Path, metavar="MARKDOWN",
                         help="rewrite the measured (or, with --held-out, --further or --explored, that) table "
                              "between its markers in this file (docs/benchmarks.md)")
@@ -242,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = WINDOW_SETS["held-out" if args.held_out else "further" if args.further
                          else "explored" if args.explored else "measured"]
     windows = chosen.windows
+    others = sorted(set(args.window or ()) - {window.name for window in windows})
+    if others:
+        parser.error(f"--window {', '.join(others)}: not in the {chosen.name} set (its windows: "
+                     f"{', '.join(window.name for window in windows)})")
     objective = Objective(args.objective)
     if objective is not Objective.BALANCED and args.update_doc is not None:
         parser.error("--update-doc writes the published tables, which are measured with objective Balanced")
