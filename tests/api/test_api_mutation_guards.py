@@ -98,8 +98,24 @@ def test_a_profile_name_of_254_characters_is_refused_and_one_of_253_accepted(
     profile["metadata"]["name"] = "a" * 254
     status, lines = _validate(tmp_path, capsys, profile)
     assert status == 1
-    assert lines == [f"metadata.name: must be a Kubernetes object name: lower-case letters, digits, '-' and '.', "
-                     f"starting and ending with a letter or digit (got {show_value('a' * 254)})"]
+    assert lines == [f"metadata.name: must be at most 253 characters (got 254: {show_value('a' * 254)})"]
+
+
+@pytest.mark.parametrize(("namespace", "valid"), [
+    ("a" * 63, True), ("a" * 64, False), ("shop.eu", False), ("Shop", False), ("-shop", False),
+])
+def test_a_namespace_must_be_a_label_of_at_most_63_characters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], namespace: str, valid: bool
+) -> None:
+    profile = copy.deepcopy(GOOD)
+    profile["metadata"]["namespace"] = namespace
+    status, lines = _validate(tmp_path, capsys, profile)
+    if valid:
+        assert (status, lines) == (0, [f"{namespace}/api OK"])
+    else:
+        assert (status, lines) == (1, [
+            "metadata.namespace: must be a namespace name: at most 63 lower-case letters, digits and '-', "
+            f"starting and ending with a letter or digit (got {show_value(namespace)})"])
 
 
 def test_a_valid_profile_without_a_namespace_is_named_by_its_name_alone(
@@ -134,10 +150,13 @@ def test_a_prometheus_url_ending_in_an_empty_query_or_fragment_is_refused_naming
         1, [f"spec.metrics.prometheusURL: expected a URL without a query (?) or fragment (#) (got {url!r})"])
 
 
-def test_a_prometheus_url_past_2048_characters_is_refused_naming_the_length(
+def test_a_prometheus_url_of_2048_characters_is_taken_and_one_more_refused_naming_the_limit(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = "http://prometheus:9090/" + "a" * 2048
+    base = "http://prometheus:9090/"
+    url = base + "a" * (2048 - len(base))
+    assert _validate(tmp_path, capsys, _with("metrics", {"prometheusURL": url})) == (0, ["shop/api OK"])
+    url += "a"
     assert _validate(tmp_path, capsys, _with("metrics", {"prometheusURL": url})) == (
         1, [f"spec.metrics.prometheusURL: must be at most 2048 characters (got {show_value(url)})"])
 
@@ -171,7 +190,6 @@ def test_an_unquoted_fractional_number_as_a_quantity_is_refused_as_the_api_serve
 @pytest.mark.parametrize(("length", "shown"), [(58, "'" + "x" * 58 + "'"), (59, "'" + "x" * 56 + "...")])
 def test_a_value_is_quoted_whole_up_to_sixty_characters_and_shortened_past_them(length: int, shown: str) -> None:
     assert show_value("x" * length) == shown
-    assert len(shown) == 60
 
 
 # --- the status, as `kubectl get -o yaml` prints it ------------------------------------------------------------

@@ -236,10 +236,20 @@ def model_problems(document: object) -> list[Problem]:
         # The model lets metadata be partial (status updates need no name), but nothing can be applied
         # without one.
         return [Problem("metadata.name", "is required (got nothing)", _CLARITY_MODEL)]
-    name = profile.metadata.name
-    if len(name) > 253 or not re.fullmatch(NAME_PATTERN, name):
-        return [Problem("metadata.name", f"{_PATTERN_WORDING[NAME_PATTERN]} (got {show_value(name)})", _CLARITY_MODEL)]
-    return []
+    problems = []
+    name, namespace = profile.metadata.name, profile.metadata.namespace
+    if len(name) > 253:
+        problems.append(Problem(
+            "metadata.name", f"must be at most 253 characters (got {len(name)}: {show_value(name)})", _CLARITY_MODEL))
+    elif not re.fullmatch(NAME_PATTERN, name):
+        problems.append(Problem("metadata.name", f"{_PATTERN_WORDING[NAME_PATTERN]} (got {show_value(name)})",
+                                _CLARITY_MODEL))
+    if namespace and (len(namespace) > 63 or not re.fullmatch(CONTAINER_NAME_PATTERN, namespace)):
+        # A namespace is an RFC 1123 label, as a container name is: the API server refuses anything else.
+        problems.append(Problem(
+            "metadata.namespace", "must be a namespace name: at most 63 lower-case letters, digits and '-', starting "
+            f"and ending with a letter or digit (got {show_value(namespace)})", _CLARITY_MODEL))
+    return problems
 
 
 def merge_problems(problems: Sequence[Problem]) -> list[Problem]:
