@@ -13,8 +13,8 @@ from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import Setting
 from perfpilot.cli import main
 from perfpilot.commands.inputs import MAX_DEPTH, MAX_EXPANDED_NODES, InputFileError, load_yaml_documents
-from perfpilot.commands.plan import bounds_for
-from perfpilot.commands.simulate import read_profile
+from perfpilot.commands.plan import bounds_for, parse_time
+from perfpilot.commands.simulate import MAX_HOURS, read_profile
 from perfpilot.sim.cluster import CONTAINER
 
 PROFILE = """\
@@ -133,10 +133,13 @@ def test_plan_refuses_a_profile_without_a_namespace_naming_the_field(
     assert err == (f"perfpilot plan: {path}: metadata.namespace is required (the queries select by namespace)\n")
 
 
-@pytest.mark.parametrize("at", ["2023-11-14T23:00:00", "0"])
+@pytest.mark.parametrize(("at", "read"), [
+    ("2023-11-14T23:00:00", datetime(2023, 11, 14, 23, tzinfo=UTC)), ("0", datetime(1970, 1, 1, tzinfo=UTC)),
+])
 def test_plan_takes_an_at_without_a_zone_as_utc_and_the_epoch_itself(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], at: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], at: str, read: datetime
 ) -> None:
+    assert parse_time(at) == read
     # Past its input checks, the run ends at the closed port: exit 3, not a refusal of --at (2) nor a traceback.
     status, out, err = _plan(capsys, _file(tmp_path, PROFILE), "--prometheus", CLOSED, "--at", at)
     assert (status, out) == (3, ""), err
@@ -179,11 +182,13 @@ def test_plan_asks_the_prometheus_of_the_flag_rather_than_the_profiles(
 def test_plan_refuses_a_prometheus_flag_the_profiles_field_would_refuse_naming_the_flag(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # 2,100 characters: the reader's settings take it, the profile's prometheusURL (at most 2048) does not.
-    long_url = "http://127.0.0.1:9/" + "a" * 2081
-    status, out, err = _plan(capsys, _file(tmp_path, PROFILE), "--prometheus", long_url, "--at", "1700000000")
+    # The reader's settings take any length; the profile's prometheusURL at most 2048 characters.
+    at_limit = CLOSED + "/" + "a" * (2048 - len(CLOSED) - 1)
+    status, _, err = _plan(capsys, _file(tmp_path, PROFILE), "--prometheus", at_limit, "--at", "1700000000")
+    assert status == 3, err  # taken, and unreachable
+    status, out, err = _plan(capsys, _file(tmp_path, PROFILE), "--prometheus", at_limit + "a", "--at", "1700000000")
     assert status == 2, err
-    assert err.startswith("perfpilot plan: --prometheus: String should have at most 2048 characters (got ")
+    assert err.startswith("perfpilot plan: --prometheus: must be at most 2048 characters (got 2049 characters: ")
     assert "Traceback" not in err and out == ""
 
 
@@ -215,7 +220,7 @@ def test_simulate_takes_a_start_of_zero_seconds_from_the_trace_start(
 def test_simulate_takes_hours_of_exactly_its_maximum(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Accepted by the flag; the run then stops at the missing trace, before any replay.
     missing = tmp_path / "missing.csv"
-    assert main(["simulate", "--trace", str(missing), "--hours", "8784"]) == 2
+    assert main(["simulate", "--trace", str(missing), "--hours", f"{MAX_HOURS:g}"]) == 2
     err = capsys.readouterr().err
     assert "--hours" not in err
     assert f"--trace {missing}: No such file or directory" in err

@@ -231,8 +231,10 @@ def _with_prometheus_url(profile: PerformanceProfile, url: str) -> PerformancePr
     try:
         pointed.spec.metrics.prometheus_url = url
     except ValidationError as error:
-        problems = "; ".join(detail["msg"] for detail in error.errors(include_url=False))
-        raise _BadInput(f"--prometheus: {problems} (got {_shortened(url, 80)!r})") from error
+        problems = "; ".join(
+            f"must be at most {detail['ctx']['max_length']} characters" if detail["type"] == "string_too_long"
+            else detail["msg"] for detail in error.errors(include_url=False))
+        raise _BadInput(f"--prometheus: {problems} (got {len(url)} characters: {_shortened(url, 80)!r})") from error
     return pointed
 
 
