@@ -14,6 +14,7 @@ from perfpilot.api.quantities import (
     MAX_DURATION_SECONDS,
     MAX_TEXT_LENGTH,
     CpuQuantity,
+    Duration,
     MemoryQuantity,
     parse_duration_seconds,
 )
@@ -295,3 +296,9 @@ def test_memory_is_read_in_decimal_kilo_and_rounded_up_to_a_whole_byte(raw: str,
                                                  ("2000000u", 2000)])
 def test_micro_and_nano_cpu_quantities_are_rounded_up_to_a_whole_millicore(raw: str, millicores: int) -> None:
     assert CpuQuantity.parse(raw).millicores == millicores
+
+
+def test_the_longest_duration_is_written_back_as_a_duration_that_reads_again() -> None:
+    longest = Duration.parse("2562047h47m16.854775807s")
+    assert str(longest) == "2562047h47m16s854.775807ms"
+    assert Duration.parse(str(longest)) == longest

@@ -160,7 +160,9 @@ class Duration(_ApiScalar):
         return cls(float(parse_duration_seconds(raw)))
 
     def __str__(self) -> str:
-        return format_duration(Decimal(str(self.seconds)))
+        # A float holds the longest duration only to its nearest double, a little above it: written back
+        # unclamped, the longest valid duration read as one over the limit.
+        return format_duration(min(Decimal(str(self.seconds)), MAX_DURATION_SECONDS))
 
     def _magnitude(self) -> float:
         return self.seconds
