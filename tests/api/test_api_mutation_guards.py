@@ -102,21 +102,29 @@ def test_a_profile_name_of_254_characters_is_refused_and_one_of_253_accepted(
     assert lines == [f"metadata.name: must be at most 253 characters (got 254: {show_value('a' * 254)})"]
 
 
-@pytest.mark.parametrize(("namespace", "valid"), [
-    ("a" * 63, True), ("a" * 64, False), ("shop.eu", False), ("Shop", False), ("-shop", False),
+@pytest.mark.parametrize(("namespace", "problem"), [
+    ("a" * 63, None), ("1shop", None), ("a" * 64, f"must be at most 63 characters (got 64: {show_value('a' * 64)})"),
+    *((bad, "must be a namespace name: lower-case letters, digits and '-', starting and ending with a letter or "
+            f"digit (got {show_value(bad)})") for bad in ("shop.eu", "Shop", "-shop", "shop-")),
 ])
 def test_a_namespace_must_be_a_label_of_at_most_63_characters(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], namespace: str, valid: bool
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], namespace: str, problem: str | None
 ) -> None:
     profile = copy.deepcopy(GOOD)
     profile["metadata"]["namespace"] = namespace
     status, lines = _validate(tmp_path, capsys, profile)
-    if valid:
+    if problem is None:
         assert (status, lines) == (0, [f"{namespace}/api OK"])
     else:
-        assert (status, lines) == (1, [
-            "metadata.namespace: must be a namespace name: at most 63 lower-case letters, digits and '-', "
-            f"starting and ending with a letter or digit (got {show_value(namespace)})"])
+        assert (status, lines) == (1, [f"metadata.namespace: {problem}"])
+
+
+def test_a_bad_namespace_is_reported_beside_a_missing_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    profile = copy.deepcopy(GOOD)
+    profile["metadata"] = {"namespace": "shop.eu"}
+    status, lines = _validate(tmp_path, capsys, profile)
+    assert status == 1
+    assert [line.split(":")[0] for line in lines] == ["metadata.name", "metadata.namespace"]
 
 
 def test_a_valid_profile_without_a_namespace_is_named_by_its_name_alone(

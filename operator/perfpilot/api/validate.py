@@ -232,23 +232,27 @@ def model_problems(document: object) -> list[Problem]:
         profile = PerformanceProfile.model_validate(document)
     except ValidationError as error:
         return [_model_problem(detail) for detail in error.errors(include_url=False)]
-    if not profile.metadata.name:
-        # The model lets metadata be partial (status updates need no name), but nothing can be applied
-        # without one.
-        return [Problem("metadata.name", "is required (got nothing)", _CLARITY_MODEL)]
     problems = []
     name, namespace = profile.metadata.name, profile.metadata.namespace
-    if len(name) > 253:
+    if not name:
+        # The model lets metadata be partial (status updates need no name), but nothing can be applied
+        # without one.
+        problems.append(Problem("metadata.name", "is required (got nothing)", _CLARITY_MODEL))
+    elif len(name) > 253:
         problems.append(Problem(
             "metadata.name", f"must be at most 253 characters (got {len(name)}: {show_value(name)})", _CLARITY_MODEL))
     elif not re.fullmatch(NAME_PATTERN, name):
         problems.append(Problem("metadata.name", f"{_PATTERN_WORDING[NAME_PATTERN]} (got {show_value(name)})",
                                 _CLARITY_MODEL))
-    if namespace and (len(namespace) > 63 or not re.fullmatch(CONTAINER_NAME_PATTERN, namespace)):
-        # A namespace is an RFC 1123 label, as a container name is: the API server refuses anything else.
+    # A namespace is an RFC 1123 label, as a container name is: the API server refuses anything else.
+    if len(namespace) > 63:
         problems.append(Problem(
-            "metadata.namespace", "must be a namespace name: at most 63 lower-case letters, digits and '-', starting "
-            f"and ending with a letter or digit (got {show_value(namespace)})", _CLARITY_MODEL))
+            "metadata.namespace", f"must be at most 63 characters (got {len(namespace)}: {show_value(namespace)})",
+            _CLARITY_MODEL))
+    elif namespace and not re.fullmatch(CONTAINER_NAME_PATTERN, namespace):
+        problems.append(Problem(
+            "metadata.namespace", "must be a namespace name: lower-case letters, digits and '-', starting and "
+            f"ending with a letter or digit (got {show_value(namespace)})", _CLARITY_MODEL))
     return problems
 
 
