@@ -190,6 +190,10 @@ def test_plan_refuses_a_prometheus_flag_the_profiles_field_would_refuse_naming_t
     assert status == 2, err
     assert err.startswith("perfpilot plan: --prometheus: must be at most 2048 characters (got 2049 characters: ")
     assert "Traceback" not in err and out == ""
+    # A long URL the reader's settings refuse is shortened in the message too.
+    status, _, err = _plan(capsys, _file(tmp_path, PROFILE), "--prometheus", at_limit + "?x", "--at", "1700000000")
+    assert status == 2, err
+    assert err.startswith("perfpilot plan: --prometheus: ") and len(err) < 400, err
 
 
 def _spec(**sections: object) -> PerformanceProfileSpec:

@@ -219,7 +219,8 @@ def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
             # pydantic's bound messages ("less than or equal to 300" for nan) do not say what the flag takes.
             bound = field.endswith("_seconds") and detail["type"] != "rate_window_below_step"
             rule = _seconds_rule(field) if bound else detail["msg"]
-            messages.append(f"{flags.get(field, field or 'settings')}: {rule} (got {detail.get('input')!r})")
+            given = _shortened(repr(detail.get("input")), 80)
+            messages.append(f"{flags.get(field, field or 'settings')}: {rule} (got {given})")
         raise _BadInput("; ".join(messages)) from error
 
 
