@@ -310,3 +310,13 @@ def test_the_longest_duration_is_written_back_as_a_duration_that_reads_again() -
     longest = Duration.parse("2562047h47m16.854775807s")
     assert str(longest) == "2562047h47m16s854.775807ms"
     assert Duration.parse(str(longest)) == longest
+
+
+@pytest.mark.parametrize("field", ["namespace", "annotations"])
+def test_a_null_namespace_or_annotations_is_unset_as_kubectl_apply_sends_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str
+) -> None:
+    profile = copy.deepcopy(GOOD)
+    profile["metadata"][field] = None
+    expected = "api OK" if field == "namespace" else "shop/api OK"
+    assert _validate(tmp_path, capsys, profile) == (0, [expected])

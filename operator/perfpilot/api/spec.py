@@ -452,6 +452,15 @@ class ObjectMeta(BaseModel):
     namespace: str = ""
     annotations: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_nulls_as_unset(cls, data: object) -> object:
+        """A null name, namespace or annotations is unset, as kubectl apply sends it (Helm renders such nulls)."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items()
+                    if not (value is None and key in ("name", "namespace", "annotations"))}
+        return data
+
 
 PAUSED_ANNOTATION = "perfpilot.io/paused"
 
