@@ -26,6 +26,7 @@ import urllib3
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from perfpilot.api.spec import PROMETHEUS_URL_MAX_LENGTH
 from perfpilot.api.urls import prometheus_url_problem
 from perfpilot.observe.instrumentation import PROMQL_QUERIES, PROMQL_QUERY_SECONDS, PROMQL_RETRIES
 
@@ -60,7 +61,7 @@ class PrometheusSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str = Field(
-        "",
+        "", max_length=PROMETHEUS_URL_MAX_LENGTH,  # as a profile's prometheusURL, which it stands in for
         description="Base URL (http://prometheus:9090, or a Thanos/Mimir/VictoriaMetrics Prometheus API root). "
         "A profile's spec.metrics.prometheusURL overrides it for that profile.",
     )
