@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-PROFILE = """\
-apiVersion: perfpilot.io/v1alpha1
-kind: PerformanceProfile
-metadata: {name: api, namespace: shop}
-spec:
-  targetRef: {kind: Deployment, name: api}
-"""
+# pytest's importlib mode does not put test folders on sys.path: command_profiles sits here.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from command_profiles import PROFILE  # noqa: E402  (importable only once the folder is on sys.path)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from command_profiles import PROFILE
 
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import Setting
@@ -17,13 +18,6 @@ from perfpilot.commands.plan import bounds_for, parse_time
 from perfpilot.commands.simulate import MAX_HOURS, read_profile
 from perfpilot.sim.cluster import CONTAINER
 
-PROFILE = """\
-apiVersion: perfpilot.io/v1alpha1
-kind: PerformanceProfile
-metadata: {name: api, namespace: shop}
-spec:
-  targetRef: {kind: Deployment, name: api}
-"""
 # Port 9 (discard) is closed on loopback: a run that gets past its input checks ends as unreachable, exit 3.
 CLOSED = "http://127.0.0.1:9"
 
