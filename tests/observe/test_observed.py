@@ -28,7 +28,7 @@ def test_a_containers_own_unknown_series_is_named_with_the_container_and_its_rea
         ContainerResources(name="sql-proxy", cpu_request_millicores=100, cpu_limit_millicores=200,
                            memory_request_bytes=2**31)))
     observations = Observations.of_signals(
-        at=AT, window_seconds=1800, step_seconds=60, live=live,
+        at=AT, window_seconds=1800, step_seconds=60, rate_window_seconds=120, live=live,
         signals={"cpu_usage_millicores_per_pod": _series(500), "memory_working_set_bytes_per_pod": _series(2**29)},
         signals_by_container={
             "cpu_usage_millicores_by_container": {"app": _series(450), "sql-proxy": _series(50)},

@@ -1197,6 +1197,21 @@ def test_a_spike_breach_older_than_the_last_resize_does_not_grow_the_pods_again(
     assert resized is grows, decision.reason
 
 
+@pytest.mark.parametrize(("rate_window_seconds", "grows"), [(120.0, False), (30.0, True)])
+def test_a_breach_sample_whose_rate_window_reaches_back_before_the_last_resize_does_not_grow_the_pods(
+    rate_window_seconds: float, grows: bool
+) -> None:
+    # The resize was judged a minute before the breach sample (minute 15 of the window): a 2-minute rate
+    # window behind that sample still averages requests served before it, a 30-second one does not.
+    judged = b.NOW - b.minutes(16)
+    earlier = _request_raise(verdict=Verdict.KEPT, minutes_ago=16).model_copy(update={"verdict_at": judged})
+    observations = replace(_spiky_observations(peak_rise=60.0), rate_window_seconds=rate_window_seconds)
+    decision = decide(b.profile(hpa={"scaleDown": "Moderate"}), observations, TuningState(last_change=earlier),
+                      b.NOW + b.minutes(10))
+    resized = decision.change is not None and decision.change.edit.setting is Setting.RESOURCES
+    assert resized is grows, decision.reason
+
+
 @pytest.mark.parametrize(("burst_active", "burst_waiting", "grows"), [
     (8.0, 3.0, True),    # a one-minute burst: demand 11 > the pool of 10, clients waited
     (8.0, 0.0, False),   # demand 8 <= 10 and nobody waited

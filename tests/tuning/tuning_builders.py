@@ -19,6 +19,7 @@ from perfpilot.tuning.observations import HpaLive, LiveConfig, Observations, Pea
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 WINDOW_SECONDS = 1800.0
 STEP_SECONDS = 60.0
+RATE_WINDOW_SECONDS = 120.0  # the reader's default
 SAMPLES = int(WINDOW_SECONDS / STEP_SECONDS) + 1
 MI = 2**20
 GI = 2**30
@@ -91,6 +92,7 @@ def observations(*, at: datetime = NOW, **overrides: Signal | LiveConfig | Peak)
         at=at,
         window_seconds=WINDOW_SECONDS,
         step_seconds=STEP_SECONDS,
+        rate_window_seconds=RATE_WINDOW_SECONDS,
         latency_p95_seconds=series(0.35, at=at),
         request_rate_per_second=series(100, at=at),
         error_ratio=series(0.001, at=at),

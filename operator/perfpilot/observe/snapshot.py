@@ -103,6 +103,7 @@ class QueryPlan:
     queries: tuple[PlannedQuery, ...]
     window_seconds: int
     step_seconds: int
+    rate_window_seconds: int
     # (profile, "app" | "pool" | "window"): its metrics or pool matchers make no query, or its window is too long
     # for one range query at the step (its window signals are Unknown; its peaks, one point each, are read).
     shape_errors: Mapping[tuple[ProfileKey, str], str] = field(default_factory=dict)
@@ -233,6 +234,7 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
         queries=tuple(queries),
         window_seconds=_window_seconds(profiles, settings.step_seconds),
         step_seconds=settings.step_seconds,
+        rate_window_seconds=rate,
         shape_errors=shape_errors,
         peak_window_seconds=peak_window,
         container_shapes=container_shapes,
@@ -311,6 +313,7 @@ class Snapshot:
             at=self.at,
             window_seconds=float(profile.spec.guardrails.window.seconds),
             step_seconds=float(self.plan.step_seconds),
+            rate_window_seconds=float(self.plan.rate_window_seconds),
             live=live,
             signals={signal.value: self._signal(profile, live, signal) for signal in SignalName},
             peak_window_seconds=float(self.plan.peak_window_seconds),
@@ -532,12 +535,13 @@ class ProfileTarget:
     live: LiveConfig
 
 
-def _all_unknown(target: ProfileTarget, *, at: datetime, step_seconds: int, reason: str) -> Observations:
+def _all_unknown(target: ProfileTarget, *, at: datetime, settings: PrometheusSettings, reason: str) -> Observations:
     unknown = Unknown(reason)
     return Observations.of_signals(
         at=at,
         window_seconds=float(target.profile.spec.guardrails.window.seconds),
-        step_seconds=float(step_seconds),
+        step_seconds=float(settings.step_seconds),
+        rate_window_seconds=float(settings.rate_window_seconds),
         live=target.live,
         signals={signal.value: unknown for signal in SignalName},
         peak_window_seconds=float(target.profile.spec.guardrails.peak_window.seconds),
@@ -601,7 +605,7 @@ def fetch_observations(
         if not url:
             for target in group:
                 observed[profile_key(target.profile)] = _all_unknown(
-                    target, at=at, step_seconds=settings.step_seconds, reason="no Prometheus URL configured"
+                    target, at=at, settings=settings, reason="no Prometheus URL configured"
                 )
             continue
         with reader_factory(settings.for_url(url)) as reader:

@@ -422,6 +422,7 @@ class Prometheus:
             at=datetime.fromtimestamp(at_seconds, tz=UTC),
             window_seconds=window_seconds,
             step_seconds=STEP_SECONDS,
+            rate_window_seconds=RATE_WINDOW_SECONDS,
             live=live,
             signals={name: signal(name) for name in SIGNALS},
             peak_window_seconds=peak_window_seconds,

@@ -169,6 +169,9 @@ class Observations:
     at: datetime
     window_seconds: float
     step_seconds: float
+    # Each rate-based sample (p95, request rate, CPU) averages the rate window before it: a sample within one
+    # window after a change still holds what came before it.
+    rate_window_seconds: float
     latency_p95_seconds: Signal
     request_rate_per_second: Signal
     error_ratio: Signal
@@ -235,8 +238,8 @@ class Observations:
 
     @classmethod
     def of_signals(
-        cls, *, at: datetime, window_seconds: float, step_seconds: float, live: LiveConfig,
-        signals: Mapping[str, Signal], peak_window_seconds: float = DEFAULT_PEAK_WINDOW_SECONDS,
+        cls, *, at: datetime, window_seconds: float, step_seconds: float, rate_window_seconds: float,
+        live: LiveConfig, signals: Mapping[str, Signal], peak_window_seconds: float = DEFAULT_PEAK_WINDOW_SECONDS,
         peaks: Mapping[str, Peak] | None = None,
         signals_by_container: Mapping[str, Mapping[str, Signal]] | None = None,
         peaks_by_container: Mapping[str, Mapping[str, Peak]] | None = None,
@@ -253,7 +256,8 @@ class Observations:
             return dict((signals_by_container or {}).get(name, {}))
 
         return cls(
-            at=at, window_seconds=window_seconds, step_seconds=step_seconds, live=live,
+            at=at, window_seconds=window_seconds, step_seconds=step_seconds,
+            rate_window_seconds=rate_window_seconds, live=live,
             latency_p95_seconds=signal("latency_p95_seconds"),
             request_rate_per_second=signal("request_rate_per_second"),
             error_ratio=signal("error_ratio"),

@@ -114,8 +114,9 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
         return  # the behaviour rule says which is missing
     settled = compute_last_resize_settled(ctx.state)
     # Only a breach since the last resize was judged says the pods are still too small; an older one was
-    # answered already, or came from the resize's own rollout.
-    after = settled.timestamp() if settled is not None else -math.inf
+    # answered already, or came from the resize's own rollout. A sample whose rate window reaches back before
+    # then still holds that older breach: counted, it grew pods that had been grown for it already.
+    after = settled.timestamp() + ctx.observations.rate_window_seconds if settled is not None else -math.inf
     if not is_slo_breached_while_scaling_up(latency, replicas, ctx.slo_seconds, after_seconds=after):
         return
     aggressive = SCALE_UP_ROWS["Aggressive"]
