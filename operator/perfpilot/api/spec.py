@@ -434,7 +434,10 @@ class PerformanceProfileSpec(ApiModel):
         description="Off does nothing; Recommend writes only the profile's status; Auto applies changes.",
     )
     objective: Objective = Field(
-        Objective.BALANCED, description="Balanced, Cost or Reliability: picks the row of the CPU-target table."
+        Objective.BALANCED,
+        description="Balanced, Cost or Reliability: picks the row of the CPU-target table. Cost also takes the "
+                    "Conservative scale-up and Fast scale-down rows under steady load; Reliability also grows "
+                    "the minReplicas pods for the largest rise of the peak window before it breaches the SLO.",
     )
     slo: Slo = Field(default_factory=Slo, description="Service-level objectives that drive tuning.")
     metrics: Metrics = Field(default_factory=Metrics, description="How this workload is found in Prometheus.")

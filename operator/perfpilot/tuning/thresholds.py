@@ -114,6 +114,10 @@ class Thresholds:
     # left as it is.
     cut_min_history_seconds: float = 86_400.0
     cut_history_fraction: float = 0.95
+    # Ours: under objective Reliability the spike-headroom rule grows the minReplicas pods before any breach,
+    # once they fall short of the largest rise by more than this fraction of what it needs (a shortfall of a
+    # few percent is within the noise of the CPU per request/s, not worth a rollout).
+    spike_ahead_shortfall_fraction: float = 0.10
 
     # --- pacing ---------------------------------------------------------------------------------------
     # Ours: no emergency follows a change before the change can show in the signals: this many intervals

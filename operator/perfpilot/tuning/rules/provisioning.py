@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from perfpilot.api.spec import Objective
 from perfpilot.api.status import ContainerResources, Setting, TuningState
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.decision import ProposedChange
@@ -104,7 +105,12 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
     (Aggressive) is already live, and minReplicas pods cannot carry a spike like the largest of the peak
     window while new pods start (``compute_spike_need``). Bigger pods are the one lever left: the CPU-bound
     row, CPU +50%, with the coupled target (the over-provisioning rule will not cut them back while the
-    spike check fails)."""
+    spike check fails).
+
+    Under objective Reliability the pods are grown before a breach, on the spike check alone: the need is
+    then a forecast, capped at the peak window's peak rate, and only a shortfall of more than
+    ``spike_ahead_shortfall_fraction`` counts. Balanced waits for the breach: sized ahead, a right-sized
+    service paid up to 2.4x static's CPU for its last few violation minutes (docs/benchmarks.md)."""
     name = "spike headroom"
     hpa = ctx.tuned_hpa
     if hpa is None or hpa.cpu_target_percent is None:
@@ -117,23 +123,37 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
     # answered already, or came from the resize's own rollout. A sample whose rate window reaches back before
     # then still holds that older breach: counted, it grew pods that had been grown for it already.
     after = settled.timestamp() + ctx.observations.rate_window_seconds if settled is not None else -math.inf
-    if not is_slo_breached_while_scaling_up(latency, replicas, ctx.slo_seconds, after_seconds=after):
+    breached = is_slo_breached_while_scaling_up(latency, replicas, ctx.slo_seconds, after_seconds=after)
+    ahead = not breached and ctx.profile.objective is Objective.RELIABILITY
+    if not breached and not ahead:
         return
     aggressive = SCALE_UP_ROWS["Aggressive"]
     if build_behaviour_change(ctx, hpa, scale_up=True, row=aggressive, reason="") is not None:
-        yield RuleOutcome(name, note="SLO breached while scaling up: the Aggressive scale-up row comes first")
+        if breached:
+            yield RuleOutcome(name, note="SLO breached while scaling up: the Aggressive scale-up row comes first")
         return
     pod = ctx.observations.live.cpu_request_millicores_per_pod
     if not pod:
         return
     missing = find_spike_signals_missing(ctx.observations)
+    week_peak = ctx.observations.peak_request_rate_per_second
+    if ahead and isinstance(week_peak, Unknown):
+        missing = (*missing, "peak_request_rate_per_second")
     if missing:
-        yield RuleOutcome(name, note=f"SLO breached while scaling up, but {', '.join(missing)} unknown",
-                          blocked_by=missing)
+        why = "SLO breached while scaling up" if breached else "objective Reliability sizes the pods for spikes"
+        yield RuleOutcome(name, note=f"{why}, but {', '.join(missing)} unknown", blocked_by=missing)
         return
-    need = compute_spike_need(ctx.observations, pods=max(1, hpa.min_replicas))
+    ceiling = None if breached or isinstance(week_peak, Unknown) else week_peak
+    need = compute_spike_need(ctx.observations, pods=max(1, hpa.min_replicas), ceiling_rate_per_second=ceiling)
     carried = need.pods * pod
-    head = f"SLO {format_ms(ctx.slo_seconds)} breached while scaling up with the Aggressive scale-up row live"
+    if breached:
+        head = f"SLO {format_ms(ctx.slo_seconds)} breached while scaling up with the Aggressive scale-up row live"
+        enough = need.needed_millicores
+    else:
+        shortfall = ctx.thresholds.spike_ahead_shortfall_fraction
+        head = (f"objective Reliability: pods sized for spikes before they come (the Aggressive scale-up row live, "
+                f"a shortfall over {shortfall:.0%} counted)")
+        enough = need.needed_millicores * (1 - shortfall)
     usual_pods = math.ceil(need.usual_millicores / (pod * hpa.cpu_target_percent / 100))
     if usual_pods > need.pods:
         # Above minReplicas the HPA sizes the fleet to the target: bigger pods mean fewer of them, not more
@@ -141,7 +161,7 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
         yield RuleOutcome(name, note=f"{head}; the usual load needs {usual_pods} pods > minReplicas {need.pods}: "
                                      f"the CPU target, not the pod size, sets the headroom there")
         return
-    if carried >= need.needed_millicores:
+    if carried >= enough:
         yield RuleOutcome(name, note=f"{head}; minReplicas {need.pods} x {pod}m = {carried}m carry a spike "
                                      f"({need.evidence})")
         return

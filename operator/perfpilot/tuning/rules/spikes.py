@@ -31,10 +31,14 @@ def find_spike_signals_missing(observations: Observations) -> tuple[str, ...]:
     return tuple(name for name, value in needed.items() if isinstance(value, Unknown))
 
 
-def compute_spike_need(observations: Observations, *, pods: int) -> SpikeNeed:
+def compute_spike_need(
+    observations: Observations, *, pods: int, ceiling_rate_per_second: float | None = None
+) -> SpikeNeed:
     """The CPU ``pods`` pods must carry alone: the window's usual rate (median) plus the largest rise of the
     rate within RISE_SPAN_SECONDS seen over the peak window, and at least the window's peak rate, at the
-    window's CPU per request/s. Callers check ``find_spike_signals_missing`` first.
+    window's CPU per request/s. Callers check ``find_spike_signals_missing`` first. ``ceiling_rate_per_second``
+    (the peak window's peak rate) caps the median plus the rise: a need foreseen, not seen in a breach, asks
+    for no more than the service ever served.
 
     A spike arrives faster than a pod starts, so the pods already running take it alone; the rate (not the
     CPU) measures it, since CPU is capped by the pods that served it. The spike starts from the usual rate,
@@ -48,10 +52,15 @@ def compute_spike_need(observations: Observations, *, pods: int) -> SpikeNeed:
         return SpikeNeed(pods, 0.0, 0.0, "no requests in the window")
     per_request = usage.mean * replicas.mean / rate.mean
     usual = signals.compute_median(rate.values)
-    spike_rate = max(rate.maximum, usual + max(0.0, rise))
-    evidence = (f"max(the window's peak {rate.maximum:.1f}/s, its median {usual:.1f}/s + the largest rise over "
-                f"{format_hours(observations.peak_window_seconds)} {rise:.1f}/s within {RISE_SPAN_SECONDS // 60} min) "
-                f"= {spike_rate:.1f}/s at {per_request:.0f}m per request/s = {spike_rate * per_request:.0f}m")
+    spiked = usual + max(0.0, rise)
+    rise_text = (f"its median {usual:.1f}/s + the largest rise over {format_hours(observations.peak_window_seconds)} "
+                 f"{rise:.1f}/s within {RISE_SPAN_SECONDS // 60} min")
+    if ceiling_rate_per_second is not None and spiked > ceiling_rate_per_second:
+        spiked = ceiling_rate_per_second
+        rise_text = f"{rise_text}, capped at the peak {ceiling_rate_per_second:.1f}/s"
+    spike_rate = max(rate.maximum, spiked)
+    evidence = (f"max(the window's peak {rate.maximum:.1f}/s, {rise_text}) = {spike_rate:.1f}/s at "
+                f"{per_request:.0f}m per request/s = {spike_rate * per_request:.0f}m")
     return SpikeNeed(pods, spike_rate * per_request, usual * per_request, evidence)
 
 
