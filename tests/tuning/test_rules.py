@@ -1200,7 +1200,8 @@ def test_a_spike_breach_older_than_the_last_resize_does_not_grow_the_pods_again(
 def _calm_spiky_observations(*, week_peak: float | None) -> Observations:
     """``_spiky_observations`` (a largest rise of 60/s over the week) with p95 under the SLO all window: nothing
     breached. The Reliability row's 50% CPU target is live (so no target change comes first), and 350m per pod
-    at 30 req/s is about 29.4m per request/s: a need of ``week_peak`` x 29.4m when the week's peak caps it."""
+    on 2.52 pods on average at 30 req/s is about 29.4m per request/s: a need of ``week_peak`` x 29.4m when the
+    week's peak caps it."""
     spiky = _spiky_observations(peak_rise=60.0, usage=350.0)
     live = b.live(hpa=b.hpa(current_replicas=3, desired_replicas=3, cpu_target_percent=50,
                             scale_up=SCALE_UP_ROWS["Aggressive"].to_rules()))
@@ -1212,13 +1213,15 @@ def _calm_spiky_observations(*, week_peak: float | None) -> Observations:
 
 @pytest.mark.parametrize("objective", ["Balanced", "Cost"])
 def test_without_a_breach_only_objective_reliability_grows_the_pods_for_spikes(objective: str) -> None:
-    decision = run(_calm_spiky_observations(week_peak=200.0), objective=objective, hpa={"scaleDown": "Moderate"})
+    decision = run(_calm_spiky_observations(week_peak=150.0), objective=objective, hpa={"scaleDown": "Moderate"})
     assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
+    assert "sized for spikes" not in decision.reason
 
 
 def test_objective_reliability_grows_the_min_replicas_pods_before_a_breach() -> None:
-    # Uncapped (the week peaked at 200/s), the need is the median 30/s + the rise 60/s: 90/s x 29.4m = 2642m.
-    change = change_of(run(_calm_spiky_observations(week_peak=200.0), objective="Reliability",
+    # Uncapped (the week peaked at 150/s), the need is the median 30/s + the rise 60/s: 90/s x 29.4m = 2642m.
+    # A rise of 60/s to at most 150/s is at least x1.67, over the x1.5 that keeps the Aggressive row live.
+    change = change_of(run(_calm_spiky_observations(week_peak=150.0), objective="Reliability",
                            hpa={"scaleDown": "Moderate"}))
     before, after = resources(change)
     assert (before[0].cpu_request_millicores, after[0].cpu_request_millicores) == (1000, 1500)
@@ -1240,10 +1243,19 @@ def test_objective_reliability_sizes_for_no_more_than_the_weeks_peak_and_ignores
     resized = decision.change is not None and decision.change.edit.setting is Setting.RESOURCES
     assert resized is grows, decision.reason
     assert f"capped at the peak {week_peak:.1f}/s" in decision.reason
+    if not grows:
+        assert "2000m are within 10% of what a spike needs" in decision.reason
+
+
+def test_objective_reliability_does_not_grow_the_pods_for_spikes_the_scale_up_row_is_leaving() -> None:
+    # A rise of 60/s to at most 200/s is only x1.43: the behaviour rule takes the Aggressive row back to
+    # Moderate, and pods sized for the spikes it served would be grown for nothing.
+    decision = run(_calm_spiky_observations(week_peak=200.0), objective="Reliability", hpa={"scaleDown": "Moderate"})
+    assert decision.change is not None and decision.change.edit.setting is Setting.HPA_SCALE_UP, decision.reason
 
 
 def test_objective_reliability_does_not_size_for_spikes_without_the_weeks_peak_rate() -> None:
-    # Pinned: with the week's peak unknown the Auto scale-up row would see no flash crowd and change first.
+    # Pinned, so that no scale-up change (Auto sees no flash crowd without the week's peak) hides the note.
     decision = run(_calm_spiky_observations(week_peak=None), objective="Reliability",
                    hpa={"scaleDown": "Moderate", "scaleUp": "Aggressive"})
     assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
@@ -1252,14 +1264,17 @@ def test_objective_reliability_does_not_size_for_spikes_without_the_weeks_peak_r
     assert "peak_request_rate_per_second" in decision.blocked_by
 
 
-@pytest.mark.parametrize(("rate_window_seconds", "grows"), [(120.0, False), (30.0, True)])
+@pytest.mark.parametrize(("rate_window_seconds", "judged_minutes_ago", "grows"), [
+    (120.0, 16.5, False),  # the 2-minute window behind the breach sample (15 minutes ago) starts 17 minutes ago
+    (60.0, 16.5, True),  # a 1-minute one starts after the resize
+    (60.0, 16.0, False),  # ...unless it starts at the resize itself: its first sample is from before it
+])
 def test_a_breach_sample_whose_rate_window_reaches_back_before_the_last_resize_does_not_grow_the_pods(
-    rate_window_seconds: float, grows: bool
+    rate_window_seconds: float, judged_minutes_ago: float, grows: bool
 ) -> None:
-    # The resize was judged a minute before the breach sample (minute 15 of the window): a 2-minute rate
-    # window behind that sample still averages requests served before it, a 30-second one does not.
-    judged = b.NOW - b.minutes(16)
-    earlier = _request_raise(verdict=Verdict.KEPT, minutes_ago=16).model_copy(update={"verdict_at": judged})
+    judged = b.NOW - b.minutes(judged_minutes_ago)
+    earlier = _request_raise(verdict=Verdict.KEPT, minutes_ago=judged_minutes_ago).model_copy(
+        update={"verdict_at": judged})
     observations = replace(_spiky_observations(peak_rise=60.0), rate_window_seconds=rate_window_seconds)
     decision = decide(b.profile(hpa={"scaleDown": "Moderate"}), observations, TuningState(last_change=earlier),
                       b.NOW + b.minutes(10))

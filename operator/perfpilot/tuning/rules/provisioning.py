@@ -13,7 +13,7 @@ from perfpilot.api.status import ContainerResources, Setting, TuningState
 from perfpilot.tuning import guardrails
 from perfpilot.tuning.decision import ProposedChange
 from perfpilot.tuning.observations import Series, Unknown
-from perfpilot.tuning.rules.behaviour import is_slo_breached_while_scaling_up
+from perfpilot.tuning.rules.behaviour import compute_scale_up_row, is_slo_breached_while_scaling_up
 from perfpilot.tuning.rules.changes import build_behaviour_change, build_max_replicas_change
 from perfpilot.tuning.rules.context import RuleContext, RuleOutcome, check_history_for_a_cut, format_hours, format_ms
 from perfpilot.tuning.rules.resize import compute_resource_change, select_cpu_containers
@@ -120,8 +120,10 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
         return  # the behaviour rule says which is missing
     settled = compute_last_resize_settled(ctx.state)
     # Only a breach since the last resize was judged says the pods are still too small; an older one was
-    # answered already, or came from the resize's own rollout. A sample whose rate window reaches back before
-    # then still holds that older breach: counted, it grew pods that had been grown for it already.
+    # answered already, or came from the resize's own rollout. A resize not judged yet counts from its write,
+    # and a sample whose rate window reaches back before the write still holds the breach it answered:
+    # counted, it grew the pods a second time for one spike. (After a verdict the window is skipped too, which
+    # loses at most one rate window of samples.)
     after = settled.timestamp() + ctx.observations.rate_window_seconds if settled is not None else -math.inf
     breached = is_slo_breached_while_scaling_up(latency, replicas, ctx.slo_seconds, after_seconds=after)
     ahead = not breached and ctx.profile.objective is Objective.RELIABILITY
@@ -131,6 +133,10 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
     if build_behaviour_change(ctx, hpa, scale_up=True, row=aggressive, reason="") is not None:
         if breached:
             yield RuleOutcome(name, note="SLO breached while scaling up: the Aggressive scale-up row comes first")
+        return
+    if ahead and compute_scale_up_row(ctx)[0] != aggressive:
+        # The behaviour rule is about to leave the Aggressive row (the rises no longer call for it): sized
+        # for spikes the fleet is no longer scaled up for, the pods would be grown for nothing.
         return
     pod = ctx.observations.live.cpu_request_millicores_per_pod
     if not pod:
@@ -143,7 +149,7 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
         why = "SLO breached while scaling up" if breached else "objective Reliability sizes the pods for spikes"
         yield RuleOutcome(name, note=f"{why}, but {', '.join(missing)} unknown", blocked_by=missing)
         return
-    ceiling = None if breached or isinstance(week_peak, Unknown) else week_peak
+    ceiling = week_peak if ahead and not isinstance(week_peak, Unknown) else None
     need = compute_spike_need(ctx.observations, pods=max(1, hpa.min_replicas), ceiling_rate_per_second=ceiling)
     carried = need.pods * pod
     if breached:
@@ -162,7 +168,9 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
                                      f"the CPU target, not the pod size, sets the headroom there")
         return
     if carried >= enough:
-        yield RuleOutcome(name, note=f"{head}; minReplicas {need.pods} x {pod}m = {carried}m carry a spike "
+        carries = "carry a spike" if carried >= need.needed_millicores else (
+            f"are within {ctx.thresholds.spike_ahead_shortfall_fraction:.0%} of what a spike needs")
+        yield RuleOutcome(name, note=f"{head}; minReplicas {need.pods} x {pod}m = {carried}m {carries} "
                                      f"({need.evidence})")
         return
     if ctx.detail.provisioning.label == "Unknown":
