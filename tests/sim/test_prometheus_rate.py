@@ -22,6 +22,7 @@ from perfpilot.sim.prometheus import (
     REQUESTS_METRIC,
     Prometheus,
     extrapolated_rate,
+    extrapolated_rates,
 )
 
 AT_SECONDS = 120.0
@@ -41,6 +42,20 @@ def test_a_sample_on_the_start_of_the_range_is_selected_as_prometheus_2_does() -
 def test_samples_before_the_range_or_after_the_evaluation_are_not_selected() -> None:
     # 60 over 60 s; the 60 s gap back to the start is under 1.1 intervals (66 s), so it is extrapolated over.
     assert _rate([(-15.0, 0.0), (60.0, 160.0), (120.0, 220.0), (135.0, 10_000.0)]) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_counters_scraped_together_are_each_rated_exactly_as_on_their_own() -> None:
+    # Three buckets scraped at the same instants, one before the range, one starting inside it, one reset: the
+    # rates of the shared selection are the single-series rates, bit for bit (the replay's p95 rests on them).
+    stamps = [-10.0, 5.0, 20.0, 35.0, 50.0, 65.0, 80.0, 95.0, 110.0, 125.0]
+    columns = [[3.0 * k for k in range(10)], [0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 9.0, 9.0, 15.0, 20.0],
+               [50.0, 60.0, 70.0, 2.0, 5.0, 9.0, 11.0, 20.0, 21.0, 40.0]]
+    scrapes = [(stamp, tuple(column[k] for column in columns)) for k, stamp in enumerate(stamps)]
+    together = extrapolated_rates(scrapes, at_seconds=AT_SECONDS, range_seconds=RANGE_SECONDS)
+    alone = [_rate(list(zip(stamps, column, strict=True))) for column in columns]
+    assert together == alone
+    assert all(rate is not None and rate > 0 for rate in alone)
+    assert extrapolated_rates(scrapes[:2], at_seconds=AT_SECONDS, range_seconds=RANGE_SECONDS) is None
 
 
 def test_fewer_than_two_samples_in_the_range_give_no_rate() -> None:

@@ -98,18 +98,40 @@ def extrapolated_rate(samples: Sequence[tuple[float, float]], *, at_seconds: flo
     inside = [sample for sample in samples if range_start <= sample[0] <= at_seconds]
     if len(inside) < 2:
         return None
-    first_seconds, first_value = inside[0]
-    last_seconds, last_value = inside[-1]
+    return _extrapolate([value for _, value in inside], first_seconds=inside[0][0], last_seconds=inside[-1][0],
+                        at_seconds=at_seconds, range_seconds=range_seconds)
+
+
+def extrapolated_rates(samples: Sequence[tuple[float, Sequence[float]]], *, at_seconds: float,
+                       range_seconds: float) -> list[float] | None:
+    """``extrapolated_rate`` of each of several counters scraped together (a histogram's buckets: one tuple of
+    values per timestamp), the range selected once; None below two samples."""
+    range_start = at_seconds - range_seconds
+    inside = [sample for sample in samples if range_start <= sample[0] <= at_seconds]
+    if len(inside) < 2:
+        return None
+    first_seconds, last_seconds = inside[0][0], inside[-1][0]
+    return [_extrapolate(column, first_seconds=first_seconds, last_seconds=last_seconds, at_seconds=at_seconds,
+                         range_seconds=range_seconds)
+            for column in zip(*(values for _, values in inside), strict=True)]
+
+
+def _extrapolate(values: Sequence[float], *, first_seconds: float, last_seconds: float, at_seconds: float,
+                 range_seconds: float) -> float:
+    """The rate of one counter's ``values`` (two or more) in the range, sampled from ``first_seconds`` to
+    ``last_seconds`` (``extrapolated_rate``'s steps after the selection)."""
+    range_start = at_seconds - range_seconds
+    first_value, last_value = values[0], values[-1]
     increase = last_value - first_value
     previous = first_value
-    for _, value in inside[1:]:
+    for value in values[1:]:
         if value < previous:  # a counter reset: the counter restarted from zero after ``previous``
             increase += previous
         previous = value
     to_start_seconds = first_seconds - range_start
     to_end_seconds = at_seconds - last_seconds
     sampled_seconds = last_seconds - first_seconds
-    average_interval_seconds = sampled_seconds / (len(inside) - 1)
+    average_interval_seconds = sampled_seconds / (len(values) - 1)
     if increase > 0 and first_value >= 0:
         to_zero_seconds = sampled_seconds * (first_value / increase)
         to_start_seconds = min(to_start_seconds, to_zero_seconds)
@@ -333,11 +355,11 @@ class Prometheus:
         by_code: list[float] = []  # sum(rate(http_requests_total)) over the pods, per code series
         failed = 0.0
         for series in rated_pods:
-            scrapes = [sample for sample in series.buckets if now - window <= sample[0] <= now]
-            if len(scrapes) >= 2:
+            bucket_rates = extrapolated_rates(series.buckets, at_seconds=now, range_seconds=window)
+            if bucket_rates is not None:
                 rated_buckets = True
-                for index in range(len(buckets)):
-                    buckets[index] += rate([(stamp, counts[index]) for stamp, counts in scrapes]) or 0.0
+                for index, bucket_rate in enumerate(bucket_rates):
+                    buckets[index] += bucket_rate
             ok_rate, failed_rate = rate(series.ok), rate(series.failed)
             by_code.extend(r for r in (ok_rate, failed_rate) if r is not None)
             failed += failed_rate or 0.0
