@@ -24,4 +24,5 @@ bench:
 	.venv/bin/python bench/decision_quality.py --held-out
 	.venv/bin/python bench/decision_quality.py --further
 	.venv/bin/python bench/decision_quality.py --explored
+	.venv/bin/python bench/decision_quality.py --objective Reliability
 	.venv/bin/python bench/observe_cycle.py
