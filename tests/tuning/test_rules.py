@@ -24,6 +24,7 @@ from perfpilot.tuning.decision import Decision, ProposedChange
 from perfpilot.tuning.engine import check_rollout_at_busy_hour, decide
 from perfpilot.tuning.observations import Observations, PoolLive, Series, Signal, Unknown
 from perfpilot.tuning.rules import RuleContext
+from perfpilot.tuning.rules.behaviour import is_slo_breached_while_scaling_up
 from perfpilot.tuning.tables import POOL_TIERS, SCALE_DOWN_ROWS, SCALE_UP_ROWS
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS
 
@@ -1603,3 +1604,202 @@ def test_an_slo_emergency_at_max_replicas_grows_the_bound_containers_or_all_when
     _, after = resources(change)
     assert {c.name: c.cpu_request_millicores for c in after} == grown
     assert memory_of(after) == {"app": 1536 * b.MI, SIDECAR: 2 * b.GI}  # the killed one's memory only
+
+
+# --- mutation audit of the spike headroom, the under-provisioning at maxReplicas and the cut checks ------------
+# Extra import for the top of test_rules.py (the rest is imported there already):
+#     from perfpilot.tuning.rules.behaviour import is_slo_breached_while_scaling_up
+
+
+def _breached_spiky_observations(*, week_peak: float) -> Observations:
+    """``_calm_spiky_observations`` (Reliability's 50% target live, about 29.4m per request/s) with the breach of
+    ``_spiky_observations`` back at minute 15: the SLO was breached while the HPA scaled up."""
+    calm = _calm_spiky_observations(week_peak=week_peak)
+    return replace(calm, latency_p95_seconds=_spiky_observations(peak_rise=60.0).latency_p95_seconds)
+
+
+@pytest.mark.parametrize("objective", ["Balanced", "Reliability"])
+def test_a_breach_sizes_the_pods_for_the_whole_rise_uncapped_and_without_the_shortfall_allowance(
+    objective: str
+) -> None:
+    # The week peaked at 70/s: capped (the forecast's rule), 70/s x 29.4m = 2055m would leave 2000m within the
+    # 10% allowance. A breach is no forecast: the need is the median 30/s + the rise 60/s = 90/s, 2642m.
+    decision = run(_breached_spiky_observations(week_peak=70.0), objective=objective, hpa={"scaleDown": "Moderate"})
+    change = change_of(decision)
+    assert change.edit.setting is Setting.RESOURCES and change.table_row == "CPU-bound", decision.reason
+    assert change.reason.startswith("SLO 500ms breached while scaling up with the Aggressive scale-up row live")
+    assert "= 90.0/s at 29m per request/s = 2642m" in change.reason
+    assert "capped at the peak" not in change.reason
+
+
+def test_min_replicas_pods_that_carry_exactly_the_spike_need_are_not_grown() -> None:
+    # 310m per pod on 2.52 pods at 30 req/s is 26m per request/s: 90/s needs exactly 2340m, what 2 x 1170m carry.
+    live = b.live(containers=(b.container(cpu_request_millicores=1170),),
+                  hpa=b.hpa(current_replicas=3, desired_replicas=3, scale_up=SCALE_UP_ROWS["Aggressive"].to_rules()))
+    observations = replace(_spiky_observations(peak_rise=60.0, usage=310.0), live=live)
+    decision = run(observations, hpa={"scaleDown": "Moderate"})
+    assert decision.change is None or decision.change.table_row != "CPU-bound", decision.reason
+    assert "minReplicas 2 x 1170m = 2340m carry a spike" in decision.reason
+
+
+def test_objective_reliability_says_which_shortfall_it_ignores() -> None:
+    decision = run(_calm_spiky_observations(week_peak=150.0), objective="Reliability", hpa={"scaleDown": "Moderate"})
+    assert "(the Aggressive scale-up row live, a shortfall over 10% counted)" in change_of(decision).reason
+
+
+def test_a_spike_breach_without_the_aggressive_row_live_writes_the_row_not_bigger_pods() -> None:
+    spiky = _spiky_observations(peak_rise=60.0)
+    observations = replace(spiky, live=replace(spiky.live, hpa=b.hpa(current_replicas=3, desired_replicas=3)))
+    decision = run(observations, hpa={"scaleDown": "Moderate"})
+    change = change_of(decision)
+    assert (change.edit.setting, change.table_row) == (Setting.HPA_SCALE_UP, "Aggressive"), decision.reason
+
+
+def test_objective_reliability_without_a_breach_does_not_say_the_slo_was_breached() -> None:
+    calm = _calm_spiky_observations(week_peak=150.0)
+    observations = replace(calm, live=replace(calm.live, hpa=replace(calm.live.hpa, scale_up=b.MODERATE_UP)))
+    decision = run(observations, objective="Reliability", hpa={"scaleDown": "Moderate"})
+    assert "SLO breached while scaling up" not in decision.reason
+
+
+def test_an_hpa_without_a_cpu_target_gets_no_spike_headroom_resize() -> None:
+    # A memory-only HPA: the spike check counts pods at a CPU target there is none of.
+    spiky = _spiky_observations(peak_rise=60.0)
+    observations = replace(spiky, live=replace(spiky.live, hpa=replace(spiky.live.hpa, cpu_target_percent=None)))
+    decision = run(observations, hpa={"scaleDown": "Moderate"})
+    assert decision.change is None or decision.change.table_row != "CPU-bound", decision.reason
+
+
+def test_pods_without_a_cpu_request_get_no_spike_headroom_resize() -> None:
+    spiky = _spiky_observations(peak_rise=60.0)
+    observations = replace(spiky, live=replace(spiky.live, containers=(b.container(cpu_request_millicores=None,
+                                                                                    cpu_limit_millicores=None),)))
+    decision = run(observations, hpa={"scaleDown": "Moderate"})
+    assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
+
+
+def test_a_spike_breach_grows_no_pods_while_provisioning_is_unknown() -> None:
+    observations = replace(_spiky_observations(peak_rise=60.0), memory_working_set_bytes_per_pod=b.unknown())
+    decision = run(observations, hpa={"scaleDown": "Moderate"})
+    assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
+    assert "provisioning unknown" in decision.reason
+
+
+def test_a_spike_breach_before_the_last_resizes_verdict_does_not_grow_the_pods_again() -> None:
+    # Written an hour before NOW, judged 10 minutes before NOW: after the breach at minute 15 of the window.
+    earlier = _request_raise(verdict=Verdict.KEPT, minutes_ago=60).model_copy(
+        update={"verdict_at": b.NOW - b.minutes(10)})
+    decision = decide(b.profile(hpa={"scaleDown": "Moderate"}), _spiky_observations(peak_rise=60.0),
+                      TuningState(last_change=earlier), b.NOW)
+    assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
+
+
+def test_the_last_resize_not_an_older_one_decides_which_spike_breach_counts() -> None:
+    older = _request_raise(verdict=Verdict.KEPT, minutes_ago=600)
+    newer = _request_raise(verdict=Verdict.KEPT, minutes_ago=10).model_copy(update={"verdict_at": b.NOW})
+    decision = decide(b.profile(hpa={"scaleDown": "Moderate"}), _spiky_observations(peak_rise=60.0),
+                      TuningState(last_change=newer, history=[older]), b.NOW + b.minutes(10))
+    assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
+
+
+def test_memory_bound_at_max_replicas_equal_to_the_ceiling_takes_the_under_row_in_one_rollout() -> None:
+    observations = b.observations(
+        cpu_usage_millicores_per_pod=b.series(800), replicas=b.series(10),
+        live=b.live(oom_kills_in_window=1, hpa=b.hpa(current_replicas=10, desired_replicas=10)),
+    )
+    change = change_of(run(observations, hpa={"maxReplicasCeiling": 10}))
+    _, after = resources(change)
+    assert (after[0].cpu_request_millicores, after[0].memory_request_bytes) == (1500, 1536 * b.MI)
+    assert change.table_row == "Under-provisioned" and "one rollout" in change.reason
+
+
+@pytest.mark.parametrize("latency", [
+    b.series(0.5),  # at the SLO, not over it
+    b.series([0.35] * (b.SAMPLES - 1) + [0.9]),  # one slow sample: the recent mean 0.44s is under the SLO
+])
+def test_max_replicas_is_not_raised_for_a_recent_p95_mean_not_over_the_slo(latency: Series) -> None:
+    # CPU 600m of 1000m is under the 70% target: not saturated, so only a breach would call for more replicas.
+    observations = b.observations(
+        latency_p95_seconds=latency, cpu_usage_millicores_per_pod=b.series(600), replicas=b.series(10),
+        live=b.live(hpa=b.hpa(current_replicas=10, desired_replicas=10)),
+    )
+    decision = run(observations, hpa={"maxReplicasCeiling": 12})
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_MAX_REPLICAS, decision.reason
+
+
+def test_a_saturated_hpa_without_ceiling_room_grows_no_pods_while_provisioning_is_unknown() -> None:
+    observations = b.observations(
+        cpu_usage_millicores_per_pod=b.series(800), replicas=b.series(10),
+        memory_working_set_bytes_per_pod=b.unknown(),
+        live=b.live(hpa=b.hpa(current_replicas=10, desired_replicas=10)),
+    )
+    decision = run(observations)
+    assert decision.change is None or decision.change.edit.setting is not Setting.RESOURCES, decision.reason
+    assert "provisioning unknown" in decision.reason
+
+
+def test_a_cpu_cut_counts_the_capacity_at_the_coupled_cpu_target() -> None:
+    # Live 60%, coupled up to the Steady row's 70%: 10 x 750m x 70% = 5250m covers 1.25 x 4000m (at 60%, 4500m
+    # would not).
+    observations = over_provisioned_observations(peak_cpu=4000.0)
+    observations = replace(observations, live=replace(observations.live, hpa=b.hpa(current_replicas=2,
+                                                                                    cpu_target_percent=60)))
+    change = change_of(run(observations))
+    _, after = resources(change)
+    assert after[0].cpu_request_millicores == 750, change.reason
+    assert change.coupled is not None and change.coupled.to_value == 70
+
+
+def test_without_an_hpa_a_cpu_cut_counts_the_windows_largest_replica_count() -> None:
+    # 4 pods most of the window, 2 now: 4 x 750m = 3000m covers 1.25 x 2000m (2 x 750m would not).
+    observations = replace(over_provisioned_observations(peak_cpu=2000.0),
+                           replicas=b.series([4.0] * (b.SAMPLES - 1) + [2.0]), live=b.live(hpa=None))
+    change = change_of(run(observations))
+    _, after = resources(change)
+    assert after[0].cpu_request_millicores == 750, change.reason
+
+
+def test_a_cpu_cut_is_checked_against_the_pods_running_when_fewer_than_min_replicas() -> None:
+    # minReplicas 4, but 2 pods run at the end of the window: 2 x 750m = 1500m cannot carry (100 + 200) req/s x
+    # 6m per request/s = 1800m, though 4 such pods could.
+    observations = over_provisioned_observations(peak_rise=200.0)
+    observations = replace(observations, live=replace(observations.live, hpa=b.hpa(current_replicas=2,
+                                                                                    min_replicas=4)),
+                           replicas=b.series([4.0] * (b.SAMPLES - 1) + [2.0]))
+    change = change_of(run(observations))
+    before, after = resources(change)
+    assert after[0].cpu_request_millicores == before[0].cpu_request_millicores
+    assert "CPU stays: 2 pods x 750m = 1500m would not carry a spike" in change.reason
+
+
+def test_an_hpa_one_below_max_replicas_is_not_given_more_max_replicas_for_a_breach() -> None:
+    # 9 of 10 pods: the HPA can still add one, so neither the breach nor the CPU calls for more maxReplicas.
+    observations = b.observations(
+        latency_p95_seconds=b.series(0.7), cpu_usage_millicores_per_pod=b.series(800), replicas=b.series(9),
+        live=b.live(hpa=b.hpa(current_replicas=9, desired_replicas=9)),
+    )
+    decision = run(observations, hpa={"maxReplicasCeiling": 12})
+    assert decision.change is None or decision.change.edit.setting is not Setting.HPA_MAX_REPLICAS, decision.reason
+
+
+def test_p95_at_the_slo_while_scaling_up_is_not_a_breach() -> None:
+    replicas = b.series([2.0] * 15 + [3.0] * (b.SAMPLES - 15))
+    at_slo = b.series([0.35] * 15 + [0.5] + [0.35] * (b.SAMPLES - 16))
+    assert not is_slo_breached_while_scaling_up(at_slo, replicas, 0.5)
+    assert is_slo_breached_while_scaling_up(at_slo, replicas, 0.49)
+
+
+def test_a_breach_while_scaling_back_up_after_a_scale_down_counts() -> None:
+    # 3 pods, down to 2, back up to 3 at minute 15 with p95 over the SLO: the step up is from 2, not the first 3.
+    replicas = b.series([3.0] * 10 + [2.0] * 5 + [3.0] * (b.SAMPLES - 15))
+    latency = b.series([0.35] * 15 + [0.6] + [0.35] * (b.SAMPLES - 16))
+    assert is_slo_breached_while_scaling_up(latency, replicas, 0.5)
+
+
+def test_a_scale_up_without_a_p95_sample_at_its_moment_is_not_a_breach() -> None:
+    # p95 has a gap exactly where the replicas went up: nothing says users waited then.
+    replicas = b.series([2.0] * 15 + [3.0] * (b.SAMPLES - 15))
+    latency = b.series([0.35] * b.SAMPLES)
+    gappy = Series(tuple(t for i, t in enumerate(latency.timestamps_seconds) if i != 15),
+                   tuple(v for i, v in enumerate(latency.values) if i != 15))
+    assert not is_slo_breached_while_scaling_up(gappy, replicas, 0.3)
