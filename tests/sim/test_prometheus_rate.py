@@ -24,6 +24,7 @@ from perfpilot.sim.prometheus import (
     extrapolated_rate,
     extrapolated_rates,
 )
+from perfpilot.tuning.observations import Unknown
 
 AT_SECONDS = 120.0
 RANGE_SECONDS = 120.0
@@ -270,3 +271,57 @@ def test_the_request_rate_rise_is_the_rate_minus_the_rate_five_minutes_before() 
     prometheus = _evaluated_each_minute(_two_pods(replicas=10), [20.0 + 2.0 * minute for minute in range(15)])
     assert prometheus.peak("peak_request_rate_rise_per_second", at_seconds=900.0,
                            window_seconds=480.0) == pytest.approx(10.0)
+
+
+# --- proposed by the mutation audit. Extra import needed at the top of the file:
+#     from perfpilot.tuning.observations import Unknown
+
+
+def test_a_gap_to_the_start_of_exactly_1_1_intervals_gets_half_an_interval() -> None:
+    # extrapolatedRate extrapolates only when the gap is strictly under 1.1 average intervals. Scrapes every
+    # 10 s from 11 s to 111 s: 10 x 1.1 is 11.0 exactly in floats, so the 11 s back to the start is not under
+    # it (half an interval, 5 s) and the 9 s to the end is: 100 x (100 + 5 + 9) / 100 / 120.
+    samples = [(11.0 + 10.0 * k, 500.0 + 10.0 * k) for k in range(11)]
+    assert _rate(samples) == pytest.approx(100.0 * (100.0 + 5.0 + 9.0) / 100.0 / 120.0, rel=1e-12)
+
+
+def test_a_gap_to_the_end_of_exactly_1_1_intervals_gets_half_an_interval() -> None:
+    # The same rule mirrored: scrapes every 10 s from 9 s to 109 s, 9 s to the start (under 11 s, extrapolated
+    # over) and exactly 11 s to the end (not under it: 5 s).
+    samples = [(9.0 + 10.0 * k, 500.0 + 10.0 * k) for k in range(11)]
+    assert _rate(samples) == pytest.approx(100.0 * (100.0 + 9.0 + 5.0) / 100.0 / 120.0, rel=1e-12)
+
+
+def test_a_counter_whose_first_value_is_negative_is_not_capped_at_its_zero_point() -> None:
+    # The zero-point cap applies only when the first value is not negative. -15, 15, ..., 195 at 10, ..., 115 s:
+    # both gaps (10 s, 5 s) are under 16.5 s and are extrapolated over in full, 210 x 120 / 105 / 120 = 2.0
+    # (the cap would move the start 7.5 s past the first sample: 210 x 102.5 / 105 / 120).
+    samples = [(10.0 + 15.0 * k, -15.0 + 30.0 * k) for k in range(8)]
+    assert _rate(samples) == pytest.approx(2.0, rel=1e-12)
+
+
+def test_a_falling_request_rate_has_a_negative_rise() -> None:
+    # `rate - rate offset 5m` keeps its sign: a load falling 2 req/s each minute on ten pods that keep up falls
+    # 10 req/s over any 5 minutes once the rates are settled (the steps from 480 s on), and the largest rise of
+    # a window of falls is that fall, not its size.
+    prometheus = _evaluated_each_minute(_two_pods(replicas=10), [60.0 - 2.0 * minute for minute in range(15)])
+    assert prometheus.peak("peak_request_rate_rise_per_second", at_seconds=900.0,
+                           window_seconds=420.0) == pytest.approx(-10.0)
+
+
+def test_the_error_ratio_of_a_window_without_requests_is_nan_as_zero_over_zero_is() -> None:
+    # Two minutes of load, then none: from 240 s the ok counters are flat over the whole 2 m range, so the
+    # request rate is a measured 0 and the error ratio 0 / 0, NaN in PromQL (the reader turns it into
+    # Unknown), not a measured 0.
+    prometheus = _evaluated_each_minute(_two_pods(), [20.0, 20.0, 0.0, 0.0, 0.0])
+    assert dict(prometheus.signals["request_rate_per_second"])[300.0] == 0.0
+    assert math.isnan(dict(prometheus.signals["error_ratio"])[300.0])
+    assert dict(prometheus.signals["error_ratio"])[120.0] == 0.0
+
+
+def test_peaks_and_histories_have_no_value_before_their_first_step() -> None:
+    # The windows are [at - window, at], closed at the end too: steps evaluated after ``at`` are not in them.
+    prometheus = _evaluated_each_minute(_two_pods(), [20.0] * 3)
+    assert isinstance(prometheus.peak("peak_cpu_usage_millicores_total", at_seconds=30.0, window_seconds=30.0),
+                      Unknown)
+    assert isinstance(prometheus.history("cpu_history_seconds", at_seconds=30.0, window_seconds=30.0), Unknown)

@@ -152,3 +152,50 @@ def test_cpu_sojourn_of_more_cores_at_the_same_load_lies_between_the_whole_numbe
 def test_cpu_sojourn_is_infinite_at_saturation_or_without_cpu() -> None:
     assert _sojourn(1.5, 1.5 / DEMAND) == math.inf
     assert _sojourn(0.0, 1.0) == math.inf
+
+
+# --- proposed by the mutation audit (no extra imports needed) -------------------------------------------
+
+
+def test_equal_cpu_and_wait_rates_give_the_erlang_2_cdf() -> None:
+    # Exp(a) + Exp(b) with a = b is Erlang-2, 1 - e^(-ax) (1 + ax); the two-rate formula divides by b - a = 0.
+    # At x = 0.2 s past the 0.1 s shift with a = b = 10/s, waiting with probability 0.4:
+    # 0.6 (1 - e^-2) + 0.4 (1 - 3 e^-2).
+    mix = LatencyMix(0.1, (10.0,), (1.0,), 0.4, 10.0)
+    assert mix.cdf(0.3) == pytest.approx(0.6 * (1.0 - math.exp(-2.0)) + 0.4 * (1.0 - 3.0 * math.exp(-2.0)), rel=1e-12)
+    # Rates a hair apart take the two-rate formula and agree with it: the branch is the formula's limit.
+    assert LatencyMix(0.1, (10.0,), (1.0,), 0.4, 10.0 + 1e-6).cdf(0.3) == pytest.approx(mix.cdf(0.3), rel=1e-6)
+
+
+def test_a_mixtures_quantile_can_lie_below_the_slowest_ticks_shift() -> None:
+    # Nine requests in ten take 0.05 s + Exp(20/s), one in ten at least 5 s: the median is in the fast tick,
+    # far under the slow tick's 5 s shift, so the bisection must start from the fastest shift.
+    fast = LatencyMix(0.05, (20.0,), (1.0,), 0.0, 1.0)
+    slow = LatencyMix(5.0, (20.0,), (1.0,), 0.0, 1.0)
+    # 0.9 (1 - e^(-20 x)) = 0.5  =>  x = ln(0.9 / 0.4) / 20
+    expected = 0.05 + math.log(0.9 / 0.4) / 20.0
+    assert mixture_quantile([(fast, 9.0), (slow, 1.0)], 0.5) == pytest.approx(expected, rel=0.01)
+
+
+def test_a_quantile_is_the_first_latency_whose_cdf_reaches_it() -> None:
+    # The bisection returns its upper end: the returned latency is never short of q (the SLO check and the
+    # p95 then agree on a latency at the quantile).
+    mixes = [(LatencyMix(0.05, (5.0,), (1.0,), 0.3, 2.0), 1.0)]
+    for q in (0.5, 0.95, 0.99):
+        assert mixture_cdf(mixes, mixture_quantile(mixes, q)) >= q
+
+
+def test_pod_groups_without_pool_waiting_are_weighted_by_their_share_of_requests() -> None:
+    # A rollout: a quarter of the requests on pods at 20/s, three quarters on pods at 5/s, no pool wait. At
+    # 0.1 s past the shift: 0.25 (1 - e^-2) + 0.75 (1 - e^-0.5), and every request is served in the end.
+    mix = LatencyMix(0.05, (20.0, 5.0), (0.25, 0.75), 0.0, 1.0)
+    expected = 0.25 * (1.0 - math.exp(-2.0)) + 0.75 * (1.0 - math.exp(-0.5))
+    assert mix.cdf(0.15) == pytest.approx(expected, rel=1e-12)
+    assert mix.cdf(60.0) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_the_quantile_of_a_mixture_with_no_shift_is_found_from_a_positive_lower_bound() -> None:
+    # No database time: the log-scale bisection cannot start from 0 s (its midpoints would stay 0 and it would
+    # return its upper bound, 120 s); the p95 of Exp(5/s) alone is ln(20) / 5.
+    mix = LatencyMix(0.0, (5.0,), (1.0,), 0.0, 1.0)
+    assert mixture_quantile([(mix, 1.0)], 0.95) == pytest.approx(math.log(20.0) / 5.0, rel=0.01)
