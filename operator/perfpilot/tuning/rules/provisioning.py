@@ -109,8 +109,9 @@ def decide_spike_headroom(ctx: RuleContext) -> Iterator[RuleOutcome]:
 
     Under objective Reliability the pods are grown before a breach, on the spike check alone: the need is
     then a forecast, capped at the peak window's peak rate, and only a shortfall of more than
-    ``spike_ahead_shortfall_fraction`` counts. Balanced waits for the breach: sized ahead, a right-sized
-    service paid up to 2.4x static's CPU for its last few violation minutes (docs/benchmarks.md)."""
+    ``spike_ahead_shortfall_fraction`` counts. Balanced waits for the breach: sized ahead when tried under
+    Balanced, a right-sized service paid up to 2.4x static's CPU for its last few violation minutes
+    (docs/benchmarks.md)."""
     name = "spike headroom"
     hpa = ctx.tuned_hpa
     if hpa is None or hpa.cpu_target_percent is None:
