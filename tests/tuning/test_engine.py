@@ -1004,6 +1004,22 @@ def test_the_baseline_of_a_change_starts_no_earlier_than_the_last_write() -> Non
     assert decision.baseline.p95_latency_seconds == pytest.approx(0.35)
 
 
+@pytest.mark.parametrize(("rate_window_seconds", "still_before_minutes"), [(120.0, 2), (60.0, 1)])
+def test_the_baseline_of_a_change_leaves_out_samples_whose_rate_window_reaches_back_past_the_last_write(
+    rate_window_seconds: float, still_before_minutes: int
+) -> None:
+    # A rollback 10 minutes ago undid a setting under which p95 was 0.9 s. The samples read within one rate
+    # window of that write still average it (two at the reader's 2-minute window, one at 1 minute): they
+    # are not the "before" of the next change.
+    state = pending(minutes_ago=25, verdict=Verdict.ROLLED_BACK, verdict_minutes_ago=10)
+    p95 = [0.9] * (b.SAMPLES - 11 + still_before_minutes) + [0.35] * (11 - still_before_minutes)
+    observations = replace(b.observations(latency_p95_seconds=b.series(p95), **NEEDS_CHANGE),
+                           rate_window_seconds=rate_window_seconds)
+    decision = decide_with(state, observations)
+    assert decision.change is not None and decision.baseline is not None, decision.reason
+    assert decision.baseline.p95_latency_seconds == pytest.approx(0.35)
+
+
 def _pool_shrink_pending(*, minutes_ago: float) -> tuple[PerformanceProfileSpec, TuningState]:
     """A pool shrink 30+20 -> 20+10 made ``minutes_ago``, under a profile whose budget is 100 server
     connections (30+20 on 3 pooler replicas would be 150)."""

@@ -178,6 +178,20 @@ def test_a_verdict_reads_p95_after_the_rollout_settles_not_its_transient() -> No
     assert outcome.verdict is Verdict.KEPT, outcome.reason
 
 
+def test_a_verdict_after_a_short_verify_for_leaves_out_samples_whose_rate_window_reaches_back_past_the_change(
+) -> None:
+    # A CPU target raise 3 minutes ago, verifyFor 3m: a third of it has passed after one minute, but the
+    # sample then still averages the minute before the write, when p95 was 1.5s. Judged on the samples
+    # wholly after the change (the last two), p95 is back at the baseline: kept, not rolled back.
+    record = ChangeRecord(at=b.NOW - b.minutes(3), target="HorizontalPodAutoscaler/api",
+                          setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70, baseline=QUIET_BASELINE)
+    p95 = latency_by_minute(lambda minutes: 1.5 if minutes >= 2 else 0.35)
+    observations = b.observations(latency_p95_seconds=p95, live=b.live(hpa=b.hpa(cpu_target_percent=70)))
+    outcome = decide_verdict(b.profile(guardrails={"verifyFor": "3m"}), observations, record, now=b.NOW)
+    assert outcome.verdict is Verdict.KEPT, outcome.reason
+    assert "350ms -> 350ms" in outcome.reason
+
+
 def test_an_early_rollbacks_shortage_check_reads_the_last_five_minutes_not_the_span_since_the_change() -> None:
     # A resources raise with its coupled target 70% -> 60%, cut short after the target write 10 minutes ago.
     # p95 was above the SLO right after, and is back within it for the last 5 minutes: the shortage is over,

@@ -58,12 +58,13 @@ def compute_baseline(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> Baseline:
     """Means of p95, error ratio and request rate over the last ``span_seconds`` before a change, from no
-    earlier than ``not_before`` (the last write: what came before it is another configuration's, such as the
-    one a rollback just undid, and would make a worse "before" that hides this change's regression). A mean
+    earlier than one rate window after ``not_before`` (the last write: what came before it is another
+    configuration's, such as the one a rollback just undid, and would make a worse "before" that hides this
+    change's regression; a sample whose rate window reaches back past the write still averages it). A mean
     of too few samples is None (unknown), as after the change."""
     start = observations.at.timestamp() - span_seconds
     if not_before is not None:
-        start = max(start, not_before.timestamp())
+        start = max(start, not_before.timestamp() + observations.rate_window_seconds)
     return Baseline(
         p95_latency_seconds=_mean_since(observations.latency_p95_seconds, start, observations=observations,
                                         thresholds=thresholds),
@@ -312,7 +313,11 @@ def _recent_rollback_context(
     change: ChangeRecord, *, profile: PerformanceProfileSpec, observations: Observations, thresholds: Thresholds,
     in_effect: list[Edit], now: datetime,
 ) -> _RollbackContext:
-    """A rollback decided before the verdict's window: the shortage check reads p95 of the recent span."""
+    """A rollback decided before the verdict's window: the shortage check reads p95 of the recent span.
+
+    Unlike the verdict, it keeps samples whose rate window reaches back past the write: it asks whether users
+    wait now, not whose configuration made them wait, and an unknown p95 would let the undo through.
+    """
     recent_start = max(change.at.timestamp(), now.timestamp() - thresholds.recent_span_seconds)
     p95_recent = _mean_since(observations.latency_p95_seconds, recent_start, observations=observations,
                              thresholds=thresholds)
@@ -423,7 +428,11 @@ def decide_verdict(
         return unfinished
     restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
     verify_seconds = profile.guardrails.verify_for.seconds
-    settle_end = change.at.timestamp() + verify_seconds * thresholds.verify_settle_fraction
+    # The after-span starts once the rollout has settled (a third of verifyFor), and never before a sample's
+    # rate window lies wholly after the write: a short verifyFor would otherwise judge the change partly on
+    # the configuration before it.
+    settle_end = max(change.at.timestamp() + verify_seconds * thresholds.verify_settle_fraction,
+                     change.at.timestamp() + observations.rate_window_seconds)
     start = max(settle_end, now.timestamp() - verify_seconds)
     p95_after = _mean_since(observations.latency_p95_seconds, start, observations=observations, thresholds=thresholds)
     context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
