@@ -18,6 +18,9 @@ must come back unknown:
   minute 20, which only a peak reading every scrape sees.
 - ``ledger/books`` with two pgBouncer workloads serving its database from one ConfigMap, the second from
   minute 30.
+- ``orders/cart`` whose app container restarts in both pods (the app's counters and cAdvisor's start again
+  from 0): in one the same series resets at minute 40, in the other cAdvisor shows the new container under a
+  new ``id`` at minute 44 (a new series beside the old one, which is no longer scraped).
 - ``quiet/idle`` (no traffic: p95 and error ratio are NaN; no CPU, so no CFS period: throttling a measured
   0), ``quiet/gappy`` (a 21-minute hole),
   ``quiet/gone`` (stopped 12 minutes before the evaluation time).
@@ -77,6 +80,9 @@ class Workload:
     pod_start_seconds: dict[str, int] = field(default_factory=dict)
     stops_at_seconds: int | None = None
     gap_seconds: tuple[int, int] | None = None  # no scrapes in [start, end)
+    # pod -> (the first scrape after its app container restarted, whether cAdvisor shows the new container
+    # under a new id, i.e. a new series, rather than the same series reset)
+    restarts: dict[str, tuple[int, bool]] = field(default_factory=dict)
 
     def scraped(self, pod: str, t: int) -> bool:
         if t < self.pod_start_seconds.get(pod, START_SECONDS):
@@ -118,6 +124,9 @@ WORKLOADS = [
     Workload("analytics", "reports", ["reports-84c6d7b9f5-q4w2f"], request_rate=lambda t: 5.0,
              memory_bytes_per_pod=lambda t: (900.0 if between_steps_spike(t) else 300.0) * MIB),
     Workload("ledger", "books", ["books-6b7c8d9f5-k2m4p"], request_rate=lambda t: 12.0),
+    Workload("orders", "cart", ["cart-6c8d9f7b5-j2k4l", "cart-6c8d9f7b5-n5p6q"], request_rate=lambda t: 40.0,
+             error_share=0.01, restarts={"cart-6c8d9f7b5-j2k4l": (START_SECONDS + 40 * 60 + 30, False),
+                                         "cart-6c8d9f7b5-n5p6q": (START_SECONDS + 44 * 60 + 15, True)}),
     Workload("quiet", "idle", ["idle-55d8c9f7b6-b4b2c"], request_rate=lambda t: 0.0, cpu_cores_per_pod=lambda t: 0.0),
     Workload("quiet", "gappy", ["gappy-55d8c9f7b6-d5f4f"], request_rate=lambda t: 8.0,
              gap_seconds=(START_SECONDS + 32 * 60, START_SECONDS + 53 * 60)),
@@ -176,6 +185,7 @@ def _write_workload(writer: OpenMetricsWriter, workload: Workload) -> None:
     cpu: dict[tuple[str, str], float] = {}
     periods: dict[tuple[str, str], float] = {}
     throttled: dict[tuple[str, str], float] = {}
+    pod_cgroup: dict[str, float] = {}
     containers = ["app", "istio-proxy"] if workload.sidecar else ["app"]
     # Counters start well above zero, as on a long-running pod, so rate() never extrapolates toward zero.
     for t in range(START_SECONDS, AT_SECONDS + 1, SCRAPE_SECONDS):
@@ -183,6 +193,15 @@ def _write_workload(writer: OpenMetricsWriter, workload: Workload) -> None:
         for pod in live:
             share = workload.request_rate(t - SCRAPE_SECONDS) * SCRAPE_SECONDS / len(live)
             median = workload.median_latency_seconds(t - SCRAPE_SECONDS)
+            restart_at, new_id = workload.restarts.get(pod, (None, False))
+            if t == restart_at:
+                # The app process and its container started again just after the last scrape: every counter
+                # of theirs counts from 0 (the pod's cgroup, which outlives the container, goes on).
+                requests[pod], failed[pod], latency_sum[pod] = 0.0, 0.0, 0.0
+                buckets[pod] = [0.0 for _ in LATENCY_BOUNDS]
+                cpu[(pod, "app")], periods[(pod, "app")], throttled[(pod, "app")] = 0.0, 0.0, 0.0
+            generation = int(restart_at is not None and t >= restart_at)
+            container_id = {"id": f"/kubepods/{pod}/app-{generation if new_id else 0}"} if workload.restarts else {}
             requests[pod] = requests.get(pod, 1000.0) + share * (1 - workload.error_share)
             failed[pod] = failed.get(pod, 10.0) + share * workload.error_share
             counts = buckets.setdefault(pod, [500.0 * share_below(b, 0.08) for b in LATENCY_BOUNDS])
@@ -197,6 +216,7 @@ def _write_workload(writer: OpenMetricsWriter, workload: Workload) -> None:
                 periods[(pod, container)] = periods.get((pod, container), 9000.0) + ran
                 throttled[(pod, container)] = throttled.get((pod, container), 100.0) + ran * (
                     workload.throttled_share or 0.0)
+                pod_cgroup[pod] = pod_cgroup.get(pod, 5000.0 * len(containers)) + cores * SCRAPE_SECONDS
             if not workload.scraped(pod, t):
                 continue
             labels = {"namespace": workload.namespace, "pod": pod, "job": "app"}
@@ -209,7 +229,7 @@ def _write_workload(writer: OpenMetricsWriter, workload: Workload) -> None:
             kubelet = {"namespace": workload.namespace, "pod": pod, "job": "kubelet"}
             memory = workload.memory_bytes_per_pod(t)
             for container in containers:
-                at_container = {**kubelet, "container": container}
+                at_container = {**kubelet, "container": container, **(container_id if container == "app" else {})}
                 writer.counter("container_cpu_usage_seconds_total", at_container, at_seconds=t,
                                value=cpu[(pod, container)])
                 share_of_memory = 1.0 if container == "app" else 0.1
@@ -222,7 +242,7 @@ def _write_workload(writer: OpenMetricsWriter, workload: Workload) -> None:
                                    value=throttled[(pod, container)])
             # cAdvisor's pod cgroup (container="") and pause container: counting them would double usage.
             writer.counter("container_cpu_usage_seconds_total", {**kubelet, "container": ""}, at_seconds=t,
-                           value=sum(cpu[(pod, c)] for c in containers))
+                           value=pod_cgroup[pod])
             writer.counter("container_cpu_usage_seconds_total", {**kubelet, "container": "POD"}, at_seconds=t,
                            value=1.0 + 0.001 * (t - START_SECONDS))
             writer.gauge("container_memory_working_set_bytes", {**kubelet, "container": ""}, at_seconds=t,

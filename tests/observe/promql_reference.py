@@ -2,7 +2,9 @@
 
 ``rate_at`` follows ``extrapolatedRate`` in promql/functions.go (range closed at both ends in 2.x, linear
 extrapolation toward the range's edges unless a gap is over 1.1 average intervals, never below zero for
-counters); ``instant_at`` is an instant selector with the 5-minute lookback.
+counters); ``instant_at`` is an instant selector with the 5-minute lookback, closed at both ends in 2.x too
+(``vectorSelectorSingle`` drops only a sample older than the evaluation time minus the lookback: 3.0 made it
+left-open).
 """
 
 from __future__ import annotations
@@ -38,5 +40,5 @@ def rate_at(points: Sequence[tuple[int, float]], *, at_seconds: int, range_secon
 
 
 def instant_at(points: Sequence[tuple[int, float]], *, at_seconds: int) -> float | None:
-    candidates = [(t, v) for t, v in points if at_seconds - LOOKBACK_SECONDS < t <= at_seconds]
+    candidates = [(t, v) for t, v in points if at_seconds - LOOKBACK_SECONDS <= t <= at_seconds]
     return candidates[-1][1] if candidates else None

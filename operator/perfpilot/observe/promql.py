@@ -295,6 +295,15 @@ def _per_pod(expression: str) -> str:
     return f"sum {_by((*BY_WORKLOAD, 'pod'))} ({with_workload(expression)})"
 
 
+def _per_pod_of_gauges(expression: str) -> str:
+    """A gauge per pod: each container's largest series, summed. A container restarted (an OOM kill, say) comes
+    back under a new cAdvisor id, a new series, and the old one's last samples stay in a range (and in an
+    instant lookback where no staleness marker was written): added up, the pod would hold both at once. The
+    CPU counters' rates are summed as they are: each series' rate covers only its own share of the range."""
+    by_container = f"max {_by((*BY_WORKLOAD, 'pod', 'container'))} ({with_workload(expression)})"
+    return f"sum {_by((*BY_WORKLOAD, 'pod'))} ({by_container})"
+
+
 def cpu_usage_query(shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
     """CPU used per pod, millicores, averaged over the workload's pods (what the HPA averages)."""
     usage = _container_selector(shape, shape.names.cpu_usage_seconds_total, namespaces)
@@ -326,7 +335,7 @@ def memory_working_set_query(shape: ContainerShape, *, namespaces: Sequence[str]
     """Working set of the workload's largest pod, bytes (what an HPA's memory target compares with the pod's
     requests; the resources rows read each container's, below)."""
     working_set = _container_selector(shape, shape.names.memory_working_set_bytes, namespaces)
-    return f"max {_by(BY_WORKLOAD)} ({_per_pod(working_set)})"
+    return f"max {_by(BY_WORKLOAD)} ({_per_pod_of_gauges(working_set)})"
 
 
 def cpu_usage_by_container_query(shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int) -> str:
@@ -437,8 +446,8 @@ def peak_memory_working_set_query(
     sample of the step, summed per pod: at most one step's spread above the pod's own largest)."""
     working_set = _container_selector(shape, shape.names.memory_working_set_bytes, namespaces)
     largest = _largest_in_step(working_set, step_seconds=step_seconds)
-    return _peak_over(f"max {_by(BY_WORKLOAD)} ({_per_pod(largest)})", peak_window_seconds=peak_window_seconds,
-                      step_seconds=step_seconds)
+    return _peak_over(f"max {_by(BY_WORKLOAD)} ({_per_pod_of_gauges(largest)})",
+                      peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
 
 
 def peak_memory_working_set_by_container_query(
