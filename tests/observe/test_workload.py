@@ -16,6 +16,7 @@ from perfpilot.observe.workload import (
     live_config_from_manifests,
     parse_pgbouncer_ini,
     rollout_in_progress,
+    template_rolls_out,
 )
 from perfpilot.tuning.observations import Unknown
 
@@ -160,6 +161,19 @@ def test_an_on_delete_statefulset_is_never_rolling_out_by_itself(strategy: str, 
                 "spec": {"replicas": 3, "updateStrategy": {"type": strategy}},
                 "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 0, "readyReplicas": 3}}
     assert rollout_in_progress(manifest) is rolling
+
+
+@pytest.mark.parametrize(("kind", "strategy", "rolls_out"), [
+    ("StatefulSet", "OnDelete", False), ("StatefulSet", "RollingUpdate", True), ("StatefulSet", None, True),
+    ("Deployment", "Recreate", True),
+])
+def test_only_an_on_delete_statefulset_has_a_template_that_does_not_roll_out(
+    kind: str, strategy: str | None, rolls_out: bool
+) -> None:
+    spec: dict[str, Any] = {"replicas": 3}
+    if strategy is not None:
+        spec["updateStrategy" if kind == "StatefulSet" else "strategy"] = {"type": strategy}
+    assert template_rolls_out({"kind": kind, "metadata": {"name": "api"}, "spec": spec}) is rolls_out
 
 
 # --- every field read from a manifest: missing, null or of the wrong type is an error naming the object,

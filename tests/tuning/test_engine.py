@@ -1165,6 +1165,35 @@ def test_a_rollback_cut_short_during_verify_for_is_finished_at_once() -> None:
     assert decision.change is not None and decision.change.rollback and decision.change.edit.to_value == BIG_PODS
 
 
+def test_an_on_delete_statefulset_gets_no_resources_change_and_the_next_rule_goes() -> None:
+    # OOMKilled, memory-bound pods: the raise would change the template of a StatefulSet whose updateStrategy
+    # is OnDelete, which no pod takes until someone deletes it. It is not made, and says why.
+    oom = {"memory_working_set_bytes_per_pod": b.series(950 * b.MI)}
+    on_delete = b.observations(**oom, live=b.live(template_rolls_out=False, oom_kills_in_window=3))
+    decision = decide(b.profile(), on_delete, b.EMPTY_STATE, b.NOW)
+    assert decision.change is None and "updateStrategy is OnDelete" in decision.reason, decision.reason
+    # Nor is it held (it would wait for good): the next rule's move goes, objective Cost's slower scale-up row.
+    cost = decide(b.profile(objective="Cost"), on_delete, b.EMPTY_STATE, b.NOW)
+    assert cost.change is not None and cost.change.edit.setting is Setting.HPA_SCALE_UP, cost.reason
+    rolling = b.observations(**oom, live=b.live(oom_kills_in_window=3))
+    raised = decide(b.profile(objective="Cost"), rolling, b.EMPTY_STATE, b.NOW).change
+    assert raised is not None and raised.edit.setting is Setting.RESOURCES, raised
+
+
+def test_an_emergency_on_an_on_delete_statefulset_moves_the_hpa_not_the_template() -> None:
+    # p95 over twice the SLO with the CPU-bound pods at maxReplicas: the emergency raises their CPU request,
+    # which on an OnDelete StatefulSet would reach no pod; its next move toward capacity goes instead.
+    hot = {"latency_p95_seconds": b.series(1.2), "cpu_usage_millicores_per_pod": b.series(950),
+           "cpu_throttled_ratio": b.series(0.3), "replicas": b.series(10)}
+    at_max = b.hpa(current_replicas=10, desired_replicas=10)
+    rolling = decide(b.profile(), b.observations(**hot, live=b.live(hpa=at_max)), b.EMPTY_STATE, b.NOW).change
+    assert rolling is not None and rolling.emergency and rolling.edit.setting is Setting.RESOURCES, rolling
+    on_delete = decide(b.profile(), b.observations(**hot, live=b.live(hpa=at_max, template_rolls_out=False)),
+                       b.EMPTY_STATE, b.NOW).change
+    assert on_delete is not None and on_delete.emergency, on_delete
+    assert on_delete.edit.setting is Setting.HPA_SCALE_UP, on_delete
+
+
 def test_a_held_move_toward_capacity_lets_a_slower_scale_down_go() -> None:
     # The HPA has Kubernetes' default scale-down (100% per 15 s): the Moderate row is slower, toward capacity.
     live = {"rollout_in_progress": True, "hpa": b.hpa(scale_down=None)}

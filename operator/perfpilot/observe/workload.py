@@ -649,6 +649,16 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
 # --- the workload's state ---------------------------------------------------------------------------------
 
 
+def template_rolls_out(workload: Mapping[str, Any]) -> bool:
+    """Whether a new pod template reaches the pods by itself: not for a StatefulSet with ``updateStrategy:
+    OnDelete``, whose controller makes each pod anew from the new template only once someone deletes it."""
+    if workload.get("kind") != "StatefulSet":
+        return True
+    where = _where(workload)
+    strategy = _mapping(where, "spec.updateStrategy", _spec(workload).get("updateStrategy"))
+    return _str(where, "spec.updateStrategy.type", strategy.get("type")) != "OnDelete"
+
+
 def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
     """Whether the Deployment/StatefulSet has not finished rolling out, from its status.
 
@@ -675,9 +685,9 @@ def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
     spec_replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
     wanted = next((n for n in (spec_replicas, replicas) if n is not None), 1)
     if workload.get("kind") == "StatefulSet":
-        strategy = _mapping(where, "spec.updateStrategy", _spec(workload).get("updateStrategy"))
-        if _str(where, "spec.updateStrategy.type", strategy.get("type")) == "OnDelete":
+        if not template_rolls_out(workload):
             return False
+        strategy = _mapping(where, "spec.updateStrategy", _spec(workload).get("updateStrategy"))
         rolling = _mapping(where, "spec.updateStrategy.rollingUpdate", strategy.get("rollingUpdate"))
         partition = _int(where, "spec.updateStrategy.rollingUpdate.partition", rolling.get("partition")) or 0
         updated = _int(where, "status.updatedReplicas", status.get("updatedReplicas")) or 0
@@ -871,6 +881,7 @@ def live_config_from_manifests(documents: Iterable[Any], profile: PerformancePro
         oom_kills_by_container=None if isinstance(kills, Unknown) else kills,
         paused=profile.paused or _paused(workload),
         rollout_in_progress=rollout_in_progress(workload),
+        template_rolls_out=template_rolls_out(workload),
     )
 
 

@@ -304,6 +304,11 @@ def _gate_change(change: ProposedChange, *, rule: str, gate: _Gate, held: Propos
     if gate.shortage is not None and guardrails.reduces_capacity(change, replicas=replicas):
         # A move that is right on average (a slower scale-up row, a cut) is wrong while short of capacity.
         return _Gated(note=f"{rule}: would reduce capacity while short of it ({gate.shortage})")
+    if change.edit.setting is Setting.RESOURCES and not observations.live.template_rolls_out:
+        # The template would change and no pod with it: the verdict would judge pods that never got the values,
+        # and a raise that did nothing would be raised again.
+        return _Gated(note=f"{rule}: resources change not made: the StatefulSet's updateStrategy is OnDelete, so "
+                           f"no pod takes a new template until someone deletes it (perfpilot deletes no pods)")
     may_wait = resources_change_may_wait(change, observations, thresholds=thresholds)
     busy = check_rollout_at_busy_hour(context) if may_wait else None
     # The state keeps when the wait began for as long as the busy hour lasts, also when the change is held for
