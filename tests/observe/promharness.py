@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -173,8 +174,10 @@ class PrometheusServer:
     """A Prometheus process on a free loopback port; stopped (and its data removed) by ``stop``."""
 
     def __init__(self, *, data_dir: Path, scrape_targets: Sequence[ScrapeTarget] = (),
-                 scrape_interval_seconds: int = 1, tls: TlsFiles | None = None) -> None:
+                 scrape_interval_seconds: int = 1, tls: TlsFiles | None = None,
+                 extra_args: Sequence[str] = ()) -> None:
         self.data_dir = data_dir
+        self.extra_args = tuple(extra_args)  # more flags, such as --query.max-samples
         self.port = free_port()
         self.tls = tls
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
@@ -211,7 +214,7 @@ class PrometheusServer:
                  f"--web.listen-address=127.0.0.1:{self.port}",
                  # Retention counts from the newest block, and the history is years old: keep all of it.
                  "--storage.tsdb.retention.time=36500d",
-                 "--query.lookback-delta=5m", *web],
+                 "--query.lookback-delta=5m", *web, *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + ready_timeout_seconds
@@ -239,12 +242,12 @@ class PrometheusServer:
 
 
 @contextlib.contextmanager
-def running_prometheus(*, workdir: Path, openmetrics: str | None,
-                       scrape_targets: Sequence[ScrapeTarget] = ()) -> Iterator[PrometheusServer]:
+def running_prometheus(*, workdir: Path, openmetrics: str | None, scrape_targets: Sequence[ScrapeTarget] = (),
+                       extra_args: Sequence[str] = ()) -> Iterator[PrometheusServer]:
     data_dir = workdir / "tsdb"
     if openmetrics is not None:
         backfill(openmetrics, data_dir)
-    server = PrometheusServer(data_dir=data_dir, scrape_targets=scrape_targets)
+    server = PrometheusServer(data_dir=data_dir, scrape_targets=scrape_targets, extra_args=extra_args)
     server.start()
     try:
         yield server
@@ -301,8 +304,12 @@ class RecordingProxy:
                     return
                 upstream = urllib.request.Request(proxy.upstream_url + self.path, data=body or None,
                                                   method=self.command)
-                with urllib.request.urlopen(upstream, timeout=10) as answer:
-                    status, answered = answer.status, answer.read()
+                try:
+                    with urllib.request.urlopen(upstream, timeout=10) as answer:
+                        status, answered = answer.status, answer.read()
+                except urllib.error.HTTPError as refused:  # a 4xx/5xx answer (a query refused) goes on as it is
+                    self._answer(refused.code, refused.read())
+                    return
                 rewritten = proxy.rewrite(json.loads(answered), parameters.get("query", ""))
                 self._answer(status, json.dumps(rewritten).encode())
 

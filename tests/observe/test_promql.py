@@ -15,6 +15,7 @@ from perfpilot.observe.promql import (
     STATEFULSET_POD_PATTERN,
     AppShape,
     PeakName,
+    PeakSubquery,
     PoolShape,
     QueryBuildError,
     SignalName,
@@ -230,3 +231,53 @@ def test_the_labels_a_matcher_list_also_matches_when_missing_are_read_past_its_q
     matchers: str, labels: tuple[str, ...]
 ) -> None:
     assert list_labels_matched_when_missing(matchers) == labels
+
+
+# --- a peak's span read in parts ------------------------------------------------------------------------
+
+
+def _steps_read(subquery: PeakSubquery, *, at_milliseconds: int) -> list[int]:
+    """The instants a subquery evaluated at ``at`` reads (Prometheus 2.x: the multiples of its step in the
+    span ``[at - offset - range, at - offset]``, both ends included)."""
+    step = subquery.step_seconds * 1000
+    end = at_milliseconds - subquery.offset_milliseconds
+    start = end - subquery.range_milliseconds
+    first = -(-start // step) * step
+    return list(range(first, end + 1, step))
+
+
+def _leaves(subquery: PeakSubquery, depth: int) -> list[PeakSubquery]:
+    halves = subquery.split() if depth else None
+    return [subquery] if halves is None else [leaf for half in halves for leaf in _leaves(half, depth - 1)]
+
+
+def test_a_whole_peak_span_is_the_subquery_it_always_was() -> None:
+    peak = PeakSubquery("sum(x)", history=False, range_milliseconds=604_800_000, step_seconds=60)
+    assert peak.promql == "max_over_time((sum(x))[604800s:60s])"
+    history = PeakSubquery("sum(x)", history=True, range_milliseconds=3_600_000, step_seconds=60)
+    assert history.promql == "60 * count_over_time((sum(x))[3600s:60s])"
+
+
+def test_a_split_span_names_its_parts_to_the_millisecond() -> None:
+    peak = PeakSubquery("sum(x)", history=False, range_milliseconds=3_600_000, step_seconds=60)
+    halves = peak.split()
+    assert halves is not None
+    assert [half.promql for half in halves] == [
+        "max_over_time((sum(x))[1799999ms:60s] offset 1800001ms)", "max_over_time((sum(x))[1800s:60s])"]
+
+
+@pytest.mark.parametrize("at_milliseconds", [1_700_002_800_000, 1_700_002_812_345, 1_700_002_859_999])
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_the_parts_of_a_span_read_each_of_its_steps_once(at_milliseconds: int, depth: int) -> None:
+    # Evaluation times on a step and off it: every step of the whole span is in exactly one part.
+    whole = PeakSubquery("x", history=True, range_milliseconds=604_800_000, step_seconds=60)
+    parts = _leaves(whole, depth)
+    assert len(parts) == 2**depth
+    read = [step for part in parts for step in _steps_read(part, at_milliseconds=at_milliseconds)]
+    assert sorted(read) == _steps_read(whole, at_milliseconds=at_milliseconds)
+
+
+def test_a_span_is_not_split_into_parts_shorter_than_a_step() -> None:
+    assert PeakSubquery("x", history=False, range_milliseconds=119_999, step_seconds=60).split() is None
+    halves = PeakSubquery("x", history=False, range_milliseconds=120_001, step_seconds=60).split()
+    assert halves is not None and [h.range_milliseconds for h in halves] == [60_000, 60_000]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from perfpilot.api.spec import MATCHER_LIST_PATTERN, RESERVED_LABELS, Metrics, Pgbouncer, check_matcher_labels
@@ -405,8 +405,51 @@ def pool_max_wait_query(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
 # already (the reader keeps it at least one step).
 
 
-def _peak_over(expression: str, *, peak_window_seconds: int, step_seconds: int) -> str:
-    return f"max_over_time(({expression})[{_duration(peak_window_seconds)}:{_duration(step_seconds)}])"
+def _milliseconds(value: int) -> str:
+    return f"{value // 1000}s" if value % 1000 == 0 else f"{value}ms"
+
+
+@dataclass(frozen=True)
+class PeakSubquery:
+    """A peak, ``max_over_time((EXPRESSION)[RANGE:STEP] offset OFFSET)``, or a history, ``STEP *
+    count_over_time(...)`` (the seconds of the span with a value), read as one point at the evaluation time
+    over the span ``[at - OFFSET - RANGE, at - OFFSET]``.
+
+    A span too heavy for the server (Prometheus refuses a query that would hold more than
+    ``--query.max-samples`` points, 50 million by default: a week of every cAdvisor series of a large cluster
+    at a one-minute step) is read in parts (``split``): the parts' peaks combine by their largest, their
+    histories by their sum. Ranges and offsets are whole milliseconds, PromQL's resolution, so that two parts
+    share no instant: a subquery's range is closed at both ends."""
+
+    expression: str
+    history: bool
+    range_milliseconds: int
+    step_seconds: int
+    offset_milliseconds: int = 0
+
+    @property
+    def promql(self) -> str:
+        offset = f" offset {_milliseconds(self.offset_milliseconds)}" if self.offset_milliseconds else ""
+        over = (f"(({self.expression})[{_milliseconds(self.range_milliseconds)}:{_duration(self.step_seconds)}]"
+                f"{offset})")
+        return f"{self.step_seconds} * count_over_time{over}" if self.history else f"max_over_time{over}"
+
+    def split(self) -> tuple[PeakSubquery, PeakSubquery] | None:
+        """The span's older and newer halves, or None when a half would be shorter than one step (no part
+        lighter than a step's points is to be had)."""
+        newer_milliseconds = self.range_milliseconds // 2
+        older_milliseconds = self.range_milliseconds - newer_milliseconds - 1
+        if min(newer_milliseconds, older_milliseconds) < self.step_seconds * 1000:
+            return None
+        older = replace(self, range_milliseconds=older_milliseconds,
+                        offset_milliseconds=self.offset_milliseconds + newer_milliseconds + 1)
+        return older, replace(self, range_milliseconds=newer_milliseconds)
+
+
+def _peak_over(expression: str, *, peak_window_seconds: int, step_seconds: int) -> PeakSubquery:
+    _duration(peak_window_seconds)
+    return PeakSubquery(expression, history=False, range_milliseconds=peak_window_seconds * 1000,
+                        step_seconds=step_seconds)
 
 
 def _largest_in_step(series_selector: str, *, step_seconds: int) -> str:
@@ -422,7 +465,7 @@ def _cpu_usage_total(shape: ContainerShape, *, namespaces: Sequence[str], rate_w
 def peak_cpu_usage_total_query(
     shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int, peak_window_seconds: int,
     step_seconds: int,
-) -> str:
+) -> PeakSubquery:
     """Largest total CPU of the workload (all its pods), millicores, over the peak window."""
     return _peak_over(_cpu_usage_total(shape, namespaces=namespaces, rate_window_seconds=rate_window_seconds),
                       peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
@@ -431,7 +474,7 @@ def peak_cpu_usage_total_query(
 def cpu_history_query(
     shape: ContainerShape, *, namespaces: Sequence[str], rate_window_seconds: int, peak_window_seconds: int,
     step_seconds: int,
-) -> str:
+) -> PeakSubquery:
     """Seconds of the peak window in which the workload had a CPU reading: the steps of the CPU peak's
     subquery that have a value, times the step. A peak read from less than a day of it may miss the day's
     high, which is what a cut must not rely on."""
@@ -441,7 +484,7 @@ def cpu_history_query(
 
 def peak_memory_working_set_query(
     shape: ContainerShape, *, namespaces: Sequence[str], peak_window_seconds: int, step_seconds: int
-) -> str:
+) -> PeakSubquery:
     """Largest working set of any pod of the workload, bytes, over the peak window (each container at its largest
     sample of the step, summed per pod: at most one step's spread above the pod's own largest)."""
     working_set = _container_selector(shape, shape.names.memory_working_set_bytes, namespaces)
@@ -452,7 +495,7 @@ def peak_memory_working_set_query(
 
 def peak_memory_working_set_by_container_query(
     shape: ContainerShape, *, namespaces: Sequence[str], peak_window_seconds: int, step_seconds: int
-) -> str:
+) -> PeakSubquery:
     """Each container's largest working set among the workload's pods, bytes, over the peak window (every sample)."""
     working_set = _container_selector(shape, shape.names.memory_working_set_bytes, namespaces)
     largest = _largest_in_step(working_set, step_seconds=step_seconds)
@@ -463,7 +506,7 @@ def peak_memory_working_set_by_container_query(
 def peak_request_rate_query(
     shape: AppShape, *, namespaces: Sequence[str], rate_window_seconds: int, peak_window_seconds: int,
     step_seconds: int,
-) -> str:
+) -> PeakSubquery:
     """Largest request rate of the workload, per second, over the peak window."""
     return _peak_over(request_rate_query(shape, namespaces=namespaces, rate_window_seconds=rate_window_seconds),
                       peak_window_seconds=peak_window_seconds, step_seconds=step_seconds)
@@ -472,7 +515,7 @@ def peak_request_rate_query(
 def peak_request_rate_rise_query(
     shape: AppShape, *, namespaces: Sequence[str], rate_window_seconds: int, peak_window_seconds: int,
     step_seconds: int, rise_span_seconds: int = RISE_SPAN_SECONDS,
-) -> str:
+) -> PeakSubquery:
     """Largest rise of the workload's request rate within ``rise_span_seconds``, per second, over the peak window.
 
     The rate minus the same rate ``offset`` by the span; a workload without requests that long before has no
@@ -486,7 +529,7 @@ def peak_request_rate_rise_query(
 
 def peak_pool_demand_query(
     shape: PoolShape, *, namespaces: Sequence[str], peak_window_seconds: int, step_seconds: int
-) -> str:
+) -> PeakSubquery:
     """Largest demand on the pool (server connections in use + clients waiting), over the peak window.
 
     A pooler that exports no waiting series counts as 0 waiting (``or 0 x active``), as for the error ratio.
@@ -508,15 +551,16 @@ def _pool_demand(shape: PoolShape, *, namespaces: Sequence[str], largest_in_step
     return f"{active} + ({waiting} or 0 * {active})"
 
 
-def _history_over(expression: str, *, peak_window_seconds: int, step_seconds: int) -> str:
+def _history_over(expression: str, *, peak_window_seconds: int, step_seconds: int) -> PeakSubquery:
     """Seconds of the peak window in which ``expression`` had a value: its steps there, times the step."""
-    return (f"{step_seconds} * count_over_time(({expression})"
-            f"[{_duration(peak_window_seconds)}:{_duration(step_seconds)}])")
+    _duration(peak_window_seconds)
+    return PeakSubquery(expression, history=True, range_milliseconds=peak_window_seconds * 1000,
+                        step_seconds=step_seconds)
 
 
 def pool_history_query(
     shape: PoolShape, *, namespaces: Sequence[str], peak_window_seconds: int, step_seconds: int
-) -> str:
+) -> PeakSubquery:
     """Seconds of the peak window with a pool-demand reading (per pooler workload): how much history the
     pool-demand peak, which a shrink relies on, was read from. An exporter added an hour ago has an hour."""
     # Instant selectors, not the peak's largest-in-step: a step counts when a scrape lies within the lookback (5

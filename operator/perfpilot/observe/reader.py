@@ -172,6 +172,15 @@ class PrometheusQueryError(PrometheusError):
     """The server answered but refused the query (4xx) or answered something that is not a result."""
 
 
+class PrometheusQueryTooHeavy(PrometheusQueryError):
+    """The server refused the query as one that would hold more points than its ``--query.max-samples``: the
+    same question over a shorter span may be answered."""
+
+
+# Prometheus' refusal of a query over --query.max-samples (promql.ErrTooManySamples), since 2.x.
+_TOO_MANY_SAMPLES = "would load too many samples into memory"
+
+
 @dataclass(frozen=True)
 class RangeSeries:
     """One series of a range query: its labels and ``(unix seconds, value as sent)`` samples."""
@@ -412,6 +421,8 @@ class PrometheusReader:
                 # Refused before sending: no server was asked, and retrying cannot change that.
                 raise PrometheusUnreachable(url=self.url, cause=f"invalid URL: {error}") from error
             except _QueryRefused as error:
+                if _TOO_MANY_SAMPLES in str(error):
+                    raise PrometheusQueryTooHeavy(url=self.url, cause=f"query refused: {error}") from error
                 raise PrometheusQueryError(url=self.url, cause=f"query refused: {error}") from error
             except _Redirected as error:
                 raise PrometheusQueryError(url=self.url, cause=str(error)) from error

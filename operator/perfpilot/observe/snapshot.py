@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from perfpilot.api.quantities import Duration
 from perfpilot.api.spec import DEFAULT_PEAK_WINDOW_SECONDS, PerformanceProfile
 from perfpilot.observe.promql import (
     APP_SIGNALS,
@@ -38,6 +39,7 @@ from perfpilot.observe.promql import (
     ByContainerName,
     ContainerShape,
     PeakName,
+    PeakSubquery,
     PoolShape,
     QueryBuildError,
     SignalName,
@@ -66,6 +68,8 @@ from perfpilot.observe.promql import (
 )
 from perfpilot.observe.reader import (
     PrometheusError,
+    PrometheusQueryError,
+    PrometheusQueryTooHeavy,
     PrometheusReader,
     PrometheusSettings,
     PrometheusUnreachable,
@@ -92,8 +96,12 @@ POINT_QUERIES: frozenset[QueryName] = frozenset({*PeakName, ByContainerName.PEAK
 class PlannedQuery:
     signal: QueryName
     shape: Shape
-    promql: str
+    query: str | PeakSubquery  # a peak or a history is a subquery, which may be read in parts
     group_labels: tuple[str, ...]
+
+    @property
+    def promql(self) -> str:
+        return self.query.promql if isinstance(self.query, PeakSubquery) else self.query
 
 
 @dataclass(frozen=True)
@@ -244,13 +252,13 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
 def _container_queries(shape: ContainerShape, namespaces: Sequence[str], *, rate_window_seconds: int,
                        peak_window_seconds: int, step_seconds: int) -> list[PlannedQuery]:
     rate = rate_window_seconds
-    signals: dict[QueryName, str] = {
+    signals: dict[QueryName, str | PeakSubquery] = {
         SignalName.CPU_USAGE: cpu_usage_query(shape, namespaces=namespaces, rate_window_seconds=rate),
         SignalName.CPU_THROTTLED: cpu_throttled_query(shape, namespaces=namespaces, rate_window_seconds=rate),
         SignalName.MEMORY_WORKING_SET: memory_working_set_query(shape, namespaces=namespaces),
         SignalName.REPLICAS: replicas_query(shape, namespaces=namespaces),
     }
-    peaks: dict[QueryName, str] = {
+    peaks: dict[QueryName, str | PeakSubquery] = {
         PeakName.CPU_USAGE_TOTAL: peak_cpu_usage_total_query(
             shape, namespaces=namespaces, rate_window_seconds=rate, peak_window_seconds=peak_window_seconds,
             step_seconds=step_seconds,
@@ -263,7 +271,7 @@ def _container_queries(shape: ContainerShape, namespaces: Sequence[str], *, rate
             shape, namespaces=namespaces, peak_window_seconds=peak_window_seconds, step_seconds=step_seconds
         ),
     }
-    by_container = {
+    by_container: dict[QueryName, str | PeakSubquery] = {
         ByContainerName.CPU_USAGE: cpu_usage_by_container_query(shape, namespaces=namespaces, rate_window_seconds=rate),
         ByContainerName.CPU_THROTTLED: cpu_throttled_by_container_query(shape, namespaces=namespaces,
                                                                         rate_window_seconds=rate),
@@ -479,6 +487,71 @@ def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], 
     return [(stamp, reduce(values)) for stamp, values in sorted(by_time.items())]
 
 
+# Halvings of a peak's span that the server refused as too heavy: at most 32 parts (a week in parts of
+# about 5 hours, each holding 1/32 of the points the whole span would).
+MAX_PEAK_SPLITS = 5
+
+
+class _QueryReads:
+    """The reads of one planned query, and how many the server answered (a refusal is an answer). A peak or
+    history the server refuses as too heavy is read in parts, each part it refuses halved again, and the
+    parts combined: their peaks by the largest (NaN only where every part is, as ``max_over_time`` over the
+    whole span), their histories by their sum."""
+
+    def __init__(self, reader: PrometheusReader, *, at: datetime, step_seconds: int) -> None:
+        self.reader, self.at, self.step_seconds = reader, at, step_seconds
+        self.answered = 0
+
+    def read(self, query: PlannedQuery, *, window_seconds: int) -> list[RangeSeries]:
+        try:
+            return self._ask(query.promql, signal=query.signal, window_seconds=window_seconds)
+        except PrometheusQueryTooHeavy:
+            if not isinstance(query.query, PeakSubquery):
+                raise
+            return self._read_in_parts(query.query, signal=query.signal, splits_left=MAX_PEAK_SPLITS)
+
+    def _ask(self, promql: str, *, signal: QueryName, window_seconds: int) -> list[RangeSeries]:
+        try:
+            found = self.reader.query_range(promql, signal=signal.value, end=self.at, window_seconds=window_seconds,
+                                            step_seconds=self.step_seconds)
+        except PrometheusQueryError:
+            self.answered += 1
+            raise
+        self.answered += 1
+        return found
+
+    def _read_in_parts(self, subquery: PeakSubquery, *, signal: QueryName, splits_left: int) -> list[RangeSeries]:
+        halves = subquery.split() if splits_left > 0 else None
+        if halves is None:
+            raise PrometheusQueryTooHeavy(url=self.reader.settings.url, cause=(
+                f"too many samples even for {_span(subquery.range_milliseconds)} of the peak window, after "
+                f"{MAX_PEAK_SPLITS - splits_left} halvings: raise the server's --query.max-samples, or shorten "
+                f"guardrails.peakWindow"))
+        combined: dict[tuple[tuple[str, str], ...], list[float]] = defaultdict(list)
+        for half in halves:
+            try:
+                found = self._ask(half.promql, signal=signal, window_seconds=0)
+            except PrometheusQueryTooHeavy:
+                found = self._read_in_parts(half, signal=signal, splits_left=splits_left - 1)
+            for series in found:
+                if series.samples:
+                    combined[tuple(sorted(series.labels.items()))].append(float(series.samples[-1][1]))
+        stamp = self.at.timestamp()
+        return [RangeSeries(labels=dict(labels), samples=((stamp, repr(_combine_parts(values, subquery))),))
+                for labels, values in combined.items()]
+
+
+def _combine_parts(values: list[float], subquery: PeakSubquery) -> float:
+    if subquery.history:
+        return math.fsum(values)
+    numbers = [value for value in values if not math.isnan(value)]
+    return max(numbers) if numbers else math.nan
+
+
+def _span(milliseconds: int) -> str:
+    return str(Duration(math.ceil(milliseconds / 1000)))
+
+
 def fetch_snapshot(
     reader: PrometheusReader, profiles: Sequence[PerformanceProfile], *, at: datetime,
     templates: Mapping[ProfileKey, Sequence[str]] | None = None,
@@ -499,26 +572,22 @@ def fetch_snapshot(
         if unreachable is not None:
             outcomes[(query.signal, query.shape)] = Unknown(unreachable_reason(unreachable))
             continue
+        reads = _QueryReads(reader, at=at, step_seconds=plan.step_seconds)
         try:
-            result = reader.query_range(
-                query.promql,
-                signal=query.signal.value,
-                end=at,
-                # A peak is one point at the evaluation time: the subquery looks back over the peak window.
-                window_seconds=0 if query.signal in POINT_QUERIES else plan.window_seconds,
-                step_seconds=plan.step_seconds,
-            )
+            # A peak is one point at the evaluation time: the subquery looks back over the peak window.
+            result = reads.read(query, window_seconds=0 if query.signal in POINT_QUERIES else plan.window_seconds)
         except PrometheusUnreachable as error:
+            answered += reads.answered
             unreachable = error
             failures.append(error)
             outcomes[(query.signal, query.shape)] = Unknown(unreachable_reason(error))
             continue
         except PrometheusError as error:
-            answered += 1
+            answered += reads.answered
             failures.append(error)
             outcomes[(query.signal, query.shape)] = Unknown(f"prometheus query failed: {error}")
             continue
-        answered += 1
+        answered += reads.answered
         grouped: dict[SeriesKey, list[RangeSeries]] = defaultdict(list)
         for series in result:
             grouped[tuple(series.labels.get(label, "") for label in query.group_labels)].append(series)

@@ -1,0 +1,113 @@
+"""Peaks too heavy for the server, read in parts: on a real Prometheus whose --query.max-samples refuses them.
+
+The small test cluster's peaks over an hour hold 480-800 points at once (Prometheus' ``peakSamples``), its
+5-minute window signals at most about 320: a server limited to 400 refuses every whole peak and answers
+every window query, and the same peaks must come back from their halves (or quarters) as from a server
+without the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import fields
+from datetime import UTC, datetime
+
+import pytest
+from prom_scenarios import AT_SECONDS
+from promharness import OpenMetricsWriter, PrometheusServer, RecordingProxy, running_prometheus
+
+from perfpilot.api.spec import PerformanceProfile
+from perfpilot.api.status import ContainerResources
+from perfpilot.observe.reader import PrometheusSettings
+from perfpilot.observe.snapshot import MAX_PEAK_SPLITS, ProfileTarget, fetch_observations
+from perfpilot.tuning.observations import LiveConfig, Observations, Series, Unknown
+
+pytestmark = pytest.mark.integration
+
+AT = datetime.fromtimestamp(AT_SECONDS, tz=UTC)
+LIVE = LiveConfig(hpa=None, containers=(
+    ContainerResources(name="app", cpu_request_millicores=500, cpu_limit_millicores=1000,
+                       memory_request_bytes=512 * 2**20),))
+PEAKS = [f.name for f in fields(Observations) if f.name.startswith("peak_")
+         and f.name not in ("peak_window_seconds", "peak_memory_working_set_bytes_by_container")]
+PEAKS += ["cpu_history_seconds", "pool_history_seconds"]
+
+
+def _target() -> ProfileTarget:
+    profile = PerformanceProfile.model_validate({
+        "apiVersion": "perfpilot.io/v1alpha1", "kind": "PerformanceProfile",
+        "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"targetRef": {"kind": "Deployment", "name": "api"},
+                 "guardrails": {"window": "5m", "interval": "60s", "peakWindow": "1h"},
+                 "pool": {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}, "database": "app"}}},
+    })
+    return ProfileTarget(profile, LIVE)
+
+
+def _limited(tmp_path_factory: pytest.TempPathFactory, cluster: OpenMetricsWriter,
+             max_samples: int) -> Iterator[PrometheusServer]:
+    workdir = tmp_path_factory.mktemp(f"prometheus-max-samples-{max_samples}")
+    with running_prometheus(workdir=workdir, openmetrics=cluster.render(),
+                            extra_args=[f"--query.max-samples={max_samples}"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory, cluster: OpenMetricsWriter) -> Iterator[PrometheusServer]:
+    yield from _limited(tmp_path_factory, cluster, 400)
+
+
+def _observe(url: str) -> Observations:
+    settings = PrometheusSettings(url=url, step_seconds=60, rate_window_seconds=120)
+    return fetch_observations([_target()], at=AT, settings=settings)[("shop", "api")]
+
+
+def _queries(proxy: RecordingProxy) -> list[str]:
+    return [sent["query"] for sent in proxy.queries_seen]
+
+
+def test_peaks_the_server_refuses_whole_are_read_in_parts_and_equal_the_whole(
+    prometheus: PrometheusServer, limited: PrometheusServer
+) -> None:
+    whole = _observe(prometheus.url)
+    proxy = RecordingProxy(limited.url)
+    try:
+        parts = _observe(proxy.url)
+    finally:
+        proxy.close()
+    # The limit did refuse the whole peaks (the parts carry an offset), and let every window signal through.
+    sent = _queries(proxy)
+    assert any(" offset " in query and "max_over_time" in query for query in sent), sent
+    assert any(" offset " in query and "count_over_time" in query for query in sent), sent
+    for name in ("latency_p95_seconds", "request_rate_per_second", "cpu_usage_millicores_per_pod",
+                 "pool_server_active"):
+        assert isinstance(getattr(parts, name), Series), (name, getattr(parts, name))
+    # Equal, the histories exactly (a step counted by two parts would add a minute to them), the peaks to the
+    # last bits a sum's order leaves to chance (Prometheus adds a group's series in no fixed order).
+    for name in PEAKS:
+        expected, found = getattr(whole, name), getattr(parts, name)
+        assert isinstance(expected, float) and isinstance(found, float), (name, expected, found)
+        assert found == (expected if name.endswith("history_seconds") else pytest.approx(expected, rel=1e-12)), name
+    assert parts.peak_memory_working_set_bytes_by_container == pytest.approx(
+        whole.peak_memory_working_set_bytes_by_container, rel=1e-12)
+    assert parts.peak_memory_working_set_bytes_by_container["app"] == pytest.approx(300 * 2**20)
+
+
+def test_a_peak_too_heavy_even_in_its_smallest_parts_is_unknown_and_says_what_to_change(
+    tmp_path_factory: pytest.TempPathFactory, cluster: OpenMetricsWriter
+) -> None:
+    server_iterator = _limited(tmp_path_factory, cluster, 5)
+    server = next(server_iterator)
+    proxy = RecordingProxy(server.url)
+    try:
+        observed = _observe(proxy.url)
+    finally:
+        proxy.close()
+        next(server_iterator, None)
+    peak = observed.peak_cpu_usage_millicores_total
+    assert isinstance(peak, Unknown)
+    assert "too many samples even for 1m53s of the peak window" in peak.reason, peak.reason
+    assert "--query.max-samples" in peak.reason and "peakWindow" in peak.reason
+    # It gives up at the first part refused at the smallest size: the whole, then one part per halving.
+    cpu_peaks = [query for query in _queries(proxy) if query.startswith("max_over_time((1000 * sum")]
+    assert len(cpu_peaks) == 1 + MAX_PEAK_SPLITS
