@@ -29,6 +29,7 @@ from perfpilot.tuning.engine import decide, resources_change_may_wait
 from perfpilot.tuning.observations import Observations, PoolLive, Series
 from perfpilot.tuning.state import compute_next_state
 from perfpilot.tuning.thresholds import DEFAULT_THRESHOLDS
+from perfpilot.tuning.verify import compute_baseline
 
 NEEDS_CHANGE = {"request_rate_per_second": b.series([60.0 if i % 2 else 140.0 for i in range(b.SAMPLES)])}
 EMERGENCY = {"latency_p95_seconds": b.series(1.2)}  # more than twice the 500ms SLO
@@ -1018,6 +1019,29 @@ def test_the_baseline_of_a_change_leaves_out_samples_whose_rate_window_reaches_b
     decision = decide_with(state, observations)
     assert decision.change is not None and decision.baseline is not None, decision.reason
     assert decision.baseline.p95_latency_seconds == pytest.approx(0.35)
+
+
+def test_a_baseline_with_too_few_samples_a_rate_window_after_the_write_reads_them_from_the_write_on() -> None:
+    # An emergency a minute after a write: no sample lies a rate window after it yet. A "before" that partly
+    # averages the last configuration beats none, which would leave the emergency's change unjudgeable.
+    p95 = [0.35] * (b.SAMPLES - 2) + [0.9, 0.8]
+    observations = b.observations(latency_p95_seconds=b.series(p95))
+    baseline = compute_baseline(observations, span_seconds=900, not_before=b.NOW - b.minutes(1))
+    assert baseline.p95_latency_seconds == pytest.approx(0.85)
+    assert baseline.request_rate_per_second == pytest.approx(100)
+
+
+def test_a_verify_for_shorter_than_three_rate_windows_is_judged_once_its_samples_lie_after_the_change() -> None:
+    # verifyFor 1m: the after-span starts 2 minutes (a rate window) after the change and lasts the 40s left
+    # of verifyFor after its settling third, so the verdict is due at 2m40s, not at 1m, when no sample would
+    # lie wholly after the change and every change would be kept.
+    errors = b.series([0.001] * (b.SAMPLES - 2) + [0.1, 0.1])
+    observations = b.observations(error_ratio=errors, live=b.live(hpa=b.hpa(cpu_target_percent=70)))
+    early = decide_with(pending(minutes_ago=2), observations, guardrails={"verifyFor": "1m"})
+    assert early.verdict is None, early.verdict_reason
+    judged = decide_with(pending(minutes_ago=3), observations, guardrails={"verifyFor": "1m"})
+    assert judged.verdict is Verdict.ROLLED_BACK, judged.verdict_reason
+    assert "error ratio 0.10% -> 10.00%" in judged.verdict_reason
 
 
 def _pool_shrink_pending(*, minutes_ago: float) -> tuple[PerformanceProfileSpec, TuningState]:

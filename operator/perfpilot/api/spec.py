@@ -396,7 +396,12 @@ class Guardrails(ApiModel):
     cooldown: Duration = Field(
         Duration(600), description="Least time between two changes (emergencies toward capacity excepted)."
     )
-    verify_for: Duration = Field(Duration(900), description="How long a change is watched before its verdict.")
+    verify_for: Duration = Field(
+        Duration(900),
+        description="How long a change is watched before its verdict (its first third is the rollout's, left "
+                    "out; under three Prometheus rate windows the verdict comes later, once the samples judged "
+                    "lie wholly after the change).",
+    )
     max_step_percent: int = Field(
         50, ge=1, le=100, description="Largest relative step of a resource request or pool size, percent."
     )

@@ -25,6 +25,7 @@ from perfpilot.tuning.values import compute_live_value, values_equal
 from perfpilot.tuning.verify import (
     VerdictOutcome,
     compute_baseline,
+    compute_verdict_span,
     decide_emergency_rollback,
     decide_unfinished_write,
     decide_verdict,
@@ -238,7 +239,7 @@ def _judge_pending_change(
     if last is None or last.verdict is not Verdict.PENDING:
         return _Pending(state)
     guard = profile.guardrails
-    verify_end = last.at + timedelta(seconds=guard.verify_for.seconds)
+    _, verify_end = compute_verdict_span(last, profile=profile, observations=observations, thresholds=thresholds)
     # A write that did not finish is seen at once, not after verifyFor: a change recorded before its write whose
     # values never arrived, or arrived half (its coupled edit alone).
     unfinished = decide_unfinished_write(profile, observations, last, now=now, thresholds=thresholds)

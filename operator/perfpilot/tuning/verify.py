@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from perfpilot.api.quantities import Duration
 from perfpilot.api.spec import PerformanceProfileSpec
@@ -53,6 +53,16 @@ def _exceeds(value: float, limit: float) -> bool:
     return value > limit and not math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12)
 
 
+def _baseline_since(start: float, *, observations: Observations, thresholds: Thresholds) -> Baseline:
+    return Baseline(
+        p95_latency_seconds=_mean_since(observations.latency_p95_seconds, start, observations=observations,
+                                        thresholds=thresholds),
+        error_ratio=_mean_since(observations.error_ratio, start, observations=observations, thresholds=thresholds),
+        request_rate_per_second=_mean_since(observations.request_rate_per_second, start,
+                                            observations=observations, thresholds=thresholds),
+    )
+
+
 def compute_baseline(
     observations: Observations, *, span_seconds: float, not_before: datetime | None = None,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
@@ -61,17 +71,44 @@ def compute_baseline(
     earlier than one rate window after ``not_before`` (the last write: what came before it is another
     configuration's, such as the one a rollback just undid, and would make a worse "before" that hides this
     change's regression; a sample whose rate window reaches back past the write still averages it). A mean
-    of too few samples is None (unknown), as after the change."""
+    of too few samples is None (unknown), as after the change — except where too few lie a rate window after
+    the write and enough from the write on (an emergency may act two intervals after a write): a "before"
+    that partly averages the last configuration beats none, which would leave the change unjudgeable."""
     start = observations.at.timestamp() - span_seconds
-    if not_before is not None:
-        start = max(start, not_before.timestamp() + observations.rate_window_seconds)
+    if not_before is None:
+        return _baseline_since(start, observations=observations, thresholds=thresholds)
+    settled = _baseline_since(max(start, not_before.timestamp() + observations.rate_window_seconds),
+                              observations=observations, thresholds=thresholds)
+    if None not in (settled.p95_latency_seconds, settled.error_ratio, settled.request_rate_per_second):
+        return settled
+    since_write = _baseline_since(max(start, not_before.timestamp()), observations=observations,
+                                  thresholds=thresholds)
     return Baseline(
-        p95_latency_seconds=_mean_since(observations.latency_p95_seconds, start, observations=observations,
-                                        thresholds=thresholds),
-        error_ratio=_mean_since(observations.error_ratio, start, observations=observations, thresholds=thresholds),
-        request_rate_per_second=_mean_since(observations.request_rate_per_second, start,
-                                            observations=observations, thresholds=thresholds),
+        p95_latency_seconds=_first_known(settled.p95_latency_seconds, since_write.p95_latency_seconds),
+        error_ratio=_first_known(settled.error_ratio, since_write.error_ratio),
+        request_rate_per_second=_first_known(settled.request_rate_per_second, since_write.request_rate_per_second),
     )
+
+
+def _first_known(*means: float | None) -> float | None:
+    return next((mean for mean in means if mean is not None), None)
+
+
+def compute_verdict_span(
+    change: ChangeRecord, *, profile: PerformanceProfileSpec, observations: Observations, thresholds: Thresholds
+) -> tuple[datetime, datetime]:
+    """When a change's "after" starts and when its verdict is due.
+
+    After starts once the rollout has settled (the first third of ``verifyFor``) and once a sample's rate
+    window lies wholly after the write; it lasts the rest of ``verifyFor``. With the defaults (15 minutes, a
+    2-minute rate window) the verdict is due ``verifyFor`` after the change; a ``verifyFor`` under three rate
+    windows moves it later, so that its after-span is never empty (which would keep every change).
+    """
+    verify_seconds = profile.guardrails.verify_for.seconds
+    settle_seconds = verify_seconds * thresholds.verify_settle_fraction
+    start_seconds = max(settle_seconds, observations.rate_window_seconds)
+    return (change.at + timedelta(seconds=start_seconds),
+            change.at + timedelta(seconds=start_seconds + verify_seconds - settle_seconds))
 
 
 def compute_rollback(
@@ -287,18 +324,20 @@ def _roll_back(context: _RollbackContext, *, cause: str, partly: str = "") -> Ve
     )
 
 
-def _describe_late_verdict(change: ChangeRecord, *, profile: PerformanceProfileSpec, now: datetime) -> str | None:
+def _describe_late_verdict(change: ChangeRecord, *, profile: PerformanceProfileSpec, now: datetime, due: datetime
+                           ) -> str | None:
     """Why a pending change is judged too late to be judged at all, or None.
 
-    A verdict normally comes at the first evaluation after ``verifyFor``. One more than ``window`` +
-    ``interval`` later (the operator was down, or the profile Off or paused) would set the latency of now,
-    with whatever else changed meanwhile, against a baseline from before the change: a rollback would undo a
-    setting live for hours on evidence that is not its own. A rollback found due and not written (Recommend
+    A verdict normally comes at the first evaluation after it is ``due`` (``verifyFor`` after the change,
+    ``compute_verdict_span``). One more than ``window`` + ``interval`` later (the operator was down, or the
+    profile Off or paused) would set the latency of now, with whatever else changed meanwhile, against a
+    baseline from before the change: a rollback would undo a setting live for hours on evidence that is not
+    its own. A rollback found due and not written (Recommend
     mode, a failed write, a rollout in progress) is found due again at each evaluation, so its lateness counts
     from the last time (``rollback_due_at``): a pause after it still makes it late.
     """
     guard = profile.guardrails
-    due_from = change.at.timestamp() + guard.verify_for.seconds
+    due_from = due.timestamp()
     if change.rollback_due_at is not None:
         due_from = max(due_from, change.rollback_due_at.timestamp())
     late_seconds = now.timestamp() - due_from
@@ -427,17 +466,13 @@ def decide_verdict(
     if unfinished is not None:
         return unfinished
     restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
-    verify_seconds = profile.guardrails.verify_for.seconds
-    # The after-span starts once the rollout has settled (a third of verifyFor), and never before a sample's
-    # rate window lies wholly after the write: a short verifyFor would otherwise judge the change partly on
-    # the configuration before it.
-    settle_end = max(change.at.timestamp() + verify_seconds * thresholds.verify_settle_fraction,
-                     change.at.timestamp() + observations.rate_window_seconds)
-    start = max(settle_end, now.timestamp() - verify_seconds)
+    after_start, due = compute_verdict_span(change, profile=profile, observations=observations,
+                                            thresholds=thresholds)
+    start = max(after_start.timestamp(), now.timestamp() - profile.guardrails.verify_for.seconds)
     p95_after = _mean_since(observations.latency_p95_seconds, start, observations=observations, thresholds=thresholds)
     context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
                                in_effect=in_effect, p95_after=p95_after)
-    late = _describe_late_verdict(change, profile=profile, now=now)
+    late = _describe_late_verdict(change, profile=profile, now=now, due=due)
     if late is not None:
         return VerdictOutcome(Verdict.INCONCLUSIVE, late)
     if change.edit not in in_effect:
