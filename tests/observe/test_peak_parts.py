@@ -1,16 +1,17 @@
 """Peaks too heavy for the server, read in parts: on a real Prometheus whose --query.max-samples refuses them.
 
-The small test cluster's peaks over an hour hold 480-800 points at once (Prometheus' ``peakSamples``), its
-5-minute window signals at most about 320: a server limited to 400 refuses every whole peak and answers
-every window query, and the same peaks must come back from their halves (or quarters) as from a server
-without the limit.
+shop/api's peaks over an hour hold 246-798 points at once (Prometheus' ``peakSamples``), its 2-minute
+window signals at most 171: a server limited to 200 refuses every whole peak and answers every window
+query, and the same peaks must come back from their parts as from a server without the limit.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prom_scenarios import AT_SECONDS
@@ -18,13 +19,15 @@ from promharness import OpenMetricsWriter, PrometheusServer, RecordingProxy, run
 
 from perfpilot.api.spec import PerformanceProfile
 from perfpilot.api.status import ContainerResources
+from perfpilot.observe.promql import PeakSubquery
 from perfpilot.observe.reader import PrometheusSettings
-from perfpilot.observe.snapshot import MAX_PEAK_SPLITS, ProfileTarget, fetch_observations
+from perfpilot.observe.snapshot import MAX_PEAK_HALVINGS, ProfileTarget, fetch_observations, plan_queries
 from perfpilot.tuning.observations import LiveConfig, Observations, Series, Unknown
 
 pytestmark = pytest.mark.integration
 
 AT = datetime.fromtimestamp(AT_SECONDS, tz=UTC)
+PART_OFFSET = re.compile(r"\] offset \d+m?s\)$")  # a part's offset: on the subquery, at the very end
 LIVE = LiveConfig(hpa=None, containers=(
     ContainerResources(name="app", cpu_request_millicores=500, cpu_limit_millicores=1000,
                        memory_request_bytes=512 * 2**20),))
@@ -38,7 +41,7 @@ def _target() -> ProfileTarget:
         "apiVersion": "perfpilot.io/v1alpha1", "kind": "PerformanceProfile",
         "metadata": {"name": "api", "namespace": "shop"},
         "spec": {"targetRef": {"kind": "Deployment", "name": "api"},
-                 "guardrails": {"window": "5m", "interval": "60s", "peakWindow": "1h"},
+                 "guardrails": {"window": "2m", "interval": "60s", "peakWindow": "1h"},
                  "pool": {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}, "database": "app"}}},
     })
     return ProfileTarget(profile, LIVE)
@@ -54,31 +57,40 @@ def _limited(tmp_path_factory: pytest.TempPathFactory, cluster: OpenMetricsWrite
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory, cluster: OpenMetricsWriter) -> Iterator[PrometheusServer]:
-    yield from _limited(tmp_path_factory, cluster, 400)
+    yield from _limited(tmp_path_factory, cluster, 200)
 
 
-def _observe(url: str) -> Observations:
-    settings = PrometheusSettings(url=url, step_seconds=60, rate_window_seconds=120)
-    return fetch_observations([_target()], at=AT, settings=settings)[("shop", "api")]
+def _settings(url: str) -> PrometheusSettings:
+    return PrometheusSettings(url=url, step_seconds=60, rate_window_seconds=120)
+
+
+def _observe(url: str, *, at: datetime = AT) -> Observations:
+    return fetch_observations([_target()], at=at, settings=_settings(url))[("shop", "api")]
 
 
 def _queries(proxy: RecordingProxy) -> list[str]:
     return [sent["query"] for sent in proxy.queries_seen]
 
 
+@pytest.mark.parametrize("at", [AT, AT + timedelta(seconds=17)], ids=["on-a-step", "off-a-step"])
 def test_peaks_the_server_refuses_whole_are_read_in_parts_and_equal_the_whole(
-    prometheus: PrometheusServer, limited: PrometheusServer
+    prometheus: PrometheusServer, limited: PrometheusServer, at: datetime
 ) -> None:
-    whole = _observe(prometheus.url)
+    whole = _observe(prometheus.url, at=at)
     proxy = RecordingProxy(limited.url)
     try:
-        parts = _observe(proxy.url)
+        parts = _observe(proxy.url, at=at)
     finally:
         proxy.close()
-    # The limit did refuse the whole peaks (the parts carry an offset), and let every window signal through.
+    # The limit refused every peak and history whole (each was then asked in parts, the older ones with an
+    # offset on the subquery) and let every window signal through.
     sent = _queries(proxy)
-    assert any(" offset " in query and "max_over_time" in query for query in sent), sent
-    assert any(" offset " in query and "count_over_time" in query for query in sent), sent
+    plan = plan_queries([_target().profile], _settings(limited.url), templates={("shop", "api"): ("app",)})
+    subqueries = [q.promql for q in plan.queries if isinstance(q.query, PeakSubquery)]
+    assert len(subqueries) == 8
+    for promql in subqueries:
+        head = promql.rsplit("[", 1)[0]
+        assert promql in sent and any(q.startswith(head) and PART_OFFSET.search(q) for q in sent), promql
     for name in ("latency_p95_seconds", "request_rate_per_second", "cpu_usage_millicores_per_pod",
                  "pool_server_active"):
         assert isinstance(getattr(parts, name), Series), (name, getattr(parts, name))
@@ -106,8 +118,29 @@ def test_a_peak_too_heavy_even_in_its_smallest_parts_is_unknown_and_says_what_to
         next(server_iterator, None)
     peak = observed.peak_cpu_usage_millicores_total
     assert isinstance(peak, Unknown)
-    assert "too many samples even for 1m53s of the peak window" in peak.reason, peak.reason
+    # An hour halved 5 times: parts of under 2 minutes.
+    assert re.search(r"too many samples even for 1m\d+s of the peak window, after 5 halvings", peak.reason), peak.reason
     assert "--query.max-samples" in peak.reason and "peakWindow" in peak.reason
     # It gives up at the first part refused at the smallest size: the whole, then one part per halving.
     cpu_peaks = [query for query in _queries(proxy) if query.startswith("max_over_time((1000 * sum")]
-    assert len(cpu_peaks) == 1 + MAX_PEAK_SPLITS
+    assert len(cpu_peaks) == 1 + MAX_PEAK_HALVINGS
+
+
+def test_a_refusal_wrapped_in_a_long_message_of_another_store_is_still_read_in_parts(
+    prometheus: PrometheusServer,
+) -> None:
+    # A Thanos-like query frontend wraps Prometheus' error in text of its own, longer than the reader keeps of
+    # an answer's body: the limit is found in the answer's error field, whatever its length.
+    whole = _observe(prometheus.url)
+    wrapped = json.dumps({"status": "error", "errorType": "execution", "error": (
+        "rpc error: code = Aborted desc = receive series from store " + "x" * 400
+        + ": query processing would load too many samples into memory in query execution")}).encode()
+    proxy = RecordingProxy(prometheus.url)
+    proxy.answer_for = lambda query: (422, wrapped) if query.endswith("[3600s:60s])") else None
+    try:
+        parts = _observe(proxy.url)
+    finally:
+        proxy.close()
+    assert parts.peak_cpu_usage_millicores_total == pytest.approx(whole.peak_cpu_usage_millicores_total, rel=1e-12)
+    assert parts.cpu_history_seconds == whole.cpu_history_seconds
+    assert any(PART_OFFSET.search(query) for query in _queries(proxy))

@@ -28,7 +28,7 @@ from perfpilot.observe.promql import (
     request_rate_query,
 )
 from perfpilot.observe.reader import PrometheusSettings
-from perfpilot.observe.snapshot import ProfileTarget, Snapshot, plan_queries, template_containers
+from perfpilot.observe.snapshot import POINT_QUERIES, ProfileTarget, Snapshot, plan_queries, template_containers
 from perfpilot.tuning.observations import LiveConfig, Unknown
 
 
@@ -236,19 +236,24 @@ def test_the_labels_a_matcher_list_also_matches_when_missing_are_read_past_its_q
 # --- a peak's span read in parts ------------------------------------------------------------------------
 
 
-def _steps_read(subquery: PeakSubquery, *, at_milliseconds: int) -> list[int]:
-    """The instants a subquery evaluated at ``at`` reads (Prometheus 2.x: the multiples of its step in the
-    span ``[at - offset - range, at - offset]``, both ends included)."""
+def _steps_read(subquery: PeakSubquery, *, at_milliseconds: int, left_open: bool = False) -> list[int]:
+    """The instants a subquery evaluated at ``at`` reads: the multiples of its step in the span
+    ``[at - offset - range, at - offset]``, closed at its start in Prometheus 2.x, open there in 3.x."""
     step = subquery.step_seconds * 1000
     end = at_milliseconds - subquery.offset_milliseconds
     start = end - subquery.range_milliseconds
     first = -(-start // step) * step
-    return list(range(first, end + 1, step))
+    return [t for t in range(first, end + 1, step) if not (left_open and t == start)]
 
 
-def _leaves(subquery: PeakSubquery, depth: int) -> list[PeakSubquery]:
-    halves = subquery.split() if depth else None
-    return [subquery] if halves is None else [leaf for half in halves for leaf in _leaves(half, depth - 1)]
+def _leaves(subquery: PeakSubquery, depth: int, *, at_milliseconds: int) -> list[PeakSubquery]:
+    halves = subquery.split(at_milliseconds=at_milliseconds) if depth else None
+    if halves is None:
+        return [subquery]
+    return [leaf for half in halves for leaf in _leaves(half, depth - 1, at_milliseconds=at_milliseconds)]
+
+
+AT_MILLISECONDS = 1_700_002_800_000  # on a minute
 
 
 def test_a_whole_peak_span_is_the_subquery_it_always_was() -> None:
@@ -258,26 +263,46 @@ def test_a_whole_peak_span_is_the_subquery_it_always_was() -> None:
     assert history.promql == "60 * count_over_time((sum(x))[3600s:60s])"
 
 
-def test_a_split_span_names_its_parts_to_the_millisecond() -> None:
+def test_a_span_splits_halfway_between_two_steps_near_its_middle() -> None:
     peak = PeakSubquery("sum(x)", history=False, range_milliseconds=3_600_000, step_seconds=60)
-    halves = peak.split()
+    halves = peak.split(at_milliseconds=AT_MILLISECONDS)
     assert halves is not None
     assert [half.promql for half in halves] == [
-        "max_over_time((sum(x))[1799999ms:60s] offset 1800001ms)", "max_over_time((sum(x))[1800s:60s])"]
+        "max_over_time((sum(x))[1830s:60s] offset 1770s)", "max_over_time((sum(x))[1770s:60s])"]
+    off_step = peak.split(at_milliseconds=AT_MILLISECONDS + 17_250)
+    assert off_step is not None
+    assert [half.promql for half in off_step] == [
+        "max_over_time((sum(x))[1812750ms:60s] offset 1787250ms)", "max_over_time((sum(x))[1787250ms:60s])"]
 
 
-@pytest.mark.parametrize("at_milliseconds", [1_700_002_800_000, 1_700_002_812_345, 1_700_002_859_999])
+@pytest.mark.parametrize("left_open", [False, True], ids=["prometheus-2", "prometheus-3"])
+@pytest.mark.parametrize("at_milliseconds", [AT_MILLISECONDS, AT_MILLISECONDS + 12_345, AT_MILLISECONDS + 59_999])
 @pytest.mark.parametrize("depth", [1, 2, 5])
-def test_the_parts_of_a_span_read_each_of_its_steps_once(at_milliseconds: int, depth: int) -> None:
-    # Evaluation times on a step and off it: every step of the whole span is in exactly one part.
+def test_the_parts_of_a_span_read_each_of_its_steps_once(at_milliseconds: int, depth: int, left_open: bool) -> None:
+    # Evaluation times on a step and off it, subquery ranges closed or open at their start: every step the
+    # whole span reads is in exactly one part.
     whole = PeakSubquery("x", history=True, range_milliseconds=604_800_000, step_seconds=60)
-    parts = _leaves(whole, depth)
+    parts = _leaves(whole, depth, at_milliseconds=at_milliseconds)
     assert len(parts) == 2**depth
-    read = [step for part in parts for step in _steps_read(part, at_milliseconds=at_milliseconds)]
-    assert sorted(read) == _steps_read(whole, at_milliseconds=at_milliseconds)
+    read = [step for part in parts for step in _steps_read(part, at_milliseconds=at_milliseconds,
+                                                           left_open=left_open)]
+    assert sorted(read) == _steps_read(whole, at_milliseconds=at_milliseconds, left_open=left_open)
 
 
 def test_a_span_is_not_split_into_parts_shorter_than_a_step() -> None:
-    assert PeakSubquery("x", history=False, range_milliseconds=119_999, step_seconds=60).split() is None
-    halves = PeakSubquery("x", history=False, range_milliseconds=120_001, step_seconds=60).split()
-    assert halves is not None and [h.range_milliseconds for h in halves] == [60_000, 60_000]
+    assert PeakSubquery("x", history=False, range_milliseconds=110_000, step_seconds=60).split(
+        at_milliseconds=AT_MILLISECONDS) is None
+    halves = PeakSubquery("x", history=False, range_milliseconds=180_000, step_seconds=60).split(
+        at_milliseconds=AT_MILLISECONDS)
+    assert halves is not None and [h.range_milliseconds for h in halves] == [90_000, 90_000]
+
+
+def test_every_peak_and_history_is_planned_as_a_subquery_read_at_one_point() -> None:
+    profile = PerformanceProfile.model_validate({
+        "apiVersion": "perfpilot.io/v1alpha1", "kind": "PerformanceProfile",
+        "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"targetRef": {"kind": "Deployment", "name": "api"},
+                 "pool": {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}}}},
+    })
+    plan = plan_queries([profile], PrometheusSettings(url="http://prometheus:9090"))
+    assert {q.signal for q in plan.queries if isinstance(q.query, PeakSubquery)} == POINT_QUERIES

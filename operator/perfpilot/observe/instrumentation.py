@@ -9,7 +9,7 @@ from prometheus_client import Counter, Histogram
 
 PROMQL_QUERIES = Counter(
     "perfpilot_promql_queries",
-    "PromQL range queries sent, by Prometheus URL, signal and outcome (ok, error, unreachable).",
+    "PromQL range queries sent, by Prometheus URL, signal and outcome (ok, error, unreachable, too_heavy).",
     ["prometheus", "signal", "outcome"],
 )
 PROMQL_QUERY_SECONDS = Histogram(

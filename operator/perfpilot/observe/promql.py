@@ -416,10 +416,9 @@ class PeakSubquery:
     over the span ``[at - OFFSET - RANGE, at - OFFSET]``.
 
     A span too heavy for the server (Prometheus refuses a query that would hold more than
-    ``--query.max-samples`` points, 50 million by default: a week of every cAdvisor series of a large cluster
-    at a one-minute step) is read in parts (``split``): the parts' peaks combine by their largest, their
-    histories by their sum. Ranges and offsets are whole milliseconds, PromQL's resolution, so that two parts
-    share no instant: a subquery's range is closed at both ends."""
+    ``--query.max-samples`` points at once, 50 million by default: a week of every cAdvisor series of a large
+    cluster at a one-minute step) is read in parts (``split``): the parts' peaks combine by their largest,
+    their histories by their sum."""
 
     expression: str
     history: bool
@@ -434,20 +433,28 @@ class PeakSubquery:
                 f"{offset})")
         return f"{self.step_seconds} * count_over_time{over}" if self.history else f"max_over_time{over}"
 
-    def split(self) -> tuple[PeakSubquery, PeakSubquery] | None:
-        """The span's older and newer halves, or None when a half would be shorter than one step (no part
-        lighter than a step's points is to be had)."""
-        newer_milliseconds = self.range_milliseconds // 2
-        older_milliseconds = self.range_milliseconds - newer_milliseconds - 1
-        if min(newer_milliseconds, older_milliseconds) < self.step_seconds * 1000:
+    def split(self, *, at_milliseconds: int) -> tuple[PeakSubquery, PeakSubquery] | None:
+        """The span's older and newer parts when evaluated at ``at``, or None when a part would be shorter than
+        one step. They meet at an instant halfway between two steps, near the middle of the span: no step lies
+        on the boundary, so each step is read by one part alone whether the server closes a subquery's range
+        at its start (Prometheus 2.x) or leaves it open (3.x), and the span's own ends stay the whole's."""
+        step = self.step_seconds * 1000
+        end = at_milliseconds - self.offset_milliseconds
+        start = end - self.range_milliseconds
+        boundary = (start + self.range_milliseconds // 2) // step * step + step // 2
+        if min(boundary - start, end - boundary) < step:
             return None
-        older = replace(self, range_milliseconds=older_milliseconds,
-                        offset_milliseconds=self.offset_milliseconds + newer_milliseconds + 1)
-        return older, replace(self, range_milliseconds=newer_milliseconds)
+        older = replace(self, range_milliseconds=boundary - start, offset_milliseconds=at_milliseconds - boundary)
+        return older, replace(self, range_milliseconds=end - boundary)
+
+
+def _check_peak_window(peak_window_seconds: int) -> None:
+    if peak_window_seconds < 1:
+        raise QueryBuildError(f"a peak window must be at least 1s (got {peak_window_seconds}s)")
 
 
 def _peak_over(expression: str, *, peak_window_seconds: int, step_seconds: int) -> PeakSubquery:
-    _duration(peak_window_seconds)
+    _check_peak_window(peak_window_seconds)
     return PeakSubquery(expression, history=False, range_milliseconds=peak_window_seconds * 1000,
                         step_seconds=step_seconds)
 
@@ -553,7 +560,7 @@ def _pool_demand(shape: PoolShape, *, namespaces: Sequence[str], largest_in_step
 
 def _history_over(expression: str, *, peak_window_seconds: int, step_seconds: int) -> PeakSubquery:
     """Seconds of the peak window in which ``expression`` had a value: its steps there, times the step."""
-    _duration(peak_window_seconds)
+    _check_peak_window(peak_window_seconds)
     return PeakSubquery(expression, history=True, range_milliseconds=peak_window_seconds * 1000,
                         step_seconds=step_seconds)
 

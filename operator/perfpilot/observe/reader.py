@@ -246,6 +246,17 @@ class _QueryRefused(Exception):
 
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"HTTP {status}: {body[:300]}")
+        self.too_many_samples = _TOO_MANY_SAMPLES in _error_text(body)
+
+
+def _error_text(body: str) -> str:
+    """The ``error`` of a Prometheus error answer (``{"status": "error", "errorType": ..., "error": ...}``),
+    else the body: a proxy's or a long-term store's answer may wrap it in text of its own."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body
+    return str(answer.get("error", body)) if isinstance(answer, dict) else body
 
 
 class _Redirected(Exception):
@@ -355,6 +366,9 @@ class PrometheusReader:
         except PrometheusUnreachable:
             outcome = "unreachable"
             raise
+        except PrometheusQueryTooHeavy:
+            outcome = "too_heavy"  # not an error when its parts are answered (snapshot reads them)
+            raise
         finally:
             PROMQL_QUERIES.labels(prometheus=self.url, signal=signal, outcome=outcome).inc()
             PROMQL_QUERY_SECONDS.labels(prometheus=self.url).observe(time.monotonic() - began)
@@ -421,7 +435,7 @@ class PrometheusReader:
                 # Refused before sending: no server was asked, and retrying cannot change that.
                 raise PrometheusUnreachable(url=self.url, cause=f"invalid URL: {error}") from error
             except _QueryRefused as error:
-                if _TOO_MANY_SAMPLES in str(error):
+                if error.too_many_samples:
                     raise PrometheusQueryTooHeavy(url=self.url, cause=f"query refused: {error}") from error
                 raise PrometheusQueryError(url=self.url, cause=f"query refused: {error}") from error
             except _Redirected as error:

@@ -489,7 +489,7 @@ def _combine(series: Sequence[RangeSeries], reduce: Callable[[Iterable[float]], 
 
 # Halvings of a peak's span that the server refused as too heavy: at most 32 parts (a week in parts of
 # about 5 hours, each holding 1/32 of the points the whole span would).
-MAX_PEAK_SPLITS = 5
+MAX_PEAK_HALVINGS = 5
 
 
 class _QueryReads:
@@ -502,15 +502,16 @@ class _QueryReads:
         self.reader, self.at, self.step_seconds = reader, at, step_seconds
         self.answered = 0
 
-    def read(self, query: PlannedQuery, *, window_seconds: int) -> list[RangeSeries]:
+    def fetch(self, query: PlannedQuery, *, window_seconds: int) -> list[RangeSeries]:
+        """The query's series over ``window_seconds``; a peak or history, one point at the evaluation time."""
+        if not isinstance(query.query, PeakSubquery):
+            return self._fetch_once(query.query, signal=query.signal, window_seconds=window_seconds)
         try:
-            return self._ask(query.promql, signal=query.signal, window_seconds=window_seconds)
+            return self._fetch_once(query.promql, signal=query.signal, window_seconds=0)
         except PrometheusQueryTooHeavy:
-            if not isinstance(query.query, PeakSubquery):
-                raise
-            return self._read_in_parts(query.query, signal=query.signal, splits_left=MAX_PEAK_SPLITS)
+            return self._fetch_in_parts(query.query, signal=query.signal, halvings_left=MAX_PEAK_HALVINGS)
 
-    def _ask(self, promql: str, *, signal: QueryName, window_seconds: int) -> list[RangeSeries]:
+    def _fetch_once(self, promql: str, *, signal: QueryName, window_seconds: int) -> list[RangeSeries]:
         try:
             found = self.reader.query_range(promql, signal=signal.value, end=self.at, window_seconds=window_seconds,
                                             step_seconds=self.step_seconds)
@@ -520,19 +521,21 @@ class _QueryReads:
         self.answered += 1
         return found
 
-    def _read_in_parts(self, subquery: PeakSubquery, *, signal: QueryName, splits_left: int) -> list[RangeSeries]:
-        halves = subquery.split() if splits_left > 0 else None
-        if halves is None:
-            raise PrometheusQueryTooHeavy(url=self.reader.settings.url, cause=(
+    def _fetch_in_parts(self, subquery: PeakSubquery, *, signal: QueryName, halvings_left: int
+                        ) -> list[RangeSeries]:
+        at_milliseconds = round(self.at.timestamp() * 1000)
+        parts = subquery.split(at_milliseconds=at_milliseconds) if halvings_left > 0 else None
+        if parts is None:
+            raise PrometheusQueryTooHeavy(url=self.reader.url, cause=(
                 f"too many samples even for {_span(subquery.range_milliseconds)} of the peak window, after "
-                f"{MAX_PEAK_SPLITS - splits_left} halvings: raise the server's --query.max-samples, or shorten "
-                f"guardrails.peakWindow"))
+                f"{MAX_PEAK_HALVINGS - halvings_left} halvings: raise the server's --query.max-samples, or "
+                f"shorten guardrails.peakWindow"))
         combined: dict[tuple[tuple[str, str], ...], list[float]] = defaultdict(list)
-        for half in halves:
+        for part in parts:
             try:
-                found = self._ask(half.promql, signal=signal, window_seconds=0)
+                found = self._fetch_once(part.promql, signal=signal, window_seconds=0)
             except PrometheusQueryTooHeavy:
-                found = self._read_in_parts(half, signal=signal, splits_left=splits_left - 1)
+                found = self._fetch_in_parts(part, signal=signal, halvings_left=halvings_left - 1)
             for series in found:
                 if series.samples:
                     combined[tuple(sorted(series.labels.items()))].append(float(series.samples[-1][1]))
@@ -574,8 +577,8 @@ def fetch_snapshot(
             continue
         reads = _QueryReads(reader, at=at, step_seconds=plan.step_seconds)
         try:
-            # A peak is one point at the evaluation time: the subquery looks back over the peak window.
-            result = reads.read(query, window_seconds=0 if query.signal in POINT_QUERIES else plan.window_seconds)
+            # A peak is one point at the evaluation time: its subquery looks back over the peak window.
+            result = reads.fetch(query, window_seconds=plan.window_seconds)
         except PrometheusUnreachable as error:
             answered += reads.answered
             unreachable = error
