@@ -13,10 +13,10 @@ import yaml
 from perfpilot.api.spec import PerformanceProfile
 from perfpilot.observe.workload import (
     WorkloadSpecError,
+    describe_template_held,
     live_config_from_manifests,
     parse_pgbouncer_ini,
     rollout_in_progress,
-    template_rolls_out,
 )
 from perfpilot.tuning.observations import Unknown
 
@@ -163,17 +163,24 @@ def test_an_on_delete_statefulset_is_never_rolling_out_by_itself(strategy: str, 
     assert rollout_in_progress(manifest) is rolling
 
 
-@pytest.mark.parametrize(("kind", "strategy", "rolls_out"), [
-    ("StatefulSet", "OnDelete", False), ("StatefulSet", "RollingUpdate", True), ("StatefulSet", None, True),
-    ("Deployment", "Recreate", True),
+@pytest.mark.parametrize(("kind", "spec", "held_by"), [
+    ("StatefulSet", {"replicas": 3, "updateStrategy": {"type": "OnDelete"}},
+     "the StatefulSet's updateStrategy is OnDelete"),
+    ("StatefulSet", {"replicas": 3, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 3}}},
+     "the StatefulSet's rollingUpdate.partition 3 is at or above its replicas 3 (no pod takes the new template)"),
+    ("StatefulSet", {"replicas": 3, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}},
+     ""),
+    ("StatefulSet", {"replicas": 3}, ""),
+    ("Deployment", {"replicas": 3, "paused": True}, "the Deployment is paused (spec.paused)"),
+    ("Deployment", {"replicas": 3, "paused": False, "strategy": {"type": "Recreate"}}, ""),
 ])
-def test_only_an_on_delete_statefulset_has_a_template_that_does_not_roll_out(
-    kind: str, strategy: str | None, rolls_out: bool
-) -> None:
-    spec: dict[str, Any] = {"replicas": 3}
-    if strategy is not None:
-        spec["updateStrategy" if kind == "StatefulSet" else "strategy"] = {"type": strategy}
-    assert template_rolls_out({"kind": kind, "metadata": {"name": "api"}, "spec": spec}) is rolls_out
+def test_a_template_that_reaches_no_pod_by_itself_says_why(kind: str, spec: dict[str, Any], held_by: str) -> None:
+    assert describe_template_held({"kind": kind, "metadata": {"name": "api"}, "spec": spec}) == held_by
+
+
+def test_a_deployments_paused_that_is_not_a_boolean_is_an_error_naming_it() -> None:
+    with pytest.raises(WorkloadSpecError, match=r"spec.paused: expected a boolean"):
+        describe_template_held({"kind": "Deployment", "metadata": {"name": "api"}, "spec": {"paused": "yes"}})
 
 
 # --- every field read from a manifest: missing, null or of the wrong type is an error naming the object,

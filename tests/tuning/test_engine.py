@@ -1189,11 +1189,14 @@ def test_a_rollback_cut_short_during_verify_for_is_finished_at_once() -> None:
     assert decision.change is not None and decision.change.rollback and decision.change.edit.to_value == BIG_PODS
 
 
+ON_DELETE = "the StatefulSet's updateStrategy is OnDelete"
+
+
 def test_an_on_delete_statefulset_gets_no_resources_change_and_the_next_rule_goes() -> None:
     # OOMKilled, memory-bound pods: the raise would change the template of a StatefulSet whose updateStrategy
     # is OnDelete, which no pod takes until someone deletes it. It is not made, and says why.
     oom = {"memory_working_set_bytes_per_pod": b.series(950 * b.MI)}
-    on_delete = b.observations(**oom, live=b.live(template_rolls_out=False, oom_kills_in_window=3))
+    on_delete = b.observations(**oom, live=b.live(template_held_by=ON_DELETE, oom_kills_in_window=3))
     decision = decide(b.profile(), on_delete, b.EMPTY_STATE, b.NOW)
     assert decision.change is None and "updateStrategy is OnDelete" in decision.reason, decision.reason
     # Nor is it held (it would wait for good): the next rule's move goes, objective Cost's slower scale-up row.
@@ -1204,6 +1207,16 @@ def test_an_on_delete_statefulset_gets_no_resources_change_and_the_next_rule_goe
     assert raised is not None and raised.edit.setting is Setting.RESOURCES, raised
 
 
+def test_recommend_mode_shows_the_resources_change_an_on_delete_statefulset_needs_and_says_who_rolls_it() -> None:
+    # Whoever deletes the pods by hand is the one to act on it: Recommend names it, with why Auto would not.
+    oom = {"memory_working_set_bytes_per_pod": b.series(950 * b.MI)}
+    on_delete = b.observations(**oom, live=b.live(template_held_by=ON_DELETE, oom_kills_in_window=3))
+    decision = decide(b.profile(mode="Recommend"), on_delete, b.EMPTY_STATE, b.NOW)
+    assert decision.change is not None and decision.change.edit.setting is Setting.RESOURCES, decision.reason
+    assert not decision.apply
+    assert f"the pods take it only once deleted: {ON_DELETE}; in Auto this change would not be made" in decision.reason
+
+
 def test_an_emergency_on_an_on_delete_statefulset_moves_the_hpa_not_the_template() -> None:
     # p95 over twice the SLO with the CPU-bound pods at maxReplicas: the emergency raises their CPU request,
     # which on an OnDelete StatefulSet would reach no pod; its next move toward capacity goes instead.
@@ -1212,7 +1225,7 @@ def test_an_emergency_on_an_on_delete_statefulset_moves_the_hpa_not_the_template
     at_max = b.hpa(current_replicas=10, desired_replicas=10)
     rolling = decide(b.profile(), b.observations(**hot, live=b.live(hpa=at_max)), b.EMPTY_STATE, b.NOW).change
     assert rolling is not None and rolling.emergency and rolling.edit.setting is Setting.RESOURCES, rolling
-    on_delete = decide(b.profile(), b.observations(**hot, live=b.live(hpa=at_max, template_rolls_out=False)),
+    on_delete = decide(b.profile(), b.observations(**hot, live=b.live(hpa=at_max, template_held_by=ON_DELETE)),
                        b.EMPTY_STATE, b.NOW).change
     assert on_delete is not None and on_delete.emergency, on_delete
     assert on_delete.edit.setting is Setting.HPA_SCALE_UP, on_delete

@@ -649,14 +649,30 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
 # --- the workload's state ---------------------------------------------------------------------------------
 
 
-def template_rolls_out(workload: Mapping[str, Any]) -> bool:
-    """Whether a new pod template reaches the pods by itself: not for a StatefulSet with ``updateStrategy:
-    OnDelete``, whose controller makes each pod anew from the new template only once someone deletes it."""
-    if workload.get("kind") != "StatefulSet":
-        return True
+def describe_template_held(workload: Mapping[str, Any]) -> str:
+    """Why a new pod template would reach no pod by itself, or "": a StatefulSet with ``updateStrategy:
+    OnDelete`` (its controller makes a pod anew from the new template only once someone deletes it) or with a
+    ``partition`` at or above its replicas (no ordinal takes the new template), or a paused Deployment."""
     where = _where(workload)
-    strategy = _mapping(where, "spec.updateStrategy", _spec(workload).get("updateStrategy"))
-    return _str(where, "spec.updateStrategy.type", strategy.get("type")) != "OnDelete"
+    spec = _spec(workload)
+    if workload.get("kind") == "Deployment":
+        paused = spec.get("paused")
+        if paused is not None and not isinstance(paused, bool):
+            raise _fail(where, "spec.paused", f"expected a boolean {_got(paused)}")
+        return "the Deployment is paused (spec.paused)" if paused else ""
+    if workload.get("kind") != "StatefulSet":
+        return ""
+    strategy = _mapping(where, "spec.updateStrategy", spec.get("updateStrategy"))
+    if _str(where, "spec.updateStrategy.type", strategy.get("type")) == "OnDelete":
+        return "the StatefulSet's updateStrategy is OnDelete"
+    rolling = _mapping(where, "spec.updateStrategy.rollingUpdate", strategy.get("rollingUpdate"))
+    partition = _int(where, "spec.updateStrategy.rollingUpdate.partition", rolling.get("partition")) or 0
+    replicas = _int(where, "spec.replicas", spec.get("replicas"))
+    wanted = 1 if replicas is None else replicas
+    if partition > 0 and partition >= wanted:
+        return (f"the StatefulSet's rollingUpdate.partition {partition} is at or above its replicas {wanted} "
+                f"(no pod takes the new template)")
+    return ""
 
 
 def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
@@ -685,9 +701,9 @@ def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
     spec_replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
     wanted = next((n for n in (spec_replicas, replicas) if n is not None), 1)
     if workload.get("kind") == "StatefulSet":
-        if not template_rolls_out(workload):
-            return False
         strategy = _mapping(where, "spec.updateStrategy", _spec(workload).get("updateStrategy"))
+        if _str(where, "spec.updateStrategy.type", strategy.get("type")) == "OnDelete":
+            return False
         rolling = _mapping(where, "spec.updateStrategy.rollingUpdate", strategy.get("rollingUpdate"))
         partition = _int(where, "spec.updateStrategy.rollingUpdate.partition", rolling.get("partition")) or 0
         updated = _int(where, "status.updatedReplicas", status.get("updatedReplicas")) or 0
@@ -881,7 +897,7 @@ def live_config_from_manifests(documents: Iterable[Any], profile: PerformancePro
         oom_kills_by_container=None if isinstance(kills, Unknown) else kills,
         paused=profile.paused or _paused(workload),
         rollout_in_progress=rollout_in_progress(workload),
-        template_rolls_out=template_rolls_out(workload),
+        template_held_by=describe_template_held(workload),
     )
 
 

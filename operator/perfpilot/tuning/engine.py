@@ -305,11 +305,13 @@ def _gate_change(change: ProposedChange, *, rule: str, gate: _Gate, held: Propos
     if gate.shortage is not None and guardrails.reduces_capacity(change, replicas=replicas):
         # A move that is right on average (a slower scale-up row, a cut) is wrong while short of capacity.
         return _Gated(note=f"{rule}: would reduce capacity while short of it ({gate.shortage})")
-    if change.edit.setting is Setting.RESOURCES and not observations.live.template_rolls_out:
+    held_by = observations.live.template_held_by
+    if change.edit.setting is Setting.RESOURCES and held_by and context.profile.mode is Mode.AUTO:
         # The template would change and no pod with it: the verdict would judge pods that never got the values,
-        # and a raise that did nothing would be raised again.
-        return _Gated(note=f"{rule}: resources change not made: the StatefulSet's updateStrategy is OnDelete, so "
-                           f"no pod takes a new template until someone deletes it (perfpilot deletes no pods)")
+        # and a raise that did nothing would be raised again. (Recommend shows it: whoever rolls the pods by
+        # hand is the one to act on it.)
+        return _Gated(note=f"{rule}: resources change not made: {held_by}, so no pod takes a new template until "
+                           f"someone deletes it (perfpilot deletes no pods)")
     may_wait = resources_change_may_wait(change, observations, thresholds=thresholds)
     busy = check_rollout_at_busy_hour(context) if may_wait else None
     # The state keeps when the wait began for as long as the busy hour lasts, also when the change is held for
@@ -431,6 +433,9 @@ def decide(
             reason = change.reason
             if holds:
                 reason = f"{reason} [emergency toward capacity during {'; '.join(holds)}]"
+            if change.edit.setting is Setting.RESOURCES and observations.live.template_held_by:
+                reason = (f"{reason} [the pods take it only once deleted: {observations.live.template_held_by}; "
+                          f"in Auto this change would not be made]")
             return Decision(
                 change=change,
                 reason=reason,

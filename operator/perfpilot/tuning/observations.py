@@ -132,9 +132,10 @@ class LiveConfig:
     # The workload's rollout has not finished (observedGeneration < generation, or updated/available
     # replicas below the desired count): a change of resources now would stack a second rollout on it.
     rollout_in_progress: bool = False
-    # A new pod template reaches the pods by itself (False: a StatefulSet with updateStrategy OnDelete, whose
-    # pods keep their resources until someone deletes them; perfpilot never deletes pods).
-    template_rolls_out: bool = True
+    # Why a new pod template would reach no pod by itself ("" when it rolls out): a StatefulSet with
+    # updateStrategy OnDelete or a partition at or above its replicas, a paused Deployment. Its pods keep their
+    # resources until someone deletes them (or resumes the rollout); perfpilot deletes no pods.
+    template_held_by: str = ""
 
     def __post_init__(self) -> None:
         killed = self.oom_kills_by_container
