@@ -124,7 +124,10 @@ def decide_pool_waiting(ctx: RuleContext) -> Iterator[RuleOutcome]:
     blocked = find_unknown_names({"pool_client_waiting": ctx.observations.pool_client_waiting,
                                   "pool_server_active": ctx.observations.pool_server_active})
     if blocked or isinstance(waiting, Unknown) or isinstance(utilisation, Unknown):
-        yield RuleOutcome(name, note="pool signals unknown", blocked_by=blocked or ("pool_client_waiting",))
+        # Known over the window, a signal may still have no sample in the recent span: name that one.
+        recent_gaps = (*(("pool_client_waiting",) if isinstance(waiting, Unknown) else ()),
+                       *(("pool_server_active",) if isinstance(utilisation, Unknown) else ()))
+        yield RuleOutcome(name, note="pool signals unknown", blocked_by=blocked or recent_gaps)
         return
     # "Sustained" is a share of the span's samples: after a scrape gap, one or two samples are not the span.
     waiting_filled, utilisation_filled = ctx.fills(waiting, span), ctx.fills(utilisation, span)
