@@ -151,7 +151,9 @@ def _couple_cpu_target(
     )
     if new_target == hpa.cpu_target_percent:
         if upper < bounds.max and hpa.cpu_target_percent >= upper:
-            return None, f"; CPU target stays: a cut raises it no higher than the objective's row ({upper}%)"
+            row = picked[0].target_percent if picked is not None else upper
+            kept = "" if hpa.cpu_target_percent == row else f", and the live {hpa.cpu_target_percent}% is kept"
+            return None, f"; CPU target stays: a cut raises it no higher than the objective's row ({row}%){kept}"
         return None, "; CPU target stays (coupled value clamped to its bounds/step)"
     if (new_target > hpa.cpu_target_percent) == (new_pod > old_pod):
         # A live target outside cpuTarget's bounds is clamped toward them, which can go the wrong way: a
