@@ -13,7 +13,7 @@ from perfpilot.api.status import ChangeRecord, Edit, PoolSize, Setting, TuningSt
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
 from perfpilot.tuning.engine import decide
-from perfpilot.tuning.observations import Observations, PoolLive, Series
+from perfpilot.tuning.observations import Observations, Series
 from perfpilot.tuning.rules import RuleContext, RuleOutcome
 from perfpilot.tuning.rules.pool import decide_pool_waiting
 from perfpilot.tuning.rules.targets import decide_hpa_targets
@@ -35,18 +35,6 @@ def context(observations: Observations, **profile_overrides: Any) -> RuleContext
     )
 
 
-def pool_observations(*, active: float | list[float], waiting: float | list[float] = 0, default: int = 20,
-                      reserve: int = 10, replicas: int = 1, peak_demand: float | None = None) -> Observations:
-    """Pool signals; the peak-window demand defaults to the window's own peak."""
-    active_series, waiting_series = b.series(active), b.series(waiting)
-    if peak_demand is None:
-        peak_demand = active_series.maximum + waiting_series.maximum
-    return replace(b.observations(
-        pool_server_active=active_series, pool_client_waiting=waiting_series,
-        live=b.live(pool=PoolLive(default_pool_size=default, reserve_pool_size=reserve, pooler_replicas=replicas)),
-    ), peak_pool_demand_connections=peak_demand)
-
-
 def pool_change(decision: Decision) -> ProposedChange | None:
     change = decision.change
     return change if change is not None and change.edit.setting is Setting.POOL_SIZE else None
@@ -62,7 +50,7 @@ def notes_of(outcomes: list[RuleOutcome]) -> str:
 def test_a_pool_growth_neither_bound_nor_step_limits_names_only_its_tier() -> None:
     # 10 -> 20 with a 100% step: the Normal tier decides, so the row names neither size.min nor a step limit.
     waiting = [*QUIET, 0.0, 3.0, 3.0, 3.0, 3.0, 0.0]
-    change = pool_change(run(pool_observations(active=10, waiting=waiting, default=10, reserve=5),
+    change = pool_change(run(b.pool_observations(active=10, waiting=waiting, default=10, reserve=5),
                              guardrails={"maxStepPercent": 100}))
     assert change is not None
     assert change.edit.to_value == PoolSize(default_pool_size=20, reserve_pool_size=10)
@@ -70,7 +58,7 @@ def test_a_pool_growth_neither_bound_nor_step_limits_names_only_its_tier() -> No
 
 
 def test_a_pool_at_size_max_says_so_rather_than_blaming_the_server_budget() -> None:
-    decision = run(pool_observations(active=20, waiting=3), pool={"size": {"min": 2, "max": 20}})
+    decision = run(b.pool_observations(active=20, waiting=3), pool={"size": {"min": 2, "max": 20}})
     assert pool_change(decision) is None
     assert "pool 20 already at size.max 20 or the step limit" in decision.reason
     assert "maxServerConnections" not in decision.reason
@@ -84,7 +72,7 @@ def test_pool_signals_in_exactly_half_of_the_last_five_minutes_are_sustained(
     active: list[float], waiting: float | list[float]
 ) -> None:
     # "Sustained" = in at least half of the samples (docs: pool_sustained_fraction 0.5).
-    change = pool_change(run(pool_observations(active=active, waiting=waiting)))
+    change = pool_change(run(b.pool_observations(active=active, waiting=waiting)))
     assert change is not None
     assert change.edit.to_value == PoolSize(default_pool_size=30, reserve_pool_size=20)
     assert "50% of the last 300s" in change.reason
@@ -93,7 +81,7 @@ def test_pool_signals_in_exactly_half_of_the_last_five_minutes_are_sustained(
 def test_pool_use_without_a_recent_server_active_sample_is_unknown_not_a_crash() -> None:
     # Server-active samples stop 9 minutes ago while the waiting series is whole: pool use of the last 5
     # minutes is unknown, and the rule says so instead of reading a share of no samples.
-    observations = pool_observations(active=5)
+    observations = b.pool_observations(active=5)
     observations = replace(observations, pool_server_active=b.series(5, at=b.NOW - b.minutes(9)))
     outcomes = list(decide_pool_waiting(context(observations)))
     assert [outcome.change for outcome in outcomes] == [None]
@@ -108,7 +96,7 @@ def test_clients_who_waited_only_earlier_in_the_window_leave_the_cpu_target_as_t
     # the recent breach is not the pool's, so latency feedback lowers the CPU target.
     waiting = [0.0] * b.SAMPLES
     waiting[10] = 2.0
-    observations = replace(pool_observations(active=5, waiting=waiting), latency_p95_seconds=b.series(0.7),
+    observations = replace(b.pool_observations(active=5, waiting=waiting), latency_p95_seconds=b.series(0.7),
                            cpu_usage_millicores_per_pod=b.series(500))
     change = run(observations).change
     assert change is not None
@@ -120,7 +108,7 @@ def test_clients_who_waited_only_earlier_in_the_window_leave_the_cpu_target_as_t
 def test_a_breach_with_recent_pool_waiting_needs_p95_above_the_slo_not_at_it(p95_seconds: float, grows: bool) -> None:
     # One client waited a minute ago (demand 7 under the pool of 20): only a p95 above the SLO makes it the pool's.
     waiting = [0.0] * (b.SAMPLES - 2) + [2.0, 0.0]
-    observations = replace(pool_observations(active=5, waiting=waiting), latency_p95_seconds=b.series(p95_seconds))
+    observations = replace(b.pool_observations(active=5, waiting=waiting), latency_p95_seconds=b.series(p95_seconds))
     outcomes = list(decide_pool_waiting(context(observations)))
     changes = [outcome.change for outcome in outcomes if outcome.change is not None]
     assert bool(changes) is grows, notes_of(outcomes)
@@ -131,7 +119,7 @@ def test_a_breach_earlier_in_the_window_does_not_grow_the_pool_on_a_recent_wait(
     # waited a minute ago. The breach is over: "SLO breached now" is the mean of the last 5 minutes.
     latency = b.series([0.8] * (b.SAMPLES - 10) + [0.3] * 10)
     waiting = [0.0] * (b.SAMPLES - 2) + [2.0, 0.0]
-    observations = replace(pool_observations(active=5, waiting=waiting), latency_p95_seconds=latency)
+    observations = replace(b.pool_observations(active=5, waiting=waiting), latency_p95_seconds=latency)
     outcomes = list(decide_pool_waiting(context(observations)))
     assert [outcome.change for outcome in outcomes] == [None]
     assert notes_of(outcomes).startswith("no sustained pool waiting")
@@ -142,7 +130,7 @@ def test_one_busy_sample_after_a_scrape_gap_is_not_sustained_pool_use() -> None:
     # "in at least half of the last 5 minutes' samples, which must fill half its steps".
     full = b.series(5.0)
     active = Series(full.timestamps_seconds[:-6] + full.timestamps_seconds[-1:], (*full.values[:-6], 19.0))
-    decision = run(replace(pool_observations(active=5), pool_server_active=active))
+    decision = run(replace(b.pool_observations(active=5), pool_server_active=active))
     assert pool_change(decision) is None, decision.reason
     assert "the samples do not fill the last 300s" in decision.reason
 
@@ -151,7 +139,7 @@ def test_the_pool_emergency_span_is_its_own_threshold_not_the_sustained_span() -
     # Clients waiting in every sample of the last 2 minutes: an emergency under a 120s emergency span, even
     # though the 300s sustained span holds samples without waiting.
     thresholds = replace(DEFAULT_THRESHOLDS, emergency_pool_waiting_span_seconds=120.0)
-    observations = pool_observations(active=20, waiting=[*QUIET, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0])
+    observations = b.pool_observations(active=20, waiting=[*QUIET, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0])
     change = pool_change(decide(b.profile(), observations, b.EMPTY_STATE, b.NOW, thresholds=thresholds))
     assert change is not None
     assert change.emergency is True
@@ -169,7 +157,7 @@ def test_a_pool_is_outgrown_only_by_waiting_clients_and_a_per_pooler_demand_abov
 ) -> None:
     active, waiting = [4.0] * b.SAMPLES, [0.0] * b.SAMPLES
     active[10], waiting[10] = burst_active, burst_waiting  # 20 minutes ago: never "sustained" in the last 5
-    decision = run(pool_observations(active=active, waiting=waiting, default=10, reserve=5, replicas=replicas))
+    decision = run(b.pool_observations(active=active, waiting=waiting, default=10, reserve=5, replicas=replicas))
     assert (pool_change(decision) is not None) is grows, decision.reason
 
 
@@ -179,7 +167,7 @@ def test_a_pool_is_outgrown_only_by_waiting_clients_and_a_per_pooler_demand_abov
 @pytest.mark.parametrize(("active", "shrinks"), [(20.0, False), (19.9, True)])
 def test_a_pool_shrinks_only_when_its_use_stayed_under_half_not_at_it(active: float, shrinks: bool) -> None:
     # Peak 40/30: 20 active is 50% (the target level is "< 50%"); 30 would hold the peak at 67% (< 80% warning).
-    decision = run(pool_observations(active=active, default=40, reserve=30))
+    decision = run(b.pool_observations(active=active, default=40, reserve=30))
     change = pool_change(decision)
     assert (change is not None) is shrinks, decision.reason
     if change is not None:
@@ -188,7 +176,7 @@ def test_a_pool_shrinks_only_when_its_use_stayed_under_half_not_at_it(active: fl
 
 def test_a_pool_beyond_peak_shrinks_by_one_step_but_not_below_the_peak_tier() -> None:
     # 60/45 with a 50% step: the step alone would reach 30, the Peak tier's 40 is the floor (docs section 8).
-    change = pool_change(run(pool_observations(active=10, default=60, reserve=45)))
+    change = pool_change(run(b.pool_observations(active=10, default=60, reserve=45)))
     assert change is not None
     assert change.edit.to_value == PoolSize(default_pool_size=40, reserve_pool_size=30)
     assert change.table_row.startswith("beyond Peak")
@@ -196,7 +184,7 @@ def test_a_pool_beyond_peak_shrinks_by_one_step_but_not_below_the_peak_tier() ->
 
 def test_a_pool_at_size_min_keeps_a_hand_set_reserve_rather_than_shrinking_it_alone() -> None:
     # 20/15 with size.min 20: no smaller default is allowed, so nothing is shrunk (the reserve included).
-    decision = run(pool_observations(active=2, default=20, reserve=15), pool={"size": {"min": 20, "max": 100}})
+    decision = run(b.pool_observations(active=2, default=20, reserve=15), pool={"size": {"min": 20, "max": 100}})
     assert pool_change(decision) is None, decision.reason
     assert "pool 20 already at size.min or the step limit" in decision.reason
 
@@ -209,7 +197,7 @@ def test_a_pool_at_size_min_keeps_a_hand_set_reserve_rather_than_shrinking_it_al
 def test_a_pool_shrink_projects_the_larger_peak_per_pooler_onto_the_smaller_pool(
     active: float, peak_demand: float, replicas: int, shrinks: bool
 ) -> None:
-    decision = run(pool_observations(active=active, peak_demand=peak_demand, replicas=replicas))
+    decision = run(b.pool_observations(active=active, peak_demand=peak_demand, replicas=replicas))
     change = pool_change(decision)
     assert (change is not None) is shrinks, decision.reason
     if change is not None:
@@ -238,7 +226,7 @@ def test_latency_feedback_leaves_the_cpu_target_while_the_pool_that_kept_clients
     # p95 over the SLO with CPU under its target, and a client waited a minute ago: the pool is the lever, even
     # when its own rule is skipped (a barred or held move), so the CPU target is not lowered for it.
     waiting = [0.0] * (b.SAMPLES - 2) + [2.0, 0.0]
-    observations = replace(pool_observations(active=5, waiting=waiting), latency_p95_seconds=b.series(0.7),
+    observations = replace(b.pool_observations(active=5, waiting=waiting), latency_p95_seconds=b.series(0.7),
                            cpu_usage_millicores_per_pod=b.series(500))
     outcomes = list(decide_hpa_targets(context(observations)))
     assert cpu_target_changes(outcomes) == []
@@ -365,5 +353,5 @@ def test_a_memory_target_row_beyond_the_profile_bounds_is_clamped_and_says_so() 
 def test_pool_use_without_a_recent_server_active_sample_names_that_signal() -> None:
     # The server-active series stopped 9 minutes ago while the waiting one is whole: the rule is blocked by
     # the signal it lacks, not by the one it has.
-    observations = replace(pool_observations(active=5), pool_server_active=b.series(5, at=b.NOW - b.minutes(9)))
+    observations = replace(b.pool_observations(active=5), pool_server_active=b.series(5, at=b.NOW - b.minutes(9)))
     assert run(observations).blocked_by == ("pool_server_active",)

@@ -22,7 +22,7 @@ from perfpilot.api.status import (
 from perfpilot.tuning.classify import classify_load, compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
 from perfpilot.tuning.engine import check_rollout_at_busy_hour, decide
-from perfpilot.tuning.observations import Observations, PoolLive, Series, Signal, Unknown
+from perfpilot.tuning.observations import Observations, Series, Signal, Unknown
 from perfpilot.tuning.rules import RuleContext
 from perfpilot.tuning.rules.behaviour import is_slo_breached_while_scaling_up
 from perfpilot.tuning.tables import POOL_TIERS, SCALE_DOWN_ROWS, SCALE_UP_ROWS
@@ -518,22 +518,9 @@ def test_max_replicas_is_never_raised_without_a_ceiling() -> None:
 # --- pool tiers -----------------------------------------------------------------------------------------
 
 
-def pool_observations(*, active: float | list[float], waiting: float | list[float] = 0,
-                      default: int = 20, reserve: int = 10, replicas: int = 1,
-                      peak_demand: float | Unknown | None = None) -> Observations:
-    """Pool signals; the peak-window demand defaults to the window's own peak (a quiet day)."""
-    active_series, waiting_series = b.series(active), b.series(waiting)
-    if peak_demand is None:
-        peak_demand = active_series.maximum + waiting_series.maximum
-    return replace(b.observations(
-        pool_server_active=active_series, pool_client_waiting=waiting_series,
-        live=b.live(pool=PoolLive(default_pool_size=default, reserve_pool_size=reserve, pooler_replicas=replicas)),
-    ), peak_pool_demand_connections=peak_demand)
-
-
 def test_an_slo_emergency_with_clients_waiting_for_the_pool_grows_the_pool_not_the_cpu_target() -> None:
     # Waiting only in the last 2 minutes: not yet the pool's own emergency (every sample of 5 minutes).
-    observations = replace(pool_observations(active=20, waiting=[0.0] * (b.SAMPLES - 2) + [5.0, 5.0]),
+    observations = replace(b.pool_observations(active=20, waiting=[0.0] * (b.SAMPLES - 2) + [5.0, 5.0]),
                            latency_p95_seconds=b.series(1.2), cpu_usage_millicores_per_pod=b.series(500))
     change = change_of(run(observations))
     assert change.edit.setting is Setting.POOL_SIZE and change.emergency, change.reason
@@ -544,7 +531,7 @@ def test_an_slo_emergency_with_clients_waiting_for_the_pool_grows_the_pool_not_t
 def test_a_breach_with_clients_waiting_for_the_pool_grows_the_pool_before_the_cpu_target() -> None:
     # One sample of waiting, demand 7 under the pool of 20: neither sustained nor outgrown, but p95 is over the
     # SLO while clients waited, so the pool grows and latency feedback leaves the CPU target.
-    observations = replace(pool_observations(active=5, waiting=[0.0] * (b.SAMPLES - 1) + [2.0]),
+    observations = replace(b.pool_observations(active=5, waiting=[0.0] * (b.SAMPLES - 1) + [2.0]),
                            latency_p95_seconds=b.series(0.7), cpu_usage_millicores_per_pod=b.series(500))
     change = change_of(run(observations))
     assert change.edit.setting is Setting.POOL_SIZE and not change.emergency, change.reason
@@ -558,7 +545,7 @@ def test_a_breach_with_clients_waiting_for_the_pool_grows_the_pool_before_the_cp
 def test_a_pool_that_cannot_grow_leaves_the_cpu_target_as_the_lever(
     pool_spec: dict[str, Any], p95_seconds: float
 ) -> None:
-    observations = replace(pool_observations(active=20, waiting=[0.0] * (b.SAMPLES - 2) + [5.0, 5.0]),
+    observations = replace(b.pool_observations(active=20, waiting=[0.0] * (b.SAMPLES - 2) + [5.0, 5.0]),
                            latency_p95_seconds=b.series(p95_seconds), cpu_usage_millicores_per_pod=b.series(500))
     pool = {"pgbouncer": {"configMapRef": {"name": "pgbouncer"}}, **pool_spec}
     change = change_of(run(observations, pool=pool))
@@ -566,7 +553,7 @@ def test_a_pool_that_cannot_grow_leaves_the_cpu_target_as_the_lever(
 
 
 def test_an_slo_emergency_does_not_grow_the_pool_on_an_unknown_server_active() -> None:
-    observations = replace(pool_observations(active=20, waiting=[0.0] * (b.SAMPLES - 2) + [5.0, 5.0]),
+    observations = replace(b.pool_observations(active=20, waiting=[0.0] * (b.SAMPLES - 2) + [5.0, 5.0]),
                            pool_server_active=b.unknown(), latency_p95_seconds=b.series(1.2),
                            cpu_usage_millicores_per_pod=b.series(500))
     decision = run(observations)
@@ -578,7 +565,7 @@ def test_an_slo_emergency_does_not_grow_the_pool_on_an_unknown_server_active() -
 def test_sustained_waiting_grows_the_pool_one_tier(live_default: int, expected: tuple[int, int]) -> None:
     waiting = [0.0] * 25 + [3.0] * 6  # waiting in most of the last 5 minutes, not all of them
     waiting[-1] = 0.0
-    change = change_of(run(pool_observations(active=live_default, waiting=waiting, default=live_default,
+    change = change_of(run(b.pool_observations(active=live_default, waiting=waiting, default=live_default,
                                              reserve=live_default // 2), guardrails={"maxStepPercent": 100}))
     assert change.edit.setting is Setting.POOL_SIZE
     assert change.edit.to_value == PoolSize(default_pool_size=expected[0], reserve_pool_size=expected[1])
@@ -587,7 +574,7 @@ def test_sustained_waiting_grows_the_pool_one_tier(live_default: int, expected: 
 
 
 def test_pool_growth_is_limited_by_max_step_percent_between_tiers() -> None:
-    change = change_of(run(pool_observations(active=10, waiting=[0.0] * 25 + [3.0] * 5 + [0.0], default=10,
+    change = change_of(run(b.pool_observations(active=10, waiting=[0.0] * 25 + [3.0] * 5 + [0.0], default=10,
                                              reserve=5)))
     assert change.edit.to_value == PoolSize(default_pool_size=15, reserve_pool_size=8)  # 10 -> 20 is +100%
     assert "step limit" in change.reason
@@ -595,7 +582,7 @@ def test_pool_growth_is_limited_by_max_step_percent_between_tiers() -> None:
 
 def test_a_pool_below_size_min_grows_toward_it_by_at_most_one_step_and_says_why() -> None:
     # live 5/2, size.min 50: the bound raises the goal, the step limit (+50%) still wins: 5 -> 7, not 50.
-    change = change_of(run(pool_observations(active=5, waiting=3, default=5, reserve=2),
+    change = change_of(run(b.pool_observations(active=5, waiting=3, default=5, reserve=2),
                            pool={"size": {"min": 50, "max": 100}}))
     assert change.edit.to_value == PoolSize(default_pool_size=7, reserve_pool_size=4)
     assert change.table_row.startswith("size.min 50")
@@ -604,37 +591,37 @@ def test_a_pool_below_size_min_grows_toward_it_by_at_most_one_step_and_says_why(
 
 def test_a_small_pool_grows_by_at_least_one_connection_when_its_step_rounds_down_to_none() -> None:
     # live 3/1, maxStepPercent 20: 20% of 3 rounds down to 0, which would leave clients waiting for good.
-    change = change_of(run(pool_observations(active=3, waiting=4, default=3, reserve=1),
+    change = change_of(run(b.pool_observations(active=3, waiting=4, default=3, reserve=1),
                            pool={"size": {"min": 5, "max": 100}}, guardrails={"maxStepPercent": 20}))
     assert isinstance(change.edit.to_value, PoolSize) and change.edit.to_value.default_pool_size == 4
 
 
 def test_a_pool_growth_never_lowers_a_reserve_set_above_the_tiers() -> None:
     # 20 + 40 by hand: the next tier's 30 + 15 would be fewer server connections in all while clients wait.
-    change = change_of(run(pool_observations(active=20, waiting=5, default=20, reserve=40)))
+    change = change_of(run(b.pool_observations(active=20, waiting=5, default=20, reserve=40)))
     assert change.edit.to_value == PoolSize(default_pool_size=30, reserve_pool_size=40)
 
 
 def test_pool_above_ninety_percent_grows_a_tier() -> None:
-    change = change_of(run(pool_observations(active=19)))
+    change = change_of(run(b.pool_observations(active=19)))
     assert change.edit.to_value == PoolSize(default_pool_size=30, reserve_pool_size=20)
 
 
 @pytest.mark.parametrize(("active", "grows"), [(18, False), (18.2, True)])
 def test_pool_grow_threshold_is_ninety_percent(active: float, grows: bool) -> None:
-    decision = run(pool_observations(active=active))
+    decision = run(b.pool_observations(active=active))
     assert (decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE) is grows
 
 
 def test_beyond_peak_the_pool_grows_by_max_step_percent_up_to_size_max() -> None:
-    change = change_of(run(pool_observations(active=40, waiting=2, default=40, reserve=30),
+    change = change_of(run(b.pool_observations(active=40, waiting=2, default=40, reserve=30),
                            pool={"size": {"min": 5, "max": 55}}))
     assert change.edit.to_value == PoolSize(default_pool_size=55, reserve_pool_size=41)
     assert "size.max" in change.reason
 
 
 def test_pool_growth_respects_max_server_connections_with_the_reserve_counted() -> None:
-    change = change_of(run(pool_observations(active=20, waiting=2, replicas=2), pool={"maxServerConnections": 90}))
+    change = change_of(run(b.pool_observations(active=20, waiting=2, replicas=2), pool={"maxServerConnections": 90}))
     size = change.edit.to_value
     assert isinstance(size, PoolSize)
     assert (size.default_pool_size + size.reserve_pool_size) * 2 <= 90
@@ -642,7 +629,7 @@ def test_pool_growth_respects_max_server_connections_with_the_reserve_counted() 
 
 
 def test_pool_that_cannot_grow_within_the_budget_is_not_changed() -> None:
-    decision = run(pool_observations(active=20, waiting=2, replicas=2), pool={"maxServerConnections": 60})
+    decision = run(b.pool_observations(active=20, waiting=2, replicas=2), pool={"maxServerConnections": 60})
     assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE
     assert "maxServerConnections" in decision.reason
 
@@ -652,7 +639,7 @@ def test_one_waiting_sample_after_a_scrape_gap_is_not_sustained_waiting() -> Non
     # samples of the last 5 minutes, but not "sustained" over them.
     full = b.series(0.0)
     waiting = Series(full.timestamps_seconds[:-6] + full.timestamps_seconds[-1:], (*full.values[:-6], 3.0))
-    decision = run(replace(pool_observations(active=5), pool_client_waiting=waiting))
+    decision = run(replace(b.pool_observations(active=5), pool_client_waiting=waiting))
     assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE, decision.reason
     assert "the samples do not fill the last 300s" in decision.reason
 
@@ -664,14 +651,14 @@ def test_two_samples_at_the_ends_of_a_gap_are_not_sustained_waiting() -> None:
     stamps = full.timestamps_seconds
     waiting = Series(stamps[:-5] + stamps[-1:], (*full.values[:-5], 3.0))
     assert waiting.timestamps_seconds[-2] == stamps[-1] - 300
-    decision = run(replace(pool_observations(active=5), pool_client_waiting=waiting))
+    decision = run(replace(b.pool_observations(active=5), pool_client_waiting=waiting))
     assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE, decision.reason
 
 
 def test_sustained_waiting_grows_the_pool_whatever_gap_the_server_active_series_has() -> None:
     # Waiting in 4 of the last 6 samples, all there; the server-active series (pool use) misses its first four:
     # the waiting alone is the evidence, and use is judged on its own samples.
-    observations = pool_observations(active=5, waiting=[0.0] * (b.SAMPLES - 6) + [0.0, 3.0, 3.0, 0.0, 3.0, 3.0])
+    observations = b.pool_observations(active=5, waiting=[0.0] * (b.SAMPLES - 6) + [0.0, 3.0, 3.0, 0.0, 3.0, 3.0])
     active = observations.pool_server_active
     assert isinstance(active, Series)
     gappy = Series(active.timestamps_seconds[:-6] + active.timestamps_seconds[-2:],
@@ -681,7 +668,7 @@ def test_sustained_waiting_grows_the_pool_whatever_gap_the_server_active_series_
 
 
 def test_waiting_in_every_sample_of_the_last_five_minutes_is_a_pool_emergency() -> None:
-    change = change_of(run(pool_observations(active=20, waiting=[0.0] * 25 + [2.0] * 6)))
+    change = change_of(run(b.pool_observations(active=20, waiting=[0.0] * 25 + [2.0] * 6)))
     assert change.emergency is True
 
 
@@ -689,39 +676,39 @@ def test_waiting_in_every_sample_of_the_last_five_minutes_is_a_pool_emergency() 
 def test_pool_under_half_all_window_shrinks_one_tier(live_default: int, active: float, expected: int) -> None:
     tier = next(t for t in POOL_TIERS if t.default_pool_size == expected)
     live_reserve = next(t for t in POOL_TIERS if t.default_pool_size == live_default).reserve_pool_size
-    change = change_of(run(pool_observations(active=active, default=live_default, reserve=live_reserve)))
+    change = change_of(run(b.pool_observations(active=active, default=live_default, reserve=live_reserve)))
     assert change.edit.to_value == PoolSize(default_pool_size=expected, reserve_pool_size=tier.reserve_pool_size)
 
 
 def test_a_pool_under_half_is_not_shrunk_when_a_client_waited_in_the_window() -> None:
     # Used 5 of 20 at its peak (6 with the waiting client: 60% of the smaller pool), but one sample had a client
     # waiting: the pool was too small at that moment.
-    decision = run(pool_observations(active=5, waiting=[0.0] * (b.SAMPLES - 10) + [1.0] + [0.0] * 9))
+    decision = run(b.pool_observations(active=5, waiting=[0.0] * (b.SAMPLES - 10) + [1.0] + [0.0] * 9))
     assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE, decision.reason
 
 
 def test_a_pool_under_half_is_not_shrunk_before_the_window_is_covered() -> None:
     # Ten minutes of samples in a 30-minute window: "under 50% for the whole window" is not yet known.
-    observations = pool_observations(active=[7.0] * 10)
+    observations = b.pool_observations(active=[7.0] * 10)
     decision = run(observations)
     assert decision.change is None or decision.change.edit.setting is not Setting.POOL_SIZE, decision.reason
     assert "pool shrinking: pool under 50%, but the window is not yet covered" in decision.reason
 
 
 def test_a_pool_shrink_never_raises_the_reserve() -> None:
-    change = change_of(run(pool_observations(active=10, default=40, reserve=5)))
+    change = change_of(run(b.pool_observations(active=10, default=40, reserve=5)))
     assert change.edit.to_value == PoolSize(default_pool_size=30, reserve_pool_size=5)
 
 
 @pytest.mark.parametrize(("active", "shrinks"), [(9.9, False), (7.9, True)])
 def test_pool_shrinks_only_when_the_smaller_pool_stays_under_the_warning_level(active: float, shrinks: bool) -> None:
     # 20 -> 10: a peak of 9.9 would be 99% of 10 (>= 80% warning), 7.9 would be 79%.
-    decision = run(pool_observations(active=active))
+    decision = run(b.pool_observations(active=active))
     assert (decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE) is shrinks
 
 
 def test_pool_is_not_shrunk_below_size_min() -> None:
-    decision = run(pool_observations(active=2, default=10, reserve=5), pool={"size": {"min": 10, "max": 100}})
+    decision = run(b.pool_observations(active=2, default=10, reserve=5), pool={"size": {"min": 10, "max": 100}})
     assert decision.change is None
 
 
@@ -789,7 +776,7 @@ def test_an_unknown_cpu_history_blocks_every_cut() -> None:
 @pytest.mark.parametrize(("history_hours", "shrinks"), [(24.0, True), (23.9, False)])
 def test_a_pool_shrink_waits_for_a_day_of_the_pools_own_history(history_hours: float, shrinks: bool) -> None:
     # The workload was watched all week, its pooler's exporter only since history_hours ago.
-    observations = replace(pool_observations(active=5, peak_demand=7.0), pool_history_seconds=history_hours * 3600)
+    observations = replace(b.pool_observations(active=5, peak_demand=7.0), pool_history_seconds=history_hours * 3600)
     decision = run(observations)
     assert (decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE) is shrinks
     if not shrinks:
@@ -797,7 +784,7 @@ def test_a_pool_shrink_waits_for_a_day_of_the_pools_own_history(history_hours: f
 
 
 def test_an_unknown_pool_history_blocks_the_shrink() -> None:
-    decision = run(replace(pool_observations(active=5, peak_demand=7.0), pool_history_seconds=Unknown("no series")))
+    decision = run(replace(b.pool_observations(active=5, peak_demand=7.0), pool_history_seconds=Unknown("no series")))
     assert decision.change is None
     assert "pool_history_seconds" in decision.blocked_by
 
@@ -807,12 +794,12 @@ def test_a_pool_shrink_needs_the_peak_window_demand_under_the_warning_level_of_t
     peak_demand: float, shrinks: bool
 ) -> None:
     # 20 -> 10 with a quiet window (5 active): the day's peak of 8.0 would be 80% of 10, 7.9 is 79%.
-    decision = run(pool_observations(active=5, peak_demand=peak_demand))
+    decision = run(b.pool_observations(active=5, peak_demand=peak_demand))
     assert (decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE) is shrinks
 
 
 def test_the_pool_is_not_shrunk_while_its_peak_window_demand_is_unknown() -> None:
-    decision = run(pool_observations(active=5, peak_demand=Unknown("not read")))
+    decision = run(b.pool_observations(active=5, peak_demand=Unknown("not read")))
     assert decision.change is None
     assert "peak_pool_demand_connections" in decision.blocked_by
 
@@ -922,7 +909,7 @@ def test_a_pool_grown_after_yesterdays_shrink_may_grow_again_within_the_hold() -
     state = TuningState(last_change=_kept(_pool_edit((20, 10), (30, 20)), minutes_ago=5 * 60, target=POOL_TARGET),
                         history=[_kept(_pool_edit((30, 20), (20, 10)), minutes_ago=20 * 60, target=POOL_TARGET)])
     waiting = [0.0] * (b.SAMPLES - 10) + [4.0] + [0.0] * 9  # a burst 10 minutes ago: the pool was outgrown
-    observations = pool_observations(active=28, waiting=waiting, default=30, reserve=20)
+    observations = b.pool_observations(active=28, waiting=waiting, default=30, reserve=20)
     change = change_of(decide(b.profile(guardrails={"maxStepPercent": 100}), observations, state, b.NOW))
     assert change.edit.setting is Setting.POOL_SIZE
     assert change.edit.to_value == PoolSize(default_pool_size=40, reserve_pool_size=30)
@@ -1292,7 +1279,7 @@ def test_a_pool_outgrown_by_short_bursts_grows_a_tier(burst_active: float, burst
     active = [4.0] * b.SAMPLES
     waiting = [0.0] * b.SAMPLES
     active[10], waiting[10] = burst_active, burst_waiting  # 20 minutes ago: never "sustained" in the last 5
-    decision = run(pool_observations(active=active, waiting=waiting, default=10, reserve=5))
+    decision = run(b.pool_observations(active=active, waiting=waiting, default=10, reserve=5))
     pool_changes = decision.change is not None and decision.change.edit.setting is Setting.POOL_SIZE
     assert pool_changes is grows, decision.reason
     if grows:

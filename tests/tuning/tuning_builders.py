@@ -120,3 +120,16 @@ def minutes(count: float) -> timedelta:
 
 
 EMPTY_STATE = TuningState()
+
+
+def pool_observations(*, active: float | list[float], waiting: float | list[float] = 0,
+                      default: int = 20, reserve: int = 10, replicas: int = 1,
+                      peak_demand: float | Unknown | None = None) -> Observations:
+    """Pool signals; the peak-window demand defaults to the window's own peak (a quiet day)."""
+    active_series, waiting_series = series(active), series(waiting)
+    if peak_demand is None:
+        peak_demand = active_series.maximum + waiting_series.maximum
+    return replace(observations(
+        pool_server_active=active_series, pool_client_waiting=waiting_series,
+        live=live(pool=PoolLive(default_pool_size=default, reserve_pool_size=reserve, pooler_replicas=replicas)),
+    ), peak_pool_demand_connections=peak_demand)
