@@ -163,19 +163,33 @@ def test_an_on_delete_statefulset_is_never_rolling_out_by_itself(strategy: str, 
     assert rollout_in_progress(manifest) is rolling
 
 
+ON_DELETE = "the StatefulSet's updateStrategy is OnDelete: its pods take a new template only once deleted"
+PAUSED = ("the Deployment is paused (spec.paused): its pods take a new template only once the rollout is resumed "
+          "(kubectl rollout resume)")
+
+
+def _partitioned(partition: int, replicas: int) -> str:
+    return (f"the StatefulSet's rollingUpdate.partition {partition} is at or above its replicas {replicas}: no pod "
+            f"takes a new template until the partition is lowered")
+
+
 @pytest.mark.parametrize(("kind", "spec", "held_by"), [
-    ("StatefulSet", {"replicas": 3, "updateStrategy": {"type": "OnDelete"}},
-     "the StatefulSet's updateStrategy is OnDelete"),
-    ("StatefulSet", {"replicas": 3, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 3}}},
-     "the StatefulSet's rollingUpdate.partition 3 is at or above its replicas 3 (no pod takes the new template)"),
-    ("StatefulSet", {"replicas": 3, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}},
-     ""),
+    ("StatefulSet", {"replicas": 3, "updateStrategy": {"type": "OnDelete"}}, ON_DELETE),
+    ("StatefulSet", {"replicas": 3, "updateStrategy": {"rollingUpdate": {"partition": 3}}}, _partitioned(3, 3)),
+    ("StatefulSet", {"replicas": 3, "updateStrategy": {"rollingUpdate": {"partition": 2}}}, ""),
+    ("StatefulSet", {"updateStrategy": {"rollingUpdate": {"partition": 1}}}, _partitioned(1, 1)),  # replicas 1
+    ("StatefulSet", {"replicas": 0, "updateStrategy": {"rollingUpdate": {"partition": 1}}}, ""),  # no pod to hold
     ("StatefulSet", {"replicas": 3}, ""),
-    ("Deployment", {"replicas": 3, "paused": True}, "the Deployment is paused (spec.paused)"),
+    ("Deployment", {"replicas": 3, "paused": True}, PAUSED),
     ("Deployment", {"replicas": 3, "paused": False, "strategy": {"type": "Recreate"}}, ""),
 ])
-def test_a_template_that_reaches_no_pod_by_itself_says_why(kind: str, spec: dict[str, Any], held_by: str) -> None:
-    assert describe_template_held({"kind": kind, "metadata": {"name": "api"}, "spec": spec}) == held_by
+def test_a_template_that_reaches_no_pod_by_itself_says_why_and_what_would_let_it(
+    kind: str, spec: dict[str, Any], held_by: str
+) -> None:
+    workload = {"kind": kind, "metadata": {"name": "api"},
+                "spec": {**spec, "template": {"spec": {"containers": [{"name": "app"}]}}}}
+    live = live_config_from_manifests([workload], profile(targetRef={"kind": kind, "name": "api"}), now=NOW)
+    assert live.template_held_by == held_by
 
 
 def test_a_deployments_paused_that_is_not_a_boolean_is_an_error_naming_it() -> None:

@@ -1021,14 +1021,16 @@ def test_the_baseline_of_a_change_leaves_out_samples_whose_rate_window_reaches_b
     assert decision.baseline.p95_latency_seconds == pytest.approx(0.35)
 
 
-def test_a_baseline_with_too_few_samples_a_rate_window_after_the_write_reads_them_from_the_write_on() -> None:
-    # An emergency a minute after a write: no sample lies a rate window after it yet. A "before" that partly
-    # averages the last configuration beats none, which would leave the emergency's change unjudgeable.
+def test_a_baseline_with_no_sample_a_rate_window_after_the_last_write_is_unknown_not_the_last_configuration() -> None:
+    # A minute after a write (a rollback, say, under which p95 was 0.9 s): every sample since still averages
+    # the configuration before it, which would make a worse "before" that hides the next change's regression.
     p95 = [0.35] * (b.SAMPLES - 2) + [0.9, 0.8]
     observations = b.observations(latency_p95_seconds=b.series(p95))
     baseline = compute_baseline(observations, span_seconds=900, not_before=b.NOW - b.minutes(1))
-    assert baseline.p95_latency_seconds == pytest.approx(0.85)
-    assert baseline.request_rate_per_second == pytest.approx(100)
+    assert (baseline.p95_latency_seconds, baseline.error_ratio, baseline.request_rate_per_second) == (None, None, None)
+    # Two minutes after it, the sample now has a rate window wholly after the write.
+    later = compute_baseline(observations, span_seconds=900, not_before=b.NOW - b.minutes(2))
+    assert later.p95_latency_seconds == pytest.approx(0.8)
 
 
 def test_a_verify_for_shorter_than_three_rate_windows_is_judged_once_its_samples_lie_after_the_change() -> None:
@@ -1042,6 +1044,16 @@ def test_a_verify_for_shorter_than_three_rate_windows_is_judged_once_its_samples
     judged = decide_with(pending(minutes_ago=3), observations, guardrails={"verifyFor": "1m"})
     assert judged.verdict is Verdict.ROLLED_BACK, judged.verdict_reason
     assert "error ratio 0.10% -> 10.00%" in judged.verdict_reason
+
+
+
+def test_a_verdict_moved_later_by_the_rate_window_counts_its_lateness_from_when_it_fell_due() -> None:
+    # verifyFor 1m falls due at 2m40s; a verdict is late only window + interval (31 minutes) after that. Judged
+    # 33m10s after the change it is 30m30s past due, not late: rolled back, not kept as stale.
+    errors = b.series([0.001] * (b.SAMPLES - 2) + [0.1, 0.1])
+    observations = b.observations(error_ratio=errors, live=b.live(hpa=b.hpa(cpu_target_percent=70)))
+    judged = decide_with(pending(minutes_ago=33 + 10 / 60), observations, guardrails={"verifyFor": "1m"})
+    assert judged.verdict is Verdict.ROLLED_BACK, judged.verdict_reason
 
 
 def _pool_shrink_pending(*, minutes_ago: float) -> tuple[PerformanceProfileSpec, TuningState]:
@@ -1189,7 +1201,7 @@ def test_a_rollback_cut_short_during_verify_for_is_finished_at_once() -> None:
     assert decision.change is not None and decision.change.rollback and decision.change.edit.to_value == BIG_PODS
 
 
-ON_DELETE = "the StatefulSet's updateStrategy is OnDelete"
+ON_DELETE = "the StatefulSet's updateStrategy is OnDelete: its pods take a new template only once deleted"
 
 
 def test_an_on_delete_statefulset_gets_no_resources_change_and_the_next_rule_goes() -> None:
@@ -1198,7 +1210,8 @@ def test_an_on_delete_statefulset_gets_no_resources_change_and_the_next_rule_goe
     oom = {"memory_working_set_bytes_per_pod": b.series(950 * b.MI)}
     on_delete = b.observations(**oom, live=b.live(template_held_by=ON_DELETE, oom_kills_in_window=3))
     decision = decide(b.profile(), on_delete, b.EMPTY_STATE, b.NOW)
-    assert decision.change is None and "updateStrategy is OnDelete" in decision.reason, decision.reason
+    assert decision.change is None, decision.reason
+    assert f"resources change not made: {ON_DELETE} (perfpilot neither deletes pods" in decision.reason
     # Nor is it held (it would wait for good): the next rule's move goes, objective Cost's slower scale-up row.
     cost = decide(b.profile(objective="Cost"), on_delete, b.EMPTY_STATE, b.NOW)
     assert cost.change is not None and cost.change.edit.setting is Setting.HPA_SCALE_UP, cost.reason
@@ -1214,7 +1227,7 @@ def test_recommend_mode_shows_the_resources_change_an_on_delete_statefulset_need
     decision = decide(b.profile(mode="Recommend"), on_delete, b.EMPTY_STATE, b.NOW)
     assert decision.change is not None and decision.change.edit.setting is Setting.RESOURCES, decision.reason
     assert not decision.apply
-    assert f"the pods take it only once deleted: {ON_DELETE}; in Auto this change would not be made" in decision.reason
+    assert f"[{ON_DELETE}; in Auto this change would not be made]" in decision.reason
 
 
 def test_an_emergency_on_an_on_delete_statefulset_moves_the_hpa_not_the_template() -> None:

@@ -438,14 +438,17 @@ class PeakSubquery:
         one step. They meet at an instant halfway between two steps, near the middle of the span: no step lies
         on the boundary, so each step is read by one part alone whether the server closes a subquery's range
         at its start (Prometheus 2.x) or leaves it open (3.x), and the span's own ends stay the whole's."""
-        step = self.step_seconds * 1000
-        end = at_milliseconds - self.offset_milliseconds
-        start = end - self.range_milliseconds
-        boundary = (start + self.range_milliseconds // 2) // step * step + step // 2
-        if min(boundary - start, end - boundary) < step:
+        step_milliseconds = self.step_seconds * 1000
+        end_milliseconds = at_milliseconds - self.offset_milliseconds
+        start_milliseconds = end_milliseconds - self.range_milliseconds
+        middle_milliseconds = start_milliseconds + self.range_milliseconds // 2
+        boundary_milliseconds = middle_milliseconds // step_milliseconds * step_milliseconds + step_milliseconds // 2
+        shorter_milliseconds = min(boundary_milliseconds - start_milliseconds, end_milliseconds - boundary_milliseconds)
+        if shorter_milliseconds < step_milliseconds:
             return None
-        older = replace(self, range_milliseconds=boundary - start, offset_milliseconds=at_milliseconds - boundary)
-        return older, replace(self, range_milliseconds=end - boundary)
+        older = replace(self, range_milliseconds=boundary_milliseconds - start_milliseconds,
+                        offset_milliseconds=at_milliseconds - boundary_milliseconds)
+        return older, replace(self, range_milliseconds=end_milliseconds - boundary_milliseconds)
 
 
 def _check_peak_window(peak_window_seconds: int) -> None:

@@ -650,28 +650,30 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
 
 
 def describe_template_held(workload: Mapping[str, Any]) -> str:
-    """Why a new pod template would reach no pod by itself, or "": a StatefulSet with ``updateStrategy:
-    OnDelete`` (its controller makes a pod anew from the new template only once someone deletes it) or with a
-    ``partition`` at or above its replicas (no ordinal takes the new template), or a paused Deployment."""
+    """Why a new pod template would reach no pod by itself, and what would let it, or "": a StatefulSet with
+    ``updateStrategy: OnDelete`` (its controller makes a pod anew from the new template only once someone
+    deletes it), one whose ``partition`` is at or above its replicas (a deleted pod comes back on the old
+    revision), or a paused Deployment (its old ReplicaSet replaces a deleted pod, on the old template)."""
     where = _where(workload)
     spec = _spec(workload)
     if workload.get("kind") == "Deployment":
         paused = spec.get("paused")
         if paused is not None and not isinstance(paused, bool):
             raise _fail(where, "spec.paused", f"expected a boolean {_got(paused)}")
-        return "the Deployment is paused (spec.paused)" if paused else ""
+        return ("the Deployment is paused (spec.paused): its pods take a new template only once the rollout is "
+                "resumed (kubectl rollout resume)") if paused else ""
     if workload.get("kind") != "StatefulSet":
         return ""
     strategy = _mapping(where, "spec.updateStrategy", spec.get("updateStrategy"))
     if _str(where, "spec.updateStrategy.type", strategy.get("type")) == "OnDelete":
-        return "the StatefulSet's updateStrategy is OnDelete"
+        return "the StatefulSet's updateStrategy is OnDelete: its pods take a new template only once deleted"
     rolling = _mapping(where, "spec.updateStrategy.rollingUpdate", strategy.get("rollingUpdate"))
     partition = _int(where, "spec.updateStrategy.rollingUpdate.partition", rolling.get("partition")) or 0
     replicas = _int(where, "spec.replicas", spec.get("replicas"))
-    wanted = 1 if replicas is None else replicas
-    if partition > 0 and partition >= wanted:
-        return (f"the StatefulSet's rollingUpdate.partition {partition} is at or above its replicas {wanted} "
-                f"(no pod takes the new template)")
+    wanted = 1 if replicas is None else replicas  # the API server's default
+    if 0 < wanted <= partition:
+        return (f"the StatefulSet's rollingUpdate.partition {partition} is at or above its replicas {wanted}: no "
+                f"pod takes a new template until the partition is lowered")
     return ""
 
 

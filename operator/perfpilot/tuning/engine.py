@@ -239,7 +239,8 @@ def _judge_pending_change(
     if last is None or last.verdict is not Verdict.PENDING:
         return _Pending(state)
     guard = profile.guardrails
-    _, verify_end = compute_verdict_span(last, profile=profile, observations=observations, thresholds=thresholds)
+    _, verify_end = compute_verdict_span(last, profile=profile, rate_window_seconds=observations.rate_window_seconds,
+                                         thresholds=thresholds)
     # A write that did not finish is seen at once, not after verifyFor: a change recorded before its write whose
     # values never arrived, or arrived half (its coupled edit alone).
     unfinished = decide_unfinished_write(profile, observations, last, now=now, thresholds=thresholds)
@@ -310,8 +311,8 @@ def _gate_change(change: ProposedChange, *, rule: str, gate: _Gate, held: Propos
         # The template would change and no pod with it: the verdict would judge pods that never got the values,
         # and a raise that did nothing would be raised again. (Recommend shows it: whoever rolls the pods by
         # hand is the one to act on it.)
-        return _Gated(note=f"{rule}: resources change not made: {held_by}, so no pod takes a new template until "
-                           f"someone deletes it (perfpilot deletes no pods)")
+        return _Gated(note=f"{rule}: resources change not made: {held_by} (perfpilot neither deletes pods nor "
+                           f"changes how a workload rolls out)")
     may_wait = resources_change_may_wait(change, observations, thresholds=thresholds)
     busy = check_rollout_at_busy_hour(context) if may_wait else None
     # The state keeps when the wait began for as long as the busy hour lasts, also when the change is held for
@@ -434,8 +435,7 @@ def decide(
             if holds:
                 reason = f"{reason} [emergency toward capacity during {'; '.join(holds)}]"
             if change.edit.setting is Setting.RESOURCES and observations.live.template_held_by:
-                reason = (f"{reason} [the pods take it only once deleted: {observations.live.template_held_by}; "
-                          f"in Auto this change would not be made]")
+                reason = f"{reason} [{observations.live.template_held_by}; in Auto this change would not be made]"
             return Decision(
                 change=change,
                 reason=reason,

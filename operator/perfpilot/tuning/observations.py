@@ -132,9 +132,9 @@ class LiveConfig:
     # The workload's rollout has not finished (observedGeneration < generation, or updated/available
     # replicas below the desired count): a change of resources now would stack a second rollout on it.
     rollout_in_progress: bool = False
-    # Why a new pod template would reach no pod by itself ("" when it rolls out): a StatefulSet with
-    # updateStrategy OnDelete or a partition at or above its replicas, a paused Deployment. Its pods keep their
-    # resources until someone deletes them (or resumes the rollout); perfpilot deletes no pods.
+    # Why a new pod template would reach no pod by itself, and what would let it ("" when it rolls out): a
+    # StatefulSet with updateStrategy OnDelete (its pods take it once deleted) or a partition at or above its
+    # replicas (once the partition is lowered), a paused Deployment (once resumed). perfpilot does neither.
     template_held_by: str = ""
 
     def __post_init__(self) -> None:

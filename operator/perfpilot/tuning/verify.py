@@ -53,7 +53,7 @@ def _exceeds(value: float, limit: float) -> bool:
     return value > limit and not math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def _baseline_since(start: float, *, observations: Observations, thresholds: Thresholds) -> Baseline:
+def _compute_baseline_since(start: float, *, observations: Observations, thresholds: Thresholds) -> Baseline:
     return Baseline(
         p95_latency_seconds=_mean_since(observations.latency_p95_seconds, start, observations=observations,
                                         thresholds=thresholds),
@@ -71,31 +71,16 @@ def compute_baseline(
     earlier than one rate window after ``not_before`` (the last write: what came before it is another
     configuration's, such as the one a rollback just undid, and would make a worse "before" that hides this
     change's regression; a sample whose rate window reaches back past the write still averages it). A mean
-    of too few samples is None (unknown), as after the change — except where too few lie a rate window after
-    the write and enough from the write on (an emergency may act two intervals after a write): a "before"
-    that partly averages the last configuration beats none, which would leave the change unjudgeable."""
+    of too few samples is None (unknown), as after the change: an emergency less than a rate window after a
+    write (two intervals of under a minute each) has no "before", and its verdict is Inconclusive (kept)."""
     start = observations.at.timestamp() - span_seconds
-    if not_before is None:
-        return _baseline_since(start, observations=observations, thresholds=thresholds)
-    settled = _baseline_since(max(start, not_before.timestamp() + observations.rate_window_seconds),
-                              observations=observations, thresholds=thresholds)
-    if None not in (settled.p95_latency_seconds, settled.error_ratio, settled.request_rate_per_second):
-        return settled
-    since_write = _baseline_since(max(start, not_before.timestamp()), observations=observations,
-                                  thresholds=thresholds)
-    return Baseline(
-        p95_latency_seconds=_first_known(settled.p95_latency_seconds, since_write.p95_latency_seconds),
-        error_ratio=_first_known(settled.error_ratio, since_write.error_ratio),
-        request_rate_per_second=_first_known(settled.request_rate_per_second, since_write.request_rate_per_second),
-    )
-
-
-def _first_known(*means: float | None) -> float | None:
-    return next((mean for mean in means if mean is not None), None)
+    if not_before is not None:
+        start = max(start, not_before.timestamp() + observations.rate_window_seconds)
+    return _compute_baseline_since(start, observations=observations, thresholds=thresholds)
 
 
 def compute_verdict_span(
-    change: ChangeRecord, *, profile: PerformanceProfileSpec, observations: Observations, thresholds: Thresholds
+    change: ChangeRecord, *, profile: PerformanceProfileSpec, rate_window_seconds: float, thresholds: Thresholds
 ) -> tuple[datetime, datetime]:
     """When a change's "after" starts and when its verdict is due.
 
@@ -106,7 +91,7 @@ def compute_verdict_span(
     """
     verify_seconds = profile.guardrails.verify_for.seconds
     settle_seconds = verify_seconds * thresholds.verify_settle_fraction
-    start_seconds = max(settle_seconds, observations.rate_window_seconds)
+    start_seconds = max(settle_seconds, rate_window_seconds)
     return (change.at + timedelta(seconds=start_seconds),
             change.at + timedelta(seconds=start_seconds + verify_seconds - settle_seconds))
 
@@ -466,8 +451,8 @@ def decide_verdict(
     if unfinished is not None:
         return unfinished
     restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
-    after_start, due = compute_verdict_span(change, profile=profile, observations=observations,
-                                            thresholds=thresholds)
+    after_start, due = compute_verdict_span(change, profile=profile,
+                                            rate_window_seconds=observations.rate_window_seconds, thresholds=thresholds)
     start = max(after_start.timestamp(), now.timestamp() - profile.guardrails.verify_for.seconds)
     p95_after = _mean_since(observations.latency_p95_seconds, start, observations=observations, thresholds=thresholds)
     context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
