@@ -53,16 +53,6 @@ def _exceeds(value: float, limit: float) -> bool:
     return value > limit and not math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def _compute_baseline_since(start: float, *, observations: Observations, thresholds: Thresholds) -> Baseline:
-    return Baseline(
-        p95_latency_seconds=_mean_since(observations.latency_p95_seconds, start, observations=observations,
-                                        thresholds=thresholds),
-        error_ratio=_mean_since(observations.error_ratio, start, observations=observations, thresholds=thresholds),
-        request_rate_per_second=_mean_since(observations.request_rate_per_second, start,
-                                            observations=observations, thresholds=thresholds),
-    )
-
-
 def compute_baseline(
     observations: Observations, *, span_seconds: float, not_before: datetime | None = None,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
@@ -76,7 +66,13 @@ def compute_baseline(
     start = observations.at.timestamp() - span_seconds
     if not_before is not None:
         start = max(start, not_before.timestamp() + observations.rate_window_seconds)
-    return _compute_baseline_since(start, observations=observations, thresholds=thresholds)
+    return Baseline(
+        p95_latency_seconds=_mean_since(observations.latency_p95_seconds, start, observations=observations,
+                                        thresholds=thresholds),
+        error_ratio=_mean_since(observations.error_ratio, start, observations=observations, thresholds=thresholds),
+        request_rate_per_second=_mean_since(observations.request_rate_per_second, start,
+                                            observations=observations, thresholds=thresholds),
+    )
 
 
 def compute_verdict_span(
@@ -317,9 +313,9 @@ def _describe_late_verdict(change: ChangeRecord, *, profile: PerformanceProfileS
     ``compute_verdict_span``). One more than ``window`` + ``interval`` later (the operator was down, or the
     profile Off or paused) would set the latency of now, with whatever else changed meanwhile, against a
     baseline from before the change: a rollback would undo a setting live for hours on evidence that is not
-    its own. A rollback found due and not written (Recommend
-    mode, a failed write, a rollout in progress) is found due again at each evaluation, so its lateness counts
-    from the last time (``rollback_due_at``): a pause after it still makes it late.
+    its own. A rollback found due and not written (Recommend mode, a failed write, a rollout in progress) is
+    found due again at each evaluation, so its lateness counts from the last time (``rollback_due_at``): a
+    pause after it still makes it late.
     """
     guard = profile.guardrails
     due_from = due.timestamp()
