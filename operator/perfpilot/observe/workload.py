@@ -649,6 +649,16 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
 # --- the workload's state ---------------------------------------------------------------------------------
 
 
+def _statefulset_update_strategy(workload: Mapping[str, Any]) -> tuple[bool, int]:
+    """(whether ``updateStrategy`` is OnDelete, its ``rollingUpdate.partition``, 0 when unset) of a StatefulSet."""
+    where = _where(workload)
+    strategy = _mapping(where, "spec.updateStrategy", _spec(workload).get("updateStrategy"))
+    if _str(where, "spec.updateStrategy.type", strategy.get("type")) == "OnDelete":
+        return True, 0
+    rolling = _mapping(where, "spec.updateStrategy.rollingUpdate", strategy.get("rollingUpdate"))
+    return False, _int(where, "spec.updateStrategy.rollingUpdate.partition", rolling.get("partition")) or 0
+
+
 def describe_template_held(workload: Mapping[str, Any]) -> str:
     """Why a new pod template would reach no pod by itself, and what would let it, or "": a StatefulSet with
     ``updateStrategy: OnDelete`` (its controller makes a pod anew from the new template only once someone
@@ -664,11 +674,9 @@ def describe_template_held(workload: Mapping[str, Any]) -> str:
                 "resumed (kubectl rollout resume)") if paused else ""
     if workload.get("kind") != "StatefulSet":
         return ""
-    strategy = _mapping(where, "spec.updateStrategy", spec.get("updateStrategy"))
-    if _str(where, "spec.updateStrategy.type", strategy.get("type")) == "OnDelete":
+    on_delete, partition = _statefulset_update_strategy(workload)
+    if on_delete:
         return "the StatefulSet's updateStrategy is OnDelete: its pods take a new template only once deleted"
-    rolling = _mapping(where, "spec.updateStrategy.rollingUpdate", strategy.get("rollingUpdate"))
-    partition = _int(where, "spec.updateStrategy.rollingUpdate.partition", rolling.get("partition")) or 0
     replicas = _int(where, "spec.replicas", spec.get("replicas"))
     wanted = 1 if replicas is None else replicas  # the API server's default
     if 0 < wanted <= partition:
@@ -703,11 +711,9 @@ def rollout_in_progress(workload: Mapping[str, Any]) -> bool:
     spec_replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
     wanted = next((n for n in (spec_replicas, replicas) if n is not None), 1)
     if workload.get("kind") == "StatefulSet":
-        strategy = _mapping(where, "spec.updateStrategy", _spec(workload).get("updateStrategy"))
-        if _str(where, "spec.updateStrategy.type", strategy.get("type")) == "OnDelete":
+        on_delete, partition = _statefulset_update_strategy(workload)
+        if on_delete:
             return False
-        rolling = _mapping(where, "spec.updateStrategy.rollingUpdate", strategy.get("rollingUpdate"))
-        partition = _int(where, "spec.updateStrategy.rollingUpdate.partition", rolling.get("partition")) or 0
         updated = _int(where, "status.updatedReplicas", status.get("updatedReplicas")) or 0
         if partition > 0:
             # Only the pods with an ordinal at or above the partition take the new template (the current revision
