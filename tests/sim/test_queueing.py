@@ -199,3 +199,29 @@ def test_the_quantile_of_a_mixture_with_no_shift_is_found_from_a_positive_lower_
     # return its upper bound, 120 s); the p95 of Exp(5/s) alone is ln(20) / 5.
     mix = LatencyMix(0.0, (5.0,), (1.0,), 0.0, 1.0)
     assert mixture_quantile([(mix, 1.0)], 0.95) == pytest.approx(math.log(20.0) / 5.0, rel=0.01)
+
+
+@pytest.mark.parametrize("near_seconds", [None, 0.2, 0.6, 0.61, 3.0, 1e-4, 119.0, 0.0, 500.0])
+def test_a_quantile_does_not_depend_on_where_it_is_looked_for_first(near_seconds: float | None) -> None:
+    # The replay passes the last minute's p95 as the place to start; a guess far off, on a bound or outside
+    # them changes the work, never the answer (to the relative tolerance).
+    mixes = [(LatencyMix(0.12, (18.0, 6.0), (0.7, 0.3), 0.25, 3.0, (0.0, 0.05)), 40.0),
+             (LatencyMix(0.12, (15.0,), (1.0,), 0.4, 2.0), 60.0)]
+    found = mixture_quantile(mixes, 0.95, near_seconds=near_seconds)
+    assert mixture_cdf(mixes, found) >= 0.95
+    assert mixture_cdf(mixes, found * (1 - 2e-7)) < 0.95
+    assert found == pytest.approx(mixture_quantile(mixes, 0.95), rel=2e-7)
+
+
+def test_a_quantile_beyond_the_upper_bound_is_the_bound_whatever_the_guess() -> None:
+    stuck = [(LatencyMix(200.0, (5.0,), (1.0,), 0.0, 1.0), 1.0)]
+    assert mixture_quantile(stuck, 0.95) == 120.0
+    assert mixture_quantile(stuck, 0.95, near_seconds=3.0) == 120.0
+
+
+def test_a_point_mass_has_its_latency_as_every_quantile() -> None:
+    at_timeout = [(LatencyMix.point_mass(10.0), 1.0)]
+    for near_seconds in (None, 1.0, 10.0, 50.0):
+        found = mixture_quantile(at_timeout, 0.95, near_seconds=near_seconds)
+        assert found == pytest.approx(10.0, rel=1e-6)
+        assert mixture_cdf(at_timeout, found) >= 0.95

@@ -493,3 +493,25 @@ def test_decide_is_called_every_guardrails_interval_after_the_start(monkeypatch:
     run_autoscaled(name="perfpilot", trace=Trace("flat", "rps", t0, 60.0, (20.0,) * 11), settings=scenario.settings,
                    params=scenario.params, slo_seconds=0.5, profile=PerformanceProfileSpec.model_validate(raw))
     assert calls == [t0 + 300.0, t0 + 600.0]
+
+
+def test_a_baseline_run_without_the_model_prometheus_measures_the_same() -> None:
+    # static and k8s-default run unscraped (nothing reads their observations): the scrapes and steps must
+    # feed no metric, timeline value or random draw of the run, or the baselines would change with them.
+    trace = _window(3)
+    scenario = SCENARIOS["small-pool"]
+    scraped = run_autoscaled(name="static", trace=trace, settings=scenario.settings, params=scenario.params,
+                             slo_seconds=0.5)
+    unscraped = run_autoscaled(name="static", trace=trace, settings=scenario.settings, params=scenario.params,
+                               slo_seconds=0.5, scraped=False)
+    assert scraped.metrics.slo_violation_minutes > 0  # the window shows the small pool's breaches
+    assert unscraped.metrics == scraped.metrics
+    assert unscraped.timeline == scraped.timeline
+    assert scraped.prometheus is not None and unscraped.prometheus is None
+
+
+def test_a_tuned_run_cannot_go_without_the_model_prometheus() -> None:
+    scenario = SCENARIOS["right-sized"]
+    with pytest.raises(ValueError, match="scraped must be True"):
+        run_autoscaled(name="perfpilot", trace=_window(1), settings=scenario.settings, params=scenario.params,
+                       slo_seconds=0.5, profile=default_profile(), scraped=False)

@@ -162,20 +162,75 @@ def mixture_cdf(mixes: Sequence[tuple[LatencyMix, float]], latency_seconds: floa
 
 
 def mixture_quantile(
-    mixes: Sequence[tuple[LatencyMix, float]], q: float, *, upper_seconds: float = 120.0, iterations: int = 24
+    mixes: Sequence[tuple[LatencyMix, float]], q: float, *, upper_seconds: float = 120.0,
+    near_seconds: float | None = None, relative_tolerance: float = 1e-7,
 ) -> float:
-    """The ``q`` quantile of ``mixture_cdf`` by bisection on a log scale (1% resolution is plenty)."""
+    """The ``q`` quantile of ``mixture_cdf``: the latency, to ``relative_tolerance``, whose CDF first reaches
+    ``q`` (never one short of it, so the SLO check and the p95 agree at the quantile); NaN with no weight.
+
+    Found on a log scale by regula falsi with the Illinois fix (the end that stays put twice has its value
+    halved, so both ends close in), from a bracket around ``near_seconds`` when given (the last minute's
+    p95: a replay asks once a minute and the p95 moves little, so the bracket is a few percent wide), else
+    from the fastest shift to ``upper_seconds``. The CDF is smooth wherever its rates are finite, where this
+    takes a handful of evaluations where bisection to the same tolerance took two dozen.
+    """
     if sum(weight for _, weight in mixes) <= 0:
         return math.nan
-    low = min(mix.shift_seconds for mix, _ in mixes)
-    low = max(low, 1e-4)
-    high = upper_seconds
-    if mixture_cdf(mixes, high) < q:
-        return high
-    for _ in range(iterations):
-        middle = math.sqrt(low * high)
-        if mixture_cdf(mixes, middle) >= q:
-            high = middle
+    floor_seconds = max(min(mix.shift_seconds for mix, _ in mixes), 1e-4)
+    if not floor_seconds < upper_seconds:
+        return upper_seconds
+
+    def excess(log_seconds: float) -> float:
+        return mixture_cdf(mixes, math.exp(log_seconds)) - q
+
+    lowest, highest = math.log(floor_seconds), math.log(upper_seconds)
+    if near_seconds is not None and floor_seconds < near_seconds < upper_seconds:
+        # Step out from the guess, each step four times the last, until the quantile is between two points.
+        step = math.log(1.02)
+        middle = math.log(near_seconds)
+        at_middle = excess(middle)
+        if at_middle >= 0:
+            high, at_high = middle, at_middle
+            while True:
+                low = max(high - step, lowest)
+                at_low = excess(low)
+                if at_low < 0:
+                    break
+                if low <= lowest:
+                    return math.exp(low)  # the point the CDF was found to reach q at, never one short
+                high, at_high, step = low, at_low, 4 * step
         else:
-            low = middle
-    return high
+            low, at_low = middle, at_middle
+            while True:
+                high = min(low + step, highest)
+                at_high = excess(high)
+                if at_high >= 0:
+                    break
+                if high >= highest:
+                    return upper_seconds
+                low, at_low, step = high, at_high, 4 * step
+    else:
+        high, at_high = highest, excess(highest)
+        if at_high < 0:
+            return upper_seconds
+        low, at_low = lowest, excess(lowest)
+        if at_low >= 0:
+            return math.exp(low)
+    tolerance = math.log1p(relative_tolerance)
+    last_moved = ""  # the end the last step moved: the other one, left in place twice running, is halved
+    while high - low > tolerance:
+        point = high - at_high * (high - low) / (at_high - at_low) if at_high != at_low else 0.5 * (low + high)
+        if not low < point < high:
+            point = 0.5 * (low + high)
+        at_point = excess(point)
+        if at_point >= 0:
+            high, at_high = point, at_point
+            if last_moved == "high":
+                at_low *= 0.5
+            last_moved = "high"
+        else:
+            low, at_low = point, at_point
+            if last_moved == "low":
+                at_high *= 0.5
+            last_moved = "low"
+    return math.exp(high)

@@ -306,14 +306,21 @@ def run_autoscaled(
     profile: PerformanceProfileSpec | None = None,
     history: Prometheus | None = None,
     kept_window_seconds: float = 0.0,
+    scraped: bool = True,
 ) -> RunResult:
     """One HPA-driven run; with a ``profile``, perfpilot's engine tunes ``settings`` as it goes.
+
+    ``scraped=False`` runs without the model Prometheus (a baseline nobody reads observations of: its
+    scrapes and steps are most of a tick's work, and no metric of the run comes from them); perfpilot's run,
+    and a warm-up that hands its Prometheus on, need it.
 
     ``history`` is the Prometheus of a warm-up replay just before the trace: its peaks and last evaluated
     steps are what a Prometheus that was already running holds when perfpilot is installed.
     ``kept_window_seconds``: the longest window the run's evaluated signals must cover at its end besides the
     profile's own (a warm-up keeps the window of the run it hands over to).
     """
+    if profile is not None and not scraped:
+        raise ValueError("a tuned run reads its observations from the model Prometheus: scraped must be True")
     t0 = trace.start_seconds
     rates = trace.rates_per_second
     cluster = Cluster.started(
@@ -322,8 +329,9 @@ def run_autoscaled(
     )
     window_seconds = profile.guardrails.window.seconds if profile is not None else 0
     prometheus = Prometheus(pool_enabled=True,
-                            history_points=history_points_for(max(window_seconds, kept_window_seconds)))
-    if history is not None:
+                            history_points=history_points_for(max(window_seconds, kept_window_seconds))
+                            ) if scraped else None
+    if prometheus is not None and history is not None:
         prometheus.continue_from(history)
     hpa = _HpaDriver()
     spec = build_hpa_spec(settings.hpa)
@@ -347,6 +355,7 @@ def run_autoscaled(
     changes = 0
     rollbacks = 0
     p95_max = 0.0
+    last_p95: float | None = None  # where the next minute's p95 is looked for first
     step = trace.step_seconds
     ticks = max(1, round(step / TICK_SECONDS))
     for index, rate in enumerate(rates):
@@ -355,7 +364,8 @@ def run_autoscaled(
         for _ in range(ticks):
             tick = cluster.advance(rate_per_second=rate, dt_seconds=step / ticks)
             now = cluster.now_seconds
-            prometheus.scrape(cluster=cluster, tick=tick, now=now)
+            if prometheus is not None:
+                prometheus.scrape(cluster=cluster, tick=tick, now=now)
             # A tick can fail more than arrived (requests backed up from earlier ticks time out): no
             # negative weight for the ones served.
             mixes.append((tick.latency, max(0.0, tick.requests - tick.failed)))
@@ -369,7 +379,8 @@ def run_autoscaled(
             if hpa.sync(cluster=cluster, spec=spec, now=now):
                 scale_events += 1
         now = cluster.now_seconds
-        prometheus.evaluate(now)
+        if prometheus is not None:
+            prometheus.evaluate(now)
 
         served = sum(weight for _, weight in mixes)
         p95 = math.nan
@@ -380,7 +391,8 @@ def run_autoscaled(
             timeout = params.request_timeout_seconds
             if mixture_cdf(mixes, min(slo_seconds, timeout)) < SLO_QUANTILE:
                 violations += 1
-            p95 = min(timeout, mixture_quantile(mixes, SLO_QUANTILE))
+            p95 = min(timeout, mixture_quantile(mixes, SLO_QUANTILE, near_seconds=last_p95))
+            last_p95 = p95
             p95_max = max(p95_max, p95)
         timeline.at_seconds.append(now)
         timeline.load_per_second.append(rate)
@@ -391,7 +403,7 @@ def run_autoscaled(
         timeline.pool_in_use.append(pool_in_use)
         timeline.record_tuned(_tuned_values(settings))
 
-        if profile is None or (index + 1) % interval_minutes:
+        if profile is None or prometheus is None or (index + 1) % interval_minutes:
             continue
         at = datetime.fromtimestamp(now, tz=UTC)
         live = read_live_config(settings=settings, cluster=cluster, hpa=hpa, window_seconds=window_seconds)
@@ -506,10 +518,11 @@ def simulate(
             results[name] = run_autoscaled(name=name, trace=trace, settings=settings, params=params,
                                            slo_seconds=slo, profile=profile, history=history)
         elif name == "static":
-            results[name] = run_autoscaled(name=name, trace=trace, settings=settings, params=params, slo_seconds=slo)
+            results[name] = run_autoscaled(name=name, trace=trace, settings=settings, params=params, slo_seconds=slo,
+                                           scraped=False)
         elif name == "k8s-default":
             results[name] = run_autoscaled(name=name, trace=trace, settings=k8s_default_settings(settings),
-                                           params=params, slo_seconds=slo)
+                                           params=params, slo_seconds=slo, scraped=False)
         elif name == "oracle":
             results[name] = run_oracle(trace=trace, settings=settings, params=params, slo_seconds=slo)
         else:
