@@ -154,3 +154,39 @@ def test_after_a_warm_up_the_first_decision_sees_a_covered_window(monkeypatch: p
              before=_trace(0, rates[:240]), runs=("perfpilot",))
     first_long = seen[long_start].latency_p95_seconds
     assert isinstance(first_long, Series) and len(first_long.values) >= 180
+
+
+def test_a_warm_up_that_evaluates_only_peaks_early_hands_over_what_a_full_evaluation_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A warm-up evaluates latency and throttling only at the steps it hands over; everything the next run
+    # reads (every signal's kept steps, the peaks, the histories) must be what evaluating every step gives.
+    trace = load_trace(bundled_trace_path()).window(start_seconds=14 * 3600, hours=4)
+    trace = trace.scaled(80.0 / trace.peak_per_second)
+    scenario = SCENARIOS["memory-growth"]  # limits set: the throttling query runs
+    evaluate = Prometheus.evaluate
+    peaks_only_steps = 0
+
+    def counting(self: Prometheus, now: float, *, peaks_only: bool = False) -> None:
+        nonlocal peaks_only_steps
+        peaks_only_steps += peaks_only
+        evaluate(self, now, peaks_only=peaks_only)
+
+    def every_step(self: Prometheus, now: float, *, peaks_only: bool = False) -> None:
+        evaluate(self, now)  # the whole evaluation, whatever the replay asks
+
+    def warmed() -> Prometheus:
+        return replay.warm_up(trace=trace, settings=scenario.settings, params=scenario.params, slo_seconds=0.5,
+                              window_seconds=1800.0)
+
+    monkeypatch.setattr(Prometheus, "evaluate", counting)
+    fast = warmed()
+    monkeypatch.setattr(Prometheus, "evaluate", every_step)
+    full = warmed()
+    assert peaks_only_steps == len(trace.rates_per_second) - fast.history_points > 0
+    assert {name: list(kept) for name, kept in fast.signals.items()} == {
+        name: list(kept) for name, kept in full.signals.items()}
+    assert len(fast.signals["latency_p95_seconds"]) == fast.history_points
+    assert len(fast.signals["cpu_throttled_ratio"]) == fast.history_points
+    assert fast.peak_history == full.peak_history
+    assert fast.history_steps == full.history_steps

@@ -244,8 +244,8 @@ class Prometheus:
         kept.append((stamp, value))
 
     def scrape(self, *, cluster: Cluster, tick: TickOutcome, now: float) -> None:
-        """Record the samples at ``now``, the end of ``tick``."""
-        oldest = now - RATE_WINDOW_SECONDS  # what no later rate window can select
+        """Record the samples at ``now``, the end of ``tick``. Samples no rate window can select any more go
+        at the next step (``evaluate``), not at every scrape: ranges select by time, so only memory waits."""
         live = set()
         for pod in cluster.pods:
             live.add(pod.name)
@@ -256,15 +256,10 @@ class Prometheus:
             series.throttled.append((now, pod.throttled_periods_total))
             series.periods.append((now, pod.periods_total))
             series.working_set = pod.working_set_bytes
-            series.trim(oldest_seconds=oldest)
         for gone in [name for name in self._pods if name not in live]:
             # A deleted pod's series go stale at once (staleness markers), but the samples before the
             # marker stay in range vectors: rate() keeps seeing the pod for up to a rate window.
             self._deleted_pods[gone] = self._pods.pop(gone)
-        for name, series in list(self._deleted_pods.items()):
-            series.trim(oldest_seconds=oldest)
-            if series.is_empty():
-                del self._deleted_pods[name]
         self._has_limit = all(p.resources.cpu_limit_millicores for p in cluster.pods)
         self._count_requests(cluster=cluster, tick=tick, now=now)
         self._pool = (tick.pool_server_active, tick.pool_client_waiting, tick.pool_max_wait_seconds)
@@ -278,6 +273,16 @@ class Prometheus:
             held_pool = self._step_largest_pool
             self._step_largest_pool = (active, waiting) if held_pool is None else (
                 max(held_pool[0], active), max(held_pool[1], waiting))
+
+    def _drop_unselectable(self, *, oldest_seconds: float) -> None:
+        """Let go of the samples before ``oldest_seconds`` (no later rate window selects them), and of a
+        deleted pod once it has none left."""
+        for series in self._pods.values():
+            series.trim(oldest_seconds=oldest_seconds)
+        for name, series in list(self._deleted_pods.items()):
+            series.trim(oldest_seconds=oldest_seconds)
+            if series.is_empty():
+                del self._deleted_pods[name]
 
     def _count_requests(self, *, cluster: Cluster, tick: TickOutcome, now: float) -> None:
         """The tick's requests into the counters of the pods that served them: an equal share for each pod
@@ -339,9 +344,14 @@ class Prometheus:
             yield ScrapedSample(POOL_NAMES.client_waiting, {}, at, client_waiting)
             yield ScrapedSample(POOL_NAMES.max_wait_seconds, {}, at, max_wait_seconds)
 
-    def evaluate(self, now: float) -> None:
-        """Evaluate every query at ``now`` (a step of the range query) and keep the values."""
+    def evaluate(self, now: float, *, peaks_only: bool = False) -> None:
+        """Evaluate every query at ``now`` (a step of the range query) and keep the values.
+
+        ``peaks_only`` leaves out the latency and throttling queries, which no peak or history reads: for a
+        step whose values will have left the kept signals before anyone reads them (a warm-up's steps before
+        the ones it hands over). Their histograms' rates are most of a step's work."""
         window = RATE_WINDOW_SECONDS
+        self._drop_unselectable(oldest_seconds=now - window)
         values: dict[str, float | None] = dict.fromkeys(SIGNALS)
 
         def rate(samples: Sequence[tuple[float, float]]) -> float | None:
@@ -355,7 +365,8 @@ class Prometheus:
         by_code: list[float] = []  # sum(rate(http_requests_total)) over the pods, per code series
         failed = 0.0
         for series in rated_pods:
-            bucket_rates = extrapolated_rates(series.buckets, at_seconds=now, range_seconds=window)
+            bucket_rates = None if peaks_only else extrapolated_rates(series.buckets, at_seconds=now,
+                                                                      range_seconds=window)
             if bucket_rates is not None:
                 rated_buckets = True
                 for index, bucket_rate in enumerate(bucket_rates):
@@ -375,7 +386,7 @@ class Prometheus:
             values["cpu_usage_millicores_per_pod"] = 1000.0 * math.fsum(cpu) / len(cpu)
             self._record_peak("peak_cpu_usage_millicores_total", now, 1000.0 * math.fsum(cpu))
             self.history_steps["cpu_history_seconds"].append(now)
-        if self._has_limit:
+        if self._has_limit and not peaks_only:
             shares = []
             for s in rated_pods:
                 periods = rate(s.periods)

@@ -346,6 +346,9 @@ def run_autoscaled(
         window_seconds = float(profile.guardrails.window.seconds)
         peak_window_seconds = float(profile.guardrails.peak_window.seconds)
     timeout_mix = timed_out_latency(params)
+    # A run nobody decides on is read only at its end (a warm-up hands its Prometheus on): the steps before
+    # its last history_points leave the kept signals unread, so only their peaks are evaluated.
+    peaks_only_before = len(rates) - prometheus.history_points if prometheus is not None and profile is None else 0
 
     violations = 0
     pod_seconds = 0.0
@@ -380,7 +383,7 @@ def run_autoscaled(
                 scale_events += 1
         now = cluster.now_seconds
         if prometheus is not None:
-            prometheus.evaluate(now)
+            prometheus.evaluate(now, peaks_only=index < peaks_only_before)
 
         served = sum(weight for _, weight in mixes)
         p95 = math.nan
