@@ -201,7 +201,8 @@ def test_the_quantile_of_a_mixture_with_no_shift_is_found_from_a_positive_lower_
     assert mixture_quantile([(mix, 1.0)], 0.95) == pytest.approx(math.log(20.0) / 5.0, rel=0.01)
 
 
-@pytest.mark.parametrize("near_seconds", [None, 0.2, 0.6, 0.61, 3.0, 1e-4, 119.0, 0.0, 500.0])
+@pytest.mark.parametrize("near_seconds",
+                         [None, 1.07, 1.08, 1.0752, 0.2, 0.6, 3.0, 1e-4, 0.12, 119.0, 120.0, 0.0, 500.0])
 def test_a_quantile_does_not_depend_on_where_it_is_looked_for_first(near_seconds: float | None) -> None:
     # The replay passes the last minute's p95 as the place to start; a guess far off, on a bound or outside
     # them changes the work, never the answer (to the relative tolerance).
@@ -217,6 +218,16 @@ def test_a_quantile_beyond_the_upper_bound_is_the_bound_whatever_the_guess() -> 
     stuck = [(LatencyMix(200.0, (5.0,), (1.0,), 0.0, 1.0), 1.0)]
     assert mixture_quantile(stuck, 0.95) == 120.0
     assert mixture_quantile(stuck, 0.95, near_seconds=3.0) == 120.0
+    # Reachable from the guess only by stepping up to the bound: the p95 is 100 + ln(20) / 0.05 = 160 s.
+    slow = [(LatencyMix(100.0, (0.05,), (1.0,), 0.0, 1.0), 1.0)]
+    assert mixture_quantile(slow, 0.95, near_seconds=110.0) == 120.0
+    assert mixture_quantile(slow, 0.5, near_seconds=110.0) == pytest.approx(100.0 + math.log(2.0) / 0.05, rel=1e-6)
+
+
+def test_a_quantile_asked_finer_than_floats_go_still_ends() -> None:
+    mixes = [(LatencyMix(0.05, (5.0,), (1.0,), 0.3, 2.0), 1.0)]
+    found = mixture_quantile(mixes, 0.95, relative_tolerance=0.0)
+    assert found == pytest.approx(mixture_quantile(mixes, 0.95), rel=1e-7)
 
 
 def test_a_point_mass_has_its_latency_as_every_quantile() -> None:

@@ -515,3 +515,30 @@ def test_a_tuned_run_cannot_go_without_the_model_prometheus() -> None:
     with pytest.raises(ValueError, match="scraped must be True"):
         run_autoscaled(name="perfpilot", trace=_window(1), settings=scenario.settings, params=scenario.params,
                        slo_seconds=0.5, profile=default_profile(), scraped=False)
+
+
+def test_only_a_run_read_at_its_end_skips_the_latency_of_early_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A scraped run that is not a warm-up (a test reading a static run's Prometheus) evaluates every step
+    # whole; a warm-up's early steps skip latency and throttling, and the two flags that cannot go together
+    # are refused.
+    peaks_only_steps: list[bool] = []
+    evaluate = Prometheus.evaluate
+
+    def recording(self: Prometheus, now: float, *, peaks_only: bool = False) -> None:
+        peaks_only_steps.append(peaks_only)
+        evaluate(self, now, peaks_only=peaks_only)
+
+    monkeypatch.setattr(Prometheus, "evaluate", recording)
+    scenario = SCENARIOS["right-sized"]
+    trace = _window(3)
+    run_autoscaled(name="static", trace=trace, settings=scenario.settings, params=scenario.params, slo_seconds=0.5)
+    assert len(peaks_only_steps) == 180 and not any(peaks_only_steps)
+    peaks_only_steps.clear()
+    warm_up(trace=trace, settings=scenario.settings, params=scenario.params, slo_seconds=0.5, window_seconds=1800.0)
+    assert 0 < sum(peaks_only_steps) < 180 and not any(peaks_only_steps[sum(peaks_only_steps):])
+    with pytest.raises(ValueError, match="read_only_at_end must be False"):
+        run_autoscaled(name="perfpilot", trace=trace, settings=scenario.settings, params=scenario.params,
+                       slo_seconds=0.5, profile=default_profile(), read_only_at_end=True)
+    with pytest.raises(ValueError, match="an unscraped run has no Prometheus"):
+        run_autoscaled(name="static", trace=trace, settings=scenario.settings, params=scenario.params,
+                       slo_seconds=0.5, scraped=False, read_only_at_end=True)

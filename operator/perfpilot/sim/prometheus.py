@@ -159,7 +159,8 @@ def _trim(samples: deque[tuple[float, float]] | deque[tuple[float, tuple[float, 
 
 @dataclass
 class _PodSeries:
-    # The counters' samples that a rate window ending at the latest scrape or later can still select.
+    # The counters' samples that a rate window ending at the last step or later can still select, and those
+    # scraped since (old ones go at each step, in ``evaluate``).
     cpu: deque[tuple[float, float]] = field(default_factory=deque)
     throttled: deque[tuple[float, float]] = field(default_factory=deque)
     periods: deque[tuple[float, float]] = field(default_factory=deque)
@@ -197,7 +198,8 @@ class Prometheus:
     pool_enabled: bool = True
     history_points: int = 64  # enough for a 60 m window at a 60 s step (history_points_for)
     _pods: dict[str, _PodSeries] = field(default_factory=dict)  # live pods, by the model's pod name
-    # Deleted pods whose last samples a rate window can still select: stale for instant selectors only.
+    # Deleted pods whose last samples a rate window can still select (checked at each step): stale for
+    # instant selectors only.
     _deleted_pods: dict[str, _PodSeries] = field(default_factory=dict)
     _pool: tuple[float, float, float] = (0.0, 0.0, 0.0)
     _has_limit: bool = True
@@ -349,7 +351,7 @@ class Prometheus:
 
         ``peaks_only`` leaves out the latency and throttling queries, which no peak or history reads: for a
         step whose values will have left the kept signals before anyone reads them (a warm-up's steps before
-        the ones it hands over). Their histograms' rates are most of a step's work."""
+        the ones it hands over). The rates of every pod's latency buckets are most of a step's work."""
         window = RATE_WINDOW_SECONDS
         self._drop_unselectable(oldest_seconds=now - window)
         values: dict[str, float | None] = dict.fromkeys(SIGNALS)

@@ -165,8 +165,9 @@ def mixture_quantile(
     mixes: Sequence[tuple[LatencyMix, float]], q: float, *, upper_seconds: float = 120.0,
     near_seconds: float | None = None, relative_tolerance: float = 1e-7,
 ) -> float:
-    """The ``q`` quantile of ``mixture_cdf``: the latency, to ``relative_tolerance``, whose CDF first reaches
-    ``q`` (never one short of it, so the SLO check and the p95 agree at the quantile); NaN with no weight.
+    """The ``q`` quantile of ``mixture_cdf``: the latency, to ``relative_tolerance`` (1e-12 at the finest),
+    whose CDF first reaches ``q`` (never one short of it, so the SLO check and the p95 agree at the
+    quantile); NaN with no weight.
 
     Found on a log scale by regula falsi with the Illinois fix (the end that stays put twice has its value
     halved, so both ends close in), from a bracket around ``near_seconds`` when given (the last minute's
@@ -216,7 +217,9 @@ def mixture_quantile(
         low, at_low = lowest, excess(lowest)
         if at_low >= 0:
             return math.exp(low)
-    tolerance = math.log1p(relative_tolerance)
+    # Below about 1e-15 two neighbouring floats would be further apart than the tolerance and the loop
+    # would never end.
+    tolerance = math.log1p(max(relative_tolerance, 1e-12))
     last_moved = ""  # the end the last step moved: the other one, left in place twice running, is halved
     while high - low > tolerance:
         point = high - at_high * (high - low) / (at_high - at_low) if at_high != at_low else 0.5 * (low + high)

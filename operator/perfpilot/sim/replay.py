@@ -307,12 +307,18 @@ def run_autoscaled(
     history: Prometheus | None = None,
     kept_window_seconds: float = 0.0,
     scraped: bool = True,
+    read_only_at_end: bool = False,
 ) -> RunResult:
     """One HPA-driven run; with a ``profile``, perfpilot's engine tunes ``settings`` as it goes.
 
     ``scraped=False`` runs without the model Prometheus (a baseline nobody reads observations of: its
     scrapes and steps are most of a tick's work, and no metric of the run comes from them); perfpilot's run,
     and a warm-up that hands its Prometheus on, need it.
+    ``read_only_at_end``: the run's Prometheus is read only once the run is over (a warm-up's, handed on), so
+    at the steps before its last ``history_points``, whose values leave the kept signals unread, the latency
+    and throttling queries are skipped (``Prometheus.evaluate(peaks_only=True)``). Signals, peaks and
+    histories at the end are the same as evaluating every step, provided each kept step has its values
+    (it does in a replay: a pod's CFS periods and, once it served, its buckets grow at every scrape).
 
     ``history`` is the Prometheus of a warm-up replay just before the trace: its peaks and last evaluated
     steps are what a Prometheus that was already running holds when perfpilot is installed.
@@ -321,6 +327,10 @@ def run_autoscaled(
     """
     if profile is not None and not scraped:
         raise ValueError("a tuned run reads its observations from the model Prometheus: scraped must be True")
+    if profile is not None and read_only_at_end:
+        raise ValueError("a tuned run reads its Prometheus at every interval: read_only_at_end must be False")
+    if not scraped and (history is not None or read_only_at_end):
+        raise ValueError("an unscraped run has no Prometheus to continue a history in or to be read at its end")
     t0 = trace.start_seconds
     rates = trace.rates_per_second
     cluster = Cluster.started(
@@ -346,9 +356,7 @@ def run_autoscaled(
         window_seconds = float(profile.guardrails.window.seconds)
         peak_window_seconds = float(profile.guardrails.peak_window.seconds)
     timeout_mix = timed_out_latency(params)
-    # A run nobody decides on is read only at its end (a warm-up hands its Prometheus on): the steps before
-    # its last history_points leave the kept signals unread, so only their peaks are evaluated.
-    peaks_only_before = len(rates) - prometheus.history_points if prometheus is not None and profile is None else 0
+    peaks_only_before = len(rates) - prometheus.history_points if prometheus is not None and read_only_at_end else 0
 
     violations = 0
     pod_seconds = 0.0
@@ -455,7 +463,7 @@ def warm_up(
     return what Prometheus holds at its end — the history a team's Prometheus has when perfpilot arrives,
     with at least ``window_seconds`` of evaluated signals (the profile's ``guardrails.window``)."""
     run = run_autoscaled(name="warm-up", trace=trace, settings=settings, params=params, slo_seconds=slo_seconds,
-                         kept_window_seconds=window_seconds)
+                         kept_window_seconds=window_seconds, read_only_at_end=True)
     assert run.prometheus is not None
     return run.prometheus
 
