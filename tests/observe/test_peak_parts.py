@@ -144,3 +144,42 @@ def test_a_refusal_wrapped_in_a_long_message_of_another_store_is_still_read_in_p
     assert parts.peak_cpu_usage_millicores_total == pytest.approx(whole.peak_cpu_usage_millicores_total, rel=1e-12)
     assert parts.cpu_history_seconds == whole.cpu_history_seconds
     assert any(PART_OFFSET.search(query) for query in _queries(proxy))
+
+
+def test_victoriametrics_refusing_a_peak_over_its_samples_limit_gets_it_read_in_parts(
+    prometheus: PrometheusServer,
+) -> None:
+    # The shape of VictoriaMetrics' 422 answer: the Prometheus error envelope around its own text.
+    whole = _observe(prometheus.url)
+    refusal = json.dumps({"status": "error", "errorType": "422", "error": (
+        "error when executing query on the time range: cannot fetch query results from vmstorage nodes: "
+        "cannot process MetricBlock #1: cannot select more than -search.maxSamplesPerQuery=200 samples; "
+        "possible solutions: increase the limit; reduce time range for the query")}).encode()
+    proxy = RecordingProxy(prometheus.url)
+    proxy.answer_for = lambda query: (422, refusal) if query.endswith("[3600s:60s])") else None
+    try:
+        parts = _observe(proxy.url)
+    finally:
+        proxy.close()
+    assert parts.peak_cpu_usage_millicores_total == pytest.approx(whole.peak_cpu_usage_millicores_total, rel=1e-12)
+    assert parts.peak_request_rate_per_second == pytest.approx(whole.peak_request_rate_per_second, rel=1e-12)
+    assert parts.cpu_history_seconds == whole.cpu_history_seconds
+    assert any(PART_OFFSET.search(query) for query in _queries(proxy))
+
+
+def test_a_refusal_for_another_limit_is_not_read_in_parts(prometheus: PrometheusServer) -> None:
+    # Only a samples limit is met by a shorter span: VictoriaMetrics' limit on the series a query matches is
+    # as far off for a part as for the whole, so its refusal is a failed query, asked once.
+    refusal = json.dumps({"status": "error", "errorType": "422", "error": (
+        "error when executing query: cannot find metric names: the number of matching timeseries exceeds "
+        "300000; either narrow down the search or increase -search.maxUniqueTimeseries command-line flag "
+        "value")}).encode()
+    proxy = RecordingProxy(prometheus.url)
+    proxy.answer_for = lambda query: (422, refusal) if query.endswith("[3600s:60s])") else None
+    try:
+        observed = _observe(proxy.url)
+    finally:
+        proxy.close()
+    peak = observed.peak_cpu_usage_millicores_total
+    assert isinstance(peak, Unknown) and "HTTP 422" in peak.reason, peak
+    assert not any(PART_OFFSET.search(query) for query in _queries(proxy))

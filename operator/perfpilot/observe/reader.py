@@ -173,12 +173,16 @@ class PrometheusQueryError(PrometheusError):
 
 
 class PrometheusQueryTooHeavy(PrometheusQueryError):
-    """The server refused the query as one that would hold more points than its ``--query.max-samples``: the
-    same question over a shorter span may be answered."""
+    """The server refused the query as one that would hold more samples than it allows (Prometheus'
+    ``--query.max-samples``, VictoriaMetrics' ``-search.maxSamplesPerQuery``): the same question over a
+    shorter span may be answered."""
 
 
-# Prometheus' refusal of a query over --query.max-samples (promql.ErrTooManySamples), since 2.x.
-_TOO_MANY_SAMPLES = "would load too many samples into memory"
+# How a store says a query would hold more samples than it allows: Prometheus over --query.max-samples
+# (promql.ErrTooManySamples, since 2.x; Thanos and Mimir pass it on), VictoriaMetrics over
+# -search.maxSamplesPerQuery (since v1.64, "cannot select more than -search.maxSamplesPerQuery=N samples",
+# whose own advice is a shorter time range).
+_TOO_MANY_SAMPLES = ("would load too many samples into memory", "-search.maxSamplesPerQuery=")
 
 
 @dataclass(frozen=True)
@@ -246,7 +250,8 @@ class _QueryRefused(Exception):
 
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"HTTP {status}: {body[:300]}")
-        self.too_many_samples = _TOO_MANY_SAMPLES in _error_text(body)
+        error = _error_text(body)
+        self.too_many_samples = any(marker in error for marker in _TOO_MANY_SAMPLES)
 
 
 def _error_text(body: str) -> str:

@@ -528,8 +528,9 @@ class _QueryReads:
         if parts is None:
             raise PrometheusQueryTooHeavy(url=self.reader.url, cause=(
                 f"too many samples even for {_span(subquery.range_milliseconds)} of the peak window, after "
-                f"{MAX_PEAK_HALVINGS - halvings_left} halvings: raise the server's --query.max-samples, or "
-                f"shorten guardrails.peakWindow"))
+                f"{MAX_PEAK_HALVINGS - halvings_left} halvings: raise the server's samples limit (Prometheus' "
+                f"--query.max-samples, VictoriaMetrics' -search.maxSamplesPerQuery), or shorten "
+                f"guardrails.peakWindow"))
         combined: dict[tuple[tuple[str, str], ...], list[float]] = defaultdict(list)
         for part in parts:
             try:
