@@ -126,6 +126,17 @@ def test_a_peak_too_heavy_even_in_its_smallest_parts_is_unknown_and_says_what_to
     assert len(cpu_peaks) == 1 + MAX_PEAK_HALVINGS
 
 
+def _observe_refused(url: str, *, refusal: bytes) -> tuple[Observations, list[str]]:
+    """Observations through a proxy that answers every whole one-hour peak and history with ``refusal``
+    (HTTP 422) and passes the rest, their parts among them, to the server; and the queries it saw."""
+    proxy = RecordingProxy(url)
+    proxy.answer_for = lambda query: (422, refusal) if query.endswith("[3600s:60s])") else None
+    try:
+        return _observe(proxy.url), _queries(proxy)
+    finally:
+        proxy.close()
+
+
 def test_a_refusal_wrapped_in_a_long_message_of_another_store_is_still_read_in_parts(
     prometheus: PrometheusServer,
 ) -> None:
@@ -135,15 +146,10 @@ def test_a_refusal_wrapped_in_a_long_message_of_another_store_is_still_read_in_p
     wrapped = json.dumps({"status": "error", "errorType": "execution", "error": (
         "rpc error: code = Aborted desc = receive series from store " + "x" * 400
         + ": query processing would load too many samples into memory in query execution")}).encode()
-    proxy = RecordingProxy(prometheus.url)
-    proxy.answer_for = lambda query: (422, wrapped) if query.endswith("[3600s:60s])") else None
-    try:
-        parts = _observe(proxy.url)
-    finally:
-        proxy.close()
+    parts, sent = _observe_refused(prometheus.url, refusal=wrapped)
     assert parts.peak_cpu_usage_millicores_total == pytest.approx(whole.peak_cpu_usage_millicores_total, rel=1e-12)
     assert parts.cpu_history_seconds == whole.cpu_history_seconds
-    assert any(PART_OFFSET.search(query) for query in _queries(proxy))
+    assert any(PART_OFFSET.search(query) for query in sent)
 
 
 def test_victoriametrics_refusing_a_peak_over_its_samples_limit_gets_it_read_in_parts(
@@ -155,16 +161,11 @@ def test_victoriametrics_refusing_a_peak_over_its_samples_limit_gets_it_read_in_
         "error when executing query on the time range: cannot fetch query results from vmstorage nodes: "
         "cannot process MetricBlock #1: cannot select more than -search.maxSamplesPerQuery=200 samples; "
         "possible solutions: increase the limit; reduce time range for the query")}).encode()
-    proxy = RecordingProxy(prometheus.url)
-    proxy.answer_for = lambda query: (422, refusal) if query.endswith("[3600s:60s])") else None
-    try:
-        parts = _observe(proxy.url)
-    finally:
-        proxy.close()
+    parts, sent = _observe_refused(prometheus.url, refusal=refusal)
     assert parts.peak_cpu_usage_millicores_total == pytest.approx(whole.peak_cpu_usage_millicores_total, rel=1e-12)
     assert parts.peak_request_rate_per_second == pytest.approx(whole.peak_request_rate_per_second, rel=1e-12)
     assert parts.cpu_history_seconds == whole.cpu_history_seconds
-    assert any(PART_OFFSET.search(query) for query in _queries(proxy))
+    assert any(PART_OFFSET.search(query) for query in sent)
 
 
 def test_a_refusal_for_another_limit_is_not_read_in_parts(prometheus: PrometheusServer) -> None:
@@ -174,12 +175,7 @@ def test_a_refusal_for_another_limit_is_not_read_in_parts(prometheus: Prometheus
         "error when executing query: cannot find metric names: the number of matching timeseries exceeds "
         "300000; either narrow down the search or increase -search.maxUniqueTimeseries command-line flag "
         "value")}).encode()
-    proxy = RecordingProxy(prometheus.url)
-    proxy.answer_for = lambda query: (422, refusal) if query.endswith("[3600s:60s])") else None
-    try:
-        observed = _observe(proxy.url)
-    finally:
-        proxy.close()
+    observed, sent = _observe_refused(prometheus.url, refusal=refusal)
     peak = observed.peak_cpu_usage_millicores_total
     assert isinstance(peak, Unknown) and "HTTP 422" in peak.reason, peak
-    assert not any(PART_OFFSET.search(query) for query in _queries(proxy))
+    assert not any(PART_OFFSET.search(query) for query in sent)
