@@ -207,9 +207,10 @@ def test_a_pool_shrink_projects_the_larger_peak_per_pooler_onto_the_smaller_pool
 # --- the HPA CPU target ------------------------------------------------------------------------------------------
 
 
-def cpu_target_changes(outcomes: list[RuleOutcome]) -> list[tuple[object, object]]:
+def target_changes(outcomes: list[RuleOutcome], setting: Setting = Setting.HPA_CPU_TARGET
+                   ) -> list[tuple[object, object]]:
     return [(outcome.change.edit.from_value, outcome.change.edit.to_value) for outcome in outcomes
-            if outcome.change is not None and outcome.change.edit.setting is Setting.HPA_CPU_TARGET]
+            if outcome.change is not None and outcome.change.edit.setting is setting]
 
 
 @pytest.mark.parametrize(("p95_seconds", "expected"), [(0.5, []), (0.51, [(70, 60)])])
@@ -219,7 +220,7 @@ def test_latency_feedback_needs_p95_above_the_slo_not_at_it(
     observations = b.observations(latency_p95_seconds=b.series(p95_seconds),
                                   cpu_usage_millicores_per_pod=b.series(500))
     outcomes = list(decide_hpa_targets(context(observations)))
-    assert cpu_target_changes(outcomes) == expected, notes_of(outcomes)
+    assert target_changes(outcomes) == expected, notes_of(outcomes)
 
 
 def test_latency_feedback_leaves_the_cpu_target_while_the_pool_that_kept_clients_waiting_can_grow() -> None:
@@ -229,7 +230,7 @@ def test_latency_feedback_leaves_the_cpu_target_while_the_pool_that_kept_clients
     observations = replace(b.pool_observations(active=5, waiting=waiting), latency_p95_seconds=b.series(0.7),
                            cpu_usage_millicores_per_pod=b.series(500))
     outcomes = list(decide_hpa_targets(context(observations)))
-    assert cpu_target_changes(outcomes) == []
+    assert target_changes(outcomes) == []
     assert "the pool grows first, not the CPU target" in notes_of(outcomes)
 
 
@@ -258,13 +259,13 @@ def test_a_coupled_cpu_target_returns_with_a_p95_peak_at_the_slo_which_meets_it(
 ) -> None:
     latency = b.series([0.35] * (b.SAMPLES - 1) + [peak_seconds])
     outcomes = coupled_target_outcomes(TuningState(last_change=request_raise()), latency=latency)
-    assert cpu_target_changes(outcomes) == ([(50, 60)] if returns else []), notes_of(outcomes)
+    assert target_changes(outcomes) == ([(50, 60)] if returns else []), notes_of(outcomes)
 
 
 def test_a_coupled_cpu_target_does_not_return_on_a_p95_series_that_covers_only_the_end_of_the_window() -> None:
     # Ten minutes of p95 within the SLO say nothing of the twenty before them: "met all window" needs the window.
     outcomes = coupled_target_outcomes(TuningState(last_change=request_raise()), latency=b.series(0.35, count=11))
-    assert cpu_target_changes(outcomes) == []
+    assert target_changes(outcomes) == []
     assert "the coupled target returns to its row with the SLO met all window" in notes_of(outcomes)
 
 
@@ -280,7 +281,7 @@ def test_a_reverted_target_move_does_not_hide_the_coupled_edit_before_it() -> No
     # target's latest move in effect and returns with the SLO met (p95 350ms, above 60% of the SLO).
     state = TuningState(last_change=cpu_target_move(50, 55, verdict=Verdict.REVERTED), history=[request_raise()])
     outcomes = coupled_target_outcomes(state)
-    assert cpu_target_changes(outcomes) == [(50, 60)], notes_of(outcomes)
+    assert target_changes(outcomes) == [(50, 60)], notes_of(outcomes)
 
 
 def test_a_target_move_of_its_own_after_the_coupled_edit_ends_the_coupled_return() -> None:
@@ -288,22 +289,20 @@ def test_a_target_move_of_its_own_after_the_coupled_edit_ends_the_coupled_return
     # no longer the coupled one, so raising it needs p95 under 60% of the SLO like any raise.
     state = TuningState(last_change=cpu_target_move(55, 50, verdict=Verdict.KEPT), history=[request_raise()])
     outcomes = coupled_target_outcomes(state)
-    assert cpu_target_changes(outcomes) == []
+    assert target_changes(outcomes) == []
     assert "raising needs p95 under 300ms" in notes_of(outcomes)
-
 
 
 def test_a_coupled_cpu_target_returns_once_its_raise_is_judged_inconclusive() -> None:
     outcomes = coupled_target_outcomes(TuningState(last_change=request_raise(verdict=Verdict.INCONCLUSIVE)))
-    assert cpu_target_changes(outcomes) == [(50, 60)], notes_of(outcomes)
+    assert target_changes(outcomes) == [(50, 60)], notes_of(outcomes)
 
 
 def test_a_live_cpu_target_other_than_the_coupled_one_is_not_a_coupled_return() -> None:
     # The coupled edit set 50; the live 45 was set by someone else since, so raising it is an ordinary raise.
     outcomes = coupled_target_outcomes(TuningState(last_change=request_raise()), live_percent=45)
-    assert cpu_target_changes(outcomes) == []
+    assert target_changes(outcomes) == []
     assert "raising needs p95 under 300ms" in notes_of(outcomes)
-
 
 
 def test_a_coupled_edit_that_raised_the_target_gives_no_coupled_return() -> None:
@@ -312,7 +311,7 @@ def test_a_coupled_edit_that_raised_the_target_gives_no_coupled_return() -> None
     state = TuningState(last_change=request_raise(coupled=(60, 70)))
     observations = b.observations(live=b.live(hpa=b.hpa(cpu_target_percent=70)))
     outcomes = list(decide_hpa_targets(replace(context(observations, objective="Cost"), state=state)))
-    assert cpu_target_changes(outcomes) == []
+    assert target_changes(outcomes) == []
     assert "raising needs p95 under 300ms" in notes_of(outcomes)
 
 
@@ -323,7 +322,7 @@ def test_raising_a_cpu_target_needs_p95_strictly_under_sixty_percent_of_the_slo(
     latency = b.series([0.2] * (b.SAMPLES - 1) + [peak_seconds])
     observations = b.observations(latency_p95_seconds=latency, live=b.live(hpa=b.hpa(cpu_target_percent=60)))
     outcomes = list(decide_hpa_targets(context(observations)))
-    assert cpu_target_changes(outcomes) == ([(60, 70)] if raises else []), notes_of(outcomes)
+    assert target_changes(outcomes) == ([(60, 70)] if raises else []), notes_of(outcomes)
 
 
 # --- the HPA memory target ---------------------------------------------------------------------------------------
@@ -336,8 +335,7 @@ def test_raising_the_memory_target_needs_the_slo_met_which_a_p95_peak_at_the_slo
     latency = b.series([0.35] * (b.SAMPLES - 1) + [peak_seconds])
     observations = b.observations(latency_p95_seconds=latency, live=b.live(hpa=b.hpa(memory_target_percent=70)))
     outcomes = list(decide_hpa_targets(context(observations)))
-    raised = [(outcome.change.edit.from_value, outcome.change.edit.to_value) for outcome in outcomes
-              if outcome.change is not None and outcome.change.edit.setting is Setting.HPA_MEMORY_TARGET]
+    raised = target_changes(outcomes, Setting.HPA_MEMORY_TARGET)
     assert raised == ([(70, 80)] if raises else []), notes_of(outcomes)
 
 
