@@ -1046,7 +1046,6 @@ def test_a_verify_for_shorter_than_three_rate_windows_is_judged_once_its_samples
     assert "error ratio 0.10% -> 10.00%" in judged.verdict_reason
 
 
-
 def test_a_verdict_moved_later_by_the_rate_window_counts_its_lateness_from_when_it_fell_due() -> None:
     # verifyFor 1m falls due at 2m40s; a verdict is late only window + interval (31 minutes) after that. Judged
     # 33m10s after the change it is 30m30s past due, not late: rolled back, not kept as stale.

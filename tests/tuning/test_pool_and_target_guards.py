@@ -269,7 +269,6 @@ def test_a_coupled_cpu_target_does_not_return_on_a_p95_series_that_covers_only_t
     assert "the coupled target returns to its row with the SLO met all window" in notes_of(outcomes)
 
 
-
 def cpu_target_move(before: int, after: int, *, verdict: Verdict, minutes_ago: float = 60) -> ChangeRecord:
     return ChangeRecord(at=b.NOW - b.minutes(minutes_ago), target="HorizontalPodAutoscaler/api",
                         setting=Setting.HPA_CPU_TARGET, from_value=before, to_value=after, verdict=verdict,

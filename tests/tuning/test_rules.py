@@ -1572,7 +1572,6 @@ def test_a_killed_container_s_memory_goes_alone_when_the_rest_of_the_raise_is_he
     assert "the memory alone, the CPU move held" in decision.reason
 
 
-
 @pytest.mark.parametrize(("usage_millicores", "grown"), [
     (600.0, {"app": 1500, SIDECAR: 100}),  # under the target at maxReplicas: only the throttled app's CPU grows
     (990.0, {"app": 1500, SIDECAR: 150}),  # saturated at maxReplicas: the pods are too small, every one grows
