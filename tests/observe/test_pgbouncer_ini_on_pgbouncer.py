@@ -1,99 +1,33 @@
 """pgbouncer.ini read by perfpilot and by a real pgBouncer: the same pool sizes, or both refuse the file.
 
-Each case starts pgBouncer (the Debian package) on the ini, with the listen and admin settings it needs added
-to its ``[pgbouncer]`` section (last in every case), and reads the sizes it applies to database ``app`` from the admin
-console's ``SHOW DATABASES``; ``parse_pgbouncer_ini`` must give the same. pgBouncer connects to a database
-only for a client, so no PostgreSQL is needed for it to start and show its pools.
+Each case starts pgBouncer (the Debian package, ``pgbouncer_harness``) on the ini, with the listen and admin
+settings it needs added to its ``[pgbouncer]`` section (last in every case), and reads the sizes it applies to
+database ``app`` from the admin console's ``SHOW DATABASES``; ``parse_pgbouncer_ini`` must give the same.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from promharness import free_port
+from pgbouncer_harness import pgbouncer_folder, running_pgbouncer
 
 from perfpilot.observe.workload import WorkloadSpecError, parse_pgbouncer_ini
 
 pytestmark = pytest.mark.integration
 
-INSTALL_HINT = ("pgbouncer and psql are required (apt-get install pgbouncer postgresql-client; scripts/test.sh "
-                "installs them when run as root)")
-
-
-def _binary(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin")
-    if found is None:
-        pytest.fail(INSTALL_HINT, pytrace=False)
-    return found
-
 
 @pytest.fixture
 def folder() -> Iterator[Path]:
-    # Started as root, pgBouncer runs as nobody, which must read the ini and the users file here: under /tmp,
-    # not pytest's tmp_path or a private TMPDIR, which only their owner may enter.
-    with tempfile.TemporaryDirectory(prefix="perfpilot-pgbouncer-", dir="/tmp") as name:
-        Path(name).chmod(0o755)
-        yield Path(name)
-
-
-def _listening(process: subprocess.Popen[bytes], port: int, *, seconds: float) -> bool:
-    """Whether pgBouncer listens on ``port`` before it exits or ``seconds`` pass."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and process.poll() is None:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.05)
-    return False
+    with pgbouncer_folder() as path:
+        yield path
 
 
 def _pgbouncer_sizes(folder: Path, ini: str) -> tuple[int, int] | str:
     """The (pool size, reserve) pgBouncer applies to ``app`` with this ini, or its log when it refuses it."""
-    users, log = folder / "users.txt", folder / "pgbouncer.log"
-    users.write_text('"admin" ""\n')
-    port = free_port()
-    if "app =" not in ini:
-        ini = "[databases]\napp = host=db\n" + ini
-    headers = [line.split("]")[0] + "]" for line in ini.splitlines() if line.startswith("[")]
-    # Added to the case's own [pgbouncer] section: a second one would start again from the defaults.
-    if headers[-1] != "[pgbouncer]":
-        assert "[pgbouncer]" not in headers, "the case's [pgbouncer] section must come last"
-        ini += "[pgbouncer]\n"
-    ini += (f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-            f"auth_type = trust\nauth_file = {users}\nadmin_users = admin\n")
-    if os.geteuid() == 0:
-        ini += "user = nobody\n"  # pgBouncer will not run as root
-    config = folder / "pgbouncer.ini"
-    config.write_text(ini)
-    # In the foreground, so it is stopped and waited for whatever happens (no daemon left behind).
-    with log.open("wb") as output:
-        process = subprocess.Popen([_binary("pgbouncer"), str(config)], stdout=output, stderr=subprocess.STDOUT)
-    try:
-        if not _listening(process, port, seconds=10):
-            return log.read_text()  # it refused the file (or could not listen: the log says which)
-        # -X: no ~/.psqlrc; only PATH from the environment (no PGSSLMODE and the like).
-        shown = subprocess.run(
-            [_binary("psql"), "-X", "-h", "127.0.0.1", "-p", str(port), "-U", "admin", "-A", "-F", "|", "-c",
-             "SHOW DATABASES", "pgbouncer"],
-            capture_output=True, text=True, timeout=30, check=False, env={"PATH": os.environ.get("PATH", "")},
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-    assert shown.returncode == 0, shown.stderr
-    lines = shown.stdout.splitlines()
-    header = lines[0].split("|")
-    app = next(line.split("|") for line in lines[1:] if line.startswith("app|"))
-    reserve_column = "reserve_pool" if "reserve_pool" in header else "reserve_pool_size"
-    return int(app[header.index("pool_size")]), int(app[header.index(reserve_column)])
+    with running_pgbouncer(folder, ini) as pgbouncer:
+        return pgbouncer if isinstance(pgbouncer, str) else pgbouncer.pool_sizes("app")
 
 
 @pytest.mark.parametrize("ini", [

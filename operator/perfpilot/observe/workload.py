@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -422,32 +422,52 @@ _SECTION_HEADER = re.compile(r"\[([^\]]*)\]\s*(?:[;#].*)?")
 _CONNECTION_PARAMETER = re.compile(r" *([A-Za-z_][A-Za-z0-9_]*) *= *('(?:[^']|'')*'|[^ ']*)(?= |$)")
 
 
-def _connection_parameters(text: str, *, where: str) -> list[tuple[str, str]]:
+class ConnectionParameter(NamedTuple):
+    """One ``key=value`` of a [databases] or [users] connection string, and where its value is in the string
+    (so a writer can replace exactly that value)."""
+
+    name: str  # as written
+    value: str  # as written: a quoted one keeps its quotes (``_unquote`` reads it)
+    value_at: int  # the index of the value's first character in the connection string
+
+
+def connection_parameters(text: str, *, where: str) -> list[ConnectionParameter]:
     """A [databases] connection string's ``key=value`` pairs in order; anything else (an unclosed quote, a
     key pgBouncer would not take) is refused rather than searched past."""
-    pairs: list[tuple[str, str]] = []
+    parameters: list[ConnectionParameter] = []
     at = 0
     while text[at:].strip(" "):
         match = _CONNECTION_PARAMETER.match(text, at)
         if match is None:
             raise WorkloadSpecError(f"{where}: not a key=value connection string from {text[at:].strip()!r} "
                                     f"(got {text!r})")
-        pairs.append((match.group(1), match.group(2)))
+        parameters.append(ConnectionParameter(match.group(1), match.group(2), match.start(2)))
         at = match.end()
-    return pairs
+    return parameters
 
 
-def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
-    """pgbouncer.ini's sections as pgBouncer reads them: comments start a line with ``;`` or ``#``, indented
-    lines are lines like any other, a section header may carry a comment, [databases] names are matched
-    exactly, a later setting wins, and a second [pgbouncer] section starts again from the defaults. Section
+class IniLine(NamedTuple):
+    """A line of pgbouncer.ini that pgBouncer reads (a [section] header or a setting; not a blank line or a
+    comment), and where its value is in the line (so a writer can replace exactly that value)."""
+
+    line_index: int  # in ``text.splitlines()``, from 0 (error messages count lines from 1)
+    section: str  # the section a header starts, or the one a setting is in
+    name: str | None  # a setting's name as written (stripped); None for a header
+    value: str  # a setting's value, stripped; "" for a header
+    value_at: int  # the index of the value's first character in the line; 0 for a header
+
+
+def pgbouncer_ini_lines(text: str, *, where: str) -> list[IniLine]:
+    """pgbouncer.ini's headers and settings in order, as pgBouncer reads them: comments start a line with
+    ``;`` or ``#``, indented lines are lines like any other, a section header may carry a comment. Section
     and setting names are matched exactly, as pgBouncer matches them; one that differs from a name perfpilot
     reads only in case is refused, as pgBouncer refuses the file (``[PgBouncer]``, ``Default_Pool_Size``):
     the sizes read from it would not be the live ones. ``%include`` pulls in a file the manifests do not
     hold: refused."""
-    sections: dict[str, dict[str, str]] = {}
+    lines: list[IniLine] = []
     current: str | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for index, raw in enumerate(text.splitlines()):
+        number = index + 1
         line = raw.strip()
         if not line or line[0] in ";#":
             continue
@@ -459,12 +479,11 @@ def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
             if header is None or not header.group(1).strip():
                 raise WorkloadSpecError(f"{where}: line {number}: not a [section] header (got {line!r})")
             current = _exact_name(header.group(1).strip(), _SECTIONS, where=f"{where}: line {number}")
-            if current == "pgbouncer":
-                # pgBouncer fills a settings section's defaults when it starts: given again, it starts afresh.
-                sections[current] = {}
-            sections.setdefault(current, {})
+            lines.append(IniLine(index, current, None, "", 0))
             continue
-        key, equals, value = line.partition("=")
+        # Split the raw line, so value_at counts from its start: strip() took only whitespace off its ends,
+        # which the stripped name and value lose either way.
+        key, equals, value = raw.partition("=")
         if not equals or not key.strip():
             raise WorkloadSpecError(f"{where}: line {number}: expected name = value (got {line!r})")
         if current is None:
@@ -472,7 +491,23 @@ def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
         name = key.strip()
         if current not in ("databases", "users"):
             name = _exact_name(name, _POOL_SETTINGS, where=f"{where}: line {number}")
-        sections[current][name] = value.strip()
+        value_at = len(key) + 1 + len(value) - len(value.lstrip())
+        lines.append(IniLine(index, current, name, value.strip(), value_at))
+    return lines
+
+
+def _ini_sections(text: str, *, where: str) -> dict[str, dict[str, str]]:
+    """pgbouncer.ini's sections as pgBouncer reads them (``pgbouncer_ini_lines``): [databases] names are matched
+    exactly, a later setting wins, and a second [pgbouncer] section starts again from the defaults."""
+    sections: dict[str, dict[str, str]] = {}
+    for line in pgbouncer_ini_lines(text, where=where):
+        if line.name is None:
+            if line.section == "pgbouncer":
+                # pgBouncer fills a settings section's defaults when it starts: given again, it starts afresh.
+                sections[line.section] = {}
+            sections.setdefault(line.section, {})
+        else:
+            sections[line.section][line.name] = line.value
     return sections
 
 
@@ -509,7 +544,7 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
                                             base_prefixes=True)
             for name in ("max_db_connections", "max_user_connections")}
     for user, settings in sections.get("users", {}).items():
-        for written, value in _connection_parameters(settings, where=f"{where}: [users] {user}"):
+        for written, value, _ in connection_parameters(settings, where=f"{where}: [users] {user}"):
             key = _exact_name(written, _USER_PARAMETERS, where=f"{where}: [users] {user}")
             if key in ("pool_size", "reserve_pool_size"):
                 # pgBouncer sizes that user's pools by it, before the database line: a pool per user, which
@@ -524,7 +559,7 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
     databases = sections.get("databases", {})
     line = next((name for name in (database, "*") if name in databases), None)
     if line is not None:
-        for written, value in _connection_parameters(databases[line], where=f"{where}: [databases] {line}"):
+        for written, value, _ in connection_parameters(databases[line], where=f"{where}: [databases] {line}"):
             key = _exact_name(written, _POOL_PARAMETERS, where=f"{where}: [databases] {line}")
             if key == "pool_size":
                 pool_size = _ini_int(where, f"[databases] {line} pool_size", _unquote(value), default=pool_size,
