@@ -7,11 +7,12 @@ status the pure engine reads and returns; ``PerformanceProfileStatus`` adds what
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from perfpilot.api.spec import ApiModel
 
@@ -156,6 +157,17 @@ class TuningState(ApiModel):
         None, description="When a resources change began waiting for off-peak. The wait ends a day after it, "
         "except for a cut held by p95 near the SLO, which waits as long as that lasts."
     )
+
+
+def parse_tuning_state(status: Mapping[str, Any] | None) -> TuningState | None:
+    """The state machine a profile's status holds (every field of it, the wait for off-peak too: without it a
+    cut a day into its wait would wait again); a fresh one when it holds none, None when it is unreadable."""
+    fields = [field.alias or name for name, field in TuningState.model_fields.items()]
+    known = {key: status[key] for key in fields if key in status} if status else {}
+    try:
+        return TuningState.model_validate(known)
+    except ValidationError:
+        return None
 
 
 class Condition(ApiModel):

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from perfpilot.api.spec import KIND, PerformanceProfile, PerformanceProfileSpec
-from perfpilot.api.status import Edit, ObservedStatus, Setting, TuningState
+from perfpilot.api.status import Edit, ObservedStatus, Setting, TuningState, parse_tuning_state
 from perfpilot.api.validate import prune_null_fields, validate_profile
 from perfpilot.commands.inputs import load_yaml_documents
 from perfpilot.observe.observed import observed_status
@@ -137,16 +137,12 @@ def _load_profile(path: Path) -> PerformanceProfile:
 
 def read_tuning_state(profile: PerformanceProfile) -> TuningState:
     """The engine's state machine as the profile's status holds it, or a fresh one when it holds none readable."""
-    status = profile.status or {}
-    # Every field of the state, the wait for off-peak too: without it a cut a day into its wait would wait again.
-    fields = [field.alias or name for name, field in TuningState.model_fields.items()]
-    known = {key: status[key] for key in fields if key in status}
-    try:
-        return TuningState.model_validate(known)
-    except ValidationError:
+    state = parse_tuning_state(profile.status)
+    if state is None:
         print("warning: the profile's status has no readable tuning state; planning from a fresh state",
               file=sys.stderr)
         return TuningState()
+    return state
 
 
 def _headers(raw_headers: list[str]) -> dict[str, str]:
