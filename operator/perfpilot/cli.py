@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from perfpilot import __version__
 
 # Order is the order ``--help`` lists them in.
-SUBCOMMAND_MODULES = ("crd", "validate", "plan", "simulate")
+SUBCOMMAND_MODULES = ("crd", "validate", "plan", "simulate", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:

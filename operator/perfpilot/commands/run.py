@@ -1,0 +1,67 @@
+"""``perfpilot run``: the operator itself (kopf), evaluating every PerformanceProfile it can see."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from perfpilot.actuate.kube import KubeConfigError, connect
+from perfpilot.control.loop import LoopSettings
+from perfpilot.observe.reader import PrometheusSettings
+
+EXIT_BAD_INPUT = 2
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the operator: evaluate every PerformanceProfile and write what Auto mode decides",
+        description="Run the operator against the cluster of --kubeconfig (else $KUBECONFIG, ~/.kube/config, "
+        "or the pod's service account). Every tick it lists the PerformanceProfiles, evaluates those whose "
+        "interval has passed or whose spec changed, with one Prometheus snapshot for all of them, writes the "
+        "changes Auto profiles decide and every profile's status. Exit status 2: bad input, named.",
+    )
+    parser.add_argument("--prometheus-url", default="", metavar="URL",
+                        help="default Prometheus base URL (a profile's spec.metrics.prometheusURL overrides it)")
+    parser.add_argument("--kubeconfig", type=Path, default=None, metavar="FILE",
+                        help="kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, else in-cluster)")
+    parser.add_argument("--namespace", action="append", default=[], metavar="NAME",
+                        help="only profiles in this namespace, repeatable (default: every namespace)")
+    parser.add_argument("--tick", type=float, default=10.0, metavar="SECONDS",
+                        help="how often due profiles are looked for (1 to 300; each profile's interval still "
+                        "sets how often it is evaluated)")
+    parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", metavar="URL",
+                        help="liveness endpoint to serve (kopf's), empty for none")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="per Prometheus query, retries included (0.1 to 300)")
+    parser.add_argument("--bearer-token-file", type=Path, metavar="FILE", help="file holding a Prometheus token")
+    parser.add_argument("--ca-file", type=Path, metavar="FILE", help="CA bundle for Prometheus' certificate")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here: kopf and the handlers cost the other commands most of a second at start.
+    import kopf  # noqa: PLC0415
+
+    from perfpilot.handlers import REGISTRY  # noqa: PLC0415
+
+    try:
+        if not 1 <= args.tick <= 300:
+            raise ValueError(f"--tick: must be 1 to 300 seconds (got {args.tick})")
+        prometheus = PrometheusSettings(url=args.prometheus_url, timeout_seconds=args.timeout,
+                                        bearer_token_file=args.bearer_token_file, ca_file=args.ca_file)
+        settings = LoopSettings(prometheus=prometheus, tick_seconds=args.tick, namespaces=tuple(args.namespace))
+        client = connect(args.kubeconfig)
+    except (ValueError, ValidationError) as error:
+        print(f"perfpilot run: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KubeConfigError as error:
+        print(f"perfpilot run: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    kopf.run(registry=REGISTRY, clusterwide=True, standalone=True, liveness_endpoint=args.liveness or None,
+             memo=kopf.Memo(loop_settings=settings, kube_client=client))
+    return 0

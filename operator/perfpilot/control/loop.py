@@ -1,0 +1,90 @@
+"""The operator's routine: every tick, list the profiles, evaluate the due ones together, log what happened.
+
+The clock is read here and nowhere below: ``run_cycle`` and the engine take ``now`` as an argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from perfpilot.actuate.kube import KubeApi, KubeError
+from perfpilot.control.cycle import ProfileOutcome, is_due, run_cycle
+from perfpilot.observe.reader import PrometheusSettings
+
+log = structlog.get_logger("perfpilot")
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    prometheus: PrometheusSettings
+    tick_seconds: float = 10.0
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+
+
+@dataclass
+class LoopHealth:
+    """What the liveness probe reports: when a tick last finished, and how it went."""
+
+    last_tick_at: datetime | None = None
+    last_error: str = ""
+    evaluated: int = 0
+    outcomes: list[ProfileOutcome] = field(default_factory=list)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def fetch_profiles(kube: KubeApi, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    if not namespaces:
+        return kube.fetch_objects("PerformanceProfile", None)
+    return [p for namespace in namespaces for p in kube.fetch_objects("PerformanceProfile", namespace)]
+
+
+def run_tick(kube: KubeApi, settings: LoopSettings, *, now: datetime) -> list[ProfileOutcome]:
+    """One tick: every profile whose interval has passed (or whose spec changed) is evaluated at ``now``."""
+    due = [profile for profile in fetch_profiles(kube, settings.namespaces) if is_due(profile, now=now)]
+    if not due:
+        return []
+    return run_cycle(kube, due, now=now, settings=settings.prometheus)
+
+
+def _log(outcome: ProfileOutcome) -> None:
+    decision = outcome.decision
+    change = decision.change if decision is not None else None
+    log.info(
+        "evaluated", namespace=outcome.namespace, profile=outcome.name, phase=outcome.phase.value,
+        reason=decision.reason if decision is not None else outcome.problem,
+        change=None if change is None else f"{change.target} {change.edit.setting.value}",
+        table_row=None if change is None else change.table_row, written=outcome.written,
+        problem=outcome.problem or None,
+    )
+
+
+async def run_forever(kube: KubeApi, settings: LoopSettings, *, stop: asyncio.Event, health: LoopHealth,
+                      clock: Callable[[], datetime] = utc_now) -> None:
+    """Tick until ``stop`` is set. A failed tick (the API unreachable) is logged and retried at the next one:
+    nothing was written by it that the next evaluation does not read back."""
+    while not stop.is_set():
+        now = clock()
+        try:
+            outcomes = await asyncio.to_thread(run_tick, kube, settings, now=now)
+        except KubeError as error:
+            health.last_error = str(error)
+            log.warning("tick failed", error=str(error))
+        else:
+            health.last_error = ""
+            health.evaluated += len(outcomes)
+            health.outcomes = outcomes
+            for outcome in outcomes:
+                _log(outcome)
+        health.last_tick_at = now
+        with contextlib.suppress(TimeoutError):  # the tick's wait ended without a stop
+            await asyncio.wait_for(stop.wait(), timeout=settings.tick_seconds)

@@ -1,0 +1,55 @@
+"""shop/api on the emulated cluster: its Deployment, HPA, pgBouncer ConfigMap and pooler Deployment as
+tests/observe/data holds them, and a profile on it; the real Prometheus of the control tests holds its hour, in
+whose last 20 minutes its pgBouncer clients wait."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubeharness import EmulatedCluster
+from prom_scenarios import AT_SECONDS
+
+from perfpilot.api.status import PoolSize
+from perfpilot.observe.workload import parse_pgbouncer_ini
+
+DATA = Path(__file__).resolve().parent.parent / "observe" / "data"
+AT = datetime.fromtimestamp(AT_SECONDS, UTC)
+BEFORE = PoolSize(default_pool_size=10, reserve_pool_size=2)
+
+
+def profile_named(name: str = "api", *, mode: str = "Auto") -> dict[str, Any]:
+    profile: dict[str, Any] = yaml.safe_load((DATA / "shop-api-profile.yaml").read_text())
+    profile["metadata"]["name"] = name
+    profile["spec"]["mode"] = mode
+    return profile
+
+
+def seed(kube: EmulatedCluster, *profiles: dict[str, Any]) -> None:
+    for document in yaml.safe_load_all((DATA / "shop-api-workload.yaml").read_text()):
+        kube.create(document)
+    for profile in profiles:
+        kube.create(profile)
+
+
+def pool(kube: EmulatedCluster) -> PoolSize:
+    """The pool pgbouncer.ini in the ConfigMap gives database app now."""
+    ini = kube.get("v1", "ConfigMap", "pgbouncer", "shop")["data"]["pgbouncer.ini"]
+    live = parse_pgbouncer_ini(ini, database="app")
+    return PoolSize(default_pool_size=live.default_pool_size, reserve_pool_size=live.reserve_pool_size)
+
+
+def status_of(kube: EmulatedCluster, name: str = "api") -> dict[str, Any]:
+    status: dict[str, Any] = kube.get("perfpilot.io/v1alpha1", "PerformanceProfile", name, "shop").get("status", {})
+    return status
+
+
+def conditions(status: dict[str, Any]) -> dict[str, str]:
+    return {condition["type"]: condition["status"] for condition in status.get("conditions", [])}
+
+
+def events(kube: EmulatedCluster) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kube.request("GET", kube.path("v1", "Event", "shop")).json()["items"]
+    return items
