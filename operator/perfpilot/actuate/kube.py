@@ -63,6 +63,8 @@ def connect(kubeconfig: Path | None) -> ApiClient:
     path = kubeconfig or (Path(environment.split(os.pathsep)[0]) if environment else None)
     if path is None and default.is_file():
         path = default
+    if path is not None and not path.is_file():
+        raise KubeConfigError(f"kubeconfig {path}: no such file")
     try:
         if path is not None:
             client: ApiClient = config.new_client_from_config(config_file=str(path))  # type: ignore[no-untyped-call]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import structlog
 from pydantic import ValidationError
 
 from perfpilot.actuate.kube import KubeConfigError, connect
@@ -14,6 +15,9 @@ from perfpilot.control.loop import LoopSettings
 from perfpilot.observe.reader import PrometheusSettings
 
 EXIT_BAD_INPUT = 2
+# The Prometheus settings' fields as the flags that set them, for the messages of bad input.
+_FLAGS = {"url": "--prometheus-url", "timeout_seconds": "--timeout", "bearer_token_file": "--bearer-token-file",
+          "ca_file": "--ca-file"}
 
 
 def register(subparsers: Any) -> None:
@@ -36,6 +40,8 @@ def register(subparsers: Any) -> None:
                         "sets how often it is evaluated)")
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", metavar="URL",
                         help="liveness endpoint to serve (kopf's), empty for none")
+    parser.add_argument("--log-format", choices=("json", "console"), default="json",
+                        help="one JSON object per event (for a log pipeline), or lines for a terminal")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="per Prometheus query, retries included (0.1 to 300)")
     parser.add_argument("--bearer-token-file", type=Path, metavar="FILE", help="file holding a Prometheus token")
@@ -56,12 +62,18 @@ def run(args: argparse.Namespace) -> int:
                                         bearer_token_file=args.bearer_token_file, ca_file=args.ca_file)
         settings = LoopSettings(prometheus=prometheus, tick_seconds=args.tick, namespaces=tuple(args.namespace))
         client = connect(args.kubeconfig)
-    except (ValueError, ValidationError) as error:
+    except ValidationError as error:
+        for detail in error.errors(include_url=False):
+            field = str(detail["loc"][0]) if detail["loc"] else ""
+            print(f"perfpilot run: {_FLAGS.get(field, field)}: {detail['msg']} (got {detail.get('input')!r})",
+                  file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (ValueError, KubeConfigError) as error:
         print(f"perfpilot run: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KubeConfigError as error:
-        print(f"perfpilot run: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    renderer = structlog.processors.JSONRenderer() if args.log_format == "json" else structlog.dev.ConsoleRenderer()
+    structlog.configure(processors=[structlog.processors.add_log_level,
+                                    structlog.processors.TimeStamper(fmt="iso", utc=True), renderer])
     kopf.run(registry=REGISTRY, clusterwide=True, standalone=True, liveness_endpoint=args.liveness or None,
              memo=kopf.Memo(loop_settings=settings, kube_client=client))
     return 0

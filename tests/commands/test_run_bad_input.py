@@ -1,0 +1,34 @@
+"""`perfpilot run` refuses bad input before it connects anywhere: exit 2, one line naming the flag and the value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perfpilot.cli import main
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--tick", "0"], "perfpilot run: --tick: must be 1 to 300 seconds (got 0.0)"),
+    (["--timeout", "0"], "perfpilot run: --timeout: Input should be greater than or equal to 0.1 (got 0.0)"),
+    (["--prometheus-url", "ftp://prometheus"],
+     "perfpilot run: --prometheus-url: expected an http:// or https:// URL (got 'ftp://prometheus')"),
+])
+def test_a_bad_setting_is_refused_naming_its_flag_and_value(args: list[str], message: str, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", *args, "--kubeconfig", str(tmp_path / "kubeconfig")]) == 2
+    assert capsys.readouterr().err.strip() == message
+
+
+def test_a_missing_kubeconfig_is_refused_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere"
+    assert main(["run", "--prometheus-url", "http://prometheus:9090", "--kubeconfig", str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == f"perfpilot run: kubeconfig {missing}: no such file"
+
+
+def test_a_kubeconfig_that_is_not_one_is_refused_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
+    assert main(["run", "--prometheus-url", "http://prometheus:9090", "--kubeconfig", str(broken)]) == 2
+    assert capsys.readouterr().err.startswith(f"perfpilot run: kubeconfig {broken}: ")
