@@ -12,7 +12,10 @@ import yaml
 from kubeharness import EmulatedCluster
 from prom_scenarios import AT_SECONDS
 
+from perfpilot.actuate.kube import KubeApi
 from perfpilot.api.status import PoolSize
+from perfpilot.control.cycle import ProfileOutcome, run_cycle
+from perfpilot.observe.reader import PrometheusSettings
 from perfpilot.observe.workload import parse_pgbouncer_ini
 
 DATA = Path(__file__).resolve().parent.parent / "observe" / "data"
@@ -53,3 +56,29 @@ def conditions(status: dict[str, Any]) -> dict[str, str]:
 def events(kube: EmulatedCluster) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = kube.request("GET", kube.path("v1", "Event", "shop")).json()["items"]
     return items
+
+
+def run_shop_cycle(kube: EmulatedCluster, prometheus_url: str, *, now: datetime = AT,
+                   api: KubeApi | None = None) -> list[ProfileOutcome]:
+    """One cycle over every profile on the emulated cluster, as a tick of the operator runs it."""
+    api = api or KubeApi(kube.api)
+    return run_cycle(api, api.fetch_objects("PerformanceProfile", None), now=now,
+                     settings=PrometheusSettings(url=prometheus_url))
+
+
+def invoices_objects(*, cpu_target_percent: int) -> list[dict[str, Any]]:
+    """billing/invoices (prom_scenarios: its latency regresses at minute 45 of the hour): a Deployment of two
+    pods and its HPA at ``cpu_target_percent``."""
+    workload: dict[str, Any] = next(yaml.safe_load_all((DATA / "shop-api-workload.yaml").read_text()))
+    workload["metadata"] = {"name": "invoices", "namespace": "billing"}
+    workload["spec"]["selector"] = {"matchLabels": {"app": "invoices"}}
+    workload["spec"]["template"]["metadata"] = {"labels": {"app": "invoices"}}
+    workload["spec"]["template"]["spec"]["containers"] = workload["spec"]["template"]["spec"]["containers"][:1]
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "invoices", "namespace": "billing"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "invoices"},
+                    "minReplicas": 2, "maxReplicas": 10,
+                    "metrics": [{"type": "Resource", "resource": {
+                        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu_target_percent}}}]},
+           "status": {"currentReplicas": 2, "desiredReplicas": 2}}
+    return [workload, hpa]

@@ -78,3 +78,15 @@ def test_a_value_someone_else_moved_since_the_decision_is_theirs(kube: EmulatedC
     with pytest.raises(EditNotWritten, match=r"hpa\.cpuTarget on HorizontalPodAutoscaler/api is no longer the value"):
         apply_edit(KubeApi(kube.api), PROFILE, CPU_TARGET_70_TO_60, target="HorizontalPodAutoscaler/api", now=AT)
     assert _hpa(kube) == moved
+
+
+def test_an_hpa_that_keda_writes_is_not_written(kube: EmulatedCluster) -> None:
+    seed(kube)
+    path = kube.path("autoscaling/v2", "HorizontalPodAutoscaler", "shop", "api")
+    owner = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "api", "uid": "1", "controller": True}
+    kube.request("PATCH", path, {"metadata": {"ownerReferences": [owner]}},
+                 content_type=MERGE_PATCH).raise_for_status()
+    before = _hpa(kube)
+    with pytest.raises(EditNotWritten, match="belongs to KEDA ScaledObject api"):
+        apply_edit(KubeApi(kube.api), PROFILE, CPU_TARGET_70_TO_60, target="HorizontalPodAutoscaler/api", now=AT)
+    assert _hpa(kube) == before

@@ -6,33 +6,25 @@ clients wait in the last 20 minutes of the hour (tests/observe/prom_scenarios.py
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from kubeharness import MERGE_PATCH, EmulatedCluster
 from promharness import PrometheusServer, free_port
-from shop_scenario import AT, BEFORE, conditions, events, pool, profile_named, seed, status_of
+from shop_scenario import AT, BEFORE, conditions, events, pool, profile_named, run_shop_cycle, seed, status_of
 
 from perfpilot.actuate.kube import FIELD_MANAGER, KubeApi
 from perfpilot.api.status import PoolSize
-from perfpilot.control.cycle import ProfileOutcome, run_cycle
-from perfpilot.observe.reader import PrometheusSettings
 
 pytestmark = pytest.mark.integration
-
-def _cycle(kube: EmulatedCluster, prometheus_url: str, *, now: datetime = AT,
-           api: KubeApi | None = None) -> list[ProfileOutcome]:
-    api = api or KubeApi(kube.api)
-    return run_cycle(api, api.fetch_objects("PerformanceProfile", None), now=now,
-                     settings=PrometheusSettings(url=prometheus_url))
 
 
 def test_an_auto_profile_gets_its_change_written_recorded_and_announced(
     kube: EmulatedCluster, scenario_prometheus: PrometheusServer
 ) -> None:
     seed(kube, profile_named())
-    [outcome] = _cycle(kube, scenario_prometheus.url)
+    [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
     assert outcome.written, outcome.problem
     change = outcome.decision.change
     assert change.target == "ConfigMap/pgbouncer"
@@ -45,8 +37,8 @@ def test_an_auto_profile_gets_its_change_written_recorded_and_announced(
     assert status["lastChange"]["field"] == "pool.size"
     assert status["lastChange"]["verdict"] == "Pending"
     assert status["lastChange"]["to"] == change.edit.to_value.model_dump(by_alias=True)
-    assert conditions(status) == {"SpecValid": "True", "TargetFound": "True", "MetricsAvailable": "True",
-                                   "Conflict": "False"}
+    assert conditions(status) == {"SpecValid": "True", "StateReadable": "True", "TargetFound": "True",
+                                  "MetricsAvailable": "True", "Conflict": "False"}
     assert status["observed"]["poolWaitingClients"] == 20
     [event] = events(kube)
     assert (event["reason"], event["involvedObject"]["name"]) == ("Changed", "api")
@@ -57,7 +49,7 @@ def test_a_recommend_profile_gets_only_its_status_with_the_change_it_would_make(
 ) -> None:
     seed(kube, profile_named(mode="Recommend"))
     before = kube.get("v1", "ConfigMap", "pgbouncer", "shop")
-    [outcome] = _cycle(kube, scenario_prometheus.url)
+    [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
     assert not outcome.written
     assert kube.get("v1", "ConfigMap", "pgbouncer", "shop") == before
     status = status_of(kube)
@@ -71,9 +63,9 @@ def test_the_next_evaluation_verifies_and_does_not_step_again(
     kube: EmulatedCluster, scenario_prometheus: PrometheusServer
 ) -> None:
     seed(kube, profile_named())
-    [first] = _cycle(kube, scenario_prometheus.url)
+    [first] = run_shop_cycle(kube, scenario_prometheus.url)
     written = kube.get("v1", "ConfigMap", "pgbouncer", "shop")
-    [second] = _cycle(kube, scenario_prometheus.url, now=AT + timedelta(minutes=1))
+    [second] = run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(minutes=1))
     assert not second.written
     assert kube.get("v1", "ConfigMap", "pgbouncer", "shop")["metadata"]["resourceVersion"] == (
         written["metadata"]["resourceVersion"])
@@ -101,7 +93,7 @@ def test_an_object_changed_between_read_and_write_is_not_overwritten_and_no_chan
     kube: EmulatedCluster, scenario_prometheus: PrometheusServer
 ) -> None:
     seed(kube, profile_named())
-    [outcome] = _cycle(kube, scenario_prometheus.url, api=_RacedApi(kube))
+    [outcome] = run_shop_cycle(kube, scenario_prometheus.url, api=_RacedApi(kube))
     assert not outcome.written
     assert "changed since it was read" in outcome.problem
     assert pool(kube) == BEFORE
@@ -124,10 +116,10 @@ def test_a_change_recorded_but_never_written_is_found_reverted_after_a_restart(
 ) -> None:
     seed(kube, profile_named())
     with pytest.raises(SystemExit):
-        _cycle(kube, scenario_prometheus.url, api=_CrashingApi(kube.api))
+        run_shop_cycle(kube, scenario_prometheus.url, api=_CrashingApi(kube.api))
     assert status_of(kube)["lastChange"]["verdict"] == "Pending"  # saved before the write, as the contract says
     assert pool(kube) == BEFORE
-    _cycle(kube, scenario_prometheus.url, now=AT + timedelta(minutes=1))
+    run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(minutes=1))
     status = status_of(kube)
     assert status["lastChange"]["verdict"] == "Reverted"
     assert pool(kube) == BEFORE  # the move is barred after it was found not in effect
@@ -140,7 +132,7 @@ def test_a_spec_the_models_refuse_gets_status_invalid_naming_the_field_and_nothi
     profile["spec"]["pool"]["size"] = {"min": 50, "max": 40}
     seed(kube, profile)
     before = kube.get("v1", "ConfigMap", "pgbouncer", "shop")
-    [outcome] = _cycle(kube, scenario_prometheus.url)
+    [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
     status = status_of(kube)
     assert status["phase"] == "Invalid"
     [spec_valid] = [c for c in status["conditions"] if c["type"] == "SpecValid"]
@@ -155,7 +147,7 @@ def test_of_two_profiles_on_one_workload_the_newer_waits_with_conflict(
     kube: EmulatedCluster, scenario_prometheus: PrometheusServer
 ) -> None:
     seed(kube, profile_named("api"), profile_named("api-copy"))
-    outcomes = {outcome.name: outcome for outcome in _cycle(kube, scenario_prometheus.url)}
+    outcomes = {outcome.name: outcome for outcome in run_shop_cycle(kube, scenario_prometheus.url)}
     assert outcomes["api"].written
     assert not outcomes["api-copy"].written
     copy_status = status_of(kube, "api-copy")
@@ -170,7 +162,7 @@ def test_a_missing_workload_is_reported_and_nothing_is_read_or_written(
     profile = profile_named()
     profile["spec"]["targetRef"] = {"kind": "Deployment", "name": "checkout"}
     seed(kube, profile)
-    [outcome] = _cycle(kube, scenario_prometheus.url)
+    [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
     status = status_of(kube)
     assert conditions(status)["TargetFound"] == "False"
     assert "no Deployment named checkout in namespace shop" in status["recommendation"]["reason"]
@@ -180,7 +172,7 @@ def test_a_missing_workload_is_reported_and_nothing_is_read_or_written(
 def test_prometheus_unreachable_writes_no_change_and_says_so(kube: EmulatedCluster) -> None:
     seed(kube, profile_named())
     before = kube.get("v1", "ConfigMap", "pgbouncer", "shop")
-    [outcome] = _cycle(kube, f"http://127.0.0.1:{free_port()}")
+    [outcome] = run_shop_cycle(kube, f"http://127.0.0.1:{free_port()}")
     assert not outcome.written
     assert outcome.decision.change is None
     assert kube.get("v1", "ConfigMap", "pgbouncer", "shop") == before
@@ -195,9 +187,9 @@ def test_an_emergency_while_verifying_moves_the_pending_change_into_history(
     # The hour's data does not see the first growth (it is history), so clients still wait: an emergency may act
     # toward capacity before the first change's verdict, and that change can no longer be judged alone.
     seed(kube, profile_named())
-    _cycle(kube, scenario_prometheus.url)
+    run_shop_cycle(kube, scenario_prometheus.url)
     first = copy.deepcopy(status_of(kube)["lastChange"])
-    [outcome] = _cycle(kube, scenario_prometheus.url, now=AT + timedelta(minutes=2))
+    [outcome] = run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(minutes=2))
     assert outcome.written
     status = status_of(kube)
     assert status["lastChange"]["from"] == first["to"]

@@ -22,20 +22,23 @@ def _spec(mode: str = "Auto") -> PerformanceProfileSpec:
 
 def test_a_condition_that_keeps_its_status_keeps_its_transition_time() -> None:
     previous = [Condition(type="MetricsAvailable", status="True", reason="Read", last_transition_time=EARLIER)]
-    [condition] = compute_conditions(previous, [ConditionUpdate("MetricsAvailable", "True", "Read", "again")], now=NOW)
+    [condition] = compute_conditions(previous, [ConditionUpdate(type="MetricsAvailable", status="True", reason="Read",
+                                                                      message="again")], now=NOW)
     assert condition.last_transition_time == EARLIER
     assert condition.message == "again"
 
 
 def test_a_condition_that_changes_status_moves_its_transition_time_to_now() -> None:
     previous = [Condition(type="MetricsAvailable", status="True", reason="Read", last_transition_time=EARLIER)]
-    [condition] = compute_conditions(previous, [ConditionUpdate("MetricsAvailable", "False", "Unreachable")], now=NOW)
+    [condition] = compute_conditions(previous, [ConditionUpdate(type="MetricsAvailable", status="False",
+                                                                      reason="Unreachable")], now=NOW)
     assert (condition.status, condition.last_transition_time) == ("False", NOW)
 
 
 def test_conditions_not_looked_at_are_kept_and_all_are_sorted_by_type() -> None:
     previous = [Condition(type="SpecValid", status="True", reason="Valid", last_transition_time=EARLIER)]
-    conditions = compute_conditions(previous, [ConditionUpdate("Conflict", "False", "NoConflict")], now=NOW)
+    update = ConditionUpdate(type="Conflict", status="False", reason="NoConflict")
+    conditions = compute_conditions(previous, [update], now=NOW)
     assert [(c.type, c.last_transition_time) for c in conditions] == [("Conflict", NOW), ("SpecValid", EARLIER)]
 
 

@@ -1,8 +1,8 @@
 """The only module that talks to the Kubernetes API: reads objects as plain dicts, writes JSON patches.
 
-Objects are read and written as the API server's JSON (``_preload_content=False``), not through the
-client's generated models: the engine's readers (``observe.workload``) take manifests as dicts, and the
-models would drop fields they do not know (a newer API server's) on a round trip.
+Objects are read and written as the API server's JSON, not through the client's generated models: the
+engine's readers (``observe.workload``) take manifests as dicts, and the models would drop fields they do not
+know (a newer API server's) on a round trip.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
@@ -86,8 +87,11 @@ class KubeError(Exception):
 
     @property
     def conflict(self) -> bool:
-        """The object changed since it was read (409), or a patch's test failed on it (422)."""
-        return self.status in (409, 422)
+        """The object changed since it was read: a resourceVersion precondition (409), or a JSON patch's test
+        (422, the API server's words name the test; a 422 for an invalid value does not)."""
+        message = str(self).lower()
+        failed_test = any(words in message for words in ("test failed", "testing value", "tested value"))
+        return self.status == 409 or (self.status == 422 and failed_test)
 
 
 def _path(kind: str, namespace: str | None, name: str | None = None, *, subresource: str = "") -> str:
@@ -135,7 +139,7 @@ class KubeApi:
             data = response.read()  # type: ignore[no-untyped-call]
         except ApiException as error:
             raise KubeError(error.status or 0, f"{method} {path}: {_message(error.body, error.reason)}") from error
-        except OSError as error:  # urllib3's connection errors are OSErrors
+        except (urllib3.exceptions.HTTPError, OSError) as error:  # no answer: refused, reset, timed out
             raise KubeError(0, f"{method} {path}: {error}") from error
         if not 200 <= response.status <= 299:
             raise KubeError(response.status, f"{method} {path}: {_message(data, response.reason)}")
@@ -167,10 +171,12 @@ class KubeApi:
         return dict(written)
 
     def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
-        """Replace the profile's status (a merge patch of the status subresource; null fields clear)."""
+        """Replace the profile's whole status (the status subresource): a field left out is gone, where a merge
+        patch would keep it, and would merge a new change's values into the last one's."""
         written = self._call("PATCH", _path("PerformanceProfile", namespace, name, subresource="status"),
-                             query=[("fieldManager", FIELD_MANAGER)], body={"status": status},
-                             content_type="application/merge-patch+json")
+                             query=[("fieldManager", FIELD_MANAGER)],
+                             body=[{"op": "add", "path": "/status", "value": status}],
+                             content_type="application/json-patch+json")
         return dict(written)
 
     def apply_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool,

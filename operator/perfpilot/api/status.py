@@ -218,6 +218,10 @@ class Recommendation(ApiModel):
 class PerformanceProfileStatus(TuningState):
     phase: Phase = Phase.OBSERVING
     observed_generation: int | None = None
+    last_evaluated_at: datetime | None = Field(
+        None, description="When the operator last looked at this profile (evaluated it, or found why not): the "
+                          "next look is guardrails.interval later, or at once when the spec changes."
+    )
     conditions: list[Condition] = Field(default_factory=list)
     observed: ObservedStatus = Field(default_factory=ObservedStatus)
     classification: ClassificationStatus = Field(default_factory=ClassificationStatus)

@@ -8,35 +8,37 @@ before its verdict is saved. Before each write the object is read again, and the
 is still the one the decision moved from: a value someone else changed since is theirs, and the change is
 not written (``Conflict``). The patch itself carries the object's resourceVersion, so nothing changed in
 between is overwritten either.
+
+A profile's failure is its own: whatever goes wrong with one (the API refusing its status, a bug met by its
+odd spec) is logged and reported in its outcome, and the others are evaluated as usual.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
+import structlog
 from pydantic import ValidationError
 
 from perfpilot.actuate.kube import KubeApi, KubeError
 from perfpilot.actuate.patches import PatchError, compute_edit_patch
-from perfpilot.api.quantities import parse_duration_seconds
-from perfpilot.api.spec import KIND, Mode, PerformanceProfile
+from perfpilot.api.spec import KIND, Guardrails, Mode, PerformanceProfile
 from perfpilot.api.status import (
+    ClassificationStatus,
     Condition,
     Edit,
+    ObservedStatus,
     PerformanceProfileStatus,
     Phase,
     TuningState,
     parse_tuning_state,
 )
 from perfpilot.api.validate import prune_null_fields, validate_profile
-from perfpilot.control.status import (
-    ConditionUpdate,
-    compute_evaluated_status,
-    compute_stopped_status,
-)
+from perfpilot.control.status import ConditionUpdate, compute_evaluated_status, compute_stopped_status
 from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import PrometheusSettings
 from perfpilot.observe.snapshot import CycleObservations, ProfileTarget, fetch_observations, unreachable_reason
@@ -47,16 +49,19 @@ from perfpilot.tuning.observations import LiveConfig, Observations
 from perfpilot.tuning.state import compute_next_state
 from perfpilot.tuning.values import compute_live_value, values_equal
 
-DEFAULT_INTERVAL = "60s"
+log = structlog.get_logger("perfpilot")
+
+# An invalid profile has no interval of its own: it is looked at again as often as a default one.
+DEFAULT_INTERVAL_SECONDS = float(Guardrails().interval.seconds)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProfileOutcome:
-    """What one evaluation of one profile did (for logs, metrics and tests)."""
+    """What one evaluation of one profile did (for logs, the liveness probe and tests)."""
 
     namespace: str
     name: str
-    phase: Phase
+    phase: Phase | None  # None: its status could not be written
     decision: Decision | None = None
     written: bool = False
     problem: str = ""  # why it was not evaluated, or why its change was not written
@@ -65,9 +70,12 @@ class ProfileOutcome:
 @dataclass
 class _Profile:
     raw: Mapping[str, Any]
-    profile: PerformanceProfile
+    namespace: str
+    name: str
     previous: PerformanceProfileStatus
-    state: TuningState
+    state: TuningState | None  # None: the status holds a state machine that cannot be read
+    profile: PerformanceProfile | None = None  # None: the spec is invalid
+    problems: list[str] = field(default_factory=list)
     live: LiveConfig | None = None
     outcome: ProfileOutcome | None = None
     updates: list[ConditionUpdate] = field(default_factory=list)
@@ -78,59 +86,55 @@ def _metadata(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, Mapping) else {}
 
 
+def _status(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    status = raw.get("status")
+    return status if isinstance(status, Mapping) else {}
+
+
 def _generation(raw: Mapping[str, Any]) -> int | None:
     generation = _metadata(raw).get("generation")
     return generation if isinstance(generation, int) else None
 
 
-def parse_previous_status(raw: Mapping[str, Any]) -> tuple[PerformanceProfileStatus, TuningState]:
-    """The status as last written, and its state machine; what cannot be read starts afresh (a status
-    someone else wrote over cannot stop the profile from being evaluated)."""
-    status = raw.get("status")
-    status = status if isinstance(status, Mapping) else {}
-    state = parse_tuning_state(status) or TuningState()
-    conditions: list[Condition] = []
-    for item in status.get("conditions") or []:
-        try:
-            conditions.append(Condition.model_validate(item))
-        except ValidationError:
-            continue
-    previous = PerformanceProfileStatus(**state.model_dump(by_alias=False), conditions=conditions)
+def _parsed(model: type[Any], raw: object, default: Any) -> Any:
+    try:
+        return model.model_validate(raw) if raw is not None else default
+    except ValidationError:
+        return default
+
+
+def parse_previous_status(raw: Mapping[str, Any]) -> tuple[PerformanceProfileStatus, TuningState | None]:
+    """The status as last written, and its state machine (None when it holds one that cannot be read: a
+    profile must not be tuned from a fresh state while a change of its may be pending). What else cannot be
+    read (a condition someone wrote by hand) is left out."""
+    status = _status(raw)
+    try:
+        previous = PerformanceProfileStatus.model_validate(status)
+        return previous, TuningState.model_validate(previous.model_dump(include=set(TuningState.model_fields)))
+    except ValidationError:
+        pass
+    state = parse_tuning_state(status)
+    conditions = [found for found in (_parsed(Condition, item, None) for item in status.get("conditions") or [])
+                  if found is not None]
+    previous = PerformanceProfileStatus(
+        **(state or TuningState()).model_dump(by_alias=False), conditions=conditions,
+        observed=_parsed(ObservedStatus, status.get("observed"), ObservedStatus()),
+        classification=_parsed(ClassificationStatus, status.get("classification"), ClassificationStatus()),
+    )
     return previous, state
 
 
-def is_due(raw: Mapping[str, Any], *, now: datetime) -> bool:
-    """Whether the profile's ``interval`` has passed since its last evaluation (``status.observed.at``), or
-    its spec changed since (a new generation is evaluated at once)."""
-    status = raw.get("status")
-    status = status if isinstance(status, Mapping) else {}
-    if status.get("observedGeneration") != _generation(raw):
+def decide_due(previous: PerformanceProfileStatus, *, generation: int | None, interval_seconds: float,
+               now: datetime) -> bool:
+    """Whether a profile is to be looked at now: never looked at, its spec changed since (a new generation is
+    looked at at once), or its interval has passed since it last was."""
+    if previous.observed_generation != generation or previous.last_evaluated_at is None:
         return True
-    observed = status.get("observed")
-    at = observed.get("at") if isinstance(observed, Mapping) else None
-    if not isinstance(at, str):
-        return True
-    try:
-        last = datetime.fromisoformat(at.replace("Z", "+00:00"))
-    except ValueError:
-        return True
-    spec = raw.get("spec")
-    guardrails = spec.get("guardrails") if isinstance(spec, Mapping) else None
-    interval = guardrails.get("interval") if isinstance(guardrails, Mapping) else None
-    try:
-        seconds = float(parse_duration_seconds(interval if interval is not None else DEFAULT_INTERVAL))
-    except ValueError:
-        return True
-    return now - last >= timedelta(seconds=seconds)
+    return now - previous.last_evaluated_at >= timedelta(seconds=interval_seconds)
 
 
-def _target_key(profile: PerformanceProfile) -> tuple[str, str, str]:
-    ref = profile.spec.target_ref
-    return profile.metadata.namespace, ref.kind.value, ref.name
-
-
-def _created(raw: Mapping[str, Any]) -> tuple[str, str]:
-    return str(_metadata(raw).get("creationTimestamp") or ""), str(_metadata(raw).get("name") or "")
+def _created(item: _Profile) -> tuple[str, str]:
+    return str(_metadata(item.raw).get("creationTimestamp") or ""), item.name
 
 
 def fetch_live_objects(kube: KubeApi, profile: PerformanceProfile) -> list[dict[str, Any]]:
@@ -170,8 +174,21 @@ def _find(objects: Iterable[Mapping[str, Any]], target: str) -> Mapping[str, Any
     return next((o for o in objects if o.get("kind") == kind and _metadata(o).get("name") == name), None)
 
 
+def _keda_owner(obj: Mapping[str, Any]) -> str | None:
+    owners = _metadata(obj).get("ownerReferences")
+    for owner in owners if isinstance(owners, list) else []:
+        if isinstance(owner, Mapping) and owner.get("kind") == "ScaledObject":
+            return str(owner.get("name"))
+    return None
+
+
 class EditNotWritten(Exception):
-    """An edit not written: the value moved since the decision, the object changed, or the API refused."""
+    """An edit not written. ``sure`` says whether it is known to have changed nothing: False when the patch was
+    sent and its answer lost or a server error (the API server may have applied it)."""
+
+    def __init__(self, message: str, *, sure: bool = True) -> None:
+        super().__init__(message)
+        self.sure = sure
 
 
 def apply_edit(kube: KubeApi, profile: PerformanceProfile, edit: Edit, *, target: str, now: datetime) -> bool:
@@ -186,10 +203,15 @@ def apply_edit(kube: KubeApi, profile: PerformanceProfile, edit: Edit, *, target
         return False
     if not values_equal(edit.setting, now_value, edit.from_value):
         raise EditNotWritten(f"{edit.setting.value} on {target} is no longer the value the decision moved from "
-                          f"(someone else changed it): not written")
+                             f"(someone else changed it): not written")
     obj = _find(objects, target)
     if obj is None:
         raise EditNotWritten(f"{target} is gone: not written")
+    scaled_object = _keda_owner(obj)
+    if scaled_object is not None:
+        # KEDA writes its HPA from the ScaledObject and would undo this within seconds.
+        raise EditNotWritten(f"{target} belongs to KEDA ScaledObject {scaled_object}, which perfpilot does not "
+                             f"write yet: not written")
     try:
         patch = compute_edit_patch(obj, edit, profile=profile.spec)
         kind, _, name = target.partition("/")
@@ -197,8 +219,11 @@ def apply_edit(kube: KubeApi, profile: PerformanceProfile, edit: Edit, *, target
     except (PatchError, WorkloadSpecError) as error:
         raise EditNotWritten(f"{target}: {error}") from error
     except KubeError as error:
-        why = "changed since it was read" if error.conflict else "refused"
-        raise EditNotWritten(f"{target} {why}: {error}") from error
+        if error.conflict:
+            raise EditNotWritten(f"{target} changed since it was read: {error}") from error
+        answered = 400 <= error.status < 500
+        raise EditNotWritten(f"{target} {'refused' if answered else 'not known to be written'}: {error}",
+                             sure=answered) from error
     return True
 
 
@@ -208,159 +233,233 @@ def _edits(change: ProposedChange) -> list[tuple[Edit, str]]:
     return [*first, (change.edit, change.target)]
 
 
-def _save(kube: KubeApi, item: _Profile, status: PerformanceProfileStatus) -> Phase:
-    meta = item.profile.metadata
-    kube.apply_status(meta.namespace, meta.name, status.model_dump(by_alias=True, mode="json"))
+# The status fields of the state machine, as the API holds them.
+_STATE_KEYS = tuple(field.alias or name for name, field in TuningState.model_fields.items())
+
+
+def _apply_status(kube: KubeApi, item: _Profile, status: PerformanceProfileStatus) -> Phase:
+    written = status.model_dump(by_alias=True, mode="json", exclude_none=True)
+    if item.state is None:
+        # A state that cannot be read is kept as it is, for a person to mend: the status is written whole.
+        raw = _status(item.raw)
+        written.update({key: raw[key] for key in _STATE_KEYS if key in raw})
+    kube.apply_status(item.namespace, item.name, written)
     return status.phase
 
 
-def _evaluate(kube: KubeApi, item: _Profile, observations: Observations, *, now: datetime,
-              metrics: ConditionUpdate) -> ProfileOutcome:
+def _apply_event(kube: KubeApi, item: _Profile, *, reason: str, message: str, warning: bool, now: datetime) -> None:
+    # The change and its status are written: an Event refused must not make them look unwritten.
+    try:
+        kube.apply_event(item.raw, reason=reason, message=message, warning=warning, now=now)
+    except KubeError as error:
+        log.warning("event not recorded", namespace=item.namespace, profile=item.name, reason=reason,
+                    error=str(error))
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Writes:
+    """What writing a change's edits came to."""
+
+    written_any: bool = False
+    problem: str = ""
+    sure: bool = True  # the problem is known to have left the objects as they were
+
+
+def _apply_edits(kube: KubeApi, profile: PerformanceProfile, change: ProposedChange, *, now: datetime) -> _Writes:
+    written_any = False
+    for edit, target in _edits(change):
+        try:
+            written_any = apply_edit(kube, profile, edit, target=target, now=now) or written_any
+        except EditNotWritten as error:
+            return _Writes(written_any=written_any, problem=str(error), sure=error.sure)
+    return _Writes(written_any=written_any)
+
+
+def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations, *, now: datetime,
+                      metrics: ConditionUpdate) -> ProfileOutcome:
     profile, state = item.profile, item.state
+    assert profile is not None and state is not None
     decision = decide(profile.spec, observations, state, now)
     change = decision.change
     observed = observed_status(observations)
-    meta = profile.metadata
     updates = [*item.updates, metrics]
 
     def status(next_state: TuningState, *, written: bool, problem: str = "") -> PerformanceProfileStatus:
-        conflict = (ConditionUpdate("Conflict", "True", "WriteNotApplied", problem) if problem
-                    else ConditionUpdate("Conflict", "False", "NoConflict"))
+        conflict = (ConditionUpdate(type="Conflict", status="True", reason="WriteNotApplied", message=problem)
+                    if problem else ConditionUpdate(type="Conflict", status="False", reason="NoConflict"))
         return compute_evaluated_status(
             item.previous, spec=profile.spec, state=next_state, decision=decision, observed=observed,
             written=written, paused=observations.live.paused, conditions=[*updates, conflict],
             generation=_generation(item.raw), now=now)
 
-    if change is None or not decision.apply:
-        next_state = compute_next_state(state, decision=decision, observations=observations, now=now, applied=False)
-        phase = _save(kube, item, status(next_state, written=False))
-        return ProfileOutcome(meta.namespace, meta.name, phase, decision)
+    def outcome(phase: Phase, *, written: bool = False, problem: str = "") -> ProfileOutcome:
+        return ProfileOutcome(namespace=item.namespace, name=item.name, phase=phase, decision=decision,
+                              written=written, problem=problem)
 
-    problem = ""
-    written_any = False
+    def next_state(*, applied: bool) -> TuningState:
+        return compute_next_state(state, decision=decision, observations=observations, now=now, applied=applied)
+
+    if change is None or not decision.apply:
+        return outcome(_apply_status(kube, item, status(next_state(applied=False), written=False)))
+
     if not change.rollback:
         # Saved first: a crash after the write leaves the change Pending, never an unrecorded step.
-        recorded = compute_next_state(state, decision=decision, observations=observations, now=now, applied=True)
-        phase = _save(kube, item, status(recorded, written=True))
-        try:
-            for edit, target in _edits(change):
-                written_any = apply_edit(kube, profile, edit, target=target, now=now) or written_any
-        except EditNotWritten as error:
-            problem = str(error)
-        if problem and not written_any:
-            unrecorded = compute_next_state(state, decision=decision, observations=observations, now=now,
-                                            applied=False)
-            phase = _save(kube, item, status(unrecorded, written=False, problem=problem))
-        elif problem:  # the coupled edit went in alone: the next evaluation finds and undoes it
-            phase = _save(kube, item, status(recorded, written=True, problem=problem))
+        recorded = next_state(applied=True)
+        phase = _apply_status(kube, item, status(recorded, written=True))
+        writes = _apply_edits(kube, profile, change, now=now)
+        if writes.problem and not writes.written_any and writes.sure:
+            phase = _apply_status(kube, item, status(next_state(applied=False), written=False, problem=writes.problem))
+        elif writes.problem:
+            # Part written (the coupled edit alone), or not known: the change stays Pending, and the next
+            # evaluation reads the live values to find what was written (tuning.verify.decide_unfinished_write).
+            phase = _apply_status(kube, item, status(recorded, written=True, problem=writes.problem))
         else:
-            kube.apply_event(item.raw, reason="Changed", message=f"{change.target} {change.edit.setting.value}: "
-                             f"{change.reason}", warning=False, now=now)
-        return ProfileOutcome(meta.namespace, meta.name, phase, decision, written=not problem, problem=problem)
+            _apply_event(kube, item, reason="Changed", message=f"{change.target} {change.edit.setting.value}: "
+                         f"{change.reason}", warning=False, now=now)
+        return outcome(phase, written=not writes.problem, problem=writes.problem)
 
-    try:
-        for edit, target in _edits(change):
-            apply_edit(kube, profile, edit, target=target, now=now)
-    except EditNotWritten as error:
-        problem = str(error)
-    next_state = compute_next_state(state, decision=decision, observations=observations, now=now,
-                                    applied=not problem)
-    phase = _save(kube, item, status(next_state, written=not problem, problem=problem))
-    if not problem:
-        kube.apply_event(item.raw, reason="RolledBack", message=f"{change.target} {change.edit.setting.value}: "
-                         f"{change.reason}", warning=True, now=now)
-    return ProfileOutcome(meta.namespace, meta.name, phase, decision, written=not problem, problem=problem)
+    writes = _apply_edits(kube, profile, change, now=now)
+    # A rollback not (known to be) written leaves its change Pending: the next evaluation tries again, or finds
+    # it written (Reverted, or finished when cut short between its edits).
+    phase = _apply_status(kube, item, status(next_state(applied=not writes.problem), written=not writes.problem,
+                                             problem=writes.problem))
+    if not writes.problem:
+        _apply_event(kube, item, reason="RolledBack", message=f"{change.target} {change.edit.setting.value}: "
+                     f"{change.reason}", warning=True, now=now)
+    return outcome(phase, written=not writes.problem, problem=writes.problem)
 
 
-def _stop(kube: KubeApi, item: _Profile, *, phase: Phase, reason: str, updates: list[ConditionUpdate],
-          now: datetime) -> ProfileOutcome:
+def _apply_stopped(kube: KubeApi, item: _Profile, *, phase: Phase, reason: str, updates: list[ConditionUpdate],
+                   now: datetime) -> ProfileOutcome:
     status = compute_stopped_status(item.previous, phase=phase, conditions=[*item.updates, *updates],
                                     generation=_generation(item.raw), reason=reason, now=now)
-    _save(kube, item, status)
-    meta = item.profile.metadata
-    return ProfileOutcome(meta.namespace, meta.name, phase, problem=reason)
+    return ProfileOutcome(namespace=item.namespace, name=item.name, phase=_apply_status(kube, item, status),
+                          problem=reason)
 
 
-def _metrics_condition(cycle: CycleObservations, profile: PerformanceProfile, url: str) -> ConditionUpdate:
+def _metrics_condition(cycle: CycleObservations, url: str) -> ConditionUpdate:
     unreachable = cycle.unreachable.get(url)
     if unreachable is not None:
-        return ConditionUpdate("MetricsAvailable", "False", "PrometheusUnreachable", unreachable_reason(unreachable))
+        return ConditionUpdate(type="MetricsAvailable", status="False", reason="PrometheusUnreachable",
+                               message=unreachable_reason(unreachable))
     if url in cycle.without_result:
-        return ConditionUpdate("MetricsAvailable", "False", "NoResult",
-                               "; ".join(str(failure) for failure in cycle.without_result[url])[:1024])
+        return ConditionUpdate(type="MetricsAvailable", status="False", reason="NoResult",
+                               message="; ".join(str(failure) for failure in cycle.without_result[url]))
     if not url:
-        return ConditionUpdate("MetricsAvailable", "False", "NoPrometheusURL",
-                               "no Prometheus URL: set spec.metrics.prometheusURL or the operator's --prometheus-url")
-    return ConditionUpdate("MetricsAvailable", "True", "Read", f"read from {url}")
+        return ConditionUpdate(type="MetricsAvailable", status="False", reason="NoPrometheusURL",
+                               message="no Prometheus URL: set spec.metrics.prometheusURL or the operator's "
+                                       "--prometheus-url")
+    return ConditionUpdate(type="MetricsAvailable", status="True", reason="Read", message=f"read from {url}")
 
 
-def _invalid(kube: KubeApi, raw: Mapping[str, Any], problems: Sequence[str], *, now: datetime) -> ProfileOutcome:
-    """A spec the API server let through (no CEL on this cluster) that the models refuse: nothing is read
-    or written but the status saying what is wrong."""
+def _read(raw: Mapping[str, Any]) -> _Profile:
+    """The profile as listed: its previous status, and its spec validated as `perfpilot validate` does."""
     meta = _metadata(raw)
-    namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
-    previous, _ = parse_previous_status(raw)
-    message = "; ".join(problems)
-    status = compute_stopped_status(previous, phase=Phase.INVALID,
-                                    conditions=[ConditionUpdate("SpecValid", "False", "Invalid", message)],
-                                    generation=_generation(raw), reason=f"spec invalid: {message}", now=now)
-    kube.apply_status(namespace, name, status.model_dump(by_alias=True, mode="json"))
-    return ProfileOutcome(namespace, name, Phase.INVALID, problem=message)
+    previous, state = parse_previous_status(raw)
+    item = _Profile(raw=raw, namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""),
+                    previous=previous, state=state)
+    document = {**raw, "status": None, "kind": raw.get("kind", KIND)}
+    item.problems = [str(problem) for problem in validate_profile(document)]
+    if not item.problems:
+        item.profile = PerformanceProfile.model_validate(prune_null_fields(document))
+    return item
+
+
+def _guarded(item: _Profile, step: Callable[[], ProfileOutcome | None]) -> None:
+    """Run one step of one profile; whatever it raises is that profile's outcome, not the cycle's end."""
+    if item.outcome is not None:
+        return
+    try:
+        item.outcome = step()
+    except KubeError as error:
+        item.outcome = ProfileOutcome(namespace=item.namespace, name=item.name, phase=None,
+                                      problem=f"status not written: {error}")
+    except Exception as error:  # a bug met by this profile alone must not stop the others
+        log.exception("evaluation failed", namespace=item.namespace, profile=item.name)
+        item.outcome = ProfileOutcome(namespace=item.namespace, name=item.name, phase=None,
+                                      problem=f"evaluation failed: {type(error).__name__}: {error}")
+
+
+def _check(kube: KubeApi, item: _Profile, owners: Mapping[tuple[str, str, str], _Profile], *,
+           now: datetime) -> ProfileOutcome | None:
+    """Why the profile is not to be evaluated (its status written saying so), or None."""
+    if item.profile is None:
+        message = "; ".join(item.problems)
+        return _apply_stopped(kube, item, phase=Phase.INVALID, reason=f"spec invalid: {message}", now=now, updates=[
+            ConditionUpdate(type="SpecValid", status="False", reason="Invalid", message=message)])
+    item.updates.append(ConditionUpdate(type="SpecValid", status="True", reason="Valid"))
+    profile = item.profile
+    if profile.spec.mode is Mode.OFF:
+        return _apply_stopped(kube, item, phase=Phase.OFF, reason="Off: perfpilot neither recommends nor writes",
+                              updates=[], now=now)
+    if item.state is None:
+        reason = ("status.lastChange, history or barred cannot be read: fix or remove them (kubectl edit "
+                  "--subresource status) for perfpilot to go on; nothing is written until then")
+        return _apply_stopped(kube, item, phase=Phase.HOLDING, reason=reason, now=now, updates=[
+            ConditionUpdate(type="StateReadable", status="False", reason="Unreadable", message=reason)])
+    item.updates.append(ConditionUpdate(type="StateReadable", status="True", reason="Read"))
+    owner = owners[_target_key(profile)]
+    if owner is not item:
+        ref = profile.spec.target_ref
+        reason = f"{owner.name} (older) already tunes {ref.kind.value}/{ref.name}"
+        return _apply_stopped(kube, item, phase=Phase.HOLDING, reason=reason, now=now, updates=[
+            ConditionUpdate(type="Conflict", status="True", reason="AnotherProfile", message=reason)])
+    try:
+        item.live, _ = fetch_live_config(kube, profile, now=now)
+    except (KubeError, WorkloadSpecError) as error:
+        return _apply_stopped(kube, item, phase=Phase.HOLDING, reason=str(error), now=now, updates=[
+            ConditionUpdate(type="TargetFound", status="False", reason="NotRead", message=str(error))])
+    item.updates.append(ConditionUpdate(type="TargetFound", status="True", reason="Found"))
+    return None
+
+
+def _target_key(profile: PerformanceProfile) -> tuple[str, str, str]:
+    ref = profile.spec.target_ref
+    return profile.metadata.namespace, ref.kind.value, ref.name
+
+
+def _interval_seconds(item: _Profile) -> float:
+    return float(item.profile.spec.guardrails.interval.seconds) if item.profile else DEFAULT_INTERVAL_SECONDS
 
 
 def run_cycle(kube: KubeApi, profiles: Sequence[Mapping[str, Any]], *, now: datetime,
               settings: PrometheusSettings) -> list[ProfileOutcome]:
-    """Evaluate ``profiles`` (as the API lists them) at ``now``; every one gets its status written."""
-    outcomes: list[ProfileOutcome] = []
+    """Evaluate the due ones of ``profiles`` (every profile the operator sees, as the API lists them: which
+    one owns a workload is decided among all of them) at ``now``; each gets its status written."""
     items: list[_Profile] = []
     for raw in profiles:
-        problems = validate_profile({**raw, "status": None, "kind": raw.get("kind", KIND)})
-        if problems:
-            outcomes.append(_invalid(kube, raw, [str(problem) for problem in problems], now=now))
-            continue
-        profile = PerformanceProfile.model_validate(prune_null_fields({**raw, "status": None}))
-        previous, state = parse_previous_status(raw)
-        items.append(_Profile(raw=raw, profile=profile, previous=previous, state=state,
-                              updates=[ConditionUpdate("SpecValid", "True", "Valid")]))
-
-    # Two profiles on one workload would fight: the older one is evaluated, the newer one waits.
-    owners: dict[tuple[str, str, str], _Profile] = {}
-    for item in sorted(items, key=lambda i: _created(i.raw)):
-        owner = owners.setdefault(_target_key(item.profile), item)
-        if owner is not item:
-            reason = (f"{owner.profile.metadata.name} (older) already tunes "
-                      f"{item.profile.spec.target_ref.kind.value}/{item.profile.spec.target_ref.name}")
-            item.outcome = _stop(kube, item, phase=Phase.HOLDING, reason=reason,
-                                 updates=[ConditionUpdate("Conflict", "True", "AnotherProfile", reason)], now=now)
-
-    targets: list[ProfileTarget] = []
-    for item in items:
-        if item.outcome is not None:
-            continue
-        if item.profile.spec.mode is Mode.OFF:
-            item.outcome = _stop(kube, item, phase=Phase.OFF, reason="Off: perfpilot neither recommends nor writes",
-                                 updates=[], now=now)
-            continue
+        meta = _metadata(raw)
         try:
-            item.live, _ = fetch_live_config(kube, item.profile, now=now)
-        except (KubeError, WorkloadSpecError) as error:
-            item.outcome = _stop(kube, item, phase=Phase.HOLDING, reason=str(error),
-                                 updates=[ConditionUpdate("TargetFound", "False", "NotRead", str(error))], now=now)
-            continue
-        item.updates.append(ConditionUpdate("TargetFound", "True", "Found"))
-        targets.append(ProfileTarget(item.profile, item.live))
+            items.append(_read(raw))
+        except Exception as error:  # a profile that cannot even be read is reported, not the others' end
+            log.exception("profile not read", namespace=meta.get("namespace"), profile=meta.get("name"))
+            items.append(_Profile(raw=raw, namespace=str(meta.get("namespace") or ""),
+                                  name=str(meta.get("name") or ""), previous=PerformanceProfileStatus(), state=None,
+                                  outcome=ProfileOutcome(namespace=str(meta.get("namespace") or ""),
+                                                         name=str(meta.get("name") or ""), phase=None,
+                                                         problem=f"not read: {type(error).__name__}: {error}")))
 
+    # Two profiles on one workload would fight: the older one tunes it, whether or not it is due now. An Off
+    # profile writes nothing, so it holds nothing.
+    owners: dict[tuple[str, str, str], _Profile] = {}
+    for item in sorted(items, key=_created):
+        if item.profile is not None and item.profile.spec.mode is not Mode.OFF:
+            owners.setdefault(_target_key(item.profile), item)
+
+    unread = [item for item in items if item.outcome is not None]
+    due = [item for item in items if item.outcome is None and decide_due(
+        item.previous, generation=_generation(item.raw), interval_seconds=_interval_seconds(item), now=now)]
+    for item in due:
+        _guarded(item, partial(_check, kube, item, owners, now=now))
+
+    targets = [ProfileTarget(item.profile, item.live) for item in due
+               if item.outcome is None and item.profile is not None and item.live is not None]
     cycle = fetch_observations(targets, at=now, settings=settings)
-    for item in items:
-        if item.outcome is None:
+    for item in due:
+        if item.outcome is None and item.profile is not None:
             profile = item.profile
             url = profile.spec.metrics.prometheus_url or settings.url
             observations = cycle[(profile.metadata.namespace, profile.metadata.name)]
-            try:
-                item.outcome = _evaluate(kube, item, observations, now=now,
-                                         metrics=_metrics_condition(cycle, profile, url))
-            except KubeError as error:  # its status not written: the next tick evaluates it again
-                item.outcome = ProfileOutcome(profile.metadata.namespace, profile.metadata.name, Phase.OBSERVING,
-                                              problem=f"status not written: {error}")
-        outcomes.append(item.outcome)
-    return outcomes
+            _guarded(item, partial(_apply_evaluation, kube, item, observations, now=now,
+                                   metrics=_metrics_condition(cycle, url)))
+    return [item.outcome for item in [*unread, *due] if item.outcome is not None]

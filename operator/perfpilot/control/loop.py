@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from perfpilot.actuate.kube import KubeApi, KubeError
-from perfpilot.control.cycle import ProfileOutcome, is_due, run_cycle
+from perfpilot.control.cycle import ProfileOutcome, run_cycle
 from perfpilot.observe.reader import PrometheusSettings
 
 log = structlog.get_logger("perfpilot")
@@ -50,17 +50,15 @@ def fetch_profiles(kube: KubeApi, namespaces: tuple[str, ...]) -> list[dict[str,
 
 def run_tick(kube: KubeApi, settings: LoopSettings, *, now: datetime) -> list[ProfileOutcome]:
     """One tick: every profile whose interval has passed (or whose spec changed) is evaluated at ``now``."""
-    due = [profile for profile in fetch_profiles(kube, settings.namespaces) if is_due(profile, now=now)]
-    if not due:
-        return []
-    return run_cycle(kube, due, now=now, settings=settings.prometheus)
+    return run_cycle(kube, fetch_profiles(kube, settings.namespaces), now=now, settings=settings.prometheus)
 
 
 def _log(outcome: ProfileOutcome) -> None:
     decision = outcome.decision
     change = decision.change if decision is not None else None
     log.info(
-        "evaluated", namespace=outcome.namespace, profile=outcome.name, phase=outcome.phase.value,
+        "evaluated", namespace=outcome.namespace, profile=outcome.name,
+        phase=outcome.phase.value if outcome.phase is not None else None,
         reason=decision.reason if decision is not None else outcome.problem,
         change=None if change is None else f"{change.target} {change.edit.setting.value}",
         table_row=None if change is None else change.table_row, written=outcome.written,
@@ -70,8 +68,8 @@ def _log(outcome: ProfileOutcome) -> None:
 
 async def run_forever(kube: KubeApi, settings: LoopSettings, *, stop: asyncio.Event, health: LoopHealth,
                       clock: Callable[[], datetime] = utc_now) -> None:
-    """Tick until ``stop`` is set. A failed tick (the API unreachable) is logged and retried at the next one:
-    nothing was written by it that the next evaluation does not read back."""
+    """Tick until ``stop`` is set. A failed tick (the API server unreachable, or a bug) is logged and the next
+    one tries again: nothing a tick wrote is lost to the next, which reads everything back."""
     while not stop.is_set():
         now = clock()
         try:
@@ -79,6 +77,9 @@ async def run_forever(kube: KubeApi, settings: LoopSettings, *, stop: asyncio.Ev
         except KubeError as error:
             health.last_error = str(error)
             log.warning("tick failed", error=str(error))
+        except Exception as error:  # the loop is the operator: it must outlive any one tick
+            health.last_error = f"{type(error).__name__}: {error}"
+            log.exception("tick failed")
         else:
             health.last_error = ""
             health.evaluated += len(outcomes)

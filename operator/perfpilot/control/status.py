@@ -27,7 +27,7 @@ from perfpilot.tuning.decision import Decision
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConditionUpdate:
     """One condition as this evaluation found it; its transition time comes from the previous status."""
 
@@ -94,6 +94,7 @@ def compute_evaluated_status(
         **state.model_dump(by_alias=False),
         phase=decide_phase(spec, state=state, decision=decision, paused=paused, now=now),
         observed_generation=generation,
+        last_evaluated_at=now,
         conditions=compute_conditions(previous.conditions, conditions, now=now),
         observed=observed,
         classification=ClassificationStatus(load_pattern=classification.load_pattern, memory=classification.memory,
@@ -113,10 +114,11 @@ def compute_stopped_status(
     now: datetime,
 ) -> PerformanceProfileStatus:
     """The status of a profile not evaluated (invalid, off, in conflict, its workload not found): the
-    state machine and history are kept as they were, for when it is evaluated again."""
+    state machine, history and last observations are kept as they were, for when it is evaluated again."""
     return previous.model_copy(update={
         "phase": phase,
         "observed_generation": generation,
+        "last_evaluated_at": now,
         "conditions": compute_conditions(previous.conditions, conditions, now=now),
         "recommendation": Recommendation(at=now, reason=reason),
     })

@@ -1,0 +1,86 @@
+"""Which profiles a tick looks at (run_cycle on the emulated API): a profile is looked at again only once its
+interval has passed or its spec changed, whatever it was told last time; the older of two profiles owns a
+workload whether or not it is due, an Off one owns nothing; a state that cannot be read holds the profile and is
+kept as it is."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from kubeharness import MERGE_PATCH, EmulatedCluster
+from promharness import PrometheusServer
+from shop_scenario import AT, BEFORE, conditions, pool, profile_named, run_shop_cycle, seed, status_of
+
+pytestmark = pytest.mark.integration
+
+
+
+def _version(kube: EmulatedCluster, name: str) -> str:
+    version: str = kube.get("perfpilot.io/v1alpha1", "PerformanceProfile", name, "shop")["metadata"]["resourceVersion"]
+    return version
+
+
+def test_a_held_profile_is_looked_at_again_only_after_its_interval(
+    kube: EmulatedCluster, scenario_prometheus: PrometheusServer
+) -> None:
+    profile = profile_named()
+    profile["spec"]["targetRef"]["name"] = "checkout"  # no such Deployment: held, TargetFound=False
+    seed(kube, profile)
+    [held] = run_shop_cycle(kube, scenario_prometheus.url)
+    assert held.phase is not None and held.phase.value == "Holding"
+    assert conditions(status_of(kube))["TargetFound"] == "False"
+    version = _version(kube, "api")
+    assert run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(seconds=50)) == []
+    assert _version(kube, "api") == version  # not rewritten every tick
+    [again] = run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(seconds=60))  # the default interval
+    assert again.name == "api"
+
+
+def test_a_spec_change_is_looked_at_at_once(kube: EmulatedCluster, scenario_prometheus: PrometheusServer) -> None:
+    seed(kube, profile_named(mode="Recommend"))
+    run_shop_cycle(kube, scenario_prometheus.url)
+    path = kube.path("perfpilot.io/v1alpha1", "PerformanceProfile", "shop", "api")
+    kube.request("PATCH", path, {"spec": {"mode": "Auto"}}, content_type=MERGE_PATCH).raise_for_status()
+    [outcome] = run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(seconds=10))
+    assert outcome.written
+    assert pool(kube) != BEFORE
+
+
+def test_the_older_profile_owns_the_workload_even_when_it_is_not_due(
+    kube: EmulatedCluster, scenario_prometheus: PrometheusServer
+) -> None:
+    seed(kube, profile_named("api"), profile_named("api-copy", mode="Recommend"))
+    run_shop_cycle(kube, scenario_prometheus.url)
+    written = pool(kube)
+    path = kube.path("perfpilot.io/v1alpha1", "PerformanceProfile", "shop", "api-copy")
+    kube.request("PATCH", path, {"spec": {"mode": "Auto"}}, content_type=MERGE_PATCH).raise_for_status()
+    # Ten seconds on, only the copy is due (its spec changed): it is still the newer one, and waits.
+    [outcome] = run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(seconds=10))
+    assert (outcome.name, outcome.written) == ("api-copy", False)
+    assert conditions(status_of(kube, "api-copy"))["Conflict"] == "True"
+    assert pool(kube) == written
+
+
+def test_an_off_profile_holds_no_workload(kube: EmulatedCluster, scenario_prometheus: PrometheusServer) -> None:
+    seed(kube, profile_named("old", mode="Off"), profile_named("api"))
+    outcomes = {outcome.name: outcome for outcome in run_shop_cycle(kube, scenario_prometheus.url)}
+    assert status_of(kube, "old")["phase"] == "Off"
+    assert outcomes["api"].written
+    assert "Conflict" not in conditions(status_of(kube, "old"))
+
+
+def test_a_state_that_cannot_be_read_holds_the_profile_and_is_kept_for_mending(
+    kube: EmulatedCluster, scenario_prometheus: PrometheusServer
+) -> None:
+    profile = profile_named()
+    broken = {"at": "2023-11-14T22:40:00Z", "field": "hpa.somethingElse", "target": "HorizontalPodAutoscaler/api"}
+    profile["status"] = {"lastChange": broken}
+    seed(kube, profile)
+    [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
+    assert not outcome.written
+    status = status_of(kube)
+    assert status["phase"] == "Holding"
+    assert conditions(status)["StateReadable"] == "False"
+    assert status["lastChange"] == broken
+    assert pool(kube) == BEFORE
