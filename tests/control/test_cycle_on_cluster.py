@@ -197,3 +197,19 @@ def test_an_emergency_while_verifying_moves_the_pending_change_into_history(
     [earlier] = status["history"]
     assert (earlier["at"], earlier["to"], earlier["verdict"]) == (first["at"], first["to"], "Inconclusive")
     assert pool(kube) == PoolSize.model_validate(status["lastChange"]["to"])
+
+
+def test_profiles_sharing_a_namespace_list_its_pods_and_hpas_once_per_tick(
+    kube: EmulatedCluster, scenario_prometheus: PrometheusServer
+) -> None:
+    pooler = profile_named("pgbouncer", mode="Recommend")
+    pooler["spec"]["targetRef"]["name"] = "pgbouncer"
+    del pooler["spec"]["pool"]
+    seed(kube, profile_named(mode="Recommend"), pooler)
+    first = len(list(kube.emulator))
+    outcomes = run_shop_cycle(kube, scenario_prometheus.url)
+    assert sorted(outcome.name for outcome in outcomes) == ["api", "pgbouncer"]
+    listed = ("/api/v1/namespaces/shop/pods", "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers")
+    lists = [request.url.path for request in list(kube.emulator)[first:]
+             if str(request.method).endswith("GET") and request.url.path in listed]
+    assert sorted(lists) == sorted(listed)

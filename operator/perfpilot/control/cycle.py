@@ -137,7 +137,25 @@ def _created(item: _Profile) -> tuple[str, str]:
     return str(_metadata(item.raw).get("creationTimestamp") or ""), item.name
 
 
-def fetch_live_objects(kube: KubeApi, profile: PerformanceProfile) -> list[dict[str, Any]]:
+class TickReads:
+    """The namespace lists of one tick, each read once however many profiles share the namespace (so the reads
+    grow with the namespaces, not with profiles times namespace size). A write reads afresh instead."""
+
+    def __init__(self, kube: KubeApi) -> None:
+        self._kube = kube
+        self._lists: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+
+    def fetch_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._kube.fetch_object(kind, namespace, name)
+
+    def fetch_objects(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+        key = (kind, namespace)
+        if key not in self._lists:
+            self._lists[key] = self._kube.fetch_objects(kind, namespace)
+        return self._lists[key]
+
+
+def fetch_live_objects(kube: KubeApi | TickReads, profile: PerformanceProfile) -> list[dict[str, Any]]:
     """The objects the profile's ``LiveConfig`` is read from: its workload, the namespace's HPAs, the
     workload's Pods (for OOMKilled terminations) and, with a pool, the pgBouncer ConfigMap or Pooler and the
     workloads that may mount it. Raises ``WorkloadSpecError`` when the workload is not there."""
@@ -163,7 +181,7 @@ def fetch_live_objects(kube: KubeApi, profile: PerformanceProfile) -> list[dict[
     return objects
 
 
-def fetch_live_config(kube: KubeApi, profile: PerformanceProfile, *, now: datetime
+def fetch_live_config(kube: KubeApi | TickReads, profile: PerformanceProfile, *, now: datetime
                       ) -> tuple[LiveConfig, list[dict[str, Any]]]:
     objects = fetch_live_objects(kube, profile)
     return live_config_from_manifests(objects, profile, now=now), objects
@@ -380,7 +398,7 @@ def _guarded(item: _Profile, step: Callable[[], ProfileOutcome | None]) -> None:
                                       problem=f"evaluation failed: {type(error).__name__}: {error}")
 
 
-def _check(kube: KubeApi, item: _Profile, owners: Mapping[tuple[str, str, str], _Profile], *,
+def _check(kube: KubeApi, item: _Profile, owners: Mapping[tuple[str, str, str], _Profile], *, reads: TickReads,
            now: datetime) -> ProfileOutcome | None:
     """Why the profile is not to be evaluated (its status written saying so), or None."""
     if item.profile is None:
@@ -405,7 +423,7 @@ def _check(kube: KubeApi, item: _Profile, owners: Mapping[tuple[str, str, str], 
         return _apply_stopped(kube, item, phase=Phase.HOLDING, reason=reason, now=now, updates=[
             ConditionUpdate(type="Conflict", status="True", reason="AnotherProfile", message=reason)])
     try:
-        item.live, _ = fetch_live_config(kube, profile, now=now)
+        item.live, _ = fetch_live_config(reads, profile, now=now)
     except (KubeError, WorkloadSpecError) as error:
         return _apply_stopped(kube, item, phase=Phase.HOLDING, reason=str(error), now=now, updates=[
             ConditionUpdate(type="TargetFound", status="False", reason="NotRead", message=str(error))])
@@ -449,8 +467,9 @@ def run_cycle(kube: KubeApi, profiles: Sequence[Mapping[str, Any]], *, now: date
     unread = [item for item in items if item.outcome is not None]
     due = [item for item in items if item.outcome is None and decide_due(
         item.previous, generation=_generation(item.raw), interval_seconds=_interval_seconds(item), now=now)]
+    reads = TickReads(kube)
     for item in due:
-        _guarded(item, partial(_check, kube, item, owners, now=now))
+        _guarded(item, partial(_check, kube, item, owners, reads=reads, now=now))
 
     targets = [ProfileTarget(item.profile, item.live) for item in due
                if item.outcome is None and item.profile is not None and item.live is not None]
