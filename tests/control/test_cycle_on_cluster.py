@@ -38,7 +38,8 @@ def test_an_auto_profile_gets_its_change_written_recorded_and_announced(
     assert status["lastChange"]["verdict"] == "Pending"
     assert status["lastChange"]["to"] == change.edit.to_value.model_dump(by_alias=True)
     assert conditions(status) == {"SpecValid": "True", "StateReadable": "True", "TargetFound": "True",
-                                  "MetricsAvailable": "True", "Conflict": "False"}
+                                  "MetricsAvailable": "True", "Conflict": "False", "Ready": "True",
+                                  "RolledBack": "False"}
     assert status["observed"]["poolWaitingClients"] == 20
     [event] = events(kube)
     assert (event["reason"], event["involvedObject"]["name"]) == ("Changed", "api")
@@ -166,6 +167,8 @@ def test_a_missing_workload_is_reported_and_nothing_is_read_or_written(
     status = status_of(kube)
     assert conditions(status)["TargetFound"] == "False"
     assert "no Deployment named checkout in namespace shop" in status["recommendation"]["reason"]
+    [ready] = [condition for condition in status["conditions"] if condition["type"] == "Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "Holding")
     assert not outcome.written
 
 

@@ -52,6 +52,7 @@ def test_a_regression_is_rolled_back_barred_and_announced(kube: EmulatedCluster,
     status = _status(kube)
     assert (status["lastChange"]["at"], status["lastChange"]["verdict"]) == (CHANGED_AT, "RolledBack")
     assert "regression" in status["lastChange"]["verdictReason"]
+    assert conditions(status)["RolledBack"] == "True"
     [barred] = status["barred"]
     assert (barred["setting"], barred["from"], barred["to"]) == ("hpa.cpuTarget", 60, 70)
     [event] = kube.request("GET", kube.path("v1", "Event", "billing")).json()["items"]

@@ -9,7 +9,13 @@ import pytest
 
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import ChangeRecord, Condition, Edit, Phase, Setting, TuningState, Verdict
-from perfpilot.control.status import ConditionUpdate, compute_conditions, compute_recommendation, decide_phase
+from perfpilot.control.status import (
+    ConditionUpdate,
+    compute_conditions,
+    compute_recommendation,
+    compute_summary_conditions,
+    decide_phase,
+)
 from perfpilot.tuning.decision import Decision, ProposedChange
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -87,3 +93,35 @@ def test_a_change_not_written_is_the_recommendation() -> None:
 def test_a_change_written_leaves_only_the_reason() -> None:
     recommendation = compute_recommendation(Decision(CHANGE, "p95 over the SLO", True), written=True, now=NOW)
     assert (recommendation.setting, recommendation.reason) == (None, "p95 over the SLO")
+
+
+def _condition(kind: str, status: str, message: str = "") -> Condition:
+    return Condition(type=kind, status=status, reason="r", message=message)  # type: ignore[arg-type]
+
+
+ALL_GOOD = [_condition("SpecValid", "True"), _condition("StateReadable", "True"), _condition("TargetFound", "True"),
+            _condition("MetricsAvailable", "True"), _condition("Conflict", "False")]
+
+
+def test_ready_when_every_condition_is_as_it_must_be() -> None:
+    ready, rolled_back = compute_summary_conditions(ALL_GOOD, state=TuningState())
+    assert (ready.type, ready.status, rolled_back.status) == ("Ready", "True", "False")
+
+
+@pytest.mark.parametrize("index", range(len(ALL_GOOD)))
+def test_not_ready_names_the_condition_that_fails_with_its_message(index: int) -> None:
+    conditions = list(ALL_GOOD)
+    wrong = conditions[index]
+    conditions[index] = _condition(wrong.type, "True" if wrong.status == "False" else "False", "why it fails")
+    ready, _ = compute_summary_conditions(conditions, state=TuningState())
+    assert (ready.status, ready.reason.startswith(wrong.type), ready.message) == ("False", True, "why it fails")
+
+
+def test_rolled_back_says_which_change_and_why() -> None:
+    state = _pending()
+    assert state.last_change is not None
+    judged = TuningState(last_change=state.last_change.model_copy(update={
+        "verdict": Verdict.ROLLED_BACK, "verdict_reason": "p95 130ms -> 1227ms"}))
+    _, rolled_back = compute_summary_conditions(ALL_GOOD, state=judged)
+    assert (rolled_back.status, rolled_back.message) == (
+        "True", "hpa.cpuTarget on HorizontalPodAutoscaler/api: p95 130ms -> 1227ms")

@@ -50,6 +50,36 @@ def compute_conditions(previous: Sequence[Condition], updates: Iterable[Conditio
     return sorted(by_type.values(), key=lambda condition: condition.type)
 
 
+# What must hold for a profile to be Ready, and the state each must be in.
+READY_WHEN = {"SpecValid": "True", "StateReadable": "True", "TargetFound": "True", "MetricsAvailable": "True",
+              "Conflict": "False"}
+
+
+def compute_summary_conditions(conditions: Sequence[Condition], *, state: TuningState) -> list[ConditionUpdate]:
+    """``Ready`` (every condition of READY_WHEN as it must be: ``kubectl wait --for=condition=Ready``) and
+    ``RolledBack`` (the last change was rolled back, and why)."""
+    by_type = {condition.type: condition for condition in conditions}
+    failing = [kind for kind, wanted in READY_WHEN.items()
+               if kind not in by_type or by_type[kind].status != wanted]
+    if failing:
+        first = by_type.get(failing[0])
+        ready = ConditionUpdate(type="Ready", status="False", reason=f"{failing[0]}Not{READY_WHEN[failing[0]]}",
+                                message=first.message if first is not None else f"{failing[0]} not known yet")
+    else:
+        ready = ConditionUpdate(type="Ready", status="True", reason="Evaluated")
+    last = state.last_change
+    if last is not None and last.verdict is Verdict.ROLLED_BACK:
+        rolled_back = ConditionUpdate(type="RolledBack", status="True", reason="Regression",
+                                      message=f"{last.setting.value} on {last.target}: {last.verdict_reason}")
+    else:
+        rolled_back = ConditionUpdate(type="RolledBack", status="False", reason="NoRollback")
+    return [ready, rolled_back]
+
+
+def _with_summary(conditions: list[Condition], *, state: TuningState, now: datetime) -> list[Condition]:
+    return compute_conditions(conditions, compute_summary_conditions(conditions, state=state), now=now)
+
+
 def decide_phase(spec: PerformanceProfileSpec, *, state: TuningState, decision: Decision, paused: bool,
                  now: datetime) -> Phase:
     if spec.mode is Mode.OFF:
@@ -95,7 +125,7 @@ def compute_evaluated_status(
         phase=decide_phase(spec, state=state, decision=decision, paused=paused, now=now),
         observed_generation=generation,
         last_evaluated_at=now,
-        conditions=compute_conditions(previous.conditions, conditions, now=now),
+        conditions=_with_summary(compute_conditions(previous.conditions, conditions, now=now), state=state, now=now),
         observed=observed,
         classification=ClassificationStatus(load_pattern=classification.load_pattern, memory=classification.memory,
                                             provisioning=classification.provisioning,
@@ -119,6 +149,8 @@ def compute_stopped_status(
         "phase": phase,
         "observed_generation": generation,
         "last_evaluated_at": now,
-        "conditions": compute_conditions(previous.conditions, conditions, now=now),
+        "conditions": compute_conditions(previous.conditions, [
+            *conditions, ConditionUpdate(type="Ready", status="False", reason=phase.value, message=reason),
+            *compute_summary_conditions([], state=previous)[1:]], now=now),
         "recommendation": Recommendation(at=now, reason=reason),
     })
