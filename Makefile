@@ -15,8 +15,9 @@ crd:
 	.venv/bin/perfpilot crd > crds/performanceprofiles.perfpilot.io.yaml
 
 # Benchmarks print numbers (nothing is asserted): decision quality over the scenario x trace matrix
-# (the traces of ../shared/traces beside the checkout; results rewrite bench/results/*.json), and the queries
-# and seconds of one observe cycle for 1, 100 and 1,000 profiles on a real Prometheus (installed as for test).
+# (the traces of ../shared/traces beside the checkout; results rewrite bench/results/*.json), the queries
+# and seconds of one observe cycle, and the seconds, memory, queries and API calls of one operator cycle, for
+# 1, 100 and 1,000 profiles on a real Prometheus (installed as for test).
 bench:
 	scripts/packages.sh prometheus
 	scripts/setup.sh test,sim
@@ -26,3 +27,4 @@ bench:
 	.venv/bin/python bench/decision_quality.py --explored
 	.venv/bin/python bench/decision_quality.py --objective Reliability
 	.venv/bin/python bench/observe_cycle.py
+	.venv/bin/python bench/operator_cycle.py
