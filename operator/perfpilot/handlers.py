@@ -8,7 +8,8 @@ generation is always due.
 The handlers are kept in a registry of their own, ``REGISTRY``, which ``perfpilot run`` hands to kopf: importing
 this module changes nothing global. What they need comes in kopf's ``memo`` (``perfpilot run`` builds it):
 ``memo.loop_settings`` (a ``LoopSettings``), ``memo.kube_client`` (a ``kubernetes.client.ApiClient``) and,
-optionally, ``memo.clock`` (what the loop reads ``now`` from; the system clock when absent).
+optionally, ``memo.metrics_port`` (where ``/metrics`` is served; absent or 0: not served) and ``memo.clock``
+(what the loop reads ``now`` from; the system clock when absent).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 from typing import Any
 
 import kopf
+from prometheus_client import start_http_server
 
 from perfpilot.actuate.kube import KubeApi
 from perfpilot.control.loop import LoopHealth, run_forever, utc_now
@@ -48,6 +50,9 @@ async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> N
     settings.posting.enabled = False
     memo.stop = asyncio.Event()
     memo.health = LoopHealth()
+    port = memo.get("metrics_port", 0)
+    # The default registry: the reader's PromQL metrics and the loop's (control.instrumentation).
+    memo.metrics_server = start_http_server(port, addr="0.0.0.0")[0] if port else None
     memo.loop_task = asyncio.create_task(
         run_forever(KubeApi(memo.kube_client), memo.loop_settings, stop=memo.stop, health=memo.health,
                     clock=memo.get("clock", utc_now)))
@@ -57,6 +62,9 @@ async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> N
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     memo.stop.set()
     await memo.loop_task
+    if memo.metrics_server is not None:
+        memo.metrics_server.shutdown()
+        memo.metrics_server.server_close()
 
 
 @kopf.on.probe(id="loop", registry=REGISTRY)

@@ -40,6 +40,8 @@ def register(subparsers: Any) -> None:
                         "sets how often it is evaluated)")
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", metavar="URL",
                         help="liveness endpoint to serve (kopf's), empty for none")
+    parser.add_argument("--metrics-port", type=int, default=8081, metavar="PORT",
+                        help="serve the operator's Prometheus metrics on this port at /metrics (0: not served)")
     parser.add_argument("--log-format", choices=("json", "console"), default="json",
                         help="one JSON object per event (for a log pipeline), or lines for a terminal")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
@@ -58,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not 1 <= args.tick <= 300:
             raise ValueError(f"--tick: must be 1 to 300 seconds (got {args.tick})")
+        if not 0 <= args.metrics_port <= 65535:
+            raise ValueError(f"--metrics-port: must be 0 (off) to 65535 (got {args.metrics_port})")
         prometheus = PrometheusSettings(url=args.prometheus_url, timeout_seconds=args.timeout,
                                         bearer_token_file=args.bearer_token_file, ca_file=args.ca_file)
         settings = LoopSettings(prometheus=prometheus, tick_seconds=args.tick, namespaces=tuple(args.namespace))
@@ -75,5 +79,5 @@ def run(args: argparse.Namespace) -> int:
     structlog.configure(processors=[structlog.processors.add_log_level,
                                     structlog.processors.TimeStamper(fmt="iso", utc=True), renderer])
     kopf.run(registry=REGISTRY, clusterwide=True, standalone=True, liveness_endpoint=args.liveness or None,
-             memo=kopf.Memo(loop_settings=settings, kube_client=client))
+             memo=kopf.Memo(loop_settings=settings, kube_client=client, metrics_port=args.metrics_port))
     return 0

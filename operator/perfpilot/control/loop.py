@@ -16,6 +16,7 @@ import structlog
 
 from perfpilot.actuate.kube import KubeApi, KubeError
 from perfpilot.control.cycle import ProfileOutcome, run_cycle
+from perfpilot.control.instrumentation import TICK_FAILURES, TICK_SECONDS, record_outcomes
 from perfpilot.observe.reader import PrometheusSettings
 
 log = structlog.get_logger("perfpilot")
@@ -73,17 +74,21 @@ async def run_forever(kube: KubeApi, settings: LoopSettings, *, stop: asyncio.Ev
     while not stop.is_set():
         now = clock()
         try:
-            outcomes = await asyncio.to_thread(run_tick, kube, settings, now=now)
+            with TICK_SECONDS.time():
+                outcomes = await asyncio.to_thread(run_tick, kube, settings, now=now)
         except KubeError as error:
+            TICK_FAILURES.inc()
             health.last_error = str(error)
             log.warning("tick failed", error=str(error))
         except Exception as error:  # the loop is the operator: it must outlive any one tick
+            TICK_FAILURES.inc()
             health.last_error = f"{type(error).__name__}: {error}"
             log.exception("tick failed")
         else:
             health.last_error = ""
             health.evaluated += len(outcomes)
             health.outcomes = outcomes
+            record_outcomes(outcomes)
             for outcome in outcomes:
                 _log(outcome)
         health.last_tick_at = now

@@ -1,0 +1,86 @@
+"""The operator's own /metrics (control.instrumentation): counted from each evaluation's outcome, and served by
+`perfpilot run`'s kopf operator beside the reader's PromQL metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import kopf
+import pytest
+import requests
+from kubeharness import EmulatedCluster
+from prometheus_client import REGISTRY
+from promharness import PrometheusServer, free_port
+from shop_scenario import AT, profile_named, seed, status_of
+
+from perfpilot.api.status import Edit, Phase, Setting
+from perfpilot.control.cycle import ProfileOutcome
+from perfpilot.control.instrumentation import record_outcomes
+from perfpilot.control.loop import LoopSettings
+from perfpilot.handlers import REGISTRY as HANDLERS
+from perfpilot.observe.reader import PrometheusSettings
+from perfpilot.tuning.decision import Decision, ProposedChange
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _outcome(*, rollback: bool = False, apply: bool = True, written: bool = True) -> ProfileOutcome:
+    change = ProposedChange(target="HorizontalPodAutoscaler/api", reason="r", table_row="Steady 70", rollback=rollback,
+                            edit=Edit(setting=Setting.HPA_CPU_TARGET, from_value=60, to_value=70))
+    return ProfileOutcome(namespace="shop", name="api", phase=Phase.VERIFYING, written=written,
+                          decision=Decision(change, "r", apply))
+
+
+@pytest.mark.parametrize(("outcome", "counted"), [
+    (_outcome(), ("perfpilot_changes_applied_total", {"setting": "hpa.cpuTarget"})),
+    (_outcome(rollback=True), ("perfpilot_rollbacks_total", {"setting": "hpa.cpuTarget"})),
+    (_outcome(written=False), ("perfpilot_write_failures_total", {"setting": "hpa.cpuTarget"})),
+    (_outcome(apply=False, written=False),  # Recommend: decided, shown, not written
+     ("perfpilot_decisions_total", {"kind": "change", "setting": "hpa.cpuTarget"})),
+])
+def test_each_outcome_is_counted_where_it_belongs(outcome: ProfileOutcome,
+                                                  counted: tuple[str, dict[str, str]]) -> None:
+    names = ("perfpilot_changes_applied_total", "perfpilot_rollbacks_total", "perfpilot_write_failures_total")
+    before = {name: _sample(name, setting="hpa.cpuTarget") for name in names}
+    decisions = _sample("perfpilot_decisions_total", kind="change", setting="hpa.cpuTarget")
+    record_outcomes([outcome])
+    after = {name: _sample(name, setting="hpa.cpuTarget") for name in names}
+    name, labels = counted
+    moved = {key for key in names if after[key] != before[key]}
+    assert moved == ({name} if name in names else set())
+    if name == "perfpilot_decisions_total":
+        assert _sample(name, **labels) == decisions + 1
+    assert _sample("perfpilot_last_tick_profiles") == 1
+
+
+@pytest.mark.integration
+def test_the_operator_serves_its_metrics(kube: EmulatedCluster, scenario_prometheus: PrometheusServer) -> None:
+    seed(kube, profile_named())
+    port, stop = free_port(), threading.Event()
+    memo = kopf.Memo(loop_settings=LoopSettings(prometheus=PrometheusSettings(url=scenario_prometheus.url),
+                                                tick_seconds=0.2),
+                     kube_client=kube.api, clock=lambda: AT, metrics_port=port)
+    thread = threading.Thread(target=kopf.run, kwargs={
+        "registry": HANDLERS, "clusterwide": True, "standalone": True, "memo": memo, "stop_flag": stop})
+    thread.start()
+    try:
+        deadline, text = time.monotonic() + 15, ""
+        while time.monotonic() < deadline and 'perfpilot_changes_applied_total{setting="pool.size"}' not in text:
+            time.sleep(0.1)
+            try:
+                text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except requests.ConnectionError:
+                continue
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert status_of(kube).get("lastChange"), "the operator wrote no change"
+    assert 'perfpilot_changes_applied_total{setting="pool.size"}' in text
+    assert 'perfpilot_evaluations_total{phase="Verifying"}' in text
+    assert "perfpilot_tick_duration_seconds_count" in text
+    assert "perfpilot_promql_queries_total" in text  # the reader's, in the same registry
+    with pytest.raises(requests.ConnectionError):  # served no more once the operator stopped
+        requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
