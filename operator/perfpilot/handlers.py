@@ -77,5 +77,6 @@ def probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     return {
         "lastTickAt": health.last_tick_at.isoformat() if health.last_tick_at else None,
         "evaluated": health.evaluated,
+        "leading": health.leading,
         "lastError": health.last_error or None,
     }

@@ -59,6 +59,7 @@ RESOURCES = [
     ("apps/v1/statefulsets", "StatefulSet", True, True, False),
     ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler", True, True, False),
     ("apiextensions.k8s.io/v1/customresourcedefinitions", "CustomResourceDefinition", False, True, False),
+    ("coordination.k8s.io/v1/leases", "Lease", True, False, False),
     ("postgresql.cnpg.io/v1/poolers", "Pooler", True, True, True),
 ]
 

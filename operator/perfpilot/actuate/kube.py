@@ -46,6 +46,7 @@ RESOURCES: Mapping[str, Resource] = {
     "Pod": Resource("v1", "pods"),
     "ConfigMap": Resource("v1", "configmaps"),
     "Event": Resource("v1", "events"),
+    "Lease": Resource("coordination.k8s.io/v1", "leases"),
     "Pooler": Resource("postgresql.cnpg.io/v1", "poolers"),
     "PerformanceProfile": Resource(f"{GROUP}/{VERSION}", "performanceprofiles"),
 }
@@ -169,6 +170,12 @@ class KubeApi:
         written = self._call("PATCH", _path(kind, namespace, name), query=[("fieldManager", FIELD_MANAGER)],
                              body=patch, content_type="application/json-patch+json")
         return dict(written)
+
+    def apply_create(self, kind: str, namespace: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create an object (409 when one of that name exists)."""
+        created = self._call("POST", _path(kind, namespace), query=[("fieldManager", FIELD_MANAGER)], body=obj,
+                             content_type="application/json")
+        return dict(created)
 
     def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the profile's whole status (the status subresource): a field left out is gone, where a merge

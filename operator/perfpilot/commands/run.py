@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import structlog
 from pydantic import ValidationError
 
 from perfpilot.actuate.kube import KubeConfigError, connect
+from perfpilot.control.leader import LeaseSettings
 from perfpilot.control.loop import LoopSettings
 from perfpilot.observe.reader import PrometheusSettings
 
@@ -40,6 +42,13 @@ def register(subparsers: Any) -> None:
                         "sets how often it is evaluated)")
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", metavar="URL",
                         help="liveness endpoint to serve (kopf's), empty for none")
+    parser.add_argument("--leader-election-namespace", default="", metavar="NAME",
+                        help="run several replicas: only the holder of Lease perfpilot in this namespace ticks "
+                        "(default: no election, run one replica)")
+    parser.add_argument("--identity", default=socket.gethostname(), metavar="NAME",
+                        help="this replica's name in the Lease (default: the host name, a pod's name)")
+    parser.add_argument("--lease-duration", type=int, default=30, metavar="SECONDS",
+                        help="how long an unrenewed Lease keeps its holder (at least 3 ticks, at most 300)")
     parser.add_argument("--metrics-port", type=int, default=8081, metavar="PORT",
                         help="serve the operator's Prometheus metrics on this port at /metrics (0: not served)")
     parser.add_argument("--log-format", choices=("json", "console"), default="json",
@@ -64,7 +73,17 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--metrics-port: must be 0 (off) to 65535 (got {args.metrics_port})")
         prometheus = PrometheusSettings(url=args.prometheus_url, timeout_seconds=args.timeout,
                                         bearer_token_file=args.bearer_token_file, ca_file=args.ca_file)
-        settings = LoopSettings(prometheus=prometheus, tick_seconds=args.tick, namespaces=tuple(args.namespace))
+        lease = None
+        if args.leader_election_namespace:
+            if not 3 * args.tick <= args.lease_duration <= 300:
+                raise ValueError(f"--lease-duration: must be 3 ticks ({3 * args.tick:g} s) to 300 s, so the "
+                                 f"leader renews it in time (got {args.lease_duration})")
+            if not args.identity:
+                raise ValueError("--identity: must not be empty (got '')")
+            lease = LeaseSettings(namespace=args.leader_election_namespace, identity=args.identity,
+                                  duration_seconds=args.lease_duration)
+        settings = LoopSettings(prometheus=prometheus, tick_seconds=args.tick, namespaces=tuple(args.namespace),
+                                lease=lease)
         client = connect(args.kubeconfig)
     except ValidationError as error:
         for detail in error.errors(include_url=False):

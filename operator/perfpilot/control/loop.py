@@ -17,6 +17,7 @@ import structlog
 from perfpilot.actuate.kube import KubeApi, KubeError
 from perfpilot.control.cycle import ProfileOutcome, run_cycle
 from perfpilot.control.instrumentation import TICK_FAILURES, TICK_SECONDS, record_outcomes
+from perfpilot.control.leader import LeaderElector, LeaseSettings
 from perfpilot.observe.reader import PrometheusSettings
 
 log = structlog.get_logger("perfpilot")
@@ -27,6 +28,7 @@ class LoopSettings:
     prometheus: PrometheusSettings
     tick_seconds: float = 10.0
     namespaces: tuple[str, ...] = ()  # empty: every namespace
+    lease: LeaseSettings | None = None  # None: no leader election (one replica)
 
 
 @dataclass
@@ -34,6 +36,7 @@ class LoopHealth:
     """What the liveness probe reports: when a tick last finished, and how it went."""
 
     last_tick_at: datetime | None = None
+    leading: bool = True  # with leader election: whether this replica led in the last tick
     last_error: str = ""
     evaluated: int = 0
     outcomes: list[ProfileOutcome] = field(default_factory=list)
@@ -67,30 +70,54 @@ def _log(outcome: ProfileOutcome) -> None:
     )
 
 
+async def _lead(elector: LeaderElector | None, health: LoopHealth, *, now: datetime) -> bool:
+    if elector is None:
+        return True
+    try:
+        health.leading = await asyncio.to_thread(elector.apply_leadership, now=now)
+    except KubeError as error:  # the Lease not renewed: no tick, since another replica may take over
+        health.leading = False
+        health.last_error = f"Lease {elector.settings.namespace}/{elector.settings.name} not renewed: {error}"
+        log.warning("lease not renewed", error=str(error))
+    return health.leading
+
+
 async def run_forever(kube: KubeApi, settings: LoopSettings, *, stop: asyncio.Event, health: LoopHealth,
                       clock: Callable[[], datetime] = utc_now) -> None:
     """Tick until ``stop`` is set. A failed tick (the API server unreachable, or a bug) is logged and the next
-    one tries again: nothing a tick wrote is lost to the next, which reads everything back."""
+    one tries again: nothing a tick wrote is lost to the next, which reads everything back. With leader
+    election, only the replica holding the Lease ticks; it gives the Lease up when stopped."""
+    elector = LeaderElector(kube, settings.lease) if settings.lease is not None else None
     while not stop.is_set():
         now = clock()
-        try:
-            with TICK_SECONDS.time():
-                outcomes = await asyncio.to_thread(run_tick, kube, settings, now=now)
-        except KubeError as error:
-            TICK_FAILURES.inc()
-            health.last_error = str(error)
-            log.warning("tick failed", error=str(error))
-        except Exception as error:  # the loop is the operator: it must outlive any one tick
-            TICK_FAILURES.inc()
-            health.last_error = f"{type(error).__name__}: {error}"
-            log.exception("tick failed")
-        else:
-            health.last_error = ""
-            health.evaluated += len(outcomes)
-            health.outcomes = outcomes
-            record_outcomes(outcomes)
-            for outcome in outcomes:
-                _log(outcome)
+        if await _lead(elector, health, now=now):
+            await _tick(kube, settings, health, now=now)
         health.last_tick_at = now
         with contextlib.suppress(TimeoutError):  # the tick's wait ended without a stop
             await asyncio.wait_for(stop.wait(), timeout=settings.tick_seconds)
+    if elector is not None and health.leading:
+        try:
+            await asyncio.to_thread(elector.apply_release)
+        except KubeError as error:  # the others take over once its duration has passed
+            log.warning("lease not released", error=str(error))
+
+
+async def _tick(kube: KubeApi, settings: LoopSettings, health: LoopHealth, *, now: datetime) -> None:
+    try:
+        with TICK_SECONDS.time():
+            outcomes = await asyncio.to_thread(run_tick, kube, settings, now=now)
+    except KubeError as error:
+        TICK_FAILURES.inc()
+        health.last_error = str(error)
+        log.warning("tick failed", error=str(error))
+    except Exception as error:  # the loop is the operator: it must outlive any one tick
+        TICK_FAILURES.inc()
+        health.last_error = f"{type(error).__name__}: {error}"
+        log.exception("tick failed")
+    else:
+        health.last_error = ""
+        health.evaluated += len(outcomes)
+        health.outcomes = outcomes
+        record_outcomes(outcomes)
+        for outcome in outcomes:
+            _log(outcome)
