@@ -1,4 +1,4 @@
-.PHONY: simulate test bench crd
+.PHONY: simulate test bench crd install-manifests
 
 # Set up .venv and replay the bundled WorldCup98 slice through perfpilot and the baselines.
 simulate:
@@ -9,10 +9,17 @@ simulate:
 test:
 	scripts/test.sh
 
-# Regenerate the committed CRD from the models.
+# Regenerate the committed CRD from the models, and the chart's copy of it.
 crd:
 	scripts/setup.sh sim
 	.venv/bin/perfpilot crd > crds/performanceprofiles.perfpilot.io.yaml
+	cp crds/performanceprofiles.perfpilot.io.yaml charts/perfpilot/crds/
+
+# Regenerate the plain install manifests (manifests/install/perfpilot.yaml) from the Helm chart charts/perfpilot,
+# rendered with helm-python-sdk (a test extra: no helm binary needed).
+install-manifests:
+	scripts/setup.sh test
+	.venv/bin/python scripts/render_install.py
 
 # Benchmarks print numbers (nothing is asserted): decision quality over the scenario x trace matrix
 # (the traces of ../shared/traces beside the checkout; results rewrite bench/results/*.json), the queries
