@@ -8,8 +8,9 @@ generation is always due.
 The handlers are kept in a registry of their own, ``REGISTRY``, which ``perfpilot run`` hands to kopf: importing
 this module changes nothing global. What they need comes in kopf's ``memo`` (``perfpilot run`` builds it):
 ``memo.loop_settings`` (a ``LoopSettings``), ``memo.kube_client`` (a ``kubernetes.client.ApiClient``) and,
-optionally, ``memo.metrics_port`` (where ``/metrics`` is served; absent or 0: not served) and ``memo.clock``
-(what the loop reads ``now`` from; the system clock when absent).
+optionally, ``memo.request_timeout_seconds`` (the longest wait for one API call), ``memo.metrics_port`` (where
+``/metrics`` is served; absent or 0: not served) and ``memo.clock`` (what the loop reads ``now`` from; the
+system clock when absent).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from perfpilot.actuate.kube import KubeApi
+from perfpilot.actuate.kube import REQUEST_TIMEOUT_SECONDS, KubeApi
 from perfpilot.control.loop import LoopHealth, run_forever, utc_now
 
 REGISTRY = kopf.OperatorRegistry()
@@ -54,7 +55,9 @@ async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> N
     # The default registry: the reader's PromQL metrics and the loop's (control.instrumentation).
     memo.metrics_server = start_http_server(port, addr="0.0.0.0")[0] if port else None
     memo.loop_task = asyncio.create_task(
-        run_forever(KubeApi(memo.kube_client), memo.loop_settings, stop=memo.stop, health=memo.health,
+        run_forever(KubeApi(memo.kube_client, request_timeout_seconds=memo.get("request_timeout_seconds",
+                                                                                REQUEST_TIMEOUT_SECONDS)),
+                    memo.loop_settings, stop=memo.stop, health=memo.health,
                     clock=memo.get("clock", utc_now)))
 
 

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from perfpilot.actuate.kube import REQUEST_TIMEOUT_SECONDS
 from perfpilot.cli import main
+from perfpilot.commands.run import compute_request_timeout_seconds
+from perfpilot.control.leader import LeaseSettings
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -32,3 +35,23 @@ def test_a_kubeconfig_that_is_not_one_is_refused_naming_it(tmp_path: Path, capsy
     broken.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
     assert main(["run", "--prometheus-url", "http://prometheus:9090", "--kubeconfig", str(broken)]) == 2
     assert capsys.readouterr().err.startswith(f"perfpilot run: kubeconfig {broken}: ")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--leader-election-namespace", "perfpilot", "--lease-duration", "29"],
+     "perfpilot run: --lease-duration: must be 3 ticks (30 s) to 300 s, so the leader renews it in time (got 29)"),
+    (["--leader-election-namespace", "perfpilot", "--identity", ""],
+     "perfpilot run: --identity: must not be empty (got '')"),
+    (["--metrics-port", "70000"], "perfpilot run: --metrics-port: must be 0 (off) to 65535 (got 70000)"),
+])
+def test_bad_election_and_metrics_flags_are_refused_naming_them(args: list[str], message: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", *args, "--kubeconfig", str(tmp_path / "kubeconfig")]) == 2
+    assert capsys.readouterr().err.strip() == message
+
+
+def test_under_leader_election_an_api_call_ends_before_another_replica_may_take_over() -> None:
+    lease = LeaseSettings(namespace="perfpilot", identity="a", duration_seconds=30)
+    # A write sent just before the renew deadline (20 s) ends by 30 s, when the others may take the Lease.
+    assert lease.renew_deadline_seconds + compute_request_timeout_seconds(lease) <= lease.duration_seconds
+    assert compute_request_timeout_seconds(None) == REQUEST_TIMEOUT_SECONDS

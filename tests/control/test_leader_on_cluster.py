@@ -1,11 +1,11 @@
-"""Two replicas electing a leader through a Lease on the emulated API: one leads; the other takes over once the
-Lease has gone unrenewed for its duration by its own clock, or at once when the leader gives it up; a write
-that loses the race is no leadership."""
+"""Replicas electing a leader through a Lease on the emulated API: one leads; another takes over once the Lease has
+gone unrenewed for its duration on its own monotonic clock, or at once when the leader gives it up; a write that
+loses the race is no leadership; a leader renews during a long tick and stops writing once it could not."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,16 +13,31 @@ from kubeharness import MERGE_PATCH, EmulatedCluster
 from shop_scenario import AT, profile_named, seed
 
 from perfpilot.actuate.kube import KubeApi
-from perfpilot.control.leader import LeaderElector, LeaseSettings
+from perfpilot.control.leader import LeaderElector, LeaderGuardedApi, LeadershipLost, LeaseSettings
 from perfpilot.control.loop import LoopHealth, LoopSettings, run_forever
 from perfpilot.observe.reader import PrometheusSettings
 
 pytestmark = pytest.mark.integration
 
 
-def _elector(kube: EmulatedCluster, identity: str) -> LeaderElector:
-    return LeaderElector(KubeApi(kube.api), LeaseSettings(namespace="perfpilot", identity=identity,
-                                                          duration_seconds=30))
+class Clock:
+    """Seconds on a monotonic clock the test moves, shared by the replicas it is given to, and the wall clock
+    moving with it (a renewal writes a new renewTime)."""
+
+    def __init__(self) -> None:
+        self.seconds = 1_000.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+    def wall(self) -> datetime:
+        return AT + timedelta(seconds=self.seconds)
+
+
+def _elector(kube: EmulatedCluster, identity: str, clock: Clock, api: KubeApi | None = None) -> LeaderElector:
+    return LeaderElector(api or KubeApi(kube.api), LeaseSettings(namespace="perfpilot", identity=identity,
+                                                                 duration_seconds=30),
+                         wall_clock=clock.wall, monotonic=clock)
 
 
 def _holder(kube: EmulatedCluster) -> str:
@@ -30,26 +45,33 @@ def _holder(kube: EmulatedCluster) -> str:
     return holder
 
 
-def test_one_replica_leads_and_the_other_takes_over_when_it_stops_renewing(kube: EmulatedCluster) -> None:
-    a, b = _elector(kube, "perfpilot-a"), _elector(kube, "perfpilot-b")
-    assert a.apply_leadership(now=AT)
-    assert not b.apply_leadership(now=AT)
-    assert a.apply_leadership(now=AT + timedelta(seconds=10))  # renewed
-    assert not b.apply_leadership(now=AT + timedelta(seconds=35))  # it saw a renewal at +10 s... at +35 s
-    # a stops; b has seen the same record since +35 s
-    assert not b.apply_leadership(now=AT + timedelta(seconds=64))
-    assert b.apply_leadership(now=AT + timedelta(seconds=65))
+def test_one_replica_leads_and_another_takes_over_when_it_stops_renewing(kube: EmulatedCluster) -> None:
+    clock = Clock()
+    a, b = _elector(kube, "perfpilot-a", clock), _elector(kube, "perfpilot-b", clock)
+    assert a.apply_leadership()
+    assert not b.apply_leadership()
+    clock.seconds += 10
+    assert a.apply_leadership()  # renewed
+    clock.seconds += 25
+    assert not b.apply_leadership()  # it sees the renewal now: its wait starts again
+    clock.seconds += 29  # a has stopped renewing
+    assert not b.apply_leadership()
+    clock.seconds += 1
+    assert b.apply_leadership()
     assert _holder(kube) == "perfpilot-b"
-    assert not a.apply_leadership(now=AT + timedelta(seconds=66))  # back, it finds b leading
+    assert not a.apply_leadership()  # back, it finds b leading
 
 
 def test_a_leader_that_gives_the_lease_up_is_replaced_at_once(kube: EmulatedCluster) -> None:
-    a, b = _elector(kube, "perfpilot-a"), _elector(kube, "perfpilot-b")
-    assert a.apply_leadership(now=AT)
-    assert not b.apply_leadership(now=AT + timedelta(seconds=1))
+    clock = Clock()
+    a, b = _elector(kube, "perfpilot-a", clock), _elector(kube, "perfpilot-b", clock)
+    assert a.apply_leadership()
+    assert not b.apply_leadership()
     a.apply_release()
-    assert b.apply_leadership(now=AT + timedelta(seconds=2))
+    assert b.apply_leadership()
     assert _holder(kube) == "perfpilot-b"
+    lease = kube.get("coordination.k8s.io/v1", "Lease", "perfpilot", "perfpilot")
+    assert lease["spec"]["leaseTransitions"] == 1
 
 
 class _ReadThenRival(KubeApi):
@@ -61,21 +83,51 @@ class _ReadThenRival(KubeApi):
 
     def fetch_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         found = super().fetch_object(kind, namespace, name)
-        assert self._rival.apply_leadership(now=AT + timedelta(seconds=100))
+        assert self._rival.apply_leadership()
         return found
 
 
 @pytest.mark.parametrize("lease_exists", [False, True])
 def test_of_two_replicas_taking_the_lease_at_once_only_one_leads(kube: EmulatedCluster, lease_exists: bool) -> None:
-    rival = _elector(kube, "perfpilot-rival")
-    late = LeaderElector(_ReadThenRival(kube, rival), LeaseSettings(namespace="perfpilot", identity="perfpilot-late",
-                                                                    duration_seconds=30))
+    clock = Clock()
+    rival = _elector(kube, "perfpilot-rival", clock)
+    late = _elector(kube, "perfpilot-late", clock, api=_ReadThenRival(kube, rival))
     if lease_exists:  # a lease given up: both take it, with a patch each, and one conflicts (422)
-        assert _elector(kube, "perfpilot-gone").apply_leadership(now=AT)
+        assert _elector(kube, "perfpilot-gone", clock).apply_leadership()
         kube.request("PATCH", kube.path("coordination.k8s.io/v1", "Lease", "perfpilot", "perfpilot"),
                      {"spec": {"holderIdentity": ""}}, content_type=MERGE_PATCH).raise_for_status()
-    assert not late.apply_leadership(now=AT + timedelta(seconds=100))  # else a create each: one is 409
+    assert not late.apply_leadership()  # else a create each: one is 409
     assert _holder(kube) == "perfpilot-rival"
+
+
+def test_a_leader_renews_during_a_long_tick_before_it_writes(kube: EmulatedCluster) -> None:
+    clock = Clock()
+    a = _elector(kube, "perfpilot-a", clock)
+    assert a.apply_leadership()
+    renewed = kube.get("coordination.k8s.io/v1", "Lease", "perfpilot", "perfpilot")["metadata"]["resourceVersion"]
+    clock.seconds += 9
+    assert a.may_write()  # a third of the duration not yet passed: no renewal needed
+    assert kube.get("coordination.k8s.io/v1", "Lease", "perfpilot", "perfpilot")["metadata"]["resourceVersion"] == (
+        renewed)
+    clock.seconds += 6
+    assert a.may_write()  # 15 s: renewed first
+    assert kube.get("coordination.k8s.io/v1", "Lease", "perfpilot", "perfpilot")["metadata"]["resourceVersion"] != (
+        renewed)
+
+
+def test_a_leader_whose_lease_was_taken_during_a_long_tick_writes_nothing_more(kube: EmulatedCluster) -> None:
+    clock = Clock()
+    a, b = _elector(kube, "perfpilot-a", clock), _elector(kube, "perfpilot-b", clock)
+    seed(kube, profile_named(mode="Recommend"))
+    assert a.apply_leadership()
+    assert not b.apply_leadership()
+    clock.seconds += 31  # a's tick is stuck (a slow Prometheus) past the Lease's duration
+    assert b.apply_leadership()
+    guarded = LeaderGuardedApi(KubeApi(kube.api), a)
+    assert guarded.fetch_object("Deployment", "shop", "api") is not None  # reads still go through
+    with pytest.raises(LeadershipLost, match="not renewed within 20 s"):
+        guarded.apply_status("shop", "api", {"phase": "Observing"})
+    assert "status" not in kube.get("perfpilot.io/v1alpha1", "PerformanceProfile", "api", "shop")
 
 
 def test_two_operator_loops_tick_one_at_a_time_and_hand_over_when_the_leader_stops(kube: EmulatedCluster) -> None:

@@ -23,8 +23,10 @@ from kubernetes.client.exceptions import ApiException
 from perfpilot.api.spec import GROUP, VERSION
 
 FIELD_MANAGER = "perfpilot"
-# Longest wait for one API call: a tick must not hang on an API server that stopped answering.
-REQUEST_TIMEOUT_SECONDS = 30
+# Longest wait for one API call: a tick must not hang on an API server that stopped answering. Under leader
+# election it is shorter still (commands/run.py): a write sent just before the renew deadline must be done before
+# another replica may take over.
+REQUEST_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,9 @@ class KubeApi:
     """Reads and writes through one ``kubernetes.client.ApiClient`` (its configuration: kubeconfig or the
     in-cluster service account). Blocking: the kopf handlers call it from a thread."""
 
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, *, request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self._client = client
+        self._request_timeout_seconds = request_timeout_seconds
 
     def _call(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
               body: object = None, content_type: str | None = None) -> Any:
@@ -136,7 +139,7 @@ class KubeApi:
                 method, path, query_params=query or [], header_params=headers, body=body,
                 auth_settings=["BearerToken"])
             response = self._client.call_api(verb, url, header_params=sent_headers, body=sent_body,
-                                             _request_timeout=REQUEST_TIMEOUT_SECONDS)
+                                             _request_timeout=self._request_timeout_seconds)
             data = response.read()  # type: ignore[no-untyped-call]
         except ApiException as error:
             raise KubeError(error.status or 0, f"{method} {path}: {_message(error.body, error.reason)}") from error

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from perfpilot.actuate.kube import KubeConfigError, connect
+from perfpilot.actuate.kube import REQUEST_TIMEOUT_SECONDS, KubeConfigError, connect
 from perfpilot.control.leader import LeaseSettings
 from perfpilot.control.loop import LoopSettings
 from perfpilot.observe.reader import PrometheusSettings
@@ -60,6 +60,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def compute_request_timeout_seconds(lease: LeaseSettings | None) -> float:
+    """The longest wait for one API call: under leader election, short enough that a write sent just before the
+    renew deadline (two thirds of the Lease) is done before another replica may take over (all of it)."""
+    if lease is None:
+        return REQUEST_TIMEOUT_SECONDS
+    return min(REQUEST_TIMEOUT_SECONDS, lease.duration_seconds - lease.renew_deadline_seconds)
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here: kopf and the handlers cost the other commands most of a second at start.
     import kopf  # noqa: PLC0415
@@ -98,5 +106,6 @@ def run(args: argparse.Namespace) -> int:
     structlog.configure(processors=[structlog.processors.add_log_level,
                                     structlog.processors.TimeStamper(fmt="iso", utc=True), renderer])
     kopf.run(registry=REGISTRY, clusterwide=True, standalone=True, liveness_endpoint=args.liveness or None,
-             memo=kopf.Memo(loop_settings=settings, kube_client=client, metrics_port=args.metrics_port))
+             memo=kopf.Memo(loop_settings=settings, kube_client=client, metrics_port=args.metrics_port,
+                            request_timeout_seconds=compute_request_timeout_seconds(lease)))
     return 0

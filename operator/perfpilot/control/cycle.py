@@ -38,6 +38,7 @@ from perfpilot.api.status import (
     parse_tuning_state,
 )
 from perfpilot.api.validate import prune_null_fields, validate_profile
+from perfpilot.control.leader import LeadershipLost
 from perfpilot.control.status import ConditionUpdate, compute_evaluated_status, compute_stopped_status
 from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import PrometheusSettings
@@ -350,7 +351,8 @@ def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations,
 def _apply_stopped(kube: KubeApi, item: _Profile, *, phase: Phase, reason: str, updates: list[ConditionUpdate],
                    now: datetime) -> ProfileOutcome:
     status = compute_stopped_status(item.previous, phase=phase, conditions=[*item.updates, *updates],
-                                    generation=_generation(item.raw), reason=reason, now=now)
+                                    generation=_generation(item.raw), reason=reason, now=now,
+                                    state_readable=item.state is not None)
     return ProfileOutcome(namespace=item.namespace, name=item.name, phase=_apply_status(kube, item, status),
                           problem=reason)
 
@@ -389,6 +391,8 @@ def _guarded(item: _Profile, step: Callable[[], ProfileOutcome | None]) -> None:
         return
     try:
         item.outcome = step()
+    except LeadershipLost:
+        raise  # the tick's end, not this profile's: another replica leads now
     except KubeError as error:
         item.outcome = ProfileOutcome(namespace=item.namespace, name=item.name, phase=None,
                                       problem=f"status not written: {error}")

@@ -14,12 +14,14 @@ from perfpilot.control.cycle import ProfileOutcome
 
 EVALUATIONS = Counter(
     "perfpilot_evaluations",
-    "Profiles looked at, by the phase their status was written with (unwritten: the status write failed).",
+    "Profiles looked at, by the phase their status was written with (unwritten: no status written, the write "
+    "refused or the profile not read).",
     ["phase"],
 )
 DECISIONS = Counter(
     "perfpilot_decisions",
-    "Decisions made, by kind (change, rollback, none) and the setting they move ('' for none).",
+    "Evaluations by what they decided: kind (change, rollback, none) and the setting moved ('' for none); a "
+    "change shown in Recommend mode counts at every evaluation that shows it.",
     ["kind", "setting"],
 )
 CHANGES_APPLIED = Counter(
@@ -36,6 +38,8 @@ TICK_SECONDS = Histogram(
 )
 TICK_FAILURES = Counter("perfpilot_tick_failures", "Ticks that ended in an error (the API server unreachable, a bug).")
 LAST_TICK_PROFILES = Gauge("perfpilot_last_tick_profiles", "Profiles looked at in the last tick that ended.")
+LEADING = Gauge("perfpilot_leading",
+                "1 while this replica ticks (it holds the Lease, or there is no election), else 0.")
 
 
 def record_outcomes(outcomes: Iterable[ProfileOutcome]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,8 +17,8 @@ import structlog
 
 from perfpilot.actuate.kube import KubeApi, KubeError
 from perfpilot.control.cycle import ProfileOutcome, run_cycle
-from perfpilot.control.instrumentation import TICK_FAILURES, TICK_SECONDS, record_outcomes
-from perfpilot.control.leader import LeaderElector, LeaseSettings
+from perfpilot.control.instrumentation import LEADING, TICK_FAILURES, TICK_SECONDS, record_outcomes
+from perfpilot.control.leader import LeaderElector, LeaderGuardedApi, LeadershipLost, LeaseSettings
 from perfpilot.observe.reader import PrometheusSettings
 
 log = structlog.get_logger("perfpilot")
@@ -70,42 +71,57 @@ def _log(outcome: ProfileOutcome) -> None:
     )
 
 
-async def _lead(elector: LeaderElector | None, health: LoopHealth, *, now: datetime) -> bool:
+async def _lead(elector: LeaderElector | None, health: LoopHealth) -> bool:
     if elector is None:
-        return True
-    try:
-        health.leading = await asyncio.to_thread(elector.apply_leadership, now=now)
-    except KubeError as error:  # the Lease not renewed: no tick, since another replica may take over
-        health.leading = False
-        health.last_error = f"Lease {elector.settings.namespace}/{elector.settings.name} not renewed: {error}"
-        log.warning("lease not renewed", error=str(error))
+        health.leading = True
+    else:
+        try:
+            health.leading = await asyncio.to_thread(elector.apply_leadership)
+            if not health.leading:
+                health.last_error = ""  # a follower's own state is fine; an old error would mislead the probe
+        except Exception as error:  # not renewed: no tick, since another replica may take over
+            health.leading = False
+            health.last_error = f"Lease {elector.settings.namespace}/{elector.settings.name} not renewed: {error}"
+            log.warning("lease not renewed", error=str(error))
+    LEADING.set(1 if health.leading else 0)
     return health.leading
 
 
 async def run_forever(kube: KubeApi, settings: LoopSettings, *, stop: asyncio.Event, health: LoopHealth,
-                      clock: Callable[[], datetime] = utc_now) -> None:
+                      clock: Callable[[], datetime] = utc_now,
+                      monotonic: Callable[[], float] = time.monotonic) -> None:
     """Tick until ``stop`` is set. A failed tick (the API server unreachable, or a bug) is logged and the next
     one tries again: nothing a tick wrote is lost to the next, which reads everything back. With leader
-    election, only the replica holding the Lease ticks; it gives the Lease up when stopped."""
-    elector = LeaderElector(kube, settings.lease) if settings.lease is not None else None
+    election, only the replica holding the Lease ticks, every write of its tick checked against it
+    (``LeaderGuardedApi``); it gives the Lease up when stopped."""
+    elector = (LeaderElector(kube, settings.lease, wall_clock=clock, monotonic=monotonic)
+               if settings.lease is not None else None)
+    writer = LeaderGuardedApi(kube, elector) if elector is not None else kube
+    health.leading = elector is None
     while not stop.is_set():
         now = clock()
-        if await _lead(elector, health, now=now):
-            await _tick(kube, settings, health, now=now)
+        if await _lead(elector, health):
+            await _tick(writer, settings, health, now=now)
         health.last_tick_at = now
         with contextlib.suppress(TimeoutError):  # the tick's wait ended without a stop
             await asyncio.wait_for(stop.wait(), timeout=settings.tick_seconds)
-    if elector is not None and health.leading:
-        try:
+    if elector is not None:
+        try:  # even after a failed renewal: the Lease may still name this replica
             await asyncio.to_thread(elector.apply_release)
-        except KubeError as error:  # the others take over once its duration has passed
+        except Exception as error:  # the others take over once its duration has passed
             log.warning("lease not released", error=str(error))
+        LEADING.set(0)
 
 
 async def _tick(kube: KubeApi, settings: LoopSettings, health: LoopHealth, *, now: datetime) -> None:
     try:
         with TICK_SECONDS.time():
             outcomes = await asyncio.to_thread(run_tick, kube, settings, now=now)
+    except LeadershipLost as error:  # another replica may lead by now: what was written stays consistent
+        health.leading = False
+        LEADING.set(0)
+        health.last_error = str(error)
+        log.warning("leadership lost during a tick", error=str(error))
     except KubeError as error:
         TICK_FAILURES.inc()
         health.last_error = str(error)
