@@ -30,3 +30,15 @@ def prometheus_url_problem(url: str) -> str | None:
         # The API path is appended to the base URL: it would land inside the query or the fragment.
         return "expected a URL without a query (?) or fragment (#)"
     return None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any user and password taken out (``https://user:secret@host`` -> ``https://***@host``), for
+    what is shown or exported: a metric label, a log line."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()

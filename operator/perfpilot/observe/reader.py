@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from perfpilot.api.spec import PROMETHEUS_URL_MAX_LENGTH
-from perfpilot.api.urls import prometheus_url_problem
+from perfpilot.api.urls import prometheus_url_problem, redact_url
 from perfpilot.observe.instrumentation import PROMQL_QUERIES, PROMQL_QUERY_SECONDS, PROMQL_RETRIES
 
 # RFC 9110 "token": anything else in a header name is either refused by requests or sent as a malformed request.
@@ -325,6 +325,7 @@ class PrometheusReader:
             raise ValueError("no Prometheus URL: set --prometheus or spec.metrics.prometheusURL")
         self.settings = settings
         self.url = settings.url.rstrip("/")
+        self._label = redact_url(self.url)  # /metrics is served to anyone who can reach the pod
         # Settings made with for_url (a profile's own URL) are not validated; a bad address is this server's
         # problem, reported on each query like an unreachable server, not an error that stops every profile.
         self._url_problem = prometheus_url_problem(settings.url)
@@ -375,8 +376,8 @@ class PrometheusReader:
             outcome = "too_heavy"  # not an error when its parts are answered (snapshot reads them)
             raise
         finally:
-            PROMQL_QUERIES.labels(prometheus=self.url, signal=signal, outcome=outcome).inc()
-            PROMQL_QUERY_SECONDS.labels(prometheus=self.url).observe(time.monotonic() - began)
+            PROMQL_QUERIES.labels(prometheus=self._label, signal=signal, outcome=outcome).inc()
+            PROMQL_QUERY_SECONDS.labels(prometheus=self._label).observe(time.monotonic() - began)
 
     def _with_retries(
         self, promql: str, *, start: datetime, end: datetime, step_seconds: int, deadline: float
@@ -431,7 +432,7 @@ class PrometheusReader:
                     raise PrometheusUnreachable(
                         url=self.url, cause=f"{cause} ({attempts} attempt(s) in {elapsed:.1f}s)"
                     ) from error
-                PROMQL_RETRIES.labels(prometheus=self.url).inc()
+                PROMQL_RETRIES.labels(prometheus=self._label).inc()
                 time.sleep(backoff_seconds)
                 backoff_seconds *= 2
                 continue
