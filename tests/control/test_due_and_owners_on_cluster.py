@@ -75,7 +75,9 @@ def test_a_state_that_cannot_be_read_holds_the_profile_and_is_kept_for_mending(
 ) -> None:
     profile = profile_named()
     broken = {"at": "2023-11-14T22:40:00Z", "field": "hpa.somethingElse", "target": "HorizontalPodAutoscaler/api"}
-    profile["status"] = {"lastChange": broken}
+    rolled_back = {"type": "RolledBack", "status": "True", "reason": "Regression", "message": "p95 up",
+                   "lastTransitionTime": "2023-11-14T22:55:00Z"}
+    profile["status"] = {"lastChange": broken, "conditions": [rolled_back]}
     seed(kube, profile)
     [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
     assert not outcome.written
@@ -83,4 +85,5 @@ def test_a_state_that_cannot_be_read_holds_the_profile_and_is_kept_for_mending(
     assert status["phase"] == "Holding"
     assert conditions(status)["StateReadable"] == "False"
     assert status["lastChange"] == broken
+    assert conditions(status)["RolledBack"] == "True"  # an unread state says nothing of a rollback
     assert pool(kube) == BEFORE

@@ -142,6 +142,7 @@ def compute_stopped_status(
     generation: int | None,
     reason: str,
     now: datetime,
+    state_readable: bool = True,
 ) -> PerformanceProfileStatus:
     """The status of a profile not evaluated (invalid, off, in conflict, its workload not found): the
     state machine, history and last observations are kept as they were, for when it is evaluated again."""
@@ -151,6 +152,7 @@ def compute_stopped_status(
         "last_evaluated_at": now,
         "conditions": compute_conditions(previous.conditions, [
             *conditions, ConditionUpdate(type="Ready", status="False", reason=phase.value, message=reason),
-            *compute_summary_conditions([], state=previous)[1:]], now=now),
+            # A state that cannot be read says nothing of a rollback: RolledBack stays as it was.
+            *(compute_summary_conditions([], state=previous)[1:] if state_readable else [])], now=now),
         "recommendation": Recommendation(at=now, reason=reason),
     })
