@@ -71,10 +71,13 @@ def _kinds(documents: list[dict[str, Any]]) -> list[str]:
     return sorted(document["kind"] for document in documents)
 
 
-def _granted(chart: Chart, values: dict[str, Any] | None = None) -> set[tuple[str, str, str]]:
-    role = _one(_documents(chart, values), "ClusterRole")
+def _rules(role: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
             for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def _granted(chart: Chart, values: dict[str, Any] | None = None) -> set[tuple[str, str, str]]:
+    return _rules(_one(_documents(chart, values), "ClusterRole"))
 
 
 def _container(documents: list[dict[str, Any]]) -> dict[str, Any]:
@@ -96,7 +99,17 @@ EVERYTHING_ON = {
 }
 
 
-@pytest.mark.parametrize("values", [None, EVERYTHING_ON], ids=["defaults", "everything-on"])
+# Leader election on, with the replicas it allows.
+ELECTION = {"leaderElection": {"enabled": True}, "replicaCount": 2}
+# The operator's Lease (control/leader.py): read and renewed by name, created by the first replica.
+LEASE_RULES = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["perfpilot"],
+     "verbs": ["get", "patch"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+]
+
+
+@pytest.mark.parametrize("values", [None, EVERYTHING_ON, ELECTION], ids=["defaults", "everything-on", "election"])
 def test_the_chart_lints_strict_without_errors_or_warnings(values: dict[str, Any] | None) -> None:
     report = lint(CHART, values, strict=True, namespace=NAMESPACE)
     assert report["total_charts_linted"] == 1
@@ -105,8 +118,8 @@ def test_the_chart_lints_strict_without_errors_or_warnings(values: dict[str, Any
     assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
 
 
-@pytest.mark.parametrize("values", [None, {**EVERYTHING_ON, "metrics": {"service": {"enabled": True}}}],
-                         ids=["defaults", "everything-on-but-the-service-monitor"])
+@pytest.mark.parametrize("values", [None, {**EVERYTHING_ON, "metrics": {"service": {"enabled": True}}}, ELECTION],
+                         ids=["defaults", "everything-on-but-the-service-monitor", "election"])
 def test_the_rendered_objects_pass_kubernetes_validate_strict(chart: Chart, values: dict[str, Any] | None,
                                                                tmp_path: Path) -> None:
     # The ServiceMonitor is left out: kubernetes-validate passes any custom resource with a mere warning.
@@ -155,12 +168,16 @@ def test_the_default_deployment_is_one_replica_recreated_running_perfpilot_run_a
         chart: Chart) -> None:
     documents = _documents(chart)
     deployment = _one(documents, "Deployment")
-    assert deployment["spec"]["replicas"] == 1  # the chart does not turn leader election on
+    assert deployment["spec"]["replicas"] == 1  # the chart does not turn leader election on by default
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     container = _container(documents)
     assert container["image"] == f"ghcr.io/perfpilot/perfpilot:{chart.metadata['appVersion']}"
     args = build_parser().parse_args(container["args"])
     assert (args.command, args.prometheus_url, args.namespace) == ("run", "", [])
+    assert args.leader_election_namespace == ""
+    assert not any(arg.startswith(("--leader-election", "--identity", "--lease")) for arg in container["args"])
+    assert "env" not in container
+    assert not {"Role", "RoleBinding"} & set(_kinds(documents))
     assert (args.tick, args.timeout, args.log_format, args.metrics_port) == (10, 10, "json", 8081)
     assert (args.bearer_token_file, args.ca_file) == (None, None)
     assert "volumes" not in deployment["spec"]["template"]["spec"]
@@ -238,6 +255,80 @@ def test_one_port_for_both_liveness_and_metrics_is_refused(chart: Chart) -> None
         _rendered(chart, {"metrics": {"port": 8080}})
 
 
+def test_leader_election_grants_exactly_the_lease_in_the_release_namespace_to_the_deployments_account(
+        chart: Chart) -> None:
+    documents = _documents(chart, ELECTION)
+    assert _kinds(documents) == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding",
+                                 "ServiceAccount"]
+    role, binding = _one(documents, "Role"), _one(documents, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == LEASE_RULES
+    assert _granted(chart, ELECTION) == BASE_RULES  # the Lease is not granted cluster-wide
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    pod = _one(documents, "Deployment")["spec"]["template"]["spec"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": pod["serviceAccountName"],
+                                    "namespace": NAMESPACE}]
+
+
+def test_leader_election_runs_each_replica_under_its_pod_name_and_rolls_upgrades(chart: Chart) -> None:
+    documents = _documents(chart, {**ELECTION, "leaderElection": {"enabled": True, "leaseDurationSeconds": 45}})
+    deployment = _one(documents, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
+    container = _container(documents)
+    args = build_parser().parse_args(container["args"])
+    # Kubernetes expands $(POD_NAME) in args from the container's env.
+    assert (args.leader_election_namespace, args.identity, args.lease_duration) == (NAMESPACE, "$(POD_NAME)", 45)
+    assert container["env"] == [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    assert (args.command, args.tick) == ("run", 10)
+
+
+def test_leader_election_follows_the_release_namespace_and_default_duration(chart: Chart) -> None:
+    rendered = chart.render({"leaderElection": {"enabled": True}}, name=NAME, namespace="ops")
+    documents = [d for source, text in rendered.items() if not source.endswith("NOTES.txt")
+                 for d in yaml.safe_load_all(text) if d]
+    args = build_parser().parse_args(_container(documents)["args"])
+    assert (args.leader_election_namespace, args.lease_duration) == ("ops", 30)
+    assert _one(documents, "Role")["metadata"]["namespace"] == "ops"
+    assert _one(documents, "Deployment")["spec"]["replicas"] == 1
+
+
+def test_leader_election_without_rbac_create_renders_no_role_but_still_elects(chart: Chart) -> None:
+    documents = _documents(chart, {**ELECTION, "rbac": {"create": False}})
+    assert _kinds(documents) == ["Deployment", "ServiceAccount"]
+    assert build_parser().parse_args(_container(documents)["args"]).leader_election_namespace == NAMESPACE
+
+
+def test_several_replicas_without_leader_election_are_refused(chart: Chart) -> None:
+    with pytest.raises(helm_python.HelmRenderError,
+                       match=r"replicaCount is 2 but leaderElection.enabled is false: .*both evaluate every profile"):
+        _rendered(chart, {"replicaCount": 2})
+
+
+@pytest.mark.parametrize(("lease", "tick", "three_ticks"), [(29, 10, "30"), (30, 10.5, "31.5"), (3, 1.5, "4.5")])
+def test_a_lease_shorter_than_three_ticks_is_refused(chart: Chart, lease: int, tick: float, three_ticks: str) -> None:
+    with pytest.raises(helm_python.HelmRenderError, match=re.escape(
+            f"leaderElection.leaseDurationSeconds is {lease}, less than 3 x tickSeconds ({three_ticks})")):
+        _rendered(chart, {**ELECTION, "leaderElection": {"enabled": True, "leaseDurationSeconds": lease},
+                          "tickSeconds": tick})
+
+
+@pytest.mark.parametrize(("lease", "tick"), [(30, 10), (3, 1), (300, 100)])
+def test_a_lease_of_three_ticks_or_more_is_accepted_as_the_operator_accepts_it(chart: Chart, lease: int,
+                                                                                 tick: float) -> None:
+    values = {**ELECTION, "leaderElection": {"enabled": True, "leaseDurationSeconds": lease}, "tickSeconds": tick}
+    args = build_parser().parse_args(_container(_documents(chart, values))["args"])
+    assert 3 * args.tick <= args.lease_duration == lease <= 300  # what `perfpilot run` checks before it starts
+
+
+def test_the_election_is_off_when_leader_election_is_disabled_even_with_its_duration_set(chart: Chart) -> None:
+    # A short lease is not checked while election is off: the operator ignores --lease-duration then.
+    documents = _documents(chart, {"leaderElection": {"enabled": False, "leaseDurationSeconds": 5}})
+    assert build_parser().parse_args(_container(documents)["args"]).leader_election_namespace == ""
+    assert "Role" not in _kinds(documents)
+
+
 def test_the_notes_warn_when_prometheus_url_is_empty(chart: Chart) -> None:
     def notes(values: dict[str, Any]) -> str:
         return next(text for source, text in _rendered(chart, values).items() if source.endswith("NOTES.txt"))
@@ -254,7 +345,16 @@ BAD_VALUES = {
     "tickSeconds a string": ({"tickSeconds": "10"}, "/tickSeconds"),
     "timeoutSeconds 0.05": ({"prometheus": {"timeoutSeconds": 0.05}}, "/prometheus/timeoutSeconds"),
     "logFormat xml": ({"logFormat": "xml"}, "/logFormat"),
-    "an unknown top-level key": ({"replicaCount": 2}, "replicaCount"),
+    "an unknown top-level key": ({"replicas": 2}, "replicas"),
+    "replicaCount 0": ({"replicaCount": 0}, "/replicaCount"),
+    "replicaCount 11": ({**ELECTION, "replicaCount": 11}, "/replicaCount"),
+    "replicaCount 1.5": ({"replicaCount": 1.5}, "/replicaCount"),
+    "leaseDurationSeconds 0": ({"leaderElection": {"leaseDurationSeconds": 0}}, "/leaderElection/leaseDurationSeconds"),
+    "leaseDurationSeconds 301": ({**ELECTION, "leaderElection": {"enabled": True, "leaseDurationSeconds": 301}},
+                                 "/leaderElection/leaseDurationSeconds"),
+    "leaseDurationSeconds 30.5": ({"leaderElection": {"leaseDurationSeconds": 30.5}},
+                                  "/leaderElection/leaseDurationSeconds"),
+    "leaderElection.enabled a string": ({"leaderElection": {"enabled": "true"}}, "/leaderElection/enabled"),
     "an unknown nested key": ({"metrics": {"service": {"type": "NodePort"}}}, "type"),
     "metrics.port 0": ({"metrics": {"port": 0}}, "/metrics/port"),
     "liveness.port 65536": ({"liveness": {"port": 65536}}, "/liveness/port"),
@@ -272,8 +372,10 @@ def test_the_schema_refuses_bad_values_when_rendering(chart: Chart, values: dict
         _rendered(chart, values)
 
 
-@pytest.mark.parametrize(("values", "where"), [BAD_VALUES["tickSeconds 0"], BAD_VALUES["an unknown top-level key"]],
-                         ids=["tickSeconds 0", "an unknown top-level key"])
+LINTED_BAD_VALUES = ["tickSeconds 0", "an unknown top-level key", "replicaCount 11"]
+
+
+@pytest.mark.parametrize(("values", "where"), [BAD_VALUES[key] for key in LINTED_BAD_VALUES], ids=LINTED_BAD_VALUES)
 def test_the_schema_refuses_bad_values_when_linting(values: dict[str, Any], where: str) -> None:
     report = lint(CHART, values, strict=True, namespace=NAMESPACE)
     assert any(where in error for error in report["errors"]), report
@@ -284,6 +386,9 @@ def test_the_schema_refuses_bad_values_when_linting(values: dict[str, Any], wher
     {"prometheus": {"timeoutSeconds": 0.1}}, {"prometheus": {"timeoutSeconds": 300}},
     {"liveness": {"port": 1}, "metrics": {"port": 65535}}, {"logFormat": "console"},
     {"prometheus": {"url": "HTTPS://[::1]:9090/prometheus"}},
+    {"replicaCount": 1}, {**ELECTION, "replicaCount": 10},
+    {**ELECTION, "leaderElection": {"enabled": True, "leaseDurationSeconds": 300}},
+    {**ELECTION, "leaderElection": {"enabled": True, "leaseDurationSeconds": 3}, "tickSeconds": 1},
 ], ids=json.dumps)
 def test_the_schema_accepts_the_bounds(chart: Chart, values: dict[str, Any]) -> None:
     assert _one(_documents(chart, values), "Deployment")
