@@ -15,6 +15,7 @@ from promharness import PrometheusServer
 from shop_scenario import AT, BEFORE, conditions, events, pool, profile_named, run_shop_cycle, seed, status_of
 
 from perfpilot.api.status import parse_tuning_state
+from perfpilot.control.cycle import ProfileOutcome
 
 pytestmark = pytest.mark.integration
 
@@ -22,17 +23,22 @@ CONFIG_MAPS = kmock.resource("v1/configmaps")
 PROFILES = kmock.resource("perfpilot.io/v1alpha1/performanceprofiles")
 
 
+def _cycle_with_config_map_writes_answered(kube: EmulatedCluster, prometheus_url: str,
+                                           status: int) -> tuple[ProfileOutcome, dict[str, Any]]:
+    """shop/api's pool change, every write of the ConfigMap answered with ``status``: the outcome, the status."""
+    seed(kube, profile_named())
+    kube.emulator["patch", CONFIG_MAPS] << status
+    [outcome] = run_shop_cycle(kube, prometheus_url)
+    assert not outcome.written
+    return outcome, status_of(kube)
+
 
 @pytest.mark.parametrize("status", [500, 503, 504])
 def test_a_server_error_on_the_write_keeps_the_change_recorded_as_pending(
     kube: EmulatedCluster, scenario_prometheus: PrometheusServer, status: int
 ) -> None:
-    seed(kube, profile_named())
-    kube.emulator["patch", CONFIG_MAPS] << status
-    [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
-    assert not outcome.written
+    outcome, recorded = _cycle_with_config_map_writes_answered(kube, scenario_prometheus.url, status)
     assert "not known to be written" in outcome.problem
-    recorded = status_of(kube)
     assert recorded["lastChange"]["verdict"] == "Pending"  # the next evaluation reads what was written
     assert conditions(recorded)["Conflict"] == "True"
 
@@ -41,12 +47,8 @@ def test_a_server_error_on_the_write_keeps_the_change_recorded_as_pending(
 def test_a_refused_write_records_nothing_and_shows_the_change_as_recommended(
     kube: EmulatedCluster, scenario_prometheus: PrometheusServer, status: int
 ) -> None:
-    seed(kube, profile_named())
-    kube.emulator["patch", CONFIG_MAPS] << status
-    [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
-    assert not outcome.written
+    outcome, recorded = _cycle_with_config_map_writes_answered(kube, scenario_prometheus.url, status)
     assert "refused" in outcome.problem
-    recorded = status_of(kube)
     assert "lastChange" not in recorded
     assert recorded["recommendation"]["field"] == "pool.size"
     assert pool(kube) == BEFORE
