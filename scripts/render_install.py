@@ -2,7 +2,7 @@
 """Render manifests/install/perfpilot.yaml (the plain install manifests) from the Helm chart charts/perfpilot.
 
 The plain manifests are the chart rendered with helm-python-sdk (Helm's own Go library, no helm binary):
-release `perfpilot` in namespace `perfpilot`, both pool options on (a plain install cannot switch RBAC on
+release `perfpilot` in namespace `perfpilot`, the pool and KEDA options on (a plain install cannot switch RBAC on
 later with a value) and every other value the chart's default, but for the Prometheus URL, which the plain
 manifests have always carried as an example to edit. A Namespace comes first; then the rendered objects in a
 fixed order. `make install-manifests` runs this; tests/chart fails when the file and the chart drift apart.
@@ -30,6 +30,7 @@ NAMESPACE = "perfpilot"
 EXAMPLE_PROMETHEUS_URL = "http://prometheus-operated.monitoring:9090"
 VALUES: dict[str, Any] = {
     "pool": {"configMaps": True, "cnpgPoolers": True},
+    "keda": {"scaledObjects": True},
     "prometheus": {"url": EXAMPLE_PROMETHEUS_URL},
 }
 # The order of the objects in the file; a kind not listed here is an error, not silently left out.
@@ -40,7 +41,7 @@ HEADER = f"""\
 # Regenerate with `make install-manifests`; tests/chart fail when this file and the chart drift apart.
 #
 # perfpilot, installed with plain manifests: `kubectl apply -f crds/ -f manifests/install/`. It is the chart
-# rendered as release "{RELEASE}" in namespace "{NAMESPACE}" with pool.configMaps=true and pool.cnpgPoolers=true
+# rendered as release "{RELEASE}" in namespace "{NAMESPACE}" with pool.configMaps, pool.cnpgPoolers and keda.scaledObjects true
 # (the ClusterRole grants ConfigMap and CloudNativePG Pooler access) and the chart's defaults otherwise.
 # Set --prometheus-url in the Deployment's args to your Prometheus before applying; the one given is an
 # example: {EXAMPLE_PROMETHEUS_URL}

@@ -9,7 +9,12 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from perfpilot.actuate.patches import PatchError, compute_container_resources, compute_edit_patch
+from perfpilot.actuate.patches import (
+    PatchError,
+    compute_container_resources,
+    compute_edit_patch,
+    compute_scaled_object_patch,
+)
 from perfpilot.api.spec import PerformanceProfileSpec
 from perfpilot.api.status import ContainerResources, Edit, PoolSize, ScalingPolicy, ScalingRules, Setting
 
@@ -82,6 +87,7 @@ def test_a_target_change_on_an_hpa_without_that_metric_is_refused_naming_it() ->
         compute_edit_patch(hpa, Edit(setting=Setting.HPA_MEMORY_TARGET, from_value=80, to_value=75), profile=SPEC)
 
 
+CPU_70_TO_60 = Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60)
 AGGRESSIVE = ScalingRules(stabilization_window_seconds=0, select_policy="Max",
                           policies=[ScalingPolicy(type="Percent", value=100, period_seconds=15)])
 AGGRESSIVE_JSON = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
@@ -212,3 +218,58 @@ def test_a_config_map_gets_its_ini_edited_under_its_key_and_its_other_keys_kept(
         "pgbouncer.ini": ("[databases]\napp = host=db dbname=app\n\n[pgbouncer]\n; sized by hand\n"
                                "default_pool_size = 20\nreserve_pool_size = 10\n"),
         "userlist.txt": '"app" "secret"'}
+
+
+def _scaled_object(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "api", "namespace": "shop", "resourceVersion": "5"},
+            "spec": {"scaleTargetRef": {"name": "api"}, "minReplicaCount": 2, "maxReplicaCount": 10,
+                     "triggers": [{"type": "prometheus", "metadata": {"query": "sum(rate(x[1m]))", "threshold": "5"}},
+                                  {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}},
+                                  {"type": "memory", "metadata": {"type": "Utilization", "value": "80"}}],
+                     **spec}}
+
+
+def _so_applied(scaled_object: dict[str, Any], edit: Edit) -> dict[str, Any]:
+    patch = compute_scaled_object_patch(scaled_object, edit)
+    assert patch[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "5"}
+    result: dict[str, Any] = jsonpatch.apply_patch(scaled_object, patch)
+    return result
+
+
+@pytest.mark.parametrize(("setting", "index", "percent"), [
+    (Setting.HPA_CPU_TARGET, 1, 60), (Setting.HPA_MEMORY_TARGET, 2, 75)])
+def test_a_keda_target_is_written_to_its_trigger_as_a_string(setting: Setting, index: int, percent: int) -> None:
+    scaled_object = _scaled_object()
+    after = _so_applied(scaled_object, Edit(setting=setting, from_value=70, to_value=percent))
+    expected = copy.deepcopy(scaled_object)
+    expected["spec"]["triggers"][index]["metadata"]["value"] = str(percent)
+    assert after == expected
+
+
+def test_a_keda_target_without_its_trigger_is_refused_naming_it() -> None:
+    scaled_object = _scaled_object()
+    del scaled_object["spec"]["triggers"][1]
+    with pytest.raises(PatchError, match="ScaledObject/api has no cpu Utilization trigger"):
+        compute_scaled_object_patch(scaled_object, CPU_70_TO_60)
+
+
+@pytest.mark.parametrize("advanced", [
+    None, {}, {"horizontalPodAutoscalerConfig": {}},
+    {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}}}}])
+def test_keda_scale_up_rules_land_under_advanced_whatever_of_it_exists(advanced: dict[str, Any] | None) -> None:
+    scaled_object = _scaled_object() if advanced is None else _scaled_object(advanced=advanced)
+    after = _so_applied(scaled_object, Edit(setting=Setting.HPA_SCALE_UP, from_value=None, to_value=AGGRESSIVE))
+    behaviour = after["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behaviour["scaleUp"] == AGGRESSIVE_JSON
+    kept = (advanced or {}).get("horizontalPodAutoscalerConfig", {}).get("behavior", {}).get("scaleDown")
+    assert behaviour.get("scaleDown") == kept
+
+
+def test_keda_rules_set_back_to_the_default_are_removed_and_max_replicas_is_max_replica_count() -> None:
+    scaled_object = _scaled_object(advanced={"horizontalPodAutoscalerConfig": {"behavior": {
+        "scaleUp": AGGRESSIVE_JSON}}})
+    after = _so_applied(scaled_object, Edit(setting=Setting.HPA_SCALE_UP, from_value=AGGRESSIVE, to_value=None))
+    assert after["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == {}
+    assert _so_applied(scaled_object, Edit(setting=Setting.HPA_MAX_REPLICAS, from_value=10,
+                                           to_value=15))["spec"]["maxReplicaCount"] == 15

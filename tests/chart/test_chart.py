@@ -160,6 +160,14 @@ def test_both_pool_options_add_both_sets_of_rules(chart: Chart) -> None:
         *POOL_RULES.values())
 
 
+KEDA_RULES = {("keda.sh", "scaledobjects", "get"), ("keda.sh", "scaledobjects", "patch")}
+
+
+def test_the_keda_option_adds_exactly_its_rules(chart: Chart) -> None:
+    assert _granted(chart) & KEDA_RULES == set()
+    assert _granted(chart, {"keda": {"scaledObjects": True}}) - BASE_RULES == KEDA_RULES
+
+
 def test_rbac_create_false_renders_no_cluster_role_or_binding(chart: Chart) -> None:
     assert _kinds(_documents(chart, {"rbac": {"create": False}})) == ["Deployment", "ServiceAccount"]
 

@@ -80,13 +80,32 @@ def test_a_value_someone_else_moved_since_the_decision_is_theirs(kube: EmulatedC
     assert _hpa(kube) == moved
 
 
-def test_an_hpa_that_keda_writes_is_not_written(kube: EmulatedCluster) -> None:
-    seed(kube)
+def _owned_by_keda(kube: EmulatedCluster) -> None:
     path = kube.path("autoscaling/v2", "HorizontalPodAutoscaler", "shop", "api")
     owner = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "api", "uid": "1", "controller": True}
     kube.request("PATCH", path, {"metadata": {"ownerReferences": [owner]}},
                  content_type=MERGE_PATCH).raise_for_status()
+
+
+def test_an_hpa_that_keda_writes_is_changed_through_its_scaled_object(kube: EmulatedCluster) -> None:
+    seed(kube)
+    _owned_by_keda(kube)
+    kube.create({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                 "metadata": {"name": "api", "namespace": "shop"},
+                 "spec": {"scaleTargetRef": {"name": "api"}, "maxReplicaCount": 10,
+                          "triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}]}})
     before = _hpa(kube)
-    with pytest.raises(EditNotWritten, match="belongs to KEDA ScaledObject api"):
+    assert apply_edit(KubeApi(kube.api), PROFILE, CPU_TARGET_70_TO_60, target="HorizontalPodAutoscaler/api", now=AT)
+    scaled_object = kube.get("keda.sh/v1alpha1", "ScaledObject", "api", "shop")
+    assert scaled_object["spec"]["triggers"][0]["metadata"]["value"] == "60"
+    assert scaled_object["metadata"]["managedFields"][-1]["manager"] == "perfpilot"
+    assert _hpa(kube) == before  # KEDA, not perfpilot, writes its HPA
+
+
+def test_an_hpa_whose_scaled_object_is_gone_is_not_written(kube: EmulatedCluster) -> None:
+    seed(kube)
+    _owned_by_keda(kube)
+    before = _hpa(kube)
+    with pytest.raises(EditNotWritten, match="belongs to KEDA ScaledObject api, which is gone"):
         apply_edit(KubeApi(kube.api), PROFILE, CPU_TARGET_70_TO_60, target="HorizontalPodAutoscaler/api", now=AT)
     assert _hpa(kube) == before

@@ -16,7 +16,7 @@ import kopf
 import pytest
 import requests
 import yaml
-from kubeharness import EmulatedCluster
+from kubeharness import MERGE_PATCH, EmulatedCluster
 from promharness import PrometheusServer, free_port
 from shop_scenario import AT, BEFORE, pool, profile_named, seed, status_of
 
@@ -128,11 +128,21 @@ def test_the_cluster_role_grants_every_request_the_operator_makes(
     grown = [live[0].model_copy(update={"cpu_request_millicores": 600}), live[1]]
     assert apply_edit(api, profile, Edit(setting=Setting.RESOURCES, from_value=live, to_value=grown),
                       target="Deployment/api", now=AT)
+    # And an HPA that KEDA owns, changed through its ScaledObject.
+    kube.request("PATCH", kube.path("autoscaling/v2", "HorizontalPodAutoscaler", "shop", "api"), {"metadata": {
+        "ownerReferences": [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "api", "uid": "1",
+                             "controller": True}]}}, content_type=MERGE_PATCH).raise_for_status()
+    kube.create({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                 "metadata": {"name": "api", "namespace": "shop"},
+                 "spec": {"scaleTargetRef": {"name": "api"}, "maxReplicaCount": 10, "triggers": []}})
+    assert apply_edit(api, profile, Edit(setting=Setting.HPA_MAX_REPLICAS, from_value=10, to_value=12),
+                      target="HorizontalPodAutoscaler/api", now=AT)
     # The test's own requests (seeding, reading back) go through requests; perfpilot's and kopf's do not.
     made = [r for r in list(kube.emulator)[first:] if "python-requests" not in r.headers.get("User-Agent", "")]
     asked = {found for found in map(_asked, made) if found is not None}
     assert ("apps", "deployments", "patch") in asked  # the scenario reached every kind of write
     assert ("autoscaling", "horizontalpodautoscalers", "patch") in asked
     assert ("", "configmaps", "patch") in asked
+    assert ("keda.sh", "scaledobjects", "patch") in asked
     assert ("perfpilot.io", "performanceprofiles/status", "patch") in asked
     assert asked - _granted() == set()

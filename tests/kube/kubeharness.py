@@ -61,6 +61,7 @@ RESOURCES = [
     ("apiextensions.k8s.io/v1/customresourcedefinitions", "CustomResourceDefinition", False, True, False),
     ("coordination.k8s.io/v1/leases", "Lease", True, False, False),
     ("postgresql.cnpg.io/v1/poolers", "Pooler", True, True, True),
+    ("keda.sh/v1alpha1/scaledobjects", "ScaledObject", True, True, True),
 ]
 
 

@@ -50,6 +50,7 @@ RESOURCES: Mapping[str, Resource] = {
     "Event": Resource("v1", "events"),
     "Lease": Resource("coordination.k8s.io/v1", "leases"),
     "Pooler": Resource("postgresql.cnpg.io/v1", "poolers"),
+    "ScaledObject": Resource("keda.sh/v1alpha1", "scaledobjects"),
     "PerformanceProfile": Resource(f"{GROUP}/{VERSION}", "performanceprofiles"),
 }
 

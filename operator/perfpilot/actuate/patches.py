@@ -137,6 +137,58 @@ def _pooler_patch(pooler: Mapping[str, Any], pool: PoolSize) -> JsonPatch:
             for name, value in sizes.items()]
 
 
+def _trigger_patch(scaled_object: Mapping[str, Any], resource: str, percent: int) -> JsonPatch:
+    for index, raw in enumerate(_list(_mapping(scaled_object.get("spec")).get("triggers"))):
+        trigger = _mapping(raw)
+        metadata = _mapping(trigger.get("metadata"))
+        # metricType is the field since KEDA 2.10; metadata.type the older spelling it still reads.
+        utilisation = (trigger.get("metricType") or metadata.get("type")) == "Utilization"
+        if trigger.get("type") == resource and utilisation:
+            # KEDA's trigger metadata are strings.
+            return [{"op": "add", "path": f"/spec/triggers/{index}/metadata/value", "value": str(percent)}]
+    raise PatchError(f"{_kind_name(scaled_object)} has no {resource} Utilization trigger to set to {percent}%")
+
+
+_ADVANCED_BEHAVIOUR = ("advanced", "horizontalPodAutoscalerConfig", "behavior")
+
+
+def _advanced_behaviour_patch(scaled_object: Mapping[str, Any], key: str, rules: ScalingRules | None) -> JsonPatch:
+    """``spec.advanced.horizontalPodAutoscalerConfig.behavior.<key>``, which KEDA copies into its HPA; the
+    levels the ScaledObject lacks are added with it."""
+    node, present = _mapping(scaled_object.get("spec")), 0
+    for level in _ADVANCED_BEHAVIOUR:
+        child = node.get(level)
+        if not isinstance(child, Mapping):
+            break
+        node, present = child, present + 1
+    if rules is None:
+        whole = present == len(_ADVANCED_BEHAVIOUR) and key in node
+        return [{"op": "remove", "path": "/spec/" + "/".join(_ADVANCED_BEHAVIOUR) + f"/{key}"}] if whole else []
+    levels = [*_ADVANCED_BEHAVIOUR, key]
+    value: Any = rules_json(rules)
+    for level in reversed(levels[present + 1:]):
+        value = {level: value}
+    return [{"op": "add", "path": "/spec/" + "/".join(levels[:present + 1]), "value": value}]
+
+
+def compute_scaled_object_patch(scaled_object: Mapping[str, Any], edit: Edit) -> JsonPatch:
+    """The JSON patch that makes KEDA give the HPA it owns ``edit.to_value``: KEDA writes that HPA from the
+    ScaledObject and undoes any change made to the HPA itself (DESIGN section 6)."""
+    value: Any = edit.to_value
+    setting = edit.setting
+    if setting in _TARGET_RESOURCES:
+        if not isinstance(value, int):
+            raise PatchError(f"{setting.value}: no percent to write (got {value!r})")
+        body = _trigger_patch(scaled_object, _TARGET_RESOURCES[setting], value)
+    elif setting in _BEHAVIOUR_KEYS:
+        body = _advanced_behaviour_patch(scaled_object, _BEHAVIOUR_KEYS[setting], value)
+    elif setting is Setting.HPA_MAX_REPLICAS:
+        body = [{"op": "add", "path": "/spec/maxReplicaCount", "value": int(value)}]
+    else:
+        raise PatchError(f"{setting.value} is not written through a ScaledObject")
+    return _precondition(scaled_object) + body if body else []
+
+
 def compute_edit_patch(obj: Mapping[str, Any], edit: Edit, *, profile: PerformanceProfileSpec) -> JsonPatch:
     """The JSON patch that sets ``edit.to_value`` on ``obj`` (the object as read), precondition first; raises
     ``PatchError`` when the object has no place for the value."""

@@ -25,7 +25,7 @@ import structlog
 from pydantic import ValidationError
 
 from perfpilot.actuate.kube import KubeApi, KubeError
-from perfpilot.actuate.patches import PatchError, compute_edit_patch
+from perfpilot.actuate.patches import PatchError, compute_edit_patch, compute_scaled_object_patch
 from perfpilot.api.spec import KIND, Guardrails, Mode, PerformanceProfile
 from perfpilot.api.status import (
     ClassificationStatus,
@@ -226,14 +226,18 @@ def apply_edit(kube: KubeApi, profile: PerformanceProfile, edit: Edit, *, target
     obj = _find(objects, target)
     if obj is None:
         raise EditNotWritten(f"{target} is gone: not written")
-    scaled_object = _keda_owner(obj)
-    if scaled_object is not None:
-        # KEDA writes its HPA from the ScaledObject and would undo this within seconds.
-        raise EditNotWritten(f"{target} belongs to KEDA ScaledObject {scaled_object}, which perfpilot does not "
-                             f"write yet: not written")
+    kind, _, name = target.partition("/")
     try:
-        patch = compute_edit_patch(obj, edit, profile=profile.spec)
-        kind, _, name = target.partition("/")
+        scaled_object = _keda_owner(obj)
+        if scaled_object is not None:
+            # KEDA writes its HPA from the ScaledObject and would undo a change made to the HPA itself.
+            owner = kube.fetch_object("ScaledObject", profile.metadata.namespace, scaled_object)
+            if owner is None:
+                raise EditNotWritten(f"{target} belongs to KEDA ScaledObject {scaled_object}, which is gone: "
+                                     f"not written")
+            kind, name, patch = "ScaledObject", scaled_object, compute_scaled_object_patch(owner, edit)
+        else:
+            patch = compute_edit_patch(obj, edit, profile=profile.spec)
         kube.apply_json_patch(kind, profile.metadata.namespace, name, patch)
     except (PatchError, WorkloadSpecError) as error:
         raise EditNotWritten(f"{target}: {error}") from error
