@@ -41,8 +41,9 @@ HEADER = f"""\
 # Regenerate with `make install-manifests`; tests/chart fail when this file and the chart drift apart.
 #
 # perfpilot, installed with plain manifests: `kubectl apply -f crds/ -f manifests/install/`. It is the chart
-# rendered as release "{RELEASE}" in namespace "{NAMESPACE}" with pool.configMaps, pool.cnpgPoolers and keda.scaledObjects true
-# (the ClusterRole grants ConfigMap and CloudNativePG Pooler access) and the chart's defaults otherwise.
+# rendered as release "{RELEASE}" in namespace "{NAMESPACE}" with pool.configMaps, pool.cnpgPoolers and
+# keda.scaledObjects true (the ClusterRole grants ConfigMap, CloudNativePG Pooler and KEDA ScaledObject access) and
+# the chart's defaults otherwise.
 # Set --prometheus-url in the Deployment's args to your Prometheus before applying; the one given is an
 # example: {EXAMPLE_PROMETHEUS_URL}
 # One replica (strategy Recreate), without leader election: two unelected operators would each evaluate every
