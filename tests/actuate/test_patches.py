@@ -63,7 +63,7 @@ def _deployment() -> dict[str, Any]:
 
 def _applied(obj: dict[str, Any], edit: Edit, spec: PerformanceProfileSpec = SPEC) -> dict[str, Any]:
     patch = compute_edit_patch(obj, edit, profile=spec)
-    assert patch[0] == {"op": "test", "path": "/metadata/resourceVersion",
+    assert patch[0] == {"op": "replace", "path": "/metadata/resourceVersion",
                         "value": obj["metadata"]["resourceVersion"]}
     result: dict[str, Any] = jsonpatch.apply_patch(obj, patch)
     return result
@@ -157,13 +157,14 @@ def test_a_container_not_in_the_template_is_refused_naming_it() -> None:
             ContainerResources(name="worker", cpu_request_millicores=500)]), profile=SPEC)
 
 
-def test_a_patch_computed_from_an_object_changed_since_fails_whole() -> None:
+def test_a_patch_computed_from_an_object_changed_since_carries_the_version_it_was_read_at() -> None:
+    # The API server compares the patched object's resourceVersion with the stored one and answers 409 Conflict
+    # when they differ (tests/control: the race on the emulated API); the patch must carry the one it read.
     hpa = _hpa()
     patch = compute_edit_patch(hpa, Edit(setting=Setting.HPA_CPU_TARGET, from_value=70, to_value=60), profile=SPEC)
     newer = copy.deepcopy(hpa)
     newer["metadata"]["resourceVersion"] = "42"
-    with pytest.raises(jsonpatch.JsonPatchTestFailed):
-        jsonpatch.apply_patch(newer, patch)
+    assert jsonpatch.apply_patch(newer, patch)["metadata"]["resourceVersion"] == "41"
 
 
 def test_an_object_without_resource_version_is_not_written() -> None:
@@ -232,7 +233,7 @@ def _scaled_object(**spec: Any) -> dict[str, Any]:
 
 def _so_applied(scaled_object: dict[str, Any], edit: Edit) -> dict[str, Any]:
     patch = compute_scaled_object_patch(scaled_object, edit)
-    assert patch[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "5"}
+    assert patch[0] == {"op": "replace", "path": "/metadata/resourceVersion", "value": "5"}
     result: dict[str, Any] = jsonpatch.apply_patch(scaled_object, patch)
     return result
 

@@ -303,7 +303,9 @@ class PerfpilotEmulator(kmock.KubernetesEmulator):
             new = patcher(old, request.data)
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as error:
             # A failed "test" or an operation that does not apply: the API server changes nothing and says 422.
-            raise _error(request, 422, "Invalid", f"the server rejected our request: {error}") from error
+            # The API server's words carry no detail of which operation failed (NewGenericServerResponse).
+            raise _error(request, 422, "Invalid", "the server rejected our request due to an error in our request") \
+                from error
         return self._update(request, key, old, new)
 
     def _put(self, request: kmock.Request) -> dict[str, Any]:

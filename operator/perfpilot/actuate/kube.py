@@ -91,11 +91,9 @@ class KubeError(Exception):
 
     @property
     def conflict(self) -> bool:
-        """The object changed since it was read: a resourceVersion precondition (409), or a JSON patch's test
-        (422, the API server's words name the test; a 422 for an invalid value does not)."""
-        message = str(self).lower()
-        failed_test = any(words in message for words in ("test failed", "testing value", "tested value"))
-        return self.status == 409 or (self.status == 422 and failed_test)
+        """The object changed since it was read: the resourceVersion a write carried is no longer the object's
+        (409), or one of that name was created first (409 AlreadyExists)."""
+        return self.status == 409
 
 
 def _path(kind: str, namespace: str | None, name: str | None = None, *, subresource: str = "") -> str:

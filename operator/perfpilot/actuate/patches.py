@@ -1,8 +1,9 @@
 """One Edit as an RFC 6902 JSON patch of the object it lives on (pure: the writer sends what this returns).
 
-A JSON patch, not a merge or an apply, because it can carry its own precondition: the first operation tests
-``metadata.resourceVersion``, so a patch computed from an object someone changed since it was read fails
-whole (the API server answers 422) instead of overwriting their change; the next cycle reads again. Each
+A JSON patch, not a merge or an apply, because it can carry its own precondition: the first operation sets
+``metadata.resourceVersion`` to the one read, so a patch computed from an object someone changed since it was
+read fails whole (the API server answers 409 Conflict) instead of overwriting their change; the next cycle
+reads again. Each
 value is written at its own path (one metric's target, one container's resources, one ini text), and the
 writer sends the patch with ``fieldManager=perfpilot``, so GitOps tools can tell perfpilot's fields apart
 (Argo CD's ``ignoreDifferences.managedFieldsManagers``).
@@ -44,7 +45,9 @@ def _precondition(obj: Mapping[str, Any]) -> JsonPatch:
     version = _mapping(obj.get("metadata")).get("resourceVersion")
     if not isinstance(version, str) or not version:
         raise PatchError(f"{_kind_name(obj)} has no metadata.resourceVersion to write against")
-    return [{"op": "test", "path": "/metadata/resourceVersion", "value": version}]
+    # The patched object carries the resourceVersion read: the API server refuses it with 409 Conflict if the
+    # object has changed since (its optimistic lock), where a failed "test" is a 422 like any invalid patch.
+    return [{"op": "replace", "path": "/metadata/resourceVersion", "value": version}]
 
 
 def _target_patch(hpa: Mapping[str, Any], resource: str, percent: int) -> JsonPatch:

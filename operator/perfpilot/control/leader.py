@@ -141,7 +141,7 @@ class LeaderElector:
                     "metadata": {"name": settings.name, "namespace": settings.namespace}, "spec": decision.spec})
             else:
                 self._kube.apply_json_patch("Lease", settings.namespace, settings.name, [
-                    {"op": "test", "path": "/metadata/resourceVersion",
+                    {"op": "replace", "path": "/metadata/resourceVersion",
                      "value": decision.observation.record.resource_version},
                     {"op": "add", "path": "/spec", "value": decision.spec}])
         except KubeError as error:
@@ -173,7 +173,7 @@ class LeaderElector:
         if lease is None or _spec(lease).get("holderIdentity") != settings.identity:
             return
         self._kube.apply_json_patch("Lease", settings.namespace, settings.name, [
-            {"op": "test", "path": "/metadata/resourceVersion", "value": lease["metadata"]["resourceVersion"]},
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": lease["metadata"]["resourceVersion"]},
             {"op": "add", "path": "/spec/holderIdentity", "value": ""}])
 
 
