@@ -32,7 +32,8 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     """kopf connects with the credentials perfpilot writes with (a kubeconfig given to ``perfpilot run``, or
     the pod's service account), so both talk to the same API server as the same user."""
     configuration = memo.kube_client.configuration
-    token = configuration.api_key.get("authorization", "")
+    # Through get_api_key_with_prefix, which runs the refresh hook: an in-cluster token is rotated on disk.
+    token = configuration.get_api_key_with_prefix("authorization") or ""
     scheme, _, value = token.partition(" ")
     return kopf.ConnectionInfo(
         server=configuration.host,

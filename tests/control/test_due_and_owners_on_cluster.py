@@ -86,4 +86,7 @@ def test_a_state_that_cannot_be_read_holds_the_profile_and_is_kept_for_mending(
     assert conditions(status)["StateReadable"] == "False"
     assert status["lastChange"] == broken
     assert conditions(status)["RolledBack"] == "True"  # an unread state says nothing of a rollback
+    version = _version(kube, "api")
+    assert run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(seconds=10)) == []  # held, not due
+    assert _version(kube, "api") == version
     assert pool(kube) == BEFORE

@@ -5,6 +5,8 @@ loses the race is no leadership; a leader renews during a long tick and stops wr
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +15,7 @@ from kubeharness import MERGE_PATCH, EmulatedCluster
 from shop_scenario import AT, profile_named, seed
 
 from perfpilot.actuate.kube import KubeApi
+from perfpilot.control.cycle import run_cycle
 from perfpilot.control.leader import LeaderElector, LeaderGuardedApi, LeadershipLost, LeaseSettings
 from perfpilot.control.loop import LoopHealth, LoopSettings, run_forever
 from perfpilot.observe.reader import PrometheusSettings
@@ -165,3 +168,62 @@ def test_two_operator_loops_tick_one_at_a_time_and_hand_over_when_the_leader_sto
     assert evaluated_by_b_while_a_led == 0
     assert b.evaluated >= 1
     assert _holder(kube) == ""  # b gave it up in turn
+
+
+class _SlowLists(KubeApi):
+    """An API whose lists take ``seconds``: a tick longer than a third of the Lease."""
+
+    def __init__(self, kube: EmulatedCluster, seconds: float) -> None:
+        super().__init__(kube.api)
+        self._seconds = seconds
+
+    def fetch_objects(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+        time.sleep(self._seconds)
+        return super().fetch_objects(kind, namespace)
+
+
+def test_the_lease_is_renewed_beside_a_tick_longer_than_a_third_of_it(kube: EmulatedCluster) -> None:
+    seed(kube, profile_named(mode="Recommend"))
+    lease = LeaseSettings(namespace="perfpilot", identity="perfpilot-a", duration_seconds=3)  # renewed each 1 s
+    settings = LoopSettings(prometheus=PrometheusSettings(url=""), tick_seconds=60, lease=lease)
+    renewals: list[str] = []
+
+    async def run() -> LoopHealth:
+        health, stop = LoopHealth(), asyncio.Event()
+        # The system clock: each renewal writes a new renewTime (an unchanged Lease would not be written).
+        task = asyncio.create_task(run_forever(_SlowLists(kube, 1.5), settings, stop=stop, health=health))
+        while not health.evaluated and not task.done():  # one tick: its three lists take 4.5 s
+            await asyncio.sleep(0.1)
+            lease_now = kube.get("coordination.k8s.io/v1", "Lease", "perfpilot", "perfpilot")
+            if lease_now["metadata"]["resourceVersion"] not in renewals:
+                renewals.append(lease_now["metadata"]["resourceVersion"])
+        stop.set()
+        await task
+        return health
+
+    health = asyncio.run(run())
+    assert health.evaluated == 1, health.last_error
+    assert len(renewals) >= 3  # taken at the tick's start, then renewed at least twice beside it
+
+
+class _LosesLeadOnSecondStatus(KubeApi):
+    def __init__(self, kube: EmulatedCluster) -> None:
+        super().__init__(kube.api)
+        self.statuses = 0
+
+    def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        self.statuses += 1
+        if self.statuses == 2:
+            raise LeadershipLost("Lease perfpilot/perfpilot not renewed within 20 s: not writing")
+        return super().apply_status(namespace, name, status)
+
+
+def test_a_tick_that_loses_the_lease_still_reports_what_it_did_before(kube: EmulatedCluster) -> None:
+    missing = profile_named("checkout")
+    missing["spec"]["targetRef"]["name"] = "checkout"
+    seed(kube, profile_named("api", mode="Recommend"), missing)
+    api = _LosesLeadOnSecondStatus(kube)
+    with pytest.raises(LeadershipLost) as lost:
+        run_cycle(api, api.fetch_objects("PerformanceProfile", None), now=AT, settings=PrometheusSettings(url=""))
+    # checkout, held for its missing workload, had its status written first; api's was the write refused.
+    assert [outcome.name for outcome in lost.value.outcomes] == ["checkout"]

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 
 @contextmanager
-def running_operator(kube: EmulatedCluster, prometheus_url: str, *, liveness: str) -> Iterator[None]:
+def running_operator(kube: EmulatedCluster, prometheus_url: str, *, liveness: str) -> Iterator[kopf.Memo]:
     stop = threading.Event()
     memo = kopf.Memo(
         loop_settings=LoopSettings(prometheus=PrometheusSettings(url=prometheus_url), tick_seconds=0.2),
@@ -44,7 +44,7 @@ def running_operator(kube: EmulatedCluster, prometheus_url: str, *, liveness: st
         "liveness_endpoint": liveness})
     thread.start()
     try:
-        yield
+        yield memo
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -69,11 +69,14 @@ def test_the_operator_evaluates_a_profile_writes_its_change_and_reports_healthy(
 ) -> None:
     seed(kube, profile_named())
     liveness = f"http://127.0.0.1:{free_port()}/healthz"
-    with running_operator(kube, scenario_prometheus.url, liveness=liveness):
+    with running_operator(kube, scenario_prometheus.url, liveness=liveness) as memo:
         status = _wait_for(lambda: status_of(kube).get("lastChange"))
         assert status, f"no change recorded; status: {status_of(kube)}"
         # The tick reports once all its profiles are done, a moment after their statuses are written.
-        health = _wait_for(lambda: _probed(liveness) if _probed(liveness)["loop"]["evaluated"] else None)
+        # kopf keeps a probe's answer for a while: probe once the tick has reported (memo.health, which the
+        # startup handler put in this memo), so the first answer is the one checked.
+        assert _wait_for(lambda: memo.get("health") is not None and memo.health.evaluated), "no tick reported"
+        health = _probed(liveness)
     assert status["field"] == "pool.size"
     assert pool(kube) != BEFORE
     assert health, "the liveness probe never reported an evaluation"

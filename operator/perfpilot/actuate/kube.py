@@ -71,11 +71,14 @@ def connect(kubeconfig: Path | None) -> ApiClient:
     if path is not None and not path.is_file():
         raise KubeConfigError(f"kubeconfig {path}: no such file")
     try:
-        if path is not None:
-            client: ApiClient = config.new_client_from_config(config_file=str(path))  # type: ignore[no-untyped-call]
-            return client
         configuration = Configuration()
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        if path is not None:
+            config.load_kube_config(config_file=str(path), client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        # No retries inside a call: each would get the whole timeout again, and under leader election a write
+        # must end within its bound (commands/run.py). A failed call fails the write; the next tick tries again.
+        configuration.retries = False
         return ApiClient(configuration)
     except (config.ConfigException, OSError, ValueError) as error:
         where = f"kubeconfig {path}" if path is not None else "in-cluster configuration"
@@ -83,11 +86,13 @@ def connect(kubeconfig: Path | None) -> ApiClient:
 
 
 class KubeError(Exception):
-    """A call the API server refused or could not be made; ``status`` is the HTTP status (0: no answer)."""
+    """A call the API server refused or could not be made; ``status`` is the HTTP status (0: no answer).
+    ``sent`` is False when the request is known never to have reached the server (no connection was made)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, sent: bool = True) -> None:
         super().__init__(message)
         self.status = status
+        self.sent = sent
 
     @property
     def conflict(self) -> bool:
@@ -143,7 +148,9 @@ class KubeApi:
         except ApiException as error:
             raise KubeError(error.status or 0, f"{method} {path}: {_message(error.body, error.reason)}") from error
         except (urllib3.exceptions.HTTPError, OSError) as error:  # no answer: refused, reset, timed out
-            raise KubeError(0, f"{method} {path}: {error}") from error
+            cause = getattr(error, "reason", error)
+            unsent = isinstance(cause, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
+            raise KubeError(0, f"{method} {path}: {error}", sent=not unsent) from error
         if not 200 <= response.status <= 299:
             raise KubeError(response.status, f"{method} {path}: {_message(data, response.reason)}")
         return json.loads(data or b"null")

@@ -103,8 +103,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"perfpilot run: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     renderer = structlog.processors.JSONRenderer() if args.log_format == "json" else structlog.dev.ConsoleRenderer()
+    # dict_tracebacks: a log.exception's traceback as data in the JSON event (it is otherwise "exc_info": true).
+    tracebacks = [structlog.processors.dict_tracebacks] if args.log_format == "json" else []
     structlog.configure(processors=[structlog.processors.add_log_level,
-                                    structlog.processors.TimeStamper(fmt="iso", utc=True), renderer])
+                                    structlog.processors.TimeStamper(fmt="iso", utc=True), *tracebacks, renderer])
     kopf.run(registry=REGISTRY, clusterwide=True, standalone=True, liveness_endpoint=args.liveness or None,
              memo=kopf.Memo(loop_settings=settings, kube_client=client, metrics_port=args.metrics_port,
                             request_timeout_seconds=compute_request_timeout_seconds(lease)))

@@ -122,6 +122,13 @@ def parse_previous_status(raw: Mapping[str, Any]) -> tuple[PerformanceProfileSta
         observed=_parsed(ObservedStatus, status.get("observed"), ObservedStatus()),
         classification=_parsed(ClassificationStatus, status.get("classification"), ClassificationStatus()),
     )
+    # When it was last looked at, read on its own: without it a held profile would be due at every tick.
+    for key in ("observedGeneration", "lastEvaluatedAt"):
+        try:
+            previous = PerformanceProfileStatus.model_validate({**previous.model_dump(by_alias=True),
+                                                                key: status.get(key)})
+        except ValidationError:
+            continue
     return previous, state
 
 
@@ -244,9 +251,10 @@ def apply_edit(kube: KubeApi, profile: PerformanceProfile, edit: Edit, *, target
     except KubeError as error:
         if error.conflict:
             raise EditNotWritten(f"{target} changed since it was read: {error}") from error
-        answered = 400 <= error.status < 500
-        raise EditNotWritten(f"{target} {'refused' if answered else 'not known to be written'}: {error}",
-                             sure=answered) from error
+        # Refused (4xx), or never sent (no connection), it changed nothing; a lost answer or a 5xx may have.
+        sure = 400 <= error.status < 500 or not error.sent
+        why = "refused" if 400 <= error.status < 500 else "not sent" if not error.sent else "not known to be written"
+        raise EditNotWritten(f"{target} {why}: {error}", sure=sure) from error
     return True
 
 
@@ -476,17 +484,21 @@ def run_cycle(kube: KubeApi, profiles: Sequence[Mapping[str, Any]], *, now: date
     due = [item for item in items if item.outcome is None and decide_due(
         item.previous, generation=_generation(item.raw), interval_seconds=_interval_seconds(item), now=now)]
     reads = TickReads(kube)
-    for item in due:
-        _guarded(item, partial(_check, kube, item, owners, reads=reads, now=now))
+    try:
+        for item in due:
+            _guarded(item, partial(_check, kube, item, owners, reads=reads, now=now))
 
-    targets = [ProfileTarget(item.profile, item.live) for item in due
-               if item.outcome is None and item.profile is not None and item.live is not None]
-    cycle = fetch_observations(targets, at=now, settings=settings)
-    for item in due:
-        if item.outcome is None and item.profile is not None:
-            profile = item.profile
-            url = profile.spec.metrics.prometheus_url or settings.url
-            observations = cycle[(profile.metadata.namespace, profile.metadata.name)]
-            _guarded(item, partial(_apply_evaluation, kube, item, observations, now=now,
-                                   metrics=_metrics_condition(cycle, url)))
+        targets = [ProfileTarget(item.profile, item.live) for item in due
+                   if item.outcome is None and item.profile is not None and item.live is not None]
+        cycle = fetch_observations(targets, at=now, settings=settings)
+        for item in due:
+            if item.outcome is None and item.profile is not None:
+                profile = item.profile
+                url = profile.spec.metrics.prometheus_url or settings.url
+                observations = cycle[(profile.metadata.namespace, profile.metadata.name)]
+                _guarded(item, partial(_apply_evaluation, kube, item, observations, now=now,
+                                       metrics=_metrics_condition(cycle, url)))
+    except LeadershipLost as lost:  # what was done before it still happened: it is logged and counted
+        lost.outcomes = [item.outcome for item in [*unread, *due] if item.outcome is not None]
+        raise
     return [item.outcome for item in [*unread, *due] if item.outcome is not None]

@@ -11,7 +11,8 @@ It follows client-go's ``leaderelection``:
   other sees a conflict.
 
 A tick can last longer than the Lease (a slow Prometheus, a hung API call), so the leader does not renew only
-when a tick starts. Every write of a tick goes through ``LeaderGuardedApi``. Before each write it renews the
+when a tick starts: the loop renews it beside a running tick every third of its duration
+(``control.loop``), and every write of a tick goes through ``LeaderGuardedApi``. Before each write it renews the
 Lease if the last renewal is a third of the duration old, and it refuses to write (``LeadershipLost``, which
 ends the tick) once the last successful renewal is two thirds of the duration old. That is client-go's renew
 deadline, which comes before another replica may take over. What it cannot close is a write already sent when
@@ -22,6 +23,7 @@ longer than it.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -69,7 +71,12 @@ class LeaseDecision:
 
 
 class LeadershipLost(Exception):
-    """This replica may no longer write: its Lease was not renewed in time. It ends the tick."""
+    """This replica may no longer write: its Lease was not renewed in time. It ends the tick; ``outcomes`` are
+    the evaluations the tick finished before (``ProfileOutcome``), for the logs and metrics."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.outcomes: list[Any] = []
 
 
 def _format_time(moment: datetime) -> str:
@@ -122,9 +129,15 @@ class LeaderElector:
         self._monotonic = monotonic
         self._seen: Observation | None = None
         self._renewed_at_monotonic: float | None = None
+        # The tick's writes (in its thread) and the renewals beside a long tick (in another) share this state.
+        self._lock = threading.RLock()
 
     def apply_leadership(self) -> bool:
         """Renew or take the Lease if this replica may lead now; whether it leads."""
+        with self._lock:
+            return self._apply_leadership()
+
+    def _apply_leadership(self) -> bool:
         settings = self.settings
         began = self._monotonic()
         lease = self._kube.fetch_object("Lease", settings.namespace, settings.name)
@@ -156,13 +169,14 @@ class LeaderElector:
     def may_write(self) -> bool:
         """Whether a write may go out now: the Lease renewed within the renew deadline, renewing it first if it
         is a third of its duration old."""
-        if self._renewed_at_monotonic is None:
-            return False
-        if self._monotonic() - self._renewed_at_monotonic >= self.settings.renew_after_seconds:
-            with contextlib.suppress(KubeError):  # not renewed: the deadline below decides
-                self.apply_leadership()
-        renewed = self._renewed_at_monotonic
-        return renewed is not None and self._monotonic() - renewed < self.settings.renew_deadline_seconds
+        with self._lock:
+            if self._renewed_at_monotonic is None:
+                return False
+            if self._monotonic() - self._renewed_at_monotonic >= self.settings.renew_after_seconds:
+                with contextlib.suppress(KubeError):  # not renewed: the deadline below decides
+                    self._apply_leadership()
+            renewed = self._renewed_at_monotonic
+            return renewed is not None and self._monotonic() - renewed < self.settings.renew_deadline_seconds
 
     def apply_release(self) -> None:
         """Give the Lease up on a clean stop, so another replica takes over at once rather than after its

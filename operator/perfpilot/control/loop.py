@@ -101,7 +101,14 @@ async def run_forever(kube: KubeApi, settings: LoopSettings, *, stop: asyncio.Ev
     while not stop.is_set():
         now = clock()
         if await _lead(elector, health):
-            await _tick(writer, settings, health, now=now)
+            ticked = asyncio.Event()
+            renewing = asyncio.create_task(_keep_renewing(elector, ticked)) if elector is not None else None
+            try:
+                await _tick(writer, settings, health, now=now)
+            finally:
+                ticked.set()
+                if renewing is not None:
+                    await renewing
         health.last_tick_at = now
         with contextlib.suppress(TimeoutError):  # the tick's wait ended without a stop
             await asyncio.wait_for(stop.wait(), timeout=settings.tick_seconds)
@@ -113,6 +120,20 @@ async def run_forever(kube: KubeApi, settings: LoopSettings, *, stop: asyncio.Ev
         LEADING.set(0)
 
 
+async def _keep_renewing(elector: LeaderElector, ticked: asyncio.Event) -> None:
+    """Renew the Lease every third of its duration while a tick runs: a tick that reads and observes for longer
+    than the Lease before its first write would otherwise lose it, and two replicas could take turns losing it."""
+    while not ticked.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ticked.wait(), timeout=elector.settings.renew_after_seconds)
+        if ticked.is_set():
+            return
+        try:
+            await asyncio.to_thread(elector.apply_leadership)
+        except Exception as error:  # the tick's next write finds out, by the renew deadline
+            log.warning("lease not renewed during a tick", error=str(error))
+
+
 async def _tick(kube: KubeApi, settings: LoopSettings, health: LoopHealth, *, now: datetime) -> None:
     try:
         with TICK_SECONDS.time():
@@ -122,6 +143,7 @@ async def _tick(kube: KubeApi, settings: LoopSettings, health: LoopHealth, *, no
         LEADING.set(0)
         health.last_error = str(error)
         log.warning("leadership lost during a tick", error=str(error))
+        _report(error.outcomes, health)
     except KubeError as error:
         TICK_FAILURES.inc()
         health.last_error = str(error)
@@ -132,8 +154,12 @@ async def _tick(kube: KubeApi, settings: LoopSettings, health: LoopHealth, *, no
         log.exception("tick failed")
     else:
         health.last_error = ""
-        health.evaluated += len(outcomes)
-        health.outcomes = outcomes
-        record_outcomes(outcomes)
-        for outcome in outcomes:
-            _log(outcome)
+        _report(outcomes, health)
+
+
+def _report(outcomes: list[ProfileOutcome], health: LoopHealth) -> None:
+    health.evaluated += len(outcomes)
+    health.outcomes = outcomes
+    record_outcomes(outcomes)
+    for outcome in outcomes:
+        _log(outcome)
