@@ -50,6 +50,8 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
 async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
     # perfpilot records its own Events (one per change and rollback); kopf's per-handler ones would be noise.
     settings.posting.enabled = False
+    # No kopf handler watches any resource, so kopf need not scan the cluster's CRDs (nor be granted to).
+    settings.scanning.disabled = True
     memo.stop = asyncio.Event()
     memo.health = LoopHealth()
     port = memo.get("metrics_port", 0)

@@ -37,8 +37,6 @@ BASE_RULES = {
     ("apps", "statefulsets", "patch"),
     ("", "pods", "list"),
     ("", "events", "create"),
-    ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
-    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
 }
 POOL_RULES = {
     "configMaps": {("", "configmaps", "get"), ("", "configmaps", "patch"),
