@@ -11,7 +11,7 @@ writer sends the patch with ``fieldManager=perfpilot``, so GitOps tools can tell
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from perfpilot.actuate.pgbouncer_ini import compute_pgbouncer_ini
@@ -174,21 +174,34 @@ def _advanced_behaviour_patch(scaled_object: Mapping[str, Any], key: str, rules:
     return [{"op": "add", "path": "/spec/" + "/".join(levels[:present + 1]), "value": value}]
 
 
+# How an HPA setting is written to an object: its utilisation target, its behaviour, the path of maxReplicas.
+_HpaWriters = tuple[Callable[[Mapping[str, Any], str, int], JsonPatch],
+                    Callable[[Mapping[str, Any], str, ScalingRules | None], JsonPatch], str]
+_ON_HPA: _HpaWriters = (_target_patch, _behaviour_patch, "/spec/maxReplicas")
+_ON_SCALED_OBJECT: _HpaWriters = (_trigger_patch, _advanced_behaviour_patch, "/spec/maxReplicaCount")
+
+
+def _hpa_setting_patch(obj: Mapping[str, Any], edit: Edit, writers: _HpaWriters) -> JsonPatch | None:
+    """The patch of an HPA setting through ``writers``; None when ``edit`` moves no HPA setting."""
+    value: Any = edit.to_value
+    target, behaviour, max_replicas_path = writers
+    if edit.setting in _TARGET_RESOURCES:
+        if not isinstance(value, int):
+            raise PatchError(f"{edit.setting.value}: no percent to write (got {value!r})")
+        return target(obj, _TARGET_RESOURCES[edit.setting], value)
+    if edit.setting in _BEHAVIOUR_KEYS:
+        return behaviour(obj, _BEHAVIOUR_KEYS[edit.setting], value)
+    if edit.setting is Setting.HPA_MAX_REPLICAS:
+        return [{"op": "add", "path": max_replicas_path, "value": int(value)}]
+    return None
+
+
 def compute_scaled_object_patch(scaled_object: Mapping[str, Any], edit: Edit) -> JsonPatch:
     """The JSON patch that makes KEDA give the HPA it owns ``edit.to_value``: KEDA writes that HPA from the
     ScaledObject and undoes any change made to the HPA itself (DESIGN section 6)."""
-    value: Any = edit.to_value
-    setting = edit.setting
-    if setting in _TARGET_RESOURCES:
-        if not isinstance(value, int):
-            raise PatchError(f"{setting.value}: no percent to write (got {value!r})")
-        body = _trigger_patch(scaled_object, _TARGET_RESOURCES[setting], value)
-    elif setting in _BEHAVIOUR_KEYS:
-        body = _advanced_behaviour_patch(scaled_object, _BEHAVIOUR_KEYS[setting], value)
-    elif setting is Setting.HPA_MAX_REPLICAS:
-        body = [{"op": "add", "path": "/spec/maxReplicaCount", "value": int(value)}]
-    else:
-        raise PatchError(f"{setting.value} is not written through a ScaledObject")
+    body = _hpa_setting_patch(scaled_object, edit, _ON_SCALED_OBJECT)
+    if body is None:
+        raise PatchError(f"{edit.setting.value} is not written through a ScaledObject")
     return _precondition(scaled_object) + body if body else []
 
 
@@ -196,21 +209,13 @@ def compute_edit_patch(obj: Mapping[str, Any], edit: Edit, *, profile: Performan
     """The JSON patch that sets ``edit.to_value`` on ``obj`` (the object as read), precondition first; raises
     ``PatchError`` when the object has no place for the value."""
     value: Any = edit.to_value
-    setting = edit.setting
-    if setting in _TARGET_RESOURCES:
-        if not isinstance(value, int):
-            raise PatchError(f"{setting.value}: no percent to write (got {value!r})")
-        body = _target_patch(obj, _TARGET_RESOURCES[setting], value)
-    elif setting in _BEHAVIOUR_KEYS:
-        body = _behaviour_patch(obj, _BEHAVIOUR_KEYS[setting], value)
-    elif setting is Setting.HPA_MAX_REPLICAS:
-        body = [{"op": "replace", "path": "/spec/maxReplicas", "value": int(value)}]
-    elif setting is Setting.RESOURCES:
+    body = _hpa_setting_patch(obj, edit, _ON_HPA)
+    if body is None and edit.setting is Setting.RESOURCES:
         body = _resources_patch(obj, list(value or []))
-    else:
+    elif body is None:
         pgbouncer = profile.pool.pgbouncer
         if not isinstance(value, PoolSize) or pgbouncer is None:
-            raise PatchError(f"{setting.value}: no pool size or pgBouncer to write (got {value!r})")
+            raise PatchError(f"{edit.setting.value}: no pool size or pgBouncer to write (got {value!r})")
         if obj.get("kind") == "Pooler":
             body = _pooler_patch(obj, value)
         else:
