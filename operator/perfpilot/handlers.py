@@ -16,13 +16,14 @@ system clock when absent).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
 from perfpilot.actuate.kube import REQUEST_TIMEOUT_SECONDS, KubeApi
-from perfpilot.control.loop import LoopHealth, run_forever, utc_now
+from perfpilot.control.loop import STUCK_TICK_SECONDS, LoopHealth, run_forever, utc_now
 
 REGISTRY = kopf.OperatorRegistry()
 
@@ -75,11 +76,14 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.probe(id="loop", registry=REGISTRY)
 def probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
-    """``/healthz`` (with ``--liveness``): when the last tick ended, how many profiles were evaluated, and the
-    last tick's error, if any."""
+    """``/healthz`` (with ``--liveness``): when the last tick began, how many profiles were evaluated, whether
+    this replica leads, and the last tick's error, if any. It fails (and the kubelet restarts the operator) once
+    the tick loop has stopped, or a tick has hung."""
     health: LoopHealth = memo.health
     if memo.loop_task.done():
         raise kopf.PermanentError("the tick loop has stopped")
+    if health.decide_stuck(now_monotonic=time.monotonic()):
+        raise kopf.PermanentError(f"a tick has run for more than {STUCK_TICK_SECONDS:g} s")
     return {
         "lastTickAt": health.last_tick_at.isoformat() if health.last_tick_at else None,
         "evaluated": health.evaluated,

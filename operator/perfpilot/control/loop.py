@@ -32,15 +32,27 @@ class LoopSettings:
     lease: LeaseSettings | None = None  # None: no leader election (one replica)
 
 
+# Longer than a tick can legitimately take: 16 PromQL queries per server at up to 300 s each would be more,
+# but then the probe restarting the operator is no loss; at the default 10 s timeouts a tick takes well under.
+STUCK_TICK_SECONDS = 900.0
+
+
 @dataclass
 class LoopHealth:
-    """What the liveness probe reports: when a tick last finished, and how it went."""
+    """What the liveness probe reports: when the last tick began, how it went, and whether one is stuck."""
 
     last_tick_at: datetime | None = None
     leading: bool = True  # with leader election: whether this replica led in the last tick
     last_error: str = ""
     evaluated: int = 0
     outcomes: list[ProfileOutcome] = field(default_factory=list)
+    tick_started_monotonic: float | None = None  # while a tick runs: when it began (monotonic clock)
+
+    def decide_stuck(self, *, now_monotonic: float, limit_seconds: float = STUCK_TICK_SECONDS) -> bool:
+        """Whether the tick under way has run longer than any tick should: every API call and query in it is
+        bounded by its timeout, so one running this long is hung (a restart is what helps)."""
+        started = self.tick_started_monotonic
+        return started is not None and now_monotonic - started > limit_seconds
 
 
 def utc_now() -> datetime:
@@ -103,9 +115,11 @@ async def run_forever(kube: KubeApi, settings: LoopSettings, *, stop: asyncio.Ev
         if await _lead(elector, health):
             ticked = asyncio.Event()
             renewing = asyncio.create_task(_keep_renewing(elector, ticked)) if elector is not None else None
+            health.tick_started_monotonic = monotonic()
             try:
                 await _tick(writer, settings, health, now=now)
             finally:
+                health.tick_started_monotonic = None
                 ticked.set()
                 if renewing is not None:
                     await renewing
