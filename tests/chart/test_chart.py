@@ -362,7 +362,7 @@ BAD_VALUES = {
                                   "/leaderElection/leaseDurationSeconds"),
     "leaderElection.enabled a string": ({"leaderElection": {"enabled": "true"}}, "/leaderElection/enabled"),
     "an unknown nested key": ({"metrics": {"service": {"type": "NodePort"}}}, "type"),
-    "metrics.port 0": ({"metrics": {"port": 0}}, "/metrics/port"),
+    "metrics.port -1": ({"metrics": {"port": -1}}, "/metrics/port"),
     "liveness.port 65536": ({"liveness": {"port": 65536}}, "/liveness/port"),
     "a URL without scheme": ({"prometheus": {"url": "prometheus:9090"}}, "/prometheus/url"),
     "a URL with a query": ({"prometheus": {"url": "http://prometheus:9090/?x=1"}}, "/prometheus/url"),
@@ -398,6 +398,18 @@ def test_the_schema_refuses_bad_values_when_linting(values: dict[str, Any], wher
 ], ids=json.dumps)
 def test_the_schema_accepts_the_bounds(chart: Chart, values: dict[str, Any]) -> None:
     assert _one(_documents(chart, values), "Deployment")
+
+
+def test_metrics_port_0_serves_no_metrics_and_opens_no_port(chart: Chart) -> None:
+    documents = _documents(chart, {"metrics": {"port": 0}})
+    container = _container(documents)
+    assert build_parser().parse_args(container["args"]).metrics_port == 0
+    assert [port["name"] for port in container["ports"]] == ["health"]
+
+
+def test_a_metrics_service_without_metrics_is_refused(chart: Chart) -> None:
+    with pytest.raises(helm_python.HelmRenderError, match=re.escape("metrics.service.enabled needs metrics.port")):
+        _rendered(chart, {"metrics": {"port": 0, "service": {"enabled": True}}})
 
 
 def test_the_chart_crd_is_exactly_the_committed_crd(chart: Chart) -> None:
