@@ -55,3 +55,16 @@ def test_under_leader_election_an_api_call_ends_before_another_replica_may_take_
     # A write sent just before the renew deadline (20 s) ends by 30 s, when the others may take the Lease.
     assert lease.renew_deadline_seconds + compute_request_timeout_seconds(lease) <= lease.duration_seconds
     assert compute_request_timeout_seconds(None) == REQUEST_TIMEOUT_SECONDS
+
+
+def test_a_prometheus_token_file_that_is_not_there_is_refused_naming_it(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "token"
+    assert main(["run", "--bearer-token-file", str(missing), "--kubeconfig", str(tmp_path / "kubeconfig")]) == 2
+    assert capsys.readouterr().err.strip() == f"perfpilot run: --bearer-token-file: no readable file (got '{missing}')"
+
+
+def test_metrics_on_the_liveness_port_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--metrics-port", "8080", "--kubeconfig", str(tmp_path / "kubeconfig")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "perfpilot run: --metrics-port: the liveness endpoint uses it already (got 8080)")

@@ -1,12 +1,16 @@
-"""Reading the YAML files the commands are given: a failure is one line naming the flag and the file."""
+"""Reading the files the commands are given (YAML, a Prometheus token or CA bundle): a failure is one line naming
+the flag and the file."""
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from perfpilot.observe.reader import BearerTokenError, read_bearer_token
 
 # What a profile or workload file may expand to through YAML aliases, and how deep it may nest: far beyond
 # any real manifest, far below what exhausts memory ("billion laughs": nine levels of nine aliases expand a
@@ -129,3 +133,22 @@ def load_yaml_documents(path: Path, *, flag: str) -> list[Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = " ".join(str(getattr(error, "problem", None) or error).split())
         raise InputFileError(f"{flag} {path}: not valid YAML{where}: {problem}") from error
+
+
+def check_prometheus_files(*, bearer_token_file: Path | None, ca_file: Path | None) -> None:
+    """Raise ``InputFileError`` naming the flag and file when ``--bearer-token-file`` or ``--ca-file`` cannot be
+    used: checked before any query, since the reader would only report them as every signal unknown (a token
+    it cannot read) or Prometheus unreachable (a file that holds no certificate)."""
+    for flag, path in (("--bearer-token-file", bearer_token_file), ("--ca-file", ca_file)):
+        if path is not None and not path.is_file():
+            raise InputFileError(f"{flag}: no readable file (got {str(path)!r})")
+    if ca_file is not None:
+        try:
+            ssl.create_default_context(cafile=str(ca_file))
+        except (ssl.SSLError, OSError, UnicodeDecodeError) as error:
+            raise InputFileError(f"--ca-file: not a PEM CA bundle ({error}) (got {str(ca_file)!r})") from error
+    if bearer_token_file is not None:
+        try:
+            read_bearer_token(bearer_token_file)
+        except BearerTokenError as error:
+            raise InputFileError(f"--bearer-token-file: {error}") from error

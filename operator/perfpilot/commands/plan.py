@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import ssl
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,15 +25,13 @@ from pydantic import ValidationError
 from perfpilot.api.spec import KIND, PerformanceProfile, PerformanceProfileSpec
 from perfpilot.api.status import Edit, ObservedStatus, Setting, TuningState, parse_tuning_state
 from perfpilot.api.validate import prune_null_fields, validate_profile
-from perfpilot.commands.inputs import load_yaml_documents
+from perfpilot.commands.inputs import InputFileError, check_prometheus_files, load_yaml_documents
 from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import (
     DEFAULT_RATE_WINDOW_SECONDS,
-    BearerTokenError,
     PrometheusError,
     PrometheusSettings,
     header_problem,
-    read_bearer_token,
 )
 from perfpilot.observe.snapshot import ProfileTarget, fetch_observations, unreachable_reason
 from perfpilot.observe.workload import (
@@ -184,21 +181,10 @@ def _default_rate_window(step_seconds: int) -> int:
 
 def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
     headers = _headers(args.header)
-    for flag, path in (("--bearer-token-file", args.bearer_token_file), ("--ca-file", args.ca_file)):
-        if path is not None and not path.is_file():
-            raise _BadInput(f"{flag}: no readable file (got {str(path)!r})")
-    if args.ca_file is not None:
-        # A file that holds no certificate would otherwise fail every query as "unreachable", exit 3.
-        try:
-            ssl.create_default_context(cafile=str(args.ca_file))
-        except (ssl.SSLError, OSError, UnicodeDecodeError) as error:
-            raise _BadInput(f"--ca-file: not a PEM CA bundle ({error}) (got {str(args.ca_file)!r})") from error
-    if args.bearer_token_file is not None:
-        # The reader re-reads it on every query and would only report a bad token as every signal unknown.
-        try:
-            read_bearer_token(args.bearer_token_file)
-        except BearerTokenError as error:
-            raise _BadInput(f"--bearer-token-file: {error}") from error
+    try:
+        check_prometheus_files(bearer_token_file=args.bearer_token_file, ca_file=args.ca_file)
+    except InputFileError as error:
+        raise _BadInput(str(error)) from error
     try:
         return PrometheusSettings(
             url=url, timeout_seconds=args.timeout, bearer_token_file=args.bearer_token_file, ca_file=args.ca_file,

@@ -7,11 +7,13 @@ import socket
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from pydantic import ValidationError
 
 from perfpilot.actuate.kube import REQUEST_TIMEOUT_SECONDS, KubeConfigError, connect
+from perfpilot.commands.inputs import check_prometheus_files
 from perfpilot.control.leader import LeaseSettings
 from perfpilot.control.loop import LoopSettings
 from perfpilot.observe.reader import PrometheusSettings
@@ -79,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--tick: must be 1 to 300 seconds (got {args.tick})")
         if not 0 <= args.metrics_port <= 65535:
             raise ValueError(f"--metrics-port: must be 0 (off) to 65535 (got {args.metrics_port})")
+        if args.metrics_port and args.liveness and urlsplit(args.liveness).port == args.metrics_port:
+            raise ValueError(f"--metrics-port: the liveness endpoint uses it already (got {args.metrics_port})")
+        check_prometheus_files(bearer_token_file=args.bearer_token_file, ca_file=args.ca_file)
         prometheus = PrometheusSettings(url=args.prometheus_url, timeout_seconds=args.timeout,
                                         bearer_token_file=args.bearer_token_file, ca_file=args.ca_file)
         lease = None
