@@ -12,8 +12,9 @@ from perfpilot.api.status import ChangeRecord, Condition, Edit, Phase, Setting, 
 from perfpilot.control.status import (
     ConditionUpdate,
     compute_conditions,
+    compute_ready_condition,
     compute_recommendation,
-    compute_summary_conditions,
+    compute_rolled_back_condition,
     decide_phase,
 )
 from perfpilot.tuning.decision import Decision, ProposedChange
@@ -104,7 +105,7 @@ ALL_GOOD = [_condition("SpecValid", "True"), _condition("StateReadable", "True")
 
 
 def test_ready_when_every_condition_is_as_it_must_be() -> None:
-    ready, rolled_back = compute_summary_conditions(ALL_GOOD, state=TuningState())
+    ready, rolled_back = compute_ready_condition(ALL_GOOD), compute_rolled_back_condition(TuningState())
     assert (ready.type, ready.status, rolled_back.status) == ("Ready", "True", "False")
 
 
@@ -113,7 +114,7 @@ def test_not_ready_names_the_condition_that_fails_with_its_message(index: int) -
     conditions = list(ALL_GOOD)
     wrong = conditions[index]
     conditions[index] = _condition(wrong.type, "True" if wrong.status == "False" else "False", "why it fails")
-    ready, _ = compute_summary_conditions(conditions, state=TuningState())
+    ready = compute_ready_condition(conditions)
     assert (ready.status, ready.reason.startswith(wrong.type), ready.message) == ("False", True, "why it fails")
 
 
@@ -122,6 +123,6 @@ def test_rolled_back_says_which_change_and_why() -> None:
     assert state.last_change is not None
     judged = TuningState(last_change=state.last_change.model_copy(update={
         "verdict": Verdict.ROLLED_BACK, "verdict_reason": "p95 130ms -> 1227ms"}))
-    _, rolled_back = compute_summary_conditions(ALL_GOOD, state=judged)
+    rolled_back = compute_rolled_back_condition(judged)
     assert (rolled_back.status, rolled_back.message) == (
         "True", "hpa.cpuTarget on HorizontalPodAutoscaler/api: p95 130ms -> 1227ms")

@@ -55,29 +55,31 @@ READY_WHEN = {"SpecValid": "True", "StateReadable": "True", "TargetFound": "True
               "Conflict": "False"}
 
 
-def compute_summary_conditions(conditions: Sequence[Condition], *, state: TuningState) -> list[ConditionUpdate]:
-    """``Ready`` (every condition of READY_WHEN as it must be: ``kubectl wait --for=condition=Ready``) and
-    ``RolledBack`` (the last change was rolled back, and why)."""
+def compute_ready_condition(conditions: Sequence[Condition]) -> ConditionUpdate:
+    """``Ready``: every condition of READY_WHEN as it must be (``kubectl wait --for=condition=Ready``), else the
+    first that is not, with its message."""
     by_type = {condition.type: condition for condition in conditions}
     failing = [kind for kind, wanted in READY_WHEN.items()
                if kind not in by_type or by_type[kind].status != wanted]
-    if failing:
-        first = by_type.get(failing[0])
-        ready = ConditionUpdate(type="Ready", status="False", reason=f"{failing[0]}Not{READY_WHEN[failing[0]]}",
-                                message=first.message if first is not None else f"{failing[0]} not known yet")
-    else:
-        ready = ConditionUpdate(type="Ready", status="True", reason="Evaluated")
+    if not failing:
+        return ConditionUpdate(type="Ready", status="True", reason="Evaluated")
+    first = by_type.get(failing[0])
+    return ConditionUpdate(type="Ready", status="False", reason=f"{failing[0]}Not{READY_WHEN[failing[0]]}",
+                           message=first.message if first is not None else f"{failing[0]} not known yet")
+
+
+def compute_rolled_back_condition(state: TuningState) -> ConditionUpdate:
+    """``RolledBack``: the last change was rolled back, and why."""
     last = state.last_change
     if last is not None and last.verdict is Verdict.ROLLED_BACK:
-        rolled_back = ConditionUpdate(type="RolledBack", status="True", reason="Regression",
-                                      message=f"{last.setting.value} on {last.target}: {last.verdict_reason}")
-    else:
-        rolled_back = ConditionUpdate(type="RolledBack", status="False", reason="NoRollback")
-    return [ready, rolled_back]
+        return ConditionUpdate(type="RolledBack", status="True", reason="Regression",
+                               message=f"{last.setting.value} on {last.target}: {last.verdict_reason}")
+    return ConditionUpdate(type="RolledBack", status="False", reason="NoRollback")
 
 
 def _with_summary(conditions: list[Condition], *, state: TuningState, now: datetime) -> list[Condition]:
-    return compute_conditions(conditions, compute_summary_conditions(conditions, state=state), now=now)
+    summary = [compute_ready_condition(conditions), compute_rolled_back_condition(state)]
+    return compute_conditions(conditions, summary, now=now)
 
 
 def decide_phase(spec: PerformanceProfileSpec, *, state: TuningState, decision: Decision, paused: bool,
@@ -153,6 +155,6 @@ def compute_stopped_status(
         "conditions": compute_conditions(previous.conditions, [
             *conditions, ConditionUpdate(type="Ready", status="False", reason=phase.value, message=reason),
             # A state that cannot be read says nothing of a rollback: RolledBack stays as it was.
-            *(compute_summary_conditions([], state=previous)[1:] if state_readable else [])], now=now),
+            *([compute_rolled_back_condition(previous)] if state_readable else [])], now=now),
         "recommendation": Recommendation(at=now, reason=reason),
     })
