@@ -175,13 +175,17 @@ def test_a_missing_workload_is_reported_and_nothing_is_read_or_written(
 def test_prometheus_unreachable_writes_no_change_and_says_so(kube: EmulatedCluster) -> None:
     seed(kube, profile_named())
     before = kube.get("v1", "ConfigMap", "pgbouncer", "shop")
-    [outcome] = run_shop_cycle(kube, f"http://127.0.0.1:{free_port()}")
+    port = free_port()
+    [outcome] = run_shop_cycle(kube, f"http://perfpilot:s3cret@127.0.0.1:{port}")
     assert not outcome.written
     assert outcome.decision.change is None
     assert kube.get("v1", "ConfigMap", "pgbouncer", "shop") == before
     status = status_of(kube)
-    assert conditions(status)["MetricsAvailable"] == "False"
-    assert status["observed"]["unknown"]
+    [metrics] = [condition for condition in status["conditions"] if condition["type"] == "MetricsAvailable"]
+    assert (metrics["status"], metrics["reason"]) == ("False", "PrometheusUnreachable")
+    assert f"http://***@127.0.0.1:{port}" in metrics["message"]
+    assert "s3cret" not in str(status)  # the operator's URL is shown without its password
+    assert set(status["observed"]["unknown"]) >= {"p95LatencySeconds", "requestRate"}
 
 
 def test_an_emergency_while_verifying_moves_the_pending_change_into_history(

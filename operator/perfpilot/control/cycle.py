@@ -37,6 +37,7 @@ from perfpilot.api.status import (
     TuningState,
     parse_tuning_state,
 )
+from perfpilot.api.urls import redact_url
 from perfpilot.api.validate import prune_null_fields, validate_profile
 from perfpilot.control.leader import LeadershipLost
 from perfpilot.control.status import ConditionUpdate, compute_evaluated_status, compute_stopped_status
@@ -381,7 +382,9 @@ def _metrics_condition(cycle: CycleObservations, url: str) -> ConditionUpdate:
         return ConditionUpdate(type="MetricsAvailable", status="False", reason="NoPrometheusURL",
                                message="no Prometheus URL: set spec.metrics.prometheusURL or the operator's "
                                        "--prometheus-url")
-    return ConditionUpdate(type="MetricsAvailable", status="True", reason="Read", message=f"read from {url}")
+    # The operator's URL may carry a password, and a profile's status is read by whoever may read profiles.
+    return ConditionUpdate(type="MetricsAvailable", status="True", reason="Read",
+                           message=f"read from {redact_url(url)}")
 
 
 def _read(raw: Mapping[str, Any]) -> _Profile:

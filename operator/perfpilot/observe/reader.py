@@ -155,10 +155,11 @@ def read_bearer_token(path: Path) -> str:
 
 
 class PrometheusError(Exception):
-    """A query could not be answered; names the URL and the cause."""
+    """A query could not be answered; names the URL (``url``, as given) and the cause."""
 
     def __init__(self, *, url: str, cause: str) -> None:
-        super().__init__(f"prometheus {url}: {cause}")
+        # Shown without any password: the text lands in profiles' statuses and in logs.
+        super().__init__(f"prometheus {redact_url(url)}: {cause}")
         self.url = url
         self.cause = cause
 
