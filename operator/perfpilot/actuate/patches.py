@@ -3,10 +3,9 @@
 A JSON patch, not a merge or an apply, because it can carry its own precondition: the first operation sets
 ``metadata.resourceVersion`` to the one read, so a patch computed from an object someone changed since it was
 read fails whole (the API server answers 409 Conflict) instead of overwriting their change; the next cycle
-reads again. Each
-value is written at its own path (one metric's target, one container's resources, one ini text), and the
-writer sends the patch with ``fieldManager=perfpilot``, so GitOps tools can tell perfpilot's fields apart
-(Argo CD's ``ignoreDifferences.managedFieldsManagers``).
+reads again. Each value is written at its own path (one metric's target, one container's resources, one ini
+text), and the writer sends the patch with ``fieldManager=perfpilot``, so GitOps tools can tell perfpilot's
+fields apart (Argo CD's ``ignoreDifferences.managedFieldsManagers``).
 """
 
 from __future__ import annotations
