@@ -43,12 +43,12 @@ def pgbouncer_folder() -> Iterator[Path]:
         yield Path(name)
 
 
-def _listening(process: subprocess.Popen[bytes], port: int, *, seconds: float) -> bool:
-    """Whether pgBouncer listens on ``port`` before it exits or ``seconds`` pass."""
+def _listening(process: subprocess.Popen[bytes], host: str, port: int, *, seconds: float) -> bool:
+    """Whether pgBouncer listens on ``host:port`` before it exits or ``seconds`` pass."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and process.poll() is None:
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((host, port)) == 0:
                 return True
         time.sleep(0.05)
     return False
@@ -58,14 +58,17 @@ def _listening(process: subprocess.Popen[bytes], port: int, *, seconds: float) -
 class PgBouncer:
     config: Path  # the ini it runs on: the case's, with the listen and admin settings added
     port: int
+    host: str = "127.0.0.1"
+    password: str = ""  # the admin user's; none: auth_type trust
 
     def admin(self, command: str) -> list[dict[str, str]]:
         """The rows the admin console answers ``command`` with, by column name."""
         # -X: no ~/.psqlrc; only PATH from the environment (no PGSSLMODE and the like).
         shown = subprocess.run(
-            [binary("psql"), "-X", "-h", "127.0.0.1", "-p", str(self.port), "-U", "admin", "-A", "-F", "|", "-c",
+            [binary("psql"), "-X", "-h", self.host, "-p", str(self.port), "-U", "admin", "-A", "-F", "|", "-c",
              command, "pgbouncer"],
-            capture_output=True, text=True, timeout=30, check=False, env={"PATH": os.environ.get("PATH", "")},
+            capture_output=True, text=True, timeout=30, check=False,
+            env={"PATH": os.environ.get("PATH", ""), **({"PGPASSWORD": self.password} if self.password else {})},
         )
         assert shown.returncode == 0, shown.stderr
         lines = shown.stdout.splitlines()
@@ -83,12 +86,15 @@ class PgBouncer:
 
 
 @contextmanager
-def running_pgbouncer(folder: Path, ini: str) -> Iterator[PgBouncer | str]:
+def running_pgbouncer(folder: Path, ini: str, *, host: str = "127.0.0.1", port: int | None = None,
+                      password: str = "") -> Iterator[PgBouncer | str]:
     """pgBouncer started on ``ini`` in ``folder`` (with a [databases] line for ``app`` when the ini has none),
-    or its log when it refuses the file; stopped and waited for on leaving."""
+    or its log when it refuses the file; stopped and waited for on leaving. It listens on ``host`` (any of
+    127.0.0.0/8, so that several can share a port as pods do) at ``port`` (default: a free one); with a
+    ``password`` the admin user needs it (md5), else it is trusted."""
     users, log = folder / "users.txt", folder / "pgbouncer.log"
-    users.write_text('"admin" ""\n')
-    port = free_port()
+    users.write_text(f'"admin" "{password}"\n')
+    port = port or free_port()
     if "app =" not in ini:
         ini = "[databases]\napp = host=db\n" + ini
     headers = [line.split("]")[0] + "]" for line in ini.splitlines() if line.startswith("[")]
@@ -96,8 +102,8 @@ def running_pgbouncer(folder: Path, ini: str) -> Iterator[PgBouncer | str]:
     if headers[-1] != "[pgbouncer]":
         assert "[pgbouncer]" not in headers, "the case's [pgbouncer] section must come last"
         ini += "[pgbouncer]\n"
-    ini += (f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-            f"auth_type = trust\nauth_file = {users}\nadmin_users = admin\n")
+    ini += (f"listen_addr = {host}\nlisten_port = {port}\nunix_socket_dir =\n"
+            f"auth_type = {'md5' if password else 'trust'}\nauth_file = {users}\nadmin_users = admin\n")
     if os.geteuid() == 0:
         ini += "user = nobody\n"  # pgBouncer will not run as root
     config = folder / "pgbouncer.ini"
@@ -106,10 +112,10 @@ def running_pgbouncer(folder: Path, ini: str) -> Iterator[PgBouncer | str]:
     with log.open("wb") as output:
         process = subprocess.Popen([binary("pgbouncer"), str(config)], stdout=output, stderr=subprocess.STDOUT)
     try:
-        if not _listening(process, port, seconds=10):
+        if not _listening(process, host, port, seconds=10):
             yield log.read_text()  # it refused the file (or could not listen: the log says which)
         else:
-            yield PgBouncer(config, port)
+            yield PgBouncer(config, port, host=host, password=password)
     finally:
         process.terminate()
         process.wait(timeout=10)

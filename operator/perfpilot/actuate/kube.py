@@ -47,6 +47,7 @@ RESOURCES: Mapping[str, Resource] = {
     "HorizontalPodAutoscaler": Resource("autoscaling/v2", "horizontalpodautoscalers"),
     "Pod": Resource("v1", "pods"),
     "ConfigMap": Resource("v1", "configmaps"),
+    "Secret": Resource("v1", "secrets"),
     "Event": Resource("v1", "events"),
     "Lease": Resource("coordination.k8s.io/v1", "leases"),
     "Pooler": Resource("postgresql.cnpg.io/v1", "poolers"),

@@ -1,5 +1,6 @@
-"""pgbouncer.ini with one database's pool resized, every other byte as it was (pure: the caller reads and
-writes the ConfigMap, then reloads pgBouncer).
+"""pgbouncer.ini with one database's pool resized, every other byte as it was; and the admin console commands
+that bring a running pgBouncer to the pool an ini gives (pure: the callers read and write the ConfigMap, and
+talk to pgBouncer).
 
 The file is someone else's: its comments, order, spacing and line endings are theirs, and a GitOps diff of
 perfpilot's change should show the pool sizes and nothing else. So the text is edited in place, at the values
@@ -20,6 +21,8 @@ text.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from perfpilot.api.status import PoolSize
 from perfpilot.observe.workload import (
@@ -138,3 +141,43 @@ def _apply(text: str, edits: list[tuple[int, int, int, str]], added: list[str], 
         lines[after] += ending  # the last line, without an ending: the added lines need one before them
     lines[after + 1:after + 1] = [line + ending for line in added]
     return "".join(lines)
+
+
+@dataclass(frozen=True)
+class AdminCommands:
+    """What to send a running pgBouncer on its admin console so that it runs the pool its ini gives."""
+
+    reload: bool = False  # re-read the ini: the only way to a size written on the database's line
+    settings: tuple[tuple[str, int], ...] = ()  # (name, value) for SET, after any RELOAD (which reverts SETs)
+
+    @property
+    def statements(self) -> list[str]:
+        return [*(["RELOAD"] if self.reload else []), *(f"SET {name} = {value}" for name, value in self.settings)]
+
+
+def compute_admin_commands(text: str, *, database: str, shown: PoolSize | None,
+                           where: str = "pgbouncer.ini") -> AdminCommands:
+    """The commands that give ``database`` the pool of ``text`` on a pgBouncer that shows ``shown`` (its
+    ``SHOW DATABASES`` row; None when it has no row for the database yet, as for one served by the ``*`` line
+    before a client came).
+
+    A size that ``[pgbouncer]`` governs is SET, which takes effect at once; one written on the database's line
+    (or the ``*`` line's) can only be read from the file, so RELOAD. RELOAD reads the file the pod mounts,
+    which lags the ConfigMap by up to the kubelet's sync period: a RELOAD before that reads the old pool, and
+    the next evaluation sends it again. Nothing is sent for a size pgBouncer already shows. Raises
+    ``WorkloadSpecError`` for an ini the reader refuses.
+    """
+    wanted = parse_pgbouncer_ini(text, database=database, where=where)
+    own = _database_line(pgbouncer_ini_lines(text, where=where), database)
+    parameters = connection_parameters(own.value, where=f"{where}: [databases] {own.name}") if own else []
+    names = {parameter.name for parameter in parameters}
+    on_line = {"default_pool_size": "pool_size" in names,
+               "reserve_pool_size": bool(names & {"reserve_pool", "reserve_pool_size"})}
+    sizes = {"default_pool_size": wanted.default_pool_size, "reserve_pool_size": wanted.reserve_pool_size}
+    now = {"default_pool_size": shown.default_pool_size, "reserve_pool_size": shown.reserve_pool_size} if shown else {}
+    differ = [name for name, size in sizes.items() if now.get(name) != size]
+    # Without a row nothing shows whether a RELOAD is needed: the SETs alone are sent.
+    reload = shown is not None and any(on_line[name] for name in differ)
+    # RELOAD sets every [pgbouncer] value back to the file's: the ones this pool needs are SET again after it.
+    return AdminCommands(reload=reload, settings=tuple((name, sizes[name]) for name in sizes
+                                                       if not on_line[name] and (reload or name in differ)))

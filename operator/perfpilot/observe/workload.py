@@ -28,6 +28,7 @@ from perfpilot.tuning.observations import HpaLive, LiveConfig, PoolLive, Unknown
 # pgBouncer's own defaults, used when the ini leaves them out.
 PGBOUNCER_DEFAULT_POOL_SIZE = 20
 PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE = 0
+PGBOUNCER_DEFAULT_LISTEN_PORT = 6432
 
 
 class WorkloadSpecError(ValueError):
@@ -600,6 +601,48 @@ def _mounted_config_maps(where: str, volume: Mapping[str, Any], path: str) -> li
         config_map = _mapping(where, f"{path}.projected.sources[{index}].configMap", source.get("configMap"))
         names.append(_str(where, f"{path}.projected.sources[{index}].configMap.name", config_map.get("name")))
     return names
+
+
+def pgbouncer_listen_port(text: str, *, where: str = "pgbouncer.ini") -> int:
+    """The port pgBouncer listens on (``listen_port`` of the [pgbouncer] section pgBouncer applies), where its
+    admin console is reached."""
+    section = _ini_sections(text, where=where).get("pgbouncer", {})
+    raw = section.get("listen_port")
+    port = _ini_int(where, "[pgbouncer] listen_port", raw, default=PGBOUNCER_DEFAULT_LISTEN_PORT,
+                    base_prefixes=True)
+    if not 1 <= port <= 65535:
+        raise _fail(where, "[pgbouncer] listen_port", f"expected a port from 1 to 65535 {_got(raw)}")
+    return port
+
+
+class PoolerPod(NamedTuple):
+    """A running pgBouncer replica, by the address its admin console is reached at."""
+
+    name: str
+    ip: str
+
+
+def pooler_pods(objects: Iterable[Mapping[str, Any]], config_map: str) -> list[PoolerPod]:
+    """The running Pods that mount ``config_map`` (each a pgBouncer with a pool of its own), by name. A Pod
+    being deleted, not yet Running, or without an IP is left out: there is no pgBouncer to reach there, and a
+    new one reads the ConfigMap when it starts."""
+    pods: list[PoolerPod] = []
+    for pod in objects:
+        if pod.get("kind") != "Pod":
+            continue
+        where = _where(pod)
+        metadata = _mapping(where, "metadata", pod.get("metadata"))
+        status = _status(pod)
+        ip = _str(where, "status.podIP", status.get("podIP"))
+        if metadata.get("deletionTimestamp") or status.get("phase") != "Running" or not ip:
+            continue
+        volumes = _list(where, "spec.volumes", _spec(pod).get("volumes"))
+        for index, raw in enumerate(volumes):
+            path = f"spec.volumes[{index}]"
+            if config_map in _mounted_config_maps(where, _mapping(where, path, raw), path):
+                pods.append(PoolerPod(name=_name_of(pod) or "?", ip=ip))
+                break
+    return sorted(pods)
 
 
 def _most_replicas(objects: Iterable[Mapping[str, Any]], *, kind: str, name: str, replicas: int) -> int:
