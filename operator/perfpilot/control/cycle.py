@@ -40,6 +40,7 @@ from perfpilot.api.status import (
 from perfpilot.api.urls import redact_url
 from perfpilot.api.validate import prune_null_fields, validate_profile
 from perfpilot.control.leader import LeadershipLost
+from perfpilot.control.pooler_sync import apply_pooler_sync
 from perfpilot.control.status import ConditionUpdate, compute_evaluated_status, compute_stopped_status
 from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import PrometheusSettings
@@ -331,7 +332,14 @@ def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations,
     def next_state(*, applied: bool) -> TuningState:
         return compute_next_state(state, decision=decision, observations=observations, now=now, applied=applied)
 
+    def sync_pooler() -> bool:
+        # After the writes: a pool change is live on the running pgBouncers within the evaluation that wrote it.
+        synced = apply_pooler_sync(kube, profile, paused=observations.live.paused)
+        updates.extend([synced] if synced is not None else [])
+        return synced is not None
+
     if change is None or not decision.apply:
+        sync_pooler()
         return outcome(_apply_status(kube, item, status(next_state(applied=False), written=False)))
 
     if not change.rollback:
@@ -340,17 +348,22 @@ def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations,
         phase = _apply_status(kube, item, status(recorded, written=True))
         writes = _apply_edits(kube, profile, change, now=now)
         if writes.problem and not writes.written_any and writes.sure:
+            sync_pooler()
             phase = _apply_status(kube, item, status(next_state(applied=False), written=False, problem=writes.problem))
         elif writes.problem:
             # Part written (the coupled edit alone), or not known: the change stays Pending, and the next
             # evaluation reads the live values to find what was written (tuning.verify.decide_unfinished_write).
+            sync_pooler()
             phase = _apply_status(kube, item, status(recorded, written=True, problem=writes.problem))
         else:
+            if sync_pooler():
+                phase = _apply_status(kube, item, status(recorded, written=True))
             _apply_event(kube, item, reason="Changed", message=f"{change.target} {change.edit.setting.value}: "
                          f"{change.reason}", warning=False, now=now)
         return outcome(phase, written=not writes.problem, problem=writes.problem)
 
     writes = _apply_edits(kube, profile, change, now=now)
+    sync_pooler()
     # A rollback not (known to be) written leaves its change Pending: the next evaluation tries again, or finds
     # it written (Reverted, or finished when cut short between its edits).
     phase = _apply_status(kube, item, status(next_state(applied=not writes.problem), written=not writes.problem,
