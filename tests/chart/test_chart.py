@@ -1,6 +1,7 @@
 """charts/perfpilot, rendered and linted offline with helm-python-sdk (Helm's own Go library): it lints strict, renders
-valid Kubernetes objects, grants pool RBAC only when asked, runs `perfpilot run` with flags it accepts and the values
-given, refuses bad values through values.schema.json, and stays in step with crds/, manifests/install and its README."""
+valid Kubernetes objects, grants pool RBAC and renders the Grafana dashboard's ConfigMap only when asked, runs
+`perfpilot run` with flags it accepts and the values given, refuses bad values through values.schema.json, and stays in
+step with crds/, manifests/install and its README."""
 
 from __future__ import annotations
 
@@ -90,6 +91,7 @@ EVERYTHING_ON = {
     "watchNamespaces": ["shop", "payments"],
     "pool": {"configMaps": True, "cnpgPoolers": True},
     "metrics": {"service": {"enabled": True}, "serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}},
+    "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Platform"}},
     "imagePullSecrets": [{"name": "registry"}], "priorityClassName": "system-cluster-critical",
     "podAnnotations": {"team": "platform"}, "podLabels": {"tier": "control"}, "nodeSelector": {"pool": "system"},
     "tolerations": [{"key": "system", "operator": "Exists", "effect": "NoSchedule"}],
@@ -251,6 +253,40 @@ def test_the_metrics_service_and_service_monitor_are_rendered_only_when_enabled(
     assert monitor["spec"]["endpoints"][0]["interval"] == "30s"
 
 
+DASHBOARD = CHART / "dashboards" / "perfpilot.json"
+
+
+def test_the_grafana_dashboard_config_map_is_rendered_only_when_enabled_with_the_labels_given(chart: Chart) -> None:
+    assert "ConfigMap" not in _kinds(_documents(chart))
+    assert "ConfigMap" not in _kinds(_documents(chart, {"grafanaDashboard": {"enabled": False,
+                                                                             "namespace": "monitoring"}}))
+    documents = _documents(chart, {"grafanaDashboard": {
+        "enabled": True, "labels": {"grafana_dashboard": "yes", "team": "platform"},
+        "annotations": {"grafana_folder": "Platform"}}})
+    assert _kinds(documents) == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "ServiceAccount"]
+    metadata = _one(documents, "ConfigMap")["metadata"]
+    assert metadata["labels"].items() >= {"grafana_dashboard": "yes", "team": "platform",
+                                          "app.kubernetes.io/name": "perfpilot"}.items()
+    assert metadata["annotations"] == {"grafana_folder": "Platform"}
+    assert metadata["namespace"] == NAMESPACE
+
+    # The defaults: the label kube-prometheus-stack's sidecar looks for, no annotation; another namespace on demand.
+    metadata = _one(_documents(chart, {"grafanaDashboard": {"enabled": True, "namespace": "monitoring"}}),
+                    "ConfigMap")["metadata"]
+    assert metadata["labels"]["grafana_dashboard"] == "1"
+    assert "annotations" not in metadata
+    assert metadata["namespace"] == "monitoring"
+
+
+def test_the_grafana_dashboard_config_map_holds_the_dashboard_json_byte_for_byte(chart: Chart) -> None:
+    config_map = _one(_documents(chart, {"grafanaDashboard": {"enabled": True}}), "ConfigMap")
+    assert list(config_map["data"]) == ["perfpilot.json"]
+    text = config_map["data"]["perfpilot.json"]
+    assert text == DASHBOARD.read_text(encoding="utf-8")
+    dashboard = json.loads(text)
+    assert (dashboard["uid"], dashboard["title"]) == ("perfpilot-operator", "perfpilot operator")
+
+
 def test_a_service_monitor_without_its_service_is_refused(chart: Chart) -> None:
     with pytest.raises(helm_python.HelmRenderError, match=re.escape("needs metrics.service.enabled")):
         _rendered(chart, {"metrics": {"serviceMonitor": {"enabled": True}}})
@@ -369,6 +405,16 @@ BAD_VALUES = {
     "a namespace that is no DNS label": ({"watchNamespaces": ["Shop_1"]}, "/watchNamespaces/0"),
     "pullPolicy Sometimes": ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     "pool option not a boolean": ({"pool": {"configMaps": "yes"}}, "/pool/configMaps"),
+    "grafanaDashboard.enabled a string": ({"grafanaDashboard": {"enabled": "true"}}, "/grafanaDashboard/enabled"),
+    "a dashboard label a number": ({"grafanaDashboard": {"labels": {"grafana_dashboard": 1}}},
+                                   "/grafanaDashboard/labels/grafana_dashboard"),
+    "dashboard labels a list": ({"grafanaDashboard": {"labels": ["grafana_dashboard"]}}, "/grafanaDashboard/labels"),
+    "a dashboard annotation a boolean": ({"grafanaDashboard": {"annotations": {"folder": True}}},
+                                         "/grafanaDashboard/annotations/folder"),
+    "dashboard namespace a number": ({"grafanaDashboard": {"namespace": 5}}, "/grafanaDashboard/namespace"),
+    "dashboard namespace no DNS label": ({"grafanaDashboard": {"namespace": "Monitoring"}},
+                                         "/grafanaDashboard/namespace"),
+    "an unknown dashboard key": ({"grafanaDashboard": {"folder": "perfpilot"}}, "folder"),
 }
 
 
