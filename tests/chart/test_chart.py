@@ -89,7 +89,7 @@ EVERYTHING_ON = {
                    "bearerTokenSecret": {"name": "prometheus-token", "key": "bearer"},
                    "caConfigMap": {"name": "prometheus-ca", "key": "bundle.pem"}},
     "watchNamespaces": ["shop", "payments"],
-    "pool": {"configMaps": True, "cnpgPoolers": True},
+    "pool": {"configMaps": True, "cnpgPoolers": True, "adminConsole": True},
     "metrics": {"service": {"enabled": True}, "serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}},
     "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Platform"}},
     "imagePullSecrets": [{"name": "registry"}], "priorityClassName": "system-cluster-critical",
@@ -158,6 +158,18 @@ def test_each_pool_option_adds_exactly_its_rules(chart: Chart, option: str) -> N
 def test_both_pool_options_add_both_sets_of_rules(chart: Chart) -> None:
     assert _granted(chart, {"pool": {"configMaps": True, "cnpgPoolers": True}}) == BASE_RULES.union(
         *POOL_RULES.values())
+
+
+def test_the_admin_console_option_adds_reading_secrets_and_nothing_else(chart: Chart) -> None:
+    with_console = {"pool": {"configMaps": True, "adminConsole": True}}
+    assert _granted(chart, with_console) - _granted(chart, {"pool": {"configMaps": True}}) == {("", "secrets", "get")}
+    assert not any(resource == "secrets" for _, resource, _ in _granted(chart, EVERYTHING_ON | {"pool": {
+        "configMaps": True, "cnpgPoolers": True}}))
+
+
+def test_the_admin_console_without_configmap_pools_is_refused(chart: Chart) -> None:
+    with pytest.raises(helm_python.HelmRenderError, match=re.escape("pool.adminConsole needs pool.configMaps")):
+        _rendered(chart, {"pool": {"adminConsole": True}})
 
 
 KEDA_RULES = {("keda.sh", "scaledobjects", "get"), ("keda.sh", "scaledobjects", "patch")}
@@ -405,6 +417,7 @@ BAD_VALUES = {
     "a namespace that is no DNS label": ({"watchNamespaces": ["Shop_1"]}, "/watchNamespaces/0"),
     "pullPolicy Sometimes": ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     "pool option not a boolean": ({"pool": {"configMaps": "yes"}}, "/pool/configMaps"),
+    "adminConsole not a boolean": ({"pool": {"configMaps": True, "adminConsole": 1}}, "/pool/adminConsole"),
     "grafanaDashboard.enabled a string": ({"grafanaDashboard": {"enabled": "true"}}, "/grafanaDashboard/enabled"),
     "a dashboard label a number": ({"grafanaDashboard": {"labels": {"grafana_dashboard": 1}}},
                                    "/grafanaDashboard/labels/grafana_dashboard"),

@@ -93,6 +93,7 @@ def test_a_pool_change_is_live_on_every_pooler_in_the_evaluation_that_writes_it(
     with _shop_with_poolers(kube) as poolers:
         assert {name: _running_pool(p) for name, p in poolers.items()} == dict.fromkeys(POD_IPS, BEFORE)
         files = {name: p.config.read_text() for name, p in poolers.items()}
+        first = len(list(kube.emulator))
 
         [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
 
@@ -108,6 +109,10 @@ def test_a_pool_change_is_live_on_every_pooler_in_the_evaluation_that_writes_it(
         for name in POD_IPS:
             assert f"{name}: SET default_pool_size = {grown.default_pool_size}" in synced["message"]
         assert conditions(status)["Ready"] == "True"
+        # What the chart's pool.adminConsole grants on Secrets (tests/chart): get, of the one named.
+        secrets = {(str(request.method).rsplit(".", 1)[-1].upper(), request.url.path)
+                   for request in list(kube.emulator)[first:] if "/secrets" in request.url.path}
+        assert secrets == {("GET", "/api/v1/namespaces/shop/secrets/pgbouncer-admin")}
 
 
 def test_a_pooler_that_fell_back_to_its_file_is_brought_back_at_the_next_evaluation(
