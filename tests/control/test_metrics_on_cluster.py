@@ -56,6 +56,13 @@ def test_each_outcome_is_counted_where_it_belongs(outcome: ProfileOutcome,
     assert _sample("perfpilot_last_tick_profiles") == 1
 
 
+@pytest.mark.parametrize("setting", list(Setting))
+def test_every_settings_write_counters_exist_before_their_first_count(setting: Setting) -> None:
+    # A series that appears at 1 gives increase() nothing: the first change of a setting would not be counted.
+    for name in ("perfpilot_changes_applied_total", "perfpilot_rollbacks_total", "perfpilot_write_failures_total"):
+        assert REGISTRY.get_sample_value(name, {"setting": setting.value}) is not None, (name, setting)
+
+
 def _served(port: int, name: str, **labels: str) -> float | None:
     """One sample's value as /metrics serves it, or None when it is not there (or nothing answers)."""
     try:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from perfpilot.api.status import Setting
 from perfpilot.control.cycle import ProfileOutcome
 
 EVALUATIONS = Counter(
@@ -40,6 +41,12 @@ TICK_FAILURES = Counter("perfpilot_tick_failures", "Ticks that ended in an error
 LAST_TICK_PROFILES = Gauge("perfpilot_last_tick_profiles", "Profiles looked at in the last tick that ended.")
 LEADING = Gauge("perfpilot_leading",
                 "1 while this replica ticks (it holds the Lease, or there is no election), else 0.")
+
+# Every setting's series exists from the start, at 0: a labelled counter has none until its first increment,
+# and increase() over a series that appears at 1 misses that first change, rollback or failure.
+for _setting in Setting:
+    for _counter in (CHANGES_APPLIED, ROLLBACKS, WRITE_FAILURES):
+        _counter.labels(setting=_setting.value)
 
 
 def record_outcomes(outcomes: Iterable[ProfileOutcome]) -> None:
