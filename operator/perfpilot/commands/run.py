@@ -70,6 +70,21 @@ def compute_request_timeout_seconds(lease: LeaseSettings | None) -> float:
     return min(REQUEST_TIMEOUT_SECONDS, lease.duration_seconds - lease.renew_deadline_seconds)
 
 
+def configure_logging(log_format: str) -> None:
+    """perfpilot's events (structlog) and kopf's own lines (the logging module) in one format: one JSON object
+    per line for a log pipeline, or lines for a terminal."""
+    import kopf  # noqa: PLC0415  (as in run)
+
+    renderer = structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer()
+    # dict_tracebacks: a log.exception's traceback as data in the JSON event (it is otherwise "exc_info": true).
+    tracebacks = [structlog.processors.dict_tracebacks] if log_format == "json" else []
+    structlog.configure(processors=[structlog.processors.add_log_level,
+                                    structlog.processors.TimeStamper(fmt="iso", utc=True), *tracebacks, renderer])
+    # kopf.run does not set up logging (its CLI does): without this, its lines went to Python's last-resort
+    # handler, warnings only and as plain text beside the JSON.
+    kopf.configure(log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here: kopf and the handlers cost the other commands most of a second at start.
     import kopf  # noqa: PLC0415
@@ -107,11 +122,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, KubeConfigError) as error:
         print(f"perfpilot run: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    renderer = structlog.processors.JSONRenderer() if args.log_format == "json" else structlog.dev.ConsoleRenderer()
-    # dict_tracebacks: a log.exception's traceback as data in the JSON event (it is otherwise "exc_info": true).
-    tracebacks = [structlog.processors.dict_tracebacks] if args.log_format == "json" else []
-    structlog.configure(processors=[structlog.processors.add_log_level,
-                                    structlog.processors.TimeStamper(fmt="iso", utc=True), *tracebacks, renderer])
+    configure_logging(args.log_format)
     kopf.run(registry=REGISTRY, clusterwide=True, standalone=True, liveness_endpoint=args.liveness or None,
              memo=kopf.Memo(loop_settings=settings, kube_client=client, metrics_port=args.metrics_port,
                             request_timeout_seconds=compute_request_timeout_seconds(lease)))
