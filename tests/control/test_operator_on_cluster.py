@@ -18,11 +18,11 @@ import requests
 import yaml
 from kubeharness import MERGE_PATCH, EmulatedCluster
 from promharness import PrometheusServer, free_port
-from shop_scenario import AT, BEFORE, pool, profile_named, seed, status_of
+from shop_scenario import AT, BEFORE, DATA, pool, profile_named, seed, status_of
 
 from perfpilot.actuate.kube import KubeApi
 from perfpilot.api.spec import PerformanceProfile
-from perfpilot.api.status import ContainerResources, Edit, ScalingPolicy, ScalingRules, Setting
+from perfpilot.api.status import ContainerResources, Edit, PoolSize, ScalingPolicy, ScalingRules, Setting
 from perfpilot.control.cycle import apply_edit
 from perfpilot.control.loop import LoopSettings
 from perfpilot.handlers import REGISTRY
@@ -112,6 +112,44 @@ def _asked(request: Any) -> tuple[str, str, str] | None:
     return ("" if found["core"] else found["group"], resource, verb)
 
 
+# shop/api's containers as tests/observe/data/shop-api-workload.yaml gives them.
+SHOP_API_RESOURCES = [
+    ContainerResources(name="app", cpu_request_millicores=500, cpu_limit_millicores=1000,
+                       memory_request_bytes=512 * 2**20, memory_limit_bytes=2**30),
+    ContainerResources(name="istio-proxy", cpu_request_millicores=100, cpu_limit_millicores=200,
+                       memory_request_bytes=128 * 2**20, memory_limit_bytes=256 * 2**20),
+]
+
+
+def _cpu_grown(live: list[ContainerResources]) -> list[ContainerResources]:
+    return [live[0].model_copy(update={"cpu_request_millicores": 600}), *live[1:]]
+
+
+def _apply_statefulset_and_pooler_writes(kube: EmulatedCluster, api: KubeApi) -> None:
+    """shop/api's pods as a StatefulSet whose pool is a CloudNativePG Pooler: its app container's CPU request
+    grown, then its pool."""
+    deployment = next(yaml.safe_load_all((DATA / "shop-api-workload.yaml").read_text()))  # as it was seeded
+    kube.create({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db-api", "namespace": "shop"},
+                 "spec": {**{key: deployment["spec"][key] for key in ("replicas", "selector", "template")},
+                          "serviceName": "db-api"}})
+    kube.create({"apiVersion": "postgresql.cnpg.io/v1", "kind": "Pooler",
+                 "metadata": {"name": "pooler-app", "namespace": "shop"},
+                 "spec": {"cluster": {"name": "db"}, "instances": 2, "type": "rw",
+                          "pgbouncer": {"poolMode": "transaction",
+                                        "parameters": {"default_pool_size": "10", "reserve_pool_size": "2"}}}})
+    document = profile_named("db-api")
+    document["spec"]["targetRef"] = {"kind": "StatefulSet", "name": "db-api"}
+    document["spec"]["pool"]["pgbouncer"] = {"poolerRef": {"name": "pooler-app"}, "database": "app"}
+    profile = PerformanceProfile.model_validate(document)
+    assert apply_edit(api, profile, Edit(setting=Setting.RESOURCES, from_value=SHOP_API_RESOURCES,
+                                         to_value=_cpu_grown(SHOP_API_RESOURCES)), target="StatefulSet/db-api", now=AT)
+    assert apply_edit(api, profile, Edit(setting=Setting.POOL_SIZE, from_value=BEFORE,
+                                         to_value=PoolSize(default_pool_size=12, reserve_pool_size=2)),
+                      target="Pooler/pooler-app", now=AT)
+    parameters = kube.get("postgresql.cnpg.io/v1", "Pooler", "pooler-app", "shop")["spec"]["pgbouncer"]["parameters"]
+    assert parameters == {"default_pool_size": "12", "reserve_pool_size": "2"}
+
+
 def test_the_cluster_role_grants_every_request_the_operator_makes(
     kube: EmulatedCluster, scenario_prometheus: PrometheusServer
 ) -> None:
@@ -124,13 +162,8 @@ def test_the_cluster_role_grants_every_request_the_operator_makes(
     rules = ScalingRules(policies=[ScalingPolicy(type="Percent", value=100, period_seconds=15)])
     assert apply_edit(api, profile, Edit(setting=Setting.HPA_SCALE_UP, to_value=rules),
                       target="HorizontalPodAutoscaler/api", now=AT)
-    live = [ContainerResources(name="app", cpu_request_millicores=500, cpu_limit_millicores=1000,
-                               memory_request_bytes=512 * 2**20, memory_limit_bytes=2**30),
-            ContainerResources(name="istio-proxy", cpu_request_millicores=100, cpu_limit_millicores=200,
-                               memory_request_bytes=128 * 2**20, memory_limit_bytes=256 * 2**20)]
-    grown = [live[0].model_copy(update={"cpu_request_millicores": 600}), live[1]]
-    assert apply_edit(api, profile, Edit(setting=Setting.RESOURCES, from_value=live, to_value=grown),
-                      target="Deployment/api", now=AT)
+    assert apply_edit(api, profile, Edit(setting=Setting.RESOURCES, from_value=SHOP_API_RESOURCES,
+                                         to_value=_cpu_grown(SHOP_API_RESOURCES)), target="Deployment/api", now=AT)
     # And an HPA that KEDA owns, changed through its ScaledObject.
     kube.request("PATCH", kube.path("autoscaling/v2", "HorizontalPodAutoscaler", "shop", "api"), {"metadata": {
         "ownerReferences": [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "api", "uid": "1",
@@ -140,6 +173,8 @@ def test_the_cluster_role_grants_every_request_the_operator_makes(
                  "spec": {"scaleTargetRef": {"name": "api"}, "maxReplicaCount": 10, "triggers": []}})
     assert apply_edit(api, profile, Edit(setting=Setting.HPA_MAX_REPLICAS, from_value=10, to_value=12),
                       target="HorizontalPodAutoscaler/api", now=AT)
+    # A StatefulSet's resources, and a CloudNativePG Pooler's pool: the same writes on their own resources.
+    _apply_statefulset_and_pooler_writes(kube, api)
     # The test's own requests (seeding, reading back) go through requests; perfpilot's and kopf's do not.
     made = [r for r in list(kube.emulator)[first:] if "python-requests" not in r.headers.get("User-Agent", "")]
     asked = {found for found in map(_asked, made) if found is not None}
@@ -147,5 +182,7 @@ def test_the_cluster_role_grants_every_request_the_operator_makes(
     assert ("autoscaling", "horizontalpodautoscalers", "patch") in asked
     assert ("", "configmaps", "patch") in asked
     assert ("keda.sh", "scaledobjects", "patch") in asked
+    assert ("apps", "statefulsets", "patch") in asked
+    assert ("postgresql.cnpg.io", "poolers", "patch") in asked
     assert ("perfpilot.io", "performanceprofiles/status", "patch") in asked
     assert asked - _granted() == set()
