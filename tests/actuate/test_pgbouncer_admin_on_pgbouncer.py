@@ -4,6 +4,8 @@ not there gives."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,3 +120,13 @@ def test_a_size_set_live_is_set_again_after_the_reload_that_reverts_it(folder: P
         late = _sync_to(wanted, port=pgbouncer.port)
         assert late.sent == ("RELOAD", "SET default_pool_size = 25")
         assert late.after == pool
+
+
+def test_a_pgbouncer_that_does_not_answer_is_given_up_on_after_the_connect_timeout(folder: Path) -> None:
+    with running_pgbouncer(folder, GLOBAL, password=PASSWORD) as pgbouncer:
+        assert not isinstance(pgbouncer, str), pgbouncer
+        os.kill(pgbouncer.pid, signal.SIGSTOP)  # its socket still accepts; nothing answers
+        # libpq's own words once CONNECT_TIMEOUT_SECONDS have passed (without a timeout it would wait for ever,
+        # and pytest-timeout end the run).
+        with pytest.raises(PgbouncerAdminError, match=rf"127\.0\.0\.1:{pgbouncer.port}: .*timeout expired"):
+            _sync_to(GLOBAL, port=pgbouncer.port)

@@ -60,6 +60,7 @@ class PgBouncer:
     port: int
     host: str = "127.0.0.1"
     password: str = ""  # the admin user's; none: auth_type trust
+    pid: int = 0
 
     def admin(self, command: str) -> list[dict[str, str]]:
         """The rows the admin console answers ``command`` with, by column name."""
@@ -115,7 +116,7 @@ def running_pgbouncer(folder: Path, ini: str, *, host: str = "127.0.0.1", port: 
         if not _listening(process, host, port, seconds=10):
             yield log.read_text()  # it refused the file (or could not listen: the log says which)
         else:
-            yield PgBouncer(config, port, host=host, password=password)
+            yield PgBouncer(config, port, host=host, password=password, pid=process.pid)
     finally:
-        process.terminate()
+        process.kill()  # SIGKILL: a test may have stopped it (SIGSTOP), which a SIGTERM would not end
         process.wait(timeout=10)

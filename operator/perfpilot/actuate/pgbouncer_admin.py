@@ -18,6 +18,10 @@ from perfpilot.api.status import PoolSize
 
 # The console answers at once or not at all: a pgBouncer that does not is reported, not waited for.
 CONNECT_TIMEOUT_SECONDS = 5
+# After connecting, a peer gone (its node lost, a partition) would leave a read waiting for ever, and the tick
+# with it: libpq's TCP keepalives and user timeout close such a connection within about ten seconds. (They are
+# libpq's own settings, not sent to pgBouncer.)
+DEAD_PEER_SECONDS = 10
 # The admin console's pseudo-database.
 ADMIN_DATABASE = "pgbouncer"
 
@@ -62,7 +66,9 @@ def apply_admin_sync(host: str, port: int, *, login: AdminLogin, database: str,
     try:
         with psycopg.connect(host=host, port=port, dbname=ADMIN_DATABASE, user=login.username,
                              password=login.password, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                             autocommit=True) as connection:
+                             autocommit=True, keepalives=1, keepalives_idle=DEAD_PEER_SECONDS // 2,
+                             keepalives_interval=2, keepalives_count=2,
+                             tcp_user_timeout=DEAD_PEER_SECONDS * 1000) as connection:
             before = _shown_pool(connection, database)
             sent = tuple(decide(before).statements)
             for statement in sent:
