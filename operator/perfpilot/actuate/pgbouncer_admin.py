@@ -1,27 +1,30 @@
 """pgBouncer's admin console: what a running pgBouncer shows for a pool, and the commands that change it
 (``SHOW DATABASES``, ``RELOAD``, ``SET``).
 
-The console speaks the simple query protocol only, which psycopg uses for a statement sent without
-parameters; every statement here is one (the values are integers the caller computed, never text from
-elsewhere). Each call opens its own connection: the console is reached once per evaluation per replica.
+The console speaks the simple query protocol only. Statements go through libpq's asynchronous calls
+(``psycopg.pq``: send, then wait on the socket), so that one exchange, connection included, ends by a
+deadline: a pgBouncer that stops answering after the login (a frozen process, a node gone) is reported,
+not waited for, and the operator's tick goes on. Every statement is fixed text or integers the caller
+computed, never text from elsewhere.
 """
 
 from __future__ import annotations
 
+import select
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import pq
 
 from perfpilot.actuate.pgbouncer_ini import AdminCommands
 from perfpilot.api.status import PoolSize
 
-# The console answers at once or not at all: a pgBouncer that does not is reported, not waited for.
+# The whole exchange with one pgBouncer (connect, SHOW, the commands, SHOW again) ends within this.
+EXCHANGE_SECONDS = 10.0
+# libpq's own limit on connecting (whole seconds, at least 2), within the exchange's.
 CONNECT_TIMEOUT_SECONDS = 5
-# After connecting, a peer gone (its node lost, a partition) would leave a read waiting for ever, and the tick
-# with it: libpq's TCP keepalives and user timeout close such a connection within about ten seconds. (They are
-# libpq's own settings, not sent to pgBouncer.)
-DEAD_PEER_SECONDS = 10
 # The admin console's pseudo-database.
 ADMIN_DATABASE = "pgbouncer"
 
@@ -35,7 +38,12 @@ class AdminLogin:
 
 
 class PgbouncerAdminError(Exception):
-    """The console could not be reached, refused the login, or refused a command."""
+    """The console could not be reached or did not answer in time (``connected`` False: nothing was sent), or
+    it refused the login or a command."""
+
+    def __init__(self, message: str, *, connected: bool) -> None:
+        super().__init__(message)
+        self.connected = connected
 
 
 @dataclass(frozen=True)
@@ -47,36 +55,73 @@ class AdminSync:
     after: PoolSize | None
 
 
-def _shown_pool(connection: psycopg.Connection[tuple[object, ...]], database: str) -> PoolSize | None:
-    cursor = connection.execute("SHOW DATABASES")
-    columns = [column.name for column in cursor.description or []]
-    for row in cursor.fetchall():
-        shown = dict(zip(columns, row, strict=True))
+Row = dict[str, str | None]
+
+
+def _run(pgconn: pq.abc.PGconn, statement: str, *, deadline: float, where: str) -> list[Row]:
+    """One statement's rows (by column name), waiting on the socket no later than ``deadline``."""
+    pgconn.send_query(statement.encode())
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise PgbouncerAdminError(f"{where}: no answer to {statement} in time", connected=True)
+        select.select([pgconn.socket], [], [], remaining)
+    rows: list[Row] = []
+    while (result := pgconn.get_result()) is not None:
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            message = (result.error_message or b"").decode(errors="replace").strip()
+            raise PgbouncerAdminError(f"{where}: {statement} refused: {message}", connected=True)
+        if result.status == pq.ExecStatus.TUPLES_OK:
+            columns = [(result.fname(i) or b"").decode() for i in range(result.nfields)]
+            for row in range(result.ntuples):
+                values = [result.get_value(row, i) for i in range(result.nfields)]
+                rows.append({name: None if value is None else value.decode()
+                             for name, value in zip(columns, values, strict=True)})
+    return rows
+
+
+def _shown_pool(rows: list[Row], database: str, *, where: str) -> PoolSize | None:
+    for shown in rows:
         if shown.get("name") == database:
             reserve = shown.get("reserve_pool", shown.get("reserve_pool_size"))  # renamed in pgBouncer 1.24
-            return PoolSize(default_pool_size=int(str(shown["pool_size"])), reserve_pool_size=int(str(reserve)))
+            try:
+                return PoolSize(default_pool_size=int(str(shown["pool_size"])), reserve_pool_size=int(str(reserve)))
+            except (KeyError, ValueError) as error:
+                raise PgbouncerAdminError(f"{where}: SHOW DATABASES answered in a form not understood "
+                                          f"({error!r})", connected=True) from error
     return None
 
 
 def apply_admin_sync(host: str, port: int, *, login: AdminLogin, database: str,
-                     decide: Callable[[PoolSize | None], AdminCommands]) -> AdminSync:
+                     decide: Callable[[PoolSize | None], AdminCommands],
+                     exchange_seconds: float = EXCHANGE_SECONDS) -> AdminSync:
     """Read the pool pgBouncer at ``host:port`` shows for ``database``, send what ``decide`` makes of it, and
-    read it again. Raises ``PgbouncerAdminError`` naming the address."""
+    read it again, all within ``exchange_seconds`` (the connection within ``CONNECT_TIMEOUT_SECONDS`` of them).
+    Raises ``PgbouncerAdminError`` naming the address."""
     where = f"pgBouncer admin console at {host}:{port}"
+    deadline = time.monotonic() + exchange_seconds
     try:
-        with psycopg.connect(host=host, port=port, dbname=ADMIN_DATABASE, user=login.username,
-                             password=login.password, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                             autocommit=True, keepalives=1, keepalives_idle=DEAD_PEER_SECONDS // 2,
-                             keepalives_interval=2, keepalives_count=2,
-                             tcp_user_timeout=DEAD_PEER_SECONDS * 1000) as connection:
-            before = _shown_pool(connection, database)
-            sent = tuple(decide(before).statements)
-            for statement in sent:
-                connection.execute(statement.encode())
-            after = _shown_pool(connection, database) if sent else before
+        # require_auth "!password": the password goes out hashed (md5, SCRAM) or not at all, never in clear to
+        # whatever answers at the Pod's address.
+        connection = psycopg.connect(host=host, port=port, dbname=ADMIN_DATABASE, user=login.username,
+                                     password=login.password, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                                     autocommit=True, require_auth="!password")
     except psycopg.Error as error:
-        # libpq's words carry the address and the reason (refused, timeout, password authentication failed).
-        raise PgbouncerAdminError(f"{where}: {str(error).strip()}") from error
-    except (KeyError, ValueError) as error:
-        raise PgbouncerAdminError(f"{where}: SHOW DATABASES answered in a form not understood ({error})") from error
+        # libpq's words carry the reason (refused, timeout expired, password authentication failed).
+        raise PgbouncerAdminError(f"{where}: {str(error).strip()}", connected=False) from error
+    try:
+        before = _shown_pool(_run(connection.pgconn, "SHOW DATABASES", deadline=deadline, where=where), database,
+                             where=where)
+        sent = tuple(decide(before).statements)
+        for statement in sent:
+            _run(connection.pgconn, statement, deadline=deadline, where=where)
+        after = before if not sent else _shown_pool(
+            _run(connection.pgconn, "SHOW DATABASES", deadline=deadline, where=where), database, where=where)
+    except psycopg.Error as error:  # the connection lost mid-exchange
+        raise PgbouncerAdminError(f"{where}: {str(error).strip()}", connected=True) from error
+    finally:
+        connection.close()  # does not wait for the server
     return AdminSync(before=before, sent=sent, after=after)
