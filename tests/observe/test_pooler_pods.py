@@ -10,10 +10,12 @@ from perfpilot.observe.workload import PoolerPod, WorkloadSpecError, pgbouncer_l
 
 
 def _pod(name: str, *, volumes: list[dict[str, Any]], phase: str = "Running", ip: str | None = "10.0.0.1",
-         deleting: bool = False) -> dict[str, Any]:
+         deleting: bool = False, ready: str = "True", mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name, **({"deletionTimestamp": "2026-01-01T00:00:00Z"} if deleting else {})}
-    return {"kind": "Pod", "metadata": metadata, "spec": {"volumes": volumes},
-            "status": {"phase": phase, **({"podIP": ip} if ip else {})}}
+    return {"kind": "Pod", "metadata": metadata,
+            "spec": {"volumes": volumes, "containers": [{"name": "pgbouncer", "volumeMounts": mounts or []}]},
+            "status": {"phase": phase, **({"podIP": ip} if ip else {}),
+                       "conditions": [{"type": "Ready", "status": ready}]}}
 
 
 MOUNTS = [{"name": "config", "configMap": {"name": "pgbouncer"}}]
@@ -29,9 +31,21 @@ def test_only_running_pods_that_mount_the_config_map_and_have_an_ip_are_poolers(
         _pod("no-ip-yet", volumes=MOUNTS, ip=None),
         _pod("going", volumes=MOUNTS, deleting=True),
         _pod("done", volumes=MOUNTS, phase="Succeeded"),
+        _pod("not-ready", volumes=MOUNTS, ready="False"),
         {"kind": "Deployment", "metadata": {"name": "pgbouncer"}, "spec": {"template": {"spec": {"volumes": MOUNTS}}}},
     ]
     assert pooler_pods(objects, "pgbouncer") == [PoolerPod("a", "10.0.0.1"), PoolerPod("b", "10.0.0.2")]
+
+
+def test_a_pod_mounting_the_ini_with_sub_path_is_one_whose_file_never_follows() -> None:
+    objects = [
+        _pod("sub-path", volumes=MOUNTS, mounts=[{"name": "config", "mountPath": "/etc/pgbouncer/pgbouncer.ini",
+                                                  "subPath": "pgbouncer.ini"}]),
+        _pod("whole", volumes=MOUNTS, ip="10.0.0.2", mounts=[{"name": "config", "mountPath": "/etc/pgbouncer"},
+                                                             {"name": "tls", "mountPath": "/tls", "subPath": "ca"}]),
+    ]
+    assert pooler_pods(objects, "pgbouncer") == [PoolerPod("sub-path", "10.0.0.1", file_follows=False),
+                                                 PoolerPod("whole", "10.0.0.2", file_follows=True)]
 
 
 def test_a_pod_with_malformed_volumes_is_refused_with_the_field() -> None:

@@ -30,6 +30,7 @@ from perfpilot.observe.workload import (
     IniLine,
     WorkloadSpecError,
     connection_parameters,
+    parse_pgbouncer_defaults,
     parse_pgbouncer_ini,
     pgbouncer_ini_lines,
 )
@@ -155,7 +156,7 @@ class AdminCommands:
         return [*(["RELOAD"] if self.reload else []), *(f"SET {name} = {value}" for name, value in self.settings)]
 
 
-def compute_admin_commands(text: str, *, database: str, shown: PoolSize | None,
+def compute_admin_commands(text: str, *, database: str, shown: PoolSize | None, file_follows: bool = True,
                            where: str = "pgbouncer.ini") -> AdminCommands:
     """The commands that give ``database`` the pool of ``text`` on a pgBouncer that shows ``shown`` (its
     ``SHOW DATABASES`` row; None when it has no row for the database yet, as for one served by the ``*`` line
@@ -164,10 +165,14 @@ def compute_admin_commands(text: str, *, database: str, shown: PoolSize | None,
     A size that ``[pgbouncer]`` governs is SET, which takes effect at once; one written on the database's line
     (or the ``*`` line's) can only be read from the file, so RELOAD. RELOAD reads the file the pod mounts,
     which lags the ConfigMap by up to the kubelet's sync period: a RELOAD before that reads the old pool, and
-    the next evaluation sends it again. Nothing is sent for a size pgBouncer already shows. Raises
-    ``WorkloadSpecError`` for an ini the reader refuses.
+    the next evaluation sends it again. RELOAD also sets every ``[pgbouncer]`` value back to the file's, the
+    sizes other databases share included, so both ``[pgbouncer]`` sizes are SET again after it, as the ConfigMap
+    gives them. ``file_follows`` False (the ini mounted with subPath, which the kubelet never updates): no
+    RELOAD, which could only go back to the old file. Nothing is sent for a size pgBouncer already shows.
+    Raises ``WorkloadSpecError`` for an ini the reader refuses.
     """
     wanted = parse_pgbouncer_ini(text, database=database, where=where)
+    defaults = parse_pgbouncer_defaults(text, where=where)
     own = _database_line(pgbouncer_ini_lines(text, where=where), database)
     parameters = connection_parameters(own.value, where=f"{where}: [databases] {own.name}") if own else []
     names = {parameter.name for parameter in parameters}
@@ -177,7 +182,7 @@ def compute_admin_commands(text: str, *, database: str, shown: PoolSize | None,
     now = {"default_pool_size": shown.default_pool_size, "reserve_pool_size": shown.reserve_pool_size} if shown else {}
     differ = [name for name, size in sizes.items() if now.get(name) != size]
     # Without a row nothing shows whether a RELOAD is needed: the SETs alone are sent.
-    reload = shown is not None and any(on_line[name] for name in differ)
-    # RELOAD sets every [pgbouncer] value back to the file's: the ones this pool needs are SET again after it.
-    return AdminCommands(reload=reload, settings=tuple((name, sizes[name]) for name in sizes
-                                                       if not on_line[name] and (reload or name in differ)))
+    if file_follows and shown is not None and any(on_line[name] for name in differ):
+        return AdminCommands(reload=True, settings=(("default_pool_size", defaults.default_pool_size),
+                                                    ("reserve_pool_size", defaults.reserve_pool_size)))
+    return AdminCommands(settings=tuple((name, sizes[name]) for name in sizes if not on_line[name] and name in differ))

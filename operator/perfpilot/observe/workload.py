@@ -526,6 +526,26 @@ def _exact_name(name: str, known: tuple[str, ...], *, where: str) -> str:
     return name
 
 
+def _section_pool(section: Mapping[str, str], *, where: str) -> tuple[int, int]:
+    return (_ini_int(where, "[pgbouncer] default_pool_size", section.get("default_pool_size"),
+                     default=PGBOUNCER_DEFAULT_POOL_SIZE, base_prefixes=True),
+            _ini_int(where, "[pgbouncer] reserve_pool_size", section.get("reserve_pool_size"),
+                     default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE, base_prefixes=True))
+
+
+def parse_pgbouncer_defaults(text: str, *, where: str = "pgbouncer.ini") -> PoolLive:
+    """The [pgbouncer] section's ``default_pool_size`` and ``reserve_pool_size`` (pgBouncer's own defaults when
+    not written): the sizes of every database whose line does not set its own."""
+    size, reserve = _section_pool(_ini_sections(text, where=where).get("pgbouncer", {}), where=where)
+    return PoolLive(default_pool_size=size, reserve_pool_size=reserve)
+
+
+def pgbouncer_serves(text: str, *, database: str, where: str = "pgbouncer.ini") -> bool:
+    """Whether pgBouncer has a pool for ``database`` at all: its own [databases] line, or the ``*`` line."""
+    databases = _ini_sections(text, where=where).get("databases", {})
+    return database in databases or "*" in databases
+
+
 def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini", size_max: int = 0) -> PoolLive:
     """Pool sizes from pgbouncer.ini, as pgBouncer applies them to ``database``.
 
@@ -537,10 +557,7 @@ def parse_pgbouncer_ini(text: str, *, database: str, where: str = "pgbouncer.ini
     """
     sections = _ini_sections(text, where=where)
     section = sections.get("pgbouncer", {})
-    pool_size = _ini_int(where, "[pgbouncer] default_pool_size", section.get("default_pool_size"),
-                         default=PGBOUNCER_DEFAULT_POOL_SIZE, base_prefixes=True)
-    reserve = _ini_int(where, "[pgbouncer] reserve_pool_size", section.get("reserve_pool_size"),
-                       default=PGBOUNCER_DEFAULT_RESERVE_POOL_SIZE, base_prefixes=True)
+    pool_size, reserve = _section_pool(section, where=where)
     caps = {f"[pgbouncer] {name}": _ini_int(where, f"[pgbouncer] {name}", section.get(name), default=0,
                                             base_prefixes=True)
             for name in ("max_db_connections", "max_user_connections")}
@@ -620,12 +637,30 @@ class PoolerPod(NamedTuple):
 
     name: str
     ip: str
+    # False when the ini is mounted with subPath, which the kubelet never updates: a RELOAD there reads the
+    # file the Pod started with.
+    file_follows: bool = True
+
+
+def _ready(where: str, pod: Mapping[str, Any]) -> bool:
+    conditions = _list(where, "status.conditions", _status(pod).get("conditions"))
+    return any(isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _mounted_by_sub_path(where: str, pod: Mapping[str, Any], volume: str) -> bool:
+    spec = _spec(pod)
+    containers = [*_list(where, "spec.initContainers", spec.get("initContainers")),
+                  *_list(where, "spec.containers", spec.get("containers"))]
+    return any(isinstance(mount, Mapping) and mount.get("name") == volume
+               and (mount.get("subPath") or mount.get("subPathExpr"))
+               for container in containers if isinstance(container, Mapping)
+               for mount in _list(where, "volumeMounts", container.get("volumeMounts")))
 
 
 def pooler_pods(objects: Iterable[Mapping[str, Any]], config_map: str) -> list[PoolerPod]:
-    """The running Pods that mount ``config_map`` (each a pgBouncer with a pool of its own), by name. A Pod
-    being deleted, not yet Running, or without an IP is left out: there is no pgBouncer to reach there, and a
-    new one reads the ConfigMap when it starts."""
+    """The Ready Pods that mount ``config_map`` (each a pgBouncer with a pool of its own), by name. A Pod
+    being deleted, not Running or not Ready (a pgBouncer starting, which reads the ConfigMap as it starts), or
+    without an IP is left out."""
     pods: list[PoolerPod] = []
     for pod in objects:
         if pod.get("kind") != "Pod":
@@ -634,13 +669,15 @@ def pooler_pods(objects: Iterable[Mapping[str, Any]], config_map: str) -> list[P
         metadata = _mapping(where, "metadata", pod.get("metadata"))
         status = _status(pod)
         ip = _str(where, "status.podIP", status.get("podIP"))
-        if metadata.get("deletionTimestamp") or status.get("phase") != "Running" or not ip:
+        if metadata.get("deletionTimestamp") or status.get("phase") != "Running" or not ip or not _ready(where, pod):
             continue
         volumes = _list(where, "spec.volumes", _spec(pod).get("volumes"))
         for index, raw in enumerate(volumes):
             path = f"spec.volumes[{index}]"
-            if config_map in _mounted_config_maps(where, _mapping(where, path, raw), path):
-                pods.append(PoolerPod(name=_name_of(pod) or "?", ip=ip))
+            volume = _mapping(where, path, raw)
+            if config_map in _mounted_config_maps(where, volume, path):
+                pods.append(PoolerPod(name=_name_of(pod) or "?", ip=ip,
+                                      file_follows=not _mounted_by_sub_path(where, pod, str(volume.get("name")))))
                 break
     return sorted(pods)
 
