@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -56,11 +59,25 @@ def test_each_outcome_is_counted_where_it_belongs(outcome: ProfileOutcome,
     assert _sample("perfpilot_last_tick_profiles") == 1
 
 
-@pytest.mark.parametrize("setting", list(Setting))
-def test_every_settings_write_counters_exist_before_their_first_count(setting: Setting) -> None:
-    # A series that appears at 1 gives increase() nothing: the first change of a setting would not be counted.
-    for name in ("perfpilot_changes_applied_total", "perfpilot_rollbacks_total", "perfpilot_write_failures_total"):
-        assert REGISTRY.get_sample_value(name, {"setting": setting.value}) is not None, (name, setting)
+_FRESH_PROCESS = """
+import json
+from prometheus_client import REGISTRY
+import perfpilot.control.instrumentation  # noqa: F401
+from perfpilot.api.status import Setting
+names = ("perfpilot_changes_applied_total", "perfpilot_rollbacks_total", "perfpilot_write_failures_total")
+print(json.dumps({f"{name} {s.value}": REGISTRY.get_sample_value(name, {"setting": s.value})
+                  for name in names for s in Setting}))
+"""
+
+
+def test_every_settings_write_counters_exist_at_0_before_their_first_count() -> None:
+    # In a process of its own: in this one, earlier tests have counted some settings already. A series that
+    # appears at 1 gives increase() nothing, so the first change of a setting would not be counted.
+    done = subprocess.run([sys.executable, "-c", _FRESH_PROCESS], capture_output=True, text=True, check=True,
+                          timeout=60)
+    values = json.loads(done.stdout)
+    assert len(values) == 3 * len(Setting)
+    assert set(values.values()) == {0.0}, values
 
 
 def _served(port: int, name: str, **labels: str) -> float | None:

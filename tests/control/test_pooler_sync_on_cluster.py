@@ -16,9 +16,11 @@ import pytest
 from kubeharness import MERGE_PATCH, EmulatedCluster
 from pgbouncer_harness import PgBouncer, pgbouncer_folder, running_pgbouncer
 from promharness import PrometheusServer, free_port
-from shop_scenario import AT, BEFORE, conditions, pool, profile_named, run_shop_cycle, seed, status_of
+from shop_scenario import AT, BEFORE, conditions, events, pool, profile_named, run_shop_cycle, seed, status_of
 
+from perfpilot.actuate.kube import KubeApi, KubeError
 from perfpilot.api.status import PoolSize
+from perfpilot.control.pooler_sync import SECRET_LABEL
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +34,10 @@ def _admin_profile(*, mode: str = "Auto") -> dict[str, Any]:
     return profile
 
 
-def _secret(password: str = PASSWORD) -> dict[str, Any]:
+def _secret(password: str = PASSWORD, *, marked: bool = True) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
-            "metadata": {"name": "pgbouncer-admin", "namespace": "shop"},
+            "metadata": {"name": "pgbouncer-admin", "namespace": "shop",
+                         "labels": {SECRET_LABEL: "true"} if marked else {"app": "pgbouncer"}},
             "data": {"username": base64.b64encode(b"admin").decode(),
                      "password": base64.b64encode(password.encode()).decode()}}
 
@@ -44,7 +47,7 @@ def _pooler_pod(name: str, ip: str) -> dict[str, Any]:
                                                            "labels": {"app": "pgbouncer"}},
             "spec": {"containers": [{"name": "pgbouncer", "image": "bitnami/pgbouncer"}],
                      "volumes": [{"name": "config", "configMap": {"name": "pgbouncer"}}]},
-            "status": {"phase": "Running", "podIP": ip}}
+            "status": {"phase": "Running", "podIP": ip, "conditions": [{"type": "Ready", "status": "True"}]}}
 
 
 def _ini(kube: EmulatedCluster) -> str:
@@ -53,7 +56,7 @@ def _ini(kube: EmulatedCluster) -> str:
 
 
 @contextmanager
-def _shop_with_poolers(kube: EmulatedCluster, *, mode: str = "Auto", secret: bool = True,
+def _shop_with_poolers(kube: EmulatedCluster, *, mode: str = "Auto", secret: dict[str, Any] | None = None,
                        running: tuple[str, ...] = tuple(POD_IPS)) -> Iterator[dict[str, PgBouncer]]:
     """shop/api seeded with the admin Secret and the pooler Pods; the ConfigMap's ini listens on one port, where
     a pgBouncer runs for each Pod named in ``running`` (the others' IPs have nothing listening)."""
@@ -62,8 +65,8 @@ def _shop_with_poolers(kube: EmulatedCluster, *, mode: str = "Auto", secret: boo
     ini = _ini(kube).replace("[pgbouncer]\n", f"[pgbouncer]\nlisten_port = {port}\n")
     kube.request("PATCH", kube.path("v1", "ConfigMap", "shop") + "/pgbouncer",
                  {"data": {"pgbouncer.ini": ini}}, content_type=MERGE_PATCH).raise_for_status()
-    if secret:
-        kube.create(_secret())
+    if secret != {}:
+        kube.create(secret or _secret())
     for name, ip in POD_IPS.items():
         kube.create(_pooler_pod(name, ip))
     with ExitStack() as stack:
@@ -154,7 +157,7 @@ def test_a_pooler_not_answering_is_reported_and_the_change_stays_recorded(
 def test_a_missing_secret_is_named_and_changes_nothing_else(
     kube: EmulatedCluster, scenario_prometheus: PrometheusServer
 ) -> None:
-    with _shop_with_poolers(kube, secret=False) as poolers:
+    with _shop_with_poolers(kube, secret={}) as poolers:
         [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
 
         assert outcome.written, outcome.problem
@@ -191,3 +194,61 @@ def test_a_recommend_profile_leaves_the_poolers_alone(
         assert _running_pool(poolers["pgbouncer-a"]) == PoolSize(default_pool_size=3, reserve_pool_size=2)
         assert _running_pool(poolers["pgbouncer-b"]) == BEFORE
         assert "PoolerSynced" not in conditions(status_of(kube))
+
+
+def test_a_secret_not_marked_for_the_console_is_not_sent_anywhere(
+    kube: EmulatedCluster, scenario_prometheus: PrometheusServer
+) -> None:
+    with _shop_with_poolers(kube, secret=_secret(marked=False)) as poolers:
+        [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
+
+        assert outcome.written, outcome.problem
+        assert {name: _running_pool(p) for name, p in poolers.items()} == dict.fromkeys(POD_IPS, BEFORE)
+        synced = _condition(status_of(kube))
+        assert (synced["status"], synced["reason"]) == ("False", "SecretNotMarked")
+        assert f'{SECRET_LABEL}: "true"' in synced["message"]
+
+
+def test_a_sync_turned_off_says_so_instead_of_keeping_the_last_verdict(
+    kube: EmulatedCluster, scenario_prometheus: PrometheusServer
+) -> None:
+    with _shop_with_poolers(kube):
+        run_shop_cycle(kube, scenario_prometheus.url)
+        assert _condition(status_of(kube))["reason"] == "Synced"
+        kube.request("PATCH", kube.path("perfpilot.io/v1alpha1", "PerformanceProfile", "shop") + "/api",
+                     {"spec": {"mode": "Recommend"}}, content_type=MERGE_PATCH).raise_for_status()
+
+        run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(minutes=1))
+
+        synced = _condition(status_of(kube))
+        assert (synced["status"], synced["reason"]) == ("Unknown", "SyncOff")
+        assert "mode Recommend" in synced["message"]
+
+
+class _SecondStatusRefused(KubeApi):
+    """The API server takes the status that records the change and refuses the next one."""
+
+    statuses = 0
+
+    def apply_status(self, namespace: str, name: str, status: Any) -> dict[str, Any]:
+        self.statuses += 1
+        if self.statuses == 2:
+            raise KubeError(503, "PATCH status: the server is unavailable")
+        return super().apply_status(namespace, name, status)
+
+
+def test_a_status_refused_after_the_sync_leaves_the_change_written_recorded_and_announced(
+    kube: EmulatedCluster, scenario_prometheus: PrometheusServer
+) -> None:
+    with _shop_with_poolers(kube) as poolers:
+        api = _SecondStatusRefused(kube.api)
+        [outcome] = run_shop_cycle(kube, scenario_prometheus.url, api=api)
+
+        assert api.statuses == 2
+        assert outcome.written and outcome.phase is not None, outcome.problem
+        grown = outcome.decision.change.edit.to_value
+        assert {name: _running_pool(p) for name, p in poolers.items()} == dict.fromkeys(POD_IPS, grown)
+        status = status_of(kube)
+        assert status["lastChange"]["verdict"] == "Pending"
+        assert "PoolerSynced" not in conditions(status)  # the status that would have said so was refused
+        assert [event["reason"] for event in events(kube)] == ["Changed"]

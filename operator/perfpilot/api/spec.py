@@ -327,9 +327,11 @@ class Pgbouncer(ApiModel):
         None, description="A CloudNativePG Pooler (exclusive with configMapRef)."
     )
     admin_secret_ref: LocalObjectRef | None = Field(
-        None, description="Optional Secret (keys username and password, a user of the ini's admin_users) for the "
-                          "admin console: with a configMapRef, each evaluation sends the running pgBouncers the "
-                          "pool the ConfigMap gives (SET, or RELOAD for a size on the database's line)."
+        None, description="Optional Secret (keys username and password, a user of the ini's admin_users; labelled "
+                          "perfpilot.io/pgbouncer-admin: \"true\") for the admin console: with a configMapRef, each "
+                          "evaluation in Auto mode sends the running pgBouncers the pool the ConfigMap gives (SET, or "
+                          "RELOAD for a size on the database's line). Not used with a poolerRef (CloudNativePG "
+                          "reloads its Poolers)."
     )
     database: str = Field("app", min_length=1, description="Database (pool) whose size is tuned.")
     exporter: PoolExporter = Field(

@@ -40,6 +40,7 @@ from perfpilot.api.status import (
 from perfpilot.api.urls import redact_url
 from perfpilot.api.validate import prune_null_fields, validate_profile
 from perfpilot.control.leader import LeadershipLost
+from perfpilot.control.pooler_sync import CONDITION as POOLER_SYNCED
 from perfpilot.control.pooler_sync import apply_pooler_sync
 from perfpilot.control.status import ConditionUpdate, compute_evaluated_status, compute_stopped_status
 from perfpilot.observe.observed import observed_status
@@ -334,7 +335,8 @@ def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations,
 
     def sync_pooler() -> bool:
         # After the writes: a pool change is live on the running pgBouncers within the evaluation that wrote it.
-        synced = apply_pooler_sync(kube, profile, paused=observations.live.paused)
+        had = any(condition.type == POOLER_SYNCED for condition in item.previous.conditions)
+        synced = apply_pooler_sync(kube, profile, paused=observations.live.paused, had_condition=had)
         updates.extend([synced] if synced is not None else [])
         return synced is not None
 
@@ -356,10 +358,15 @@ def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations,
             sync_pooler()
             phase = _apply_status(kube, item, status(recorded, written=True, problem=writes.problem))
         else:
-            if sync_pooler():
-                phase = _apply_status(kube, item, status(recorded, written=True))
             _apply_event(kube, item, reason="Changed", message=f"{change.target} {change.edit.setting.value}: "
                          f"{change.reason}", warning=False, now=now)
+            if sync_pooler():
+                # The change is written and recorded: a status refused now leaves only PoolerSynced as it was.
+                try:
+                    phase = _apply_status(kube, item, status(recorded, written=True))
+                except KubeError as error:
+                    log.warning("pooler sync not recorded", namespace=item.namespace, profile=item.name,
+                                error=str(error))
         return outcome(phase, written=not writes.problem, problem=writes.problem)
 
     writes = _apply_edits(kube, profile, change, now=now)

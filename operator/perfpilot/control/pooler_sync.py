@@ -2,12 +2,16 @@
 "a live SET default_pool_size for an immediate effect, always alongside" the ini).
 
 Without ``spec.pool.pgbouncer.adminSecretRef`` a pgBouncer takes a new ini when something reloads it (a reload
-sidecar, a restart). With it, each evaluation of an Auto profile compares the pool every running replica
-shows (``SHOW DATABASES``) with the one the ConfigMap gives, and sends what differs: ``SET`` for a size the
+sidecar, a restart). With it, each evaluation of an Auto profile compares the pool every Ready replica shows
+(``SHOW DATABASES``) with the one the ConfigMap gives, and sends what differs: ``SET`` for a size the
 [pgbouncer] section governs, which takes effect at once, and ``RELOAD`` for one written on the database's
 line (``compute_admin_commands``). It runs after the evaluation's writes, so a pool change is live within the
 evaluation that wrote it. The ConfigMap stays the truth: a replica that restarts reads it, and a RELOAD by
 anyone reads the same values once the kubelet has synced the file.
+
+The Secret must be marked for this (``SECRET_LABEL``): whoever may write a profile names the Secret, and the
+operator, which may read Secrets, sends its password to the Pods that mount the ConfigMap. Unmarked, a
+profile could have any Secret of the namespace with those keys (a database superuser's) sent there.
 
 What it found is the profile's ``PoolerSynced`` condition. A replica that cannot be reached, a Secret that
 cannot be read, a pool not yet live: none of them changes the tuning state or stops the evaluation.
@@ -18,18 +22,21 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from perfpilot.actuate.kube import KubeError
-from perfpilot.actuate.pgbouncer_admin import AdminLogin, PgbouncerAdminError, apply_admin_sync
+from perfpilot.actuate.pgbouncer_admin import AdminLogin, AdminSync, PgbouncerAdminError, apply_admin_sync
 from perfpilot.actuate.pgbouncer_ini import compute_admin_commands
 from perfpilot.api.spec import Mode, PerformanceProfile
 from perfpilot.api.status import PoolSize
 from perfpilot.control.status import ConditionUpdate
 from perfpilot.observe.workload import (
+    PoolerPod,
     WorkloadSpecError,
     parse_pgbouncer_ini,
     pgbouncer_listen_port,
+    pgbouncer_serves,
     pooler_pods,
 )
 
@@ -37,6 +44,10 @@ CONDITION = "PoolerSynced"
 # The keys of a kubernetes.io/basic-auth Secret.
 USERNAME_KEY = "username"
 PASSWORD_KEY = "password"
+# The label a Secret carries to be sent to pgBouncer's admin console.
+SECRET_LABEL = "perfpilot.io/pgbouncer-admin"
+# Pods are reached side by side, each within its own deadline (pgbouncer_admin.EXCHANGE_SECONDS).
+MOST_PODS_AT_ONCE = 8
 
 
 class _Reads(Protocol):
@@ -63,27 +74,47 @@ def _secret_value(secret: Mapping[str, Any], key: str, *, where: str) -> str:
 
 
 def fetch_admin_login(kube: _Reads, namespace: str, name: str) -> AdminLogin:
-    """The admin console's user and password from the Secret's ``username`` and ``password``."""
-    where = f"Secret/{name}"
+    """The admin console's user and password from the Secret's ``username`` and ``password``, if the Secret is
+    marked for it."""
+    where = f"spec.pool.pgbouncer.adminSecretRef.name {name}"
     try:
         secret = kube.fetch_object("Secret", namespace, name)
     except KubeError as error:
-        raise _NotSynced("SecretUnreadable", f"spec.pool.pgbouncer.adminSecretRef.name {name}: {error}") from error
+        raise _NotSynced("SecretUnreadable", f"{where}: {error}") from error
     if secret is None:
-        raise _NotSynced("SecretUnreadable", f"spec.pool.pgbouncer.adminSecretRef.name {name}: no Secret of that "
-                                             f"name in namespace {namespace}")
-    return AdminLogin(username=_secret_value(secret, USERNAME_KEY, where=where),
-                      password=_secret_value(secret, PASSWORD_KEY, where=where))
+        raise _NotSynced("SecretUnreadable", f"{where}: no Secret of that name in namespace {namespace}")
+    metadata = secret.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    if not isinstance(labels, Mapping) or labels.get(SECRET_LABEL) != "true":
+        raise _NotSynced("SecretNotMarked", f"{where}: the Secret lacks the label {SECRET_LABEL}: \"true\", which "
+                                            f"marks it as one whose password may be sent to pgBouncer's admin console")
+    return AdminLogin(username=_secret_value(secret, USERNAME_KEY, where=f"Secret/{name}"),
+                      password=_secret_value(secret, PASSWORD_KEY, where=f"Secret/{name}"))
 
 
 def _describe(pool: PoolSize) -> str:
     return f"pool {pool.default_pool_size}, reserve {pool.reserve_pool_size}"
 
 
+def _sync_pods(pods: list[PoolerPod], *, ini: str, port: int, login: AdminLogin, database: str,
+               where: str) -> list[AdminSync | PgbouncerAdminError]:
+    def sync(pod: PoolerPod) -> AdminSync | PgbouncerAdminError:
+        try:
+            return apply_admin_sync(pod.ip, port, login=login, database=database,
+                                    decide=lambda shown: compute_admin_commands(
+                                        ini, database=database, shown=shown, file_follows=pod.file_follows,
+                                        where=where))
+        except PgbouncerAdminError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=min(MOST_PODS_AT_ONCE, len(pods))) as pool:
+        return list(pool.map(sync, pods))
+
+
 def _sync(kube: _Reads, profile: PerformanceProfile) -> ConditionUpdate:
     pgbouncer = profile.spec.pool.pgbouncer
     assert pgbouncer is not None and pgbouncer.admin_secret_ref is not None and pgbouncer.config_map_ref is not None
-    namespace, ref = profile.metadata.namespace, pgbouncer.config_map_ref
+    namespace, ref, database = profile.metadata.namespace, pgbouncer.config_map_ref, pgbouncer.database
     login = fetch_admin_login(kube, namespace, pgbouncer.admin_secret_ref.name)
     try:
         config_map = kube.fetch_object("ConfigMap", namespace, ref.name)
@@ -97,58 +128,75 @@ def _sync(kube: _Reads, profile: PerformanceProfile) -> ConditionUpdate:
                                              f"{ref.name}")
     where = f"ConfigMap/{ref.name}: data.{ref.key}"
     try:
-        wanted = parse_pgbouncer_ini(ini, database=pgbouncer.database, where=where)
+        wanted_live = parse_pgbouncer_ini(ini, database=database, where=where)
         port = pgbouncer_listen_port(ini, where=where)
+        served = pgbouncer_serves(ini, database=database, where=where)
     except WorkloadSpecError as error:
         raise _NotSynced("PoolerUnreadable", str(error)) from error
+    if not served:
+        raise _NotSynced("NoSuchDatabase", f"spec.pool.pgbouncer.database {database}: ConfigMap {ref.name} has no "
+                                           f"[databases] line for it and no * line, so pgBouncer serves no such pool")
     if not pods:
-        raise _NotSynced("NoPoolerPods", f"no running Pod in namespace {namespace} mounts ConfigMap {ref.name}")
-    wanted_size = PoolSize(default_pool_size=wanted.default_pool_size, reserve_pool_size=wanted.reserve_pool_size)
-    unreachable: list[str] = []
-    behind: list[str] = []
-    unshown: list[str] = []
-    sent: list[str] = []
-    for pod in pods:
-        try:
-            synced = apply_admin_sync(pod.ip, port, login=login, database=pgbouncer.database,
-                                      decide=lambda shown: compute_admin_commands(
-                                          ini, database=pgbouncer.database, shown=shown, where=where))
-        except PgbouncerAdminError as error:
-            unreachable.append(f"Pod/{pod.name}: {error}")
-            continue
-        if synced.sent:
-            sent.append(f"{pod.name}: {', '.join(synced.sent)}")
-        if synced.after is None:
-            unshown.append(pod.name)
-        elif synced.after != wanted_size:
-            behind.append(f"{pod.name} runs {_describe(synced.after)}")
-    if unreachable:
-        raise _NotSynced("AdminUnreachable", "; ".join(unreachable))
+        raise _NotSynced("NoPoolerPods", f"no Ready Pod in namespace {namespace} mounts ConfigMap {ref.name}")
+    wanted = PoolSize(default_pool_size=wanted_live.default_pool_size,
+                      reserve_pool_size=wanted_live.reserve_pool_size)
+    results = _sync_pods(pods, ini=ini, port=port, login=login, database=database, where=where)
+
+    unreachable = [f"Pod/{pod.name}: {result}" for pod, result in zip(pods, results, strict=True)
+                   if isinstance(result, PgbouncerAdminError) and not result.connected]
+    refused = [f"Pod/{pod.name}: {result}" for pod, result in zip(pods, results, strict=True)
+               if isinstance(result, PgbouncerAdminError) and result.connected]
+    synced = [(pod, result) for pod, result in zip(pods, results, strict=True) if isinstance(result, AdminSync)]
+    sent = [f"{pod.name}: {', '.join(result.sent)}" for pod, result in synced if result.sent]
+    behind = [(pod, result.after) for pod, result in synced if result.after is not None and result.after != wanted]
+    unshown = [pod.name for pod, result in synced if result.after is None]
+    done = f"; sent {'; '.join(sent)}" if sent else ""
+    if unreachable or refused:
+        reason = "AdminUnreachable" if unreachable else "AdminRefused"
+        raise _NotSynced(reason, "; ".join([*unreachable, *refused]) + done)
     if behind:
+        why = [f"{pod.name} runs {_describe(after)}" + (
+            " (it mounts the ini with subPath, which the kubelet never updates: a size on the database's line "
+            "reaches it only when the Pod restarts)" if not pod.file_follows else "") for pod, after in behind]
         # RELOAD reads the mounted file, which the kubelet syncs up to about a minute after the ConfigMap.
         lag = ("; RELOAD reads the mounted file, which may not have caught up with the ConfigMap yet"
                if any("RELOAD" in line for line in sent) else "")
-        raise _NotSynced("NotSynced", f"{', '.join(behind)} where ConfigMap {ref.name} gives {_describe(wanted_size)} "
-                                      f"for {pgbouncer.database} (sent {'; '.join(sent) or 'nothing'}{lag}; "
-                                      f"tried again next evaluation)")
-    done = f"; sent {'; '.join(sent)}" if sent else ""
+        raise _NotSynced("NotSynced", f"{', '.join(why)} where ConfigMap {ref.name} gives {_describe(wanted)} for "
+                                      f"{database}{done}{lag}; tried again next evaluation")
     if unshown:
         return ConditionUpdate(type=CONDITION, status="Unknown", reason="PoolNotShown",
-                               message=f"pgBouncer on {', '.join(unshown)} shows no pool for {pgbouncer.database} "
-                                       f"yet (one comes with its first client){done}")
+                               message=f"pgBouncer on {', '.join(unshown)} shows no pool for {database} yet (the * "
+                                       f"line's pool comes with the database's first client){done}")
     return ConditionUpdate(type=CONDITION, status="True", reason="Synced",
-                           message=f"{_describe(wanted_size)} for {pgbouncer.database} on "
+                           message=f"{_describe(wanted)} for {database} on "
                                    f"{', '.join(pod.name for pod in pods)}{done}")
 
 
-def apply_pooler_sync(kube: _Reads, profile: PerformanceProfile, *, paused: bool) -> ConditionUpdate | None:
-    """Bring the profile's running pgBouncers to the pool its ConfigMap gives; the ``PoolerSynced`` condition
-    saying how that went, or None when there is nothing to sync (no adminSecretRef, a Pooler (CloudNativePG
-    reloads it itself), the pool not tuned, a profile not in Auto, a workload paused)."""
+def _why_not_synced(profile: PerformanceProfile, *, paused: bool) -> str | None:
     pgbouncer = profile.spec.pool.pgbouncer
-    if (pgbouncer is None or pgbouncer.admin_secret_ref is None or pgbouncer.config_map_ref is None
-            or not profile.spec.pool.enabled or profile.spec.mode is not Mode.AUTO or paused):
-        return None
+    if pgbouncer is None or not profile.spec.pool.enabled:
+        return "the pool is not tuned"
+    if pgbouncer.admin_secret_ref is None:
+        return "no spec.pool.pgbouncer.adminSecretRef"
+    if pgbouncer.config_map_ref is None:
+        return "a CloudNativePG Pooler is reloaded by its operator"
+    if profile.spec.mode is not Mode.AUTO:
+        return f"mode {profile.spec.mode.value}: only Auto changes the poolers"
+    if paused:
+        return "the workload is paused"
+    return None
+
+
+def apply_pooler_sync(kube: _Reads, profile: PerformanceProfile, *, paused: bool,
+                      had_condition: bool) -> ConditionUpdate | None:
+    """Bring the profile's running pgBouncers to the pool its ConfigMap gives; the ``PoolerSynced`` condition
+    saying how that went. When there is nothing to sync (no adminSecretRef, a Pooler, the pool not tuned, a
+    profile not in Auto, a workload paused): None, or, where the status still holds a ``PoolerSynced`` from
+    before (``had_condition``), one saying the sync is off, so that an old "Synced" does not stand."""
+    off = _why_not_synced(profile, paused=paused)
+    if off is not None:
+        return (ConditionUpdate(type=CONDITION, status="Unknown", reason="SyncOff", message=off)
+                if had_condition else None)
     try:
         return _sync(kube, profile)
     except _NotSynced as problem:
