@@ -310,7 +310,7 @@ def _apply_edits(kube: KubeApi, profile: PerformanceProfile, change: ProposedCha
 
 
 def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations, *, now: datetime,
-                      metrics: ConditionUpdate) -> ProfileOutcome:
+                      metrics: ConditionUpdate, reads: TickReads) -> ProfileOutcome:
     profile, state = item.profile, item.state
     assert profile is not None and state is not None
     decision = decide(profile.spec, observations, state, now)
@@ -336,7 +336,8 @@ def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations,
     def sync_pooler() -> bool:
         # After the writes: a pool change is live on the running pgBouncers within the evaluation that wrote it.
         had = any(condition.type == POOLER_SYNCED for condition in item.previous.conditions)
-        synced = apply_pooler_sync(kube, profile, paused=observations.live.paused, had_condition=had)
+        # The tick's lists: the namespace's Pods were listed for this tick already.
+        synced = apply_pooler_sync(reads, profile, paused=observations.live.paused, had_condition=had)
         updates.extend([synced] if synced is not None else [])
         return synced is not None
 
@@ -520,7 +521,7 @@ def run_cycle(kube: KubeApi, profiles: Sequence[Mapping[str, Any]], *, now: date
                 url = profile.spec.metrics.prometheus_url or settings.url
                 observations = cycle[(profile.metadata.namespace, profile.metadata.name)]
                 _guarded(item, partial(_apply_evaluation, kube, item, observations, now=now,
-                                       metrics=_metrics_condition(cycle, url)))
+                                       metrics=_metrics_condition(cycle, url), reads=reads))
     except LeadershipLost as lost:  # what was done before it still happened: it is logged and counted
         lost.outcomes = [item.outcome for item in [*unread, *due] if item.outcome is not None]
         raise
