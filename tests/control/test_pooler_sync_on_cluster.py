@@ -209,20 +209,21 @@ def test_a_secret_not_marked_for_the_console_is_not_sent_anywhere(
         assert f'{SECRET_LABEL}: "true"' in synced["message"]
 
 
+@pytest.mark.parametrize(("mode", "why"), [("Recommend", "mode Recommend"), ("Off", "not evaluated (Off)")])
 def test_a_sync_turned_off_says_so_instead_of_keeping_the_last_verdict(
-    kube: EmulatedCluster, scenario_prometheus: PrometheusServer
+    kube: EmulatedCluster, scenario_prometheus: PrometheusServer, mode: str, why: str
 ) -> None:
     with _shop_with_poolers(kube):
         run_shop_cycle(kube, scenario_prometheus.url)
         assert _condition(status_of(kube))["reason"] == "Synced"
         kube.request("PATCH", kube.path("perfpilot.io/v1alpha1", "PerformanceProfile", "shop") + "/api",
-                     {"spec": {"mode": "Recommend"}}, content_type=MERGE_PATCH).raise_for_status()
+                     {"spec": {"mode": mode}}, content_type=MERGE_PATCH).raise_for_status()
 
         run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(minutes=1))
 
         synced = _condition(status_of(kube))
         assert (synced["status"], synced["reason"]) == ("Unknown", "SyncOff")
-        assert "mode Recommend" in synced["message"]
+        assert why in synced["message"]
 
 
 class _SecondStatusRefused(KubeApi):

@@ -38,13 +38,19 @@ def test_only_running_pods_that_mount_the_config_map_and_have_an_ip_are_poolers(
 
 
 def test_a_pod_mounting_the_ini_with_sub_path_is_one_whose_file_never_follows() -> None:
+    ini_file = {"name": "config", "mountPath": "/etc/pgbouncer/pgbouncer.ini", "subPath": "pgbouncer.ini"}
     objects = [
-        _pod("sub-path", volumes=MOUNTS, mounts=[{"name": "config", "mountPath": "/etc/pgbouncer/pgbouncer.ini",
-                                                  "subPath": "pgbouncer.ini"}]),
+        _pod("sub-path", volumes=MOUNTS, mounts=[ini_file]),
         _pod("whole", volumes=MOUNTS, ip="10.0.0.2", mounts=[{"name": "config", "mountPath": "/etc/pgbouncer"},
                                                              {"name": "tls", "mountPath": "/tls", "subPath": "ca"}]),
+        # A sidecar's subPath mount beside pgBouncer's whole one: the whole one is taken for pgBouncer's.
+        {**_pod("sidecar", volumes=MOUNTS, ip="10.0.0.3", mounts=[{"name": "config", "mountPath": "/etc/pgbouncer"}]),
+         "spec": {"volumes": MOUNTS, "containers": [
+             {"name": "pgbouncer", "volumeMounts": [{"name": "config", "mountPath": "/etc/pgbouncer"}]},
+             {"name": "exporter", "volumeMounts": [ini_file]}]}},
     ]
-    assert pooler_pods(objects, "pgbouncer") == [PoolerPod("sub-path", "10.0.0.1", file_follows=False),
+    assert pooler_pods(objects, "pgbouncer") == [PoolerPod("sidecar", "10.0.0.3", file_follows=True),
+                                                 PoolerPod("sub-path", "10.0.0.1", file_follows=False),
                                                  PoolerPod("whole", "10.0.0.2", file_follows=True)]
 
 

@@ -58,19 +58,28 @@ class AdminSync:
 Row = dict[str, str | None]
 
 
-def _run(pgconn: pq.abc.PGconn, statement: str, *, deadline: float, where: str) -> list[Row]:
-    """One statement's rows (by column name), waiting on the socket no later than ``deadline``."""
-    pgconn.send_query(statement.encode())
+def _wait_for_result(pgconn: pq.abc.PGconn, statement: str, *, deadline: float, where: str) -> None:
+    """Read the socket until libpq holds a whole result (or the end of them), so get_result does not block."""
     while True:
         pgconn.consume_input()
         if not pgconn.is_busy():
-            break
+            return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise PgbouncerAdminError(f"{where}: no answer to {statement} in time", connected=True)
         select.select([pgconn.socket], [], [], remaining)
+
+
+def _run(pgconn: pq.abc.PGconn, statement: str, *, deadline: float, where: str) -> list[Row]:
+    """One statement's rows (by column name), waiting on the socket no later than ``deadline``: before every
+    result, the last (the end of them, which comes with pgBouncer's ready-for-query) included."""
+    pgconn.send_query(statement.encode())
     rows: list[Row] = []
-    while (result := pgconn.get_result()) is not None:
+    while True:
+        _wait_for_result(pgconn, statement, deadline=deadline, where=where)
+        result = pgconn.get_result()
+        if result is None:
+            return rows
         if result.status == pq.ExecStatus.FATAL_ERROR:
             message = (result.error_message or b"").decode(errors="replace").strip()
             raise PgbouncerAdminError(f"{where}: {statement} refused: {message}", connected=True)
@@ -80,7 +89,6 @@ def _run(pgconn: pq.abc.PGconn, statement: str, *, deadline: float, where: str) 
                 values = [result.get_value(row, i) for i in range(result.nfields)]
                 rows.append({name: None if value is None else value.decode()
                              for name, value in zip(columns, values, strict=True)})
-    return rows
 
 
 def _shown_pool(rows: list[Row], database: str, *, where: str) -> PoolSize | None:
@@ -106,9 +114,13 @@ def apply_admin_sync(host: str, port: int, *, login: AdminLogin, database: str,
     try:
         # require_auth "!password": the password goes out hashed (md5, SCRAM) or not at all, never in clear to
         # whatever answers at the Pod's address.
+        # The TCP keepalives and user timeout are a backstop below the deadline: a peer gone (its node lost)
+        # ends the connection itself. They are libpq's own settings, not sent to pgBouncer.
         connection = psycopg.connect(host=host, port=port, dbname=ADMIN_DATABASE, user=login.username,
                                      password=login.password, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                                     autocommit=True, require_auth="!password")
+                                     autocommit=True, require_auth="!password", keepalives=1, keepalives_idle=5,
+                                     keepalives_interval=2, keepalives_count=2,
+                                     tcp_user_timeout=int(EXCHANGE_SECONDS * 1000))
     except psycopg.Error as error:
         # libpq's words carry the reason (refused, timeout expired, password authentication failed).
         raise PgbouncerAdminError(f"{where}: {str(error).strip()}", connected=False) from error

@@ -40,8 +40,7 @@ from perfpilot.api.status import (
 from perfpilot.api.urls import redact_url
 from perfpilot.api.validate import prune_null_fields, validate_profile
 from perfpilot.control.leader import LeadershipLost
-from perfpilot.control.pooler_sync import CONDITION as POOLER_SYNCED
-from perfpilot.control.pooler_sync import apply_pooler_sync
+from perfpilot.control.pooler_sync import apply_pooler_sync, compute_sync_off
 from perfpilot.control.status import ConditionUpdate, compute_evaluated_status, compute_stopped_status
 from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import PrometheusSettings
@@ -335,9 +334,9 @@ def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations,
 
     def sync_pooler() -> bool:
         # After the writes: a pool change is live on the running pgBouncers within the evaluation that wrote it.
-        had = any(condition.type == POOLER_SYNCED for condition in item.previous.conditions)
         # The tick's lists: the namespace's Pods were listed for this tick already.
-        synced = apply_pooler_sync(reads, profile, paused=observations.live.paused, had_condition=had)
+        synced = apply_pooler_sync(reads, profile, paused=observations.live.paused,
+                                   previous=item.previous.conditions)
         updates.extend([synced] if synced is not None else [])
         return synced is not None
 
@@ -384,6 +383,9 @@ def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations,
 
 def _apply_stopped(kube: KubeApi, item: _Profile, *, phase: Phase, reason: str, updates: list[ConditionUpdate],
                    now: datetime) -> ProfileOutcome:
+    # Not evaluated, so no pooler is synced either: an old PoolerSynced is not left saying otherwise.
+    sync_off = compute_sync_off(item.previous.conditions, f"not evaluated ({phase.value}): {reason}")
+    updates = [*updates, *([sync_off] if sync_off is not None else [])]
     status = compute_stopped_status(item.previous, phase=phase, conditions=[*item.updates, *updates],
                                     generation=_generation(item.raw), reason=reason, now=now,
                                     state_readable=item.state is not None)

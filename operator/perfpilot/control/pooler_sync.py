@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ from perfpilot.actuate.kube import KubeError
 from perfpilot.actuate.pgbouncer_admin import AdminLogin, AdminSync, PgbouncerAdminError, apply_admin_sync
 from perfpilot.actuate.pgbouncer_ini import compute_admin_commands
 from perfpilot.api.spec import Mode, PerformanceProfile
-from perfpilot.api.status import PoolSize
+from perfpilot.api.status import Condition, PoolSize
 from perfpilot.control.status import ConditionUpdate
 from perfpilot.observe.workload import (
     PoolerPod,
@@ -187,16 +187,23 @@ def _why_not_synced(profile: PerformanceProfile, *, paused: bool) -> str | None:
     return None
 
 
+def compute_sync_off(previous: Sequence[Condition], why: str) -> ConditionUpdate | None:
+    """``PoolerSynced`` saying the sync is off (``why``) where the previous status still holds one that says
+    otherwise, so that an old "Synced" does not stand; None where there is none to replace."""
+    before = next((condition for condition in previous if condition.type == CONDITION), None)
+    if before is None or (before.reason == "SyncOff" and before.message == why):
+        return None
+    return ConditionUpdate(type=CONDITION, status="Unknown", reason="SyncOff", message=why)
+
+
 def apply_pooler_sync(kube: _Reads, profile: PerformanceProfile, *, paused: bool,
-                      had_condition: bool) -> ConditionUpdate | None:
+                      previous: Sequence[Condition]) -> ConditionUpdate | None:
     """Bring the profile's running pgBouncers to the pool its ConfigMap gives; the ``PoolerSynced`` condition
     saying how that went. When there is nothing to sync (no adminSecretRef, a Pooler, the pool not tuned, a
-    profile not in Auto, a workload paused): None, or, where the status still holds a ``PoolerSynced`` from
-    before (``had_condition``), one saying the sync is off, so that an old "Synced" does not stand."""
+    profile not in Auto, a workload paused): ``compute_sync_off``."""
     off = _why_not_synced(profile, paused=paused)
     if off is not None:
-        return (ConditionUpdate(type=CONDITION, status="Unknown", reason="SyncOff", message=off)
-                if had_condition else None)
+        return compute_sync_off(previous, off)
     try:
         return _sync(kube, profile)
     except _NotSynced as problem:

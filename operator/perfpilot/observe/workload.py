@@ -637,8 +637,8 @@ class PoolerPod(NamedTuple):
 
     name: str
     ip: str
-    # False when the ini is mounted with subPath, which the kubelet never updates: a RELOAD there reads the
-    # file the Pod started with.
+    # False when the ini is mounted only with subPath, which the kubelet never updates: a RELOAD there reads
+    # the file the Pod started with.
     file_follows: bool = True
 
 
@@ -647,14 +647,17 @@ def _ready(where: str, pod: Mapping[str, Any]) -> bool:
     return any(isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def _mounted_by_sub_path(where: str, pod: Mapping[str, Any], volume: str) -> bool:
+def _file_follows(where: str, pod: Mapping[str, Any], volumes: set[str]) -> bool:
+    """Whether some container mounts one of ``volumes`` whole (a folder the kubelet keeps in step with the
+    ConfigMap), rather than only with subPath (a file it never updates). Which container is pgBouncer is not
+    known: one whole mount is taken to be its."""
     spec = _spec(pod)
     containers = [*_list(where, "spec.initContainers", spec.get("initContainers")),
                   *_list(where, "spec.containers", spec.get("containers"))]
-    return any(isinstance(mount, Mapping) and mount.get("name") == volume
-               and (mount.get("subPath") or mount.get("subPathExpr"))
-               for container in containers if isinstance(container, Mapping)
-               for mount in _list(where, "volumeMounts", container.get("volumeMounts")))
+    mounts = [mount for container in containers if isinstance(container, Mapping)
+              for mount in _list(where, "volumeMounts", container.get("volumeMounts"))
+              if isinstance(mount, Mapping) and mount.get("name") in volumes]
+    return not mounts or any(not (mount.get("subPath") or mount.get("subPathExpr")) for mount in mounts)
 
 
 def pooler_pods(objects: Iterable[Mapping[str, Any]], config_map: str) -> list[PoolerPod]:
@@ -672,13 +675,12 @@ def pooler_pods(objects: Iterable[Mapping[str, Any]], config_map: str) -> list[P
         if metadata.get("deletionTimestamp") or status.get("phase") != "Running" or not ip or not _ready(where, pod):
             continue
         volumes = _list(where, "spec.volumes", _spec(pod).get("volumes"))
-        for index, raw in enumerate(volumes):
-            path = f"spec.volumes[{index}]"
-            volume = _mapping(where, path, raw)
-            if config_map in _mounted_config_maps(where, volume, path):
-                pods.append(PoolerPod(name=_name_of(pod) or "?", ip=ip,
-                                      file_follows=not _mounted_by_sub_path(where, pod, str(volume.get("name")))))
-                break
+        mounting = {str(_mapping(where, f"spec.volumes[{index}]", raw).get("name"))
+                    for index, raw in enumerate(volumes)
+                    if config_map in _mounted_config_maps(where, _mapping(where, f"spec.volumes[{index}]", raw),
+                                                          f"spec.volumes[{index}]")}
+        if mounting:
+            pods.append(PoolerPod(name=_name_of(pod) or "?", ip=ip, file_follows=_file_follows(where, pod, mounting)))
     return sorted(pods)
 
 
