@@ -86,6 +86,7 @@ def _container(documents: list[dict[str, Any]]) -> dict[str, Any]:
 
 EVERYTHING_ON = {
     "prometheus": {"url": "https://thanos.example:9091", "timeoutSeconds": 2.5,
+                   "headers": {"X-Scope-OrgID": "shop-team", "X-Extra": "a=b c"},
                    "bearerTokenSecret": {"name": "prometheus-token", "key": "bearer"},
                    "caConfigMap": {"name": "prometheus-ca", "key": "bundle.pem"}},
     "watchNamespaces": ["shop", "payments"],
@@ -222,6 +223,7 @@ def test_the_deployment_runs_perfpilot_run_with_the_values_given(chart: Chart) -
     args = build_parser().parse_args(container["args"])
     assert args.command == "run"
     assert args.prometheus_url == "https://thanos.example:9091"
+    assert sorted(args.header) == ["X-Extra=a=b c", "X-Scope-OrgID=shop-team"]
     assert args.namespace == ["shop", "payments"]
     assert (args.tick, args.timeout, args.log_format, args.metrics_port) == (2.5, 2.5, "console", 9001)
     liveness = urlparse(args.liveness)
@@ -417,6 +419,10 @@ BAD_VALUES = {
     "a namespace that is no DNS label": ({"watchNamespaces": ["Shop_1"]}, "/watchNamespaces/0"),
     "pullPolicy Sometimes": ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     "pool option not a boolean": ({"pool": {"configMaps": "yes"}}, "/pool/configMaps"),
+    "a header value with a newline": ({"prometheus": {"headers": {"X-Scope-OrgID": "a\nb"}}},
+                                      "/prometheus/headers/X-Scope-OrgID"),
+    "a header value a number": ({"prometheus": {"headers": {"X-Scope-OrgID": 7}}}, "/prometheus/headers/X-Scope-OrgID"),
+    "a header name with a space": ({"prometheus": {"headers": {"X Scope": "a"}}}, "invalid propertyName 'X Scope'"),
     "adminConsole not a boolean": ({"pool": {"configMaps": True, "adminConsole": 1}}, "/pool/adminConsole"),
     "grafanaDashboard.enabled a string": ({"grafanaDashboard": {"enabled": "true"}}, "/grafanaDashboard/enabled"),
     "a dashboard label a number": ({"grafanaDashboard": {"labels": {"grafana_dashboard": 1}}},

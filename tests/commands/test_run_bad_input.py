@@ -43,6 +43,13 @@ def test_a_kubeconfig_that_is_not_one_is_refused_naming_it(tmp_path: Path, capsy
     (["--leader-election-namespace", "perfpilot", "--identity", ""],
      "perfpilot run: --identity: must not be empty (got '')"),
     (["--metrics-port", "70000"], "perfpilot run: --metrics-port: must be 0 (off) to 65535 (got 70000)"),
+    (["--header", "X-Scope-OrgID"], "perfpilot run: --header: expected NAME=VALUE (got 'X-Scope-OrgID')"),
+    (["--header", "X-Scope-OrgID=a\nb"],
+     "perfpilot run: --header: expected a header value without control characters such as a newline "
+     "(got 'X-Scope-OrgID=a\\nb')"),
+    (["--header", "Content-Type=text/plain"],
+     "perfpilot run: --header: is set by the reader itself (the queries are a form POST); another value would void "
+     "the query (got 'Content-Type=text/plain')"),
 ])
 def test_bad_election_and_metrics_flags_are_refused_naming_them(args: list[str], message: str, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,5 @@
-"""Reading the files the commands are given (YAML, a Prometheus token or CA bundle): a failure is one line naming
-the flag and the file."""
+"""Reading what the commands are given (YAML files, a Prometheus token or CA bundle, extra headers): a failure is
+one line naming the flag and the file or value."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from perfpilot.observe.reader import BearerTokenError, read_bearer_token
+from perfpilot.observe.reader import BearerTokenError, header_problem, read_bearer_token
 
 # What a profile or workload file may expand to through YAML aliases, and how deep it may nest: far beyond
 # any real manifest, far below what exhausts memory ("billion laughs": nine levels of nine aliases expand a
@@ -152,3 +152,20 @@ def check_prometheus_files(*, bearer_token_file: Path | None, ca_file: Path | No
             read_bearer_token(bearer_token_file)
         except BearerTokenError as error:
             raise InputFileError(f"--bearer-token-file: {error}") from error
+
+
+def parse_header_flags(raw_headers: list[str]) -> dict[str, str]:
+    """``--header NAME=VALUE`` flags as the reader's extra headers. Raises ``InputFileError`` naming the flag and
+    the value as it was typed."""
+    headers: dict[str, str] = {}
+    for raw in raw_headers:
+        name, separator, value = raw.partition("=")
+        name, value = name.strip(), value.strip()
+        if not separator or not name:
+            raise InputFileError(f"--header: expected NAME=VALUE (got {raw!r})")
+        # Checked here as well as in the settings, so the message shows the flag's value as it was typed.
+        problem = header_problem(name, value)
+        if problem is not None:
+            raise InputFileError(f"--header: {problem} (got {raw!r})")
+        headers[name] = value
+    return headers

@@ -25,13 +25,17 @@ from pydantic import ValidationError
 from perfpilot.api.spec import KIND, PerformanceProfile, PerformanceProfileSpec
 from perfpilot.api.status import Edit, ObservedStatus, Setting, TuningState, parse_tuning_state
 from perfpilot.api.validate import prune_null_fields, validate_profile
-from perfpilot.commands.inputs import InputFileError, check_prometheus_files, load_yaml_documents
+from perfpilot.commands.inputs import (
+    InputFileError,
+    check_prometheus_files,
+    load_yaml_documents,
+    parse_header_flags,
+)
 from perfpilot.observe.observed import observed_status
 from perfpilot.observe.reader import (
     DEFAULT_RATE_WINDOW_SECONDS,
     PrometheusError,
     PrometheusSettings,
-    header_problem,
 )
 from perfpilot.observe.snapshot import ProfileTarget, fetch_observations, unreachable_reason
 from perfpilot.observe.workload import (
@@ -142,21 +146,6 @@ def read_tuning_state(profile: PerformanceProfile) -> TuningState:
     return state
 
 
-def _headers(raw_headers: list[str]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for raw in raw_headers:
-        name, separator, value = raw.partition("=")
-        name, value = name.strip(), value.strip()
-        if not separator or not name:
-            raise _BadInput(f"--header: expected NAME=VALUE (got {raw!r})")
-        # Checked here as well as in the settings, so the message shows the flag's value as it was typed.
-        problem = header_problem(name, value)
-        if problem is not None:
-            raise _BadInput(f"--header: {problem} (got {raw!r})")
-        headers[name] = value
-    return headers
-
-
 def _seconds_rule(field: str) -> str:
     """What a seconds setting accepts, worded from the settings' own bounds so the two cannot drift apart."""
     info = PrometheusSettings.model_fields[field]
@@ -180,8 +169,8 @@ def _default_rate_window(step_seconds: int) -> int:
 
 
 def _settings(args: argparse.Namespace, url: str) -> PrometheusSettings:
-    headers = _headers(args.header)
     try:
+        headers = parse_header_flags(args.header)
         check_prometheus_files(bearer_token_file=args.bearer_token_file, ca_file=args.ca_file)
     except InputFileError as error:
         raise _BadInput(str(error)) from error

@@ -13,7 +13,7 @@ import structlog
 from pydantic import ValidationError
 
 from perfpilot.actuate.kube import REQUEST_TIMEOUT_SECONDS, KubeConfigError, connect
-from perfpilot.commands.inputs import check_prometheus_files
+from perfpilot.commands.inputs import check_prometheus_files, parse_header_flags
 from perfpilot.control.leader import LeaseSettings
 from perfpilot.control.loop import LoopSettings
 from perfpilot.observe.reader import PrometheusSettings
@@ -21,7 +21,7 @@ from perfpilot.observe.reader import PrometheusSettings
 EXIT_BAD_INPUT = 2
 # The Prometheus settings' fields as the flags that set them, for the messages of bad input.
 _FLAGS = {"url": "--prometheus-url", "timeout_seconds": "--timeout", "bearer_token_file": "--bearer-token-file",
-          "ca_file": "--ca-file"}
+          "ca_file": "--ca-file", "headers": "--header"}
 
 
 def register(subparsers: Any) -> None:
@@ -59,6 +59,8 @@ def register(subparsers: Any) -> None:
                         help="per Prometheus query, retries included (0.1 to 300)")
     parser.add_argument("--bearer-token-file", type=Path, metavar="FILE", help="file holding a Prometheus token")
     parser.add_argument("--ca-file", type=Path, metavar="FILE", help="CA bundle for Prometheus' certificate")
+    parser.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra HTTP header on every query, repeatable (e.g. X-Scope-OrgID=tenant for Mimir)")
     parser.set_defaults(func=run)
 
 
@@ -100,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--metrics-port: the liveness endpoint uses it already (got {args.metrics_port})")
         check_prometheus_files(bearer_token_file=args.bearer_token_file, ca_file=args.ca_file)
         prometheus = PrometheusSettings(url=args.prometheus_url, timeout_seconds=args.timeout,
-                                        bearer_token_file=args.bearer_token_file, ca_file=args.ca_file)
+                                        bearer_token_file=args.bearer_token_file, ca_file=args.ca_file,
+                                        headers=parse_header_flags(args.header))
         lease = None
         if args.leader_election_namespace:
             if not 3 * args.tick <= args.lease_duration <= 300:
