@@ -80,6 +80,15 @@ def test_every_settings_write_counters_exist_at_0_before_their_first_count() -> 
     assert set(values.values()) == {0.0}, values
 
 
+def test_a_pooler_sync_is_counted_by_the_reason_it_found() -> None:
+    before = _sample("perfpilot_pooler_syncs_total", reason="AdminUnreachable")
+    record_outcomes([ProfileOutcome(namespace="shop", name="api", phase=Phase.OBSERVING,
+                                    pooler_synced="AdminUnreachable"),
+                     ProfileOutcome(namespace="shop", name="web", phase=Phase.OBSERVING)])  # none synced
+    assert _sample("perfpilot_pooler_syncs_total", reason="AdminUnreachable") == before + 1
+    assert REGISTRY.get_sample_value("perfpilot_pooler_syncs_total", {"reason": ""}) is None
+
+
 def _served(port: int, name: str, **labels: str) -> float | None:
     """One sample's value as /metrics serves it, or None when it is not there (or nothing answers)."""
     try:

@@ -101,6 +101,7 @@ def test_a_pool_change_is_live_on_every_pooler_in_the_evaluation_that_writes_it(
         [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
 
         assert outcome.written, outcome.problem
+        assert outcome.pooler_synced == "Synced"  # what /metrics counts (perfpilot_pooler_syncs_total)
         grown = outcome.decision.change.edit.to_value
         assert pool(kube) == grown != BEFORE
         assert {name: _running_pool(p) for name, p in poolers.items()} == dict.fromkeys(POD_IPS, grown)
@@ -150,6 +151,7 @@ def test_a_pooler_not_answering_is_reported_and_the_change_stays_recorded(
         assert status["lastChange"]["verdict"] == "Pending"
         synced = _condition(status)
         assert (synced["status"], synced["reason"]) == ("False", "AdminUnreachable")
+        assert outcome.pooler_synced == "AdminUnreachable"
         assert "Pod/pgbouncer-b" in synced["message"] and "127.0.0.3" in synced["message"]
         assert "Pod/pgbouncer-a" not in synced["message"]
 

@@ -68,6 +68,7 @@ class ProfileOutcome:
     decision: Decision | None = None
     written: bool = False
     problem: str = ""  # why it was not evaluated, or why its change was not written
+    pooler_synced: str = ""  # the PoolerSynced reason this evaluation found ("": no pooler synced)
 
 
 @dataclass
@@ -325,9 +326,11 @@ def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations,
             written=written, paused=observations.live.paused, conditions=[*updates, conflict],
             generation=_generation(item.raw), now=now)
 
+    synced_reasons: list[str] = []
+
     def outcome(phase: Phase, *, written: bool = False, problem: str = "") -> ProfileOutcome:
         return ProfileOutcome(namespace=item.namespace, name=item.name, phase=phase, decision=decision,
-                              written=written, problem=problem)
+                              written=written, problem=problem, pooler_synced="".join(synced_reasons))
 
     def next_state(*, applied: bool) -> TuningState:
         return compute_next_state(state, decision=decision, observations=observations, now=now, applied=applied)
@@ -338,6 +341,8 @@ def _apply_evaluation(kube: KubeApi, item: _Profile, observations: Observations,
         synced = apply_pooler_sync(reads, profile, paused=observations.live.paused,
                                    previous=item.previous.conditions)
         updates.extend([synced] if synced is not None else [])
+        if synced is not None and synced.reason != "SyncOff":
+            synced_reasons.append(synced.reason)
         return synced is not None
 
     if change is None or not decision.apply:

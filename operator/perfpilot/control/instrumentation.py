@@ -33,6 +33,12 @@ WRITE_FAILURES = Counter(
     "Changes or rollbacks decided for writing and not written (a value moved since, a refusal, no answer).",
     ["setting"],
 )
+POOLER_SYNCS = Counter(
+    "perfpilot_pooler_syncs",
+    "Evaluations that brought a ConfigMap pool's pgBouncers to it on their admin console (adminSecretRef), by "
+    "the PoolerSynced reason found: Synced, or why not (AdminUnreachable, AdminRefused, NotSynced, ...).",
+    ["reason"],
+)
 TICK_SECONDS = Histogram(
     "perfpilot_tick_duration_seconds", "Wall time of one tick: list, observe, decide, write every due profile.",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
@@ -54,6 +60,8 @@ def record_outcomes(outcomes: Iterable[ProfileOutcome]) -> None:
     for outcome in outcomes:
         count += 1
         EVALUATIONS.labels(phase=outcome.phase.value if outcome.phase is not None else "unwritten").inc()
+        if outcome.pooler_synced:
+            POOLER_SYNCS.labels(reason=outcome.pooler_synced).inc()
         decision = outcome.decision
         if decision is None:
             continue
