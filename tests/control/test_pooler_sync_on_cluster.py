@@ -19,8 +19,11 @@ from promharness import PrometheusServer, free_port
 from shop_scenario import AT, BEFORE, conditions, events, pool, profile_named, run_shop_cycle, seed, status_of
 
 from perfpilot.actuate.kube import KubeApi, KubeError
+from perfpilot.api.spec import PerformanceProfile
 from perfpilot.api.status import PoolSize
-from perfpilot.control.pooler_sync import SECRET_LABEL
+from perfpilot.control.cycle import TickReads
+from perfpilot.control.leader import LeaderElector, LeaderGuardedApi, LeadershipLost, LeaseSettings
+from perfpilot.control.pooler_sync import SECRET_LABEL, apply_pooler_sync
 
 pytestmark = pytest.mark.integration
 
@@ -255,3 +258,22 @@ def test_a_status_refused_after_the_sync_leaves_the_change_written_recorded_and_
         assert status["lastChange"]["verdict"] == "Pending"
         assert "PoolerSynced" not in conditions(status)  # the status that would have said so was refused
         assert [event["reason"] for event in events(kube)] == ["Changed"]
+
+
+def test_a_replica_that_no_longer_holds_the_lease_sends_no_command(kube: EmulatedCluster) -> None:
+    with _shop_with_poolers(kube) as poolers:
+        ini = _ini(kube).replace("default_pool_size = 10", "default_pool_size = 15")
+        kube.request("PATCH", kube.path("v1", "ConfigMap", "shop") + "/pgbouncer",
+                     {"data": {"pgbouncer.ini": ini}}, content_type=MERGE_PATCH).raise_for_status()
+        api = KubeApi(kube.api)
+        never_renewed = LeaderElector(api, LeaseSettings(namespace="perfpilot", identity="a"), wall_clock=lambda: AT)
+        profile = PerformanceProfile.model_validate(_admin_profile())
+
+        with pytest.raises(LeadershipLost):
+            apply_pooler_sync(TickReads(LeaderGuardedApi(api, never_renewed)), profile, paused=False, previous=[])
+
+        assert {name: _running_pool(p) for name, p in poolers.items()} == dict.fromkeys(POD_IPS, BEFORE)
+        # The same sync as the leader (no election) sends the SET.
+        synced = apply_pooler_sync(TickReads(api), profile, paused=False, previous=[])
+        assert synced is not None and synced.reason == "Synced", synced
+        assert {name: _running_pool(p).default_pool_size for name, p in poolers.items()} == dict.fromkeys(POD_IPS, 15)

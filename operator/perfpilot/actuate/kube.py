@@ -156,6 +156,10 @@ class KubeApi:
             raise KubeError(response.status, f"{method} {path}: {_message(data, response.reason)}")
         return json.loads(data or b"null")
 
+    def ensure_may_write(self) -> None:
+        """Raises when a write may not go out now. Without leader election any may (``LeaderGuardedApi`` checks
+        the Lease); a writer outside this API (pgBouncer's admin console) asks before it writes."""
+
     def fetch_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when there is none of that name."""
         try:

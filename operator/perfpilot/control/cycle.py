@@ -156,6 +156,9 @@ class TickReads:
         self._kube = kube
         self._lists: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
 
+    def ensure_may_write(self) -> None:
+        self._kube.ensure_may_write()
+
     def fetch_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self._kube.fetch_object(kind, namespace, name)
 

@@ -204,6 +204,9 @@ class LeaderGuardedApi(KubeApi):
             raise LeadershipLost(f"Lease {self._elector.settings.namespace}/{self._elector.settings.name} not "
                                  f"renewed within {self._elector.settings.renew_deadline_seconds:g} s: not writing")
 
+    def ensure_may_write(self) -> None:
+        self._check()
+
     def fetch_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self._inner.fetch_object(kind, namespace, name)
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Protocol
 
 from perfpilot.actuate.kube import KubeError
 from perfpilot.actuate.pgbouncer_admin import AdminLogin, AdminSync, PgbouncerAdminError, apply_admin_sync
-from perfpilot.actuate.pgbouncer_ini import compute_admin_commands
+from perfpilot.actuate.pgbouncer_ini import AdminCommands, compute_admin_commands
 from perfpilot.api.spec import Mode, PerformanceProfile
 from perfpilot.api.status import Condition, PoolSize
 from perfpilot.control.status import ConditionUpdate
@@ -51,6 +52,8 @@ MOST_PODS_AT_ONCE = 8
 
 
 class _Reads(Protocol):
+    def ensure_may_write(self) -> None: ...
+
     def fetch_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
 
     def fetch_objects(self, kind: str, namespace: str | None) -> list[dict[str, Any]]: ...
@@ -96,14 +99,18 @@ def _describe(pool: PoolSize) -> str:
     return f"pool {pool.default_pool_size}, reserve {pool.reserve_pool_size}"
 
 
-def _sync_pods(pods: list[PoolerPod], *, ini: str, port: int, login: AdminLogin, database: str,
-               where: str) -> list[AdminSync | PgbouncerAdminError]:
+def _sync_pods(pods: list[PoolerPod], *, ini: str, port: int, login: AdminLogin, database: str, where: str,
+               fence: Callable[[], None]) -> list[AdminSync | PgbouncerAdminError]:
+    def decide(pod: PoolerPod, shown: PoolSize | None) -> AdminCommands:
+        # A SET or RELOAD is a write: under leader election it goes out only while the Lease is held (fence
+        # raises LeadershipLost, which ends the tick as any write of a deposed leader does).
+        fence()
+        return compute_admin_commands(ini, database=database, shown=shown, file_follows=pod.file_follows,
+                                      where=where)
+
     def sync(pod: PoolerPod) -> AdminSync | PgbouncerAdminError:
         try:
-            return apply_admin_sync(pod.ip, port, login=login, database=database,
-                                    decide=lambda shown: compute_admin_commands(
-                                        ini, database=database, shown=shown, file_follows=pod.file_follows,
-                                        where=where))
+            return apply_admin_sync(pod.ip, port, login=login, database=database, decide=partial(decide, pod))
         except PgbouncerAdminError as error:
             return error
 
@@ -140,7 +147,8 @@ def _sync(kube: _Reads, profile: PerformanceProfile) -> ConditionUpdate:
         raise _NotSynced("NoPoolerPods", f"no Ready Pod in namespace {namespace} mounts ConfigMap {ref.name}")
     wanted = PoolSize(default_pool_size=wanted_live.default_pool_size,
                       reserve_pool_size=wanted_live.reserve_pool_size)
-    results = _sync_pods(pods, ini=ini, port=port, login=login, database=database, where=where)
+    results = _sync_pods(pods, ini=ini, port=port, login=login, database=database, where=where,
+                         fence=kube.ensure_may_write)
 
     unreachable = [f"Pod/{pod.name}: {result}" for pod, result in zip(pods, results, strict=True)
                    if isinstance(result, PgbouncerAdminError) and not result.connected]
