@@ -86,7 +86,7 @@ def _container(documents: list[dict[str, Any]]) -> dict[str, Any]:
 
 EVERYTHING_ON = {
     "prometheus": {"url": "https://thanos.example:9091", "timeoutSeconds": 2.5,
-                   "headers": {"X-Scope-OrgID": "shop-team", "X-Extra": "a=b c"},
+                   "headers": {"X-Scope-OrgID": "shop-team", "X-Extra": "a=b c $(HOME)"},
                    "bearerTokenSecret": {"name": "prometheus-token", "key": "bearer"},
                    "caConfigMap": {"name": "prometheus-ca", "key": "bundle.pem"}},
     "watchNamespaces": ["shop", "payments"],
@@ -223,7 +223,9 @@ def test_the_deployment_runs_perfpilot_run_with_the_values_given(chart: Chart) -
     args = build_parser().parse_args(container["args"])
     assert args.command == "run"
     assert args.prometheus_url == "https://thanos.example:9091"
-    assert sorted(args.header) == ["X-Extra=a=b c", "X-Scope-OrgID=shop-team"]
+    # As the kubelet passes them: "$$" becomes "$", so $(HOME) reaches the operator as written, not expanded.
+    assert sorted(arg.replace("$$", "$") for arg in args.header) == ["X-Extra=a=b c $(HOME)", "X-Scope-OrgID=shop-team"]
+    assert "--header=X-Extra=a=b c $$(HOME)" in container["args"]
     assert args.namespace == ["shop", "payments"]
     assert (args.tick, args.timeout, args.log_format, args.metrics_port) == (2.5, 2.5, "console", 9001)
     liveness = urlparse(args.liveness)
