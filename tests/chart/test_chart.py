@@ -164,8 +164,28 @@ def test_both_pool_options_add_both_sets_of_rules(chart: Chart) -> None:
 def test_the_admin_console_option_adds_reading_secrets_and_nothing_else(chart: Chart) -> None:
     with_console = {"pool": {"configMaps": True, "adminConsole": True}}
     assert _granted(chart, with_console) - _granted(chart, {"pool": {"configMaps": True}}) == {("", "secrets", "get")}
-    assert not any(resource == "secrets" for _, resource, _ in _granted(chart, EVERYTHING_ON | {"pool": {
+    assert not any(resource == "secrets" for _, resource, _ in _granted(chart, {"pool": {
         "configMaps": True, "cnpgPoolers": True}}))
+
+
+def test_with_watched_namespaces_the_admin_console_reads_secrets_only_there(chart: Chart) -> None:
+    values = {"pool": {"configMaps": True, "adminConsole": True}, "watchNamespaces": ["shop", "payments"]}
+    documents = _documents(chart, values)
+    assert ("", "secrets", "get") not in _rules(_one(documents, "ClusterRole"))
+    roles = {d["metadata"]["namespace"]: d for d in documents
+             if d["kind"] == "Role" and d["metadata"]["name"].endswith("-pgbouncer-admin")}
+    bindings = {d["metadata"]["namespace"]: d for d in documents
+                if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-pgbouncer-admin")}
+    assert set(roles) == set(bindings) == {"shop", "payments"}
+    account = _one(documents, "ServiceAccount")["metadata"]["name"]
+    for namespace, role in roles.items():
+        assert _rules(role) == {("", "secrets", "get")}
+        binding = bindings[namespace]
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": role["metadata"]["name"]}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+    assert not any(d["kind"] == "Role" and d["metadata"]["name"].endswith("-pgbouncer-admin")
+                   for d in _documents(chart, {**values, "pool": {"configMaps": True}}))
 
 
 def test_the_admin_console_without_configmap_pools_is_refused(chart: Chart) -> None:
