@@ -277,3 +277,17 @@ def test_a_replica_that_no_longer_holds_the_lease_sends_no_command(kube: Emulate
         synced = apply_pooler_sync(TickReads(api), profile, paused=False, previous=[])
         assert synced is not None and synced.reason == "Synced", synced
         assert {name: _running_pool(p).default_pool_size for name, p in poolers.items()} == dict.fromkeys(POD_IPS, 15)
+
+
+def test_a_config_map_gone_since_the_evaluation_read_it_is_named(kube: EmulatedCluster) -> None:
+    with _shop_with_poolers(kube) as poolers:
+        document = _admin_profile()
+        document["spec"]["pool"]["pgbouncer"]["configMapRef"] = {"name": "pgbouncer-gone"}
+        profile = PerformanceProfile.model_validate(document)
+
+        synced = apply_pooler_sync(TickReads(KubeApi(kube.api)), profile, paused=False, previous=[])
+
+        assert synced is not None and (synced.status, synced.reason) == ("False", "PoolerUnreadable")
+        assert synced.message == ("spec.pool.pgbouncer.configMapRef.name pgbouncer-gone: no ConfigMap of that name "
+                                  "in namespace shop")
+        assert {name: _running_pool(p) for name, p in poolers.items()} == dict.fromkeys(POD_IPS, BEFORE)

@@ -128,7 +128,10 @@ def _sync(kube: _Reads, profile: PerformanceProfile) -> ConditionUpdate:
         pods = pooler_pods(kube.fetch_objects("Pod", namespace), ref.name)
     except (KubeError, WorkloadSpecError) as error:
         raise _NotSynced("PoolerUnreadable", str(error)) from error
-    data = config_map.get("data") if config_map is not None else None
+    if config_map is None:
+        raise _NotSynced("PoolerUnreadable", f"spec.pool.pgbouncer.configMapRef.name {ref.name}: no ConfigMap of "
+                                             f"that name in namespace {namespace}")
+    data = config_map.get("data")
     ini = data.get(ref.key) if isinstance(data, Mapping) else None
     if not isinstance(ini, str):
         raise _NotSynced("PoolerUnreadable", f"spec.pool.pgbouncer.configMapRef: no data.{ref.key} in ConfigMap "
