@@ -38,8 +38,9 @@ class AdminLogin:
 
 
 class PgbouncerAdminError(Exception):
-    """The console could not be reached or did not answer in time (``connected`` False: nothing was sent), or
-    it refused the login or a command."""
+    """The console could not be connected to (``connected`` False: refused, timed out, the login refused;
+    nothing was sent), or, once connected, it refused a command, did not answer by the deadline, or the
+    connection was lost (``connected`` True)."""
 
     def __init__(self, message: str, *, connected: bool) -> None:
         super().__init__(message)

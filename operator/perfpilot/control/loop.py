@@ -79,7 +79,7 @@ def _log(outcome: ProfileOutcome) -> None:
         reason=decision.reason if decision is not None else outcome.problem,
         change=None if change is None else f"{change.target} {change.edit.setting.value}",
         table_row=None if change is None else change.table_row, written=outcome.written,
-        problem=outcome.problem or None,
+        problem=outcome.problem or None, pooler_synced=outcome.pooler_synced or None,
     )
 
 
