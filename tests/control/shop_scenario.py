@@ -4,6 +4,7 @@ whose last 20 minutes its pgBouncer clients wait."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,16 @@ def seed(kube: EmulatedCluster, *profiles: dict[str, Any]) -> None:
         kube.create(document)
     for profile in profiles:
         kube.create(profile)
+
+
+def seed_oldest_first(kube: EmulatedCluster, *profiles: dict[str, Any]) -> None:
+    """``seed``, each profile created in a later second than the one before (creationTimestamp has whole
+    seconds): which is older is then told by age, not by the name that breaks a tie."""
+    seed(kube)
+    for profile in profiles:
+        created = kube.create(profile)["metadata"]["creationTimestamp"]
+        while datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") <= created:
+            time.sleep(0.05)
 
 
 def pool(kube: EmulatedCluster) -> PoolSize:

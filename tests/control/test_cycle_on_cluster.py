@@ -12,7 +12,18 @@ from typing import Any
 import pytest
 from kubeharness import MERGE_PATCH, EmulatedCluster
 from promharness import PrometheusServer, free_port
-from shop_scenario import AT, BEFORE, conditions, events, pool, profile_named, run_shop_cycle, seed, status_of
+from shop_scenario import (
+    AT,
+    BEFORE,
+    conditions,
+    events,
+    pool,
+    profile_named,
+    run_shop_cycle,
+    seed,
+    seed_oldest_first,
+    status_of,
+)
 
 from perfpilot.actuate.kube import FIELD_MANAGER, KubeApi
 from perfpilot.api.status import PoolSize
@@ -147,14 +158,15 @@ def test_a_spec_the_models_refuse_gets_status_invalid_naming_the_field_and_nothi
 def test_of_two_profiles_on_one_workload_the_newer_waits_with_conflict(
     kube: EmulatedCluster, scenario_prometheus: PrometheusServer
 ) -> None:
-    seed(kube, profile_named("api"), profile_named("api-copy"))
+    # The older one's name sorts last: age, not the name, must decide.
+    seed_oldest_first(kube, profile_named("zz-old"), profile_named("api"))
     outcomes = {outcome.name: outcome for outcome in run_shop_cycle(kube, scenario_prometheus.url)}
-    assert outcomes["api"].written
-    assert not outcomes["api-copy"].written
-    copy_status = status_of(kube, "api-copy")
-    assert copy_status["phase"] == "Holding"
-    assert conditions(copy_status)["Conflict"] == "True"
-    assert "api (older)" in copy_status["recommendation"]["reason"]
+    assert outcomes["zz-old"].written
+    assert not outcomes["api"].written
+    newer_status = status_of(kube, "api")
+    assert newer_status["phase"] == "Holding"
+    assert conditions(newer_status)["Conflict"] == "True"
+    assert "zz-old (older)" in newer_status["recommendation"]["reason"]
 
 
 def test_a_missing_workload_is_reported_and_nothing_is_read_or_written(

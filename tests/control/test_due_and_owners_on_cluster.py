@@ -10,7 +10,17 @@ from datetime import timedelta
 import pytest
 from kubeharness import MERGE_PATCH, EmulatedCluster
 from promharness import PrometheusServer
-from shop_scenario import AT, BEFORE, conditions, pool, profile_named, run_shop_cycle, seed, status_of
+from shop_scenario import (
+    AT,
+    BEFORE,
+    conditions,
+    pool,
+    profile_named,
+    run_shop_cycle,
+    seed,
+    seed_oldest_first,
+    status_of,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,20 +60,23 @@ def test_a_spec_change_is_looked_at_at_once(kube: EmulatedCluster, scenario_prom
 def test_the_older_profile_owns_the_workload_even_when_it_is_not_due(
     kube: EmulatedCluster, scenario_prometheus: PrometheusServer
 ) -> None:
-    seed(kube, profile_named("api"), profile_named("api-copy", mode="Recommend"))
+    # The older one's name sorts last: age, not the name, must decide.
+    seed_oldest_first(kube, profile_named("zz-old"), profile_named("api", mode="Recommend"))
     run_shop_cycle(kube, scenario_prometheus.url)
     written = pool(kube)
-    path = kube.path("perfpilot.io/v1alpha1", "PerformanceProfile", "shop", "api-copy")
+    assert written != BEFORE  # zz-old wrote its change
+    path = kube.path("perfpilot.io/v1alpha1", "PerformanceProfile", "shop", "api")
     kube.request("PATCH", path, {"spec": {"mode": "Auto"}}, content_type=MERGE_PATCH).raise_for_status()
-    # Ten seconds on, only the copy is due (its spec changed): it is still the newer one, and waits.
+    # Ten seconds on, only api is due (its spec changed): it is still the newer one, and waits.
     [outcome] = run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(seconds=10))
-    assert (outcome.name, outcome.written) == ("api-copy", False)
-    assert conditions(status_of(kube, "api-copy"))["Conflict"] == "True"
+    assert (outcome.name, outcome.written) == ("api", False)
+    assert conditions(status_of(kube, "api"))["Conflict"] == "True"
     assert pool(kube) == written
 
 
 def test_an_off_profile_holds_no_workload(kube: EmulatedCluster, scenario_prometheus: PrometheusServer) -> None:
-    seed(kube, profile_named("old", mode="Off"), profile_named("api"))
+    # The Off profile is the older: were it counted, it would own the workload and api would wait.
+    seed_oldest_first(kube, profile_named("old", mode="Off"), profile_named("api"))
     outcomes = {outcome.name: outcome for outcome in run_shop_cycle(kube, scenario_prometheus.url)}
     assert status_of(kube, "old")["phase"] == "Off"
     assert outcomes["api"].written
