@@ -20,7 +20,7 @@ import pytest
 import yaml
 from helm_python import Chart, lint
 
-from perfpilot.cli import build_parser
+from perfpilot.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "perfpilot"
@@ -219,7 +219,10 @@ def test_the_default_deployment_is_one_replica_recreated_running_perfpilot_run_a
     assert not any(arg.startswith(("--leader-election", "--identity", "--lease")) for arg in container["args"])
     assert "env" not in container
     assert not {"Role", "RoleBinding"} & set(_kinds(documents))
-    assert (args.tick, args.timeout, args.log_format, args.metrics_port) == (10, 10, "json", 8081)
+    # The chart's values are the operator's own defaults.
+    defaults = build_parser().parse_args(["run"])
+    assert (args.tick, args.timeout, args.log_format, args.metrics_port, args.liveness) == (
+        defaults.tick, defaults.timeout, defaults.log_format, defaults.metrics_port, defaults.liveness)
     assert (args.bearer_token_file, args.ca_file) == (None, None)
     assert "volumes" not in deployment["spec"]["template"]["spec"]
     assert "volumeMounts" not in container
@@ -393,11 +396,16 @@ def test_a_lease_shorter_than_three_ticks_is_refused(chart: Chart, lease: int, t
 
 
 @pytest.mark.parametrize(("lease", "tick"), [(30, 10), (3, 1), (300, 100)])
-def test_a_lease_of_three_ticks_or_more_is_accepted_as_the_operator_accepts_it(chart: Chart, lease: int,
-                                                                                 tick: float) -> None:
+def test_a_lease_of_three_ticks_or_more_is_accepted_as_the_operator_accepts_it(
+        chart: Chart, lease: int, tick: float, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     values = {**ELECTION, "leaderElection": {"enabled": True, "leaseDurationSeconds": lease}, "tickSeconds": tick}
-    args = build_parser().parse_args(_container(_documents(chart, values))["args"])
-    assert 3 * args.tick <= args.lease_duration == lease <= 300  # what `perfpilot run` checks before it starts
+    args = _container(_documents(chart, values))["args"]
+    assert build_parser().parse_args(args).lease_duration == lease
+    # `perfpilot run` itself checks every flag before it connects: the first thing it refuses is the kubeconfig
+    # that is not there, so it took the lease and the tick.
+    missing = tmp_path / "kubeconfig"
+    assert main([*args, "--kubeconfig", str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == f"perfpilot run: kubeconfig {missing}: no such file"
 
 
 def test_the_election_is_off_when_leader_election_is_disabled_even_with_its_duration_set(chart: Chart) -> None:

@@ -57,10 +57,15 @@ def test_bad_election_and_metrics_flags_are_refused_naming_them(args: list[str],
     assert capsys.readouterr().err.strip() == message
 
 
-def test_under_leader_election_an_api_call_ends_before_another_replica_may_take_over() -> None:
-    lease = LeaseSettings(namespace="perfpilot", identity="a", duration_seconds=30)
-    # A write sent just before the renew deadline (20 s) ends by 30 s, when the others may take the Lease.
-    assert lease.renew_deadline_seconds + compute_request_timeout_seconds(lease) <= lease.duration_seconds
+@pytest.mark.parametrize(("duration_seconds", "timeout_seconds"), [(300, REQUEST_TIMEOUT_SECONDS), (15, 5.0),
+                                                                  (3, 1.0)])
+def test_under_leader_election_an_api_call_ends_before_another_replica_may_take_over(
+        duration_seconds: int, timeout_seconds: float) -> None:
+    lease = LeaseSettings(namespace="perfpilot", identity="a", duration_seconds=duration_seconds)
+    # A write sent just before the renew deadline (two thirds) ends by the Lease's end, when others may take it;
+    # a long Lease keeps the usual timeout.
+    assert compute_request_timeout_seconds(lease) == pytest.approx(timeout_seconds)
+    assert lease.renew_deadline_seconds + compute_request_timeout_seconds(lease) <= lease.duration_seconds + 1e-9
     assert compute_request_timeout_seconds(None) == REQUEST_TIMEOUT_SECONDS
 
 

@@ -27,6 +27,7 @@ from shop_scenario import (
 
 from perfpilot.actuate.kube import FIELD_MANAGER, KubeApi
 from perfpilot.api.status import PoolSize
+from perfpilot.observe.instrumentation import PROMQL_QUERIES
 
 pytestmark = pytest.mark.integration
 
@@ -169,13 +170,27 @@ def test_of_two_profiles_on_one_workload_the_newer_waits_with_conflict(
     assert "zz-old (older)" in newer_status["recommendation"]["reason"]
 
 
+def _queries_sent(url: str) -> float:
+    """PromQL queries the reader has sent to ``url`` in this process (its own counter, every outcome)."""
+    return sum(sample.value for metric in PROMQL_QUERIES.collect() for sample in metric.samples
+               if sample.name.endswith("_total") and sample.labels.get("prometheus") == url)
+
+
 def test_a_missing_workload_is_reported_and_nothing_is_read_or_written(
     kube: EmulatedCluster, scenario_prometheus: PrometheusServer
 ) -> None:
     profile = profile_named()
     profile["spec"]["targetRef"] = {"kind": "Deployment", "name": "checkout"}
     seed(kube, profile)
+    queries_before = _queries_sent(scenario_prometheus.url)
+    first = len(list(kube.emulator))
     [outcome] = run_shop_cycle(kube, scenario_prometheus.url)
+    assert _queries_sent(scenario_prometheus.url) == queries_before  # nothing read from Prometheus
+    # From the API: the profiles, the missing workload; then only the profile's status is written.
+    asked = [(str(r.method).rsplit(".", 1)[-1].upper(), r.url.path) for r in list(kube.emulator)[first:]]
+    assert [path for method, path in asked if method != "GET"] == [
+        "/apis/perfpilot.io/v1alpha1/namespaces/shop/performanceprofiles/api/status"]
+    assert not any("configmaps" in path or "horizontalpodautoscalers" in path for _, path in asked)
     status = status_of(kube)
     assert conditions(status)["TargetFound"] == "False"
     assert "no Deployment named checkout in namespace shop" in status["recommendation"]["reason"]
