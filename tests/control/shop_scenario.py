@@ -15,7 +15,8 @@ from prom_scenarios import AT_SECONDS
 
 from perfpilot.actuate.kube import KubeApi
 from perfpilot.api.status import PoolSize
-from perfpilot.control.cycle import ProfileOutcome, run_cycle
+from perfpilot.control.cycle import ProfileOutcome
+from perfpilot.control.loop import LoopSettings, run_tick
 from perfpilot.observe.reader import PrometheusSettings
 from perfpilot.observe.workload import parse_pgbouncer_ini
 
@@ -69,12 +70,11 @@ def events(kube: EmulatedCluster) -> list[dict[str, Any]]:
     return items
 
 
-def run_shop_cycle(kube: EmulatedCluster, prometheus_url: str, *, now: datetime = AT,
-                   api: KubeApi | None = None) -> list[ProfileOutcome]:
-    """One cycle over every profile on the emulated cluster, as a tick of the operator runs it."""
-    api = api or KubeApi(kube.api)
-    return run_cycle(api, api.fetch_objects("PerformanceProfile", None), now=now,
-                     settings=PrometheusSettings(url=prometheus_url))
+def run_shop_cycle(kube: EmulatedCluster, prometheus_url: str, *, now: datetime = AT, api: KubeApi | None = None,
+                   namespaces: tuple[str, ...] = ()) -> list[ProfileOutcome]:
+    """One tick of the operator's loop (``run_tick``) over the profiles of ``namespaces`` (default: every one)."""
+    settings = LoopSettings(prometheus=PrometheusSettings(url=prometheus_url), namespaces=namespaces)
+    return run_tick(api or KubeApi(kube.api), settings, now=now)
 
 
 def invoices_objects(*, cpu_target_percent: int) -> list[dict[str, Any]]:

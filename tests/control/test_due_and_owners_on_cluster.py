@@ -14,6 +14,7 @@ from shop_scenario import (
     AT,
     BEFORE,
     conditions,
+    invoices_objects,
     pool,
     profile_named,
     run_shop_cycle,
@@ -103,3 +104,24 @@ def test_a_state_that_cannot_be_read_holds_the_profile_and_is_kept_for_mending(
     assert run_shop_cycle(kube, scenario_prometheus.url, now=AT + timedelta(seconds=10)) == []  # held, not due
     assert _version(kube, "api") == version
     assert pool(kube) == BEFORE
+
+
+def test_only_the_watched_namespaces_profiles_are_evaluated(
+    kube: EmulatedCluster, scenario_prometheus: PrometheusServer
+) -> None:
+    seed(kube, profile_named())
+    for document in invoices_objects(cpu_target_percent=70):
+        kube.create(document)
+    invoices = profile_named("invoices", mode="Recommend")
+    invoices["metadata"]["namespace"] = "billing"
+    invoices["spec"]["targetRef"] = {"kind": "Deployment", "name": "invoices"}
+    del invoices["spec"]["pool"]
+    kube.create(invoices)
+
+    outcomes = run_shop_cycle(kube, scenario_prometheus.url, namespaces=("shop",))
+
+    assert [(outcome.namespace, outcome.name) for outcome in outcomes] == [("shop", "api")]
+    assert "status" not in kube.get("perfpilot.io/v1alpha1", "PerformanceProfile", "invoices", "billing")
+    # Every namespace watched: billing's profile is evaluated too (shop's, evaluated just now, is not due).
+    assert [(o.namespace, o.name) for o in run_shop_cycle(kube, scenario_prometheus.url)] == [
+        ("billing", "invoices")]
