@@ -188,9 +188,10 @@ def test_with_watched_namespaces_the_admin_console_reads_secrets_only_there(char
                    for d in _documents(chart, {**values, "pool": {"configMaps": True}}))
 
 
-def test_the_admin_console_without_configmap_pools_is_refused(chart: Chart) -> None:
+@pytest.mark.parametrize("rbac_create", [True, False])
+def test_the_admin_console_without_configmap_pools_is_refused(chart: Chart, rbac_create: bool) -> None:
     with pytest.raises(helm_python.HelmRenderError, match=re.escape("pool.adminConsole needs pool.configMaps")):
-        _rendered(chart, {"pool": {"adminConsole": True}})
+        _rendered(chart, {"pool": {"adminConsole": True}, "rbac": {"create": rbac_create}})
 
 
 KEDA_RULES = {("keda.sh", "scaledobjects", "get"), ("keda.sh", "scaledobjects", "patch")}
@@ -422,6 +423,18 @@ def test_the_notes_warn_when_prometheus_url_is_empty(chart: Chart) -> None:
     assert "WARNING: prometheus.url is empty" in notes({})
     assert "WARNING" not in notes({"prometheus": {"url": "http://prometheus:9090"}, "pool": {"configMaps": True}})
     assert "kubectl get pp" in notes({})
+
+
+@pytest.mark.parametrize(("pool", "held"), [
+    ({}, ["pool.configMaps=true", "pool.cnpgPoolers=true"]),
+    ({"configMaps": True}, ["pool.cnpgPoolers=true"]),
+    ({"cnpgPoolers": True}, ["pool.configMaps=true"]),
+    ({"configMaps": True, "cnpgPoolers": True}, []),
+])
+def test_the_notes_say_which_pools_are_held_until_their_option_is_on(chart: Chart, pool: dict[str, bool],
+                                                                    held: list[str]) -> None:
+    text = next(text for source, text in _rendered(chart, {"pool": pool}).items() if source.endswith("NOTES.txt"))
+    assert [option for option in ("pool.configMaps=true", "pool.cnpgPoolers=true") if option in text] == held
 
 
 # Helm checks values.schema.json when it renders (helm install, upgrade, template) and when it lints.
