@@ -17,7 +17,8 @@ must come back unknown:
   (3x) and its pooler's connections in use (+20 per pod) spike for two scrapes between two 60 s steps at
   minute 20, which only a peak reading every scrape sees.
 - ``ledger/books`` with two pgBouncer workloads serving its database from one ConfigMap, the second from
-  minute 30.
+  minute 30, both at pool size 6; shop's two pgBouncer pods serve 10, the second only since a reload at
+  minute 50 (8 before).
 - ``orders/cart`` whose app container restarts in both pods (the app's counters and cAdvisor's start again
   from 0): in one the same series resets at minute 40, in the other cAdvisor shows the new container under a
   new ``id`` at minute 44 (a new series beside the old one, which is no longer scraped).
@@ -145,10 +146,15 @@ class Pooler:
     client_waiting_per_pod: Callable[[int], float]
     max_wait_seconds: Callable[[int], float]
     starts_at_minute: int = 0  # scraped from then on
+    # The pool size each pod serves for database app (SHOW DATABASES; "reporting" is served at 3), by pod
+    # name, as the prometheus-community exporter labels it: the database's name in ``name``, the server-side
+    # one in ``database``. None: not exported (CloudNativePG's poolers here).
+    pool_size_served: Callable[[str, int], float] | None = None
 
 
 COMMUNITY_NAMES = ("pgbouncer_pools_server_active_connections", "pgbouncer_pools_client_waiting_connections",
                    "pgbouncer_pools_client_maxwait_seconds")
+POOL_SIZE_SERVED = "pgbouncer_databases_pool_size"
 CNPG_NAMES = ("cnpg_pgbouncer_pools_sv_active", "cnpg_pgbouncer_pools_cl_waiting", "cnpg_pgbouncer_pools_maxwait")
 
 POOLERS = [
@@ -156,7 +162,9 @@ POOLERS = [
     Pooler("shop", ["pgbouncer-6c8d9f7b5-k2j4m", "pgbouncer-6c8d9f7b5-p9x8z"], COMMUNITY_NAMES, None,
            server_active_per_pod=lambda t: 10.0 if minute(t) >= 40 else 8.0,
            client_waiting_per_pod=lambda t: float(max(0, minute(t) - 40)) / 2,
-           max_wait_seconds=lambda t: 0.05 * max(0, minute(t) - 40)),
+           max_wait_seconds=lambda t: 0.05 * max(0, minute(t) - 40),
+           # The first pod serves 10; the second served 8 until it was reloaded at minute 50.
+           pool_size_served=lambda pod, t: 8.0 if pod.endswith("p9x8z") and minute(t) < 50 else 10.0),
     Pooler("analytics", ["warehouse-6d7f8c9b5-z9z8x"], CNPG_NAMES, "cnpg_pgbouncer_pools_maxwait_us",
            server_active_per_pod=lambda t: 3.0 + (minute(t) % 3) + (20.0 if between_steps_spike(t) else 0.0),
            client_waiting_per_pod=lambda t: 0.0,
@@ -165,10 +173,11 @@ POOLERS = [
     # one's, and its history is the longer-watched one's (the second joined at minute 30), not the two added.
     Pooler("ledger", ["pgbouncer-a-5d6f7b8c9-q2w4x"], COMMUNITY_NAMES, None,
            server_active_per_pod=lambda t: 5.0, client_waiting_per_pod=lambda t: 0.0,
-           max_wait_seconds=lambda t: 1.0),
+           max_wait_seconds=lambda t: 1.0, pool_size_served=lambda pod, t: 6.0),
     Pooler("ledger", ["pgbouncer-b-7d8c9f6b5-h4j5k"], COMMUNITY_NAMES, None,
            server_active_per_pod=lambda t: 2.0, client_waiting_per_pod=lambda t: 1.0,
-           max_wait_seconds=lambda t: 4.0 if minute(t) >= 55 else 0.0, starts_at_minute=30),
+           max_wait_seconds=lambda t: 4.0 if minute(t) >= 55 else 0.0, starts_at_minute=30,
+           pool_size_served=lambda pod, t: 6.0),
     # Another Pooler of the same cluster in the same namespace (read-only replicas): a profile naming
     # `warehouse` counts none of its connections.
     Pooler("analytics", ["warehouse-ro-5c6d7f8b9-x2x4z"], CNPG_NAMES, "cnpg_pgbouncer_pools_maxwait_us",
@@ -264,6 +273,10 @@ def _write_pooler(writer: OpenMetricsWriter, pooler: Pooler) -> None:
                     writer.gauge(wait_name, labels, at_seconds=t, value=float(math.floor(wait)))
                     writer.gauge(pooler.maxwait_us, labels, at_seconds=t,
                                  value=round((wait - math.floor(wait)) * 1e6))
+                if pooler.pool_size_served is not None:
+                    served = pooler.pool_size_served(pod, t) if database == "app" else 3.0
+                    writer.gauge(POOL_SIZE_SERVED, {"namespace": pooler.namespace, "pod": pod, "name": database,
+                                                    "database": f"{database}_db"}, at_seconds=t, value=served)
 
 
 def build_cluster() -> OpenMetricsWriter:

@@ -20,7 +20,8 @@ timestamps) the simulator computes its own ``Observations`` from:
   names, renamed to the workload's preset (``observe.presets``) and labelled ``namespace``, ``pod`` (the
   pooler's), ``database``, ``user``. CloudNativePG's oldest wait is split here into whole seconds plus the
   microseconds beyond them, as pgBouncer's SHOW POOLS gives it: the one value the files do not hold
-  exactly (to half a microsecond).
+  exactly (to half a microsecond). The pool size served (SHOW DATABASES) names the database in the preset's
+  ``pool_size_database_label``, with the server-side database in ``database`` beside it.
 
 The model's pod names (``api-<template>-<serial>``) are not Kubernetes names: the reader's ``pod`` ->
 ``workload`` mapping reads ``api-0-3`` as StatefulSet ``api-0``. Each pod is therefore written as
@@ -179,5 +180,12 @@ def _copy_pool(workload: SimWorkload, sample: ScrapedSample, writer: OpenMetrics
             writer.gauge(names.max_wait_seconds, labels, at_seconds=at_seconds, value=float(whole))
             writer.gauge(names.max_wait_microseconds_part, labels, at_seconds=at_seconds,
                          value=float(round((sample.value - whole) * 1e6)))
+    elif sample.metric == POOL_NAMES.pool_size:
+        # SHOW DATABASES' series: no user; the database's name where the preset's exporter keeps it, and the
+        # server-side database in `database` when that is another label.
+        named = {"namespace": workload.namespace, "pod": _pooler_pod(workload), names.pool_size_database_label: "app"}
+        if names.pool_size_database_label != "database":
+            named["database"] = "app_db"
+        writer.gauge(names.pool_size, named, at_seconds=at_seconds, value=sample.value)
     else:
         raise ValueError(f"the simulator scraped a sample this writer does not know: {sample}")

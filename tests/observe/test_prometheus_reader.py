@@ -25,6 +25,7 @@ from prom_scenarios import (
     POOLERS,
     REQUESTS_TOTAL,
     SPIKE_SECONDS,
+    START_SECONDS,
     WORKLOADS,
     Workload,
     workload_named,
@@ -294,6 +295,30 @@ def test_pool_signals_read_back_matches_what_the_exporter_wrote(
         t: _pool_expected(cluster, wait_names, namespace, t, max, pooler=pooler) for t in STEPS})
 
 
+@pytest.mark.parametrize(("profile", "expected"), [
+    # The second pod served 8 until its reload at minute 50: the smallest is 8 before, 10 after.
+    (("shop", "api"), (lambda t: 8.0 if t < START_SECONDS + 50 * 60 else 10.0, lambda t: 10.0)),
+    # Two pgBouncer workloads, both at 6 (the second from minute 30).
+    (("ledger", "books"), (lambda t: 6.0, lambda t: 6.0)),
+])
+def test_the_pool_size_served_is_read_by_the_database_name_clients_use_over_every_pooler_pod(
+    observed: dict[ProfileKey, Observations], profile: tuple[str, str],
+    expected: tuple[Callable[[int], float], Callable[[int], float]],
+) -> None:
+    # prometheus-community's exporter names the database in `name`; its `database` label is the server's
+    # (app_db), and `reporting`, served at 3, must not count.
+    observations = observed[profile]
+    smallest, largest = expected
+    assert_matches(observations.pool_served_size_min, {t: smallest(t) for t in STEPS})
+    assert_matches(observations.pool_served_size_max, {t: largest(t) for t in STEPS})
+
+
+def test_a_pooler_without_the_pool_size_series_reads_as_unknown(observed: dict[ProfileKey, Observations]) -> None:
+    reports = observed[("analytics", "reports")]
+    for reading in (reports.pool_served_size_min, reports.pool_served_size_max):
+        assert isinstance(reading, Unknown) and reading.reason.startswith("no series for pool analytics/warehouse")
+
+
 def test_the_scenarios_read_back_as_their_story(observed: dict[ProfileKey, Observations]) -> None:
     def series(namespace: str, name: str, field: str) -> Series:
         found = getattr(observed[(namespace, name)], field)
@@ -397,7 +422,8 @@ def test_one_cycle_for_many_profiles_issues_as_many_queries_as_for_one(prometheu
     result = fetch_observations(many, at=AT, settings=settings)
     for_many = queries_sent(prometheus.url) - before - for_one
 
-    assert for_one == 21  # 3 application + 4 container + 3 pool signals, 2 + 2 + 1 peaks, 2 histories, 4 per container
+    # 3 application + 4 container + 5 pool signals, 2 + 2 + 1 peaks, 2 histories, 4 per container
+    assert for_one == 23
     assert for_many == for_one
     assert isinstance(result[("shop", "api")].request_rate_per_second, Series)
     assert result[("team-7", "svc-7")].request_rate_per_second == Unknown("no series for team-7/svc-7")
@@ -417,8 +443,8 @@ def test_profiles_with_other_metric_names_share_queries_by_shape(prometheus: Pro
     before = queries_sent(prometheus.url)
     result = fetch_observations(targets, at=AT, settings=settings)
     # 2 app shapes x (3 + 2 peaks) + (4 + 2 peaks + the CPU history + 4 per container) container
-    # + 2 pool shapes x (3 + 1 peak + the pool history)
-    assert queries_sent(prometheus.url) - before == 31
+    # + 2 pool shapes x (5 + 1 peak + the pool history)
+    assert queries_sent(prometheus.url) - before == 35
     assert result[("billing", "invoices")].latency_p95_seconds == Unknown("no series for billing/invoices")
     assert isinstance(result[("analytics", "reports")].pool_server_active, Series)
 

@@ -47,7 +47,7 @@ POOL = {"enabled": True, "pgbouncer": {"configMapRef": {"name": "pgbouncer"}}}
 def test_the_number_of_queries_does_not_grow_with_profiles() -> None:
     one = plan_queries([profile("shop", "api", pool=POOL)], SETTINGS)
     thousand = plan_queries([profile(f"ns-{i % 40}", f"svc-{i}", pool=POOL) for i in range(1000)], SETTINGS)
-    assert len(one.queries) == len(thousand.queries) == 21  # 10 signals, 5 peaks, 2 histories, 4 per container
+    assert len(one.queries) == len(thousand.queries) == 23  # 12 signals, 5 peaks, 2 histories, 4 per container
     assert [q.signal for q in one.queries] == [q.signal for q in thousand.queries]
 
 

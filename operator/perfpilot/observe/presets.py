@@ -1,7 +1,8 @@
 """Metric names of the exporters perfpilot reads, by preset — the only place these names are spelled.
 
 Pool metrics differ by exporter (see ``shared/TESTING.md``): the prometheus-community ``pgbouncer_exporter``
-and the PyPI ``prometheus-pgbouncer-exporter`` share the pool gauge names but not the pool-size one;
+and the PyPI ``prometheus-pgbouncer-exporter`` share the pool gauge names but not the pool-size one (nor the
+label naming the database on it);
 CloudNativePG's poolers export ``cnpg_pgbouncer_*`` with pgBouncer's own column names. Container metrics
 are cAdvisor's as the kubelet exposes them (``/metrics/cadvisor``), which every Kubernetes Prometheus setup
 scrapes; they are not configurable per profile because they do not vary per application.
@@ -21,11 +22,17 @@ class PoolMetricNames:
     server_active: str  # server connections linked to a client (gauge)
     client_waiting: str  # clients waiting for a server connection (gauge)
     max_wait_seconds: str  # age of the oldest waiting client, seconds (gauge)
-    pool_size: str  # configured pool size per database (only documented: the size is read from config)
+    # The pool size pgBouncer serves per database now (SHOW DATABASES' pool_size: the database's own
+    # pool_size, else default_pool_size, as last loaded or SET): a write is verified once every pooler serves it.
+    pool_size: str
     # pgBouncer's SHOW POOLS splits the oldest wait into whole seconds (maxwait) and the microseconds
     # beyond them (maxwait_us); an exporter that passes both through needs both added back together.
     max_wait_microseconds_part: str | None = None
     database_label: str = "database"
+    # The label of ``pool_size`` naming the database as clients ask pgBouncer for it (the [databases] entry).
+    # prometheus-community's exporter (and CloudNativePG's, which follows it) put that in ``name`` and the
+    # server-side database in ``database``; the PyPI exporter puts it in ``database``.
+    pool_size_database_label: str = "name"
 
 
 POOL_PRESETS: dict[PoolExporter, PoolMetricNames] = {
@@ -47,6 +54,7 @@ POOL_PRESETS: dict[PoolExporter, PoolMetricNames] = {
         client_waiting="pgbouncer_pools_client_waiting_connections",
         max_wait_seconds="pgbouncer_pools_client_maxwait_seconds",
         pool_size="pgbouncer_databases_database_pool_size",
+        pool_size_database_label="database",
     ),
 }
 

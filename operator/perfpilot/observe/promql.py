@@ -85,6 +85,8 @@ class SignalName(StrEnum):
     POOL_SERVER_ACTIVE = "pool_server_active"
     POOL_CLIENT_WAITING = "pool_client_waiting"
     POOL_MAX_WAIT = "pool_max_wait_seconds"
+    POOL_SERVED_SIZE_MIN = "pool_served_size_min"
+    POOL_SERVED_SIZE_MAX = "pool_served_size_max"
 
 
 class PeakName(StrEnum):
@@ -117,7 +119,8 @@ BY_CONTAINER = (*BY_WORKLOAD, "container")
 # the longest-watched one's, where peaks add up.
 HISTORIES = frozenset({PeakName.CPU_HISTORY, PeakName.POOL_HISTORY})
 APP_SIGNALS = (SignalName.LATENCY_P95, SignalName.REQUEST_RATE, SignalName.ERROR_RATIO)
-POOL_SIGNALS = (SignalName.POOL_SERVER_ACTIVE, SignalName.POOL_CLIENT_WAITING, SignalName.POOL_MAX_WAIT)
+POOL_SIGNALS = (SignalName.POOL_SERVER_ACTIVE, SignalName.POOL_CLIENT_WAITING, SignalName.POOL_MAX_WAIT,
+                SignalName.POOL_SERVED_SIZE_MIN, SignalName.POOL_SERVED_SIZE_MAX)
 
 Matchers = tuple[tuple[str, str], ...]  # sorted (label, value) pairs: hashable, order-independent
 
@@ -392,6 +395,18 @@ def pool_max_wait_query(shape: PoolShape, *, namespaces: Sequence[str]) -> str:
         micros = _pool_selector(shape, shape.names.max_wait_microseconds_part, namespaces)
         wait = f"({wait} + {micros} / 1000000)"
     return f"max {_by(BY_POOL)} ({with_workload(wait)})"
+
+
+def pool_served_size_query(shape: PoolShape, *, namespaces: Sequence[str], smallest: bool) -> str:
+    """The pool size pgBouncer serves, the smallest (or largest) over the pooler pods, per pooler workload and
+    database: when both equal the size written, every pod serves it (a ConfigMap's ini is served only once
+    something reloads it). The database's name moves to the ``database`` label where the exporter keeps it in
+    another (``pool_size_database_label``), so that these group like the other pool signals."""
+    series = _pool_selector(shape, shape.names.pool_size, namespaces)
+    label = shape.names.pool_size_database_label
+    if label != "database":
+        series = f'label_replace({series}, "database", "$1", {quote(label)}, "(.*)")'
+    return f"{'min' if smallest else 'max'} {_by(BY_POOL)} ({with_workload(series)})"
 
 
 # --- peaks over guardrails.peakWindow -------------------------------------------------------------------

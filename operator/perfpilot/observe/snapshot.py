@@ -5,9 +5,9 @@ shape, covering all their namespaces; ``fetch_snapshot`` runs them through a ``P
 ``Snapshot.observations`` cuts each profile's ``Observations`` out of the shared results. With every
 profile on the default metric names a cycle issues 16 queries (7 signals over the window; 4 peaks and the
 CPU history over the peak window; each container's CPU, throttling and working set, and its working-set
-peak), or 21 when any profile tunes a pool (its 3 signals, its demand peak and history), whether it has one
-profile or a thousand (11 more when some profiles' pod templates are known and others' are not: their
-container signals are counted apart).
+peak), or 23 when any profile tunes a pool (its 3 signals, the pool size served at its smallest and largest,
+its demand peak and history), whether it has one profile or a thousand (11 more when some profiles' pod
+templates are known and others' are not: their container signals are counted apart).
 
 Failures never become zeros: a query that fails makes its signal Unknown for the profiles it served
 (``"prometheus query failed: …"``); an unreachable server makes every signal of every profile on it
@@ -62,6 +62,7 @@ from perfpilot.observe.promql import (
     peak_request_rate_rise_query,
     pool_history_query,
     pool_max_wait_query,
+    pool_served_size_query,
     pool_sum_query,
     replicas_query,
     request_rate_query,
@@ -231,6 +232,8 @@ def plan_queries(profiles: Sequence[PerformanceProfile], settings: PrometheusSet
             SignalName.POOL_CLIENT_WAITING: pool_sum_query(pool_shape, pool_shape.names.client_waiting,
                                                            namespaces=ns),
             SignalName.POOL_MAX_WAIT: pool_max_wait_query(pool_shape, namespaces=ns),
+            SignalName.POOL_SERVED_SIZE_MIN: pool_served_size_query(pool_shape, namespaces=ns, smallest=True),
+            SignalName.POOL_SERVED_SIZE_MAX: pool_served_size_query(pool_shape, namespaces=ns, smallest=False),
         }
         queries.extend(PlannedQuery(s, pool_shape, q, BY_POOL) for s, q in pool_queries.items())
         demand = peak_pool_demand_query(pool_shape, namespaces=ns, peak_window_seconds=peak_window, step_seconds=step)
@@ -392,7 +395,7 @@ class Snapshot:
                 return Unknown(f"no request series of {where} carries the label(s) spec.metrics.errorMatcher "
                                f"also matches when missing ({labels}): every request would read as failed")
             return Unknown(f"no series for {where}")
-        reduce: Callable[[Iterable[float]], float] = max if signal is SignalName.POOL_MAX_WAIT else math.fsum
+        reduce = _REDUCE_POOLERS.get(signal, math.fsum)
         return to_signal(
             _combine(matching, reduce),
             at_seconds=self.at.timestamp(),
@@ -464,6 +467,15 @@ class Snapshot:
             values = _read_peak_values(series, where=f"{where} container {name}")
             peaks[name] = values if isinstance(values, Unknown) else max(values)
         return peaks
+
+
+# How the series of several pooler workloads serving one profile's database combine (the rest add up): the
+# oldest wait is the worst one, the pool size served the smallest or largest of any pod.
+_REDUCE_POOLERS: dict[SignalName, Callable[[Iterable[float]], float]] = {
+    SignalName.POOL_MAX_WAIT: max,
+    SignalName.POOL_SERVED_SIZE_MIN: min,
+    SignalName.POOL_SERVED_SIZE_MAX: max,
+}
 
 
 def _read_peak_values(series: Sequence[RangeSeries], *, where: str) -> list[float] | Unknown:

@@ -56,6 +56,8 @@ SIGNALS = (
     "pool_server_active",
     "pool_client_waiting",
     "pool_max_wait_seconds",
+    "pool_served_size_min",  # the model's one pgBouncer serves its pool size at once: both are that size
+    "pool_served_size_max",
 )
 
 
@@ -202,6 +204,7 @@ class Prometheus:
     # instant selectors only.
     _deleted_pods: dict[str, _PodSeries] = field(default_factory=dict)
     _pool: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    _pool_size_served = 0.0
     _has_limit: bool = True
     _scraped_at_seconds: float | None = None
     # The largest working set of any pod, and the largest pool connections in use and clients waiting, scraped
@@ -265,6 +268,7 @@ class Prometheus:
         self._has_limit = all(p.resources.cpu_limit_millicores for p in cluster.pods)
         self._count_requests(cluster=cluster, tick=tick, now=now)
         self._pool = (tick.pool_server_active, tick.pool_client_waiting, tick.pool_max_wait_seconds)
+        self._pool_size_served = float(cluster.pool.default_pool_size)
         self._scraped_at_seconds = now
         if cluster.pods:
             largest = max(pod.working_set_bytes for pod in cluster.pods)
@@ -321,7 +325,7 @@ class Prometheus:
         model's pod name, ``container`` is ``CONTAINER``), the latency histogram's buckets (``le``, with
         ``+Inf``), ``http_requests_total`` by ``code`` (``OK_CODE`` and ``FAILED_CODE``, the latter from 0
         on) and, with the pool enabled, the pgBouncer gauges under the prometheus-community exporter's names
-        (the oldest wait in seconds). Nothing before the first scrape."""
+        (the oldest wait in seconds) and the pool size it serves. Nothing before the first scrape."""
         at = self._scraped_at_seconds
         if at is None:
             return
@@ -345,6 +349,7 @@ class Prometheus:
             yield ScrapedSample(POOL_NAMES.server_active, {}, at, server_active)
             yield ScrapedSample(POOL_NAMES.client_waiting, {}, at, client_waiting)
             yield ScrapedSample(POOL_NAMES.max_wait_seconds, {}, at, max_wait_seconds)
+            yield ScrapedSample(POOL_NAMES.pool_size, {}, at, self._pool_size_served)
 
     def evaluate(self, now: float, *, peaks_only: bool = False) -> None:
         """Evaluate every query at ``now`` (a step of the range query) and keep the values.
@@ -402,6 +407,7 @@ class Prometheus:
             values["replicas"] = float(len(self._pods))
         if self.pool_enabled:
             values["pool_server_active"], values["pool_client_waiting"], values["pool_max_wait_seconds"] = self._pool
+            values["pool_served_size_min"] = values["pool_served_size_max"] = self._pool_size_served
         for name, value in values.items():
             if value is not None:  # an empty instant vector: no point at this step
                 self.signals[name].append((now, value))

@@ -187,6 +187,11 @@ class Observations:
     pool_client_waiting: Signal
     pool_max_wait_seconds: Signal
     live: LiveConfig
+    # The pool size pgBouncer serves for the database (the exporter's SHOW DATABASES), the smallest and the
+    # largest over the pooler pods at each step: the ConfigMap's ini is served only once something reloads it.
+    # Unknown (an exporter without the series, the simulator) leaves the ConfigMap's size taken as served.
+    pool_served_size_min: Signal = field(default_factory=_not_read)
+    pool_served_size_max: Signal = field(default_factory=_not_read)
     # Peaks over guardrails.peakWindow (a week by default), so a shrink decided at night or on a quiet day
     # still covers the busy one. Unknown (the default) blocks every shrink that needs it.
     peak_window_seconds: float = DEFAULT_PEAK_WINDOW_SECONDS
@@ -272,6 +277,8 @@ class Observations:
             pool_server_active=signal("pool_server_active"),
             pool_client_waiting=signal("pool_client_waiting"),
             pool_max_wait_seconds=signal("pool_max_wait_seconds"),
+            pool_served_size_min=signal("pool_served_size_min"),
+            pool_served_size_max=signal("pool_served_size_max"),
             peak_window_seconds=peak_window_seconds,
             peak_cpu_usage_millicores_total=peak("peak_cpu_usage_millicores_total"),
             cpu_history_seconds=peak("cpu_history_seconds"),
