@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from perfpilot.api.spec import Mode, PerformanceProfileSpec
 from perfpilot.api.status import ContainerResources, Edit, Setting, TuningState, Verdict
-from perfpilot.tuning import guardrails
+from perfpilot.tuning import guardrails, signals
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
 from perfpilot.tuning.observations import HpaLive, LiveConfig, Observations, Series, Unknown
@@ -25,9 +25,11 @@ from perfpilot.tuning.values import compute_live_value, values_equal
 from perfpilot.tuning.verify import (
     VerdictOutcome,
     compute_baseline,
+    compute_in_effect_at,
     compute_verdict_span,
     decide_emergency_rollback,
     decide_unfinished_write,
+    decide_unserved_pool,
     decide_verdict,
 )
 
@@ -240,10 +242,17 @@ def _judge_pending_change(
         return _Pending(state)
     guard = profile.guardrails
     _, verify_end = compute_verdict_span(last, profile=profile, rate_window_seconds=observations.rate_window_seconds,
-                                         thresholds=thresholds)
+                                         thresholds=thresholds,
+                                         in_effect_at=compute_in_effect_at(last, observations=observations))
     # A write that did not finish is seen at once, not after verifyFor: a change recorded before its write whose
     # values never arrived, or arrived half (its coupled edit alone).
     unfinished = decide_unfinished_write(profile, observations, last, now=now, thresholds=thresholds)
+    if unfinished is None:
+        # A pool size written but not served by every pooler pod: not yet in effect where it matters.
+        unserved = decide_unserved_pool(profile, observations, last, now=now, thresholds=thresholds)
+        if isinstance(unserved, str):
+            return _Pending(state, hold_until=verify_end, hold_why=unserved)
+        unfinished = unserved
     if unfinished is None and now < verify_end:
         return _Pending(state, hold_until=verify_end,
                         hold_why=f"verifying {last.edit.setting.value} change until {verify_end:%H:%M:%S}")
@@ -291,6 +300,20 @@ class _Gated:
     waits_for_off_peak: bool = False  # the busy hour makes it wait (the state keeps when the wait began)
 
 
+def _describe_pool_unserved(observations: Observations) -> str | None:
+    """Why the pool's configured size is not what pgBouncer serves (every pooler pod, by the exporter), or None
+    when it is, or the exporter does not say."""
+    pool = observations.live.pool
+    if pool is None:
+        return None
+    served = signals.compute_pool_served(observations, size=pool.default_pool_size)
+    if isinstance(served, Unknown) or served.since_seconds is not None:
+        return None
+    return (f"the pool is configured at size {pool.default_pool_size} but {served.describe()}: nothing has "
+            f"reloaded it (spec.pool.pgbouncer.adminSecretRef, a reload sidecar), so a new size would not be "
+            f"served either")
+
+
 def _gate_change(change: ProposedChange, *, rule: str, gate: _Gate, held: ProposedChange | None) -> _Gated:
     """Whether ``change`` (proposed by ``rule``) goes now, in the order of the guardrails that may stop it."""
     context, now, replicas = gate.context, gate.now, gate.replicas
@@ -313,6 +336,10 @@ def _gate_change(change: ProposedChange, *, rule: str, gate: _Gate, held: Propos
         # hand is the one to act on it.)
         return _Gated(note=f"{rule}: resources change not made: {held_by} (perfpilot neither deletes pods nor "
                            f"changes how a workload rolls out)")
+    unserved = _describe_pool_unserved(observations) if change.edit.setting is Setting.POOL_SIZE else None
+    if unserved is not None and context.profile.mode is Mode.AUTO:
+        # A new size would be written where nothing serves it, and its verification would judge the old pool.
+        return _Gated(note=f"{rule}: pool change not made: {unserved}")
     may_wait = resources_change_may_wait(change, observations, thresholds=thresholds)
     busy = check_rollout_at_busy_hour(context) if may_wait else None
     # The state keeps when the wait began for as long as the busy hour lasts, also when the change is held for

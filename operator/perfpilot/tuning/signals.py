@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from perfpilot.tuning.observations import LiveConfig, Observations, Series, Signal, Unknown
 
@@ -55,6 +56,44 @@ def compute_pool_utilisation_percent(observations: Observations) -> Signal:
     if not capacity:
         return Unknown("pool utilisation: no live pool configuration")
     return _scaled(observations.pool_server_active, factor=100.0 / capacity, what="pool utilisation")
+
+
+@dataclass(frozen=True)
+class PoolServed:
+    """The pool size pgBouncer serves for the database, over the pooler pods: at the latest sample, and since
+    when every pod has served ``size`` without a break (None: not every pod serves it now)."""
+
+    smallest: int
+    largest: int
+    size: int
+    since_seconds: float | None
+
+    def describe(self) -> str:
+        if self.smallest == self.largest:
+            return f"pgBouncer serves pool size {self.smallest} on every pooler pod"
+        return f"pgBouncer serves pool sizes {self.smallest} to {self.largest} over the pooler pods"
+
+
+def compute_pool_served(observations: Observations, *, size: int) -> PoolServed | Unknown:
+    """What pgBouncer serves against ``size`` (the size written), from the exporter's pool-size readings;
+    Unknown when they are not read (the ConfigMap's size is then taken as served, as it always was)."""
+    smallest, largest = observations.pool_served_size_min, observations.pool_served_size_max
+    if isinstance(smallest, Unknown):
+        return Unknown(f"pool size served: {smallest.reason}")
+    if isinstance(largest, Unknown):
+        return Unknown(f"pool size served: {largest.reason}")
+    largest_at = dict(zip(largest.timestamps_seconds, largest.values, strict=True))
+    steps = [(t, low, largest_at[t]) for t, low in zip(smallest.timestamps_seconds, smallest.values, strict=True)
+             if t in largest_at]
+    if not steps:
+        return Unknown("pool size served: the smallest and largest readings share no timestamp")
+    since: float | None = None
+    for stamp, low, high in reversed(steps):
+        if low != size or high != size:
+            break
+        since = stamp
+    _, low_now, high_now = steps[-1]
+    return PoolServed(smallest=round(low_now), largest=round(high_now), size=size, since_seconds=since)
 
 
 def compute_pool_demand_connections(observations: Observations) -> Signal:

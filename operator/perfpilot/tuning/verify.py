@@ -76,20 +76,83 @@ def compute_baseline(
 
 
 def compute_verdict_span(
-    change: ChangeRecord, *, profile: PerformanceProfileSpec, rate_window_seconds: float, thresholds: Thresholds
+    change: ChangeRecord, *, profile: PerformanceProfileSpec, rate_window_seconds: float, thresholds: Thresholds,
+    in_effect_at: datetime | None = None,
 ) -> tuple[datetime, datetime]:
     """When a change's "after" starts and when its verdict is due.
 
     After starts once the rollout has settled (the first third of ``verifyFor``) and once a sample's rate
     window lies wholly after the write; it lasts the rest of ``verifyFor``. With the defaults (15 minutes, a
     2-minute rate window) the verdict is due ``verifyFor`` after the change; a ``verifyFor`` under three rate
-    windows moves it later, so that its after-span is never empty (which would keep every change).
+    windows moves it later, so that its after-span is never empty (which would keep every change). Both count
+    from ``in_effect_at`` when it is given (``compute_in_effect_at``: a pool size pgBouncer served only later).
     """
     verify_seconds = profile.guardrails.verify_for.seconds
     settle_seconds = verify_seconds * thresholds.verify_settle_fraction
     start_seconds = max(settle_seconds, rate_window_seconds)
-    return (change.at + timedelta(seconds=start_seconds),
-            change.at + timedelta(seconds=start_seconds + verify_seconds - settle_seconds))
+    began = change.at if in_effect_at is None else max(change.at, in_effect_at)
+    return (began + timedelta(seconds=start_seconds),
+            began + timedelta(seconds=start_seconds + verify_seconds - settle_seconds))
+
+
+def _written_pool_size(change: ChangeRecord) -> int | None:
+    """The pool size a pool change wrote, or None for any other change."""
+    written = change.edit.to_value
+    if change.edit.setting is not Setting.POOL_SIZE or not isinstance(written, PoolSize):
+        return None
+    return written.default_pool_size
+
+
+def compute_in_effect_at(change: ChangeRecord, *, observations: Observations) -> datetime:
+    """When the change took effect: at its write, or, for a pool size that the exporter shows, when every pooler
+    pod began to serve it (the ini is served only once something reloads it; the after-span must not judge
+    the old pool). Served by the first reading after the write counts from the write: readings a step apart
+    cannot tell closer. A size not served now counts from the write (``decide_unserved_pool`` holds it)."""
+    size = _written_pool_size(change)
+    if size is None:
+        return change.at
+    served = signals.compute_pool_served(observations, size=size)
+    if (isinstance(served, Unknown) or served.since_seconds is None
+            or served.since_seconds <= change.at.timestamp() + observations.step_seconds):
+        return change.at
+    return datetime.fromtimestamp(served.since_seconds, tz=change.at.tzinfo)
+
+
+def decide_unserved_pool(
+    profile: PerformanceProfileSpec, observations: Observations, change: ChangeRecord, *, now: datetime,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> VerdictOutcome | str | None:
+    """For a pool-size change in effect in its ConfigMap or Pooler that not every pooler pod serves: why it waits
+    (its verification has not begun), or, once its verdict would have been due, the verdict: a size never
+    served was never verified, and would take effect unverified at the next reload or restart, so it is
+    rolled back (the ConfigMap again says what runs; the move barred), or kept with rollback off or where the
+    size before lies outside the bounds. None when served, not a pool change, or the exporter does not say.
+    """
+    size = _written_pool_size(change)
+    if size is None:
+        return None
+    served = signals.compute_pool_served(observations, size=size)
+    if isinstance(served, Unknown) or served.since_seconds is not None:
+        return None
+    _, due = compute_verdict_span(change, profile=profile, rate_window_seconds=observations.rate_window_seconds,
+                                  thresholds=thresholds)
+    unserved = f"pool size {size} written at {change.at:%H:%M:%S} but {served.describe()}"
+    if now < due:
+        return f"{unserved}: its verification begins once every pooler pod serves it (until {due:%H:%M:%S} at most)"
+    cause = (f"{unserved}, {Duration(round((now - change.at).total_seconds()))} after the write: nothing reloads it "
+             f"(spec.pool.pgbouncer.adminSecretRef, a reload sidecar); never served, so never verified")
+    if not profile.guardrails.rollback:
+        return VerdictOutcome(Verdict.INCONCLUSIVE, f"{cause}; guardrails.rollback is off: kept")
+    left = find_bounds_left(change.edit.setting, live=change.edit.to_value, new=change.edit.from_value,
+                            profile=profile)
+    if left is not None:
+        return VerdictOutcome(Verdict.INCONCLUSIVE, f"{cause}; restoring it would leave the profile's bounds: "
+                                                    f"{left}; kept")
+    reason = (f"Rollback of {change.edit.setting.value} on {change.target}: {cause}; restoring the size pgBouncer "
+              f"serves and barring the move for {thresholds.barred_cooldowns} x cooldown (doubled for each earlier "
+              f"rollback of it)")
+    return VerdictOutcome(Verdict.ROLLED_BACK, cause,
+                          rollback=compute_rollback(change, profile=profile, observations=observations, reason=reason))
 
 
 def compute_rollback(
@@ -442,13 +505,17 @@ def decide_verdict(
     - a regression with the coupled value changed by someone else (or its object gone): Inconclusive;
     - a regression: RolledBack, unless undoing it takes capacity away during a shortage, breaks the pool
       budget or leaves the profile's bounds (Inconclusive).
+
+    verifyFor counts from when the change took effect (``compute_in_effect_at``). A pool size that not every
+    pooler pod serves is the engine's to hold or roll back first (``decide_unserved_pool``).
     """
     unfinished = decide_unfinished_write(profile, observations, change, now=now, thresholds=thresholds)
     if unfinished is not None:
         return unfinished
     restored, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
     after_start, due = compute_verdict_span(change, profile=profile,
-                                            rate_window_seconds=observations.rate_window_seconds, thresholds=thresholds)
+                                            rate_window_seconds=observations.rate_window_seconds, thresholds=thresholds,
+                                            in_effect_at=compute_in_effect_at(change, observations=observations))
     start = max(after_start.timestamp(), now.timestamp() - profile.guardrails.verify_for.seconds)
     p95_after = _mean_since(observations.latency_p95_seconds, start, observations=observations, thresholds=thresholds)
     context = _RollbackContext(change=change, profile=profile, observations=observations, thresholds=thresholds,
