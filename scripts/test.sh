@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 scripts/packages.sh
 scripts/setup.sh test,sim
+scripts/exporter_venv.sh  # the PyPI pgBouncer exporter, in .venv-exporter (its pins clash with perfpilot's)
 
 .venv/bin/ruff check .
 .venv/bin/mypy

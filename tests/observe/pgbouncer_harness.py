@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,13 +88,15 @@ class PgBouncer:
 
 @contextmanager
 def running_pgbouncer(folder: Path, ini: str, *, host: str = "127.0.0.1", port: int | None = None,
-                      password: str = "") -> Iterator[PgBouncer | str]:
+                      password: str = "", client_users: Sequence[str] = ()) -> Iterator[PgBouncer | str]:
     """pgBouncer started on ``ini`` in ``folder`` (with a [databases] line for ``app`` when the ini has none),
     or its log when it refuses the file; stopped and waited for on leaving. It listens on ``host`` (any of
     127.0.0.0/8, so that several can share a port as pods do) at ``port`` (default: a free one); with a
-    ``password`` the admin user needs it (md5), else it is trusted."""
+    ``password`` the admin user needs it (md5), else it is trusted. ``client_users`` may connect too, trusted
+    (only without a ``password``): pgBouncer admits no user missing from its auth_file, even under trust."""
+    assert not (client_users and password), "client_users are trusted: no admin password with them"
     users, log = folder / "users.txt", folder / "pgbouncer.log"
-    users.write_text(f'"admin" "{password}"\n')
+    users.write_text(f'"admin" "{password}"\n' + "".join(f'"{user}" ""\n' for user in client_users))
     port = port or free_port()
     if "app =" not in ini:
         ini = "[databases]\napp = host=db\n" + ini
