@@ -29,7 +29,8 @@ def served(smallest: list[float], largest: list[float] | None = None) -> dict[st
 
 @pytest.mark.parametrize(("smallest", "largest", "expected"), [
     # Served throughout: since the first sample.
-    ([30, 30, 30], None, PoolServed(smallest=30, largest=30, size=30, since_seconds=END - 2 * STEP)),
+    ([30, 30, 30], None, PoolServed(smallest=30, largest=30, size=30, since_seconds=END - 2 * STEP,
+                                    throughout=True)),
     # Served from the second-last sample on (a reload a minute ago).
     ([20, 20, 30, 30], None, PoolServed(smallest=30, largest=30, size=30, since_seconds=END - STEP)),
     # One pod of two still on the old size: not served now.
@@ -111,7 +112,7 @@ def test_a_pool_change_never_served_by_its_verdict_is_rolled_back_and_its_move_b
     # it in unverified, so the ConfigMap goes back to what runs.
     decision = decide(b.profile(), written(**served([20.0] * b.SAMPLES)), pool_grow_pending(minutes_ago=16), b.NOW)
     assert decision.verdict is Verdict.ROLLED_BACK, decision.verdict_reason
-    assert "never served, so never verified" in decision.verdict_reason
+    assert "not served by every pooler pod by its verdict, so never verified" in decision.verdict_reason
     assert decision.change is not None and decision.change.rollback and decision.apply
     assert decision.change.edit.to_value == PoolSize(default_pool_size=20, reserve_pool_size=10)
     assert decision.barred_until is not None and decision.barred_until > b.NOW
@@ -151,3 +152,82 @@ def test_a_pool_change_served_by_the_first_reading_after_its_write_is_verified_f
     second_after = [20.0] * (b.SAMPLES - 10) + [30.0] * 10
     later = decide(b.profile(), written(**served(second_after)), state, b.NOW)
     assert "verifying pool.size change until 12:06:00" in later.reason
+
+
+def test_a_pool_change_someone_else_has_overwritten_is_not_rolled_back_as_unserved() -> None:
+    # 20 -> 30 written, then someone set 25+20 by hand (served or not): that value is theirs, so the verdict
+    # is decide_verdict's (Inconclusive, nothing rolled back), not a rollback to 20 that the writer would
+    # refuse at every evaluation (its live value is not the 30 it undoes).
+    theirs = b.observations(live=b.live(pool=PoolLive(default_pool_size=25, reserve_pool_size=20)),
+                            **served([20.0] * b.SAMPLES))
+    decision = decide(b.profile(), theirs, pool_grow_pending(minutes_ago=16), b.NOW)
+    assert decision.verdict is Verdict.INCONCLUSIVE, decision.verdict_reason
+    assert "changed by someone else" in decision.verdict_reason
+    assert decision.change is None or not decision.change.rollback
+
+
+def test_a_pool_change_served_since_before_the_window_is_judged_from_its_write() -> None:
+    # A window (10 minutes) shorter than verifyFor (15): served at every reading the window holds, so when it
+    # began is out of sight. Counted from the readings, the verdict would move on at every evaluation.
+    short = b.profile(guardrails={"window": "10m"})
+    readings = {name: Series.of([30.0] * 11, end_seconds=END, step_seconds=STEP)
+                for name in ("pool_served_size_min", "pool_served_size_max")}
+    for minutes_ago in (20, 60, 600):
+        decision = decide(short, replace(written(**readings), window_seconds=600.0),
+                          pool_grow_pending(minutes_ago=minutes_ago), b.NOW)
+        assert decision.verdict is not None, (minutes_ago, decision.reason)
+    # A write hours old with p95 above the SLO now: judged late (kept), as without the exporter's series, not
+    # rolled back on evidence that is not its own.
+    late = decide(b.profile(), written(latency_p95_seconds=b.series(0.9), **served([30.0] * b.SAMPLES)),
+                  pool_grow_pending(minutes_ago=300), b.NOW)
+    assert late.verdict is Verdict.INCONCLUSIVE and "judged" in late.verdict_reason, late.verdict_reason
+
+
+def shrink_pending(*, minutes_ago: float = 16) -> TuningState:
+    return TuningState(last_change=ChangeRecord(
+        at=b.NOW - b.minutes(minutes_ago), target="ConfigMap/pgbouncer", setting=Setting.POOL_SIZE,
+        from_value=PoolSize(default_pool_size=30, reserve_pool_size=20),
+        to_value=PoolSize(default_pool_size=20, reserve_pool_size=10),
+        baseline=Baseline(p95_latency_seconds=0.35, error_ratio=0.001, request_rate_per_second=100)))
+
+
+def shrunk(*, pooler_replicas: int, **readings: Series) -> Observations:
+    return b.observations(live=b.live(pool=PoolLive(default_pool_size=20, reserve_pool_size=10,
+                                                    pooler_replicas=pooler_replicas)), **readings)
+
+
+@pytest.mark.parametrize("smallest", [30.0, 20.0])  # no pod serves the shrink; some pod does
+def test_an_unserved_pool_change_is_not_rolled_back_past_the_server_connection_budget(smallest: float) -> None:
+    # A shrink 30+20 -> 20+10 never served everywhere; the pooler scaled to 4 replicas since: restoring 30+20
+    # would be 200 server connections against a budget of 160.
+    profile = b.profile(pool={"maxServerConnections": 160, "size": {"min": 5, "max": 100}})
+    readings = served([smallest] * b.SAMPLES, [30.0] * b.SAMPLES)
+    decision = decide(profile, shrunk(pooler_replicas=4, **readings), shrink_pending(), b.NOW)
+    assert decision.verdict is Verdict.INCONCLUSIVE, decision.verdict_reason
+    assert "maxServerConnections 160" in decision.verdict_reason
+    assert decision.change is None or not decision.change.rollback
+    # On 3 replicas (150) it fits, and goes back.
+    fits = decide(profile, shrunk(pooler_replicas=3, **readings), shrink_pending(), b.NOW)
+    assert fits.verdict is Verdict.ROLLED_BACK and fits.change is not None and fits.change.rollback
+
+
+def test_an_unserved_pool_change_whose_previous_size_is_outside_the_bounds_is_kept() -> None:
+    # The size before (30) was hand-set above today's bounds (max 25): no write leaves them, a rollback's
+    # included.
+    profile = b.profile(pool={"size": {"min": 5, "max": 25}})
+    decision = decide(profile, shrunk(pooler_replicas=1, **served([30.0] * b.SAMPLES)), shrink_pending(), b.NOW)
+    assert decision.verdict is Verdict.INCONCLUSIVE and "bounds" in decision.verdict_reason, decision.verdict_reason
+
+
+def test_an_emergency_does_not_spend_its_move_undoing_a_pool_cut_no_pod_serves() -> None:
+    # The shrink 8 minutes ago is served nowhere (every pod still at 30): undoing it gives nothing back, so the
+    # emergency makes its own move at once.
+    state = shrink_pending(minutes_ago=8)
+    emergency = shrunk(pooler_replicas=1, latency_p95_seconds=b.series(1.2), **served([30.0] * b.SAMPLES))
+    decision = decide(b.profile(), emergency, state, b.NOW)
+    assert decision.change is not None and decision.change.emergency and not decision.change.rollback, (
+        decision.reason)
+    # Served, the cut is undone first.
+    undone = decide(b.profile(), shrunk(pooler_replicas=1, latency_p95_seconds=b.series(1.2),
+                                        **served([20.0] * b.SAMPLES)), state, b.NOW)
+    assert undone.change is not None and undone.change.rollback, undone.reason

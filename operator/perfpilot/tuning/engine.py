@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from perfpilot.api.spec import Mode, PerformanceProfileSpec
-from perfpilot.api.status import ContainerResources, Edit, Setting, TuningState, Verdict
+from perfpilot.api.status import ContainerResources, Edit, PoolSize, Setting, TuningState, Verdict
 from perfpilot.tuning import guardrails, signals
 from perfpilot.tuning.classify import compute_classification_detail
 from perfpilot.tuning.decision import Decision, ProposedChange
@@ -196,6 +196,10 @@ def _undo_pending_cut(
     if last.edit.setting is Setting.RESOURCES and not guardrails.raises_pod_cpu(
             Edit(setting=last.edit.setting, from_value=last.edit.to_value, to_value=last.edit.from_value)):
         return None
+    if last.edit.setting is Setting.POOL_SIZE and isinstance(last.edit.to_value, PoolSize):
+        served = signals.compute_pool_served(observations, size=last.edit.to_value.default_pool_size)
+        if not isinstance(served, Unknown) and not served.by_some_pod:
+            return None  # a cut no pooler pod serves: undoing it gives nothing back, and would delay the emergency
     return decide_emergency_rollback(
         profile, observations, last, now=now, thresholds=context.thresholds,
         cause=f"an SLO emergency came during its verification ({emergency.reason}); the cut is undone first",

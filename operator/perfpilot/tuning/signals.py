@@ -61,12 +61,19 @@ def compute_pool_utilisation_percent(observations: Observations) -> Signal:
 @dataclass(frozen=True)
 class PoolServed:
     """The pool size pgBouncer serves for the database, over the pooler pods: at the latest sample, and since
-    when every pod has served ``size`` without a break (None: not every pod serves it now)."""
+    when every pod has served ``size`` without a break (None: not every pod serves it now), that run starting
+    at the first reading or not (``throughout``: it may have begun before the readings reach back)."""
 
     smallest: int
     largest: int
     size: int
     since_seconds: float | None
+    throughout: bool = False
+
+    @property
+    def by_some_pod(self) -> bool:
+        """Whether some pod may serve ``size`` now (it lies between the smallest and the largest served)."""
+        return self.smallest <= self.size <= self.largest
 
     def describe(self) -> str:
         if self.smallest == self.largest:
@@ -88,12 +95,15 @@ def compute_pool_served(observations: Observations, *, size: int) -> PoolServed 
     if not steps:
         return Unknown("pool size served: the smallest and largest readings share no timestamp")
     since: float | None = None
+    throughout = True
     for stamp, low, high in reversed(steps):
         if low != size or high != size:
+            throughout = False
             break
         since = stamp
     _, low_now, high_now = steps[-1]
-    return PoolServed(smallest=round(low_now), largest=round(high_now), size=size, since_seconds=since)
+    return PoolServed(smallest=round(low_now), largest=round(high_now), size=size, since_seconds=since,
+                      throughout=since is not None and throughout)
 
 
 def compute_pool_demand_connections(observations: Observations) -> Signal:

@@ -107,12 +107,14 @@ def compute_in_effect_at(change: ChangeRecord, *, observations: Observations) ->
     """When the change took effect: at its write, or, for a pool size that the exporter shows, when every pooler
     pod began to serve it (the ini is served only once something reloads it; the after-span must not judge
     the old pool). Served by the first reading after the write counts from the write: readings a step apart
-    cannot tell closer. A size not served now counts from the write (``decide_unserved_pool`` holds it)."""
+    cannot tell closer. So does a size served since the first reading the window holds: when it began is out
+    of sight, and a write older than the window would otherwise seem to take effect anew at every evaluation.
+    A size not served now counts from the write (``decide_unserved_pool`` holds it)."""
     size = _written_pool_size(change)
     if size is None:
         return change.at
     served = signals.compute_pool_served(observations, size=size)
-    if (isinstance(served, Unknown) or served.since_seconds is None
+    if (isinstance(served, Unknown) or served.since_seconds is None or served.throughout
             or served.since_seconds <= change.at.timestamp() + observations.step_seconds):
         return change.at
     return datetime.fromtimestamp(served.since_seconds, tz=change.at.tzinfo)
@@ -122,11 +124,14 @@ def decide_unserved_pool(
     profile: PerformanceProfileSpec, observations: Observations, change: ChangeRecord, *, now: datetime,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> VerdictOutcome | str | None:
-    """For a pool-size change in effect in its ConfigMap or Pooler that not every pooler pod serves: why it waits
-    (its verification has not begun), or, once its verdict would have been due, the verdict: a size never
-    served was never verified, and would take effect unverified at the next reload or restart, so it is
-    rolled back (the ConfigMap again says what runs; the move barred), or kept with rollback off or where the
-    size before lies outside the bounds. None when served, not a pool change, or the exporter does not say.
+    """For a pool-size change still in its ConfigMap or Pooler (someone else's value, or the object gone, is
+    ``decide_verdict``'s) that not every pooler pod serves: why it waits (its verification has not begun), or,
+    once its verdict would have been due, the verdict. A size not served by every pod by then was never
+    verified, and a reload or restart would bring it in unverified: it is rolled back, so that the
+    configuration again says what runs, the move barred. Where no pod serves it, undoing it takes nothing
+    from what is served, so no shortage keeps it; where some may, it is undone as any rollback is. Either way
+    a restore past the server-connection budget or the profile's bounds is not written (Inconclusive, kept),
+    nor one with rollback off. None when served, not a pool change, or the exporter does not say.
     """
     size = _written_pool_size(change)
     if size is None:
@@ -134,23 +139,34 @@ def decide_unserved_pool(
     served = signals.compute_pool_served(observations, size=size)
     if isinstance(served, Unknown) or served.since_seconds is not None:
         return None
+    _, in_effect, foreign = compute_restored_edits(change, profile=profile, live=observations.live)
+    if foreign is not None or change.edit not in in_effect:
+        return None
     _, due = compute_verdict_span(change, profile=profile, rate_window_seconds=observations.rate_window_seconds,
                                   thresholds=thresholds)
     unserved = f"pool size {size} written at {change.at:%H:%M:%S} but {served.describe()}"
     if now < due:
         return f"{unserved}: its verification begins once every pooler pod serves it (until {due:%H:%M:%S} at most)"
     cause = (f"{unserved}, {Duration(round((now - change.at).total_seconds()))} after the write: nothing reloads it "
-             f"(spec.pool.pgbouncer.adminSecretRef, a reload sidecar); never served, so never verified")
+             f"on every pod (spec.pool.pgbouncer.adminSecretRef, a reload sidecar); not served by every pooler pod "
+             f"by its verdict, so never verified")
     if not profile.guardrails.rollback:
         return VerdictOutcome(Verdict.INCONCLUSIVE, f"{cause}; guardrails.rollback is off: kept")
+    context = _recent_rollback_context(change, profile=profile, observations=observations, thresholds=thresholds,
+                                       in_effect=in_effect, now=now)
+    if served.by_some_pod:
+        return _roll_back(context, cause=cause)
+    over_budget = _find_pool_over_budget(context)
+    if over_budget is not None:
+        return VerdictOutcome(Verdict.INCONCLUSIVE, f"{cause}; but {over_budget}: kept")
     left = find_bounds_left(change.edit.setting, live=change.edit.to_value, new=change.edit.from_value,
                             profile=profile)
     if left is not None:
         return VerdictOutcome(Verdict.INCONCLUSIVE, f"{cause}; restoring it would leave the profile's bounds: "
                                                     f"{left}; kept")
-    reason = (f"Rollback of {change.edit.setting.value} on {change.target}: {cause}; restoring the size pgBouncer "
-              f"serves and barring the move for {thresholds.barred_cooldowns} x cooldown (doubled for each earlier "
-              f"rollback of it)")
+    reason = (f"Rollback of {change.edit.setting.value} on {change.target}: {cause}; restoring the previous value "
+              f"(no pooler pod serves the one written) and barring the move for {thresholds.barred_cooldowns} x "
+              f"cooldown (doubled for each earlier rollback of it)")
     return VerdictOutcome(Verdict.ROLLED_BACK, cause,
                           rollback=compute_rollback(change, profile=profile, observations=observations, reason=reason))
 
