@@ -17,8 +17,9 @@ must come back unknown:
   (3x) and its pooler's connections in use (+20 per pod) spike for two scrapes between two 60 s steps at
   minute 20, which only a peak reading every scrape sees.
 - ``ledger/books`` with two pgBouncer workloads serving its database from one ConfigMap, the second from
-  minute 30, both at pool size 6; shop's two pgBouncer pods serve 10, the second only since a reload at
-  minute 50 (8 before).
+  minute 30, serving pool sizes 6 and 7; a third pgBouncer of the namespace (another ConfigMap's) serves the
+  same database at 3, and exports only its pool size. shop's two pgBouncer pods serve 10, the second only
+  since a reload at minute 50 (8 before).
 - ``orders/cart`` whose app container restarts in both pods (the app's counters and cAdvisor's start again
   from 0): in one the same series resets at minute 40, in the other cAdvisor shows the new container under a
   new ``id`` at minute 44 (a new series beside the old one, which is no longer scraped).
@@ -32,6 +33,7 @@ writes one block, and the evaluation time is the hour's end.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,7 +179,7 @@ POOLERS = [
     Pooler("ledger", ["pgbouncer-b-7d8c9f6b5-h4j5k"], COMMUNITY_NAMES, None,
            server_active_per_pod=lambda t: 2.0, client_waiting_per_pod=lambda t: 1.0,
            max_wait_seconds=lambda t: 4.0 if minute(t) >= 55 else 0.0, starts_at_minute=30,
-           pool_size_served=lambda pod, t: 6.0),
+           pool_size_served=lambda pod, t: 7.0),
     # Another Pooler of the same cluster in the same namespace (read-only replicas): a profile naming
     # `warehouse` counts none of its connections.
     Pooler("analytics", ["warehouse-ro-5c6d7f8b9-x2x4z"], CNPG_NAMES, "cnpg_pgbouncer_pools_maxwait_us",
@@ -279,12 +281,21 @@ def _write_pooler(writer: OpenMetricsWriter, pooler: Pooler) -> None:
                                                     "database": f"{database}_db"}, at_seconds=t, value=served)
 
 
-def build_cluster() -> OpenMetricsWriter:
+# Another pgBouncer of ledger's namespace, on its own ConfigMap, serving database app at pool size 3.
+LEDGER_OTHER_POOLER_POD = "pgbouncer-ro-6f7d8c9b5-t5v6w"
+
+
+def build_cluster(*, pool_size_served: bool = True) -> OpenMetricsWriter:
+    """The hour; without ``pool_size_served`` the pgBouncers export no pool size (as an exporter without the
+    series: the configured pool is then taken as served)."""
     writer = OpenMetricsWriter()
     for workload in WORKLOADS:
         _write_workload(writer, workload)
     for pooler in POOLERS:
-        _write_pooler(writer, pooler)
+        _write_pooler(writer, pooler if pool_size_served else dataclasses.replace(pooler, pool_size_served=None))
+    for t in range(START_SECONDS, AT_SECONDS + 1, SCRAPE_SECONDS) if pool_size_served else ():
+        writer.gauge(POOL_SIZE_SERVED, {"namespace": "ledger", "pod": LEDGER_OTHER_POOLER_POD, "name": "app",
+                                        "database": "app_db"}, at_seconds=t, value=3.0)
     return writer
 
 

@@ -53,7 +53,7 @@ from perfpilot.observe.snapshot import (
     fetch_observations,
     unreachable_reason,
 )
-from perfpilot.tuning.observations import RISE_SPAN_SECONDS, LiveConfig, Observations, Series, Unknown
+from perfpilot.tuning.observations import RISE_SPAN_SECONDS, LiveConfig, Observations, PoolLive, Series, Unknown
 
 pytestmark = pytest.mark.integration
 
@@ -298,8 +298,9 @@ def test_pool_signals_read_back_matches_what_the_exporter_wrote(
 @pytest.mark.parametrize(("profile", "expected"), [
     # The second pod served 8 until its reload at minute 50: the smallest is 8 before, 10 after.
     (("shop", "api"), (lambda t: 8.0 if t < START_SECONDS + 50 * 60 else 10.0, lambda t: 10.0)),
-    # Two pgBouncer workloads, both at 6 (the second from minute 30).
-    (("ledger", "books"), (lambda t: 6.0, lambda t: 6.0)),
+    # ledger's pgBouncers at 6 and 7 (the second from minute 30), and the namespace's third at 3: with the
+    # profile's pooler workloads not known (no pool in its LiveConfig), every one serving the database counts.
+    (("ledger", "books"), (lambda t: 3.0, lambda t: 7.0 if t >= START_SECONDS + 30 * 60 else 6.0)),
 ])
 def test_the_pool_size_served_is_read_by_the_database_name_clients_use_over_every_pooler_pod(
     observed: dict[ProfileKey, Observations], profile: tuple[str, str],
@@ -311,6 +312,21 @@ def test_the_pool_size_served_is_read_by_the_database_name_clients_use_over_ever
     smallest, largest = expected
     assert_matches(observations.pool_served_size_min, {t: smallest(t) for t in STEPS})
     assert_matches(observations.pool_served_size_max, {t: largest(t) for t in STEPS})
+
+
+def test_the_pool_size_served_is_read_from_the_workloads_mounting_the_profiles_config_map_alone(
+    prometheus: PrometheusServer,
+) -> None:
+    # The ConfigMap's pgBouncers are pgbouncer-a and pgbouncer-b: the namespace's third, at 3, is not this pool.
+    pool = PoolLive(default_pool_size=6, reserve_pool_size=0, pooler_replicas=1,
+                    pooler_workloads=("pgbouncer-a", "pgbouncer-b"))
+    target = ProfileTarget(make_profile("ledger", "books", pool=COMMUNITY_POOL), replace(LIMITED, pool=pool))
+    observations = fetch_observations([target], at=AT, settings=settings_for(prometheus.url))[("ledger", "books")]
+    assert_matches(observations.pool_served_size_min, {t: 6.0 for t in STEPS})
+    assert_matches(observations.pool_served_size_max,
+                   {t: 7.0 if t >= START_SECONDS + 30 * 60 else 6.0 for t in STEPS})
+    # The other pool signals count every pgBouncer of the namespace serving the database, as documented.
+    assert isinstance(observations.pool_server_active, Series)
 
 
 def test_a_pooler_without_the_pool_size_series_reads_as_unknown(observed: dict[ProfileKey, Observations]) -> None:

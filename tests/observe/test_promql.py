@@ -23,6 +23,7 @@ from perfpilot.observe.promql import (
     freeze_matchers,
     list_labels_matched_when_missing,
     namespace_matcher,
+    pool_served_size_query,
     pool_sum_query,
     quote,
     request_rate_query,
@@ -306,3 +307,13 @@ def test_every_peak_and_history_is_planned_as_a_subquery_read_at_one_point() -> 
     })
     plan = plan_queries([profile], PrometheusSettings(url="http://prometheus:9090"))
     assert {q.signal for q in plan.queries if isinstance(q.query, PeakSubquery)} == POINT_QUERIES
+
+
+def test_the_pool_size_served_is_selected_without_a_user_matcher_which_its_series_never_carry() -> None:
+    # SHOW DATABASES has no user column: a pool narrowed to {user: app} (SHOW POOLS' series) would otherwise
+    # read no pool size at all, and its verification would silently fall back to the configured size.
+    shape = PoolShape.from_pgbouncer(Pgbouncer.model_validate(
+        {"configMapRef": {"name": "pgbouncer"}, "matchers": {"user": "app", "job": "pgbouncer-api"}}))
+    served = pool_served_size_query(shape, namespaces=["shop"], smallest=True)
+    assert 'job="pgbouncer-api"' in served and "user=" not in served
+    assert 'user="app"' in pool_sum_query(shape, shape.names.server_active, namespaces=["shop"])

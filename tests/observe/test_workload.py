@@ -536,6 +536,17 @@ def test_a_config_map_mounted_through_a_projected_volume_counts_its_workloads_re
     assert live.pool is not None and live.pool.pooler_replicas == 4
 
 
+def test_the_pool_names_every_workload_mounting_its_config_map_and_no_other_pgbouncer() -> None:
+    # The pool size served is read from these workloads' pods alone (observe/snapshot.py): a pgBouncer on
+    # another ConfigMap, serving the same database at its own size, is another pool.
+    second = {**_pgbouncer_deployment({"configMap": {"name": "pgbouncer"}}), "metadata": {"name": "pgbouncer-b"}}
+    other = {**_pgbouncer_deployment({"configMap": {"name": "pgbouncer-ro"}}), "metadata": {"name": "pgbouncer-ro"}}
+    documents = [_workload(), _pgbouncer_config_map("[pgbouncer]\n"),
+                 _pgbouncer_deployment({"configMap": {"name": "pgbouncer"}}), other, second]
+    live = live_config_from_manifests(documents, profile(pool=CONFIG_MAP_POOL), now=NOW)
+    assert live.pool is not None and live.pool.pooler_workloads == ("pgbouncer", "pgbouncer-b")
+
+
 def test_a_pgbouncer_scaled_by_an_hpa_counts_its_max_replicas_in_the_server_budget() -> None:
     # Scaled out to 6, six pools each open their own server connections: 2 would let the pool grow three times
     # past what maxServerConnections leaves.

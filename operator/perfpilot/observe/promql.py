@@ -246,8 +246,9 @@ def _container_selector(shape: ContainerShape, metric: str, namespaces: Sequence
     )
 
 
-def _pool_selector(shape: PoolShape, metric: str, namespaces: Sequence[str]) -> str:
-    return selector(metric, namespace_matcher(namespaces), *_equality_matchers(shape.matchers))
+def _pool_selector(shape: PoolShape, metric: str, namespaces: Sequence[str], *, without: Sequence[str] = ()) -> str:
+    kept = tuple((label, value) for label, value in shape.matchers if label not in without)
+    return selector(metric, namespace_matcher(namespaces), *_equality_matchers(kept))
 
 
 def _rate_by(labels: Sequence[str], series_selector: str, rate_window_seconds: int, *, offset_seconds: int = 0) -> str:
@@ -402,7 +403,8 @@ def pool_served_size_query(shape: PoolShape, *, namespaces: Sequence[str], small
     database: when both equal the size written, every pod serves it (a ConfigMap's ini is served only once
     something reloads it). The database's name moves to the ``database`` label where the exporter keeps it in
     another (``pool_size_database_label``), so that these group like the other pool signals."""
-    series = _pool_selector(shape, shape.names.pool_size, namespaces)
+    # SHOW DATABASES has no user: a matcher on ``user`` (natural for SHOW POOLS' series) would select nothing.
+    series = _pool_selector(shape, shape.names.pool_size, namespaces, without=("user",))
     label = shape.names.pool_size_database_label
     if label != "database":
         series = f'label_replace({series}, "database", "$1", {quote(label)}, "(.*)")'

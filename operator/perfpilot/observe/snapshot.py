@@ -336,9 +336,10 @@ class Snapshot:
         )
 
     def _matching(
-        self, profile: PerformanceProfile, signal: QueryName
+        self, profile: PerformanceProfile, signal: QueryName, *, pool_workloads: tuple[str, ...] = ()
     ) -> tuple[list[RangeSeries], str] | Unknown:
-        """The series of ``signal``'s query that belong to ``profile``, and where they were looked for."""
+        """The series of ``signal``'s query that belong to ``profile``, and where they were looked for; a pool's
+        only from ``pool_workloads`` when they are given."""
         key = profile_key(profile)
         namespace = profile.metadata.namespace
         workload = profile.spec.target_ref.name
@@ -374,16 +375,21 @@ class Snapshot:
                 series
                 for (ns, pool_workload, database), found in outcome.items()
                 if ns == namespace and database == pgbouncer.database and pooler in (None, pool_workload)
+                and (not pool_workloads or pool_workload in pool_workloads)
                 for series in found
             ]
-            where = f"pool {namespace}/{pooler or '*'} database {pgbouncer.database}"
+            workloads = pooler or ("|".join(pool_workloads) if pool_workloads else "*")
+            where = f"pool {namespace}/{workloads} database {pgbouncer.database}"
         else:
             matching = list(outcome.get((namespace, workload), ()))
             where = f"{namespace}/{workload}"
         return matching, where
 
     def _signal(self, profile: PerformanceProfile, live: LiveConfig, signal: SignalName) -> Signal:
-        found = self._matching(profile, signal)
+        # The pool size served is read from the pgBouncers of the profile's ConfigMap alone: another of the
+        # namespace serving the database at its own size would read as this pool not served.
+        served_from = live.pool.pooler_workloads if live.pool is not None and signal in SERVED_SIGNALS else ()
+        found = self._matching(profile, signal, pool_workloads=served_from)
         if isinstance(found, Unknown):
             return found
         matching, where = found
@@ -469,6 +475,7 @@ class Snapshot:
         return peaks
 
 
+SERVED_SIGNALS = frozenset({SignalName.POOL_SERVED_SIZE_MIN, SignalName.POOL_SERVED_SIZE_MAX})
 # How the series of several pooler workloads serving one profile's database combine (the rest add up): the
 # oldest wait is the worst one, the pool size served the smallest or largest of any pod.
 _REDUCE_POOLERS: dict[SignalName, Callable[[Iterable[float]], float]] = {

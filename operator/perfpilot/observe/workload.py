@@ -694,22 +694,30 @@ def _most_replicas(objects: Iterable[Mapping[str, Any]], *, kind: str, name: str
     return replicas
 
 
-def _replicas_mounting(objects: Iterable[Mapping[str, Any]], config_map: str) -> int:
-    """Replicas of the pgBouncer workload that mounts the ConfigMap (at most, when an HPA scales it): each runs
-    a pool of its own. Not guessed when no workload among the manifests mounts it: the server-connection
-    budget multiplies by it."""
-    objects = list(objects)
+def _workloads_mounting(objects: Iterable[Mapping[str, Any]], config_map: str) -> list[Mapping[str, Any]]:
+    """The Deployments and StatefulSets whose pods mount the ConfigMap (its pgBouncers), in the order given."""
+    mounting = []
     for workload in objects:
         if workload.get("kind") not in ("Deployment", "StatefulSet"):
             continue
         where = _where(workload)
         volumes = _list(where, "spec.template.spec.volumes", _pod_spec(workload).get("volumes"))
-        for index, raw in enumerate(volumes):
-            path = f"spec.template.spec.volumes[{index}]"
-            if config_map in _mounted_config_maps(where, _mapping(where, path, raw), path):
-                replicas = _int(where, "spec.replicas", _spec(workload).get("replicas"))
-                return _most_replicas(objects, kind=str(workload.get("kind")), name=_name_of(workload) or "",
-                                      replicas=1 if replicas is None else replicas)  # 1: the API server's default
+        if any(config_map in _mounted_config_maps(where, _mapping(where, f"spec.template.spec.volumes[{index}]", raw),
+                                                  f"spec.template.spec.volumes[{index}]")
+               for index, raw in enumerate(volumes)):
+            mounting.append(workload)
+    return mounting
+
+
+def _replicas_mounting(objects: Iterable[Mapping[str, Any]], config_map: str) -> int:
+    """Replicas of the pgBouncer workload that mounts the ConfigMap (at most, when an HPA scales it): each runs
+    a pool of its own. Not guessed when no workload among the manifests mounts it: the server-connection
+    budget multiplies by it."""
+    objects = list(objects)
+    for workload in _workloads_mounting(objects, config_map)[:1]:
+        replicas = _int(_where(workload), "spec.replicas", _spec(workload).get("replicas"))
+        return _most_replicas(objects, kind=str(workload.get("kind")), name=_name_of(workload) or "",
+                              replicas=1 if replicas is None else replicas)  # 1: the API server's default
     raise WorkloadSpecError(f"spec.pool.pgbouncer.configMapRef.name {config_map}: no Deployment or StatefulSet among "
                             f"the manifests mounts that ConfigMap, so how many pgBouncer replicas run a pool of their "
                             f"own is unknown (add the pgBouncer workload to kubectl get)")
@@ -732,8 +740,11 @@ def pool_of(objects: Iterable[Mapping[str, Any]], profile: PerformanceProfile) -
             raise _fail(where, f"data.{ref.key}", "is required (the pgbouncer.ini named by configMapRef.key)")
         pool = parse_pgbouncer_ini(ini, database=pgbouncer.database, where=f"{where}: data.{ref.key}",
                                    size_max=profile.spec.pool.size.max)
+        objects = list(objects)
         replicas = _replicas_mounting(objects, ref.name)
-        return PoolLive(pool.default_pool_size, pool.reserve_pool_size, pooler_replicas=replicas)
+        mounting = tuple(_name_of(workload) or "" for workload in _workloads_mounting(objects, ref.name))
+        return PoolLive(pool.default_pool_size, pool.reserve_pool_size, pooler_replicas=replicas,
+                        pooler_workloads=mounting)
     if pgbouncer.pooler_ref is not None:
         pooler = _find(objects, "Pooler", pgbouncer.pooler_ref.name)
         if pooler is None:

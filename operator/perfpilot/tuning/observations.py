@@ -116,6 +116,9 @@ class PoolLive:
     default_pool_size: int
     reserve_pool_size: int
     pooler_replicas: int = 1
+    # The workloads whose pods mount a ConfigMap pool's ini (empty: a Pooler, or not known): the pool size
+    # served is read from their pods alone, not from another pgBouncer of the namespace serving the database.
+    pooler_workloads: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
