@@ -88,6 +88,27 @@ def test_the_next_evaluation_verifies_and_does_not_step_again(
     assert status["phase"] == "Verifying"
 
 
+def test_a_pool_change_pgbouncer_does_not_serve_holds_its_verification_and_every_other_pool_move(
+    kube: EmulatedCluster, served_scenario_prometheus: PrometheusServer
+) -> None:
+    # The exporter shows shop's two pgBouncers at 10, what the ConfigMap holds: the pool grows. Two minutes on
+    # they still serve 10 (nothing reloaded the ini): the change is not judged on the old pool, and the clients
+    # still waiting get no second size written where nothing reads it.
+    seed(kube, profile_named())
+    [first] = run_shop_cycle(kube, served_scenario_prometheus.url)
+    assert first.written
+    grown = pool(kube)
+    assert grown.default_pool_size > BEFORE.default_pool_size
+    [second] = run_shop_cycle(kube, served_scenario_prometheus.url, now=AT + timedelta(minutes=2))
+    assert not second.written
+    assert pool(kube) == grown
+    status = status_of(kube)
+    assert (status["phase"], status["lastChange"]["verdict"]) == ("Verifying", "Pending")
+    assert (f"pool size {grown.default_pool_size} written at 23:00:00 but pgBouncer serves pool size 10 on every "
+            f"pooler pod: its verification begins once every pooler pod serves it") in (
+        status["recommendation"]["reason"])
+
+
 class _RacedApi(KubeApi):
     """Someone else writes the object between perfpilot's read and its patch."""
 
