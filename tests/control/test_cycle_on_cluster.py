@@ -104,6 +104,7 @@ def test_a_pool_change_pgbouncer_does_not_serve_holds_its_verification_and_every
     assert pool(kube) == grown
     status = status_of(kube)
     assert (status["phase"], status["lastChange"]["verdict"]) == ("Verifying", "Pending")
+    assert (status["observed"]["poolSizeServedMin"], status["observed"]["poolSizeServedMax"]) == (10, 10)
     assert (f"pool size {grown.default_pool_size} written at 23:00:00 but pgBouncer serves pool size 10 on every "
             f"pooler pod: its verification begins once every pooler pod serves it") in (
         status["recommendation"]["reason"])

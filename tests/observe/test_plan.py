@@ -19,7 +19,7 @@ DATA = Path(__file__).parent / "data"
 PROFILE = DATA / "shop-api-profile.yaml"
 WORKLOAD = DATA / "shop-api-workload.yaml"
 OBSERVED_KEYS = {"p95LatencySeconds", "requestRate", "errorRatio", "cpuUtilization", "memoryUtilization",
-                 "replicas", "poolUtilization", "poolWaitingClients"}
+                 "replicas", "poolUtilization", "poolWaitingClients", "poolSizeServedMin", "poolSizeServedMax"}
 
 
 def test_plan_prints_the_pool_change_with_its_table_row_values_and_bounds(
@@ -35,6 +35,7 @@ def test_plan_prints_the_pool_change_with_its_table_row_values_and_bounds(
     assert "  bounds:    5..40" in out
     assert "poolWaitingClients   20" in out
     assert "poolUtilization      100" in out  # 20 server connections over 2 pgBouncer replicas x 10
+    assert "poolSizeServedMin    10" in out and "poolSizeServedMax    10" in out  # both pods, after minute 50
     assert "the operator would write it: no (Recommend mode" in out
     assert {path: path.read_text() for path in (PROFILE, WORKLOAD)} == before
 

@@ -190,6 +190,10 @@ class ObservedStatus(ApiModel):
     replicas: float | None = None
     pool_utilization_percent: float | None = Field(None, alias="poolUtilization")
     pool_waiting_clients: float | None = None
+    # The pool size pgBouncer serves for the database, smallest and largest over the pooler pods (the
+    # exporter's SHOW DATABASES): a pool change is verified once both are the size written.
+    pool_size_served_min: float | None = None
+    pool_size_served_max: float | None = None
     samples: int | None = None
     unknown: dict[str, str] = Field(default_factory=dict)
 

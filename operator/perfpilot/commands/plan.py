@@ -308,7 +308,7 @@ def plan_text(*, profile: PerformanceProfile, observations: Observations, observ
     ]
     dumped = observed.model_dump(by_alias=True, mode="json")
     keys = ("p95LatencySeconds", "requestRate", "errorRatio", "cpuUtilization", "memoryUtilization",
-            "replicas", "poolUtilization", "poolWaitingClients")
+            "replicas", "poolUtilization", "poolWaitingClients", "poolSizeServedMin", "poolSizeServedMax")
     for key in keys:
         value = dumped[key]
         shown = f"{value:.4g}" if value is not None else f"unknown ({observed.unknown.get(key, '')})"

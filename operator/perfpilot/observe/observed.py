@@ -28,6 +28,8 @@ def observed_status(observations: Observations) -> ObservedStatus:
         "replicas": observations.replicas,
         "pool_utilization_percent": compute_pool_utilisation_percent(observations),
         "pool_waiting_clients": observations.pool_client_waiting,
+        "pool_size_served_min": observations.pool_served_size_min,
+        "pool_size_served_max": observations.pool_served_size_max,
     }
     values: dict[str, float | None] = {}
     unknown: dict[str, str] = {}
